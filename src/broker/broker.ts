@@ -1,0 +1,400 @@
+import { EventEmitter } from 'node:events';
+import type net from 'node:net';
+import type { Duplex } from 'node:stream';
+import {
+  ConnectReturnCode, topicNameError, type ConnectPacket, type PublishPacket, type QoS, type WillMessage,
+} from '../protocol/index.js';
+import { anonymousPolicy } from '../security/listener-policy.js';
+import { MemoryStore } from '../store/memory.js';
+import type { BrokerStore, RecoveredSession } from '../store/store.js';
+import { TcpListener } from '../transport/tcp.js';
+import { Connection, type ListenerInfo, type PeerInfo } from './connection.js';
+import { Delivery } from './delivery.js';
+import { composeHooks, type AuthenticateResult, type BrokerHooks, type ClientInfo, type PublishRequest } from './hooks.js';
+import { Housekeeper } from './housekeeper.js';
+import { silentLogger, type Logger } from './logger.js';
+import type { Message } from './message.js';
+import { DEFAULT_LIMITS, type BrokerLimits, type BrokerOptions, type ListenerOptions } from './options.js';
+import { RetainedMessages } from './retained.js';
+import { Router } from './router.js';
+import { Session } from './session.js';
+import { BrokerStats } from './stats.js';
+import { sysTopics } from './sys.js';
+import { VERSION } from './version.js';
+
+export interface BrokerEvents {
+  clientConnected: [client: ClientInfo];
+  clientDisconnected: [client: ClientInfo, reason: string];
+  /** A connection closed for a protocol violation; `client` is undefined before CONNECT was accepted. */
+  clientError: [client: ClientInfo | undefined, error: Error];
+  subscribe: [client: ClientInfo, subscriptions: Array<{ filter: string; qos: QoS }>];
+  unsubscribe: [client: ClientInfo, filters: string[]];
+  /** Every message routed; `client` is undefined for messages from the broker itself. */
+  publish: [message: PublishRequest, client: ClientInfo | undefined];
+}
+
+export interface ListenerAddress {
+  name: string;
+  host: string;
+  port: number;
+}
+
+interface RunningListener {
+  info: ListenerInfo;
+  transport: TcpListener;
+  address: ListenerAddress;
+}
+
+/** The MQTT broker: sessions, routing, retained messages, wills and $SYS, over any stream transport. */
+export class Broker extends EventEmitter<BrokerEvents> {
+  readonly limits: BrokerLimits;
+  readonly hooks: BrokerHooks;
+  readonly store: BrokerStore;
+  readonly logger: Logger;
+  readonly stats = new BrokerStats();
+  readonly delivery: Delivery;
+  readonly router: Router;
+  readonly retained: RetainedMessages;
+  readonly sessions = new Map<string, Session>();
+  readonly connections = new Set<Connection>();
+  readonly version = VERSION;
+
+  private readonly housekeeper: Housekeeper;
+  private readonly listenerOptions: ListenerOptions[];
+  private readonly sysInterval: number;
+  private running: RunningListener[] = [];
+  private sysTimer: NodeJS.Timeout | undefined;
+  private toFlush: Connection[] = [];
+  private flushScheduled = false;
+  private started = false;
+  private closing = false;
+
+  constructor(options: BrokerOptions = {}) {
+    super();
+    this.limits = { ...DEFAULT_LIMITS, ...options.limits };
+    const hookList = options.hooks === undefined ? [] : Array.isArray(options.hooks) ? options.hooks : [options.hooks];
+    this.hooks = hookList.length === 0 ? {} : composeHooks(hookList);
+    this.store = options.store ?? new MemoryStore();
+    this.logger = options.logger ?? silentLogger;
+    this.listenerOptions = options.listeners ?? [{ host: '127.0.0.1', port: 1883 }];
+    this.sysInterval = options.sysInterval ?? 10;
+    this.delivery = new Delivery(this.limits, this.store, this.stats, this.logger);
+    this.router = new Router(this.delivery, this.hooks);
+    this.retained = new RetainedMessages(this.store);
+    this.housekeeper = new Housekeeper(this.connections, this.limits);
+  }
+
+  get isClosing(): boolean {
+    return this.closing;
+  }
+
+  /** Where each listener is bound (useful with port 0). */
+  get addresses(): ListenerAddress[] {
+    return this.running.map((l) => l.address);
+  }
+
+  /** Recovers stored state, then opens every listener. Rejects (and listens nowhere) if one cannot start. */
+  async listen(): Promise<ListenerAddress[]> {
+    if (this.started) throw new Error('broker already started');
+    this.started = true;
+    const plans = this.listenerOptions.map((opts) => this.planListener(opts));
+    await this.recover();
+    this.housekeeper.start();
+    if (this.sysInterval > 0) {
+      this.publishSys();
+      this.sysTimer = setInterval(() => this.publishSys(), this.sysInterval * 1000).unref();
+    }
+    try {
+      for (const plan of plans) {
+        const transport = new TcpListener(plan.opts, (socket) => this.acceptSocket(socket, plan.info));
+        const bound = await transport.listen();
+        this.running.push({ info: plan.info, transport, address: { name: plan.info.name, host: bound.address, port: bound.port } });
+        this.logger.info({ listener: plan.info.name, host: bound.address, port: bound.port }, 'listening');
+      }
+    } catch (err) {
+      await this.close();
+      throw err;
+    }
+    return this.addresses;
+  }
+
+  private planListener(opts: ListenerOptions): { opts: { host: string; port: number }; info: ListenerInfo } {
+    const host = opts.host ?? '127.0.0.1';
+    const port = opts.port ?? 1883;
+    const name = opts.name ?? `${host}:${port}`;
+    const policy = anonymousPolicy({
+      name, host, allowAnonymous: opts.allowAnonymous, authenticationConfigured: this.hooks.authenticate !== undefined,
+    });
+    if (policy.warning) this.logger.warn({ listener: name }, policy.warning);
+    return { opts: { host, port }, info: { name, allowAnonymous: policy.allowAnonymous } };
+  }
+
+  /**
+   * Serves one client over any duplex stream (a TCP socket, a WebSocket stream,
+   * a test pipe). The stream belongs to the broker from here on.
+   */
+  accept(stream: Duplex, listener: ListenerInfo, peer: PeerInfo): void {
+    const conn = new Connection(this, stream, listener, peer);
+    this.connections.add(conn);
+    this.stats.totalConnections++;
+    if (this.closing) conn.close('server shutting down', { publishWill: false });
+  }
+
+  private acceptSocket(socket: net.Socket, info: ListenerInfo): void {
+    this.accept(socket, info, { remoteAddress: socket.remoteAddress ?? '', remotePort: socket.remotePort ?? 0 });
+  }
+
+  /** Stops listening, closes every connection, and makes the state durable. */
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    const stopping = this.running.map((l) => l.transport.close());
+    for (const conn of this.connections) conn.close('server shutting down', { publishWill: false });
+    const gone = [...this.connections].map((conn) => new Promise<void>((resolve) => {
+      if (conn.socket.destroyed && conn.state === 'closed') resolve();
+      else conn.socket.once('close', () => resolve());
+    }));
+    for (const conn of this.connections) conn.destroy();
+    this.housekeeper.stop();
+    if (this.sysTimer) clearInterval(this.sysTimer);
+    await Promise.all([...stopping, ...gone]);
+    await this.store.close();
+    this.running = [];
+    this.logger.info({}, 'broker closed');
+  }
+
+  // ---- write batching -------------------------------------------------------
+
+  /** Connections written to in this turn are flushed together once it ends. */
+  flushLater(conn: Connection): void {
+    this.toFlush.push(conn);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      process.nextTick(this.flushAll);
+    }
+  }
+
+  private readonly flushAll = (): void => {
+    this.flushScheduled = false;
+    const list = this.toFlush;
+    this.toFlush = [];
+    for (const conn of list) conn.flush();
+  };
+
+  // ---- connection lifecycle (called by Connection and handlers) ---------------
+
+  authenticate(conn: Connection, packet: ConnectPacket): number | Promise<number> {
+    const hook = this.hooks.authenticate;
+    if (!hook) return this.anonymousVerdict(conn);
+    const result = hook({
+      clientId: packet.clientId,
+      username: packet.username,
+      password: packet.password,
+      protocolVersion: packet.protocolVersion,
+      remoteAddress: conn.peer.remoteAddress,
+      listener: conn.listener.name,
+      allowAnonymous: conn.listener.allowAnonymous,
+    });
+    if (!(result instanceof Promise)) return this.authVerdict(result, conn);
+    return result.then(
+      (r) => this.authVerdict(r, conn),
+      (err: unknown) => {
+        // Fail closed: an authenticator that breaks lets nobody in.
+        this.logger.error({ err, remoteAddress: conn.peer.remoteAddress }, 'authenticate hook failed');
+        return ConnectReturnCode.ServerUnavailable;
+      },
+    );
+  }
+
+  private authVerdict(result: AuthenticateResult, conn: Connection): number {
+    if (result === undefined) return this.anonymousVerdict(conn);
+    const ok = typeof result === 'boolean' ? result : result.ok;
+    if (ok) return ConnectReturnCode.Accepted;
+    if (typeof result === 'object' && result.reason === 'notAuthorized') return ConnectReturnCode.NotAuthorized;
+    return ConnectReturnCode.BadUsernameOrPassword;
+  }
+
+  private anonymousVerdict(conn: Connection): number {
+    return conn.listener.allowAnonymous ? ConnectReturnCode.Accepted : ConnectReturnCode.NotAuthorized;
+  }
+
+  /** Binds a connection to its session, taking over from an older connection [MQTT-3.1.4-2]. */
+  attachSession(conn: Connection, clientId: string, clean: boolean): { session: Session; present: boolean } {
+    const previous = this.sessions.get(clientId)?.connection;
+    if (previous) {
+      this.logger.info({ clientId }, 'session taken over by a new connection');
+      previous.close('session taken over');
+    }
+    let session = this.sessions.get(clientId);
+    let present = false;
+    if (clean) {
+      // A clean session discards any previous one [MQTT-3.1.2-6].
+      if (session) this.destroySession(session);
+      session = new Session(clientId, false);
+      this.sessions.set(clientId, session);
+    } else if (session) {
+      present = true;
+    } else {
+      session = new Session(clientId, true);
+      this.sessions.set(clientId, session);
+      this.store.saveSession({ clientId, createdAt: session.createdAt });
+    }
+    session.connection = conn;
+    session.client = conn.client;
+    conn.session = session;
+    return { session, present };
+  }
+
+  clientConnected(conn: Connection): void {
+    const stats = this.stats;
+    stats.connectedClients++;
+    if (stats.connectedClients > stats.maxConnectedClients) stats.maxConnectedClients = stats.connectedClients;
+    const client = conn.client!;
+    this.logger.info(
+      { clientId: client.id, username: client.username, remoteAddress: client.remoteAddress, listener: client.listener, clean: client.clean },
+      'client connected',
+    );
+    this.emit('clientConnected', client);
+  }
+
+  connectionClosed(conn: Connection, reason: string, wasConnected: boolean, graceful: boolean, publishWill: boolean): void {
+    if (!wasConnected) return;
+    this.stats.connectedClients--;
+    const session = conn.session!;
+    if (session.connection === conn) {
+      session.connection = undefined;
+      if (!session.persistent) this.destroySession(session);
+    }
+    const client = conn.client!;
+    if (!graceful && publishWill && conn.will) this.publishWill(client, conn.will);
+    conn.will = undefined;
+    this.logger.info({ clientId: client.id, reason }, 'client disconnected');
+    this.emit('clientDisconnected', client, reason);
+  }
+
+  connectionGone(conn: Connection): void {
+    this.connections.delete(conn);
+  }
+
+  private destroySession(session: Session): void {
+    for (const filter of session.subscriptions.keys()) this.router.unsubscribe(session, filter);
+    session.subscriptions.clear();
+    session.queue.clear();
+    session.inflight.clear();
+    if (this.sessions.get(session.clientId) === session) this.sessions.delete(session.clientId);
+    if (session.persistent) this.store.deleteSession(session.clientId);
+  }
+
+  // ---- subscriptions ----------------------------------------------------------
+
+  subscribe(session: Session, filter: string, qos: QoS): void {
+    session.subscriptions.set(filter, qos);
+    this.router.subscribe(session, filter, qos);
+    if (session.persistent) this.store.putSubscription(session.clientId, { filter, qos });
+  }
+
+  unsubscribe(session: Session, filter: string): void {
+    if (!session.subscriptions.delete(filter)) return;
+    this.router.unsubscribe(session, filter);
+    if (session.persistent) this.store.deleteSubscription(session.clientId, filter);
+  }
+
+  /** Retained messages matching a new subscription, sent with the retain flag set [MQTT-3.3.1-8]. */
+  sendRetained(session: Session, filter: string, granted: QoS): void {
+    const authorize = this.hooks.authorizeDelivery;
+    this.retained.match(filter, (message) => {
+      if (authorize && session.client && !authorize(session.client, message)) return;
+      this.delivery.deliver(session, message, (message.qos < granted ? message.qos : granted) as QoS);
+    });
+  }
+
+  /** Topic names and filters beyond the configured size limits. */
+  topicLimitError(topic: string): string | undefined {
+    if (topic.length > this.limits.maxTopicLength || Buffer.byteLength(topic) > this.limits.maxTopicLength) {
+      return `topic longer than ${this.limits.maxTopicLength} bytes`;
+    }
+    let levels = 1;
+    for (let i = topic.indexOf('/'); i !== -1; i = topic.indexOf('/', i + 1)) levels++;
+    if (levels > this.limits.maxTopicLevels) return `topic has more than ${this.limits.maxTopicLevels} levels`;
+    return undefined;
+  }
+
+  // ---- publishing -------------------------------------------------------------
+
+  publishFromClient(conn: Connection, packet: PublishPacket): void {
+    this.route(packet.topic, packet.payload, packet.qos, packet.retain, conn.client);
+  }
+
+  private publishWill(client: ClientInfo, will: WillMessage): void {
+    if (will.topic.charCodeAt(0) === 0x24) return;
+    const authorize = this.hooks.authorizePublish;
+    const verdict = authorize ? authorize(client, will) : true;
+    const publish = (allowed: boolean): void => {
+      if (allowed) this.route(will.topic, will.payload, will.qos, will.retain, client);
+    };
+    if (typeof verdict === 'boolean') publish(verdict);
+    else verdict.then(publish, (err: unknown) => this.logger.error({ err }, 'authorizePublish hook failed for a will'));
+  }
+
+  /** Publishes a message from the embedding program, as if from a client that may publish anywhere. */
+  publish(message: { topic: string; payload: Buffer | string; qos?: QoS; retain?: boolean }): void {
+    const problem = topicNameError(message.topic);
+    if (problem) throw new TypeError(problem);
+    const payload = typeof message.payload === 'string' ? Buffer.from(message.payload) : message.payload;
+    this.route(message.topic, payload, message.qos ?? 0, message.retain ?? false, undefined);
+  }
+
+  private route(topic: string, payload: Buffer, qos: QoS, retain: boolean, client: ClientInfo | undefined): void {
+    if (retain) this.retained.update(topic, payload, qos);
+    // Subscribers of an established subscription get the retain flag cleared [MQTT-3.3.1-9].
+    const message: Message = { topic, payload, qos, retain: false };
+    this.router.route(message);
+    if (this.listenerCount('publish') > 0) this.emit('publish', { topic, payload, qos, retain }, client);
+  }
+
+  private publishSys(): void {
+    let disconnected = 0;
+    for (const session of this.sessions.values()) if (!session.connection) disconnected++;
+    const snapshot = {
+      stats: this.stats,
+      version: `moat ${this.version}`,
+      disconnectedSessions: disconnected,
+      subscriptions: this.router.trie.size,
+      retained: this.retained.size,
+    };
+    for (const [topic, value] of sysTopics(snapshot, Date.now())) {
+      this.route(topic, Buffer.from(value), 0, true, undefined);
+    }
+  }
+
+  // ---- recovery -----------------------------------------------------------------
+
+  private async recover(): Promise<void> {
+    const state = await this.store.open();
+    for (const message of state.retained) this.retained.restore(message);
+    for (const stored of state.sessions) this.restoreSession(stored);
+    if (state.sessions.length > 0 || state.retained.length > 0) {
+      this.logger.info({ sessions: state.sessions.length, retained: state.retained.length }, 'state recovered');
+    }
+  }
+
+  private restoreSession(stored: RecoveredSession): void {
+    const session = new Session(stored.record.clientId, true, stored.record.createdAt);
+    for (const sub of stored.subscriptions) {
+      session.subscriptions.set(sub.filter, sub.qos);
+      this.router.subscribe(session, sub.filter, sub.qos);
+    }
+    for (const entry of stored.inflight) session.inflight.set(entry.packetId, entry);
+    for (const entry of stored.queue) {
+      session.queue.push(entry);
+      session.queuedBytes += entry.message.payload.length;
+      session.restoreSeq(entry.seq);
+    }
+    for (const id of stored.incomingQos2) session.incomingQos2.add(id);
+    this.sessions.set(session.clientId, session);
+  }
+}
+
+export function createBroker(options: BrokerOptions = {}): Broker {
+  return new Broker(options);
+}

@@ -1,0 +1,195 @@
+import type { Duplex } from 'node:stream';
+import {
+  encodeAck, encodeConnack, encodeEmpty, encodePublishHeader, PacketDecoder, PacketType, ProtocolError,
+  type Packet, type ProtocolVersion, type QoS, type WillMessage,
+} from '../protocol/index.js';
+import type { Broker } from './broker.js';
+import { dispatch } from './handlers/index.js';
+import type { ClientInfo } from './hooks.js';
+import { topicByteLength, type Message } from './message.js';
+import type { Session } from './session.js';
+
+export interface ListenerInfo {
+  readonly name: string;
+  readonly allowAnonymous: boolean;
+}
+
+export interface PeerInfo {
+  remoteAddress: string;
+  remotePort: number;
+}
+
+type State = 'awaiting-connect' | 'connecting' | 'connected' | 'closing' | 'closed';
+
+/**
+ * One client's network connection: bytes in through the decoder to the packet
+ * handlers, packets out through a per-turn write batch. Protocol state of the
+ * client lives in its Session; this object dies with the socket.
+ */
+export class Connection {
+  readonly decoder: PacketDecoder;
+  state: State = 'awaiting-connect';
+  version: ProtocolVersion = 4;
+  keepalive = 0;
+  session: Session | undefined;
+  client: ClientInfo | undefined;
+  will: WillMessage | undefined;
+  readonly openedAt = Date.now();
+  lastActivity = this.openedAt;
+  closingSince = 0;
+  private corked = false;
+  private readonly onPacket = (packet: Packet, size: number): boolean => this.handlePacket(packet, size);
+
+  constructor(
+    readonly broker: Broker,
+    readonly socket: Duplex,
+    readonly listener: ListenerInfo,
+    readonly peer: PeerInfo,
+  ) {
+    this.decoder = new PacketDecoder(broker.limits.maxPacketSize);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', (err) => this.close(`network error: ${err.message}`));
+    socket.on('close', () => this.close('socket closed'));
+    socket.on('drain', () => this.onDrain());
+  }
+
+  get isConnected(): boolean {
+    return this.state === 'connected';
+  }
+
+  /** The peer stopped reading: its unsent bytes passed the outbound limit. */
+  get congested(): boolean {
+    return this.socket.writableLength > this.broker.limits.maxOutboundBuffer;
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.state === 'closed' || this.state === 'closing') return;
+    this.lastActivity = Date.now();
+    this.broker.stats.bytesReceived += chunk.length;
+    const error = this.decoder.push(chunk, this.onPacket);
+    if (error) this.protocolError(error);
+  }
+
+  private handlePacket(packet: Packet, _size: number): boolean {
+    if (this.state === 'closed' || this.state === 'closing') return false;
+    this.broker.stats.packetsReceived++;
+    let pending: void | Promise<void>;
+    try {
+      pending = dispatch(this, packet);
+    } catch (err) {
+      this.fail(err);
+      return false;
+    }
+    if (pending) {
+      // An asynchronous hook is deciding: hold later packets back to keep their order.
+      pending.then(
+        () => {
+          if (this.state === 'closed' || this.state === 'closing') return;
+          const error = this.decoder.resume(this.onPacket);
+          if (error) this.protocolError(error);
+        },
+        (err) => this.fail(err),
+      );
+      return false;
+    }
+    return this.isOpen;
+  }
+
+  /** Re-read through a getter: handlers change the state while a packet is processed. */
+  private get isOpen(): boolean {
+    return this.state !== 'closed' && this.state !== 'closing';
+  }
+
+  private fail(err: unknown): void {
+    if (err instanceof ProtocolError) this.protocolError(err);
+    else {
+      this.broker.logger.error({ err, clientId: this.client?.id }, 'internal error while handling a packet');
+      this.close('internal error');
+    }
+  }
+
+  /** Closes the connection for a protocol violation; the will is published [MQTT-4.8.0-1]. */
+  protocolError(error: ProtocolError): void {
+    if (this.state === 'closed' || this.state === 'closing') return;
+    this.decoder.fail(error);
+    this.broker.logger.debug(
+      { clientId: this.client?.id, remoteAddress: this.peer.remoteAddress, reason: error.message },
+      'protocol error',
+    );
+    this.broker.emit('clientError', this.client, error);
+    this.close(`protocol error: ${error.message}`);
+  }
+
+  write(bytes: Buffer): void {
+    if (this.state === 'closed') return;
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      this.broker.flushLater(this);
+    }
+    this.socket.write(bytes);
+    this.broker.stats.bytesSent += bytes.length;
+    this.broker.stats.packetsSent++;
+  }
+
+  /** Ends the per-turn batch: everything written since the last flush leaves in one writev. */
+  flush(): void {
+    if (!this.corked) return;
+    this.corked = false;
+    this.socket.uncork();
+  }
+
+  sendConnack(returnCode: number, sessionPresent: boolean): void {
+    this.write(encodeConnack({ type: PacketType.CONNACK, returnCode, sessionPresent }, this.version));
+  }
+
+  sendAck(type: typeof PacketType.PUBACK | typeof PacketType.PUBREC | typeof PacketType.PUBREL | typeof PacketType.PUBCOMP | typeof PacketType.UNSUBACK, packetId: number): void {
+    this.write(encodeAck(type, packetId, this.version));
+  }
+
+  sendPingresp(): void {
+    this.write(encodeEmpty(PacketType.PINGRESP));
+  }
+
+  /** Header and payload as two writes, so the payload is never copied. */
+  sendPublish(message: Message, qos: QoS, packetId: number, dup: boolean): void {
+    this.write(encodePublishHeader(
+      message.topic, topicByteLength(message), qos, message.retain, dup, packetId, message.payload.length,
+    ));
+    if (message.payload.length > 0) {
+      this.socket.write(message.payload);
+      this.broker.stats.bytesSent += message.payload.length;
+    }
+    this.broker.stats.publishSent++;
+  }
+
+  private onDrain(): void {
+    if (this.state === 'connected' && this.session) this.broker.delivery.drainQueue(this.session);
+  }
+
+  /**
+   * Closes the connection once. Unless the client sent DISCONNECT, its will is
+   * published [MQTT-3.1.2-8]. Pending writes are flushed first; the housekeeper
+   * destroys sockets whose peer does not finish closing.
+   */
+  close(reason: string, options: { graceful?: boolean; publishWill?: boolean } = {}): void {
+    if (this.state === 'closed' || this.state === 'closing') return;
+    const wasConnected = this.state === 'connected';
+    this.state = 'closing';
+    this.closingSince = Date.now();
+    this.flush();
+    if (this.socket.destroyed) this.state = 'closed';
+    else this.socket.end();
+    this.broker.connectionClosed(this, reason, wasConnected, options.graceful === true, options.publishWill !== false);
+    this.socket.once('close', () => {
+      this.state = 'closed';
+      this.broker.connectionGone(this);
+    });
+    if (this.socket.destroyed) this.broker.connectionGone(this);
+  }
+
+  /** Forcibly releases the socket (the peer did not close in time). */
+  destroy(): void {
+    this.socket.destroy();
+  }
+}

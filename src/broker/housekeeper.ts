@@ -1,0 +1,49 @@
+import type { Connection } from './connection.js';
+import type { BrokerLimits } from './options.js';
+
+const SWEEP_INTERVAL_MS = 500;
+/** How long a closing socket may wait for its peer before it is destroyed. */
+const CLOSE_GRACE_MS = 2000;
+
+/**
+ * One timer for every connection instead of one per connection: each sweep
+ * closes sockets that never sent CONNECT, clients silent for 1.5 x keep-alive
+ * [MQTT-3.1.2-24], and closing sockets whose peer does not finish.
+ */
+export class Housekeeper {
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly connections: ReadonlySet<Connection>,
+    private readonly limits: BrokerLimits,
+  ) {}
+
+  start(): void {
+    this.timer ??= setInterval(() => this.sweep(Date.now()), SWEEP_INTERVAL_MS).unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  sweep(now: number): void {
+    const connectTimeoutMs = this.limits.connectTimeout * 1000;
+    for (const conn of this.connections) {
+      switch (conn.state) {
+        case 'awaiting-connect':
+        case 'connecting':
+          if (now - conn.openedAt > connectTimeoutMs) conn.close('no CONNECT in time', { publishWill: false });
+          break;
+        case 'connected':
+          if (conn.keepalive > 0 && now - conn.lastActivity > conn.keepalive * 1500) conn.close('keep-alive timeout');
+          break;
+        case 'closing':
+          if (now - conn.closingSince > CLOSE_GRACE_MS) conn.destroy();
+          break;
+        case 'closed':
+          break;
+      }
+    }
+  }
+}

@@ -1,0 +1,15 @@
+/** Counters behind $SYS/broker/...; plain fields so the hot path only increments. */
+export class BrokerStats {
+  readonly startedAt = Date.now();
+  packetsReceived = 0;
+  packetsSent = 0;
+  bytesReceived = 0;
+  bytesSent = 0;
+  publishReceived = 0;
+  publishSent = 0;
+  /** Messages not delivered because of a limit (queue full, slow consumer, offline QoS 0). */
+  publishDropped = 0;
+  connectedClients = 0;
+  maxConnectedClients = 0;
+  totalConnections = 0;
+}

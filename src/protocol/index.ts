@@ -1,0 +1,12 @@
+export * from './constants.js';
+export * from './reason-codes.js';
+export * from './errors.js';
+export type * from './packets.js';
+export { PacketDecoder, type PacketHandler } from './decoder.js';
+export { encodePacket } from './encoder.js';
+export { encodePublish, encodePublishHeader } from './publish.js';
+export { encodeAck } from './ack.js';
+export { encodeConnack } from './connack.js';
+export { encodeSuback } from './subscribe.js';
+export { encodeEmpty } from './empty.js';
+export { topicFilterError, topicNameError, isWildcardFilter } from './topic-rules.js';

@@ -1,0 +1,34 @@
+/**
+ * Topic name and topic filter syntax (MQTT 3.1.1 section 4.7, 5.0 section 4.7).
+ * Each function returns a description of the first violation, or undefined.
+ */
+export function topicNameError(topic: string): string | undefined {
+  if (topic.length === 0) return 'topic name must not be empty [MQTT-4.7.3-1]';
+  if (topic.includes('+') || topic.includes('#')) {
+    return 'wildcards are not allowed in a topic name [MQTT-3.3.2-2]';
+  }
+  return undefined;
+}
+
+export function topicFilterError(filter: string): string | undefined {
+  if (filter.length === 0) return 'topic filter must not be empty [MQTT-4.7.3-1]';
+  const hash = filter.indexOf('#');
+  if (hash !== -1) {
+    if (hash !== filter.length - 1) return "'#' must be the last character of a filter [MQTT-4.7.1-2]";
+    if (hash > 0 && filter.charCodeAt(hash - 1) !== 0x2f) {
+      return "'#' must occupy a whole level [MQTT-4.7.1-2]";
+    }
+  }
+  let plus = filter.indexOf('+');
+  while (plus !== -1) {
+    const before = plus === 0 ? 0x2f : filter.charCodeAt(plus - 1);
+    const after = plus === filter.length - 1 ? 0x2f : filter.charCodeAt(plus + 1);
+    if (before !== 0x2f || after !== 0x2f) return "'+' must occupy a whole level [MQTT-4.7.1-3]";
+    plus = filter.indexOf('+', plus + 1);
+  }
+  return undefined;
+}
+
+export function isWildcardFilter(filter: string): boolean {
+  return filter.includes('+') || filter.includes('#');
+}

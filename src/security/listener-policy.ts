@@ -1,0 +1,44 @@
+import net from 'node:net';
+
+/** True for addresses only this machine can reach. */
+export function isLoopbackHost(host: string): boolean {
+  if (host === 'localhost' || host === '::1') return true;
+  if (net.isIPv4(host)) return host.startsWith('127.');
+  if (host.startsWith('::ffff:')) return host.slice(7).startsWith('127.');
+  return false;
+}
+
+export interface AnonymousPolicyInput {
+  name: string;
+  host: string;
+  allowAnonymous: boolean | undefined;
+  authenticationConfigured: boolean;
+}
+
+export interface AnonymousPolicy {
+  allowAnonymous: boolean;
+  /** Set when the operator opened a network-reachable listener to everyone. */
+  warning?: string;
+}
+
+/**
+ * Secure by default: anonymous clients are accepted on loopback unless
+ * forbidden, and on any other address only when the operator says so.
+ * A reachable listener with no way to authenticate anybody refuses to start.
+ */
+export function anonymousPolicy(input: AnonymousPolicyInput): AnonymousPolicy {
+  if (isLoopbackHost(input.host)) return { allowAnonymous: input.allowAnonymous ?? true };
+  if (input.allowAnonymous === true) {
+    return {
+      allowAnonymous: true,
+      warning: `listener ${input.name} accepts unauthenticated clients on ${input.host}, reachable from the network`,
+    };
+  }
+  if (!input.authenticationConfigured) {
+    throw new Error(
+      `listener ${input.name}: refusing to listen on non-loopback address ${input.host} without authentication; ` +
+        'configure authentication, or set allow_anonymous: true (allowAnonymous in the library API) to accept anyone',
+    );
+  }
+  return { allowAnonymous: false };
+}

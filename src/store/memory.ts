@@ -1,0 +1,98 @@
+import type {
+  BrokerStore, InflightRecord, QueuedRecord, RecoveredState, SessionRecord, StoredMessage, SubscriptionRecord,
+} from './store.js';
+
+interface SessionData {
+  record: SessionRecord;
+  subscriptions: Map<string, SubscriptionRecord>;
+  queue: Map<number, QueuedRecord>;
+  inflight: Map<number, InflightRecord>;
+  incomingQos2: Set<number>;
+}
+
+/**
+ * Keeps state in this process' memory: nothing survives the process, but a
+ * broker closed and re-created with the same instance recovers everything,
+ * which is how embedding programs restart a broker without losing sessions.
+ */
+export class MemoryStore implements BrokerStore {
+  private readonly sessions = new Map<string, SessionData>();
+  private readonly retained = new Map<string, StoredMessage>();
+
+  async open(): Promise<RecoveredState> {
+    return {
+      sessions: [...this.sessions.values()].map((s) => ({
+        record: { ...s.record },
+        subscriptions: [...s.subscriptions.values()],
+        queue: [...s.queue.values()].sort((a, b) => a.seq - b.seq),
+        inflight: [...s.inflight.values()],
+        incomingQos2: [...s.incomingQos2],
+      })),
+      retained: [...this.retained.values()],
+    };
+  }
+
+  async close(): Promise<void> {}
+
+  saveSession(record: SessionRecord): void {
+    const existing = this.sessions.get(record.clientId);
+    if (existing) existing.record = { ...record };
+    else {
+      this.sessions.set(record.clientId, {
+        record: { ...record },
+        subscriptions: new Map(),
+        queue: new Map(),
+        inflight: new Map(),
+        incomingQos2: new Set(),
+      });
+    }
+  }
+
+  deleteSession(clientId: string): void {
+    this.sessions.delete(clientId);
+  }
+
+  putSubscription(clientId: string, subscription: SubscriptionRecord): void {
+    this.sessions.get(clientId)?.subscriptions.set(subscription.filter, { ...subscription });
+  }
+
+  deleteSubscription(clientId: string, filter: string): void {
+    this.sessions.get(clientId)?.subscriptions.delete(filter);
+  }
+
+  enqueue(clientId: string, entry: QueuedRecord): void {
+    this.sessions.get(clientId)?.queue.set(entry.seq, entry);
+  }
+
+  dequeue(clientId: string, seq: number): void {
+    this.sessions.get(clientId)?.queue.delete(seq);
+  }
+
+  putInflight(clientId: string, entry: InflightRecord): void {
+    this.sessions.get(clientId)?.inflight.set(entry.packetId, { ...entry });
+  }
+
+  deleteInflight(clientId: string, packetId: number): void {
+    this.sessions.get(clientId)?.inflight.delete(packetId);
+  }
+
+  putIncomingQos2(clientId: string, packetId: number): void {
+    this.sessions.get(clientId)?.incomingQos2.add(packetId);
+  }
+
+  deleteIncomingQos2(clientId: string, packetId: number): void {
+    this.sessions.get(clientId)?.incomingQos2.delete(packetId);
+  }
+
+  putRetained(message: StoredMessage): void {
+    this.retained.set(message.topic, message);
+  }
+
+  deleteRetained(topic: string): void {
+    this.retained.delete(topic);
+  }
+
+  whenDurable(done: () => void): void {
+    done();
+  }
+}

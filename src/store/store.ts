@@ -1,0 +1,81 @@
+import type { Properties, QoS } from '../protocol/index.js';
+
+/** A message as the broker keeps it: retained, queued for a session, or in flight. */
+export interface StoredMessage {
+  topic: string;
+  payload: Buffer;
+  qos: QoS;
+  retain: boolean;
+  properties?: Properties;
+}
+
+export interface SessionRecord {
+  clientId: string;
+  createdAt: number;
+  /** MQTT 5 session expiry in seconds; undefined keeps the session until a clean connect (3.1.1). */
+  expiryInterval?: number;
+}
+
+export interface SubscriptionRecord {
+  filter: string;
+  qos: QoS;
+}
+
+export interface InflightRecord {
+  packetId: number;
+  /** 'publish': awaiting PUBACK/PUBREC; 'pubrel': PUBREL sent, awaiting PUBCOMP. */
+  state: 'publish' | 'pubrel';
+  qos: QoS;
+  message: StoredMessage;
+}
+
+export interface QueuedRecord {
+  seq: number;
+  qos: QoS;
+  message: StoredMessage;
+}
+
+export interface RecoveredSession {
+  record: SessionRecord;
+  subscriptions: SubscriptionRecord[];
+  queue: QueuedRecord[];
+  inflight: InflightRecord[];
+  incomingQos2: number[];
+}
+
+export interface RecoveredState {
+  sessions: RecoveredSession[];
+  retained: StoredMessage[];
+}
+
+/**
+ * Persistence of broker state. The engine keeps its working state in memory and
+ * reports every change here, in order, without waiting. A store may apply the
+ * changes asynchronously (batched, on disk, over the network); `whenDurable`
+ * calls back once every change made before it is safe, and the engine waits for
+ * it before acknowledging a QoS 1/2 message. Only persistent sessions are
+ * written; clean sessions live and die in memory.
+ */
+export interface BrokerStore {
+  /** Loads the state left by the previous run. Called once, before any change. */
+  open(): Promise<RecoveredState>;
+  /** Makes every change durable and releases resources. */
+  close(): Promise<void>;
+
+  saveSession(record: SessionRecord): void;
+  /** Deletes the session and everything that belongs to it. */
+  deleteSession(clientId: string): void;
+  putSubscription(clientId: string, subscription: SubscriptionRecord): void;
+  deleteSubscription(clientId: string, filter: string): void;
+  enqueue(clientId: string, entry: QueuedRecord): void;
+  dequeue(clientId: string, seq: number): void;
+  putInflight(clientId: string, entry: InflightRecord): void;
+  deleteInflight(clientId: string, packetId: number): void;
+  putIncomingQos2(clientId: string, packetId: number): void;
+  deleteIncomingQos2(clientId: string, packetId: number): void;
+  putRetained(message: StoredMessage): void;
+  deleteRetained(topic: string): void;
+
+  /** Calls `done` once every change made before this call is durable (synchronously if it already is). */
+  whenDurable(done: () => void): void;
+}

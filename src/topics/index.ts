@@ -1,0 +1,2 @@
+export { SubscriptionTrie, type MatchVisitor } from './subscription-trie.js';
+export { TopicTree } from './topic-tree.js';
