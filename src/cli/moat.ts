@@ -1,0 +1,100 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import { createBroker } from '../broker/broker.js';
+import { VERSION } from '../broker/version.js';
+import { ConfigError, defaultConfig, loadConfigFile, type LoadedConfig } from '../config/load.js';
+import { createLogger } from '../log/logger.js';
+
+const HELP = `moat ${VERSION}: an MQTT broker
+
+Usage: moat [options]
+
+Options:
+  -c, --config <file>  YAML configuration file (see docs/configuration.md)
+      --host <address> listen on this address (replaces the configured listeners)
+  -p, --port <port>    listen on this port (replaces the configured listeners)
+  -h, --help           show this help
+  -v, --version        print the version
+
+Without --config, Moat listens on 127.0.0.1:1883 and accepts anonymous clients there.`;
+
+function fail(message: string): never {
+  process.stderr.write(`moat: ${message}\n`);
+  process.exit(1);
+}
+
+function parseCommandLine(): { config?: string; host?: string; port?: string } {
+  try {
+    const { values } = parseArgs({
+      options: {
+        config: { type: 'string', short: 'c' },
+        host: { type: 'string' },
+        port: { type: 'string', short: 'p' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'v' },
+      },
+      strict: true,
+    });
+    if (values.help) {
+      process.stdout.write(`${HELP}\n`);
+      process.exit(0);
+    }
+    if (values.version) {
+      process.stdout.write(`${VERSION}\n`);
+      process.exit(0);
+    }
+    return values;
+  } catch (err) {
+    fail(`${(err as Error).message}\n\n${HELP}`);
+  }
+}
+
+function applyOverrides(config: LoadedConfig, host: string | undefined, port: string | undefined): void {
+  if (host === undefined && port === undefined) return;
+  const first = config.broker.listeners?.[0] ?? {};
+  const portNumber = port === undefined ? (first.port ?? 1883) : Number(port);
+  if (!Number.isInteger(portNumber) || portNumber < 0 || portNumber > 65535) fail(`--port: expected 0-65535, got "${port}"`);
+  config.broker.listeners = [{ ...first, name: undefined, host: host ?? first.host ?? '127.0.0.1', port: portNumber }];
+}
+
+async function main(): Promise<void> {
+  const args = parseCommandLine();
+  let config: LoadedConfig;
+  try {
+    config = args.config ? loadConfigFile(args.config) : defaultConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) fail(`configuration error: ${err.message}`);
+    throw err;
+  }
+  applyOverrides(config, args.host, args.port);
+  const logger = createLogger(config.log.level, config.log.format);
+  const broker = createBroker({ ...config.broker, logger });
+  try {
+    await broker.listen();
+  } catch (err) {
+    logger.fatal({ err: (err as Error).message }, 'broker failed to start');
+    fail((err as Error).message);
+  }
+  logger.info({ version: VERSION, config: args.config ?? '(embedded default)' }, 'moat started');
+
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal, exiting now');
+      process.exit(1);
+    }
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    broker.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error({ err }, 'error during shutdown');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+void main();

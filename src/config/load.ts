@@ -1,0 +1,123 @@
+import { readFileSync } from 'node:fs';
+import { Ajv, type ErrorObject } from 'ajv';
+import { isMap, LineCounter, parseDocument, type Document } from 'yaml';
+import type { BrokerLimits, BrokerOptions } from '../broker/options.js';
+import { configSchema, type FileConfig } from './schema.js';
+
+/** A configuration problem, located: file, line, key and what was expected. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(
+    readonly file: string,
+    readonly line: number | undefined,
+    readonly key: string | undefined,
+    readonly problem: string,
+  ) {
+    super(`${file}${line !== undefined ? `:${line}` : ''}: ${key ? `${key}: ` : ''}${problem}`);
+  }
+}
+
+const ajv = new Ajv({ allErrors: false, strict: true });
+const validate = ajv.compile<FileConfig>(configSchema);
+
+export interface LoadedConfig {
+  broker: BrokerOptions;
+  log: { level: string; format: 'auto' | 'json' | 'pretty' };
+}
+
+export function loadConfigFile(file: string): LoadedConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(file, undefined, undefined, `cannot read: ${(err as Error).message}`);
+  }
+  return parseConfig(text, file);
+}
+
+export function parseConfig(text: string, file: string): LoadedConfig {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true });
+  const syntax = doc.errors[0];
+  if (syntax) {
+    throw new ConfigError(file, syntax.linePos?.[0].line, undefined, `invalid YAML: ${syntax.message.split('\n')[0]}`);
+  }
+  const data: unknown = doc.toJS() ?? {};
+  if (!validate(data)) {
+    const error = validate.errors![0]!;
+    const path = errorPath(error);
+    throw new ConfigError(file, lineOf(doc, lines, path), path.join('.') || undefined, describe(error));
+  }
+  return toOptions(data);
+}
+
+function errorPath(error: ErrorObject): string[] {
+  const path = error.instancePath.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+  if (error.keyword === 'additionalProperties') path.push(String(error.params.additionalProperty));
+  if (error.keyword === 'required') path.push(String(error.params.missingProperty));
+  return path;
+}
+
+function describe(error: ErrorObject): string {
+  switch (error.keyword) {
+    case 'additionalProperties': return 'unknown key';
+    case 'required': return 'is required';
+    case 'enum': return `expected one of ${(error.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`;
+    case 'type': return `expected ${String(error.params.type)}`;
+    default: return `expected a value that ${error.message ?? 'is valid'}`;
+  }
+}
+
+/** Line of the deepest key of `path` present in the document (1-based). */
+function lineOf(doc: Document, lines: LineCounter, path: string[]): number | undefined {
+  let line: number | undefined;
+  let node: unknown = doc.contents;
+  for (const segment of path) {
+    if (isMap(node)) {
+      const pair = node.items.find((p) => (p.key as { value?: unknown } | null)?.value === segment);
+      if (!pair) break;
+      const keyRange = (pair.key as { range?: [number, number, number] }).range;
+      if (keyRange) line = lines.linePos(keyRange[0]).line;
+      node = pair.value;
+    } else if (node && typeof node === 'object' && 'items' in node) {
+      const item = (node as { items: unknown[] }).items[Number(segment)];
+      const range = (item as { range?: [number, number, number] } | undefined)?.range;
+      if (range) line = lines.linePos(range[0]).line;
+      node = item;
+    } else break;
+  }
+  if (line === undefined && doc.contents?.range) line = lines.linePos(doc.contents.range[0]).line;
+  return line;
+}
+
+const LIMIT_KEYS: Record<keyof NonNullable<FileConfig['limits']>, keyof BrokerLimits> = {
+  max_packet_size: 'maxPacketSize',
+  max_connections: 'maxConnections',
+  max_topic_length: 'maxTopicLength',
+  max_topic_levels: 'maxTopicLevels',
+  max_inflight_messages: 'maxInflightMessages',
+  max_queued_messages: 'maxQueuedMessages',
+  max_queued_bytes: 'maxQueuedBytes',
+  max_outbound_buffer: 'maxOutboundBuffer',
+  connect_timeout: 'connectTimeout',
+};
+
+function toOptions(config: FileConfig): LoadedConfig {
+  const limits: Partial<BrokerLimits> = {};
+  for (const [key, value] of Object.entries(config.limits ?? {})) {
+    limits[LIMIT_KEYS[key as keyof typeof LIMIT_KEYS]] = value;
+  }
+  const broker: BrokerOptions = { limits };
+  if (config.listeners) {
+    broker.listeners = config.listeners.map((l) => ({
+      name: l.name, host: l.host ?? '127.0.0.1', port: l.port, allowAnonymous: l.allow_anonymous,
+    }));
+  }
+  if (config.sys_interval !== undefined) broker.sysInterval = config.sys_interval;
+  return { broker, log: { level: config.log?.level ?? 'info', format: config.log?.format ?? 'auto' } };
+}
+
+/** The embedded default setup: one listener on 127.0.0.1:1883, anonymous allowed there. */
+export function defaultConfig(): LoadedConfig {
+  return { broker: { listeners: [{ host: '127.0.0.1', port: 1883 }] }, log: { level: 'info', format: 'auto' } };
+}

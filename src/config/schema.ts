@@ -1,0 +1,63 @@
+/** JSON schema of the YAML configuration file; docs/configuration.md describes each key. */
+export const configSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    listeners: {
+      type: 'array',
+      minItems: 1,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['port'],
+        properties: {
+          name: { type: 'string', minLength: 1 },
+          host: { type: 'string', minLength: 1 },
+          port: { type: 'integer', minimum: 0, maximum: 65535 },
+          allow_anonymous: { type: 'boolean' },
+        },
+      },
+    },
+    limits: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        max_packet_size: { type: 'integer', minimum: 128, maximum: 268435460 },
+        max_connections: { type: 'integer', minimum: 1 },
+        max_topic_length: { type: 'integer', minimum: 1, maximum: 65535 },
+        max_topic_levels: { type: 'integer', minimum: 1 },
+        max_inflight_messages: { type: 'integer', minimum: 1, maximum: 65535 },
+        max_queued_messages: { type: 'integer', minimum: 0 },
+        max_queued_bytes: { type: 'integer', minimum: 0 },
+        max_outbound_buffer: { type: 'integer', minimum: 1024 },
+        connect_timeout: { type: 'number', exclusiveMinimum: 0 },
+      },
+    },
+    sys_interval: { type: 'number', minimum: 0 },
+    log: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        level: { enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] },
+        format: { enum: ['auto', 'json', 'pretty'] },
+      },
+    },
+  },
+} as const;
+
+export interface FileConfig {
+  listeners?: Array<{ name?: string; host?: string; port: number; allow_anonymous?: boolean }>;
+  limits?: {
+    max_packet_size?: number;
+    max_connections?: number;
+    max_topic_length?: number;
+    max_topic_levels?: number;
+    max_inflight_messages?: number;
+    max_queued_messages?: number;
+    max_queued_bytes?: number;
+    max_outbound_buffer?: number;
+    connect_timeout?: number;
+  };
+  sys_interval?: number;
+  log?: { level?: string; format?: 'auto' | 'json' | 'pretty' };
+}
