@@ -1,6 +1,6 @@
 import type { Duplex } from 'node:stream';
 import {
-  encodeAck, encodeConnack, encodeEmpty, encodePublishHeader, PacketDecoder, PacketType, ProtocolError,
+  ConnectReturnCode, ReasonCode, encodeAck, encodeConnack, encodeEmpty, encodePublishHeader, PacketDecoder, PacketType, ProtocolError,
   type Packet, type ProtocolVersion, type QoS, type WillMessage,
 } from '../protocol/index.js';
 import type { Broker } from './broker.js';
@@ -112,6 +112,9 @@ export class Connection {
   protocolError(error: ProtocolError): void {
     if (this.state === 'closed' || this.state === 'closing') return;
     this.decoder.fail(error);
+    if (this.state === 'awaiting-connect' && error.reasonCode === ReasonCode.UnsupportedProtocolVersion) {
+      this.sendConnack(ConnectReturnCode.UnacceptableProtocolVersion, false); // [MQTT-3.1.2-2]
+    }
     this.broker.logger.debug(
       { clientId: this.client?.id, remoteAddress: this.peer.remoteAddress, reason: error.message },
       'protocol error',

@@ -1,0 +1,245 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { ConfigError, loadConfigFile, parseConfig } from '../../src/config/load.js';
+
+const FILE = '/etc/moat/test-config.yaml';
+
+/** Runs `fn`, asserts it throws a ConfigError and returns it. */
+function configError(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${String(err)}`);
+    return err;
+  }
+  assert.fail('expected a ConfigError, nothing was thrown');
+}
+
+/** The error names file, line and key in its fields and in its message. */
+function assertLocated(err: ConfigError, file: string, line: number, key: string | undefined): void {
+  assert.equal(err.file, file);
+  assert.equal(err.line, line, `line of ${err.message}`);
+  assert.equal(err.key, key);
+  assert.ok(err.message.includes(`${file}:${line}`), `message names file and line: ${err.message}`);
+  if (key !== undefined) assert.ok(err.message.includes(key), `message names the key: ${err.message}`);
+}
+
+const FULL = `# a complete configuration
+listeners:
+  - name: local
+    host: 127.0.0.1
+    port: 1883
+  - name: public
+    host: 0.0.0.0
+    port: 8883
+    allow_anonymous: true
+  - port: 1884
+    allow_anonymous: false
+limits:
+  max_packet_size: 65536
+  max_connections: 500
+  max_topic_length: 1024
+  max_topic_levels: 16
+  max_inflight_messages: 10
+  max_queued_messages: 200
+  max_queued_bytes: 1048576
+  max_outbound_buffer: 262144
+  connect_timeout: 2.5
+sys_interval: 30
+log:
+  level: debug
+  format: json
+`;
+
+describe('config: parseConfig maps a valid file to broker options', () => {
+  it('maps listeners (with allow_anonymous and default host), every limit, sys_interval and log', () => {
+    const config = parseConfig(FULL, FILE);
+    assert.deepEqual(config.broker.listeners, [
+      { name: 'local', host: '127.0.0.1', port: 1883, allowAnonymous: undefined },
+      { name: 'public', host: '0.0.0.0', port: 8883, allowAnonymous: true },
+      { name: undefined, host: '127.0.0.1', port: 1884, allowAnonymous: false },
+    ]);
+    assert.deepEqual(config.broker.limits, {
+      maxPacketSize: 65536,
+      maxConnections: 500,
+      maxTopicLength: 1024,
+      maxTopicLevels: 16,
+      maxInflightMessages: 10,
+      maxQueuedMessages: 200,
+      maxQueuedBytes: 1048576,
+      maxOutboundBuffer: 262144,
+      connectTimeout: 2.5,
+    });
+    assert.equal(config.broker.sysInterval, 30);
+    assert.deepEqual(config.log, { level: 'debug', format: 'json' });
+  });
+
+  it('an empty file gives defaults: no listener override, info level, auto format', () => {
+    const config = parseConfig('', FILE);
+    assert.equal(config.broker.listeners, undefined);
+    assert.equal(config.broker.sysInterval, undefined);
+    assert.deepEqual(config.broker.limits ?? {}, {});
+    assert.deepEqual(config.log, { level: 'info', format: 'auto' });
+  });
+
+  it('a comment-only file is like an empty one', () => {
+    const config = parseConfig('# nothing configured\n', FILE);
+    assert.equal(config.broker.listeners, undefined);
+    assert.deepEqual(config.log, { level: 'info', format: 'auto' });
+  });
+
+  it('sys_interval: 0 is kept (turns $SYS off)', () => {
+    assert.equal(parseConfig('sys_interval: 0\n', FILE).broker.sysInterval, 0);
+  });
+});
+
+describe('config: errors name the file, the 1-based line, the dotted key and what was expected', () => {
+  it('wrong type: max_packet_size: "big"', () => {
+    const text = 'limits:\n  max_connections: 10\n  max_packet_size: "big"\n';
+    const err = configError(() => parseConfig(text, FILE));
+    assertLocated(err, FILE, 3, 'limits.max_packet_size');
+    assert.match(err.problem, /expected integer/);
+  });
+
+  it('wrong type: a string where a boolean is expected (allow_anonymous: "yes please")', () => {
+    const text = 'listeners:\n  - port: 1883\n    allow_anonymous: "yes please"\n';
+    const err = configError(() => parseConfig(text, FILE));
+    assertLocated(err, FILE, 3, 'listeners.0.allow_anonymous');
+    assert.match(err.problem, /expected boolean/);
+  });
+
+  it('wrong type: listeners is not a list', () => {
+    const text = 'sys_interval: 5\nlisteners: 1883\n';
+    const err = configError(() => parseConfig(text, FILE));
+    assertLocated(err, FILE, 2, 'listeners');
+    assert.match(err.problem, /expected array/);
+  });
+
+  it('out of range: port 70000 in the second listener', () => {
+    const text = 'listeners:\n  - port: 1883\n  - host: 127.0.0.1\n    port: 70000\n';
+    const err = configError(() => parseConfig(text, FILE));
+    assertLocated(err, FILE, 4, 'listeners.1.port');
+    assert.match(err.problem, /expected/);
+  });
+
+  it('unknown top-level key is reported on its own line', () => {
+    const text = 'sys_interval: 5\n\n# comment\nmax_clients: 10\nlog:\n  level: info\n';
+    const err = configError(() => parseConfig(text, FILE));
+    assertLocated(err, FILE, 4, 'max_clients');
+    assert.match(err.problem, /unknown key/);
+  });
+
+  it('unknown nested key is reported on its own line with its dotted path', () => {
+    const text = 'limits:\n  max_connections: 10\n  max_packet_sise: 100000\n  connect_timeout: 3\n';
+    const err = configError(() => parseConfig(text, FILE));
+    assertLocated(err, FILE, 3, 'limits.max_packet_sise');
+    assert.match(err.problem, /unknown key/);
+  });
+
+  it('unknown key inside a listener', () => {
+    const text = 'listeners:\n  - port: 1883\n    tls: true\n';
+    const err = configError(() => parseConfig(text, FILE));
+    assertLocated(err, FILE, 3, 'listeners.0.tls');
+    assert.match(err.problem, /unknown key/);
+  });
+
+  it('missing required port in a listener points at that listener', () => {
+    const text = 'listeners:\n  - port: 1883\n  - name: second\n    host: 127.0.0.1\n';
+    const err = configError(() => parseConfig(text, FILE));
+    assert.equal(err.key, 'listeners.1.port');
+    assert.equal(err.line, 3);
+    assert.ok(err.message.includes(`${FILE}:3`), err.message);
+    assert.ok(err.message.includes('listeners.1.port'), err.message);
+    assert.match(err.problem, /required/);
+  });
+
+  it('invalid enum for log.level lists the allowed values', () => {
+    const text = 'log:\n  format: json\n  level: verbose\n';
+    const err = configError(() => parseConfig(text, FILE));
+    assertLocated(err, FILE, 3, 'log.level');
+    assert.match(err.problem, /expected one of/);
+    for (const level of ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']) {
+      assert.ok(err.problem.includes(level), `allowed value ${level} listed in: ${err.problem}`);
+    }
+  });
+
+  it('invalid enum for log.format', () => {
+    const text = 'log:\n  format: xml\n';
+    const err = configError(() => parseConfig(text, FILE));
+    assertLocated(err, FILE, 2, 'log.format');
+    assert.match(err.problem, /expected one of/);
+  });
+
+  it('bad YAML syntax reports the line', () => {
+    const text = 'sys_interval: 5\nlimits:\n  max_connections: [1, 2\nlog:\n  level: info\n';
+    const err = configError(() => parseConfig(text, FILE));
+    assert.equal(err.file, FILE);
+    assert.equal(typeof err.line, 'number');
+    assert.ok(err.line! >= 3 && err.line! <= 5, `line ${err.line} near the unclosed bracket`);
+    assert.match(err.problem, /YAML/i);
+    assert.ok(err.message.includes(`${FILE}:${err.line}`), err.message);
+  });
+
+  it('bad YAML syntax: bad indentation on line 3', () => {
+    const text = 'limits:\n  max_connections: 10\n max_packet_size: 100\n';
+    const err = configError(() => parseConfig(text, FILE));
+    assert.equal(err.file, FILE);
+    assert.equal(err.line, 3);
+    assert.match(err.problem, /YAML/i);
+  });
+
+  it('a duplicated key is an error located at the duplicate', () => {
+    const text = 'sys_interval: 5\nlog:\n  level: info\nsys_interval: 6\n';
+    const err = configError(() => parseConfig(text, FILE));
+    assert.equal(err.file, FILE);
+    assert.equal(err.line, 4);
+  });
+
+  it('a top-level scalar instead of a mapping is rejected', () => {
+    const err = configError(() => parseConfig('just a string\n', FILE));
+    assert.equal(err.file, FILE);
+    assert.equal(err.line, 1);
+    assert.match(err.problem, /expected object/);
+  });
+});
+
+describe('config: loadConfigFile', () => {
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(path.join(tmpdir(), 'moat-config-'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('reads and maps a file from disk', () => {
+    const file = path.join(dir, 'ok.yaml');
+    writeFileSync(file, FULL);
+    const config = loadConfigFile(file);
+    assert.equal(config.broker.listeners?.length, 3);
+    assert.equal(config.broker.limits?.maxPacketSize, 65536);
+    assert.equal(config.log.level, 'debug');
+  });
+
+  it('errors in a file name that file', () => {
+    const file = path.join(dir, 'bad.yaml');
+    writeFileSync(file, 'limits:\n  max_packet_size: "big"\n');
+    const err = configError(() => loadConfigFile(file));
+    assertLocated(err, file, 2, 'limits.max_packet_size');
+  });
+
+  it('an unreadable (missing) file is a ConfigError naming the file', () => {
+    const file = path.join(dir, 'does-not-exist.yaml');
+    const err = configError(() => loadConfigFile(file));
+    assert.equal(err.file, file);
+    assert.ok(err.message.includes(file), err.message);
+    assert.match(err.message, /ENOENT|no such file/i);
+  });
+
+  it('a directory instead of a file is a ConfigError naming it', () => {
+    const err = configError(() => loadConfigFile(dir));
+    assert.equal(err.file, dir);
+    assert.ok(err.message.includes(dir), err.message);
+  });
+});
