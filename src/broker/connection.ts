@@ -123,8 +123,9 @@ export class Connection {
     this.close(`protocol error: ${error.message}`);
   }
 
+  /** Writes are dropped once closing began; a refusal CONNACK is written before close() is called. */
   write(bytes: Buffer): void {
-    if (this.state === 'closed') return;
+    if (this.state === 'closed' || this.state === 'closing') return;
     if (!this.corked) {
       this.corked = true;
       this.socket.cork();
@@ -156,6 +157,7 @@ export class Connection {
 
   /** Header and payload as two writes, so the payload is never copied. */
   sendPublish(message: Message, qos: QoS, packetId: number, dup: boolean): void {
+    if (this.state === 'closed' || this.state === 'closing') return;
     this.write(encodePublishHeader(
       message.topic, topicByteLength(message), qos, message.retain, dup, packetId, message.payload.length,
     ));
