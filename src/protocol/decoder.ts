@@ -138,12 +138,28 @@ export class PacketDecoder {
         continue;
       }
       if (this.head.length - this.offset + this.pendingBytes < n) return false;
-      this.head = Buffer.concat([this.head.subarray(this.offset), ...this.pending]);
-      this.offset = 0;
-      this.pending = [];
-      this.pendingBytes = 0;
+      this.join(n);
     }
     return true;
+  }
+
+  /** Copies exactly the n bytes of a spanning packet into one buffer; later bytes stay views of their chunks. */
+  private join(n: number): void {
+    const parts = [this.head.subarray(this.offset)];
+    let have = parts[0]!.length;
+    while (have < n) {
+      const chunk = this.pending.shift()!;
+      this.pendingBytes -= chunk.length;
+      const take = Math.min(chunk.length, n - have);
+      parts.push(take === chunk.length ? chunk : chunk.subarray(0, take));
+      have += take;
+      if (take < chunk.length) {
+        this.pending.unshift(chunk.subarray(take));
+        this.pendingBytes += chunk.length - take;
+      }
+    }
+    this.head = Buffer.concat(parts, n);
+    this.offset = 0;
   }
 
   private decodeOne(buf: Buffer, start: number, bodyStart: number, end: number): Packet {
@@ -154,7 +170,9 @@ export class PacketDecoder {
       throw malformed(`reserved packet type ${type}`, 'MQTT-2.2.1');
     }
     const required = REQUIRED_FLAGS[type]!;
-    if (required !== -1 && flags !== required) {
+    // MQTT 3.1 sets DUP on re-sent PUBREL, SUBSCRIBE and UNSUBSCRIBE; 3.1.1 forbids it [MQTT-2.2.2-2].
+    const checked = this.version === 3 && required === 2 ? flags & ~0x08 : flags;
+    if (required !== -1 && checked !== required) {
       throw malformed(`invalid fixed header flags for ${PACKET_TYPE_NAMES[type]}`, 'MQTT-2.2.2-2');
     }
     const r = new Reader(buf, bodyStart, end);

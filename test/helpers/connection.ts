@@ -86,10 +86,23 @@ export async function ackPublish(raw: RawClient, p: PublishPacket): Promise<void
   if (p.qos === 1) raw.send({ type: 4, packetId: p.packetId! });
   else if (p.qos === 2) {
     raw.send({ type: 5, packetId: p.packetId! });
-    const rel = await raw.nextPacket();
-    assert.equal(rel.type, 6, `expected PUBREL, got packet type ${rel.type}`);
-    assert.equal((rel as { packetId: number }).packetId, p.packetId);
+    // Other PUBLISH packets may arrive before the PUBREL; they stay queued for the caller.
+    await takePacket(raw, (q) => q.type === 6 && q.packetId === p.packetId, `PUBREL ${p.packetId}`);
     raw.send({ type: 7, packetId: p.packetId! });
+  }
+}
+
+/** Removes and returns the first received packet matching `predicate`, leaving the others in order. */
+export async function takePacket(
+  raw: RawClient, predicate: (p: Packet & { packetId?: number }) => boolean, what = 'packet', timeoutMs = 3000,
+): Promise<Packet> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const i = raw.packets.findIndex((p) => predicate(p as Packet & { packetId?: number }));
+    if (i !== -1) return raw.packets.splice(i, 1)[0]!;
+    if (raw.closed) throw new Error(`connection closed while waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await delay(5);
   }
 }
 
