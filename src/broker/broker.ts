@@ -186,24 +186,28 @@ export class Broker extends EventEmitter<BrokerEvents> {
   authenticate(conn: Connection, packet: ConnectPacket): number | Promise<number> {
     const hook = this.hooks.authenticate;
     if (!hook) return this.anonymousVerdict(conn);
-    const result = hook({
-      clientId: packet.clientId,
-      username: packet.username,
-      password: packet.password,
-      protocolVersion: packet.protocolVersion,
-      remoteAddress: conn.peer.remoteAddress,
-      listener: conn.listener.name,
-      allowAnonymous: conn.listener.allowAnonymous,
-    });
+    let result: AuthenticateResult | Promise<AuthenticateResult>;
+    try {
+      result = hook({
+        clientId: packet.clientId,
+        username: packet.username,
+        password: packet.password,
+        protocolVersion: packet.protocolVersion,
+        remoteAddress: conn.peer.remoteAddress,
+        listener: conn.listener.name,
+        allowAnonymous: conn.listener.allowAnonymous,
+      });
+    } catch (err) {
+      return this.authenticationFailed(err, conn);
+    }
     if (!(result instanceof Promise)) return this.authVerdict(result, conn);
-    return result.then(
-      (r) => this.authVerdict(r, conn),
-      (err: unknown) => {
-        // Fail closed: an authenticator that breaks lets nobody in.
-        this.logger.error({ err, remoteAddress: conn.peer.remoteAddress }, 'authenticate hook failed');
-        return ConnectReturnCode.ServerUnavailable;
-      },
-    );
+    return result.then((r) => this.authVerdict(r, conn), (err: unknown) => this.authenticationFailed(err, conn));
+  }
+
+  /** Fail closed: an authenticator that breaks lets nobody in (CONNACK 3, server unavailable). */
+  private authenticationFailed(err: unknown, conn: Connection): number {
+    this.logger.error({ err, remoteAddress: conn.peer.remoteAddress }, 'authenticate hook failed');
+    return ConnectReturnCode.ServerUnavailable;
   }
 
   private authVerdict(result: AuthenticateResult, conn: Connection): number {

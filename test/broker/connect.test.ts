@@ -85,6 +85,12 @@ describe('CONNECT / CONNACK', () => {
       await assertRefused(raw, connack, 2);
     });
 
+    it('return code 2 for an MQTT 3.1 (MQIsdp) client id longer than 23 characters (MQTT V3.1 spec, CONNECT payload: Client Identifier)', async () => {
+      const { raw, connack } = await rawConnect(tb.port, { clientId: 'x'.repeat(24), clean: true, version: 3 });
+      track(raw);
+      await assertRefused(raw, connack, 2);
+    });
+
     it('return code 3 (server unavailable) once maxConnections clients are connected', async () => {
       const limited = await startBroker({ limits: { maxConnections: 1 } });
       try {
@@ -275,6 +281,45 @@ describe('CONNECT / CONNACK', () => {
       const m = await inbox.next();
       assert.deepEqual([m.topic, m.payload], ['takeover/t', 'still here']);
       assert.equal(second.connected, true);
+    });
+  });
+
+  describe('session takeover', () => {
+    it('[MQTT-3.1.4-2] a takeover with CleanSession 0 resumes the persistent session on the new connection', async () => {
+      const clientId = uniqueId('takep');
+      const { raw: first } = await rawSession(tb.port, { clientId, clean: false });
+      track(first);
+      await rawSubscribe(first, 'takep/#', 1);
+      const { raw: second, connack } = await rawSession(tb.port, { clientId, clean: false });
+      track(second);
+      assert.equal(await first.waitClosed(3000), true, 'the existing connection must be disconnected');
+      assert.equal(connack.sessionPresent, true, 'the session of the replaced connection is resumed [MQTT-3.2.2-2]');
+      const pub = track(await connectClient(tb.url, { clientId: uniqueId('pub') }));
+      await pub.publishAsync('takep/x', 'to the new connection', { qos: 1 });
+      const p = await nextPublish(second);
+      assert.deepEqual([p.topic, p.payload.toString(), p.qos], ['takep/x', 'to the new connection', 1]);
+      second.send({ type: 4, packetId: p.packetId! });
+      assert.deepEqual(first.packets.map((q) => q.type), [], 'nothing reaches the replaced connection');
+      second.send({ type: 14 });
+      await second.waitClosed();
+      track((await rawSession(tb.port, { clientId, clean: true })).raw);
+    });
+
+    it('[MQTT-3.1.4-2] a takeover with CleanSession 1 closes the old connection and starts an empty session', async () => {
+      const clientId = uniqueId('takec');
+      const { raw: first } = await rawSession(tb.port, { clientId, clean: false });
+      track(first);
+      await rawSubscribe(first, 'takec/#', 1);
+      const { raw: second, connack } = await rawSession(tb.port, { clientId, clean: true });
+      track(second);
+      assert.equal(await first.waitClosed(3000), true);
+      assert.equal(connack.sessionPresent, false);
+      await rawSubscribe(second, 'takec-sentinel', 1);
+      const pub = track(await connectClient(tb.url, { clientId: uniqueId('pub') }));
+      await pub.publishAsync('takec/x', 'old subscription', { qos: 1 });
+      await pub.publishAsync('takec-sentinel', 'sentinel', { qos: 1 });
+      const p = await nextPublish(second);
+      assert.equal(p.topic, 'takec-sentinel', 'the old subscription must be gone [MQTT-3.1.2-6]');
     });
   });
 

@@ -402,6 +402,41 @@ describe('sessions', () => {
     });
   });
 
+  describe('incoming QoS 2 state', () => {
+    it('[MQTT-4.3.3-2] a QoS 2 PUBLISH resent after reconnect (before PUBREL) is acknowledged but not delivered twice', async () => {
+      const watcher = track(await connectClient(tb.url, { clientId: uniqueId('q2w') }));
+      const inbox = new MessageInbox(watcher);
+      await watcher.subscribeAsync('in2/#', { qos: 2 });
+      const clientId = uniqueId('in2');
+      const first = await rawSession(tb.port, { clientId, clean: false });
+      track(first.raw);
+      const publish: PublishPacket = {
+        type: 3, dup: false, qos: 2, retain: false, topic: 'in2/x', packetId: 42, payload: Buffer.from('exactly once'),
+      };
+      first.raw.send(publish);
+      const rec = await first.raw.nextPacket();
+      assert.deepEqual([rec.type, (rec as { packetId: number }).packetId], [5, 42]);
+      const m = await inbox.next();
+      assert.equal(m.payload, 'exactly once');
+      await drop(tb.broker, first.raw, clientId); // before PUBREL
+
+      const again = await rawSession(tb.port, { clientId, clean: false });
+      track(again.raw);
+      assert.equal(again.connack.sessionPresent, true);
+      again.raw.send({ ...publish, dup: true });
+      const rec2 = await again.raw.nextPacket();
+      assert.deepEqual([rec2.type, (rec2 as { packetId: number }).packetId], [5, 42], 'PUBREC again');
+      again.raw.send({ type: 6, packetId: 42 });
+      const comp = await again.raw.nextPacket();
+      assert.deepEqual([comp.type, (comp as { packetId: number }).packetId], [7, 42]);
+      // The first message the watcher sees next is a fresh one: the resent PUBLISH was not routed again.
+      await watcher.publishAsync('in2/y', 'sentinel', { qos: 1 });
+      assert.equal((await inbox.next()).payload, 'sentinel');
+      await disconnect(tb.broker, again.raw, clientId);
+      track((await rawSession(tb.port, { clientId, clean: true })).raw);
+    });
+  });
+
   describe('recovery through the store', () => {
     it('a new broker on the same MemoryStore restores subscriptions, queued messages and retained messages', async () => {
       const store = new MemoryStore();

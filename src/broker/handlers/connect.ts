@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { ConnectReturnCode, type ConnectPacket } from '../../protocol/index.js';
+import { ConnectReturnCode, MAX_CLIENT_ID_LENGTH_V31, type ConnectPacket } from '../../protocol/index.js';
 import type { Connection } from '../connection.js';
 import type { ClientInfo } from '../hooks.js';
 
@@ -10,6 +10,10 @@ export function handleConnect(conn: Connection, packet: ConnectPacket): void | P
   conn.state = 'connecting';
 
   let clientId = packet.clientId;
+  // MQTT 3.1 identifiers are 1 to 23 characters; longer ones are rejected with return code 2.
+  if (packet.protocolVersion === 3 && [...clientId].length > MAX_CLIENT_ID_LENGTH_V31) {
+    return refuse(conn, ConnectReturnCode.IdentifierRejected);
+  }
   if (clientId.length === 0) {
     // 3.1 requires an identifier; 3.1.1 allows an empty one only with a clean session [MQTT-3.1.3-8].
     if (packet.protocolVersion === 3 || !packet.clean) return refuse(conn, ConnectReturnCode.IdentifierRejected);
