@@ -69,22 +69,10 @@ async function main(): Promise<void> {
   applyOverrides(config, args.host, args.port);
   const logger = createLogger(config.log.level, config.log.format);
   const broker = createBroker({ ...config.broker, logger });
-  try {
-    await broker.listen();
-  } catch (err) {
-    logger.fatal({ err: (err as Error).message }, 'broker failed to start');
-    fail((err as Error).message);
-  }
-  logger.info({ version: VERSION, config: args.config ?? '(embedded default)' }, 'moat started');
-
+  // Handlers go in before anything starts: a signal must never find the default (kill) action.
   let stopping = false;
-  const stop = (signal: string): void => {
-    if (stopping) {
-      logger.warn({ signal }, 'second signal, exiting now');
-      process.exit(1);
-    }
-    stopping = true;
-    logger.info({ signal }, 'shutting down');
+  let started = false;
+  const shutdown = (): void => {
     broker.close().then(
       () => process.exit(0),
       (err: unknown) => {
@@ -93,8 +81,27 @@ async function main(): Promise<void> {
       },
     );
   };
+  const stop = (signal: string): void => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal, exiting now');
+      process.exit(1);
+    }
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    if (started) shutdown();
+  };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+
+  try {
+    await broker.listen();
+  } catch (err) {
+    logger.fatal({ err: (err as Error).message }, 'broker failed to start');
+    fail((err as Error).message);
+  }
+  started = true;
+  if (stopping) return shutdown();
+  logger.info({ version: VERSION, config: args.config ?? '(embedded default)' }, 'moat started');
 }
 
 void main();

@@ -177,6 +177,46 @@ describe('library API: broker.publish()', () => {
     }
   });
 
+  it('[MQTT-4.7.3-2][MQTT-4.7.3-3] throws a TypeError for a topic containing U+0000 or longer than 65535 bytes, and routes nothing', async () => {
+    const sub = await rawConnected(tb.port);
+    try {
+      await rawSubscribe(sub, [['#', 0], ['a/#', 0]]);
+      for (const topic of ['a/\u0000b', `a/${'x'.repeat(65534)}`]) {
+        assert.throws(() => tb.broker.publish({ topic, payload: 'x' }), TypeError, `topic of ${Buffer.byteLength(topic)} bytes`);
+      }
+      await expectSilence(sub, 150);
+      assert.equal(sub.closed, false);
+    } finally {
+      await closeAll(sub);
+    }
+  });
+
+  it('[MQTT-1.5.3-1] throws a TypeError for a topic that is not well-formed Unicode (lone surrogate), and routes nothing', async () => {
+    const sub = await rawConnected(tb.port);
+    try {
+      await rawSubscribe(sub, '#', 0);
+      assert.throws(() => tb.broker.publish({ topic: 'a/\ud800', payload: 'x' }), TypeError);
+      await expectSilence(sub, 150);
+    } finally {
+      await closeAll(sub);
+    }
+  });
+
+  it('[MQTT-3.3.1-4] throws a TypeError for a QoS other than 0, 1 or 2, and routes nothing', async () => {
+    const sub = await rawConnected(tb.port);
+    try {
+      await rawSubscribe(sub, 'api/qos', 2);
+      for (const qos of [3, -1, 1.5]) {
+        assert.throws(() => tb.broker.publish({ topic: 'api/qos', payload: 'x', qos: qos as QoS }), TypeError, `qos ${qos}`);
+      }
+      await expectSilence(sub, 150);
+      assert.equal(sub.closed, false);
+      assert.equal(sub.decodeError, undefined);
+    } finally {
+      await closeAll(sub);
+    }
+  });
+
   it('stores a retained message when retain is true', async () => {
     tb.broker.publish({ topic: 'api/pub/retained', payload: 'kept', qos: 1, retain: true });
     const sub = await rawConnected(tb.port);
@@ -287,6 +327,22 @@ describe('library API: authorizePublish', () => {
     }
   });
 
+  it('does not emit the publish event for a message it refused', async () => {
+    const topics: string[] = [];
+    const on = (m: PublishRequest): void => void topics.push(m.topic);
+    tb.broker.on('publish', on);
+    const pub = await connectClient(tb.url);
+    try {
+      await pub.publishAsync('deny/event', 'a', { qos: 1 });
+      await pub.publishAsync('slowdeny/event', 'b', { qos: 1 });
+      await pub.publishAsync('ok/event', 'c', { qos: 1 });
+      assert.deepEqual(topics, ['ok/event']);
+    } finally {
+      tb.broker.off('publish', on);
+      await closeAll(pub);
+    }
+  });
+
   it('applies to messages published with MQTT.js too', async () => {
     const sub = await connectClient(tb.url);
     const got = collect(sub);
@@ -373,6 +429,20 @@ describe('library API: authorizeSubscribe', () => {
       await expectPacket(sub, PINGRESP);
     } finally {
       await closeAll(sub);
+    }
+  });
+
+  it('a PUBLISH sent right after a SUBSCRIBE whose verdict is pending is processed after the subscription exists', async () => {
+    const raw = await rawConnected(tb.port);
+    try {
+      raw.send({ type: 8, packetId: 6, subscriptions: [{ filter: 'async/self', qos: 1 }] });
+      rawPublish(raw, 'async/self', 'to myself', 0);
+      const suback = await expectPacket<{ type: 9; packetId: number; returnCodes: number[] }>(raw, 9);
+      assert.deepEqual(suback.returnCodes, [1]);
+      const got = await expectPublish(raw);
+      assert.equal(got.payload.toString(), 'to myself');
+    } finally {
+      await closeAll(raw);
     }
   });
 
@@ -576,6 +646,28 @@ describe('library API: listener policy', () => {
       assert.equal(await raw.waitClosed(), true);
     } finally {
       await tb.close();
+    }
+  });
+});
+
+describe('library API: close() with a stalled client', () => {
+  it('resolves promptly even when a client has stopped reading and has a full outbound buffer', async () => {
+    const tb = await startBroker({ limits: { maxOutboundBuffer: 64 * 1024 } });
+    const slow = await rawConnected(tb.port);
+    const pub = await connectClient(tb.url);
+    try {
+      await rawSubscribe(slow, 'stall', 0);
+      slow.socket.pause();
+      const chunk = Buffer.alloc(32 * 1024);
+      for (let i = 0; i < 128; i++) pub.publish('stall', chunk, { qos: 0 });
+      await barrier(pub);
+      const started = Date.now();
+      await tb.close();
+      assert.ok(Date.now() - started < 3000, `close() took ${Date.now() - started} ms`);
+      assert.equal(tb.broker.connections.size, 0);
+    } finally {
+      slow.socket.resume();
+      await closeAll(slow, pub);
     }
   });
 });

@@ -35,6 +35,22 @@ describe('QoS flows (integration)', () => {
       }
     });
 
+    it('[MQTT-3.3.1-3] the DUP flag of an incoming QoS 1 PUBLISH is not propagated to subscribers', async () => {
+      const sub = await rawConnected(tb.port);
+      const pub = await rawConnected(tb.port);
+      try {
+        await rawSubscribe(sub, 'dup/q1', 1);
+        rawPublish(pub, 'dup/q1', 'resent', 1, { packetId: 3, dup: true });
+        assert.equal((await expectPacket<{ type: 4; packetId: number }>(pub, PUBACK)).packetId, 3);
+        const got = await expectPublish(sub);
+        assert.equal(got.payload.toString(), 'resent');
+        assert.equal(got.dup, false);
+        assert.equal(got.qos, 1);
+      } finally {
+        await closeAll(sub, pub);
+      }
+    });
+
     it('[MQTT-4.3.2-2] answers a QoS 1 PUBLISH with a PUBACK carrying its packet id [MQTT-2.3.1-6]', async () => {
       const sub = await connectClient(tb.url);
       const got = collect(sub);

@@ -81,33 +81,33 @@ describe('cli: moat', () => {
 
   it('an unknown option exits 1 and shows the usage on stderr', async () => {
     const r = await runMoat(['--no-such-option']);
-    assert.equal(r.code, 1);
-    assert.match(r.stderr, /no-such-option/);
-    assert.match(r.stderr, /Usage: moat/);
+    assert.equal(r.code, 1, `exit status ${JSON.stringify([r.code, r.signal])}; stdout: ${r.stdout} stderr: ${r.stderr}`);
+    assert.match(r.stderr, /no-such-option/, `stderr: ${r.stderr}`);
+    assert.match(r.stderr, /Usage: moat/, `stderr: ${r.stderr}`);
   });
 
   it('an invalid --port exits 1 with a message', async () => {
     const r = await runMoat(['--port', 'eighty']);
-    assert.equal(r.code, 1);
-    assert.match(r.stderr, /--port/);
-    assert.match(r.stderr, /eighty/);
+    assert.equal(r.code, 1, `exit status ${JSON.stringify([r.code, r.signal])}; stdout: ${r.stdout} stderr: ${r.stderr}`);
+    assert.match(r.stderr, /--port/, `stderr: ${r.stderr}`);
+    assert.match(r.stderr, /eighty/, `stderr: ${r.stderr}`);
   });
 
   it('a bad config file exits 1; stderr names the file, the line and the key', async () => {
     const file = path.join(dir, 'bad.yaml');
     writeFileSync(file, 'listeners:\n  - port: 1883\nlimits:\n  max_packet_size: "big"\n');
     const r = await runMoat(['--config', file]);
-    assert.equal(r.code, 1);
+    assert.equal(r.code, 1, `exit status ${JSON.stringify([r.code, r.signal])}; stdout: ${r.stdout} stderr: ${r.stderr}`);
     assert.ok(r.stderr.includes(`${file}:4`), `stderr names file and line: ${r.stderr}`);
     assert.ok(r.stderr.includes('limits.max_packet_size'), `stderr names the key: ${r.stderr}`);
-    assert.match(r.stderr, /expected integer/);
+    assert.match(r.stderr, /expected integer/, `stderr: ${r.stderr}`);
   });
 
   it('a config file with an unknown key exits 1 naming its line', async () => {
     const file = path.join(dir, 'unknown.yaml');
     writeFileSync(file, 'sys_interval: 5\nlisten_port: 1883\n');
     const r = await runMoat(['-c', file]);
-    assert.equal(r.code, 1);
+    assert.equal(r.code, 1, `exit status ${JSON.stringify([r.code, r.signal])}; stdout: ${r.stdout} stderr: ${r.stderr}`);
     assert.ok(r.stderr.includes(`${file}:2`), r.stderr);
     assert.ok(r.stderr.includes('listen_port'), r.stderr);
   });
@@ -115,7 +115,7 @@ describe('cli: moat', () => {
   it('a missing config file exits 1 naming it', async () => {
     const file = path.join(dir, 'missing.yaml');
     const r = await runMoat(['--config', file]);
-    assert.equal(r.code, 1);
+    assert.equal(r.code, 1, `exit status ${JSON.stringify([r.code, r.signal])}; stdout: ${r.stdout} stderr: ${r.stderr}`);
     assert.ok(r.stderr.includes(file), r.stderr);
   });
 
@@ -123,17 +123,17 @@ describe('cli: moat', () => {
     const file = path.join(dir, 'open.yaml');
     writeFileSync(file, `listeners:\n  - host: 0.0.0.0\n    port: ${await freePort()}\n`);
     const r = await runMoat(['--config', file]);
-    assert.equal(r.code, 1, `stdout: ${r.stdout}`);
-    assert.match(r.stderr, /0\.0\.0\.0/);
-    assert.match(r.stderr, /allow_anonymous/);
-    assert.match(r.stderr, /authentication/);
+    assert.equal(r.code, 1, `exit status ${JSON.stringify([r.code, r.signal])}; stdout: ${r.stdout} stderr: ${r.stderr}`);
+    assert.match(r.stderr, /0\.0\.0\.0/, `stderr: ${r.stderr}`);
+    assert.match(r.stderr, /allow_anonymous/, `stderr: ${r.stderr}`);
+    assert.match(r.stderr, /authentication/, `stderr: ${r.stderr}`);
   });
 
   it('--host 0.0.0.0 on the command line gets the same refusal', async () => {
     const r = await runMoat(['--host', '0.0.0.0', '--port', String(await freePort())]);
-    assert.equal(r.code, 1, `stdout: ${r.stdout}`);
-    assert.match(r.stderr, /0\.0\.0\.0/);
-    assert.match(r.stderr, /allow_anonymous/);
+    assert.equal(r.code, 1, `exit status ${JSON.stringify([r.code, r.signal])}; stdout: ${r.stdout} stderr: ${r.stderr}`);
+    assert.match(r.stderr, /0\.0\.0\.0/, `stderr: ${r.stderr}`);
+    assert.match(r.stderr, /allow_anonymous/, `stderr: ${r.stderr}`);
   });
 
   it('a port already in use exits 1', async () => {
@@ -142,8 +142,8 @@ describe('cli: moat', () => {
     try {
       const port = (blocker.address() as net.AddressInfo).port;
       const r = await runMoat(['--port', String(port)]);
-      assert.equal(r.code, 1);
-      assert.match(r.stderr, /EADDRINUSE/);
+      assert.equal(r.code, 1, `exit status ${JSON.stringify([r.code, r.signal])}; stdout: ${r.stdout} stderr: ${r.stderr}`);
+      assert.match(r.stderr, /EADDRINUSE/, `stderr: ${r.stderr}`);
     } finally {
       await new Promise<void>((resolve) => blocker.close(() => resolve()));
     }

@@ -163,3 +163,13 @@ export function getGc(): (() => void) | undefined {
 export async function barrier(client: MqttClient): Promise<void> {
   await client.unsubscribeAsync('barrier/none');
 }
+
+/** Collects garbage (when possible) and lets the concurrent ArrayBuffer sweeper catch up before memory is read. */
+export async function settledMemory(): Promise<NodeJS.MemoryUsage> {
+  const gc = getGc();
+  for (let i = 0; i < 3; i++) {
+    gc?.();
+    await delay(30);
+  }
+  return process.memoryUsage();
+}
