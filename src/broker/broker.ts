@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import {
-  ConnectReturnCode, topicNameError, type ConnectPacket, type PublishPacket, type QoS, type WillMessage,
+  ConnectReturnCode, topicNameError, utf8StringError, type ConnectPacket, type PublishPacket, type QoS, type WillMessage,
 } from '../protocol/index.js';
 import { anonymousPolicy } from '../security/listener-policy.js';
 import { MemoryStore } from '../store/memory.js';
@@ -342,10 +342,12 @@ export class Broker extends EventEmitter<BrokerEvents> {
 
   /** Publishes a message from the embedding program, as if from a client that may publish anywhere. */
   publish(message: { topic: string; payload: Buffer | string; qos?: QoS; retain?: boolean }): void {
-    const problem = topicNameError(message.topic);
-    if (problem) throw new TypeError(problem);
+    const problem = topicNameError(message.topic) ?? utf8StringError(message.topic);
+    if (problem) throw new TypeError(`invalid topic "${message.topic}": ${problem}`);
+    const qos = message.qos ?? 0;
+    if (qos !== 0 && qos !== 1 && qos !== 2) throw new TypeError(`invalid QoS ${String(qos)}: expected 0, 1 or 2`);
     const payload = typeof message.payload === 'string' ? Buffer.from(message.payload) : message.payload;
-    this.route(message.topic, payload, message.qos ?? 0, message.retain ?? false, undefined);
+    this.route(message.topic, payload, qos, message.retain ?? false, undefined);
   }
 
   private route(topic: string, payload: Buffer, qos: QoS, retain: boolean, client: ClientInfo | undefined): void {

@@ -9,4 +9,4 @@ export { encodeAck } from './ack.js';
 export { encodeConnack } from './connack.js';
 export { encodeSuback } from './subscribe.js';
 export { encodeEmpty } from './empty.js';
-export { topicFilterError, topicNameError, isWildcardFilter } from './topic-rules.js';
+export { topicFilterError, topicNameError, isWildcardFilter, utf8StringError } from './topic-rules.js';

@@ -32,3 +32,11 @@ export function topicFilterError(filter: string): string | undefined {
 export function isWildcardFilter(filter: string): boolean {
   return filter.includes('+') || filter.includes('#');
 }
+
+/** A JavaScript string that cannot be sent as an MQTT UTF-8 string (section 1.5.3). */
+export function utf8StringError(s: string): string | undefined {
+  if (s.includes('\u0000')) return 'must not contain U+0000 [MQTT-1.5.3-2]';
+  if (!s.isWellFormed()) return 'must be well-formed UTF-16 (no lone surrogates) [MQTT-1.5.3-1]';
+  if (Buffer.byteLength(s, 'utf8') > 65_535) return 'must not exceed 65535 bytes [MQTT-1.5.3]';
+  return undefined;
+}

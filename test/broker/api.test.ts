@@ -3,7 +3,7 @@ import net from 'node:net';
 import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
 import type { MqttClient } from 'mqtt';
-import { createBroker, type Broker, type BrokerHooks, type ClientInfo, type PublishRequest } from '../../src/index.js';
+import { createBroker, ProtocolError, type Broker, type BrokerHooks, type ClientInfo, type PublishRequest } from '../../src/index.js';
 import type { QoS } from '../../src/protocol/index.js';
 import { connectClient, delay, RawClient, startBroker, waitFor, type TestBroker } from '../helpers/broker.js';
 import {
@@ -77,6 +77,34 @@ describe('library API: events', () => {
       assert.ok(politeReason.length > 0 && rudeReason.length > 0);
       assert.notEqual(politeReason, rudeReason);
     } finally {
+      tb.broker.off('clientDisconnected', onDisconnected);
+    }
+  });
+
+  it('emits clientError with a ProtocolError for a protocol violation (client undefined before CONNECT), then clientDisconnected', async () => {
+    const errors: Array<[ClientInfo | undefined, Error]> = [];
+    const disconnected: string[] = [];
+    const onError = (c: ClientInfo | undefined, e: Error): void => void errors.push([c, e]);
+    const onDisconnected = (c: ClientInfo): void => void disconnected.push(c.id);
+    tb.broker.on('clientError', onError);
+    tb.broker.on('clientDisconnected', onDisconnected);
+    try {
+      const clientId = uniqueId('violator');
+      const raw = await rawConnected(tb.port, { clientId });
+      raw.sendBytes([0x36, 0x05, 0x00, 0x01, 0x61, 0x00, 0x01]); // PUBLISH with both QoS bits set [MQTT-3.3.1-4]
+      assert.equal(await raw.waitClosed(2000), true);
+      await waitFor(() => errors.length === 1 && disconnected.includes(clientId));
+      assert.equal(errors[0]![0]?.id, clientId);
+      assert.ok(errors[0]![1] instanceof ProtocolError, String(errors[0]![1]));
+
+      const early = await RawClient.connect(tb.port);
+      early.sendBytes([0xc0, 0x00]); // PINGREQ before CONNECT [MQTT-3.1.0-1]
+      assert.equal(await early.waitClosed(2000), true);
+      await waitFor(() => errors.length === 2);
+      assert.equal(errors[1]![0], undefined);
+      assert.ok(errors[1]![1] instanceof ProtocolError);
+    } finally {
+      tb.broker.off('clientError', onError);
       tb.broker.off('clientDisconnected', onDisconnected);
     }
   });
@@ -177,21 +205,32 @@ describe('library API: broker.publish()', () => {
     }
   });
 
-  it('[MQTT-4.7.3-2][MQTT-4.7.3-3] throws a TypeError for a topic containing U+0000 or longer than 65535 bytes, and routes nothing', async () => {
+  it('[MQTT-4.7.3-2][MQTT-1.5.3-2] throws a TypeError for a topic containing U+0000, and routes nothing', async () => {
     const sub = await rawConnected(tb.port);
     try {
       await rawSubscribe(sub, [['#', 0], ['a/#', 0]]);
-      for (const topic of ['a/\u0000b', `a/${'x'.repeat(65534)}`]) {
-        assert.throws(() => tb.broker.publish({ topic, payload: 'x' }), TypeError, `topic of ${Buffer.byteLength(topic)} bytes`);
-      }
+      assert.throws(() => tb.broker.publish({ topic: 'a/\u0000b', payload: 'x' }), TypeError);
       await expectSilence(sub, 150);
-      assert.equal(sub.closed, false);
+      assert.equal(sub.decodeError, undefined, 'subscribers never receive a malformed PUBLISH');
     } finally {
       await closeAll(sub);
     }
   });
 
-  it('[MQTT-1.5.3-1] throws a TypeError for a topic that is not well-formed Unicode (lone surrogate), and routes nothing', async () => {
+  it('[MQTT-4.7.3-3] throws a TypeError for a topic longer than 65535 bytes, and routes nothing', async () => {
+    const sub = await rawConnected(tb.port);
+    try {
+      await rawSubscribe(sub, [['#', 0], ['a/#', 0]]);
+      const topic = `a/${'x'.repeat(65534)}`; // 65536 bytes
+      assert.throws(() => tb.broker.publish({ topic, payload: 'x' }), TypeError);
+      await expectSilence(sub, 150);
+      assert.equal(sub.decodeError, undefined, 'subscribers never receive a malformed PUBLISH');
+    } finally {
+      await closeAll(sub);
+    }
+  });
+
+  it('throws a TypeError for a topic that is not well-formed Unicode (a lone surrogate cannot be sent as UTF-8 [MQTT-1.5.3-1]), and routes nothing', async () => {
     const sub = await rawConnected(tb.port);
     try {
       await rawSubscribe(sub, '#', 0);
@@ -202,7 +241,7 @@ describe('library API: broker.publish()', () => {
     }
   });
 
-  it('[MQTT-3.3.1-4] throws a TypeError for a QoS other than 0, 1 or 2, and routes nothing', async () => {
+  it('throws a TypeError for a QoS other than 0, 1 or 2, and routes nothing', async () => {
     const sub = await rawConnected(tb.port);
     try {
       await rawSubscribe(sub, 'api/qos', 2);
