@@ -58,6 +58,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
   readonly sessions = new Map<string, Session>();
   readonly connections = new Set<Connection>();
   readonly version = VERSION;
+  /** Wall clock (ms) as of the last chunk received or sweep: cheap enough to read per packet. */
+  clock = Date.now();
 
   private readonly housekeeper: Housekeeper;
   private readonly listenerOptions: ListenerOptions[];
@@ -81,7 +83,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.delivery = new Delivery(this.limits, this.store, this.stats, this.logger);
     this.router = new Router(this.delivery, this.hooks);
     this.retained = new RetainedMessages(this.store);
-    this.housekeeper = new Housekeeper(this.connections, this.limits);
+    this.housekeeper = new Housekeeper(this, this.connections, this.limits);
   }
 
   get isClosing(): boolean {
@@ -134,6 +136,13 @@ export class Broker extends EventEmitter<BrokerEvents> {
    * a test pipe). The stream belongs to the broker from here on.
    */
   accept(stream: Duplex, listener: ListenerInfo, peer: PeerInfo): void {
+    // Sockets still before CONNECT count too: beyond the client limit plus a margin
+    // (for CONNACK 3 answers), new sockets are closed at once.
+    const socketCap = this.limits.maxConnections + Math.max(16, Math.ceil(this.limits.maxConnections / 10));
+    if (this.connections.size >= socketCap) {
+      stream.destroy();
+      return;
+    }
     const conn = new Connection(this, stream, listener, peer);
     this.connections.add(conn);
     this.stats.totalConnections++;
@@ -249,6 +258,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     return { session, present };
   }
 
+  /** Called once CONNACK and any resent messages are written. */
   clientConnected(conn: Connection): void {
     const stats = this.stats;
     stats.connectedClients++;
@@ -270,7 +280,14 @@ export class Broker extends EventEmitter<BrokerEvents> {
       if (!session.persistent) this.destroySession(session);
     }
     const client = conn.client!;
-    if (!graceful && publishWill && conn.will) this.publishWill(client, conn.will);
+    if (!graceful && publishWill && conn.will) {
+      try {
+        this.publishWill(client, conn.will);
+      } catch (err) {
+        // Runs from socket events and timers: a failing hook must not take the process down.
+        this.logger.error({ err, clientId: client.id }, 'publishing the will failed');
+      }
+    }
     conn.will = undefined;
     this.logger.info({ clientId: client.id, reason }, 'client disconnected');
     this.emit('clientDisconnected', client, reason);

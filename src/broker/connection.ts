@@ -34,10 +34,14 @@ export class Connection {
   session: Session | undefined;
   client: ClientInfo | undefined;
   will: WillMessage | undefined;
-  readonly openedAt = Date.now();
-  lastActivity = this.openedAt;
+  readonly openedAt: number;
+  /** Time (the broker's clock, as of the chunk it came in) of the last complete packet received. */
+  lastActivity: number;
   closingSince = 0;
   private corked = false;
+  /** Reading stops while an asynchronous hook decides, and while the peer does not take our bytes. */
+  private waitingForHook = false;
+  private waitingForPeer = false;
   private readonly onPacket = (packet: Packet, size: number): boolean => this.handlePacket(packet, size);
 
   constructor(
@@ -46,6 +50,8 @@ export class Connection {
     readonly listener: ListenerInfo,
     readonly peer: PeerInfo,
   ) {
+    this.openedAt = Date.now();
+    this.lastActivity = this.openedAt;
     this.decoder = new PacketDecoder(broker.limits.maxPacketSize);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => this.close(`network error: ${err.message}`));
@@ -64,7 +70,7 @@ export class Connection {
 
   private onData(chunk: Buffer): void {
     if (this.state === 'closed' || this.state === 'closing') return;
-    this.lastActivity = Date.now();
+    this.broker.clock = Date.now(); // once per chunk; each packet in it reads this
     this.broker.stats.bytesReceived += chunk.length;
     const error = this.decoder.push(chunk, this.onPacket);
     if (error) this.protocolError(error);
@@ -72,6 +78,8 @@ export class Connection {
 
   private handlePacket(packet: Packet, _size: number): boolean {
     if (this.state === 'closed' || this.state === 'closing') return false;
+    // Keep-alive counts Control Packets, not bytes: a trickled partial packet does not keep a client alive.
+    this.lastActivity = this.broker.clock;
     this.broker.stats.packetsReceived++;
     let pending: void | Promise<void>;
     try {
@@ -81,10 +89,13 @@ export class Connection {
       return false;
     }
     if (pending) {
-      // An asynchronous hook is deciding: hold later packets back to keep their order.
+      // An asynchronous hook is deciding: hold later packets back to keep their order,
+      // and stop reading so a client cannot pile up bytes meanwhile.
+      this.setReading('hook', false);
       pending.then(
         () => {
           if (this.state === 'closed' || this.state === 'closing') return;
+          this.setReading('hook', true);
           const error = this.decoder.resume(this.onPacket);
           if (error) this.protocolError(error);
         },
@@ -98,6 +109,13 @@ export class Connection {
   /** Re-read through a getter: handlers change the state while a packet is processed. */
   private get isOpen(): boolean {
     return this.state !== 'closed' && this.state !== 'closing';
+  }
+
+  private setReading(reason: 'hook' | 'peer', allowed: boolean): void {
+    if (reason === 'hook') this.waitingForHook = !allowed;
+    else this.waitingForPeer = !allowed;
+    if (this.waitingForHook || this.waitingForPeer) this.socket.pause();
+    else this.socket.resume();
   }
 
   private fail(err: unknown): void {
@@ -134,6 +152,13 @@ export class Connection {
     this.socket.write(bytes);
     this.broker.stats.bytesSent += bytes.length;
     this.broker.stats.packetsSent++;
+    // A client that sends without reading its replies is read no further until its socket drains.
+    if (!this.waitingForPeer && this.socket.writableLength > this.pauseThreshold) this.setReading('peer', false);
+  }
+
+  /** Above the stream's own high-water mark too, so that a 'drain' event is sure to follow. */
+  private get pauseThreshold(): number {
+    return Math.max(this.broker.limits.maxOutboundBuffer, this.socket.writableHighWaterMark);
   }
 
   /** Ends the per-turn batch: everything written since the last flush leaves in one writev. */
@@ -169,6 +194,8 @@ export class Connection {
   }
 
   private onDrain(): void {
+    if (this.state === 'closed' || this.state === 'closing') return;
+    if (this.waitingForPeer) this.setReading('peer', true);
     if (this.state === 'connected' && this.session) this.broker.delivery.drainQueue(this.session);
   }
 
@@ -183,14 +210,17 @@ export class Connection {
     this.state = 'closing';
     this.closingSince = Date.now();
     this.flush();
-    if (this.socket.destroyed) this.state = 'closed';
-    else this.socket.end();
-    this.broker.connectionClosed(this, reason, wasConnected, options.graceful === true, options.publishWill !== false);
     this.socket.once('close', () => {
       this.state = 'closed';
       this.broker.connectionGone(this);
     });
-    if (this.socket.destroyed) this.broker.connectionGone(this);
+    if (this.socket.destroyed) {
+      this.state = 'closed';
+      this.broker.connectionGone(this);
+    } else {
+      this.socket.end();
+    }
+    this.broker.connectionClosed(this, reason, wasConnected, options.graceful === true, options.publishWill !== false);
   }
 
   /** Forcibly releases the socket (the peer did not close in time). */

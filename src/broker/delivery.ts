@@ -1,7 +1,7 @@
 import { PacketType, type QoS } from '../protocol/index.js';
 import type { BrokerStore } from '../store/store.js';
 import type { BrokerLimits } from './options.js';
-import { sharedQos0Bytes, type Message } from './message.js';
+import { ownPayload, sharedQos0Bytes, type Message } from './message.js';
 import type { Session } from './session.js';
 import type { BrokerStats } from './stats.js';
 import type { Logger } from './logger.js';
@@ -42,6 +42,7 @@ export class Delivery {
   }
 
   private sendInflight(session: Session, message: Message, qos: QoS): void {
+    ownPayload(message);
     const packetId = session.allocatePacketId()!;
     const entry = { packetId, state: 'publish' as const, qos, message };
     session.inflight.set(packetId, entry);
@@ -57,6 +58,7 @@ export class Delivery {
       this.logger.debug({ clientId: session.clientId, topic: message.topic }, 'session queue full, message dropped');
       return;
     }
+    ownPayload(message);
     const entry = { seq: session.takeSeq(), qos, message };
     session.queue.push(entry);
     session.queuedBytes += size;

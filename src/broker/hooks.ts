@@ -54,42 +54,61 @@ export interface BrokerHooks {
   authorizeDelivery?(client: ClientInfo, message: PublishRequest): boolean;
 }
 
-/** Several hook sets as one: the first definite authentication answer wins, and every authorizer must agree. */
+/**
+ * Several hook sets as one: the first definite authentication answer wins, and
+ * every authorizer must agree. Stays synchronous unless a hook returns a promise.
+ */
 export function composeHooks(list: BrokerHooks[]): BrokerHooks {
   if (list.length === 1) return list[0]!;
   const composed: BrokerHooks = {};
-  const authenticators = list.filter((h) => h.authenticate);
+  const authenticators = list.flatMap((h) => (h.authenticate ? [h.authenticate.bind(h)] : []));
   if (authenticators.length > 0) {
-    composed.authenticate = async (request) => {
-      for (const h of authenticators) {
-        const result = await h.authenticate!(request);
-        if (result !== undefined) return result;
-      }
-      return undefined;
+    composed.authenticate = (request) => {
+      const ask = (from: number): MaybePromise<AuthenticateResult> => {
+        for (let i = from; i < authenticators.length; i++) {
+          const answer = authenticators[i]!(request);
+          if (answer instanceof Promise) return answer.then((a) => (a !== undefined ? a : ask(i + 1)));
+          if (answer !== undefined) return answer;
+        }
+        return undefined;
+      };
+      return ask(0);
     };
   }
-  const publishers = list.filter((h) => h.authorizePublish);
+  const publishers = list.flatMap((h) => (h.authorizePublish ? [h.authorizePublish.bind(h)] : []));
   if (publishers.length > 0) {
-    composed.authorizePublish = async (client, message) => {
-      for (const h of publishers) if (!(await h.authorizePublish!(client, message))) return false;
-      return true;
+    composed.authorizePublish = (client, message) => {
+      const ask = (from: number): MaybePromise<boolean> => {
+        for (let i = from; i < publishers.length; i++) {
+          const answer = publishers[i]!(client, message);
+          if (answer instanceof Promise) return answer.then((a) => a && ask(i + 1));
+          if (!answer) return false;
+        }
+        return true;
+      };
+      return ask(0);
     };
   }
-  const subscribers = list.filter((h) => h.authorizeSubscribe);
+  const subscribers = list.flatMap((h) => (h.authorizeSubscribe ? [h.authorizeSubscribe.bind(h)] : []));
   if (subscribers.length > 0) {
-    composed.authorizeSubscribe = async (client, subscription) => {
-      let granted: QoS = subscription.qos;
-      for (const h of subscribers) {
-        const answer = await h.authorizeSubscribe!(client, { filter: subscription.filter, qos: granted });
-        if (answer === false) return false;
-        if (answer !== true) granted = Math.min(granted, answer) as QoS;
-      }
-      return granted;
+    composed.authorizeSubscribe = (client, subscription) => {
+      const ask = (from: number, granted: QoS): MaybePromise<boolean | QoS> => {
+        for (let i = from; i < subscribers.length; i++) {
+          const answer = subscribers[i]!(client, { filter: subscription.filter, qos: granted });
+          if (answer instanceof Promise) {
+            return answer.then((a) => (a === false ? false : ask(i + 1, a === true ? granted : (Math.min(granted, a) as QoS))));
+          }
+          if (answer === false) return false;
+          if (answer !== true) granted = Math.min(granted, answer) as QoS;
+        }
+        return granted;
+      };
+      return ask(0, subscription.qos);
     };
   }
-  const deliverers = list.filter((h) => h.authorizeDelivery);
+  const deliverers = list.flatMap((h) => (h.authorizeDelivery ? [h.authorizeDelivery.bind(h)] : []));
   if (deliverers.length > 0) {
-    composed.authorizeDelivery = (client, message) => deliverers.every((h) => h.authorizeDelivery!(client, message));
+    composed.authorizeDelivery = (client, message) => deliverers.every((allow) => allow(client, message));
   }
   return composed;
 }

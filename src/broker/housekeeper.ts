@@ -14,6 +14,7 @@ export class Housekeeper {
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
+    private readonly clockHolder: { clock: number },
     private readonly connections: ReadonlySet<Connection>,
     private readonly limits: BrokerLimits,
   ) {}
@@ -28,6 +29,7 @@ export class Housekeeper {
   }
 
   sweep(now: number): void {
+    this.clockHolder.clock = now;
     const connectTimeoutMs = this.limits.connectTimeout * 1000;
     for (const conn of this.connections) {
       switch (conn.state) {

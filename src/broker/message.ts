@@ -10,18 +10,38 @@ export interface Message extends StoredMessage {
   topicLength?: number;
   /** The complete QoS 0 PUBLISH for 3.1/3.1.1 subscribers, encoded on first use. */
   encodedQos0?: Buffer;
+  /** The payload no longer shares memory with a socket chunk. */
+  ownsPayload?: boolean;
 }
 
 export function topicByteLength(message: Message): number {
   return (message.topicLength ??= Buffer.byteLength(message.topic, 'utf8'));
 }
 
-/** The QoS 0 bytes every 3.1/3.1.1 subscriber receives alike: encoded once per message. */
+/**
+ * The QoS 0 bytes every 3.1/3.1.1 subscriber receives alike: encoded once per
+ * live message. Retained messages live long, so their encoding is not kept.
+ */
 export function sharedQos0Bytes(message: Message, version: ProtocolVersion): Buffer {
-  return (message.encodedQos0 ??= encodePublish(
+  if (message.encodedQos0) return message.encodedQos0;
+  const bytes = encodePublish(
     { type: 3, dup: false, qos: 0, retain: message.retain, topic: message.topic, payload: message.payload },
     version,
-  ));
+  );
+  if (!message.retain) message.encodedQos0 = bytes;
+  return bytes;
+}
+
+/**
+ * Before a message is held (queued, in flight), give it its own payload if it
+ * is a small view of a large socket chunk, so the limits count what is held.
+ * Done once on the shared message, for every session that holds it.
+ */
+export function ownPayload(message: Message): void {
+  if (message.ownsPayload) return;
+  const payload = message.payload;
+  if (payload.byteLength * 2 < payload.buffer.byteLength) message.payload = Buffer.from(payload);
+  message.ownsPayload = true;
 }
 
 export function messageOf(topic: string, payload: Buffer, qos: QoS, retain: boolean): Message {

@@ -35,23 +35,41 @@ export class Router {
     private readonly hooks: BrokerHooks,
   ) {}
 
-  /** Returns the number of sessions the message was handed to. */
-  route(message: Message): number {
+  private routing = false;
+  private readonly deferred: Message[] = [];
+
+  /**
+   * Routes a message. A publish made while routing (from a hook or an event
+   * listener) is routed right after the current one, in order.
+   */
+  route(message: Message): void {
+    if (this.routing) {
+      this.deferred.push(message);
+      return;
+    }
+    this.routing = true;
+    try {
+      this.routeNow(message);
+      while (this.deferred.length > 0) this.routeNow(this.deferred.shift()!);
+    } finally {
+      this.routing = false;
+      this.deferred.length = 0;
+    }
+  }
+
+  private routeNow(message: Message): void {
     this.stamp++;
     const matched = this.matched;
     matched.length = 0;
     this.trie.match(message.topic, this.collect);
     const authorize = this.hooks.authorizeDelivery;
-    let count = 0;
     for (let i = 0; i < matched.length; i++) {
       const session = matched[i]!;
       if (authorize && session.client && !authorize(session.client, message)) continue;
       const qos = (message.qos < session.matchQos ? message.qos : session.matchQos) as QoS;
       this.delivery.deliver(session, message, qos);
-      count++;
     }
     matched.length = 0;
-    return count;
   }
 
   subscribe(session: Session, filter: string, qos: QoS): boolean {

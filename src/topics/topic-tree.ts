@@ -60,8 +60,8 @@ export class TopicTree<T> {
   }
 
   /** Calls `visit` for every stored topic matched by `filter` (same rules as subscriptions). */
-  match(filter: string, visit: (value: T, topic: string) => void): void {
-    this.walk(this.root, filter.split('/'), 0, [], visit);
+  match(filter: string, visit: (value: T) => void): void {
+    this.walk(this.root, filter.split('/'), 0, visit);
   }
 
   *values(): IterableIterator<T> {
@@ -73,44 +73,36 @@ export class TopicTree<T> {
     }
   }
 
-  private walk(node: TopicNode<T>, levels: string[], depth: number, path: string[], visit: (value: T, topic: string) => void): void {
+  private walk(node: TopicNode<T>, levels: string[], depth: number, visit: (value: T) => void): void {
     if (depth === levels.length) {
-      if (node.value !== undefined) visit(node.value, path.join('/'));
+      if (node.value !== undefined) visit(node.value);
       return;
     }
     const level = levels[depth]!;
     if (level === '#') {
       // The parent level itself matches ("a/#" matches "a").
-      if (depth > 0 && node.value !== undefined) visit(node.value, path.join('/'));
-      this.visitSubtree(node, path, depth === 0, visit);
+      if (depth > 0 && node.value !== undefined) visit(node.value);
+      this.visitSubtree(node, depth === 0, visit);
       return;
     }
     if (!node.children) return;
     if (level === '+') {
       for (const [name, child] of node.children) {
         if (depth === 0 && name.startsWith('$')) continue; // [MQTT-4.7.2-1]
-        path.push(name);
-        this.walk(child, levels, depth + 1, path, visit);
-        path.pop();
+        this.walk(child, levels, depth + 1, visit);
       }
       return;
     }
     const child = node.children.get(level);
-    if (child) {
-      path.push(level);
-      this.walk(child, levels, depth + 1, path, visit);
-      path.pop();
-    }
+    if (child) this.walk(child, levels, depth + 1, visit);
   }
 
-  private visitSubtree(node: TopicNode<T>, path: string[], atRoot: boolean, visit: (value: T, topic: string) => void): void {
+  private visitSubtree(node: TopicNode<T>, atRoot: boolean, visit: (value: T) => void): void {
     if (!node.children) return;
     for (const [name, child] of node.children) {
       if (atRoot && name.startsWith('$')) continue; // [MQTT-4.7.2-1]
-      path.push(name);
-      if (child.value !== undefined) visit(child.value, path.join('/'));
-      this.visitSubtree(child, path, false, visit);
-      path.pop();
+      if (child.value !== undefined) visit(child.value);
+      this.visitSubtree(child, false, visit);
     }
   }
 }

@@ -46,17 +46,19 @@ function finishConnect(conn: Connection, packet: ConnectPacket, clientId: string
     listener: conn.listener.name,
   };
   conn.client = client;
-  conn.will = packet.will;
+  // The will may wait a long time: keep its own copy, not a view of a 64 KiB socket chunk.
+  conn.will = packet.will && { ...packet.will, payload: Buffer.from(packet.will.payload) };
 
   const { session, present } = broker.attachSession(conn, clientId, packet.clean);
   conn.state = 'connected';
   // Session present is 0 for a clean session [MQTT-3.2.2-1] and tells whether state was resumed otherwise [MQTT-3.2.2-2].
   conn.sendConnack(ConnectReturnCode.Accepted, present);
-  broker.clientConnected(conn);
   if (present) {
     broker.delivery.resendInflight(session);
     broker.delivery.drainQueue(session);
   }
+  // After the resends, so that a listener publishing here cannot overtake them [MQTT-4.6.0-1].
+  broker.clientConnected(conn);
 }
 
 /** A CONNACK with a non-zero return code is followed by closing the connection [MQTT-3.2.2-5]. */

@@ -10,7 +10,8 @@ export function handlePublish(conn: Connection, packet: PublishPacket): void | P
   const session = conn.session!;
   // A repeated QoS 2 packet id before PUBREL is the same message: acknowledge, do not route again [MQTT-4.3.3-2].
   if (packet.qos === 2 && session.incomingQos2.has(packet.packetId!)) {
-    conn.sendAck(PacketType.PUBREC, packet.packetId!);
+    const packetId = packet.packetId!;
+    broker.store.whenDurable(() => conn.sendAck(PacketType.PUBREC, packetId)); // not ahead of the first PUBREC
     return;
   }
   // '$' topics belong to the broker; a client's publish to one is acknowledged and dropped.
