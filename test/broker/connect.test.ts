@@ -1,14 +1,11 @@
 import assert from 'node:assert/strict';
-import { after, afterEach, before, describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import type { MqttClient } from 'mqtt';
 import type { ClientInfo } from '../../src/broker/hooks.js';
 import { encodePacket } from '../../src/protocol/index.js';
 import { connectClient, delay, RawClient, startBroker, waitFor, type TestBroker } from '../helpers/broker.js';
 import {
-  buildConnect, closeAll, expectSilence, MessageInbox, nextPublish, rawConnect, rawSession, rawSubscribe, uniqueId,
-} from '../helpers/connection.js';
-
-type Closable = MqttClient | RawClient;
+  buildConnect, closeAll, expectSilence, MessageInbox, nextPublish, rawConnect, rawSession, rawSubscribe, uniqueId, trackClients } from '../helpers/connection.js';
 
 /** Asserts a refusal: CONNACK with `code`, session present 0 [MQTT-3.2.2-4], then the broker closes [MQTT-3.2.2-5]. */
 async function assertRefused(raw: RawClient, connack: { returnCode: number; sessionPresent: boolean }, code: number): Promise<void> {
@@ -30,18 +27,10 @@ const MQTT5_CONNECT = Buffer.from([
 
 describe('CONNECT / CONNACK', () => {
   let tb: TestBroker;
-  let open: Closable[] = [];
-  const track = <T extends Closable>(c: T): T => {
-    open.push(c);
-    return c;
-  };
+  const track = trackClients();
 
   before(async () => {
     tb = await startBroker();
-  });
-  afterEach(async () => {
-    await closeAll(open);
-    open = [];
   });
   after(() => tb.close());
 
@@ -105,8 +94,7 @@ describe('CONNECT / CONNACK', () => {
         const { raw: again } = await rawSession(limited.port, { clientId: uniqueId('third') });
         track(again);
       } finally {
-        await closeAll(open);
-        open = [];
+        await track.closeNow();
         await limited.close();
       }
     });
@@ -130,8 +118,7 @@ describe('CONNECT / CONNACK', () => {
         assert.deepEqual(seen, [{ username: 'alice', password: 'wrong' }]);
         assert.equal(auth.broker.stats.connectedClients, 0);
       } finally {
-        await closeAll(open);
-        open = [];
+        await track.closeNow();
         await auth.close();
       }
     });
@@ -143,8 +130,7 @@ describe('CONNECT / CONNACK', () => {
         track(raw);
         await assertRefused(raw, connack, 5);
       } finally {
-        await closeAll(open);
-        open = [];
+        await track.closeNow();
         await auth.close();
       }
     });
@@ -161,8 +147,7 @@ describe('CONNECT / CONNACK', () => {
           return true;
         });
       } finally {
-        await closeAll(open);
-        open = [];
+        await track.closeNow();
         await closed.close();
       }
     });
@@ -185,8 +170,7 @@ describe('CONNECT / CONNACK', () => {
         track(back);
         assert.equal(ok.sessionPresent, true);
       } finally {
-        await closeAll(open);
-        open = [];
+        await track.closeNow();
         await auth.close();
       }
     });
@@ -234,8 +218,7 @@ describe('CONNECT / CONNACK', () => {
         assert.deepEqual(raw.packets.map((p) => p.type), []);
         await waitFor(() => quick.broker.connections.size === 0, 3000, 'the broker to release the connection');
       } finally {
-        await closeAll(open);
-        open = [];
+        await track.closeNow();
         await quick.close();
       }
     });
@@ -356,8 +339,7 @@ describe('CONNECT / CONNACK', () => {
         assert.equal(publish.payload.toString(), 'm1');
         assert.equal((await raw.nextPacket()).type, 13);
       } finally {
-        await closeAll(open);
-        open = [];
+        await track.closeNow();
         await auth.close();
       }
     });
@@ -380,8 +362,7 @@ describe('CONNECT / CONNACK', () => {
         assert.deepEqual(routed, []);
         assert.equal(auth.broker.retained.size, 0);
       } finally {
-        await closeAll(open);
-        open = [];
+        await track.closeNow();
         await auth.close();
       }
     });
@@ -418,8 +399,7 @@ describe('CONNECT / CONNACK', () => {
           const { raw: ok } = await rawSession(auth.port, { clientId: uniqueId('fine'), username: 'fine' });
           track(ok);
         } finally {
-          await closeAll(open);
-          open = [];
+          await track.closeNow();
           await auth.close();
         }
       });

@@ -1,25 +1,15 @@
 import assert from 'node:assert/strict';
-import { after, afterEach, before, describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import type { MqttClient } from 'mqtt';
 import { connectClient, delay, type RawClient, startBroker, type TestBroker } from '../helpers/broker.js';
-import { closeAll, MessageInbox, rawSession, rawSubscribe, uniqueId } from '../helpers/connection.js';
-
-type Closable = MqttClient | RawClient;
+import { closeAll, MessageInbox, rawSession, rawSubscribe, uniqueId, trackClients } from '../helpers/connection.js';
 
 describe('keep-alive', () => {
   let tb: TestBroker;
-  let open: Closable[] = [];
-  const track = <T extends Closable>(c: T): T => {
-    open.push(c);
-    return c;
-  };
+  const track = trackClients();
 
   before(async () => {
     tb = await startBroker();
-  });
-  afterEach(async () => {
-    await closeAll(open);
-    open = [];
   });
   after(() => tb.close());
 

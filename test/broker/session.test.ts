@@ -1,15 +1,12 @@
 import assert from 'node:assert/strict';
-import { after, afterEach, before, describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import mqtt, { type MqttClient } from 'mqtt';
 import type { Broker } from '../../src/broker/broker.js';
 import type { PublishPacket, QoS } from '../../src/protocol/index.js';
 import { MemoryStore } from '../../src/store/index.js';
 import { connectClient, type RawClient, startBroker, waitFor, type TestBroker } from '../helpers/broker.js';
 import {
-  ackPublish, closeAll, expectSilence, MessageInbox, nextPublish, rawSession, rawSubscribe, uniqueId,
-} from '../helpers/connection.js';
-
-type Closable = MqttClient | RawClient;
+  ackPublish, closeAll, expectSilence, MessageInbox, nextPublish, rawSession, rawSubscribe, uniqueId, trackClients } from '../helpers/connection.js';
 
 /** Resolves once the broker has detached the session of `clientId` from any connection. */
 async function offline(broker: Broker, clientId: string): Promise<void> {
@@ -35,18 +32,10 @@ function summary(p: PublishPacket): [string, string, number, boolean] {
 
 describe('sessions', () => {
   let tb: TestBroker;
-  let open: Closable[] = [];
-  const track = <T extends Closable>(c: T): T => {
-    open.push(c);
-    return c;
-  };
+  const track = trackClients();
 
   before(async () => {
     tb = await startBroker();
-  });
-  afterEach(async () => {
-    await closeAll(open);
-    open = [];
   });
   after(() => tb.close());
 
@@ -202,8 +191,7 @@ describe('sessions', () => {
         await expectNextIsSentinel(again.raw, pub, 'qlim/sentinel');
         assert.equal(t.broker.stats.publishDropped - dropped, 2);
       } finally {
-        await closeAll(open);
-        open = [];
+        await track.closeNow();
         await t.close();
       }
     });
@@ -232,8 +220,7 @@ describe('sessions', () => {
         await expectNextIsSentinel(again.raw, pub, 'qbytes/sentinel');
         assert.equal(t.broker.stats.publishDropped - dropped, 3);
       } finally {
-        await closeAll(open);
-        open = [];
+        await track.closeNow();
         await t.close();
       }
     });
@@ -266,8 +253,7 @@ describe('sessions', () => {
         // All four carried distinct packet ids [MQTT-2.3.1-2].
         assert.equal(new Set([a.packetId, b.packetId, c.packetId, d.packetId]).size, 4);
       } finally {
-        await closeAll(open);
-        open = [];
+        await track.closeNow();
         await t.close();
       }
     });
@@ -293,8 +279,7 @@ describe('sessions', () => {
         assert.equal(b.payload.toString(), 'second');
         await ackPublish(raw, b);
       } finally {
-        await closeAll(open);
-        open = [];
+        await track.closeNow();
         await t.close();
       }
     });
@@ -395,8 +380,7 @@ describe('sessions', () => {
         }
         assert.deepEqual(got, [['o1', true], ['o2', true], ['o3', false], ['o4', false], ['o5', false]]);
       } finally {
-        await closeAll(open);
-        open = [];
+        await track.closeNow();
         await t.close();
       }
     });
@@ -454,8 +438,7 @@ describe('sessions', () => {
         await pub.publishAsync('rec/a', 'queued 1', { qos: 1 });
         await pub.publishAsync('rec/zero', 'qos 0 is not queued', { qos: 0 });
         await pub.publishAsync('rec2/b', 'queued 2', { qos: 2 });
-        await closeAll(open);
-        open = [];
+        await track.closeNow();
         await one.close();
 
         two = await startBroker({ store });
@@ -483,8 +466,7 @@ describe('sessions', () => {
         const r = await inbox.next();
         assert.deepEqual([r.topic, r.payload, r.retain, r.qos], ['ret/one', 'kept', true, 1]);
       } finally {
-        await closeAll(open);
-        open = [];
+        await track.closeNow();
         await one.close();
         await two?.close();
       }
@@ -508,8 +490,7 @@ describe('sessions', () => {
         first.raw.send({ type: 5, packetId: q2.packetId! });
         const rel = await first.raw.nextPacket();
         assert.equal(rel.type, 6);
-        await closeAll(open);
-        open = [];
+        await track.closeNow();
         await one.close();
 
         two = await startBroker({ store });
@@ -528,8 +509,7 @@ describe('sessions', () => {
         const pub2 = await publisher(two);
         await expectNextIsSentinel(again.raw, pub2, 'inf/sentinel');
       } finally {
-        await closeAll(open);
-        open = [];
+        await track.closeNow();
         await one.close();
         await two?.close();
       }

@@ -3,17 +3,11 @@ import { after, afterEach, before, describe, it } from 'node:test';
 import type { MqttClient } from 'mqtt';
 import type { QoS } from '../../src/protocol/index.js';
 import { connectClient, delay, type RawClient, startBroker, waitFor, type TestBroker } from '../helpers/broker.js';
-import { closeAll, MessageInbox, rawConnect, rawSession, uniqueId } from '../helpers/connection.js';
-
-type Closable = MqttClient | RawClient;
+import { closeAll, MessageInbox, rawConnect, rawSession, uniqueId, trackClients } from '../helpers/connection.js';
 
 describe('will messages', () => {
   let tb: TestBroker;
-  let open: Closable[] = [];
-  const track = <T extends Closable>(c: T): T => {
-    open.push(c);
-    return c;
-  };
+  const track = trackClients();
   let disconnects: Array<{ id: string; reason: string }> = [];
   const onGone = (c: { id: string }, reason: string): void => {
     disconnects.push({ id: c.id, reason });
@@ -23,9 +17,7 @@ describe('will messages', () => {
     tb = await startBroker();
     tb.broker.on('clientDisconnected', onGone);
   });
-  afterEach(async () => {
-    await closeAll(open);
-    open = [];
+  afterEach(() => {
     disconnects = [];
   });
   after(() => tb.close());

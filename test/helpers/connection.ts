@@ -3,6 +3,7 @@ import type { MqttClient } from 'mqtt';
 import type {
   ConnackPacket, ConnectPacket, Packet, ProtocolVersion, PublishPacket, QoS, WillMessage,
 } from '../../src/protocol/index.js';
+import { afterEach } from 'node:test';
 import { delay, RawClient } from './broker.js';
 
 /** Helpers for the connection / session / keep-alive / will integration tests. */
@@ -159,4 +160,26 @@ export async function closeAll(clients: Array<MqttClient | RawClient | undefined
     if (c instanceof RawClient) c.destroy();
     else await c.endAsync(true).catch(() => {});
   }));
+}
+
+/** Registers a client to be closed after the current test; `closeNow()` closes the registered ones at once. */
+export interface ClientTracker {
+  <T extends MqttClient | RawClient>(client: T): T;
+  closeNow(): Promise<void>;
+}
+
+/** For a describe block: clients given to the returned tracker are closed after each test, whatever its outcome. */
+export function trackClients(): ClientTracker {
+  let open: Array<MqttClient | RawClient> = [];
+  const track = (<T extends MqttClient | RawClient>(client: T): T => {
+    open.push(client);
+    return client;
+  }) as ClientTracker;
+  track.closeNow = async () => {
+    const closing = open;
+    open = [];
+    await closeAll(closing);
+  };
+  afterEach(() => track.closeNow());
+  return track;
 }
