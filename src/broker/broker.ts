@@ -314,10 +314,12 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (session.persistent) this.store.putSubscription(session.clientId, { filter, qos });
   }
 
-  unsubscribe(session: Session, filter: string): void {
-    if (!session.subscriptions.delete(filter)) return;
+  /** Returns false if the session had no such subscription. */
+  unsubscribe(session: Session, filter: string): boolean {
+    if (!session.subscriptions.delete(filter)) return false;
     this.router.unsubscribe(session, filter);
     if (session.persistent) this.store.deleteSubscription(session.clientId, filter);
+    return true;
   }
 
   /** Retained messages matching a new subscription, sent with the retain flag set [MQTT-3.3.1-8]. */

@@ -1,7 +1,8 @@
 import type { Duplex } from 'node:stream';
 import {
   ConnectReturnCode, ReasonCode, encodeAck, encodeConnack, encodeEmpty, encodePublishHeader, PacketDecoder, PacketType, ProtocolError,
-  type Packet, type ProtocolVersion, type QoS, type WillMessage,
+  encodeUnsuback, type AckType, type ConnackPacket, type Packet, type Properties, type ProtocolVersion, type QoS,
+  type WillMessage,
 } from '../protocol/index.js';
 import type { Broker } from './broker.js';
 import { dispatch } from './handlers/index.js';
@@ -168,12 +169,18 @@ export class Connection {
     this.socket.uncork();
   }
 
-  sendConnack(returnCode: number, sessionPresent: boolean): void {
-    this.write(encodeConnack({ type: PacketType.CONNACK, returnCode, sessionPresent }, this.version));
+  sendConnack(returnCode: number, sessionPresent: boolean, properties?: Properties): void {
+    const packet: ConnackPacket = { type: PacketType.CONNACK, returnCode, sessionPresent };
+    if (properties) packet.properties = properties;
+    this.write(encodeConnack(packet, this.version));
   }
 
-  sendAck(type: typeof PacketType.PUBACK | typeof PacketType.PUBREC | typeof PacketType.PUBREL | typeof PacketType.PUBCOMP | typeof PacketType.UNSUBACK, packetId: number): void {
-    this.write(encodeAck(type, packetId, this.version));
+  sendAck(type: AckType, packetId: number, reasonCode = 0, properties?: Properties): void {
+    this.write(encodeAck(type, packetId, this.version, reasonCode, properties));
+  }
+
+  sendUnsuback(packetId: number, reasonCodes: number[]): void {
+    this.write(encodeUnsuback({ type: PacketType.UNSUBACK, packetId, reasonCodes }, this.version));
   }
 
   sendPingresp(): void {

@@ -3,6 +3,7 @@ import { malformed, ProtocolError } from './errors.js';
 import { startPacket, utf8Length } from './fixed-header.js';
 import type { ConnectPacket, WillMessage } from './packets.js';
 import type { Reader } from './primitives.js';
+import { propertiesLength, readProperties, WILL, writeProperties } from './properties.js';
 import { ReasonCode } from './reason-codes.js';
 import { topicNameError } from './topic-rules.js';
 
@@ -13,10 +14,10 @@ const FLAG_WILL_RETAIN = 0x20;
 const FLAG_PASSWORD = 0x40;
 const FLAG_USERNAME = 0x80;
 
-/** Protocol levels this codec decodes. MQTT 5 arrives with its own issue. */
-const SUPPORTED_LEVELS: ReadonlyMap<string, ProtocolVersion> = new Map([
-  [PROTOCOL_NAME_V31, 3],
-  [PROTOCOL_NAME, 4],
+/** Protocol levels this codec decodes, by protocol name. */
+const SUPPORTED_LEVELS: ReadonlyMap<string, readonly number[]> = new Map([
+  [PROTOCOL_NAME_V31, [3]],
+  [PROTOCOL_NAME, [4, 5]],
 ]);
 
 export function decodeConnect(r: Reader): ConnectPacket {
@@ -25,7 +26,7 @@ export function decodeConnect(r: Reader): ConnectPacket {
   if (protocolName !== PROTOCOL_NAME && protocolName !== PROTOCOL_NAME_V31) {
     throw malformed(`unknown protocol name "${protocolName}"`, 'MQTT-3.1.2-1');
   }
-  if (SUPPORTED_LEVELS.get(protocolName) !== level) {
+  if (!SUPPORTED_LEVELS.get(protocolName)!.includes(level)) {
     // The broker answers CONNACK 0x01 before closing [MQTT-3.1.2-2].
     throw new ProtocolError(
       `unsupported protocol ${protocolName} level ${level}`,
@@ -45,9 +46,13 @@ export function decodeConnect(r: Reader): ConnectPacket {
   if (willQos === 3) throw malformed('will QoS 3', 'MQTT-3.1.2-14');
   const hasUsername = (flags & FLAG_USERNAME) !== 0;
   const hasPassword = (flags & FLAG_PASSWORD) !== 0;
-  if (hasPassword && !hasUsername) throw malformed('password flag without username flag', 'MQTT-3.1.2-22');
+  // MQTT 5 allows a password without a user name.
+  if (hasPassword && !hasUsername && protocolVersion < 5) {
+    throw malformed('password flag without username flag', 'MQTT-3.1.2-22');
+  }
 
   const keepalive = r.u16('keep alive');
+  const properties = protocolVersion === 5 ? readProperties(r, PacketType.CONNECT) : undefined;
   const clientId = r.utf8('client identifier');
   const packet: ConnectPacket = {
     type: PacketType.CONNECT,
@@ -57,12 +62,15 @@ export function decodeConnect(r: Reader): ConnectPacket {
     keepalive,
     clientId,
   };
+  if (properties) packet.properties = properties;
   if (hasWill) {
+    const willProperties = protocolVersion === 5 ? readProperties(r, WILL) : undefined;
     const topic = r.utf8('will topic');
     const problem = topicNameError(topic);
     if (problem) throw malformed(`will topic: ${problem}`);
     const payload = r.binary('will message');
     packet.will = { topic, payload, qos: willQos as QoS, retain: willRetain };
+    if (willProperties) packet.will.properties = willProperties;
   }
   if (hasUsername) packet.username = r.utf8('user name');
   if (hasPassword) packet.password = r.binary('password');
@@ -76,8 +84,10 @@ export function encodeConnect(p: ConnectPacket): Buffer {
   const will: WillMessage | undefined = p.will;
   const willTopicLen = will ? utf8Length(will.topic) : 0;
   const userLen = p.username !== undefined ? utf8Length(p.username) : 0;
+  const v5 = p.protocolVersion === 5;
   let length = 2 + nameLen + 1 + 1 + 2 + 2 + idLen;
-  if (will) length += 2 + willTopicLen + 2 + will.payload.length;
+  if (v5) length += propertiesLength(p.properties);
+  if (will) length += 2 + willTopicLen + 2 + will.payload.length + (v5 ? propertiesLength(will.properties) : 0);
   if (p.username !== undefined) length += 2 + userLen;
   if (p.password !== undefined) length += 2 + p.password.length;
 
@@ -95,8 +105,10 @@ export function encodeConnect(p: ConnectPacket): Buffer {
   w.u8(p.protocolVersion);
   w.u8(flags);
   w.u16(p.keepalive);
+  if (v5) writeProperties(w, p.properties);
   w.utf8(p.clientId, idLen);
   if (will) {
+    if (v5) writeProperties(w, will.properties);
     w.utf8(will.topic, willTopicLen);
     w.binary(will.payload);
   }

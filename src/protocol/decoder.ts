@@ -2,14 +2,14 @@ import { decodeAck } from './ack.js';
 import { decodeConnack } from './connack.js';
 import { decodeConnect } from './connect.js';
 import { MAX_REMAINING_LENGTH, PacketType, PACKET_TYPE_NAMES, type ProtocolVersion } from './constants.js';
-import { decodeEmpty } from './empty.js';
+import { decodeEmpty, decodeReasoned } from './empty.js';
 import { malformed, ProtocolError } from './errors.js';
 import type { Packet } from './packets.js';
 import { Reader } from './primitives.js';
 import { decodePublish } from './publish.js';
 import { ReasonCode } from './reason-codes.js';
 import { decodeSuback, decodeSubscribe } from './subscribe.js';
-import { decodeUnsubscribe } from './unsubscribe.js';
+import { decodeUnsuback, decodeUnsubscribe } from './unsubscribe.js';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -189,15 +189,18 @@ export class PacketDecoder {
       case PacketType.PUBREC:
       case PacketType.PUBREL:
       case PacketType.PUBCOMP:
-      case PacketType.UNSUBACK:
         return decodeAck(type, r, v);
+      case PacketType.UNSUBACK: return decodeUnsuback(r, v);
       case PacketType.SUBSCRIBE: return decodeSubscribe(r, v);
       case PacketType.SUBACK: return decodeSuback(r, v);
       case PacketType.UNSUBSCRIBE: return decodeUnsubscribe(r, v);
       case PacketType.PINGREQ:
       case PacketType.PINGRESP:
-      case PacketType.DISCONNECT:
         return decodeEmpty(type, r);
+      case PacketType.DISCONNECT:
+        return v === 5 ? decodeReasoned(type, r) : decodeEmpty(type, r);
+      case PacketType.AUTH:
+        return decodeReasoned(type, r);
       default:
         throw malformed(`packet type ${type} is not supported at protocol level ${v}`);
     }

@@ -2,11 +2,11 @@ import { encodeAck } from './ack.js';
 import { encodeConnack } from './connack.js';
 import { encodeConnect } from './connect.js';
 import { PacketType, type ProtocolVersion } from './constants.js';
-import { encodeEmpty } from './empty.js';
+import { encodeEmpty, encodeReasoned } from './empty.js';
 import type { Packet } from './packets.js';
 import { encodePublish } from './publish.js';
 import { encodeSuback, encodeSubscribe } from './subscribe.js';
-import { encodeUnsubscribe } from './unsubscribe.js';
+import { encodeUnsuback, encodeUnsubscribe } from './unsubscribe.js';
 
 /** Encodes any packet for the given protocol level. */
 export function encodePacket(p: Packet, version: ProtocolVersion): Buffer {
@@ -18,16 +18,18 @@ export function encodePacket(p: Packet, version: ProtocolVersion): Buffer {
     case PacketType.PUBREC:
     case PacketType.PUBREL:
     case PacketType.PUBCOMP:
-      return encodeAck(p.type, p.packetId, version);
-    case PacketType.UNSUBACK: return encodeAck(p.type, p.packetId, version);
+      return encodeAck(p.type, p.packetId, version, p.reasonCode ?? 0, p.properties);
+    case PacketType.UNSUBACK: return encodeUnsuback(p, version);
     case PacketType.SUBSCRIBE: return encodeSubscribe(p, version);
     case PacketType.SUBACK: return encodeSuback(p, version);
     case PacketType.UNSUBSCRIBE: return encodeUnsubscribe(p, version);
     case PacketType.PINGREQ:
     case PacketType.PINGRESP:
-    case PacketType.DISCONNECT:
       return encodeEmpty(p.type);
+    case PacketType.DISCONNECT:
+      return encodeReasoned(p.type, p.reasonCode ?? 0, p.properties, version);
     case PacketType.AUTH:
-      throw new RangeError('AUTH exists only in MQTT 5');
+      if (version < 5) throw new RangeError('AUTH exists only in MQTT 5');
+      return encodeReasoned(p.type, p.reasonCode, p.properties, version);
   }
 }

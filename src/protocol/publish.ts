@@ -1,18 +1,22 @@
 import { PacketType, type ProtocolVersion, type QoS } from './constants.js';
 import { malformed } from './errors.js';
 import { startPacket, utf8Length } from './fixed-header.js';
-import type { PublishPacket } from './packets.js';
+import type { Properties, PublishPacket } from './packets.js';
 import { varintLength, Writer, type Reader } from './primitives.js';
+import { propertiesLength, readProperties, writeProperties } from './properties.js';
 import { topicNameError } from './topic-rules.js';
 
-export function decodePublish(flags: number, r: Reader, _version: ProtocolVersion): PublishPacket {
+export function decodePublish(flags: number, r: Reader, version: ProtocolVersion): PublishPacket {
   const qos = (flags >> 1) & 0x03;
   if (qos === 3) throw malformed('PUBLISH with QoS 3', 'MQTT-3.3.1-4');
   const dup = (flags & 0x08) !== 0;
   if (dup && qos === 0) throw malformed('DUP set on a QoS 0 PUBLISH', 'MQTT-3.3.1-2');
   const topic = r.utf8('topic name');
-  const problem = topicNameError(topic);
-  if (problem) throw malformed(problem);
+  // MQTT 5: an empty topic is valid when a topic alias stands for it (checked by the receiver).
+  if (!(version === 5 && topic.length === 0)) {
+    const problem = topicNameError(topic);
+    if (problem) throw malformed(problem);
+  }
   const packet: PublishPacket = {
     type: PacketType.PUBLISH,
     dup,
@@ -22,6 +26,10 @@ export function decodePublish(flags: number, r: Reader, _version: ProtocolVersio
     payload: undefined as unknown as Buffer,
   };
   if (qos > 0) packet.packetId = readPacketId(r);
+  if (version === 5) {
+    const properties = readProperties(r, PacketType.PUBLISH);
+    if (properties) packet.properties = properties;
+  }
   packet.payload = r.rest();
   return packet;
 }
@@ -37,12 +45,14 @@ function publishFirstByte(p: PublishPacket): number {
 }
 
 /** The whole PUBLISH in one buffer (copies the payload). */
-export function encodePublish(p: PublishPacket, _version: ProtocolVersion): Buffer {
+export function encodePublish(p: PublishPacket, version: ProtocolVersion): Buffer {
   const topicLen = utf8Length(p.topic);
-  const length = 2 + topicLen + (p.qos > 0 ? 2 : 0) + p.payload.length;
+  const propsLen = version === 5 ? propertiesLength(p.properties) : 0;
+  const length = 2 + topicLen + (p.qos > 0 ? 2 : 0) + propsLen + p.payload.length;
   const w = startPacket(publishFirstByte(p), length);
   w.utf8(p.topic, topicLen);
   if (p.qos > 0) w.u16(p.packetId!);
+  if (version === 5) writeProperties(w, p.properties);
   w.bytes(p.payload);
   return w.buf;
 }
@@ -50,16 +60,26 @@ export function encodePublish(p: PublishPacket, _version: ProtocolVersion): Buff
 /**
  * Everything of a PUBLISH but the payload, so a payload can be written after it
  * without copying (the socket gathers both in one writev when corked).
+ * `properties` is written only when given (MQTT 5 subscribers); pass null for 3.1/3.1.1.
  */
 export function encodePublishHeader(
   topic: string, topicByteLength: number, qos: QoS, retain: boolean, dup: boolean, packetId: number, payloadLength: number,
+  properties: Properties | undefined | null = null,
 ): Buffer {
-  const variable = 2 + topicByteLength + (qos > 0 ? 2 : 0);
+  const propsLen = properties === null ? 0 : propertiesLength(properties);
+  const variable = 2 + topicByteLength + (qos > 0 ? 2 : 0) + propsLen;
   const remaining = variable + payloadLength;
   const w = new Writer(1 + varintLength(remaining) + variable);
   w.u8((PacketType.PUBLISH << 4) | (dup ? 0x08 : 0) | (qos << 1) | (retain ? 0x01 : 0));
   w.varint(remaining);
   w.utf8(topic, topicByteLength);
   if (qos > 0) w.u16(packetId);
+  if (properties !== null) writeProperties(w, properties);
   return w.buf;
+}
+
+/** Size in bytes of a whole PUBLISH, to honour a client's Maximum Packet Size. */
+export function publishPacketSize(topicByteLength: number, qos: QoS, payloadLength: number, properties: Properties | undefined | null): number {
+  const remaining = 2 + topicByteLength + (qos > 0 ? 2 : 0) + (properties === null ? 0 : propertiesLength(properties)) + payloadLength;
+  return 1 + varintLength(remaining) + remaining;
 }

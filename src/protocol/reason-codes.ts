@@ -71,3 +71,29 @@ const REASON_NAMES = new Map<number, string>(
 export function reasonName(code: number): string {
   return REASON_NAMES.get(code) ?? `0x${code.toString(16).padStart(2, '0')}`;
 }
+
+const R = ReasonCode;
+/** Reason codes each MQTT 5 packet may carry (section 3.x.2.1). */
+export const VALID_REASON_CODES: Readonly<Record<string, ReadonlySet<number>>> = {
+  CONNACK: new Set([R.Success, R.UnspecifiedError, R.MalformedPacket, R.ProtocolError, R.ImplementationSpecificError,
+    R.UnsupportedProtocolVersion, R.ClientIdentifierNotValid, R.BadUserNameOrPassword, R.NotAuthorized,
+    R.ServerUnavailable, R.ServerBusy, R.Banned, R.BadAuthenticationMethod, R.TopicNameInvalid, R.PacketTooLarge,
+    R.QuotaExceeded, R.PayloadFormatInvalid, R.RetainNotSupported, R.QoSNotSupported, R.UseAnotherServer,
+    R.ServerMoved, R.ConnectionRateExceeded]),
+  PUBACK: new Set([R.Success, R.NoMatchingSubscribers, R.UnspecifiedError, R.ImplementationSpecificError,
+    R.NotAuthorized, R.TopicNameInvalid, R.PacketIdentifierInUse, R.QuotaExceeded, R.PayloadFormatInvalid]),
+  PUBREL: new Set([R.Success, R.PacketIdentifierNotFound]),
+  SUBACK: new Set([R.GrantedQoS1 - 1, R.GrantedQoS1, R.GrantedQoS2, R.UnspecifiedError, R.ImplementationSpecificError,
+    R.NotAuthorized, R.TopicFilterInvalid, R.PacketIdentifierInUse, R.QuotaExceeded,
+    R.SharedSubscriptionsNotSupported, R.SubscriptionIdentifiersNotSupported, R.WildcardSubscriptionsNotSupported]),
+  UNSUBACK: new Set([R.Success, R.NoSubscriptionExisted, R.UnspecifiedError, R.ImplementationSpecificError,
+    R.NotAuthorized, R.TopicFilterInvalid, R.PacketIdentifierInUse]),
+  DISCONNECT: new Set([R.Success, R.DisconnectWithWillMessage, R.UnspecifiedError, R.MalformedPacket, R.ProtocolError,
+    R.ImplementationSpecificError, R.NotAuthorized, R.ServerBusy, R.ServerShuttingDown, R.KeepAliveTimeout,
+    R.SessionTakenOver, R.TopicFilterInvalid, R.TopicNameInvalid, R.ReceiveMaximumExceeded, R.TopicAliasInvalid,
+    R.PacketTooLarge, R.MessageRateTooHigh, R.QuotaExceeded, R.AdministrativeAction, R.PayloadFormatInvalid,
+    R.RetainNotSupported, R.QoSNotSupported, R.UseAnotherServer, R.ServerMoved, R.SharedSubscriptionsNotSupported,
+    R.ConnectionRateExceeded, R.MaximumConnectTime, R.SubscriptionIdentifiersNotSupported,
+    R.WildcardSubscriptionsNotSupported]),
+  AUTH: new Set([R.Success, R.ContinueAuthentication, R.ReAuthenticate]),
+};

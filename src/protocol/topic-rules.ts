@@ -11,6 +11,27 @@ export function topicNameError(topic: string): string | undefined {
 }
 
 export function topicFilterError(filter: string): string | undefined {
+  if (filter.startsWith(SHARE_PREFIX)) {
+    const shared = parseSharedFilter(filter);
+    if (!shared) return 'a shared subscription is $share/{ShareName}/{filter} with a non-empty ShareName without "/", "+" or "#" [MQTT-4.8.2-1]';
+    return plainFilterError(shared.filter);
+  }
+  return plainFilterError(filter);
+}
+
+const SHARE_PREFIX = '$share/';
+
+/** `$share/{group}/{filter}` split into its parts; undefined if not a well-formed shared subscription. */
+export function parseSharedFilter(filter: string): { group: string; filter: string } | undefined {
+  if (!filter.startsWith(SHARE_PREFIX)) return undefined;
+  const slash = filter.indexOf('/', SHARE_PREFIX.length);
+  if (slash === -1) return undefined;
+  const group = filter.slice(SHARE_PREFIX.length, slash);
+  if (group.length === 0 || group.includes('+') || group.includes('#')) return undefined;
+  return { group, filter: filter.slice(slash + 1) };
+}
+
+function plainFilterError(filter: string): string | undefined {
   if (filter.length === 0) return 'topic filter must not be empty [MQTT-4.7.3-1]';
   const hash = filter.indexOf('#');
   if (hash !== -1) {

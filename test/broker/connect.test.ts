@@ -14,11 +14,11 @@ async function assertRefused(raw: RawClient, connack: { returnCode: number; sess
   assert.equal(await raw.waitClosed(3000), true, 'the broker must close the connection after a refusal [MQTT-3.2.2-5]');
 }
 
-/** MQTT 5 CONNECT (protocol level 5, empty property list, client id "v5"). */
-const MQTT5_CONNECT = Buffer.from([
+/** A CONNECT for a protocol level no MQTT version has (6), shaped like MQTT 5's. */
+const LEVEL6_CONNECT = Buffer.from([
   0x10, 15,
   0x00, 0x04, 0x4d, 0x51, 0x54, 0x54, // "MQTT"
-  0x05, // protocol level 5
+  0x06, // protocol level 6
   0x02, // clean start
   0x00, 0x3c, // keep alive 60
   0x00, // properties length 0
@@ -46,9 +46,9 @@ describe('CONNECT / CONNACK', () => {
       assert.equal(raw.closed, false);
     });
 
-    it('[MQTT-3.1.2-2] return code 1 for protocol level 5, then the connection is closed', async () => {
+    it('[MQTT-3.1.2-2] return code 1 for an unknown protocol level (6), then the connection is closed', async () => {
       const raw = track(await RawClient.connect(tb.port));
-      raw.sendBytes(MQTT5_CONNECT);
+      raw.sendBytes(LEVEL6_CONNECT);
       const connack = await raw.nextPacket();
       assert.equal(connack.type, 2);
       await assertRefused(raw, connack as { returnCode: number; sessionPresent: boolean }, 1);
