@@ -2,22 +2,26 @@ import { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import {
-  ConnectReturnCode, topicNameError, utf8StringError, type ConnectPacket, type PublishPacket, type QoS, type WillMessage,
+  ConnectReturnCode, parseSharedFilter, ReasonCode, topicNameError, utf8StringError,
+  type ConnectPacket, type Properties, type PublishPacket, type QoS, type WillMessage,
 } from '../protocol/index.js';
 import { anonymousPolicy } from '../security/listener-policy.js';
 import { MemoryStore } from '../store/memory.js';
-import type { BrokerStore, RecoveredSession } from '../store/store.js';
+import type { BrokerStore, RecoveredSession, SubscriptionRecord } from '../store/store.js';
 import { TcpListener } from '../transport/tcp.js';
 import { Connection, type ListenerInfo, type PeerInfo } from './connection.js';
 import { Delivery } from './delivery.js';
-import { composeHooks, type AuthenticateResult, type BrokerHooks, type ClientInfo, type PublishRequest } from './hooks.js';
+import { composeHooks, type AuthenticateRequest, type AuthenticateResult, type BrokerHooks, type ClientInfo, type PublishRequest } from './hooks.js';
 import { Housekeeper } from './housekeeper.js';
 import { silentLogger, type Logger } from './logger.js';
 import type { Message } from './message.js';
-import { DEFAULT_LIMITS, type BrokerLimits, type BrokerOptions, type ListenerOptions } from './options.js';
+import {
+  DEFAULT_CAPABILITIES, DEFAULT_LIMITS, type BrokerCapabilities, type BrokerLimits, type BrokerOptions, type ListenerOptions,
+} from './options.js';
+import type { AuthMethod } from './enhanced-auth.js';
 import { RetainedMessages } from './retained.js';
 import { Router } from './router.js';
-import { Session } from './session.js';
+import { NEVER_EXPIRES, Session } from './session.js';
 import { BrokerStats } from './stats.js';
 import { sysTopics } from './sys.js';
 import { VERSION } from './version.js';
@@ -57,6 +61,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
   readonly retained: RetainedMessages;
   readonly sessions = new Map<string, Session>();
   readonly connections = new Set<Connection>();
+  readonly capabilities: BrokerCapabilities;
+  readonly authMethods: ReadonlyMap<string, AuthMethod>;
+  /** Offline sessions with an expiry or a delayed will to watch. */
+  private readonly expiring = new Set<Session>();
   readonly version = VERSION;
   /** Wall clock (ms) as of the last chunk received or sweep: cheap enough to read per packet. */
   clock = Date.now();
@@ -74,6 +82,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
   constructor(options: BrokerOptions = {}) {
     super();
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
+    this.capabilities = { ...DEFAULT_CAPABILITIES, ...options.capabilities };
+    this.authMethods = new Map(Object.entries(options.authMethods ?? {}));
     const hookList = options.hooks === undefined ? [] : Array.isArray(options.hooks) ? options.hooks : [options.hooks];
     this.hooks = hookList.length === 0 ? {} : composeHooks(hookList);
     this.store = options.store ?? new MemoryStore();
@@ -158,7 +168,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (this.closing) return;
     this.closing = true;
     const stopping = this.running.map((l) => l.transport.close());
-    for (const conn of this.connections) conn.close('server shutting down', { publishWill: false });
+    // MQTT 5 clients are told why [MQTT-3.14.2-1]: 0x8B, Server shutting down.
+    for (const conn of this.connections) conn.disconnect(ReasonCode.ServerShuttingDown, 'server shutting down', { publishWill: false });
     const gone = [...this.connections].map((conn) => new Promise<void>((resolve) => {
       if (conn.socket.destroyed && conn.state === 'closed') resolve();
       else conn.socket.once('close', () => resolve());
@@ -192,20 +203,38 @@ export class Broker extends EventEmitter<BrokerEvents> {
 
   // ---- connection lifecycle (called by Connection and handlers) ---------------
 
+  /** What hooks and authentication methods learn about a connecting client. */
+  authenticationRequest(conn: Connection, packet: ConnectPacket): AuthenticateRequest {
+    return {
+      clientId: packet.clientId,
+      username: packet.username,
+      password: packet.password,
+      protocolVersion: packet.protocolVersion,
+      remoteAddress: conn.peer.remoteAddress,
+      listener: conn.listener.name,
+      allowAnonymous: conn.listener.allowAnonymous,
+    };
+  }
+
+  reauthenticationRequest(conn: Connection): AuthenticateRequest {
+    const client = conn.client!;
+    return {
+      clientId: client.id,
+      username: client.username,
+      password: undefined,
+      protocolVersion: client.protocolVersion,
+      remoteAddress: client.remoteAddress,
+      listener: client.listener,
+      allowAnonymous: conn.listener.allowAnonymous,
+    };
+  }
+
   authenticate(conn: Connection, packet: ConnectPacket): number | Promise<number> {
     const hook = this.hooks.authenticate;
     if (!hook) return this.anonymousVerdict(conn);
     let result: AuthenticateResult | Promise<AuthenticateResult>;
     try {
-      result = hook({
-        clientId: packet.clientId,
-        username: packet.username,
-        password: packet.password,
-        protocolVersion: packet.protocolVersion,
-        remoteAddress: conn.peer.remoteAddress,
-        listener: conn.listener.name,
-        allowAnonymous: conn.listener.allowAnonymous,
-      });
+      result = hook(this.authenticationRequest(conn, packet));
     } catch (err) {
       return this.authenticationFailed(err, conn);
     }
@@ -231,27 +260,33 @@ export class Broker extends EventEmitter<BrokerEvents> {
     return conn.listener.allowAnonymous ? ConnectReturnCode.Accepted : ConnectReturnCode.NotAuthorized;
   }
 
-  /** Binds a connection to its session, taking over from an older connection [MQTT-3.1.4-2]. */
-  attachSession(conn: Connection, clientId: string, clean: boolean): { session: Session; present: boolean } {
+  /**
+   * Binds a connection to its session, taking over from an older connection
+   * [MQTT-3.1.4-2] (told so with DISCONNECT 0x8E in MQTT 5 [MQTT-3.1.4-3]).
+   * `expiryInterval`: seconds the session outlives the connection (0 = ends with it).
+   */
+  attachSession(conn: Connection, clientId: string, clean: boolean, expiryInterval: number): { session: Session; present: boolean } {
     const previous = this.sessions.get(clientId)?.connection;
     if (previous) {
       this.logger.info({ clientId }, 'session taken over by a new connection');
-      previous.close('session taken over');
+      previous.disconnect(ReasonCode.SessionTakenOver, 'session taken over');
     }
     let session = this.sessions.get(clientId);
     let present = false;
-    if (clean) {
-      // A clean session discards any previous one [MQTT-3.1.2-6].
-      if (session) this.destroySession(session);
-      session = new Session(clientId, false);
+    if (clean || !session) {
+      // A clean session discards any previous one [MQTT-3.1.2-6], [MQTT-3.1.2-4].
+      if (session) this.endSession(session);
+      session = new Session(clientId, expiryInterval > 0);
       this.sessions.set(clientId, session);
-    } else if (session) {
-      present = true;
     } else {
-      session = new Session(clientId, true);
-      this.sessions.set(clientId, session);
-      this.store.saveSession({ clientId, createdAt: session.createdAt });
+      present = true;
+      // Back before the Will Delay Interval passed: no will [MQTT-3.1.3-9].
+      session.pendingWill = undefined;
     }
+    session.expiryInterval = expiryInterval;
+    session.expiresAt = undefined;
+    this.expiring.delete(session);
+    if (session.persistent) this.store.saveSession({ clientId, createdAt: session.createdAt, expiryInterval });
     session.connection = conn;
     session.client = conn.client;
     conn.session = session;
@@ -275,20 +310,26 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (!wasConnected) return;
     this.stats.connectedClients--;
     const session = conn.session!;
+    const client = conn.client!;
+    let will = !graceful && publishWill ? conn.will : undefined;
+    conn.will = undefined;
+    const now = Date.now();
     if (session.connection === conn) {
       session.connection = undefined;
-      if (!session.persistent) this.destroySession(session);
-    }
-    const client = conn.client!;
-    if (!graceful && publishWill && conn.will) {
-      try {
-        this.publishWill(client, conn.will);
-      } catch (err) {
-        // Runs from socket events and timers: a failing hook must not take the process down.
-        this.logger.error({ err, clientId: client.id }, 'publishing the will failed');
+      const delay = will?.properties?.willDelayInterval ?? 0;
+      if (will && delay > 0 && session.expiryInterval > 0) {
+        // Published when the delay passes or the session ends, whichever is first [MQTT-3.1.3-9].
+        session.pendingWill = { will, client, publishAt: now + delay * 1000 };
+        this.expiring.add(session);
+        will = undefined;
+      }
+      if (session.expiryInterval === 0) this.endSession(session);
+      else if (session.expiryInterval !== NEVER_EXPIRES) {
+        session.expiresAt = now + session.expiryInterval * 1000;
+        this.expiring.add(session);
       }
     }
-    conn.will = undefined;
+    if (will) this.publishWillSafely(client, will);
     this.logger.info({ clientId: client.id, reason }, 'client disconnected');
     this.emit('clientDisconnected', client, reason);
   }
@@ -297,37 +338,91 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.connections.delete(conn);
   }
 
+  /** Called by the housekeeper: delayed wills and expired sessions. */
+  sweepSessions(now: number): void {
+    for (const session of this.expiring) {
+      if (session.connection) {
+        this.expiring.delete(session);
+        continue;
+      }
+      const pending = session.pendingWill;
+      if (pending && now >= pending.publishAt) {
+        session.pendingWill = undefined;
+        this.publishWillSafely(pending.client, pending.will);
+      }
+      if (session.expiresAt !== undefined && now >= session.expiresAt) {
+        this.logger.info({ clientId: session.clientId }, 'session expired');
+        this.endSession(session);
+      }
+      if (!session.pendingWill && session.expiresAt === undefined) this.expiring.delete(session);
+    }
+  }
+
+  /** The session ends: a will still waiting is published now [MQTT-3.1.3-9], then its state goes. */
+  private endSession(session: Session): void {
+    const pending = session.pendingWill;
+    session.pendingWill = undefined;
+    session.expiresAt = undefined;
+    this.expiring.delete(session);
+    if (pending) this.publishWillSafely(pending.client, pending.will);
+    this.destroySession(session);
+  }
+
   private destroySession(session: Session): void {
-    for (const filter of session.subscriptions.keys()) this.router.unsubscribe(session, filter);
+    for (const filter of session.subscriptions.keys()) this.router.unsubscribe(session, filter, shareOf(filter));
     session.subscriptions.clear();
+    // Messages a shared subscription gave this session and it never took go to another member.
+    const orphans: Array<{ message: Message; share: string }> = [];
+    for (const entry of session.inflight.values()) {
+      if (entry.share && entry.state === 'publish') orphans.push({ message: entry.message, share: entry.share });
+    }
+    for (const entry of session.queue) if (entry.share) orphans.push({ message: entry.message, share: entry.share });
     session.queue.clear();
+    session.queuedBytes = 0;
     session.inflight.clear();
     if (this.sessions.get(session.clientId) === session) this.sessions.delete(session.clientId);
     if (session.persistent) this.store.deleteSession(session.clientId);
+    for (const { message, share } of orphans) {
+      const group = this.router.group(share);
+      if (!group || !this.router.deliverShared(group, message, session)) this.stats.publishDropped++;
+    }
   }
 
   // ---- subscriptions ----------------------------------------------------------
 
-  subscribe(session: Session, filter: string, qos: QoS): void {
-    session.subscriptions.set(filter, qos);
-    this.router.subscribe(session, filter, qos);
-    if (session.persistent) this.store.putSubscription(session.clientId, { filter, qos });
+  /** Adds or replaces a subscription; returns true if the filter was new for this session. */
+  subscribe(session: Session, record: SubscriptionRecord): boolean {
+    const isNew = !session.subscriptions.has(record.filter);
+    session.subscriptions.set(record.filter, record);
+    const entry = {
+      session,
+      qos: record.qos,
+      noLocal: record.noLocal === true,
+      retainAsPublished: record.retainAsPublished === true,
+      subscriptionId: record.subscriptionId,
+    };
+    this.router.subscribe(session, record.filter, entry, shareOf(record.filter));
+    if (session.persistent) this.store.putSubscription(session.clientId, record);
+    return isNew;
   }
 
   /** Returns false if the session had no such subscription. */
   unsubscribe(session: Session, filter: string): boolean {
     if (!session.subscriptions.delete(filter)) return false;
-    this.router.unsubscribe(session, filter);
+    this.router.unsubscribe(session, filter, shareOf(filter));
     if (session.persistent) this.store.deleteSubscription(session.clientId, filter);
     return true;
   }
 
   /** Retained messages matching a new subscription, sent with the retain flag set [MQTT-3.3.1-8]. */
-  sendRetained(session: Session, filter: string, granted: QoS): void {
+  sendRetained(session: Session, record: SubscriptionRecord): void {
     const authorize = this.hooks.authorizeDelivery;
-    this.retained.match(filter, (message) => {
+    const granted = record.qos;
+    const ids = record.subscriptionId === undefined ? undefined : [record.subscriptionId];
+    this.retained.match(record.filter, Date.now(), (message) => {
       if (authorize && session.client && !authorize(session.client, message)) return;
-      this.delivery.deliver(session, message, (message.qos < granted ? message.qos : granted) as QoS);
+      const out = ids ? { ...message, encodedQos0: undefined, properties: { ...message.properties, subscriptionIdentifiers: ids } } : message;
+      this.delivery.deliver(session, out, (message.qos < granted ? message.qos : granted) as QoS);
     });
   }
 
@@ -344,8 +439,18 @@ export class Broker extends EventEmitter<BrokerEvents> {
 
   // ---- publishing -------------------------------------------------------------
 
-  publishFromClient(conn: Connection, packet: PublishPacket): void {
-    this.route(packet.topic, packet.payload, packet.qos, packet.retain, conn.client);
+  /** Routes a client's PUBLISH; returns how many sessions it went to. */
+  publishFromClient(conn: Connection, packet: PublishPacket, properties: Properties | undefined, expiresAt: number | undefined): number {
+    return this.route(packet.topic, packet.payload, packet.qos, packet.retain, conn.client, conn.session, properties, expiresAt);
+  }
+
+  private publishWillSafely(client: ClientInfo, will: WillMessage): void {
+    try {
+      this.publishWill(client, will);
+    } catch (err) {
+      // Runs from socket events and timers: a failing hook must not take the process down.
+      this.logger.error({ err, clientId: client.id }, 'publishing the will failed');
+    }
   }
 
   private publishWill(client: ClientInfo, will: WillMessage): void {
@@ -353,28 +458,46 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const authorize = this.hooks.authorizePublish;
     const verdict = authorize ? authorize(client, will) : true;
     const publish = (allowed: boolean): void => {
-      if (allowed) this.route(will.topic, will.payload, will.qos, will.retain, client);
+      if (!allowed) return;
+      const { willDelayInterval: _delay, ...properties } = will.properties ?? {};
+      const expiry = properties.messageExpiryInterval;
+      const expiresAt = expiry === undefined ? undefined : Date.now() + expiry * 1000;
+      const forwarded = Object.keys(properties).length > 0 ? properties : undefined;
+      this.route(will.topic, will.payload, will.qos, will.retain, client, undefined, forwarded, expiresAt);
     };
     if (typeof verdict === 'boolean') publish(verdict);
     else verdict.then(publish, (err: unknown) => this.logger.error({ err }, 'authorizePublish hook failed for a will'));
   }
 
   /** Publishes a message from the embedding program, as if from a client that may publish anywhere. */
-  publish(message: { topic: string; payload: Buffer | string; qos?: QoS; retain?: boolean }): void {
+  publish(message: { topic: string; payload: Buffer | string; qos?: QoS; retain?: boolean; properties?: Properties }): void {
     const problem = topicNameError(message.topic) ?? utf8StringError(message.topic);
     if (problem) throw new TypeError(`invalid topic "${message.topic}": ${problem}`);
     const qos = message.qos ?? 0;
     if (qos !== 0 && qos !== 1 && qos !== 2) throw new TypeError(`invalid QoS ${String(qos)}: expected 0, 1 or 2`);
     const payload = typeof message.payload === 'string' ? Buffer.from(message.payload) : message.payload;
-    this.route(message.topic, payload, qos, message.retain ?? false, undefined);
+    const expiry = message.properties?.messageExpiryInterval;
+    const expiresAt = expiry === undefined ? undefined : Date.now() + expiry * 1000;
+    this.route(message.topic, payload, qos, message.retain ?? false, undefined, undefined, message.properties, expiresAt);
   }
 
-  private route(topic: string, payload: Buffer, qos: QoS, retain: boolean, client: ClientInfo | undefined): void {
-    if (retain) this.retained.update(topic, payload, qos);
-    // Subscribers of an established subscription get the retain flag cleared [MQTT-3.3.1-9].
-    const message: Message = { topic, payload, qos, retain: false };
-    this.router.route(message);
-    if (this.listenerCount('publish') > 0) this.emit('publish', { topic, payload, qos, retain }, client);
+  private route(
+    topic: string, payload: Buffer, qos: QoS, retain: boolean, client: ClientInfo | undefined,
+    publisher?: Session, properties?: Properties, expiresAt?: number,
+  ): number {
+    if (retain) this.retained.update(topic, payload, qos, properties, expiresAt);
+    // Subscribers of an established subscription get the retain flag cleared [MQTT-3.3.1-9],
+    // unless they asked for Retain As Published [MQTT-3.3.1-12].
+    const message: Message = { topic, payload, qos, retain: false, publishedRetain: retain };
+    if (properties) message.properties = properties;
+    if (expiresAt !== undefined) message.expiresAt = expiresAt;
+    const count = this.router.route(message, publisher);
+    if (this.listenerCount('publish') > 0) {
+      const event: PublishRequest = { topic, payload, qos, retain };
+      if (properties) event.properties = properties;
+      this.emit('publish', event, client);
+    }
+    return count;
   }
 
   private publishSys(): void {
@@ -384,7 +507,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       stats: this.stats,
       version: `moat ${this.version}`,
       disconnectedSessions: disconnected,
-      subscriptions: this.router.trie.size,
+      subscriptions: this.router.subscriptionCount,
       retained: this.retained.size,
     };
     for (const [topic, value] of sysTopics(snapshot, Date.now())) {
@@ -405,10 +528,13 @@ export class Broker extends EventEmitter<BrokerEvents> {
 
   private restoreSession(stored: RecoveredSession): void {
     const session = new Session(stored.record.clientId, true, stored.record.createdAt);
-    for (const sub of stored.subscriptions) {
-      session.subscriptions.set(sub.filter, sub.qos);
-      this.router.subscribe(session, sub.filter, sub.qos);
+    session.expiryInterval = stored.record.expiryInterval ?? NEVER_EXPIRES;
+    if (session.expiryInterval !== NEVER_EXPIRES) {
+      // The store does not know when the client left: the interval runs again from now.
+      session.expiresAt = Date.now() + session.expiryInterval * 1000;
+      this.expiring.add(session);
     }
+    for (const sub of stored.subscriptions) this.subscribe(session, sub);
     for (const entry of stored.inflight) session.inflight.set(entry.packetId, entry);
     for (const entry of stored.queue) {
       session.queue.push(entry);
@@ -418,6 +544,12 @@ export class Broker extends EventEmitter<BrokerEvents> {
     for (const id of stored.incomingQos2) session.incomingQos2.add(id);
     this.sessions.set(session.clientId, session);
   }
+}
+
+/** The shared-subscription parts of a filter as the router keys them, or undefined for a plain filter. */
+function shareOf(filter: string): { key: string; filter: string } | undefined {
+  const shared = parseSharedFilter(filter);
+  return shared && { key: filter, filter: shared.filter };
 }
 
 export function createBroker(options: BrokerOptions = {}): Broker {

@@ -1,14 +1,22 @@
 import type { Duplex } from 'node:stream';
 import {
-  ConnectReturnCode, ReasonCode, encodeAck, encodeConnack, encodeEmpty, encodePublishHeader, PacketDecoder, PacketType, ProtocolError,
-  encodeUnsuback, type AckType, type ConnackPacket, type Packet, type Properties, type ProtocolVersion, type QoS,
-  type WillMessage,
+  ConnectReturnCode, ReasonCode, encodeAck, encodeConnack, encodeEmpty, encodePublishHeader, encodeReasoned,
+  encodeSuback, encodeUnsuback, PacketDecoder, PacketType, ProtocolError, publishPacketSize,
+  type AckType, type ConnackPacket, type ConnectPacket, type Packet, type Properties, type ProtocolVersion, type QoS, type WillMessage,
 } from '../protocol/index.js';
+import type { AuthExchange } from './enhanced-auth.js';
 import type { Broker } from './broker.js';
 import { dispatch } from './handlers/index.js';
 import type { ClientInfo } from './hooks.js';
 import { topicByteLength, type Message } from './message.js';
 import type { Session } from './session.js';
+
+/** Properties of a message as sent on: the Message Expiry Interval counts down [MQTT-3.3.2-6]. */
+function outgoingProperties(message: Message): Properties | undefined {
+  if (message.expiresAt === undefined) return message.properties;
+  const remaining = Math.max(0, Math.ceil((message.expiresAt - Date.now()) / 1000));
+  return { ...message.properties, messageExpiryInterval: remaining };
+}
 
 export interface ListenerInfo {
   readonly name: string;
@@ -39,6 +47,26 @@ export class Connection {
   /** Time (the broker's clock, as of the chunk it came in) of the last complete packet received. */
   lastActivity: number;
   closingSince = 0;
+
+  // MQTT 5 state negotiated at CONNECT.
+  /** The client's Receive Maximum: QoS 1/2 messages it accepts unacknowledged. */
+  clientReceiveMaximum = 65_535;
+  /** The client's Maximum Packet Size. */
+  clientMaximumPacketSize = Number.POSITIVE_INFINITY;
+  /** Topic aliases the broker may set up toward this client, and those it has. */
+  outgoingAliasLimit = 0;
+  private outgoingAliases: Map<string, number> | undefined;
+  /** Topic aliases this client has set up toward the broker. */
+  incomingAliases: Map<number, string> | undefined;
+  /** Whether reason strings and user properties may be sent on acknowledgements [MQTT-3.1.2-29]. */
+  requestProblemInformation = true;
+  /** QoS 1 publishes from the client whose PUBACK waits for the store (QoS 2 ones are in the session). */
+  pendingPubacks = 0;
+  /** Enhanced authentication: the method of this connection, a running exchange, and the CONNECT it is for. */
+  authMethod: string | undefined;
+  authExchange: AuthExchange | undefined;
+  pendingConnect: { packet: ConnectPacket; clientId: string; assigned: boolean } | undefined;
+
   private corked = false;
   /** Reading stops while an asynchronous hook decides, and while the peer does not take our bytes. */
   private waitingForHook = false;
@@ -127,12 +155,20 @@ export class Connection {
     }
   }
 
-  /** Closes the connection for a protocol violation; the will is published [MQTT-4.8.0-1]. */
+  /**
+   * Closes the connection for a protocol violation; the will is published [MQTT-4.8.0-1].
+   * An MQTT 5 client is told why: DISCONNECT with the reason code [MQTT-4.13.1-1], or
+   * CONNACK with it while the connection is being set up.
+   */
   protocolError(error: ProtocolError): void {
     if (this.state === 'closed' || this.state === 'closing') return;
     this.decoder.fail(error);
     if (this.state === 'awaiting-connect' && error.reasonCode === ReasonCode.UnsupportedProtocolVersion) {
       this.sendConnack(ConnectReturnCode.UnacceptableProtocolVersion, false); // [MQTT-3.1.2-2]
+    } else if (this.version === 5 && this.state === 'connected') {
+      this.sendDisconnect(error.reasonCode, error.message);
+    } else if (this.version === 5 && this.state === 'connecting') {
+      this.sendConnack(error.reasonCode, false);
     }
     this.broker.logger.debug(
       { clientId: this.client?.id, remoteAddress: this.peer.remoteAddress, reason: error.message },
@@ -175,29 +211,90 @@ export class Connection {
     this.write(encodeConnack(packet, this.version));
   }
 
-  sendAck(type: AckType, packetId: number, reasonCode = 0, properties?: Properties): void {
-    this.write(encodeAck(type, packetId, this.version, reasonCode, properties));
+  sendAck(type: AckType, packetId: number, reasonCode = 0, reasonString?: string): void {
+    this.write(encodeAck(type, packetId, this.version, reasonCode, this.problemProperties(reasonString)));
+  }
+
+  sendSuback(packetId: number, returnCodes: number[]): void {
+    this.write(encodeSuback({ type: PacketType.SUBACK, packetId, returnCodes }, this.version));
   }
 
   sendUnsuback(packetId: number, reasonCodes: number[]): void {
     this.write(encodeUnsuback({ type: PacketType.UNSUBACK, packetId, reasonCodes }, this.version));
   }
 
+  /** MQTT 5 only: DISCONNECT from the server carries why [MQTT-3.14.2-1]. */
+  sendDisconnect(reasonCode: number, reasonString?: string): void {
+    if (this.version !== 5) return;
+    const properties = reasonString ? { reasonString } : undefined;
+    this.write(encodeReasoned(PacketType.DISCONNECT, reasonCode, properties, 5));
+  }
+
+  sendAuth(reasonCode: number, properties: Properties): void {
+    this.write(encodeReasoned(PacketType.AUTH, reasonCode, properties, 5));
+  }
+
+  /** Reason strings only if the client did not turn Request Problem Information off [MQTT-3.1.2-29]. */
+  private problemProperties(reasonString: string | undefined): Properties | undefined {
+    return reasonString !== undefined && this.version === 5 && this.requestProblemInformation ? { reasonString } : undefined;
+  }
+
+  /**
+   * Server-initiated disconnection: MQTT 5 clients get DISCONNECT with the
+   * reason code first; the will is published unless `publishWill` is false.
+   */
+  disconnect(reasonCode: number, reason: string, options: { publishWill?: boolean } = {}): void {
+    if (this.state === 'connected') this.sendDisconnect(reasonCode);
+    this.close(reason, options);
+  }
+
   sendPingresp(): void {
     this.write(encodeEmpty(PacketType.PINGRESP));
   }
 
-  /** Header and payload as two writes, so the payload is never copied. */
-  sendPublish(message: Message, qos: QoS, packetId: number, dup: boolean): void {
-    if (this.state === 'closed' || this.state === 'closing') return;
-    this.write(encodePublishHeader(
-      message.topic, topicByteLength(message), qos, message.retain, dup, packetId, message.payload.length,
-    ));
+  /**
+   * Header and payload as two writes, so the payload is never copied. Returns
+   * false (and sends nothing) if the packet exceeds the client's Maximum Packet Size.
+   */
+  sendPublish(message: Message, qos: QoS, packetId: number, dup: boolean): boolean {
+    if (this.state === 'closed' || this.state === 'closing') return true;
+    let header: Buffer;
+    if (this.version === 5) {
+      let properties = outgoingProperties(message);
+      let topic = message.topic;
+      let topicLength = topicByteLength(message);
+      if (this.outgoingAliasLimit > 0) {
+        const aliases = (this.outgoingAliases ??= new Map());
+        const known = aliases.get(topic);
+        if (known !== undefined) {
+          properties = { ...properties, topicAlias: known };
+          topic = '';
+          topicLength = 0;
+        } else if (aliases.size < this.outgoingAliasLimit) {
+          const alias = aliases.size + 1;
+          aliases.set(topic, alias);
+          properties = { ...properties, topicAlias: alias };
+        }
+      }
+      if (publishPacketSize(topicLength, qos, message.payload.length, 5, properties) > this.clientMaximumPacketSize) return false;
+      header = encodePublishHeader(topic, topicLength, qos, message.retain, dup, packetId, message.payload.length, 5, properties);
+    } else {
+      header = encodePublishHeader(message.topic, topicByteLength(message), qos, message.retain, dup, packetId, message.payload.length);
+    }
+    this.write(header);
     if (message.payload.length > 0) {
       this.socket.write(message.payload);
       this.broker.stats.bytesSent += message.payload.length;
     }
     this.broker.stats.publishSent++;
+    return true;
+  }
+
+  /** Whether a PUBLISH of this message would exceed the client's Maximum Packet Size [MQTT-3.1.2-24]. */
+  exceedsMaximumPacketSize(message: Message, qos: QoS): boolean {
+    if (this.clientMaximumPacketSize === Number.POSITIVE_INFINITY) return false;
+    const size = publishPacketSize(topicByteLength(message), qos, message.payload.length, 5, outgoingProperties(message));
+    return size > this.clientMaximumPacketSize;
   }
 
   private onDrain(): void {

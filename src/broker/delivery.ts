@@ -1,17 +1,21 @@
 import { PacketType, type QoS } from '../protocol/index.js';
 import type { BrokerStore } from '../store/store.js';
 import type { BrokerLimits } from './options.js';
-import { ownPayload, sharedQos0Bytes, type Message } from './message.js';
+import { isExpired, ownPayload, sharedQos0Bytes, type Message } from './message.js';
 import type { Session } from './session.js';
 import type { BrokerStats } from './stats.js';
 import type { Logger } from './logger.js';
+import type { Connection } from './connection.js';
 
 /**
  * Outgoing messages of one session: write now, or hold in the inflight window
  * and queue. The policy when a limit is hit (documented in docs/limits.md):
  * - QoS 0 to an offline or congested client: dropped.
- * - QoS 1/2 beyond the inflight window, or to a congested/offline client: queued.
+ * - QoS 1/2 beyond the inflight window (the smaller of max_inflight_messages and
+ *   the client's Receive Maximum), or to a congested/offline client: queued.
  * - Queue full (messages or bytes): the new message is dropped.
+ * - Larger than the client's Maximum Packet Size, or expired before onward
+ *   delivery started: dropped for that client [MQTT-3.1.2-25], [MQTT-3.3.2-5].
  * Every drop is counted in $SYS/broker/publish/messages/dropped.
  */
 export class Delivery {
@@ -22,7 +26,12 @@ export class Delivery {
     private readonly logger: Logger,
   ) {}
 
-  deliver(session: Session, message: Message, qos: QoS): void {
+  /** `share`: the `$share/...` subscription the message came through, so it can move to another member. */
+  deliver(session: Session, message: Message, qos: QoS, share?: string): void {
+    if (message.expiresAt !== undefined && isExpired(message, Date.now())) {
+      this.stats.publishDropped++;
+      return;
+    }
     const conn = session.connection;
     const online = conn !== undefined && conn.isConnected;
     if (qos === 0) {
@@ -30,27 +39,50 @@ export class Delivery {
         this.stats.publishDropped++;
         return;
       }
+      if (conn.version === 5) {
+        if (!conn.sendPublish(message, 0, 0, false)) this.stats.publishDropped++;
+        return;
+      }
       conn.write(sharedQos0Bytes(message, conn.version));
       this.stats.publishSent++;
       return;
     }
-    if (online && session.queue.length === 0 && session.inflight.size < this.limits.maxInflightMessages && !conn.congested) {
-      this.sendInflight(session, message, qos);
+    if (online && session.queue.length === 0 && session.inflight.size < this.window(conn) && !conn.congested) {
+      this.sendInflight(session, conn, message, qos, share);
     } else {
-      this.enqueue(session, message, qos);
+      this.enqueue(session, message, qos, share);
     }
   }
 
-  private sendInflight(session: Session, message: Message, qos: QoS): void {
-    ownPayload(message);
-    const packetId = session.allocatePacketId()!;
-    const entry = { packetId, state: 'publish' as const, qos, message };
-    session.inflight.set(packetId, entry);
-    if (session.persistent) this.store.putInflight(session.clientId, entry);
-    session.connection!.sendPublish(message, qos, packetId, false);
+  /** Whether a message handed to this session now would go out at once (for shared subscriptions). */
+  canTakeNow(session: Session): boolean {
+    const conn = session.connection;
+    return conn !== undefined && conn.isConnected && !conn.congested &&
+      session.queue.length === 0 && session.inflight.size < this.window(conn);
   }
 
-  private enqueue(session: Session, message: Message, qos: QoS): void {
+  /** QoS 1/2 messages a client may have unacknowledged: our limit, or less if its Receive Maximum says so. */
+  private window(conn: Connection): number {
+    const max = this.limits.maxInflightMessages;
+    return conn.clientReceiveMaximum < max ? conn.clientReceiveMaximum : max;
+  }
+
+  private sendInflight(session: Session, conn: Connection, message: Message, qos: QoS, share: string | undefined): void {
+    if (conn.exceedsMaximumPacketSize(message, qos)) {
+      this.stats.publishDropped++; // as if delivered [MQTT-3.1.2-25]
+      return;
+    }
+    ownPayload(message);
+    const packetId = session.allocatePacketId()!;
+    const entry = share === undefined
+      ? { packetId, state: 'publish' as const, qos, message }
+      : { packetId, state: 'publish' as const, qos, message, share };
+    session.inflight.set(packetId, entry);
+    if (session.persistent) this.store.putInflight(session.clientId, entry);
+    conn.sendPublish(message, qos, packetId, false);
+  }
+
+  private enqueue(session: Session, message: Message, qos: QoS, share: string | undefined): void {
     const size = message.payload.length;
     const { maxQueuedMessages, maxQueuedBytes } = this.limits;
     if (session.queue.length >= maxQueuedMessages || (maxQueuedBytes > 0 && session.queuedBytes + size > maxQueuedBytes)) {
@@ -59,7 +91,7 @@ export class Delivery {
       return;
     }
     ownPayload(message);
-    const entry = { seq: session.takeSeq(), qos, message };
+    const entry = share === undefined ? { seq: session.takeSeq(), qos, message } : { seq: session.takeSeq(), qos, message, share };
     session.queue.push(entry);
     session.queuedBytes += size;
     if (session.persistent) this.store.enqueue(session.clientId, entry);
@@ -68,14 +100,17 @@ export class Delivery {
   /** Moves queued messages into the inflight window while the client can take them. */
   drainQueue(session: Session): void {
     const conn = session.connection;
-    while (
-      conn?.isConnected && session.queue.length > 0 &&
-      session.inflight.size < this.limits.maxInflightMessages && !conn.congested
-    ) {
+    if (!conn) return;
+    const now = Date.now();
+    while (conn.isConnected && session.queue.length > 0 && session.inflight.size < this.window(conn) && !conn.congested) {
       const entry = session.queue.shift()!;
       session.queuedBytes -= entry.message.payload.length;
       if (session.persistent) this.store.dequeue(session.clientId, entry.seq);
-      this.sendInflight(session, entry.message, entry.qos);
+      if (isExpired(entry.message, now)) {
+        this.stats.publishDropped++;
+        continue;
+      }
+      this.sendInflight(session, conn, entry.message, entry.qos, entry.share);
     }
   }
 
@@ -99,14 +134,23 @@ export class Delivery {
   }
 
   /** PUBREC: the QoS 2 message is received; release it with PUBREL [MQTT-4.3.3-3]. */
-  released(session: Session, packetId: number): boolean {
+  released(session: Session, packetId: number, reasonCode: number): boolean {
     const entry = session.inflight.get(packetId);
     if (!entry || entry.qos !== 2) return false;
+    // An MQTT 5 PUBREC with a reason code of 0x80 or greater ends the flow there (section 4.3.3).
+    if (reasonCode >= 0x80) return this.forget(session, packetId);
     if (entry.state === 'publish') {
       entry.state = 'pubrel';
       if (session.persistent) this.store.putInflight(session.clientId, entry);
     }
     session.connection!.sendAck(PacketType.PUBREL, packetId);
+    return true;
+  }
+
+  private forget(session: Session, packetId: number): boolean {
+    session.inflight.delete(packetId);
+    if (session.persistent) this.store.deleteInflight(session.clientId, packetId);
+    this.drainQueue(session);
     return true;
   }
 }

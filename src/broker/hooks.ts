@@ -1,4 +1,4 @@
-import type { ProtocolVersion, QoS } from '../protocol/index.js';
+import type { Properties, ProtocolVersion, QoS } from '../protocol/index.js';
 
 type MaybePromise<T> = T | Promise<T>;
 
@@ -38,6 +38,8 @@ export interface PublishRequest {
   payload: Buffer;
   qos: QoS;
   retain: boolean;
+  /** MQTT 5 properties of the message, if any. */
+  properties?: Properties;
 }
 
 /**

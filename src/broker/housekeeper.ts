@@ -1,3 +1,4 @@
+import { ReasonCode } from '../protocol/index.js';
 import type { Connection } from './connection.js';
 import type { BrokerLimits } from './options.js';
 
@@ -8,13 +9,14 @@ const CLOSE_GRACE_MS = 2000;
 /**
  * One timer for every connection instead of one per connection: each sweep
  * closes sockets that never sent CONNECT, clients silent for 1.5 x keep-alive
- * [MQTT-3.1.2-24], and closing sockets whose peer does not finish.
+ * [MQTT-3.1.2-24], and closing sockets whose peer does not finish; then lets
+ * the broker publish delayed wills and end expired sessions.
  */
 export class Housekeeper {
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly clockHolder: { clock: number },
+    private readonly broker: { clock: number; sweepSessions(now: number): void },
     private readonly connections: ReadonlySet<Connection>,
     private readonly limits: BrokerLimits,
   ) {}
@@ -29,7 +31,8 @@ export class Housekeeper {
   }
 
   sweep(now: number): void {
-    this.clockHolder.clock = now;
+    this.broker.clock = now;
+    this.broker.sweepSessions(now);
     const connectTimeoutMs = this.limits.connectTimeout * 1000;
     for (const conn of this.connections) {
       switch (conn.state) {
@@ -38,7 +41,9 @@ export class Housekeeper {
           if (now - conn.openedAt > connectTimeoutMs) conn.close('no CONNECT in time', { publishWill: false });
           break;
         case 'connected':
-          if (conn.keepalive > 0 && now - conn.lastActivity > conn.keepalive * 1500) conn.close('keep-alive timeout');
+          if (conn.keepalive > 0 && now - conn.lastActivity > conn.keepalive * 1500) {
+            conn.disconnect(ReasonCode.KeepAliveTimeout, 'keep-alive timeout');
+          }
           break;
         case 'closing':
           if (now - conn.closingSince > CLOSE_GRACE_MS) conn.destroy();

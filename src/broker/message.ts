@@ -12,6 +12,13 @@ export interface Message extends StoredMessage {
   encodedQos0?: Buffer;
   /** The payload no longer shares memory with a socket chunk. */
   ownsPayload?: boolean;
+  /** The RETAIN flag the message was published with, for Retain As Published subscriptions. */
+  publishedRetain?: boolean;
+}
+
+/** True once a message's Message Expiry Interval has passed [MQTT-3.3.2-5]. */
+export function isExpired(message: Message, now: number): boolean {
+  return message.expiresAt !== undefined && message.expiresAt <= now;
 }
 
 export function topicByteLength(message: Message): number {
@@ -22,7 +29,7 @@ export function topicByteLength(message: Message): number {
  * The QoS 0 bytes every 3.1/3.1.1 subscriber receives alike: encoded once per
  * live message. Retained messages live long, so their encoding is not kept.
  */
-export function sharedQos0Bytes(message: Message, version: ProtocolVersion): Buffer {
+export function sharedQos0Bytes(message: Message, version: Exclude<ProtocolVersion, 5>): Buffer {
   if (message.encodedQos0) return message.encodedQos0;
   const bytes = encodePublish(
     { type: 3, dup: false, qos: 0, retain: message.retain, topic: message.topic, payload: message.payload },

@@ -1,4 +1,6 @@
+import type { QoS } from '../protocol/index.js';
 import type { BrokerStore } from '../store/store.js';
+import type { AuthMethod } from './enhanced-auth.js';
 import type { BrokerHooks } from './hooks.js';
 import type { Logger } from './logger.js';
 
@@ -49,10 +51,50 @@ export const DEFAULT_LIMITS: BrokerLimits = {
   connectTimeout: 10,
 };
 
+/**
+ * What the broker offers MQTT 5 clients. One object fills the CONNACK and drives
+ * enforcement, so what is advertised is what is enforced.
+ */
+export interface BrokerCapabilities {
+  /** Highest QoS accepted in PUBLISH and granted in SUBACK. */
+  maximumQoS: QoS;
+  retainAvailable: boolean;
+  wildcardSubscriptionAvailable: boolean;
+  subscriptionIdentifiersAvailable: boolean;
+  sharedSubscriptionAvailable: boolean;
+  /** Topic aliases a client may set up toward the broker, per connection. */
+  topicAliasMaximum: number;
+  /** Topic aliases the broker sets up toward a client (at most the client's own maximum); 0 = none. */
+  outgoingTopicAliases: number;
+  /** QoS 1/2 publishes a client may have unacknowledged toward the broker (our Receive Maximum). */
+  receiveMaximum: number;
+  /** Keep-alive the broker imposes instead of the client's, in seconds; undefined = the client's. */
+  serverKeepAlive: number | undefined;
+  /** Longest Session Expiry Interval granted, in seconds; 0xFFFFFFFF = no cap. */
+  maximumSessionExpiryInterval: number;
+}
+
+export const DEFAULT_CAPABILITIES: BrokerCapabilities = {
+  maximumQoS: 2,
+  retainAvailable: true,
+  wildcardSubscriptionAvailable: true,
+  subscriptionIdentifiersAvailable: true,
+  sharedSubscriptionAvailable: true,
+  topicAliasMaximum: 64,
+  outgoingTopicAliases: 0,
+  receiveMaximum: 1024,
+  serverKeepAlive: undefined,
+  maximumSessionExpiryInterval: 0xffff_ffff,
+};
+
 export interface BrokerOptions {
   /** Defaults to one listener on 127.0.0.1:1883. An empty list starts none (use `broker.accept`). */
   listeners?: ListenerOptions[];
   limits?: Partial<BrokerLimits>;
+  /** MQTT 5 features offered and enforced. */
+  capabilities?: Partial<BrokerCapabilities>;
+  /** MQTT 5 enhanced authentication methods, by Authentication Method name. */
+  authMethods?: Record<string, AuthMethod>;
   /** Seconds between $SYS/broker/... updates; 0 turns them off. */
   sysInterval?: number;
   /** One set of hooks or several, applied in order. */

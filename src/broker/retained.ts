@@ -1,6 +1,7 @@
-import type { BrokerStore } from '../store/store.js';
+import type { Properties } from '../protocol/index.js';
+import type { BrokerStore, StoredMessage } from '../store/store.js';
 import { TopicTree } from '../topics/index.js';
-import type { Message } from './message.js';
+import { isExpired, type Message } from './message.js';
 
 /**
  * Retained messages [MQTT-3.3.1-5]: one per topic, replaced by the next
@@ -17,21 +18,32 @@ export class RetainedMessages {
   }
 
   /** Applies a retained publish. The payload is copied so the socket chunk it came in can be freed. */
-  update(topic: string, payload: Buffer, qos: Message['qos']): void {
+  update(topic: string, payload: Buffer, qos: Message['qos'], properties?: Properties, expiresAt?: number): void {
     if (payload.length === 0) {
       if (this.tree.delete(topic)) this.store.deleteRetained(topic);
       return;
     }
-    const message: Message = { topic, payload: Buffer.from(payload), qos, retain: true };
+    const message: Message = { topic, payload: Buffer.from(payload), qos, retain: true, ownsPayload: true };
+    if (properties) message.properties = properties;
+    if (expiresAt !== undefined) message.expiresAt = expiresAt;
     this.tree.set(topic, message);
-    this.store.putRetained({ topic, payload: message.payload, qos, retain: true });
+    const stored: StoredMessage = { topic, payload: message.payload, qos, retain: true };
+    if (properties) stored.properties = properties;
+    if (expiresAt !== undefined) stored.expiresAt = expiresAt;
+    this.store.putRetained(stored);
   }
 
   restore(message: Message): void {
     this.tree.set(message.topic, { ...message, retain: true });
   }
 
-  match(filter: string, visit: (message: Message) => void): void {
-    this.tree.match(filter, visit);
+  /** Retained messages matching `filter`; expired ones are deleted instead [MQTT-3.3.2-5]. */
+  match(filter: string, now: number, visit: (message: Message) => void): void {
+    const expired: string[] = [];
+    this.tree.match(filter, (message) => {
+      if (isExpired(message, now)) expired.push(message.topic);
+      else visit(message);
+    });
+    for (const topic of expired) if (this.tree.delete(topic)) this.store.deleteRetained(topic);
   }
 }

@@ -1,16 +1,26 @@
-import type { QoS } from '../protocol/index.js';
-import type { InflightRecord, QueuedRecord } from '../store/store.js';
+import type { QoS, WillMessage } from '../protocol/index.js';
+import type { InflightRecord, QueuedRecord, SubscriptionRecord } from '../store/store.js';
 import type { Connection } from './connection.js';
 import { Deque } from './deque.js';
 import type { ClientInfo } from './hooks.js';
 
+/** Session Expiry Interval meaning "never" [MQTT-3.1.2-?: 0xFFFFFFFF]. */
+export const NEVER_EXPIRES = 0xffff_ffff;
+
+/** A will waiting for its Will Delay Interval to pass (cancelled if the client comes back in time). */
+export interface PendingWill {
+  will: WillMessage;
+  client: ClientInfo;
+  publishAt: number;
+}
+
 /**
  * Server-side session state [MQTT-4.1.0]: lives as long as the connection for a
- * clean session, and across connections for a persistent one.
+ * clean session (or Session Expiry Interval 0), and across connections otherwise.
  */
 export class Session {
-  /** Filter → granted QoS. */
-  readonly subscriptions = new Map<string, QoS>();
+  /** Filter as subscribed → its options (QoS first). */
+  readonly subscriptions = new Map<string, SubscriptionRecord>();
   /** Outgoing QoS 1/2 messages awaiting acknowledgement, in send order. */
   readonly inflight = new Map<number, InflightRecord>();
   /** QoS 1/2 messages waiting for the client (offline, or window full). */
@@ -21,19 +31,29 @@ export class Session {
   connection: Connection | undefined;
   /** The client as last seen, for hooks that judge deliveries while it is offline. */
   client: ClientInfo | undefined;
+  /** Seconds the session outlives its connection; NEVER_EXPIRES for ever. */
+  expiryInterval: number;
+  /** Epoch ms at which an offline session ends; undefined while connected or if it never expires. */
+  expiresAt: number | undefined;
+  pendingWill: PendingWill | undefined;
 
-  /** Router scratch: the message this session was last matched for, and the best QoS so far. */
+  /** Router scratch: the message this session was last matched for, and what the matches add up to. */
   matchStamp = 0;
   matchQos: QoS = 0;
+  matchRetainAsPublished = false;
+  matchSubscriptionIds: number[] | undefined;
 
   private nextPacketId = 1;
   private nextSeq = 1;
 
   constructor(
     readonly clientId: string,
+    /** Written to the store (outlives its connection); fixed when the session is created. */
     readonly persistent: boolean,
     readonly createdAt: number = Date.now(),
-  ) {}
+  ) {
+    this.expiryInterval = persistent ? NEVER_EXPIRES : 0;
+  }
 
   /** A packet identifier not used by any message in flight [MQTT-2.3.1-2]; undefined if all 65535 are. */
   allocatePacketId(): number | undefined {

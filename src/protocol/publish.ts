@@ -60,13 +60,13 @@ export function encodePublish(p: PublishPacket, version: ProtocolVersion): Buffe
 /**
  * Everything of a PUBLISH but the payload, so a payload can be written after it
  * without copying (the socket gathers both in one writev when corked).
- * `properties` is written only when given (MQTT 5 subscribers); pass null for 3.1/3.1.1.
+ * The property block is written for MQTT 5 only.
  */
 export function encodePublishHeader(
   topic: string, topicByteLength: number, qos: QoS, retain: boolean, dup: boolean, packetId: number, payloadLength: number,
-  properties: Properties | undefined | null = null,
+  version: ProtocolVersion = 4, properties?: Properties,
 ): Buffer {
-  const propsLen = properties === null ? 0 : propertiesLength(properties);
+  const propsLen = version === 5 ? propertiesLength(properties) : 0;
   const variable = 2 + topicByteLength + (qos > 0 ? 2 : 0) + propsLen;
   const remaining = variable + payloadLength;
   const w = new Writer(1 + varintLength(remaining) + variable);
@@ -74,12 +74,14 @@ export function encodePublishHeader(
   w.varint(remaining);
   w.utf8(topic, topicByteLength);
   if (qos > 0) w.u16(packetId);
-  if (properties !== null) writeProperties(w, properties);
+  if (version === 5) writeProperties(w, properties);
   return w.buf;
 }
 
 /** Size in bytes of a whole PUBLISH, to honour a client's Maximum Packet Size. */
-export function publishPacketSize(topicByteLength: number, qos: QoS, payloadLength: number, properties: Properties | undefined | null): number {
-  const remaining = 2 + topicByteLength + (qos > 0 ? 2 : 0) + (properties === null ? 0 : propertiesLength(properties)) + payloadLength;
+export function publishPacketSize(
+  topicByteLength: number, qos: QoS, payloadLength: number, version: ProtocolVersion, properties?: Properties,
+): number {
+  const remaining = 2 + topicByteLength + (qos > 0 ? 2 : 0) + (version === 5 ? propertiesLength(properties) : 0) + payloadLength;
   return 1 + varintLength(remaining) + remaining;
 }

@@ -19,7 +19,10 @@ export function decodeSubscribe(r: Reader, version: ProtocolVersion): SubscribeP
     const options = r.u8('subscription options');
     subscriptions.push(version === 5 ? readOptionsV5(filter, options) : readQosV4(options, filter));
   }
-  if (subscriptions.length === 0) throw malformed('SUBSCRIBE without topic filters', 'MQTT-3.8.3-3');
+  // A Malformed Packet in 3.1.1 [MQTT-3.8.3-3], a Protocol Error in MQTT 5 [MQTT-3.8.3-2].
+  if (subscriptions.length === 0) {
+    throw version === 5 ? protocolViolation('SUBSCRIBE without topic filters', 'MQTT-3.8.3-2') : malformed('SUBSCRIBE without topic filters', 'MQTT-3.8.3-3');
+  }
   const packet: SubscribePacket = { type: PacketType.SUBSCRIBE, packetId, subscriptions };
   if (properties) packet.properties = properties;
   return packet;
@@ -34,7 +37,7 @@ function readQosV4(options: number, filter: string): SubscriptionRequest {
 function readOptionsV5(filter: string, options: number): SubscriptionRequest {
   if (options & 0xc0) throw malformed('reserved bits set in subscription options', 'MQTT-3.8.3-5');
   const qos = options & 0x03;
-  if (qos === 3) throw malformed('requested QoS 3', 'MQTT-3.8.3-2');
+  if (qos === 3) throw protocolViolation('maximum QoS 3 in subscription options');
   const retainHandling = (options >> 4) & 0x03;
   if (retainHandling === 3) throw protocolViolation('retain handling 3', 'MQTT-3.8.3-2');
   const noLocal = (options & 0x04) !== 0;

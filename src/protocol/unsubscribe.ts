@@ -1,5 +1,5 @@
 import { PacketType, type ProtocolVersion } from './constants.js';
-import { malformed } from './errors.js';
+import { malformed, protocolViolation } from './errors.js';
 import { startPacket, utf8Length } from './fixed-header.js';
 import type { UnsubackPacket, UnsubscribePacket } from './packets.js';
 import type { Reader } from './primitives.js';
@@ -18,7 +18,9 @@ export function decodeUnsubscribe(r: Reader, version: ProtocolVersion): Unsubscr
     if (problem) throw malformed(problem);
     filters.push(filter);
   }
-  if (filters.length === 0) throw malformed('UNSUBSCRIBE without topic filters', 'MQTT-3.10.3-2');
+  if (filters.length === 0) {
+    throw version === 5 ? protocolViolation('UNSUBSCRIBE without topic filters', 'MQTT-3.10.3-2') : malformed('UNSUBSCRIBE without topic filters', 'MQTT-3.10.3-2');
+  }
   const packet: UnsubscribePacket = { type: PacketType.UNSUBSCRIBE, packetId, filters };
   if (properties) packet.properties = properties;
   return packet;

@@ -6,19 +6,27 @@ export interface StoredMessage {
   payload: Buffer;
   qos: QoS;
   retain: boolean;
+  /** MQTT 5 properties forwarded to subscribers (never a topic alias). */
   properties?: Properties;
+  /** Epoch ms after which the message must not start onward delivery (MQTT 5 Message Expiry Interval). */
+  expiresAt?: number;
 }
 
 export interface SessionRecord {
   clientId: string;
   createdAt: number;
-  /** MQTT 5 session expiry in seconds; undefined keeps the session until a clean connect (3.1.1). */
+  /** Session Expiry Interval in seconds; 0xFFFFFFFF (and 3.1.1 persistent sessions) never expire. */
   expiryInterval?: number;
 }
 
 export interface SubscriptionRecord {
+  /** The filter as subscribed, `$share/{group}/...` included. */
   filter: string;
   qos: QoS;
+  /** MQTT 5 subscription options. */
+  noLocal?: boolean;
+  retainAsPublished?: boolean;
+  subscriptionId?: number;
 }
 
 export interface InflightRecord {
@@ -27,12 +35,15 @@ export interface InflightRecord {
   state: 'publish' | 'pubrel';
   qos: QoS;
   message: StoredMessage;
+  /** The shared subscription (`$share/...` filter) it was delivered through, if any. */
+  share?: string;
 }
 
 export interface QueuedRecord {
   seq: number;
   qos: QoS;
   message: StoredMessage;
+  share?: string;
 }
 
 export interface RecoveredSession {

@@ -1,4 +1,4 @@
-import { PacketType, type AckPacket } from '../../protocol/index.js';
+import { PacketType, ReasonCode, type AckPacket } from '../../protocol/index.js';
 import type { Connection } from '../connection.js';
 
 type Ack = AckPacket<number>;
@@ -8,20 +8,23 @@ export function handlePuback(conn: Connection, packet: Ack): void {
 }
 
 export function handlePubrec(conn: Connection, packet: Ack): void {
-  if (!conn.broker.delivery.released(conn.session!, packet.packetId)) unknownId(conn, 'PUBREC', packet.packetId);
+  if (!conn.broker.delivery.released(conn.session!, packet.packetId, packet.reasonCode ?? 0)) unknownId(conn, 'PUBREC', packet.packetId);
 }
 
 export function handlePubcomp(conn: Connection, packet: Ack): void {
   if (!conn.broker.delivery.complete(conn.session!, packet.packetId, 2)) unknownId(conn, 'PUBCOMP', packet.packetId);
 }
 
-/** PUBREL ends an incoming QoS 2 flow; PUBCOMP is sent even for an id already released [MQTT-4.3.3-2]. */
+/**
+ * PUBREL ends an incoming QoS 2 flow; PUBCOMP is sent even for an id already
+ * released [MQTT-4.3.3-2] (MQTT 5: with 0x92, Packet Identifier not found).
+ */
 export function handlePubrel(conn: Connection, packet: Ack): void {
   const session = conn.session!;
-  if (session.incomingQos2.delete(packet.packetId) && session.persistent) {
-    conn.broker.store.deleteIncomingQos2(session.clientId, packet.packetId);
-  }
-  conn.broker.store.whenDurable(() => conn.sendAck(PacketType.PUBCOMP, packet.packetId));
+  const known = session.incomingQos2.delete(packet.packetId);
+  if (known && session.persistent) conn.broker.store.deleteIncomingQos2(session.clientId, packet.packetId);
+  const reasonCode = known ? ReasonCode.Success : ReasonCode.PacketIdentifierNotFound;
+  conn.broker.store.whenDurable(() => conn.sendAck(PacketType.PUBCOMP, packet.packetId, reasonCode));
 }
 
 function unknownId(conn: Connection, what: string, packetId: number): void {

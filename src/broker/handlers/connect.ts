@@ -1,40 +1,125 @@
 import { randomBytes } from 'node:crypto';
-import { ConnectReturnCode, MAX_CLIENT_ID_LENGTH_V31, type ConnectPacket } from '../../protocol/index.js';
+import {
+  ConnectReturnCode, MAX_CLIENT_ID_LENGTH_V31, ReasonCode, type ConnectPacket, type Properties,
+} from '../../protocol/index.js';
 import type { Connection } from '../connection.js';
+import type { AuthStep } from '../enhanced-auth.js';
 import type { ClientInfo } from '../hooks.js';
+import { NEVER_EXPIRES } from '../session.js';
+
+/** The MQTT 5 reason code for each 3.1.1 CONNACK return code. */
+const V5_REFUSAL: Record<number, number> = {
+  [ConnectReturnCode.UnacceptableProtocolVersion]: ReasonCode.UnsupportedProtocolVersion,
+  [ConnectReturnCode.IdentifierRejected]: ReasonCode.ClientIdentifierNotValid,
+  [ConnectReturnCode.ServerUnavailable]: ReasonCode.ServerUnavailable,
+  [ConnectReturnCode.BadUsernameOrPassword]: ReasonCode.BadUserNameOrPassword,
+  [ConnectReturnCode.NotAuthorized]: ReasonCode.NotAuthorized,
+};
+
+interface PendingConnect {
+  packet: ConnectPacket;
+  clientId: string;
+  assigned: boolean;
+}
 
 export function handleConnect(conn: Connection, packet: ConnectPacket): void | Promise<void> {
   const broker = conn.broker;
+  const caps = broker.capabilities;
+  const v5 = packet.protocolVersion === 5;
   conn.version = packet.protocolVersion;
   conn.keepalive = packet.keepalive;
   conn.state = 'connecting';
+  if (v5) applyClientLimits(conn, packet.properties);
 
   let clientId = packet.clientId;
+  let assigned = false;
   // MQTT 3.1 identifiers are 1 to 23 characters; longer ones are rejected with return code 2.
   if (packet.protocolVersion === 3 && [...clientId].length > MAX_CLIENT_ID_LENGTH_V31) {
     return refuse(conn, ConnectReturnCode.IdentifierRejected);
   }
   if (clientId.length === 0) {
-    // 3.1 requires an identifier; 3.1.1 allows an empty one only with a clean session [MQTT-3.1.3-8].
-    if (packet.protocolVersion === 3 || !packet.clean) return refuse(conn, ConnectReturnCode.IdentifierRejected);
+    // 3.1 requires an identifier; 3.1.1 allows an empty one only with a clean session [MQTT-3.1.3-8];
+    // MQTT 5 always assigns one and says which in CONNACK [MQTT-3.2.2-16].
+    if (packet.protocolVersion === 3 || (packet.protocolVersion === 4 && !packet.clean)) {
+      return refuse(conn, ConnectReturnCode.IdentifierRejected);
+    }
     clientId = `moat-${randomBytes(9).toString('base64url')}`; // [MQTT-3.1.3-6]
+    assigned = true;
   }
   if (broker.isClosing || broker.stats.connectedClients >= broker.limits.maxConnections) {
     return refuse(conn, ConnectReturnCode.ServerUnavailable);
   }
-  if (packet.will && broker.topicLimitError(packet.will.topic)) {
-    return refuse(conn, ConnectReturnCode.NotAuthorized);
+  const will = packet.will;
+  if (will) {
+    if (broker.topicLimitError(will.topic)) return refuse(conn, ConnectReturnCode.NotAuthorized, ReasonCode.TopicNameInvalid);
+    if (v5 && will.qos > caps.maximumQoS) return refuse(conn, ConnectReturnCode.NotAuthorized, ReasonCode.QoSNotSupported);
+    if (v5 && will.retain && !caps.retainAvailable) return refuse(conn, ConnectReturnCode.NotAuthorized, ReasonCode.RetainNotSupported);
+  }
+
+  const pending: PendingConnect = { packet, clientId, assigned };
+  const method = packet.properties?.authenticationMethod;
+  if (method !== undefined) {
+    const mechanism = broker.authMethods.get(method);
+    if (!mechanism) return refuse(conn, ConnectReturnCode.NotAuthorized, ReasonCode.BadAuthenticationMethod);
+    conn.authMethod = method;
+    conn.authExchange = mechanism.begin(broker.authenticationRequest(conn, packet), false);
+    conn.pendingConnect = pending;
+    return continueAuthentication(conn, packet.properties?.authenticationData);
   }
 
   const verdict = broker.authenticate(conn, packet);
-  if (typeof verdict === 'number') return finishConnect(conn, packet, clientId, verdict);
-  return verdict.then((code) => finishConnect(conn, packet, clientId, code));
+  if (typeof verdict === 'number') return finishConnect(conn, pending, verdict, undefined);
+  return verdict.then((code) => finishConnect(conn, pending, code, undefined));
 }
 
-function finishConnect(conn: Connection, packet: ConnectPacket, clientId: string, returnCode: number): void {
+function applyClientLimits(conn: Connection, props: Properties | undefined): void {
+  if (!props) return;
+  if (props.receiveMaximum !== undefined) conn.clientReceiveMaximum = props.receiveMaximum;
+  if (props.maximumPacketSize !== undefined) conn.clientMaximumPacketSize = props.maximumPacketSize;
+  conn.outgoingAliasLimit = Math.min(conn.broker.capabilities.outgoingTopicAliases, props.topicAliasMaximum ?? 0);
+  if (props.requestProblemInformation === 0) conn.requestProblemInformation = false;
+}
+
+/** Feeds the client's Authentication Data to the running exchange (CONNECT or AUTH during connect). */
+export function continueAuthentication(conn: Connection, data: Buffer | undefined): void | Promise<void> {
+  let step: AuthStep | Promise<AuthStep>;
+  try {
+    step = conn.authExchange!.step(data);
+  } catch (err) {
+    return authenticationBroke(conn, err);
+  }
+  if (step instanceof Promise) return step.then((s) => applyStep(conn, s), (err: unknown) => authenticationBroke(conn, err));
+  applyStep(conn, step);
+}
+
+function applyStep(conn: Connection, step: AuthStep): void {
+  if (conn.state !== 'connecting') return;
+  const pending = conn.pendingConnect!;
+  if (step.result === 'continue') {
+    const properties: Properties = { authenticationMethod: conn.authMethod! };
+    if (step.data) properties.authenticationData = step.data;
+    conn.sendAuth(ReasonCode.ContinueAuthentication, properties);
+    return;
+  }
+  conn.authExchange = undefined;
+  conn.pendingConnect = undefined;
+  if (step.result === 'failure') {
+    return refuse(conn, step.reason === 'notAuthorized' ? ConnectReturnCode.NotAuthorized : ConnectReturnCode.BadUsernameOrPassword);
+  }
+  finishConnect(conn, pending, ConnectReturnCode.Accepted, step.data);
+}
+
+function authenticationBroke(conn: Connection, err: unknown): void {
+  conn.broker.logger.error({ err, remoteAddress: conn.peer.remoteAddress }, 'authentication method failed');
+  if (conn.state === 'connecting') refuse(conn, ConnectReturnCode.ServerUnavailable, ReasonCode.UnspecifiedError);
+}
+
+function finishConnect(conn: Connection, pending: PendingConnect, returnCode: number, authData: Buffer | undefined): void {
   if (conn.state !== 'connecting') return; // the socket went away while a hook was deciding
   if (returnCode !== ConnectReturnCode.Accepted) return refuse(conn, returnCode);
+  const { packet, clientId, assigned } = pending;
   const broker = conn.broker;
+  const caps = broker.capabilities;
   const client: ClientInfo = {
     id: clientId,
     username: packet.username,
@@ -49,10 +134,21 @@ function finishConnect(conn: Connection, packet: ConnectPacket, clientId: string
   // The will may wait a long time: keep its own copy, not a view of a 64 KiB socket chunk.
   conn.will = packet.will && { ...packet.will, payload: Buffer.from(packet.will.payload) };
 
-  const { session, present } = broker.attachSession(conn, clientId, packet.clean);
+  let expiry: number;
+  let properties: Properties | undefined;
+  if (packet.protocolVersion === 5) {
+    const requested = packet.properties?.sessionExpiryInterval ?? 0;
+    expiry = Math.min(requested, caps.maximumSessionExpiryInterval);
+    properties = connackProperties(conn, expiry !== requested ? expiry : undefined, assigned ? clientId : undefined, authData);
+    if (caps.serverKeepAlive !== undefined) conn.keepalive = caps.serverKeepAlive; // [MQTT-3.2.2-21]
+  } else {
+    expiry = packet.clean ? 0 : NEVER_EXPIRES;
+  }
+
+  const { session, present } = broker.attachSession(conn, clientId, packet.clean, expiry);
   conn.state = 'connected';
   // Session present is 0 for a clean session [MQTT-3.2.2-1] and tells whether state was resumed otherwise [MQTT-3.2.2-2].
-  conn.sendConnack(ConnectReturnCode.Accepted, present);
+  conn.sendConnack(ConnectReturnCode.Accepted, present, properties);
   if (present) {
     broker.delivery.resendInflight(session);
     broker.delivery.drainQueue(session);
@@ -61,8 +157,32 @@ function finishConnect(conn: Connection, packet: ConnectPacket, clientId: string
   broker.clientConnected(conn);
 }
 
-/** A CONNACK with a non-zero return code is followed by closing the connection [MQTT-3.2.2-5]. */
-function refuse(conn: Connection, returnCode: number): void {
-  conn.sendConnack(returnCode, false); // session present 0 with a refusal [MQTT-3.2.2-4]
+/** The CONNACK properties of MQTT 5: what the broker offers, from its capabilities. */
+function connackProperties(conn: Connection, grantedExpiry: number | undefined, assignedId: string | undefined, authData: Buffer | undefined): Properties {
+  const caps = conn.broker.capabilities;
+  const p: Properties = { maximumPacketSize: conn.broker.limits.maxPacketSize };
+  if (grantedExpiry !== undefined) p.sessionExpiryInterval = grantedExpiry;
+  if (assignedId !== undefined) p.assignedClientIdentifier = assignedId;
+  if (caps.receiveMaximum < 65_535) p.receiveMaximum = caps.receiveMaximum;
+  if (caps.maximumQoS < 2) p.maximumQoS = caps.maximumQoS;
+  if (!caps.retainAvailable) p.retainAvailable = 0;
+  if (caps.topicAliasMaximum > 0) p.topicAliasMaximum = caps.topicAliasMaximum;
+  if (!caps.wildcardSubscriptionAvailable) p.wildcardSubscriptionAvailable = 0;
+  if (!caps.subscriptionIdentifiersAvailable) p.subscriptionIdentifiersAvailable = 0;
+  if (!caps.sharedSubscriptionAvailable) p.sharedSubscriptionAvailable = 0;
+  if (caps.serverKeepAlive !== undefined) p.serverKeepAlive = caps.serverKeepAlive;
+  if (conn.authMethod !== undefined) {
+    p.authenticationMethod = conn.authMethod;
+    if (authData) p.authenticationData = authData;
+  }
+  return p;
+}
+
+/**
+ * A CONNACK with a refusal is followed by closing the connection [MQTT-3.2.2-5]
+ * (MQTT 5: reason code 0x80 or above [MQTT-3.2.2-7]); session present 0 [MQTT-3.2.2-4].
+ */
+function refuse(conn: Connection, returnCode: number, reasonCodeV5?: number): void {
+  conn.sendConnack(conn.version === 5 ? (reasonCodeV5 ?? V5_REFUSAL[returnCode] ?? returnCode) : returnCode, false);
   conn.close(`connection refused, return code ${returnCode}`, { publishWill: false });
 }

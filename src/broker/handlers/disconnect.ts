@@ -1,7 +1,27 @@
+import { protocolViolation, ReasonCode, type DisconnectPacket } from '../../protocol/index.js';
 import type { Connection } from '../connection.js';
 
-/** A DISCONNECT discards the will [MQTT-3.14.4-3] and closes the connection [MQTT-3.14.4-1]. */
-export function handleDisconnect(conn: Connection): void {
+/**
+ * A DISCONNECT discards the will [MQTT-3.14.4-3] and closes the connection [MQTT-3.14.4-1].
+ * MQTT 5: reason 0x04 keeps the will, and the Session Expiry Interval may change
+ * (but not from 0) [MQTT-3.14.2-2].
+ */
+export function handleDisconnect(conn: Connection, packet: DisconnectPacket): void {
+  const session = conn.session!;
+  const expiry = packet.properties?.sessionExpiryInterval;
+  if (expiry !== undefined) {
+    if (session.expiryInterval === 0 && expiry !== 0) {
+      throw protocolViolation('session expiry set on DISCONNECT after 0 at CONNECT', 'MQTT-3.14.2-2');
+    }
+    session.expiryInterval = Math.min(expiry, conn.broker.capabilities.maximumSessionExpiryInterval);
+    if (session.persistent) {
+      conn.broker.store.saveSession({ clientId: session.clientId, createdAt: session.createdAt, expiryInterval: session.expiryInterval });
+    }
+  }
+  if (packet.reasonCode === ReasonCode.DisconnectWithWillMessage) {
+    conn.close('client disconnected with will message');
+    return;
+  }
   conn.will = undefined;
   conn.close('client disconnected', { graceful: true, publishWill: false });
 }

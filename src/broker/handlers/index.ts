@@ -1,6 +1,7 @@
 import { PacketType, PACKET_TYPE_NAMES, protocolViolation, type Packet } from '../../protocol/index.js';
 import type { Connection } from '../connection.js';
 import { handlePuback, handlePubcomp, handlePubrec, handlePubrel } from './acks.js';
+import { handleAuth } from './auth.js';
 import { handleConnect } from './connect.js';
 import { handleDisconnect } from './disconnect.js';
 import { handlePingreq } from './ping.js';
@@ -16,6 +17,11 @@ export function dispatch(conn: Connection, packet: Packet): void | Promise<void>
     }
     return handleConnect(conn, packet);
   }
+  if (conn.state === 'connecting') {
+    // Between CONNECT and CONNACK only AUTH may come, during enhanced authentication [MQTT-4.12.0-?].
+    if (packet.type !== PacketType.AUTH) throw protocolViolation(`${PACKET_TYPE_NAMES[packet.type]} before CONNACK`);
+    return handleAuth(conn, packet);
+  }
   switch (packet.type) {
     case PacketType.PUBLISH: return handlePublish(conn, packet);
     case PacketType.PUBACK: return handlePuback(conn, packet);
@@ -25,7 +31,8 @@ export function dispatch(conn: Connection, packet: Packet): void | Promise<void>
     case PacketType.SUBSCRIBE: return handleSubscribe(conn, packet);
     case PacketType.UNSUBSCRIBE: return handleUnsubscribe(conn, packet);
     case PacketType.PINGREQ: return handlePingreq(conn);
-    case PacketType.DISCONNECT: return handleDisconnect(conn);
+    case PacketType.DISCONNECT: return handleDisconnect(conn, packet);
+    case PacketType.AUTH: return handleAuth(conn, packet);
     case PacketType.CONNECT:
       throw protocolViolation('second CONNECT on one connection', 'MQTT-3.1.0-2');
     default:

@@ -1,13 +1,17 @@
-import { PacketType, ProtocolError, ReasonCode, type PublishPacket } from '../../protocol/index.js';
+import { isUtf8 } from 'node:buffer';
+import {
+  PacketType, ProtocolError, protocolViolation, ReasonCode, type Properties, type PublishPacket,
+} from '../../protocol/index.js';
 import type { Connection } from '../connection.js';
 
 export function handlePublish(conn: Connection, packet: PublishPacket): void | Promise<void> {
   const broker = conn.broker;
   broker.stats.publishReceived++;
+  const session = conn.session!;
+  if (conn.version === 5) checkV5(conn, packet);
   const limitError = broker.topicLimitError(packet.topic);
   if (limitError) throw new ProtocolError(limitError, ReasonCode.TopicNameInvalid);
 
-  const session = conn.session!;
   // A repeated QoS 2 packet id before PUBREL is the same message: acknowledge, do not route again [MQTT-4.3.3-2].
   if (packet.qos === 2 && session.incomingQos2.has(packet.packetId!)) {
     const packetId = packet.packetId!;
@@ -15,31 +19,82 @@ export function handlePublish(conn: Connection, packet: PublishPacket): void | P
     return;
   }
   // '$' topics belong to the broker; a client's publish to one is acknowledged and dropped.
-  if (packet.topic.charCodeAt(0) === 0x24) return acknowledge(conn, packet, false);
+  if (packet.topic.charCodeAt(0) === 0x24) return acknowledge(conn, packet, ReasonCode.NotAuthorized);
+  if (packet.properties?.payloadFormatIndicator === 1 && !isUtf8(packet.payload)) {
+    return acknowledge(conn, packet, ReasonCode.PayloadFormatInvalid); // [MQTT-3.3.2-4]
+  }
 
   const authorize = broker.hooks.authorizePublish;
-  if (!authorize) return acknowledge(conn, packet, true);
+  if (!authorize) return acknowledge(conn, packet, ReasonCode.Success);
   const verdict = authorize(conn.client!, packet);
-  if (typeof verdict === 'boolean') return acknowledge(conn, packet, verdict);
-  return verdict.then((allowed) => acknowledge(conn, packet, allowed));
+  if (typeof verdict === 'boolean') return acknowledge(conn, packet, verdict ? ReasonCode.Success : ReasonCode.NotAuthorized);
+  return verdict.then((allowed) => acknowledge(conn, packet, allowed ? ReasonCode.Success : ReasonCode.NotAuthorized));
+}
+
+/** MQTT 5 rules: topic aliases, what a client may not send, and the broker's advertised limits. */
+function checkV5(conn: Connection, packet: PublishPacket): void {
+  const caps = conn.broker.capabilities;
+  const props = packet.properties;
+  const alias = props?.topicAlias;
+  if (alias !== undefined) {
+    if (alias > caps.topicAliasMaximum) {
+      throw new ProtocolError(`topic alias ${alias} above the maximum ${caps.topicAliasMaximum}`, ReasonCode.TopicAliasInvalid, 'MQTT-3.3.2-9');
+    }
+    if (packet.topic.length > 0) (conn.incomingAliases ??= new Map()).set(alias, packet.topic);
+    else {
+      const topic = conn.incomingAliases?.get(alias);
+      if (topic === undefined) throw protocolViolation(`topic alias ${alias} was never set`, 'MQTT-3.3.2-8');
+      packet.topic = topic;
+    }
+  } else if (packet.topic.length === 0) {
+    throw protocolViolation('empty topic name without a topic alias', 'MQTT-3.3.2-8');
+  }
+  if (props?.subscriptionIdentifiers) throw protocolViolation('a client must not send a subscription identifier', 'MQTT-3.3.4-6');
+  if (packet.qos > caps.maximumQoS) throw new ProtocolError(`QoS ${packet.qos} not supported`, ReasonCode.QoSNotSupported, 'MQTT-3.2.2-11');
+  if (packet.retain && !caps.retainAvailable) throw new ProtocolError('retain not supported', ReasonCode.RetainNotSupported, 'MQTT-3.2.2-14');
+  if (packet.qos > 0 && !(packet.qos === 2 && conn.session!.incomingQos2.has(packet.packetId!))) {
+    if (conn.pendingPubacks + conn.session!.incomingQos2.size >= caps.receiveMaximum) {
+      throw new ProtocolError('more unacknowledged publishes than Receive Maximum', ReasonCode.ReceiveMaximumExceeded, 'MQTT-3.3.4-9');
+    }
+  }
 }
 
 /** Routes the message if allowed, then acknowledges once the store has it durably. */
-function acknowledge(conn: Connection, packet: PublishPacket, allowed: boolean): void {
+function acknowledge(conn: Connection, packet: PublishPacket, verdict: number): void {
   const broker = conn.broker;
-  if (allowed) broker.publishFromClient(conn, packet);
-  else {
+  let reasonCode: number = verdict;
+  if (verdict === ReasonCode.Success) {
+    const expiry = packet.properties?.messageExpiryInterval;
+    const delivered = broker.publishFromClient(
+      conn, packet, forwardable(packet.properties), expiry === undefined ? undefined : Date.now() + expiry * 1000,
+    );
+    if (delivered === 0) reasonCode = ReasonCode.NoMatchingSubscribers;
+  } else {
     broker.stats.publishDropped++;
-    broker.logger.debug({ clientId: conn.client?.id, topic: packet.topic }, 'publish not authorized, dropped');
+    broker.logger.debug({ clientId: conn.client?.id, topic: packet.topic, reasonCode: verdict }, 'publish refused, dropped');
   }
   if (packet.qos === 0) return;
   const packetId = packet.packetId!;
   if (packet.qos === 1) {
-    broker.store.whenDurable(() => conn.sendAck(PacketType.PUBACK, packetId)); // [MQTT-4.3.2-2]
+    conn.pendingPubacks++;
+    broker.store.whenDurable(() => {
+      conn.pendingPubacks--;
+      conn.sendAck(PacketType.PUBACK, packetId, reasonCode); // [MQTT-4.3.2-2]
+    });
     return;
   }
-  const session = conn.session!;
-  session.incomingQos2.add(packetId);
-  if (session.persistent) broker.store.putIncomingQos2(session.clientId, packetId);
-  broker.store.whenDurable(() => conn.sendAck(PacketType.PUBREC, packetId)); // [MQTT-4.3.3-2]
+  // A PUBREC with a failure code ends the QoS 2 flow at once (MQTT 5 section 4.3.3).
+  if (reasonCode < 0x80) {
+    const session = conn.session!;
+    session.incomingQos2.add(packetId);
+    if (session.persistent) broker.store.putIncomingQos2(session.clientId, packetId);
+  }
+  broker.store.whenDurable(() => conn.sendAck(PacketType.PUBREC, packetId, reasonCode)); // [MQTT-4.3.3-2]
+}
+
+/** Properties forwarded to subscribers: all but the Topic Alias, which belongs to one connection [MQTT-3.3.2-7]. */
+function forwardable(props: Properties | undefined): Properties | undefined {
+  if (props?.topicAlias === undefined) return props;
+  const { topicAlias: _alias, ...rest } = props;
+  return Object.keys(rest).length > 0 ? rest : undefined;
 }
