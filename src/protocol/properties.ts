@@ -71,7 +71,7 @@ export function readProperties(r: Reader, context: number): Properties | undefin
     const id = r.varint('property identifier');
     const spec = BY_ID.get(id);
     if (!spec || !spec.allowed.includes(context)) {
-      throw malformed(`property 0x${id.toString(16)} is not valid in this packet`, 'MQTT-2.2.2-2');
+      throw malformed(`property 0x${id.toString(16)} is not valid in this packet`);
     }
     if (seen.has(id) && !(spec.repeatable && (spec.name !== 'subscriptionIdentifiers' || context === P.PUBLISH))) {
       throw protocolViolation(`property ${spec.name} appears more than once`);

@@ -39,7 +39,7 @@ function readOptionsV5(filter: string, options: number): SubscriptionRequest {
   const qos = options & 0x03;
   if (qos === 3) throw protocolViolation('maximum QoS 3 in subscription options');
   const retainHandling = (options >> 4) & 0x03;
-  if (retainHandling === 3) throw protocolViolation('retain handling 3', 'MQTT-3.8.3-2');
+  if (retainHandling === 3) throw protocolViolation('retain handling 3');
   const noLocal = (options & 0x04) !== 0;
   if (noLocal && parseSharedFilter(filter)) throw protocolViolation('no local on a shared subscription', 'MQTT-3.8.3-4');
   return {

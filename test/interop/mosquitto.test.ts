@@ -4,6 +4,7 @@ import { after, afterEach, before, describe, it } from 'node:test';
 import type { Broker } from '../../src/index.js';
 import { connectClient, startBroker, waitFor, type TestBroker } from '../helpers/broker.js';
 import { killAll, run, spawnProc, type Proc } from '../helpers/process.js';
+import { disconnectedBy, MosquittoClients, subLines, subscribedBy } from '../helpers/mosquitto.js';
 
 /**
  * Interoperability with the Eclipse Mosquitto command line clients
@@ -19,77 +20,12 @@ const VERSIONS = [
 const FORMAT = '%q %r %t %p';
 
 let tb: TestBroker;
-let counter = 0;
-
-function uid(prefix: string): string {
-  // MQTT 3.1 limits client identifiers to 23 characters.
-  return `${prefix}${(counter++).toString(36)}${randomBytes(3).toString('hex')}`.slice(0, 23);
-}
-
-function base(): string[] {
-  return ['-h', '127.0.0.1', '-p', String(tb.port)];
-}
-
-/** Resolves once the broker reports a SUBSCRIBE from `clientId`; listen before spawning the client. */
-function subscribedBy(broker: Broker, clientId: string, timeoutMs = 5000): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onSubscribe = (client: { id: string }): void => {
-      if (client.id !== clientId) return;
-      clearTimeout(timer);
-      broker.off('subscribe', onSubscribe);
-      resolve();
-    };
-    const timer = setTimeout(() => {
-      broker.off('subscribe', onSubscribe);
-      reject(new Error(`${clientId} did not subscribe within ${timeoutMs} ms`));
-    }, timeoutMs);
-    broker.on('subscribe', onSubscribe);
-  });
-}
-
-/** Resolves once the broker reports `clientId` disconnected. */
-function disconnectedBy(broker: Broker, clientId: string, timeoutMs = 5000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const onGone = (client: { id: string }, reason: string): void => {
-      if (client.id !== clientId) return;
-      clearTimeout(timer);
-      broker.off('clientDisconnected', onGone);
-      resolve(reason);
-    };
-    const timer = setTimeout(() => {
-      broker.off('clientDisconnected', onGone);
-      reject(new Error(`${clientId} did not disconnect within ${timeoutMs} ms`));
-    }, timeoutMs);
-    broker.on('clientDisconnected', onGone);
-  });
-}
-
-/** Starts mosquitto_sub and waits until the broker has its subscription. */
-async function startSub(version: string, clientId: string, args: string[], limitSeconds = 5): Promise<Proc> {
-  const subscribed = subscribedBy(tb.broker, clientId);
-  const proc = spawnProc('mosquitto_sub', [
-    ...base(), '-V', version, '-i', clientId, '-W', String(limitSeconds), ...args,
-  ], { limitMs: (limitSeconds + 3) * 1000 });
-  await Promise.race([
-    subscribed,
-    proc.exited.then((s) => {
-      throw new Error(`mosquitto_sub exited early (${JSON.stringify(s)}): ${proc.stderr}`);
-    }),
-  ]);
-  return proc;
-}
-
-async function pub(version: string, args: string[], input?: string | Buffer): Promise<void> {
-  const result = await run('mosquitto_pub', [...base(), '-V', version, ...args], { limitMs: 8000, input });
-  assert.equal(result.code, 0, `mosquitto_pub ${args.join(' ')} failed: ${result.stderr}`);
-}
-
-/** Waits for mosquitto_sub to exit by itself (after -C messages) and returns its output lines. */
-async function subLines(proc: Proc): Promise<string[]> {
-  const status = await proc.waitExit(8000);
-  assert.equal(status.code, 0, `mosquitto_sub exited with ${JSON.stringify(status)}; stdout: ${proc.stdout} stderr: ${proc.stderr}`);
-  return proc.stdout.split('\n').filter((l) => l !== '');
-}
+const mosq = new MosquittoClients(() => tb);
+const uid = (prefix: string): string => mosq.uid(prefix);
+const base = (): string[] => mosq.base();
+const startSub = (version: string, clientId: string, args: string[], limitSeconds = 5): Promise<Proc> =>
+  mosq.startSub(version, clientId, args, limitSeconds);
+const pub = (version: string, args: string[], input?: string | Buffer): Promise<void> => mosq.pub(version, args, input);
 
 describe('interop: mosquitto_pub / mosquitto_sub', () => {
   before(async () => {

@@ -1,6 +1,6 @@
 import { isUtf8 } from 'node:buffer';
 import {
-  PacketType, ProtocolError, protocolViolation, ReasonCode, type Properties, type PublishPacket,
+  PacketType, ProtocolError, protocolViolation, ReasonCode, topicNameError, type Properties, type PublishPacket,
 } from '../../protocol/index.js';
 import type { Connection } from '../connection.js';
 
@@ -50,6 +50,9 @@ function checkV5(conn: Connection, packet: PublishPacket): void {
     throw protocolViolation('empty topic name without a topic alias', 'MQTT-3.3.2-8');
   }
   if (props?.subscriptionIdentifiers) throw protocolViolation('a client must not send a subscription identifier', 'MQTT-3.3.4-6');
+  if (props?.responseTopic !== undefined && topicNameError(props.responseTopic)) {
+    throw protocolViolation('the Response Topic must be a valid topic name', 'MQTT-3.3.2-14');
+  }
   if (packet.qos > caps.maximumQoS) throw new ProtocolError(`QoS ${packet.qos} not supported`, ReasonCode.QoSNotSupported, 'MQTT-3.2.2-11');
   if (packet.retain && !caps.retainAvailable) throw new ProtocolError('retain not supported', ReasonCode.RetainNotSupported, 'MQTT-3.2.2-14');
   if (packet.qos > 0 && !(packet.qos === 2 && conn.session!.incomingQos2.has(packet.packetId!))) {
