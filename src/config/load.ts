@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Ajv, type ErrorObject } from 'ajv';
 import { isMap, LineCounter, parseDocument, type Document } from 'yaml';
-import type { BrokerLimits, BrokerOptions } from '../broker/options.js';
+import type { BrokerCapabilities, BrokerLimits, BrokerOptions } from '../broker/options.js';
 import { configSchema, type FileConfig } from './schema.js';
 
 /** A configuration problem, located: file, line, key and what was expected. */
@@ -102,12 +102,32 @@ const LIMIT_KEYS: Record<keyof NonNullable<FileConfig['limits']>, keyof BrokerLi
   connect_timeout: 'connectTimeout',
 };
 
+const CAPABILITY_KEYS: Record<keyof NonNullable<FileConfig['capabilities']>, keyof BrokerCapabilities> = {
+  maximum_qos: 'maximumQoS',
+  retain_available: 'retainAvailable',
+  wildcard_subscription_available: 'wildcardSubscriptionAvailable',
+  subscription_identifiers_available: 'subscriptionIdentifiersAvailable',
+  shared_subscription_available: 'sharedSubscriptionAvailable',
+  topic_alias_maximum: 'topicAliasMaximum',
+  outgoing_topic_aliases: 'outgoingTopicAliases',
+  receive_maximum: 'receiveMaximum',
+  server_keep_alive: 'serverKeepAlive',
+  maximum_session_expiry_interval: 'maximumSessionExpiryInterval',
+};
+
 function toOptions(config: FileConfig): LoadedConfig {
   const limits: Partial<BrokerLimits> = {};
   for (const [key, value] of Object.entries(config.limits ?? {})) {
     limits[LIMIT_KEYS[key as keyof typeof LIMIT_KEYS]] = value;
   }
   const broker: BrokerOptions = { limits };
+  if (config.capabilities) {
+    const capabilities: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(config.capabilities)) {
+      capabilities[CAPABILITY_KEYS[key as keyof typeof CAPABILITY_KEYS]] = value;
+    }
+    broker.capabilities = capabilities as Partial<BrokerCapabilities>;
+  }
   if (config.listeners) {
     broker.listeners = config.listeners.map((l) => ({
       name: l.name, host: l.host ?? '127.0.0.1', port: l.port, allowAnonymous: l.allow_anonymous,

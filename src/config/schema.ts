@@ -33,6 +33,22 @@ export const configSchema = {
         connect_timeout: { type: 'number', exclusiveMinimum: 0 },
       },
     },
+    capabilities: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        maximum_qos: { enum: [0, 1, 2] },
+        retain_available: { type: 'boolean' },
+        wildcard_subscription_available: { type: 'boolean' },
+        subscription_identifiers_available: { type: 'boolean' },
+        shared_subscription_available: { type: 'boolean' },
+        topic_alias_maximum: { type: 'integer', minimum: 0, maximum: 65535 },
+        outgoing_topic_aliases: { type: 'integer', minimum: 0, maximum: 65535 },
+        receive_maximum: { type: 'integer', minimum: 1, maximum: 65535 },
+        server_keep_alive: { type: 'integer', minimum: 0, maximum: 65535 },
+        maximum_session_expiry_interval: { type: 'integer', minimum: 0, maximum: 4294967295 },
+      },
+    },
     sys_interval: { type: 'number', minimum: 0 },
     log: {
       type: 'object',
@@ -57,6 +73,18 @@ export interface FileConfig {
     max_queued_bytes?: number;
     max_outbound_buffer?: number;
     connect_timeout?: number;
+  };
+  capabilities?: {
+    maximum_qos?: 0 | 1 | 2;
+    retain_available?: boolean;
+    wildcard_subscription_available?: boolean;
+    subscription_identifiers_available?: boolean;
+    shared_subscription_available?: boolean;
+    topic_alias_maximum?: number;
+    outgoing_topic_aliases?: number;
+    receive_maximum?: number;
+    server_keep_alive?: number;
+    maximum_session_expiry_interval?: number;
   };
   sys_interval?: number;
   log?: { level?: string; format?: 'auto' | 'json' | 'pretty' };
