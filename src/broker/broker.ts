@@ -371,10 +371,11 @@ export class Broker extends EventEmitter<BrokerEvents> {
   private destroySession(session: Session): void {
     for (const filter of session.subscriptions.keys()) this.router.unsubscribe(session, filter, shareOf(filter));
     session.subscriptions.clear();
-    // Messages a shared subscription gave this session and it never took go to another member.
+    // Messages a shared subscription gave this session and it never acknowledged go to another member:
+    // queued ones and unacknowledged QoS 1 ones; a QoS 2 message already sent goes nowhere else [MQTT-4.8.2-5].
     const orphans: Array<{ message: Message; share: string }> = [];
     for (const entry of session.inflight.values()) {
-      if (entry.share && entry.state === 'publish') orphans.push({ message: entry.message, share: entry.share });
+      if (entry.share && entry.qos === 1) orphans.push({ message: entry.message, share: entry.share });
     }
     for (const entry of session.queue) if (entry.share) orphans.push({ message: entry.message, share: entry.share });
     session.queue.clear();

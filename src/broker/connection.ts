@@ -223,11 +223,19 @@ export class Connection {
     this.write(encodeUnsuback({ type: PacketType.UNSUBACK, packetId, reasonCodes }, this.version));
   }
 
-  /** MQTT 5 only: DISCONNECT from the server carries why [MQTT-3.14.2-1]. */
+  /**
+   * MQTT 5 only: DISCONNECT from the server carries why [MQTT-3.14.2-1]; the
+   * Reason String is left out if the client did not ask for problem information
+   * or it would not fit the client's Maximum Packet Size [MQTT-3.14.2-3].
+   */
   sendDisconnect(reasonCode: number, reasonString?: string): void {
     if (this.version !== 5) return;
-    const properties = reasonString ? { reasonString } : undefined;
-    this.write(encodeReasoned(PacketType.DISCONNECT, reasonCode, properties, 5));
+    const withReason = reasonString && this.requestProblemInformation
+      ? encodeReasoned(PacketType.DISCONNECT, reasonCode, { reasonString }, 5)
+      : undefined;
+    this.write(withReason && withReason.length <= this.clientMaximumPacketSize
+      ? withReason
+      : encodeReasoned(PacketType.DISCONNECT, reasonCode, undefined, 5));
   }
 
   sendAuth(reasonCode: number, properties: Properties): void {
@@ -260,24 +268,9 @@ export class Connection {
     if (this.state === 'closed' || this.state === 'closing') return true;
     let header: Buffer;
     if (this.version === 5) {
-      let properties = outgoingProperties(message);
-      let topic = message.topic;
-      let topicLength = topicByteLength(message);
-      if (this.outgoingAliasLimit > 0) {
-        const aliases = (this.outgoingAliases ??= new Map());
-        const known = aliases.get(topic);
-        if (known !== undefined) {
-          properties = { ...properties, topicAlias: known };
-          topic = '';
-          topicLength = 0;
-        } else if (aliases.size < this.outgoingAliasLimit) {
-          const alias = aliases.size + 1;
-          aliases.set(topic, alias);
-          properties = { ...properties, topicAlias: alias };
-        }
-      }
-      if (publishPacketSize(topicLength, qos, message.payload.length, 5, properties) > this.clientMaximumPacketSize) return false;
-      header = encodePublishHeader(topic, topicLength, qos, message.retain, dup, packetId, message.payload.length, 5, properties);
+      const encoded = this.encodeV5Header(message, qos, packetId, dup);
+      if (!encoded) return false;
+      header = encoded;
     } else {
       header = encodePublishHeader(message.topic, topicByteLength(message), qos, message.retain, dup, packetId, message.payload.length);
     }
@@ -288,6 +281,35 @@ export class Connection {
     }
     this.broker.stats.publishSent++;
     return true;
+  }
+
+  /**
+   * The MQTT 5 PUBLISH header: properties with the expiry counted down, and a
+   * topic alias when enabled. An alias is only set up if the packet carrying it
+   * fits the client's Maximum Packet Size; undefined if even the plain packet does not.
+   */
+  private encodeV5Header(message: Message, qos: QoS, packetId: number, dup: boolean): Buffer | undefined {
+    const base = outgoingProperties(message);
+    const topicLength = topicByteLength(message);
+    const payloadLength = message.payload.length;
+    const fits = (length: number, properties: Properties | undefined): boolean =>
+      publishPacketSize(length, qos, payloadLength, 5, properties) <= this.clientMaximumPacketSize;
+    if (this.outgoingAliasLimit > 0) {
+      const aliases = (this.outgoingAliases ??= new Map());
+      const known = aliases.get(message.topic);
+      if (known !== undefined) {
+        const properties = { ...base, topicAlias: known };
+        if (fits(0, properties)) return encodePublishHeader('', 0, qos, message.retain, dup, packetId, payloadLength, 5, properties);
+      } else if (aliases.size < this.outgoingAliasLimit) {
+        const properties = { ...base, topicAlias: aliases.size + 1 };
+        if (fits(topicLength, properties)) {
+          aliases.set(message.topic, properties.topicAlias);
+          return encodePublishHeader(message.topic, topicLength, qos, message.retain, dup, packetId, payloadLength, 5, properties);
+        }
+      }
+    }
+    if (!fits(topicLength, base)) return undefined;
+    return encodePublishHeader(message.topic, topicLength, qos, message.retain, dup, packetId, payloadLength, 5, base);
   }
 
   /** Whether a PUBLISH of this message would exceed the client's Maximum Packet Size [MQTT-3.1.2-24]. */

@@ -1,5 +1,5 @@
 import { PacketType, type QoS } from '../protocol/index.js';
-import type { BrokerStore } from '../store/store.js';
+import type { BrokerStore, InflightRecord } from '../store/store.js';
 import type { BrokerLimits } from './options.js';
 import { isExpired, ownPayload, sharedQos0Bytes, type Message } from './message.js';
 import type { Session } from './session.js';
@@ -97,12 +97,19 @@ export class Delivery {
     if (session.persistent) this.store.enqueue(session.clientId, entry);
   }
 
-  /** Moves queued messages into the inflight window while the client can take them. */
+  /** Moves queued messages into the inflight window while the client can take them (held-back resends first). */
   drainQueue(session: Session): void {
     const conn = session.connection;
     if (!conn) return;
+    const window = this.window(conn);
+    const pending = session.resendPending;
+    while (pending.length > 0 && conn.isConnected && session.inflight.size - pending.length < window && !conn.congested) {
+      const entry = session.inflight.get(pending.shift()!);
+      if (entry) this.resend(session, conn, entry);
+    }
+    if (pending.length > 0) return;
     const now = Date.now();
-    while (conn.isConnected && session.queue.length > 0 && session.inflight.size < this.window(conn) && !conn.congested) {
+    while (conn.isConnected && session.queue.length > 0 && session.inflight.size < window && !conn.congested) {
       const entry = session.queue.shift()!;
       session.queuedBytes -= entry.message.payload.length;
       if (session.persistent) this.store.dequeue(session.clientId, entry.seq);
@@ -114,12 +121,36 @@ export class Delivery {
     }
   }
 
-  /** On reconnect of a persistent session: unacknowledged messages again, with DUP [MQTT-4.4.0-1]. */
+  /**
+   * On reconnect: unacknowledged messages again, with DUP [MQTT-4.4.0-1], as many
+   * as the client's Receive Maximum allows at once [MQTT-3.3.4-9]; the rest follow
+   * as acknowledgements arrive, before anything new.
+   */
   resendInflight(session: Session): void {
     const conn = session.connection!;
-    for (const entry of session.inflight.values()) {
-      if (entry.state === 'publish') conn.sendPublish(entry.message, entry.qos, entry.packetId, true);
-      else conn.sendAck(PacketType.PUBREL, entry.packetId);
+    const window = this.window(conn);
+    session.resendPending.length = 0;
+    let sent = 0;
+    for (const entry of [...session.inflight.values()]) {
+      if (sent < window) {
+        this.resend(session, conn, entry);
+        sent++;
+      } else {
+        session.resendPending.push(entry.packetId);
+      }
+    }
+  }
+
+  private resend(session: Session, conn: Connection, entry: InflightRecord): void {
+    if (entry.state === 'pubrel') {
+      conn.sendAck(PacketType.PUBREL, entry.packetId);
+      return;
+    }
+    // Too large for this connection's Maximum Packet Size: dropped as if delivered [MQTT-3.1.2-25].
+    if (!conn.sendPublish(entry.message, entry.qos, entry.packetId, true)) {
+      this.stats.publishDropped++;
+      session.inflight.delete(entry.packetId);
+      if (session.persistent) this.store.deleteInflight(session.clientId, entry.packetId);
     }
   }
 

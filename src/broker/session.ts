@@ -28,6 +28,8 @@ export class Session {
   queuedBytes = 0;
   /** Incoming QoS 2 packet ids whose PUBREL has not arrived [MQTT-4.3.3-2]. */
   readonly incomingQos2 = new Set<number>();
+  /** Inflight packet ids still to be resent after a reconnect, held back by the client's Receive Maximum. */
+  readonly resendPending: number[] = [];
   connection: Connection | undefined;
   /** The client as last seen, for hooks that judge deliveries while it is offline. */
   client: ClientInfo | undefined;

@@ -47,6 +47,7 @@ function reauthenticationDone(conn: Connection, step: AuthStep): void {
     conn.sendAuth(ReasonCode.Success, step.data ? { authenticationMethod: method, authenticationData: step.data } : { authenticationMethod: method });
     return;
   }
-  // A failed re-authentication ends the connection [MQTT-4.12.1-2].
-  conn.disconnect(step.reason === 'badCredentials' ? ReasonCode.BadUserNameOrPassword : ReasonCode.NotAuthorized, 're-authentication failed');
+  // A failed re-authentication ends the connection [MQTT-4.12.1-2]; 0x87 is the DISCONNECT code for it
+  // (0x86 exists only in CONNACK).
+  conn.disconnect(ReasonCode.NotAuthorized, 're-authentication failed');
 }

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import {
-  ConnectReturnCode, MAX_CLIENT_ID_LENGTH_V31, ReasonCode, type ConnectPacket, type Properties,
+  ConnectReturnCode, MAX_CLIENT_ID_LENGTH_V31, protocolViolation, ReasonCode, type ConnectPacket, type Properties,
 } from '../../protocol/index.js';
 import type { Connection } from '../connection.js';
 import type { AuthStep } from '../enhanced-auth.js';
@@ -58,6 +58,9 @@ export function handleConnect(conn: Connection, packet: ConnectPacket): void | P
 
   const pending: PendingConnect = { packet, clientId, assigned };
   const method = packet.properties?.authenticationMethod;
+  if (method === undefined && packet.properties?.authenticationData !== undefined) {
+    throw protocolViolation('Authentication Data without an Authentication Method'); // section 3.1.2.11.10
+  }
   if (method !== undefined) {
     const mechanism = broker.authMethods.get(method);
     if (!mechanism) return refuse(conn, ConnectReturnCode.NotAuthorized, ReasonCode.BadAuthenticationMethod);

@@ -4,14 +4,14 @@ import type { Connection } from '../connection.js';
 /**
  * A DISCONNECT discards the will [MQTT-3.14.4-3] and closes the connection [MQTT-3.14.4-1].
  * MQTT 5: reason 0x04 keeps the will, and the Session Expiry Interval may change
- * (but not from 0) [MQTT-3.14.2-2].
+ * (but not from 0: a Protocol Error, section 3.14.2.2.2).
  */
 export function handleDisconnect(conn: Connection, packet: DisconnectPacket): void {
   const session = conn.session!;
   const expiry = packet.properties?.sessionExpiryInterval;
   if (expiry !== undefined) {
     if (session.expiryInterval === 0 && expiry !== 0) {
-      throw protocolViolation('session expiry set on DISCONNECT after 0 at CONNECT', 'MQTT-3.14.2-2');
+      throw protocolViolation('session expiry set on DISCONNECT after 0 at CONNECT');
     }
     session.expiryInterval = Math.min(expiry, conn.broker.capabilities.maximumSessionExpiryInterval);
     if (session.persistent) {
