@@ -8,7 +8,7 @@ import { connectClient, delay, startBroker, waitFor, type TestBroker } from '../
 
 /**
  * Hostile traffic: 50 concurrent raw TCP clients send random bytes and mutated
- * packets while a well-behaved publisher/subscriber pair exchanges
+ * packets (MQTT 3.1, 3.1.1 and 5) while a well-behaved publisher/subscriber pair exchanges
  * sequence-numbered QoS 1 messages. The broker must stay up, lose nothing of
  * the good traffic, and leak no connections, sockets or timers.
  *
@@ -84,6 +84,13 @@ function sessionPacket(rng: Rng, version: ProtocolVersion): Buffer {
         type: 3, dup: false, qos: q, retain: rng.bool(0.1), topic: `fuzz/${rng.pick(['a', 'b', 'c/x'])}`,
         packetId: q > 0 ? packetId : undefined, payload: rng.bytes(rng.int(0, 300)),
       };
+      // MQTT 5: topic aliases and properties, valid or not, are part of the hostile mix.
+      if (version === 5 && rng.bool(0.5)) {
+        packet.properties = rng.bool(0.5)
+          ? { topicAlias: rng.int(1, 80), userProperties: [['k', 'v']] }
+          : { messageExpiryInterval: rng.int(0, 5), payloadFormatIndicator: rng.int(0, 1), contentType: 'x' };
+        if (rng.bool(0.3)) packet.topic = '';
+      }
       break;
     }
     case 2:
@@ -99,6 +106,8 @@ function sessionPacket(rng: Rng, version: ProtocolVersion): Buffer {
       packet = { type: rng.pick([5, 6, 7] as const), packetId };
       break;
     case 6:
+      packet = version === 5 ? { type: 15, reasonCode: rng.pick([0, 0x18, 0x19]) } : { type: 12 };
+      break;
     case 7:
       packet = { type: 12 };
       break;
@@ -123,7 +132,7 @@ const KINDS: readonly Kind[] = ['garbage', 'connect-then-garbage', 'flipped', 'c
 
 /** The chunks one hostile connection writes, by kind. */
 function hostileScript(rng: Rng, kind: Kind, id: string): Buffer[] {
-  const version: ProtocolVersion = rng.bool(0.2) ? 3 : 4;
+  const version: ProtocolVersion = rng.pick([3, 4, 4, 5, 5] as const);
   const valid = (n: number): Buffer[] => Array.from({ length: n }, () => sessionPacket(rng, version));
   switch (kind) {
     case 'garbage':
