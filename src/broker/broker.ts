@@ -14,13 +14,13 @@ import { Delivery } from './delivery.js';
 import { composeHooks, type AuthenticateRequest, type AuthenticateResult, type BrokerHooks, type ClientInfo, type PublishRequest } from './hooks.js';
 import { Housekeeper } from './housekeeper.js';
 import { silentLogger, type Logger } from './logger.js';
-import type { Message } from './message.js';
+import { heldSize, type Message } from './message.js';
 import {
   DEFAULT_CAPABILITIES, DEFAULT_LIMITS, type BrokerCapabilities, type BrokerLimits, type BrokerOptions, type ListenerOptions,
 } from './options.js';
 import type { AuthMethod } from './enhanced-auth.js';
 import { RetainedMessages } from './retained.js';
-import { Router } from './router.js';
+import { asPublished, Router } from './router.js';
 import { NEVER_EXPIRES, Session } from './session.js';
 import { BrokerStats } from './stats.js';
 import { sysTopics } from './sys.js';
@@ -385,7 +385,12 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (session.persistent) this.store.deleteSession(session.clientId);
     for (const { message, share } of orphans) {
       const group = this.router.group(share);
-      if (!group || !this.router.deliverShared(group, message, session)) this.stats.publishDropped++;
+      try {
+        if (!group || !this.router.deliverShared(group, asPublished(message), session)) this.stats.publishDropped++;
+      } catch (err) {
+        // Runs from socket events and timers: a failing hook must not take the process down.
+        this.logger.error({ err, clientId: session.clientId }, 'moving a shared subscription message failed');
+      }
     }
   }
 
@@ -539,7 +544,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     for (const entry of stored.inflight) session.inflight.set(entry.packetId, entry);
     for (const entry of stored.queue) {
       session.queue.push(entry);
-      session.queuedBytes += entry.message.payload.length;
+      session.queuedBytes += heldSize(entry.message);
       session.restoreSeq(entry.seq);
     }
     for (const id of stored.incomingQos2) session.incomingQos2.add(id);

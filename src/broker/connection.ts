@@ -60,6 +60,8 @@ export class Connection {
   incomingAliases: Map<number, string> | undefined;
   /** Whether reason strings and user properties may be sent on acknowledgements [MQTT-3.1.2-29]. */
   requestProblemInformation = true;
+  /** Session Expiry Interval the client asked for in CONNECT (before any cap). */
+  requestedSessionExpiry = 0;
   /** QoS 1 publishes from the client whose PUBACK waits for the store (QoS 2 ones are in the session). */
   pendingPubacks = 0;
   /** Enhanced authentication: the method of this connection, a running exchange, and the CONNECT it is for. */

@@ -1,7 +1,7 @@
 import { PacketType, type QoS } from '../protocol/index.js';
 import type { BrokerStore, InflightRecord } from '../store/store.js';
 import type { BrokerLimits } from './options.js';
-import { isExpired, ownPayload, sharedQos0Bytes, type Message } from './message.js';
+import { heldSize, isExpired, ownPayload, sharedQos0Bytes, type Message } from './message.js';
 import type { Session } from './session.js';
 import type { BrokerStats } from './stats.js';
 import type { Logger } from './logger.js';
@@ -83,7 +83,7 @@ export class Delivery {
   }
 
   private enqueue(session: Session, message: Message, qos: QoS, share: string | undefined): void {
-    const size = message.payload.length;
+    const size = heldSize(message);
     const { maxQueuedMessages, maxQueuedBytes } = this.limits;
     if (session.queue.length >= maxQueuedMessages || (maxQueuedBytes > 0 && session.queuedBytes + size > maxQueuedBytes)) {
       this.stats.publishDropped++;
@@ -111,7 +111,7 @@ export class Delivery {
     const now = Date.now();
     while (conn.isConnected && session.queue.length > 0 && session.inflight.size < window && !conn.congested) {
       const entry = session.queue.shift()!;
-      session.queuedBytes -= entry.message.payload.length;
+      session.queuedBytes -= heldSize(entry.message);
       if (session.persistent) this.store.dequeue(session.clientId, entry.seq);
       if (isExpired(entry.message, now)) {
         this.stats.publishDropped++;

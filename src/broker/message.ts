@@ -1,4 +1,4 @@
-import { encodePublish, type ProtocolVersion, type QoS } from '../protocol/index.js';
+import { encodePublish, propertiesLength, type ProtocolVersion, type QoS } from '../protocol/index.js';
 import type { StoredMessage } from '../store/store.js';
 
 /**
@@ -48,7 +48,14 @@ export function ownPayload(message: Message): void {
   if (message.ownsPayload) return;
   const payload = message.payload;
   if (payload.byteLength * 2 < payload.buffer.byteLength) message.payload = Buffer.from(payload);
+  const correlation = message.properties?.correlationData;
+  if (correlation) message.properties = { ...message.properties, correlationData: Buffer.from(correlation) };
   message.ownsPayload = true;
+}
+
+/** Bytes a held message counts against the queue limit: payload and MQTT 5 properties. */
+export function heldSize(message: Message): number {
+  return message.payload.length + (message.properties ? propertiesLength(message.properties) : 0);
 }
 
 export function messageOf(topic: string, payload: Buffer, qos: QoS, retain: boolean): Message {

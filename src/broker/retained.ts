@@ -24,11 +24,16 @@ export class RetainedMessages {
       return;
     }
     const message: Message = { topic, payload: Buffer.from(payload), qos, retain: true, ownsPayload: true };
-    if (properties) message.properties = properties;
+    // Own copies, not views of the socket chunk the message arrived in.
+    if (properties) {
+      message.properties = properties.correlationData
+        ? { ...properties, correlationData: Buffer.from(properties.correlationData) }
+        : properties;
+    }
     if (expiresAt !== undefined) message.expiresAt = expiresAt;
     this.tree.set(topic, message);
     const stored: StoredMessage = { topic, payload: message.payload, qos, retain: true };
-    if (properties) stored.properties = properties;
+    if (message.properties) stored.properties = message.properties;
     if (expiresAt !== undefined) stored.expiresAt = expiresAt;
     this.store.putRetained(stored);
   }

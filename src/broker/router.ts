@@ -140,7 +140,7 @@ export class Router {
     if (!group) {
       group = new SharedGroup(share.key, share.filter);
       this.groups.set(share.key, group);
-      this.trie.add(share.filter, share.key, group);
+      this.trie.add(share.filter, groupKey(share.key), group);
     }
     group.upsert(entry);
   }
@@ -155,9 +155,29 @@ export class Router {
     group.remove(session);
     if (group.members.length === 0) {
       this.groups.delete(share.key);
-      this.trie.remove(share.filter, share.key);
+      this.trie.remove(share.filter, groupKey(share.key));
     }
   }
+}
+
+/**
+ * Trie key of a shared group. Subscribers are keyed by client id, and a client id
+ * may look like "$share/g/t" but can never contain U+0000, so groups cannot collide.
+ */
+function groupKey(shareKey: string): string {
+  return `\u0000${shareKey}`;
+}
+
+/** A message as routed, before any subscriber's options (to hand a shared message to another member). */
+export function asPublished(message: Message): Message {
+  const base: Message = { topic: message.topic, payload: message.payload, qos: message.qos, retain: false };
+  if (message.publishedRetain !== undefined) base.publishedRetain = message.publishedRetain;
+  if (message.expiresAt !== undefined) base.expiresAt = message.expiresAt;
+  if (message.properties) {
+    const { subscriptionIdentifiers: _ids, ...rest } = message.properties;
+    if (Object.keys(rest).length > 0) base.properties = rest;
+  }
+  return base;
 }
 
 /**
@@ -169,6 +189,7 @@ function forSubscriber(message: Message, retainAsPublished: boolean, subscriptio
   const retain = retainAsPublished && message.publishedRetain === true;
   if (!retain && subscriptionIds === undefined) return message;
   const derived: Message = { topic: message.topic, payload: message.payload, qos: message.qos, retain };
+  if (message.publishedRetain !== undefined) derived.publishedRetain = message.publishedRetain;
   if (message.expiresAt !== undefined) derived.expiresAt = message.expiresAt;
   if (message.topicLength !== undefined) derived.topicLength = message.topicLength;
   if (subscriptionIds !== undefined) derived.properties = { ...message.properties, subscriptionIdentifiers: subscriptionIds };

@@ -5,7 +5,8 @@ import type { RouteEntry } from './router.js';
  * A shared subscription group, `$share/{group}/{filter}`: each message goes to
  * one member. Distribution: round robin over the members, skipping members that
  * cannot take a message now (offline, congested, or at their receive maximum);
- * when none can, round robin over all members, whose sessions then queue it.
+ * when none can, the next member that is online (its session queues it), and
+ * only when no member is online, the next member at all.
  */
 export class SharedGroup {
   readonly members: RouteEntry[] = [];
@@ -40,15 +41,18 @@ export class SharedGroup {
   pick(canTakeNow: (session: Session) => boolean, exclude?: Session): RouteEntry | undefined {
     const n = this.members.length;
     if (n === 0) return undefined;
-    let fallback: number | undefined;
+    let online: number | undefined;
+    let anyone: number | undefined;
     for (let k = 0; k < n; k++) {
       const i = (this.cursor + k) % n;
       const member = this.members[i]!;
       if (member.session === exclude) continue;
       if (canTakeNow(member.session)) return this.advance(i);
-      fallback ??= i;
+      if (member.session.connection?.isConnected) online ??= i;
+      anyone ??= i;
     }
-    return fallback === undefined ? undefined : this.advance(fallback);
+    const chosen = online ?? anyone;
+    return chosen === undefined ? undefined : this.advance(chosen);
   }
 
   private advance(i: number): RouteEntry {

@@ -14,7 +14,7 @@ export function decodeSubscribe(r: Reader, version: ProtocolVersion): SubscribeP
   const subscriptions: SubscriptionRequest[] = [];
   while (r.remaining > 0) {
     const filter = r.utf8('topic filter');
-    const problem = topicFilterError(filter);
+    const problem = topicFilterError(filter, version);
     if (problem) throw malformed(problem);
     const options = r.u8('subscription options');
     subscriptions.push(version === 5 ? readOptionsV5(filter, options) : readQosV4(options, filter));

@@ -10,9 +10,14 @@ export function topicNameError(topic: string): string | undefined {
   return undefined;
 }
 
-export function topicFilterError(filter: string): string | undefined {
+/**
+ * Filter syntax. `$share/{group}/{filter}` must be a well-formed shared
+ * subscription in MQTT 5; before it, a malformed one is an ordinary filter.
+ */
+export function topicFilterError(filter: string, version: number = 5): string | undefined {
   if (filter.startsWith(SHARE_PREFIX)) {
     const shared = parseSharedFilter(filter);
+    if (!shared && version < 5) return plainFilterError(filter);
     if (!shared) return 'a shared subscription is $share/{ShareName}/{filter} with a non-empty ShareName without "/", "+" or "#" [MQTT-4.8.2-1]';
     return plainFilterError(shared.filter);
   }

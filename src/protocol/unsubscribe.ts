@@ -14,7 +14,7 @@ export function decodeUnsubscribe(r: Reader, version: ProtocolVersion): Unsubscr
   const filters: string[] = [];
   while (r.remaining > 0) {
     const filter = r.utf8('topic filter');
-    const problem = topicFilterError(filter);
+    const problem = topicFilterError(filter, version);
     if (problem) throw malformed(problem);
     filters.push(filter);
   }

@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import {
   ConnectReturnCode, MAX_CLIENT_ID_LENGTH_V31, protocolViolation, ReasonCode, type ConnectPacket, type Properties,
+  type WillMessage,
 } from '../../protocol/index.js';
 import type { Connection } from '../connection.js';
 import type { AuthStep } from '../enhanced-auth.js';
 import type { ClientInfo } from '../hooks.js';
-import { NEVER_EXPIRES } from '../session.js';
 
 /** The MQTT 5 reason code for each 3.1.1 CONNACK return code. */
 const V5_REFUSAL: Record<number, number> = {
@@ -135,17 +135,19 @@ function finishConnect(conn: Connection, pending: PendingConnect, returnCode: nu
   };
   conn.client = client;
   // The will may wait a long time: keep its own copy, not a view of a 64 KiB socket chunk.
-  conn.will = packet.will && { ...packet.will, payload: Buffer.from(packet.will.payload) };
+  conn.will = packet.will && ownedWill(packet.will);
 
   let expiry: number;
   let properties: Properties | undefined;
   if (packet.protocolVersion === 5) {
     const requested = packet.properties?.sessionExpiryInterval ?? 0;
+    conn.requestedSessionExpiry = requested;
     expiry = Math.min(requested, caps.maximumSessionExpiryInterval);
     properties = connackProperties(conn, expiry !== requested ? expiry : undefined, assigned ? clientId : undefined, authData);
     if (caps.serverKeepAlive !== undefined) conn.keepalive = caps.serverKeepAlive; // [MQTT-3.2.2-21]
   } else {
-    expiry = packet.clean ? 0 : NEVER_EXPIRES;
+    // 3.1.1 persistent sessions last until a clean connect, unless the operator caps session lifetimes.
+    expiry = packet.clean ? 0 : caps.maximumSessionExpiryInterval;
   }
 
   const { session, present } = broker.attachSession(conn, clientId, packet.clean, expiry);
@@ -158,6 +160,13 @@ function finishConnect(conn: Connection, pending: PendingConnect, returnCode: nu
   }
   // After the resends, so that a listener publishing here cannot overtake them [MQTT-4.6.0-1].
   broker.clientConnected(conn);
+}
+
+function ownedWill(will: WillMessage): WillMessage {
+  const owned: WillMessage = { ...will, payload: Buffer.from(will.payload) };
+  const correlation = will.properties?.correlationData;
+  if (correlation) owned.properties = { ...will.properties, correlationData: Buffer.from(correlation) };
+  return owned;
 }
 
 /** The CONNACK properties of MQTT 5: what the broker offers, from its capabilities. */
