@@ -70,6 +70,11 @@ export class Connection {
   pendingConnect: { packet: ConnectPacket; clientId: string; assigned: boolean } | undefined;
 
   private corked = false;
+  private flushScheduled = false;
+  private outbox: Buffer[] | undefined;
+  private outboxBytes = 0;
+  /** Bytes handed to the store's durability barrier and not yet written. */
+  private awaitingDurability = 0;
   /** Reading stops while an asynchronous hook decides, and while the peer does not take our bytes. */
   private waitingForHook = false;
   private waitingForPeer = false;
@@ -96,7 +101,7 @@ export class Connection {
 
   /** The peer stopped reading: its unsent bytes passed the outbound limit. */
   get congested(): boolean {
-    return this.socket.writableLength > this.broker.limits.maxOutboundBuffer;
+    return this.socket.writableLength + this.outboxBytes + this.awaitingDurability > this.broker.limits.maxOutboundBuffer;
   }
 
   private onData(chunk: Buffer): void {
@@ -183,16 +188,38 @@ export class Connection {
   /** Writes are dropped once closing began; a refusal CONNACK is written before close() is called. */
   write(bytes: Buffer): void {
     if (this.state === 'closed' || this.state === 'closing') return;
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
-      this.broker.flushLater(this);
-    }
-    this.socket.write(bytes);
-    this.broker.stats.bytesSent += bytes.length;
+    this.put(bytes);
     this.broker.stats.packetsSent++;
-    // A client that sends without reading its replies is read no further until its socket drains.
-    if (!this.waitingForPeer && this.socket.writableLength > this.pauseThreshold) this.setReading('peer', false);
+  }
+
+  /**
+   * Durability barrier: what the broker sends reflects only durable state. While
+   * the store holds changes not yet durable, bytes wait in the outbox and leave
+   * once everything before them is durable (`whenDurable` calls back in order).
+   * With nothing pending (always, for the memory store) they go to the corked socket.
+   */
+  private put(bytes: Buffer): void {
+    this.broker.stats.bytesSent += bytes.length;
+    if (this.outbox === undefined && this.broker.store.durableNow()) {
+      if (!this.corked) {
+        this.corked = true;
+        this.socket.cork();
+        this.scheduleFlush();
+      }
+      this.socket.write(bytes);
+      // A client that sends without reading its replies is read no further until its socket drains.
+      if (!this.waitingForPeer && this.socket.writableLength > this.pauseThreshold) this.setReading('peer', false);
+      return;
+    }
+    (this.outbox ??= []).push(bytes);
+    this.outboxBytes += bytes.length;
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    this.broker.flushLater(this);
   }
 
   /** Above the stream's own high-water mark too, so that a 'drain' event is sure to follow. */
@@ -202,9 +229,25 @@ export class Connection {
 
   /** Ends the per-turn batch: everything written since the last flush leaves in one writev. */
   flush(): void {
-    if (!this.corked) return;
-    this.corked = false;
-    this.socket.uncork();
+    this.flushScheduled = false;
+    if (this.corked) {
+      this.corked = false;
+      this.socket.uncork();
+    }
+    const batch = this.outbox;
+    if (batch === undefined) return;
+    const bytes = this.outboxBytes;
+    this.outbox = undefined;
+    this.outboxBytes = 0;
+    this.awaitingDurability += bytes;
+    this.broker.store.whenDurable(() => {
+      this.awaitingDurability -= bytes;
+      if (this.socket.destroyed) return;
+      this.socket.cork();
+      for (const chunk of batch) this.socket.write(chunk);
+      this.socket.uncork();
+      if (!this.waitingForPeer && this.socket.writableLength > this.pauseThreshold) this.setReading('peer', false);
+    });
   }
 
   sendConnack(returnCode: number, sessionPresent: boolean, properties?: Properties): void {
@@ -277,10 +320,7 @@ export class Connection {
       header = encodePublishHeader(message.topic, topicByteLength(message), qos, message.retain, dup, packetId, message.payload.length);
     }
     this.write(header);
-    if (message.payload.length > 0) {
-      this.socket.write(message.payload);
-      this.broker.stats.bytesSent += message.payload.length;
-    }
+    if (message.payload.length > 0) this.put(message.payload);
     this.broker.stats.publishSent++;
     return true;
   }
@@ -345,6 +385,8 @@ export class Connection {
     if (this.socket.destroyed) {
       this.state = 'closed';
       this.broker.connectionGone(this);
+    } else if (this.awaitingDurability > 0) {
+      this.broker.store.whenDurable(() => this.socket.end()); // after the bytes waiting for the store
     } else {
       this.socket.end();
     }

@@ -95,4 +95,8 @@ export class MemoryStore implements BrokerStore {
   whenDurable(done: () => void): void {
     done();
   }
+
+  durableNow(): boolean {
+    return true;
+  }
 }

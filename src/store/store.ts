@@ -87,6 +87,11 @@ export interface BrokerStore {
   putRetained(message: StoredMessage): void;
   deleteRetained(topic: string): void;
 
-  /** Calls `done` once every change made before this call is durable (synchronously if it already is). */
+  /**
+   * Calls `done` once every change made before this call is durable
+   * (synchronously if it already is). Callbacks run in the order registered.
+   */
   whenDurable(done: () => void): void;
+  /** True when no change is waiting to become durable (lets the engine skip the barrier). */
+  durableNow(): boolean;
 }

@@ -6,16 +6,49 @@ import { RawClient, startBroker, type TestBroker } from '../helpers/broker.js';
 /** A store that becomes durable only when the test says so, like a disk store waiting for fsync. */
 class ManualDurabilityStore extends MemoryStore {
   private waiting: Array<() => void> = [];
+  private dirty = false;
+
+  override saveSession(...args: Parameters<MemoryStore['saveSession']>): void {
+    this.dirty = true;
+    super.saveSession(...args);
+  }
+
+  override putSubscription(...args: Parameters<MemoryStore['putSubscription']>): void {
+    this.dirty = true;
+    super.putSubscription(...args);
+  }
+
+  override putInflight(...args: Parameters<MemoryStore['putInflight']>): void {
+    this.dirty = true;
+    super.putInflight(...args);
+  }
+
+  override enqueue(...args: Parameters<MemoryStore['enqueue']>): void {
+    this.dirty = true;
+    super.enqueue(...args);
+  }
 
   override whenDurable(done: () => void): void {
     this.waiting.push(done);
+  }
+
+  override durableNow(): boolean {
+    return !this.dirty && this.waiting.length === 0;
   }
 
   get pending(): number {
     return this.waiting.length;
   }
 
+  /** Waits until the broker waits on the store, then makes everything durable. */
+  async release(): Promise<void> {
+    const deadline = Date.now() + 2000;
+    while (this.waiting.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    this.makeDurable();
+  }
+
   makeDurable(): void {
+    this.dirty = false;
     const waiting = this.waiting;
     this.waiting = [];
     for (const done of waiting) done();
@@ -44,7 +77,9 @@ describe('store seam: acknowledgements wait for durability', () => {
 
   it('[MQTT-4.3.3-2] PUBREC and PUBCOMP for a QoS 2 PUBLISH wait for durability too', async () => {
     const raw = await RawClient.connect(tb.port);
-    await raw.handshake({ clientId: 'durable-q2', clean: false });
+    raw.send({ type: 1, protocolName: 'MQTT', protocolVersion: 4, clean: false, keepalive: 0, clientId: 'durable-q2' });
+    await store.release();
+    assert.equal((await raw.nextPacket()).type, 2);
     raw.send({ type: 3, dup: false, qos: 2, retain: false, topic: 'durable/q2', packetId: 9, payload: Buffer.from('y') });
     await assert.rejects(raw.nextPacket(300), /timed out/);
     store.makeDurable();
@@ -56,14 +91,38 @@ describe('store seam: acknowledgements wait for durability', () => {
     raw.destroy();
   });
 
-  it('later packets of the same client are still processed while an acknowledgement waits', async () => {
+  it('later packets of the same client are processed while an acknowledgement waits; replies keep their order', async () => {
     const raw = await RawClient.connect(tb.port);
     await raw.handshake({ clientId: 'durable-ping' });
     raw.send({ type: 3, dup: false, qos: 1, retain: false, topic: 'durable/q1', packetId: 1, payload: Buffer.from('z') });
+    raw.send({ type: 8, packetId: 2, subscriptions: [{ filter: 'durable/after', qos: 0 }] });
     raw.send({ type: 12 });
-    assert.equal((await raw.nextPacket()).type, 13, 'PINGRESP arrives while the PUBACK waits for the store');
+    const session = () => tb.broker.sessions.get('durable-ping');
+    const deadline = Date.now() + 2000;
+    while (!session()?.subscriptions.has('durable/after') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    assert.ok(session()?.subscriptions.has('durable/after'), 'the SUBSCRIBE was handled while the PUBACK waits');
+    await assert.rejects(raw.nextPacket(200), /timed out/, 'nothing is sent ahead of the waiting PUBACK');
     store.makeDurable();
-    assert.equal((await raw.nextPacket()).type, 4);
+    assert.deepEqual([(await raw.nextPacket()).type, (await raw.nextPacket()).type, (await raw.nextPacket()).type], [4, 9, 13]);
     raw.destroy();
+  });
+
+  it('a message routed to a persistent session is sent only once the store has it durably', async () => {
+    const sub = await RawClient.connect(tb.port);
+    sub.send({ type: 1, protocolName: 'MQTT', protocolVersion: 4, clean: false, keepalive: 0, clientId: 'durable-sub' });
+    await store.release();
+    assert.equal((await sub.nextPacket()).type, 2, 'CONNACK once the new session is durable');
+    sub.send({ type: 8, packetId: 1, subscriptions: [{ filter: 'durable/routed', qos: 1 }] });
+    await store.release();
+    assert.equal((await sub.nextPacket()).type, 9, 'SUBACK once the subscription is durable');
+    const pub = await RawClient.connect(tb.port);
+    await pub.handshake({ clientId: 'durable-pub' });
+    pub.send({ type: 3, dup: false, qos: 1, retain: false, topic: 'durable/routed', packetId: 5, payload: Buffer.from('d') });
+    await assert.rejects(sub.nextPacket(300), /timed out/, 'the subscriber gets nothing before durability');
+    store.makeDurable();
+    assert.equal((await sub.nextPacket()).type, 3);
+    assert.equal((await pub.nextPacket()).type, 4);
+    sub.destroy();
+    pub.destroy();
   });
 });
