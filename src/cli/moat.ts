@@ -4,6 +4,9 @@ import { createBroker } from '../broker/broker.js';
 import { VERSION } from '../broker/version.js';
 import { ConfigError, defaultConfig, loadConfigFile, type LoadedConfig } from '../config/load.js';
 import { createLogger } from '../log/logger.js';
+import { MemoryStore } from '../store/memory.js';
+import { SqliteStore } from '../store/sqlite.js';
+import path from 'node:path';
 
 const HELP = `moat ${VERSION}: an MQTT broker
 
@@ -68,7 +71,15 @@ async function main(): Promise<void> {
   }
   applyOverrides(config, args.host, args.port);
   const logger = createLogger(config.log.level, config.log.format);
-  const broker = createBroker({ ...config.broker, logger });
+  const store = config.store.type === 'memory'
+    ? new MemoryStore()
+    : new SqliteStore({
+      directory: path.resolve(config.store.directory),
+      durability: config.store.durability,
+      flushIntervalMs: config.store.flushIntervalMs,
+      logger,
+    });
+  const broker = createBroker({ ...config.broker, store, logger });
   // Handlers go in before anything starts: a signal must never find the default (kill) action.
   let stopping = false;
   let started = false;
@@ -101,7 +112,11 @@ async function main(): Promise<void> {
   }
   started = true;
   if (stopping) return shutdown();
-  logger.info({ version: VERSION, config: args.config ?? '(embedded default)' }, 'moat started');
+  logger.info({
+    version: VERSION,
+    config: args.config ?? '(embedded default)',
+    store: config.store.type === 'memory' ? 'memory' : `${path.resolve(config.store.directory)} (${config.store.durability})`,
+  }, 'moat started');
 }
 
 void main();

@@ -20,8 +20,17 @@ export class ConfigError extends Error {
 const ajv = new Ajv({ allErrors: false, strict: true });
 const validate = ajv.compile<FileConfig>(configSchema);
 
+/** Where state is kept: the embedded SQLite store in a data directory (default ./data), or memory only. */
+export type StoreConfig =
+  | { type: 'sqlite'; directory: string; durability: 'strict' | 'periodic'; flushIntervalMs: number | undefined }
+  | { type: 'memory' };
+
+const DEFAULT_STORE_DIRECTORY = './data';
+export const DEFAULT_STORE: StoreConfig = { type: 'sqlite', directory: DEFAULT_STORE_DIRECTORY, durability: 'strict', flushIntervalMs: undefined };
+
 export interface LoadedConfig {
   broker: BrokerOptions;
+  store: StoreConfig;
   log: { level: string; format: 'auto' | 'json' | 'pretty' };
 }
 
@@ -134,10 +143,18 @@ function toOptions(config: FileConfig): LoadedConfig {
     }));
   }
   if (config.sys_interval !== undefined) broker.sysInterval = config.sys_interval;
-  return { broker, log: { level: config.log?.level ?? 'info', format: config.log?.format ?? 'auto' } };
+  const store: StoreConfig = config.store?.type === 'memory'
+    ? { type: 'memory' }
+    : {
+      type: 'sqlite',
+      directory: config.store?.directory ?? DEFAULT_STORE_DIRECTORY,
+      durability: config.store?.durability ?? 'strict',
+      flushIntervalMs: config.store?.flush_interval_ms,
+    };
+  return { broker, store, log: { level: config.log?.level ?? 'info', format: config.log?.format ?? 'auto' } };
 }
 
 /** The embedded default setup: one listener on 127.0.0.1:1883, anonymous allowed there. */
 export function defaultConfig(): LoadedConfig {
-  return { broker: { listeners: [{ host: '127.0.0.1', port: 1883 }] }, log: { level: 'info', format: 'auto' } };
+  return { broker: { listeners: [{ host: '127.0.0.1', port: 1883 }] }, store: DEFAULT_STORE, log: { level: 'info', format: 'auto' } };
 }

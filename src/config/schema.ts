@@ -49,6 +49,16 @@ export const configSchema = {
         maximum_session_expiry_interval: { type: 'integer', minimum: 0, maximum: 4294967295 },
       },
     },
+    store: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        type: { enum: ['sqlite', 'memory'] },
+        directory: { type: 'string', minLength: 1 },
+        durability: { enum: ['strict', 'periodic'] },
+        flush_interval_ms: { type: 'integer', minimum: 0, maximum: 60000 },
+      },
+    },
     sys_interval: { type: 'number', minimum: 0 },
     log: {
       type: 'object',
@@ -86,6 +96,7 @@ export interface FileConfig {
     server_keep_alive?: number;
     maximum_session_expiry_interval?: number;
   };
+  store?: { type?: 'sqlite' | 'memory'; directory?: string; durability?: 'strict' | 'periodic'; flush_interval_ms?: number };
   sys_interval?: number;
   log?: { level?: string; format?: 'auto' | 'json' | 'pretty' };
 }

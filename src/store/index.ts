@@ -1,2 +1,3 @@
 export type * from './store.js';
 export { MemoryStore } from './memory.js';
+export { SqliteStore, StoreError, SCHEMA_VERSION, type Durability, type SqliteStoreOptions } from './sqlite.js';

@@ -22,12 +22,17 @@ interface LogLine {
   [key: string]: unknown;
 }
 
+/** Each broker runs in a fresh directory, so its default ./data store is its own. */
+function freshCwd(): string {
+  return mkdtempSync(path.join(tmpdir(), 'moat-cli-'));
+}
+
 function moat(args: string[], limitMs = 15_000): Proc {
-  return spawnProc(process.execPath, [MOAT, ...args], { cwd: ROOT, limitMs });
+  return spawnProc(process.execPath, [MOAT, ...args], { cwd: freshCwd(), limitMs });
 }
 
 function runMoat(args: string[]): ReturnType<typeof run> {
-  return run(process.execPath, [MOAT, ...args], { cwd: ROOT, limitMs: 10_000 });
+  return run(process.execPath, [MOAT, ...args], { cwd: freshCwd(), limitMs: 10_000 });
 }
 
 /** Every stdout line must be one JSON object (pino's format). */

@@ -1,0 +1,41 @@
+import type { Properties, QoS } from '../protocol/index.js';
+import type { StoredMessage } from './store.js';
+
+/**
+ * Rows for stored messages: the payload stays a BLOB; properties (which may hold
+ * binary values) are JSON with buffers as base64.
+ */
+export interface MessageRow {
+  topic: string;
+  payload: Buffer;
+  qos: number;
+  retain: number;
+  props: string | null;
+  expires_at: number | null;
+}
+
+export function messageToRow(m: StoredMessage): MessageRow {
+  return {
+    topic: m.topic,
+    payload: m.payload,
+    qos: m.qos,
+    retain: m.retain ? 1 : 0,
+    props: m.properties ? JSON.stringify(m.properties, (_k, v: unknown) => (isBufferJson(v) ? { $b64: Buffer.from(v.data).toString('base64') } : v)) : null,
+    expires_at: m.expiresAt ?? null,
+  };
+}
+
+export function rowToMessage(row: MessageRow): StoredMessage {
+  const m: StoredMessage = { topic: row.topic, payload: Buffer.from(row.payload), qos: row.qos as QoS, retain: row.retain === 1 };
+  if (row.props !== null) {
+    m.properties = JSON.parse(row.props, (_k, v: unknown) =>
+      v !== null && typeof v === 'object' && '$b64' in v ? Buffer.from((v as { $b64: string }).$b64, 'base64') : v,
+    ) as Properties;
+  }
+  if (row.expires_at !== null) m.expiresAt = row.expires_at;
+  return m;
+}
+
+function isBufferJson(v: unknown): v is { type: 'Buffer'; data: number[] } {
+  return v !== null && typeof v === 'object' && (v as { type?: unknown }).type === 'Buffer' && Array.isArray((v as { data?: unknown }).data);
+}

@@ -1,0 +1,297 @@
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { messageToRow, rowToMessage, type MessageRow } from './codec.js';
+import type {
+  BrokerStore, InflightRecord, QueuedRecord, RecoveredSession, RecoveredState, SessionRecord, StoredMessage, SubscriptionRecord,
+} from './store.js';
+
+/** How acknowledgements relate to the disk (docs/storage.md). */
+export type Durability = 'strict' | 'periodic';
+
+export interface SqliteStoreOptions {
+  /** Data directory; the database is `moat.db` inside it. */
+  directory: string;
+  /** strict: acknowledgements wait for the batch's fsync. periodic: they do not; a batch is written every `flushIntervalMs`. */
+  durability?: Durability;
+  /** periodic: milliseconds between batches (the most a crash can lose). strict: extra wait to gather a batch (default 0: one batch per event-loop turn). */
+  flushIntervalMs?: number;
+  logger?: { error(obj: object, msg?: string): void };
+}
+
+/** A storage problem, naming the file or directory concerned. */
+export class StoreError extends Error {
+  override readonly name = 'StoreError';
+  constructor(readonly path: string, problem: string) {
+    super(`${path}: ${problem}`);
+  }
+}
+
+/** Schema version written to PRAGMA user_version; MIGRATIONS[v] upgrades a database from version v to v + 1. */
+export const SCHEMA_VERSION = 1;
+const MIGRATIONS: ReadonlyArray<(db: Database.Database) => void> = [
+  (db) => db.exec(`
+    CREATE TABLE sessions (client_id TEXT PRIMARY KEY, created_at INTEGER NOT NULL, expiry_interval INTEGER);
+    CREATE TABLE subscriptions (client_id TEXT NOT NULL, filter TEXT NOT NULL, record TEXT NOT NULL, PRIMARY KEY (client_id, filter));
+    CREATE TABLE queue (client_id TEXT NOT NULL, seq INTEGER NOT NULL, qos INTEGER NOT NULL, share TEXT,
+      topic TEXT NOT NULL, payload BLOB NOT NULL, msg_qos INTEGER NOT NULL, retain INTEGER NOT NULL, props TEXT, expires_at INTEGER,
+      PRIMARY KEY (client_id, seq));
+    CREATE TABLE inflight (client_id TEXT NOT NULL, packet_id INTEGER NOT NULL, state TEXT NOT NULL, qos INTEGER NOT NULL, share TEXT,
+      topic TEXT NOT NULL, payload BLOB NOT NULL, msg_qos INTEGER NOT NULL, retain INTEGER NOT NULL, props TEXT, expires_at INTEGER,
+      PRIMARY KEY (client_id, packet_id));
+    CREATE TABLE incoming_qos2 (client_id TEXT NOT NULL, packet_id INTEGER NOT NULL, PRIMARY KEY (client_id, packet_id));
+    CREATE TABLE retained (topic TEXT PRIMARY KEY, payload BLOB NOT NULL, qos INTEGER NOT NULL, props TEXT, expires_at INTEGER);
+  `),
+];
+
+type Op = () => void;
+
+/**
+ * The embedded durable store: SQLite in WAL mode (docs/storage.md has the
+ * measurement behind the choice). Changes are queued in memory and written in
+ * one transaction per batch (group commit); with `strict` durability the batch
+ * is fsynced before `whenDurable` callbacks run, so acknowledgements wait for it.
+ * A failed write (full disk) keeps the batch and retries; acknowledgements wait.
+ */
+export class SqliteStore implements BrokerStore {
+  readonly file: string;
+  private db: Database.Database | undefined;
+  private ops: Op[] = [];
+  private waiters: Array<() => void> = [];
+  private timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
+  private retryDelay = 10;
+  private readonly durability: Durability;
+  private readonly flushIntervalMs: number;
+  private statements!: ReturnType<SqliteStore['prepare']>;
+
+  constructor(private readonly options: SqliteStoreOptions) {
+    this.file = path.join(options.directory, 'moat.db');
+    this.durability = options.durability ?? 'strict';
+    this.flushIntervalMs = options.flushIntervalMs ?? (this.durability === 'periodic' ? 100 : 0);
+  }
+
+  async open(): Promise<RecoveredState> {
+    try {
+      mkdirSync(this.options.directory, { recursive: true });
+    } catch (err) {
+      throw new StoreError(this.options.directory, `cannot create the data directory: ${(err as Error).message}`);
+    }
+    const db = this.openDatabase();
+    this.db = db;
+    this.statements = this.prepare(db);
+    return this.load(db);
+  }
+
+  private openDatabase(): Database.Database {
+    let db: Database.Database;
+    try {
+      db = new Database(this.file);
+      const integrity = db.pragma('quick_check', { simple: true });
+      if (integrity !== 'ok') throw new Error(`integrity check failed: ${String(integrity)}`);
+      db.pragma('journal_mode = WAL');
+      db.pragma(`synchronous = ${this.durability === 'strict' ? 'FULL' : 'NORMAL'}`);
+    } catch (err) {
+      throw new StoreError(this.file, `cannot open the store (corrupted, not a Moat store, or not writable): ${(err as Error).message}`);
+    }
+    const version = db.pragma('user_version', { simple: true }) as number;
+    if (version > SCHEMA_VERSION) {
+      db.close();
+      throw new StoreError(this.file, `written by a newer Moat (schema ${version}, this version reads up to ${SCHEMA_VERSION}); refusing to start`);
+    }
+    try {
+      for (let v = version; v < SCHEMA_VERSION; v++) {
+        db.transaction(() => {
+          MIGRATIONS[v]!(db);
+          db.pragma(`user_version = ${v + 1}`);
+        })();
+      }
+    } catch (err) {
+      db.close();
+      throw new StoreError(this.file, `cannot prepare the schema (read-only or full?): ${(err as Error).message}`);
+    }
+    return db;
+  }
+
+  private prepare(db: Database.Database) {
+    const msgCols = 'topic, payload, msg_qos, retain, props, expires_at';
+    return {
+      saveSession: db.prepare('INSERT INTO sessions (client_id, created_at, expiry_interval) VALUES (?, ?, ?) ON CONFLICT (client_id) DO UPDATE SET expiry_interval = excluded.expiry_interval'),
+      deleteSession: ['sessions', 'subscriptions', 'queue', 'inflight', 'incoming_qos2'].map((t) => db.prepare(`DELETE FROM ${t} WHERE client_id = ?`)),
+      putSubscription: db.prepare('INSERT OR REPLACE INTO subscriptions (client_id, filter, record) VALUES (?, ?, ?)'),
+      deleteSubscription: db.prepare('DELETE FROM subscriptions WHERE client_id = ? AND filter = ?'),
+      enqueue: db.prepare(`INSERT OR REPLACE INTO queue (client_id, seq, qos, share, ${msgCols}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+      dequeue: db.prepare('DELETE FROM queue WHERE client_id = ? AND seq = ?'),
+      putInflight: db.prepare(`INSERT OR REPLACE INTO inflight (client_id, packet_id, state, qos, share, ${msgCols}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+      deleteInflight: db.prepare('DELETE FROM inflight WHERE client_id = ? AND packet_id = ?'),
+      putIncoming: db.prepare('INSERT OR IGNORE INTO incoming_qos2 (client_id, packet_id) VALUES (?, ?)'),
+      deleteIncoming: db.prepare('DELETE FROM incoming_qos2 WHERE client_id = ? AND packet_id = ?'),
+      putRetained: db.prepare('INSERT OR REPLACE INTO retained (topic, payload, qos, props, expires_at) VALUES (?, ?, ?, ?, ?)'),
+      deleteRetained: db.prepare('DELETE FROM retained WHERE topic = ?'),
+    };
+  }
+
+  private load(db: Database.Database): RecoveredState {
+    const sessions = new Map<string, RecoveredSession>();
+    for (const row of db.prepare('SELECT client_id, created_at, expiry_interval FROM sessions').iterate() as Iterable<{ client_id: string; created_at: number; expiry_interval: number | null }>) {
+      const record: SessionRecord = { clientId: row.client_id, createdAt: row.created_at };
+      if (row.expiry_interval !== null) record.expiryInterval = row.expiry_interval;
+      sessions.set(row.client_id, { record, subscriptions: [], queue: [], inflight: [], incomingQos2: [] });
+    }
+    for (const row of db.prepare('SELECT client_id, record FROM subscriptions').iterate() as Iterable<{ client_id: string; record: string }>) {
+      sessions.get(row.client_id)?.subscriptions.push(JSON.parse(row.record) as SubscriptionRecord);
+    }
+    type Held = MessageRow & { client_id: string; qos: number; share: string | null; msg_qos: number };
+    const message = (row: Held): StoredMessage => rowToMessage({ ...row, qos: row.msg_qos });
+    for (const row of db.prepare('SELECT * FROM queue ORDER BY client_id, seq').iterate() as Iterable<Held & { seq: number }>) {
+      const entry: QueuedRecord = { seq: row.seq, qos: row.qos as QueuedRecord['qos'], message: message(row) };
+      if (row.share !== null) entry.share = row.share;
+      sessions.get(row.client_id)?.queue.push(entry);
+    }
+    for (const row of db.prepare('SELECT * FROM inflight').iterate() as Iterable<Held & { packet_id: number; state: 'publish' | 'pubrel' }>) {
+      const entry: InflightRecord = { packetId: row.packet_id, state: row.state, qos: row.qos as InflightRecord['qos'], message: message(row) };
+      if (row.share !== null) entry.share = row.share;
+      sessions.get(row.client_id)?.inflight.push(entry);
+    }
+    for (const row of db.prepare('SELECT client_id, packet_id FROM incoming_qos2').iterate() as Iterable<{ client_id: string; packet_id: number }>) {
+      sessions.get(row.client_id)?.incomingQos2.push(row.packet_id);
+    }
+    const retained: StoredMessage[] = [];
+    for (const row of db.prepare('SELECT topic, payload, qos, props, expires_at FROM retained').iterate() as Iterable<Omit<MessageRow, 'retain'>>) {
+      retained.push(rowToMessage({ ...row, retain: 1 }));
+    }
+    return { sessions: [...sessions.values()], retained };
+  }
+
+  async close(): Promise<void> {
+    if (!this.db) return;
+    this.cancelTimer();
+    while (this.ops.length > 0 || this.waiters.length > 0) {
+      if (!this.flush()) break; // the disk refuses: what is not written is lost with the process, as it would be in a crash
+    }
+    this.db.close();
+    this.db = undefined;
+  }
+
+  // ---- changes: queued, written by the next batch ----
+
+  private change(op: Op): void {
+    this.ops.push(op);
+    this.schedule();
+  }
+
+  saveSession(r: SessionRecord): void {
+    this.change(() => this.statements.saveSession.run(r.clientId, r.createdAt, r.expiryInterval ?? null));
+  }
+
+  deleteSession(clientId: string): void {
+    this.change(() => {
+      for (const stmt of this.statements.deleteSession) stmt.run(clientId);
+    });
+  }
+
+  putSubscription(clientId: string, s: SubscriptionRecord): void {
+    const record = JSON.stringify(s);
+    this.change(() => this.statements.putSubscription.run(clientId, s.filter, record));
+  }
+
+  deleteSubscription(clientId: string, filter: string): void {
+    this.change(() => this.statements.deleteSubscription.run(clientId, filter));
+  }
+
+  enqueue(clientId: string, e: QueuedRecord): void {
+    const m = messageToRow(e.message);
+    this.change(() => this.statements.enqueue.run(clientId, e.seq, e.qos, e.share ?? null, m.topic, m.payload, m.qos, m.retain, m.props, m.expires_at));
+  }
+
+  dequeue(clientId: string, seq: number): void {
+    this.change(() => this.statements.dequeue.run(clientId, seq));
+  }
+
+  putInflight(clientId: string, e: InflightRecord): void {
+    const m = messageToRow(e.message);
+    const state = e.state; // the engine mutates the entry; capture its state now
+    this.change(() => this.statements.putInflight.run(clientId, e.packetId, state, e.qos, e.share ?? null, m.topic, m.payload, m.qos, m.retain, m.props, m.expires_at));
+  }
+
+  deleteInflight(clientId: string, packetId: number): void {
+    this.change(() => this.statements.deleteInflight.run(clientId, packetId));
+  }
+
+  putIncomingQos2(clientId: string, packetId: number): void {
+    this.change(() => this.statements.putIncoming.run(clientId, packetId));
+  }
+
+  deleteIncomingQos2(clientId: string, packetId: number): void {
+    this.change(() => this.statements.deleteIncoming.run(clientId, packetId));
+  }
+
+  putRetained(message: StoredMessage): void {
+    const m = messageToRow(message);
+    this.change(() => this.statements.putRetained.run(m.topic, m.payload, m.qos, m.props, m.expires_at));
+  }
+
+  deleteRetained(topic: string): void {
+    this.change(() => this.statements.deleteRetained.run(topic));
+  }
+
+  // ---- durability ----
+
+  whenDurable(done: () => void): void {
+    if (this.durability === 'periodic' || (this.ops.length === 0 && this.waiters.length === 0)) {
+      done();
+      return;
+    }
+    this.waiters.push(done);
+  }
+
+  durableNow(): boolean {
+    return this.durability === 'periodic' || this.ops.length === 0;
+  }
+
+  private schedule(): void {
+    if (this.timer !== undefined) return;
+    const run = (): void => {
+      this.timer = undefined;
+      if (!this.flush()) this.retryLater();
+    };
+    this.timer = this.flushIntervalMs > 0 ? setTimeout(run, this.flushIntervalMs) : setImmediate(run);
+  }
+
+  private cancelTimer(): void {
+    if (this.timer === undefined) return;
+    clearTimeout(this.timer as NodeJS.Timeout);
+    clearImmediate(this.timer as NodeJS.Immediate);
+    this.timer = undefined;
+  }
+
+  /** Writes every queued change in one transaction; returns false if the disk refused (kept for a retry). */
+  private flush(): boolean {
+    const db = this.db;
+    if (!db) return false;
+    const ops = this.ops;
+    const waiters = this.waiters;
+    if (ops.length > 0) {
+      try {
+        db.transaction(() => {
+          for (const op of ops) op();
+        })();
+      } catch (err) {
+        this.options.logger?.error({ err: (err as Error).message, path: this.file }, 'store write failed; acknowledgements wait until it succeeds');
+        return false;
+      }
+    }
+    this.ops = [];
+    this.waiters = [];
+    this.retryDelay = 10;
+    for (const done of waiters) done();
+    return true;
+  }
+
+  private retryLater(): void {
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      if (!this.flush()) this.retryLater();
+    }, this.retryDelay);
+    this.retryDelay = Math.min(this.retryDelay * 2, 1000);
+  }
+}
