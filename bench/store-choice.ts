@@ -2,13 +2,27 @@
  * SQLite (better-sqlite3, WAL) against LMDB (lmdb) on Moat's storage workload:
  * small records (queued/inflight messages, ~120 bytes) inserted and deleted in
  * group-commit batches, each batch made durable (fsync) before acknowledgements,
- * and a full read at startup. Run: npm run build && node dist/bench/store-choice.js
+ * and a full read at startup. Run: npm i --no-save lmdb && npm run build && node dist/bench/store-choice.js
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { open } from 'lmdb';
+
+// LMDB is not a dependency of Moat: install it just for this measurement (npm i --no-save lmdb).
+interface LmdbDatabase {
+  put(key: number, value: Buffer): void;
+  remove(key: number): void;
+  transaction(fn: () => void): Promise<unknown>;
+  getRange(): Iterable<unknown>;
+  close(): Promise<void>;
+}
+type LmdbModule = { open(options: { path: string; compression: boolean }): LmdbDatabase };
+const lmdb = (await import('lmdb' as string).catch(() => {
+  console.error('this measurement needs lmdb: npm i --no-save lmdb');
+  process.exit(1);
+})) as LmdbModule;
+const open = lmdb.open;
 
 const RECORD = Buffer.alloc(120, 7);
 const TOTAL = 40_000;
