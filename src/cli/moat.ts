@@ -2,10 +2,12 @@
 import { parseArgs } from 'node:util';
 import { createBroker } from '../broker/broker.js';
 import { VERSION } from '../broker/version.js';
-import { ConfigError, defaultConfig, loadConfigFile, type LoadedConfig } from '../config/load.js';
+import { ConfigError, defaultConfig, loadConfigFile, type LoadedConfig, type StoreConfig } from '../config/load.js';
 import { createLogger } from '../log/logger.js';
 import { MemoryStore } from '../store/memory.js';
 import { SqliteStore } from '../store/sqlite.js';
+import { RedisStore } from '../store/redis.js';
+import type { BrokerStore } from '../store/store.js';
 import path from 'node:path';
 
 const HELP = `moat ${VERSION}: an MQTT broker
@@ -60,6 +62,25 @@ function applyOverrides(config: LoadedConfig, host: string | undefined, port: st
   config.broker.listeners = [{ ...first, name: undefined, host: host ?? first.host ?? '127.0.0.1', port: portNumber }];
 }
 
+function createStore(config: StoreConfig, logger: { error(obj: object, msg?: string): void }): BrokerStore {
+  switch (config.type) {
+    case 'memory': return new MemoryStore();
+    case 'redis': return new RedisStore({ url: config.url, keyPrefix: config.keyPrefix, logger });
+    case 'sqlite':
+      return new SqliteStore({
+        directory: path.resolve(config.directory), durability: config.durability, flushIntervalMs: config.flushIntervalMs, logger,
+      });
+  }
+}
+
+function describeStore(config: StoreConfig): string {
+  switch (config.type) {
+    case 'memory': return 'memory';
+    case 'redis': return config.url;
+    case 'sqlite': return `${path.resolve(config.directory)} (${config.durability})`;
+  }
+}
+
 async function main(): Promise<void> {
   const args = parseCommandLine();
   let config: LoadedConfig;
@@ -71,14 +92,7 @@ async function main(): Promise<void> {
   }
   applyOverrides(config, args.host, args.port);
   const logger = createLogger(config.log.level, config.log.format);
-  const store = config.store.type === 'memory'
-    ? new MemoryStore()
-    : new SqliteStore({
-      directory: path.resolve(config.store.directory),
-      durability: config.store.durability,
-      flushIntervalMs: config.store.flushIntervalMs,
-      logger,
-    });
+  const store = createStore(config.store, logger);
   const broker = createBroker({ ...config.broker, store, logger });
   // Handlers go in before anything starts: a signal must never find the default (kill) action.
   let stopping = false;
@@ -115,7 +129,7 @@ async function main(): Promise<void> {
   logger.info({
     version: VERSION,
     config: args.config ?? '(embedded default)',
-    store: config.store.type === 'memory' ? 'memory' : `${path.resolve(config.store.directory)} (${config.store.durability})`,
+    store: describeStore(config.store),
   }, 'moat started');
 }
 

@@ -23,6 +23,7 @@ const validate = ajv.compile<FileConfig>(configSchema);
 /** Where state is kept: the embedded SQLite store in a data directory (default ./data), or memory only. */
 export type StoreConfig =
   | { type: 'sqlite'; directory: string; durability: 'strict' | 'periodic'; flushIntervalMs: number | undefined }
+  | { type: 'redis'; url: string; keyPrefix: string | undefined }
   | { type: 'memory' };
 
 const DEFAULT_STORE_DIRECTORY = './data';
@@ -145,7 +146,9 @@ function toOptions(config: FileConfig): LoadedConfig {
   if (config.sys_interval !== undefined) broker.sysInterval = config.sys_interval;
   const store: StoreConfig = config.store?.type === 'memory'
     ? { type: 'memory' }
-    : {
+    : config.store?.type === 'redis'
+      ? { type: 'redis', url: config.store.url ?? 'redis://127.0.0.1:6379', keyPrefix: config.store.key_prefix }
+      : {
       type: 'sqlite',
       directory: config.store?.directory ?? DEFAULT_STORE_DIRECTORY,
       durability: config.store?.durability ?? 'strict',

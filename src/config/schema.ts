@@ -53,8 +53,10 @@ export const configSchema = {
       type: 'object',
       additionalProperties: false,
       properties: {
-        type: { enum: ['sqlite', 'memory'] },
+        type: { enum: ['sqlite', 'redis', 'memory'] },
         directory: { type: 'string', minLength: 1 },
+        url: { type: 'string', pattern: '^rediss?://' },
+        key_prefix: { type: 'string' },
         durability: { enum: ['strict', 'periodic'] },
         flush_interval_ms: { type: 'integer', minimum: 0, maximum: 60000 },
       },
@@ -96,7 +98,14 @@ export interface FileConfig {
     server_keep_alive?: number;
     maximum_session_expiry_interval?: number;
   };
-  store?: { type?: 'sqlite' | 'memory'; directory?: string; durability?: 'strict' | 'periodic'; flush_interval_ms?: number };
+  store?: {
+    type?: 'sqlite' | 'redis' | 'memory';
+    directory?: string;
+    url?: string;
+    key_prefix?: string;
+    durability?: 'strict' | 'periodic';
+    flush_interval_ms?: number;
+  };
   sys_interval?: number;
   log?: { level?: string; format?: 'auto' | 'json' | 'pretty' };
 }

@@ -39,3 +39,14 @@ export function rowToMessage(row: MessageRow): StoredMessage {
 function isBufferJson(v: unknown): v is { type: 'Buffer'; data: number[] } {
   return v !== null && typeof v === 'object' && (v as { type?: unknown }).type === 'Buffer' && Array.isArray((v as { data?: unknown }).data);
 }
+
+/** A stored message as one JSON string (payload and binary properties as base64), for key-value stores. */
+export function messageToJson(m: StoredMessage): string {
+  const row = messageToRow(m);
+  return JSON.stringify({ ...row, payload: row.payload.toString('base64') });
+}
+
+export function messageFromJson(text: string): StoredMessage {
+  const row = JSON.parse(text) as Omit<MessageRow, 'payload'> & { payload: string };
+  return rowToMessage({ ...row, payload: Buffer.from(row.payload, 'base64') });
+}

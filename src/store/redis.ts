@@ -1,0 +1,214 @@
+import { Redis } from 'ioredis';
+import { messageFromJson, messageToJson } from './codec.js';
+import { StoreError } from './sqlite.js';
+import type {
+  BrokerStore, InflightRecord, QueuedRecord, RecoveredSession, RecoveredState, SessionRecord, StoredMessage, SubscriptionRecord,
+} from './store.js';
+
+export interface RedisStoreOptions {
+  /** redis://host:port/db */
+  url: string;
+  /** Prefix of every key, so brokers can share a Redis (default "moat:"). */
+  keyPrefix?: string;
+  logger?: { error(obj: object, msg?: string): void };
+}
+
+/** Schema version kept in `{prefix}meta`; the same place SQLite keeps `user_version`. */
+export const REDIS_SCHEMA_VERSION = 1;
+
+/**
+ * The BrokerStore on a Redis server. Changes are gathered per event-loop turn
+ * and sent as one MULTI/EXEC; `whenDurable` callbacks run when Redis has
+ * answered it, so acknowledgements are as durable as Redis' own settings make
+ * them (with `appendonly yes` and `appendfsync always`, on disk before the reply).
+ * A failed batch (Redis down) is kept and retried; acknowledgements wait.
+ */
+export class RedisStore implements BrokerStore {
+  private redis: Redis | undefined;
+  private readonly prefix: string;
+  private batch: Array<(m: ReturnType<Redis['multi']>) => void> = [];
+  private batchWaiters: Array<() => void> = [];
+  /** The batch being written, and the callbacks that wait for it. */
+  private writing: { ops: RedisStore['batch']; waiters: Array<() => void> } | undefined;
+  private scheduled = false;
+  private retryDelay = 10;
+
+  constructor(private readonly options: RedisStoreOptions) {
+    this.prefix = options.keyPrefix ?? 'moat:';
+  }
+
+  private key(...parts: string[]): string {
+    return this.prefix + parts.join(':');
+  }
+
+  async open(): Promise<RecoveredState> {
+    const redis = new Redis(this.options.url, { lazyConnect: true, maxRetriesPerRequest: null, enableOfflineQueue: true });
+    redis.on('error', () => {}); // reconnects by itself; failures surface as failed batches
+    try {
+      await redis.connect();
+      const version = Number((await redis.hget(this.key('meta'), 'schema')) ?? '0');
+      if (version > REDIS_SCHEMA_VERSION) {
+        throw new Error(`written by a newer Moat (schema ${version}, this version reads up to ${REDIS_SCHEMA_VERSION}); refusing to start`);
+      }
+      if (version < REDIS_SCHEMA_VERSION) await redis.hset(this.key('meta'), 'schema', String(REDIS_SCHEMA_VERSION));
+      this.redis = redis;
+      return await this.load(redis);
+    } catch (err) {
+      redis.disconnect();
+      throw new StoreError(this.options.url, `cannot use the Redis store: ${(err as Error).message}`);
+    }
+  }
+
+  private async load(redis: Redis): Promise<RecoveredState> {
+    const sessions: RecoveredSession[] = [];
+    const records = await redis.hgetall(this.key('sessions'));
+    for (const [clientId, text] of Object.entries(records)) {
+      const [subs, queue, inflight, incoming] = await Promise.all([
+        redis.hgetall(this.key('subs', clientId)),
+        redis.hgetall(this.key('queue', clientId)),
+        redis.hgetall(this.key('inflight', clientId)),
+        redis.smembers(this.key('in2', clientId)),
+      ]);
+      sessions.push({
+        record: JSON.parse(text) as SessionRecord,
+        subscriptions: Object.values(subs).map((s) => JSON.parse(s) as SubscriptionRecord),
+        queue: Object.values(queue).map(parseQueued).sort((a, b) => a.seq - b.seq),
+        inflight: Object.values(inflight).map(parseInflight),
+        incomingQos2: incoming.map(Number),
+      });
+    }
+    const retained: StoredMessage[] = Object.values(await redis.hgetall(this.key('retained'))).map(messageFromJson);
+    return { sessions, retained };
+  }
+
+  async close(): Promise<void> {
+    if (!this.redis) return;
+    for (let i = 0; i < 50 && (this.batch.length > 0 || this.writing); i++) {
+      if (!this.writing) this.write();
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    await this.redis.quit().catch(() => undefined);
+    this.redis = undefined;
+  }
+
+  private change(op: (m: ReturnType<Redis['multi']>) => void): void {
+    this.batch.push(op);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => {
+        this.scheduled = false;
+        if (!this.writing) this.write();
+      });
+    }
+  }
+
+  saveSession(r: SessionRecord): void {
+    const text = JSON.stringify(r);
+    this.change((m) => m.hset(this.key('sessions'), r.clientId, text));
+  }
+
+  deleteSession(clientId: string): void {
+    this.change((m) => {
+      m.hdel(this.key('sessions'), clientId);
+      m.del(this.key('subs', clientId), this.key('queue', clientId), this.key('inflight', clientId), this.key('in2', clientId));
+    });
+  }
+
+  putSubscription(clientId: string, s: SubscriptionRecord): void {
+    const text = JSON.stringify(s);
+    this.change((m) => m.hset(this.key('subs', clientId), s.filter, text));
+  }
+
+  deleteSubscription(clientId: string, filter: string): void {
+    this.change((m) => m.hdel(this.key('subs', clientId), filter));
+  }
+
+  enqueue(clientId: string, e: QueuedRecord): void {
+    const text = JSON.stringify({ seq: e.seq, qos: e.qos, share: e.share, message: messageToJson(e.message) });
+    this.change((m) => m.hset(this.key('queue', clientId), String(e.seq), text));
+  }
+
+  dequeue(clientId: string, seq: number): void {
+    this.change((m) => m.hdel(this.key('queue', clientId), String(seq)));
+  }
+
+  putInflight(clientId: string, e: InflightRecord): void {
+    const text = JSON.stringify({ packetId: e.packetId, state: e.state, qos: e.qos, share: e.share, message: messageToJson(e.message) });
+    this.change((m) => m.hset(this.key('inflight', clientId), String(e.packetId), text));
+  }
+
+  deleteInflight(clientId: string, packetId: number): void {
+    this.change((m) => m.hdel(this.key('inflight', clientId), String(packetId)));
+  }
+
+  putIncomingQos2(clientId: string, packetId: number): void {
+    this.change((m) => m.sadd(this.key('in2', clientId), String(packetId)));
+  }
+
+  deleteIncomingQos2(clientId: string, packetId: number): void {
+    this.change((m) => m.srem(this.key('in2', clientId), String(packetId)));
+  }
+
+  putRetained(message: StoredMessage): void {
+    const text = messageToJson(message);
+    this.change((m) => m.hset(this.key('retained'), message.topic, text));
+  }
+
+  deleteRetained(topic: string): void {
+    this.change((m) => m.hdel(this.key('retained'), topic));
+  }
+
+  whenDurable(done: () => void): void {
+    if (this.batch.length > 0) this.batchWaiters.push(done);
+    else if (this.writing) this.writing.waiters.push(done);
+    else done();
+  }
+
+  durableNow(): boolean {
+    return this.batch.length === 0 && this.writing === undefined;
+  }
+
+  /** Sends the gathered changes as one MULTI/EXEC; callbacks run once Redis has answered. */
+  private write(): void {
+    const redis = this.redis;
+    if (!redis || this.batch.length === 0) return;
+    const writing = { ops: this.batch, waiters: this.batchWaiters };
+    this.batch = [];
+    this.batchWaiters = [];
+    this.writing = writing;
+    const multi = redis.multi();
+    for (const op of writing.ops) op(multi);
+    multi.exec().then(
+      (results) => {
+        const failed = results?.find(([err]) => err);
+        if (!results || failed) throw failed?.[0] ?? new Error('transaction discarded');
+        this.writing = undefined;
+        this.retryDelay = 10;
+        for (const done of writing.waiters) done();
+        if (this.batch.length > 0) this.write();
+      },
+    ).catch((err: unknown) => {
+      this.options.logger?.error({ err: (err as Error).message, url: this.options.url }, 'Redis write failed; acknowledgements wait until it succeeds');
+      // Put the batch back in front of newer changes and try again.
+      this.batch = [...writing.ops, ...this.batch];
+      this.batchWaiters = [...writing.waiters, ...this.batchWaiters];
+      this.writing = undefined;
+      setTimeout(() => this.write(), this.retryDelay);
+      this.retryDelay = Math.min(this.retryDelay * 2, 1000);
+    });
+  }
+}
+
+function parseQueued(text: string): QueuedRecord {
+  const raw = JSON.parse(text) as { seq: number; qos: QueuedRecord['qos']; share?: string; message: string };
+  const entry: QueuedRecord = { seq: raw.seq, qos: raw.qos, message: messageFromJson(raw.message) };
+  if (raw.share !== undefined) entry.share = raw.share;
+  return entry;
+}
+
+function parseInflight(text: string): InflightRecord {
+  const raw = JSON.parse(text) as { packetId: number; state: InflightRecord['state']; qos: InflightRecord['qos']; share?: string; message: string };
+  const entry: InflightRecord = { packetId: raw.packetId, state: raw.state, qos: raw.qos, message: messageFromJson(raw.message) };
+  if (raw.share !== undefined) entry.share = raw.share;
+  return entry;
+}
