@@ -37,6 +37,8 @@ export interface BrokerLimits {
   maxOutboundBuffer: number;
   /** Seconds a socket may stay open without sending CONNECT. */
   connectTimeout: number;
+  /** Retained messages kept; a retained PUBLISH to a new topic beyond it is refused (MQTT 5: 0x97). 0 = no limit. */
+  maxRetainedMessages: number;
 }
 
 export const DEFAULT_LIMITS: BrokerLimits = {
@@ -49,6 +51,7 @@ export const DEFAULT_LIMITS: BrokerLimits = {
   maxQueuedBytes: 16 * 1024 * 1024,
   maxOutboundBuffer: 1024 * 1024,
   connectTimeout: 10,
+  maxRetainedMessages: 1_000_000,
 };
 
 /**

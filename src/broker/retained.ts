@@ -17,6 +17,11 @@ export class RetainedMessages {
     return this.tree.size;
   }
 
+  /** Whether storing a retained message on `topic` would pass `limit` (replacing or clearing never does). */
+  wouldExceed(topic: string, limit: number): boolean {
+    return limit > 0 && this.tree.size >= limit && this.tree.get(topic) === undefined;
+  }
+
   /** Applies a retained publish. The payload is copied so the socket chunk it came in can be freed. */
   update(topic: string, payload: Buffer, qos: Message['qos'], properties?: Properties, expiresAt?: number): void {
     if (payload.length === 0) {

@@ -110,6 +110,7 @@ const LIMIT_KEYS: Record<keyof NonNullable<FileConfig['limits']>, keyof BrokerLi
   max_queued_bytes: 'maxQueuedBytes',
   max_outbound_buffer: 'maxOutboundBuffer',
   connect_timeout: 'connectTimeout',
+  max_retained_messages: 'maxRetainedMessages',
 };
 
 const CAPABILITY_KEYS: Record<keyof NonNullable<FileConfig['capabilities']>, keyof BrokerCapabilities> = {

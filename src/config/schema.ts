@@ -31,6 +31,7 @@ export const configSchema = {
         max_queued_bytes: { type: 'integer', minimum: 0 },
         max_outbound_buffer: { type: 'integer', minimum: 1024 },
         connect_timeout: { type: 'number', exclusiveMinimum: 0 },
+        max_retained_messages: { type: 'integer', minimum: 0 },
       },
     },
     capabilities: {
@@ -85,6 +86,7 @@ export interface FileConfig {
     max_queued_bytes?: number;
     max_outbound_buffer?: number;
     connect_timeout?: number;
+    max_retained_messages?: number;
   };
   capabilities?: {
     maximum_qos?: 0 | 1 | 2;

@@ -20,6 +20,11 @@ export function handlePublish(conn: Connection, packet: PublishPacket): void | P
   }
   // '$' topics belong to the broker; a client's publish to one is acknowledged and dropped.
   if (packet.topic.charCodeAt(0) === 0x24) return acknowledge(conn, packet, ReasonCode.NotAuthorized);
+  // Bounded growth: a new retained topic beyond the limit is refused (counted), not stored over others.
+  if (packet.retain && packet.payload.length > 0 && broker.retained.wouldExceed(packet.topic, broker.limits.maxRetainedMessages)) {
+    broker.stats.retainedRefused++;
+    return acknowledge(conn, packet, ReasonCode.QuotaExceeded);
+  }
   if (packet.properties?.payloadFormatIndicator === 1 && !isUtf8(packet.payload)) {
     return acknowledge(conn, packet, ReasonCode.PayloadFormatInvalid); // [MQTT-3.3.2-4]
   }
