@@ -5,7 +5,6 @@
  * barrier, and an MQTT.js collector that keeps packet properties.
  */
 import assert from 'node:assert/strict';
-import { afterEach } from 'node:test';
 import type { IClientOptions, IPublishPacket, MqttClient } from 'mqtt';
 import type {
   AckPacket, ConnackPacket, ConnectPacket, DisconnectPacket, Packet, Properties, ProtocolVersion, PublishPacket, QoS,
@@ -13,20 +12,12 @@ import type {
 } from '../../src/protocol/index.js';
 import { connectClient, delay, RawClient } from './broker.js';
 
-export const CONNECT = 1;
-export const CONNACK = 2;
-export const PUBLISH = 3;
-export const PUBACK = 4;
-export const PUBREC = 5;
-export const PUBREL = 6;
-export const PUBCOMP = 7;
-export const SUBSCRIBE = 8;
-export const SUBACK = 9;
-export const UNSUBSCRIBE = 10;
-export const UNSUBACK = 11;
-export const PINGREQ = 12;
-export const PINGRESP = 13;
-export const DISCONNECT = 14;
+import {
+  CONNACK, CONNECT, DISCONNECT, PINGREQ, PINGRESP, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, SUBACK, SUBSCRIBE, UNSUBACK, UNSUBSCRIBE,
+} from './integration.js';
+export {
+  CONNACK, CONNECT, DISCONNECT, PINGREQ, PINGRESP, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, SUBACK, SUBSCRIBE, UNSUBACK, UNSUBSCRIBE,
+} from './integration.js';
 
 /** MQTT 5 reason codes used by these tests, typed out from the specification (section 2.4). */
 export const RC = {
@@ -295,26 +286,4 @@ export class Inbox {
 
 // ---------------------------------------------------------------- cleanup
 
-export interface ClientTracker {
-  <T extends MqttClient | RawClient>(client: T): T;
-  closeNow(): Promise<void>;
-}
-
-/** For a describe block: clients given to the returned tracker are closed after each test, whatever its outcome. */
-export function trackClients(): ClientTracker {
-  let open: Array<MqttClient | RawClient> = [];
-  const track = (<T extends MqttClient | RawClient>(client: T): T => {
-    open.push(client);
-    return client;
-  }) as ClientTracker;
-  track.closeNow = async () => {
-    const closing = open;
-    open = [];
-    await Promise.all(closing.map(async (c) => {
-      if (c instanceof RawClient) c.destroy();
-      else await c.endAsync(true).catch(() => {});
-    }));
-  };
-  afterEach(() => track.closeNow());
-  return track;
-}
+export { trackClients, type ClientTracker } from './connection.js';
