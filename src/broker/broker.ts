@@ -14,7 +14,7 @@ import { Delivery } from './delivery.js';
 import { composeHooks, type AuthenticateRequest, type AuthenticateResult, type BrokerHooks, type ClientInfo, type PublishRequest } from './hooks.js';
 import { Housekeeper } from './housekeeper.js';
 import { silentLogger, type Logger } from './logger.js';
-import { heldSize, type Message } from './message.js';
+import { expiryDeadline, heldSize, type Message } from './message.js';
 import {
   DEFAULT_CAPABILITIES, DEFAULT_LIMITS, type BrokerCapabilities, type BrokerLimits, type BrokerOptions, type ListenerOptions,
 } from './options.js';
@@ -466,8 +466,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const publish = (allowed: boolean): void => {
       if (!allowed) return;
       const { willDelayInterval: _delay, ...properties } = will.properties ?? {};
-      const expiry = properties.messageExpiryInterval;
-      const expiresAt = expiry === undefined ? undefined : Date.now() + expiry * 1000;
+      const expiresAt = expiryDeadline(properties.messageExpiryInterval);
       const forwarded = Object.keys(properties).length > 0 ? properties : undefined;
       this.route(will.topic, will.payload, will.qos, will.retain, client, undefined, forwarded, expiresAt);
     };
@@ -482,8 +481,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const qos = message.qos ?? 0;
     if (qos !== 0 && qos !== 1 && qos !== 2) throw new TypeError(`invalid QoS ${String(qos)}: expected 0, 1 or 2`);
     const payload = typeof message.payload === 'string' ? Buffer.from(message.payload) : message.payload;
-    const expiry = message.properties?.messageExpiryInterval;
-    const expiresAt = expiry === undefined ? undefined : Date.now() + expiry * 1000;
+    const expiresAt = expiryDeadline(message.properties?.messageExpiryInterval);
     this.route(message.topic, payload, qos, message.retain ?? false, undefined, undefined, message.properties, expiresAt);
   }
 

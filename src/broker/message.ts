@@ -1,4 +1,4 @@
-import { encodePublish, propertiesLength, type ProtocolVersion, type QoS } from '../protocol/index.js';
+import { encodePublish, propertiesLength, type ProtocolVersion } from '../protocol/index.js';
 import type { StoredMessage } from '../store/store.js';
 
 /**
@@ -58,6 +58,7 @@ export function heldSize(message: Message): number {
   return message.payload.length + (message.properties ? propertiesLength(message.properties) : 0);
 }
 
-export function messageOf(topic: string, payload: Buffer, qos: QoS, retain: boolean): Message {
-  return { topic, payload, qos, retain };
+/** The epoch ms at which a Message Expiry Interval (seconds) set now runs out; undefined if none is set. */
+export function expiryDeadline(intervalSeconds: number | undefined): number | undefined {
+  return intervalSeconds === undefined ? undefined : Date.now() + intervalSeconds * 1000;
 }

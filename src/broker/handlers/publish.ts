@@ -3,6 +3,7 @@ import {
   PacketType, ProtocolError, protocolViolation, ReasonCode, topicNameError, type Properties, type PublishPacket,
 } from '../../protocol/index.js';
 import type { Connection } from '../connection.js';
+import { expiryDeadline } from '../message.js';
 
 export function handlePublish(conn: Connection, packet: PublishPacket): void | Promise<void> {
   const broker = conn.broker;
@@ -72,9 +73,8 @@ function acknowledge(conn: Connection, packet: PublishPacket, verdict: number): 
   const broker = conn.broker;
   let reasonCode: number = verdict;
   if (verdict === ReasonCode.Success) {
-    const expiry = packet.properties?.messageExpiryInterval;
     const delivered = broker.publishFromClient(
-      conn, packet, forwardable(packet.properties), expiry === undefined ? undefined : Date.now() + expiry * 1000,
+      conn, packet, forwardable(packet.properties), expiryDeadline(packet.properties?.messageExpiryInterval),
     );
     if (delivered === 0) reasonCode = ReasonCode.NoMatchingSubscribers;
   } else {
