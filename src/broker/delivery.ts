@@ -13,7 +13,8 @@ import type { Connection } from './connection.js';
  * - QoS 0 to an offline or congested client: dropped.
  * - QoS 1/2 beyond the inflight window (the smaller of max_inflight_messages and
  *   the client's Receive Maximum), or to a congested/offline client: queued.
- * - Queue full (messages or bytes): the new message is dropped.
+ * - Queue full (messages or bytes): the new message is dropped, or with
+ *   `queueOverflow: 'drop_oldest'` the oldest queued ones make room.
  * - Larger than the client's Maximum Packet Size, or expired before onward
  *   delivery started: dropped for that client [MQTT-3.1.2-25], [MQTT-3.3.2-5].
  * Every drop is counted in $SYS/broker/publish/messages/dropped.
@@ -85,16 +86,36 @@ export class Delivery {
   private enqueue(session: Session, message: Message, qos: QoS, share: string | undefined): void {
     const size = heldSize(message);
     const { maxQueuedMessages, maxQueuedBytes } = this.limits;
-    if (session.queue.length >= maxQueuedMessages || (maxQueuedBytes > 0 && session.queuedBytes + size > maxQueuedBytes)) {
-      this.stats.publishDropped++;
-      this.logger.debug({ clientId: session.clientId, topic: message.topic }, 'session queue full, message dropped');
-      return;
+    if (this.queueFull(session, size)) {
+      // drop_oldest makes room unless the new message could never fit on its own.
+      const makeRoom = this.limits.queueOverflow === 'drop_oldest' && maxQueuedMessages > 0 && (maxQueuedBytes === 0 || size <= maxQueuedBytes);
+      if (!makeRoom) {
+        this.queueOverflowed(session, message.topic);
+        return;
+      }
+      while (this.queueFull(session, size)) {
+        const oldest = session.queue.shift()!;
+        session.queuedBytes -= heldSize(oldest.message);
+        if (session.persistent) this.store.dequeue(session.clientId, oldest.seq);
+        this.queueOverflowed(session, oldest.message.topic);
+      }
     }
     ownPayload(message);
     const entry = share === undefined ? { seq: session.takeSeq(), qos, message } : { seq: session.takeSeq(), qos, message, share };
     session.queue.push(entry);
     session.queuedBytes += size;
     if (session.persistent) this.store.enqueue(session.clientId, entry);
+  }
+
+  private queueFull(session: Session, adding: number): boolean {
+    const { maxQueuedMessages, maxQueuedBytes } = this.limits;
+    return session.queue.length >= maxQueuedMessages || (maxQueuedBytes > 0 && session.queuedBytes + adding > maxQueuedBytes);
+  }
+
+  private queueOverflowed(session: Session, topic: string): void {
+    this.stats.publishDropped++;
+    this.stats.queueDropped++;
+    this.logger.debug({ clientId: session.clientId, topic, policy: this.limits.queueOverflow }, 'session queue full, message dropped');
   }
 
   /** Moves queued messages into the inflight window while the client can take them (held-back resends first). */

@@ -17,6 +17,8 @@ export interface ListenerOptions {
   allowAnonymous?: boolean;
 }
 
+export type QueueOverflowPolicy = 'drop_new' | 'drop_oldest';
+
 /** Limits with safe defaults; every one is enforced by the engine. */
 export interface BrokerLimits {
   /** Largest packet accepted from a client, in bytes, fixed header included. Larger: connection closed. */
@@ -33,6 +35,8 @@ export interface BrokerLimits {
   maxQueuedMessages: number;
   /** Payload bytes waiting for one session; 0 means no byte limit. */
   maxQueuedBytes: number;
+  /** A full session queue drops the new message (`drop_new`, as Mosquitto) or the oldest queued one (`drop_oldest`). */
+  queueOverflow: QueueOverflowPolicy;
   /** Bytes written to a socket and not yet taken by the peer before the client counts as a slow consumer. */
   maxOutboundBuffer: number;
   /** Seconds a socket may stay open without sending CONNECT. */
@@ -49,6 +53,7 @@ export const DEFAULT_LIMITS: BrokerLimits = {
   maxInflightMessages: 20,
   maxQueuedMessages: 1000,
   maxQueuedBytes: 16 * 1024 * 1024,
+  queueOverflow: 'drop_new',
   maxOutboundBuffer: 1024 * 1024,
   connectTimeout: 10,
   maxRetainedMessages: 1_000_000,

@@ -9,6 +9,8 @@ export class BrokerStats {
   publishSent = 0;
   /** Messages not delivered because of a limit (queue full, slow consumer, offline QoS 0). */
   publishDropped = 0;
+  /** Messages dropped because a session queue was full (either policy); also counted in publishDropped. */
+  queueDropped = 0;
   /** Retained publishes refused because max_retained_messages was reached. */
   retainedRefused = 0;
   connectedClients = 0;

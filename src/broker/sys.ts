@@ -32,6 +32,7 @@ export function sysTopics(s: SysSnapshot, now: number): Array<[string, string]> 
     ['$SYS/broker/publish/messages/received', String(stats.publishReceived)],
     ['$SYS/broker/publish/messages/sent', String(stats.publishSent)],
     ['$SYS/broker/publish/messages/dropped', String(stats.publishDropped)],
+    ['$SYS/broker/publish/messages/dropped/queue full', String(stats.queueDropped)],
     ['$SYS/broker/bytes/received', String(stats.bytesReceived)],
     ['$SYS/broker/bytes/sent', String(stats.bytesSent)],
     ['$SYS/broker/heap/current', String(process.memoryUsage().heapUsed)],

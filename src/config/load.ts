@@ -108,6 +108,7 @@ const LIMIT_KEYS: Record<keyof NonNullable<FileConfig['limits']>, keyof BrokerLi
   max_inflight_messages: 'maxInflightMessages',
   max_queued_messages: 'maxQueuedMessages',
   max_queued_bytes: 'maxQueuedBytes',
+  queue_overflow: 'queueOverflow',
   max_outbound_buffer: 'maxOutboundBuffer',
   connect_timeout: 'connectTimeout',
   max_retained_messages: 'maxRetainedMessages',
@@ -129,7 +130,7 @@ const CAPABILITY_KEYS: Record<keyof NonNullable<FileConfig['capabilities']>, key
 function toOptions(config: FileConfig): LoadedConfig {
   const limits: Partial<BrokerLimits> = {};
   for (const [key, value] of Object.entries(config.limits ?? {})) {
-    limits[LIMIT_KEYS[key as keyof typeof LIMIT_KEYS]] = value;
+    (limits as Record<string, unknown>)[LIMIT_KEYS[key as keyof typeof LIMIT_KEYS]] = value;
   }
   const broker: BrokerOptions = { limits };
   if (config.capabilities) {

@@ -309,6 +309,69 @@ describe('limits: inflight window and queue', () => {
   });
 });
 
+describe('limits: queue_overflow drop_oldest', () => {
+  let tb: TestBroker;
+  before(async () => {
+    tb = await startBroker({ limits: { maxInflightMessages: 5, maxQueuedMessages: 10, queueOverflow: 'drop_oldest' } });
+  });
+  after(() => tb.close());
+
+  it('keeps the newest messages: the oldest queued ones make room and are counted as dropped', async () => {
+    const sub = await rawConnected(tb.port);
+    const pub = await connectClient(tb.url);
+    try {
+      await rawSubscribe(sub, 'oldest/q1', 1);
+      const droppedBefore = tb.broker.stats.publishDropped;
+      const queueDroppedBefore = tb.broker.stats.queueDropped;
+      // 0..4 go in flight; the queue ends with the newest 10 (10..19); 5..9 are dropped.
+      for (let i = 0; i < 20; i++) pub.publish('oldest/q1', String(i), { qos: 1 });
+      await barrier(pub);
+      assert.equal(tb.broker.stats.publishDropped - droppedBefore, 5);
+      assert.equal(tb.broker.stats.queueDropped - queueDroppedBefore, 5);
+      const payloads: string[] = [];
+      for (let i = 0; i < 15; i++) {
+        const p = await expectPublish(sub);
+        payloads.push(p.payload.toString());
+        sub.send({ type: PUBACK, packetId: p.packetId! });
+      }
+      assert.deepEqual(payloads, ['0', '1', '2', '3', '4', ...Array.from({ length: 10 }, (_, i) => String(10 + i))]);
+      await expectSilence(sub, 200);
+    } finally {
+      await closeAll(sub, pub);
+    }
+  });
+
+  it('with a byte limit, drops as many old messages as the new one needs', async () => {
+    const t = await startBroker({ limits: { maxQueuedMessages: 100, maxQueuedBytes: 30, queueOverflow: 'drop_oldest' } });
+    const id = uniqueId('bytes');
+    try {
+      const sub = await rawConnected(t.port, { clientId: id, clean: false });
+      await rawSubscribe(sub, 'bytes/q', 1);
+      sub.destroy();
+      await waitFor(() => t.broker.stats.connectedClients === 0, 3000, 'the subscriber to be offline');
+      const pub = await connectClient(t.url);
+      // Three 10-byte messages fill the 30 bytes; the 20-byte one needs two of them gone, and only two go.
+      for (const payload of ['aaaaaaaaaa', 'bbbbbbbbbb', 'cccccccccc', 'dddddddddddddddddddd']) {
+        await pub.publishAsync('bytes/q', payload, { qos: 1 });
+      }
+      await closeAll(pub);
+      const back = await rawConnected(t.port, { clientId: id, clean: false });
+      const got: string[] = [];
+      for (let i = 0; i < 2; i++) {
+        const p = await expectPublish(back);
+        got.push(p.payload.toString());
+        back.send({ type: PUBACK, packetId: p.packetId! });
+      }
+      await expectSilence(back, 200);
+      assert.deepEqual(got, ['cccccccccc', 'dddddddddddddddddddd']);
+      assert.equal(t.broker.stats.queueDropped, 2);
+      await closeAll(back);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
 describe('limits: slow consumer', () => {
   let tb: TestBroker;
   const maxOutboundBuffer = 256 * 1024;

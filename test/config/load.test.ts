@@ -46,8 +46,10 @@ limits:
   max_inflight_messages: 10
   max_queued_messages: 200
   max_queued_bytes: 1048576
+  queue_overflow: drop_oldest
   max_outbound_buffer: 262144
   connect_timeout: 2.5
+  max_retained_messages: 5000
 sys_interval: 30
 log:
   level: debug
@@ -70,8 +72,10 @@ describe('config: parseConfig maps a valid file to broker options', () => {
       maxInflightMessages: 10,
       maxQueuedMessages: 200,
       maxQueuedBytes: 1048576,
+      queueOverflow: 'drop_oldest',
       maxOutboundBuffer: 262144,
       connectTimeout: 2.5,
+      maxRetainedMessages: 5000,
     });
     assert.equal(config.broker.sysInterval, 30);
     assert.deepEqual(config.log, { level: 'debug', format: 'json' });
@@ -164,6 +168,13 @@ describe('config: errors name the file, the 1-based line, the dotted key and wha
     for (const level of ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']) {
       assert.ok(err.problem.includes(level), `allowed value ${level} listed in: ${err.problem}`);
     }
+  });
+
+  it('invalid enum for limits.queue_overflow names both policies', () => {
+    const text = 'limits:\n  queue_overflow: drop_random\n';
+    const err = configError(() => parseConfig(text, FILE));
+    assertLocated(err, FILE, 2, 'limits.queue_overflow');
+    assert.ok(err.problem.includes('drop_new') && err.problem.includes('drop_oldest'), err.problem);
   });
 
   it('invalid enum for log.format', () => {
