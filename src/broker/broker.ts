@@ -7,7 +7,7 @@ import {
 } from '../protocol/index.js';
 import { anonymousPolicy } from '../security/listener-policy.js';
 import { MemoryStore } from '../store/memory.js';
-import type { BrokerStore, RecoveredSession, SubscriptionRecord } from '../store/store.js';
+import type { BrokerStore, RecoveredSession, SessionRecord, SubscriptionRecord } from '../store/store.js';
 import { TcpListener } from '../transport/tcp.js';
 import { Connection, type ListenerInfo, type PeerInfo } from './connection.js';
 import { Delivery } from './delivery.js';
@@ -286,7 +286,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     session.expiryInterval = expiryInterval;
     session.expiresAt = undefined;
     this.expiring.delete(session);
-    if (session.persistent) this.store.saveSession({ clientId, createdAt: session.createdAt, expiryInterval });
+    this.saveSessionRecord(session);
     session.connection = conn;
     session.client = conn.client;
     conn.session = session;
@@ -327,6 +327,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       else if (session.expiryInterval !== NEVER_EXPIRES) {
         session.expiresAt = now + session.expiryInterval * 1000;
         this.expiring.add(session);
+        this.saveSessionRecord(session);
       }
     }
     if (will) this.publishWillSafely(client, will);
@@ -524,18 +525,39 @@ export class Broker extends EventEmitter<BrokerEvents> {
   private async recover(): Promise<void> {
     const state = await this.store.open();
     for (const message of state.retained) this.retained.restore(message);
-    for (const stored of state.sessions) this.restoreSession(stored);
+    const now = Date.now();
+    let restored = 0;
+    for (const stored of state.sessions) if (this.restoreSession(stored, now)) restored++;
     if (state.sessions.length > 0 || state.retained.length > 0) {
-      this.logger.info({ sessions: state.sessions.length, retained: state.retained.length }, 'state recovered');
+      this.logger.info(
+        { sessions: restored, expiredSessions: state.sessions.length - restored, retained: this.retained.size },
+        'state recovered',
+      );
     }
   }
 
-  private restoreSession(stored: RecoveredSession): void {
-    const session = new Session(stored.record.clientId, true, stored.record.createdAt);
-    session.expiryInterval = stored.record.expiryInterval ?? NEVER_EXPIRES;
-    if (session.expiryInterval !== NEVER_EXPIRES) {
-      // The store does not know when the client left: the interval runs again from now.
-      session.expiresAt = Date.now() + session.expiryInterval * 1000;
+  /** Records a persistent session's expiry settings; `expiresAt` only while no client is connected. */
+  saveSessionRecord(session: Session): void {
+    if (!session.persistent) return;
+    const record: SessionRecord = { clientId: session.clientId, createdAt: session.createdAt, expiryInterval: session.expiryInterval };
+    if (session.expiresAt !== undefined && !session.connection) record.expiresAt = session.expiresAt;
+    this.store.saveSession(record);
+  }
+
+  /** Returns false for a session that expired while the broker was down (it is deleted from the store). */
+  private restoreSession(stored: RecoveredSession, now: number): boolean {
+    const { record } = stored;
+    const expiryInterval = record.expiryInterval ?? NEVER_EXPIRES;
+    // A session whose client was still connected when the broker stopped starts its clock now.
+    const expiresAt = expiryInterval === NEVER_EXPIRES ? undefined : record.expiresAt ?? now + expiryInterval * 1000;
+    if (expiresAt !== undefined && expiresAt <= now) {
+      this.store.deleteSession(record.clientId);
+      return false;
+    }
+    const session = new Session(record.clientId, true, record.createdAt);
+    session.expiryInterval = expiryInterval;
+    if (expiresAt !== undefined) {
+      session.expiresAt = expiresAt;
       this.expiring.add(session);
     }
     for (const sub of stored.subscriptions) this.subscribe(session, sub);
@@ -547,6 +569,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     }
     for (const id of stored.incomingQos2) session.incomingQos2.add(id);
     this.sessions.set(session.clientId, session);
+    return true;
   }
 }
 

@@ -15,6 +15,9 @@ export interface RedisStoreOptions {
 
 /** Schema version kept in `{prefix}meta`; the same place SQLite keeps `user_version`. */
 export const REDIS_SCHEMA_VERSION = 1;
+/** Sessions whose keys are read in one pipeline at startup, and the HSCAN batch size. */
+const LOAD_CHUNK = 500;
+const SCAN_COUNT = 1000;
 
 /**
  * The BrokerStore on a Redis server. Changes are gathered per event-loop turn
@@ -59,26 +62,53 @@ export class RedisStore implements BrokerStore {
     }
   }
 
+  /**
+   * Reads the state with HSCAN (bounded replies, no multi-second HGETALL of a
+   * million retained messages blocking Redis) and per-session keys pipelined in chunks.
+   */
   private async load(redis: Redis): Promise<RecoveredState> {
+    const records = await this.scanHash(redis, this.key('sessions'));
     const sessions: RecoveredSession[] = [];
-    const records = await redis.hgetall(this.key('sessions'));
-    for (const [clientId, text] of Object.entries(records)) {
-      const [subs, queue, inflight, incoming] = await Promise.all([
-        redis.hgetall(this.key('subs', clientId)),
-        redis.hgetall(this.key('queue', clientId)),
-        redis.hgetall(this.key('inflight', clientId)),
-        redis.smembers(this.key('in2', clientId)),
-      ]);
-      sessions.push({
-        record: JSON.parse(text) as SessionRecord,
-        subscriptions: Object.values(subs).map((s) => JSON.parse(s) as SubscriptionRecord),
-        queue: Object.values(queue).map(parseQueued).sort((a, b) => a.seq - b.seq),
-        inflight: Object.values(inflight).map(parseInflight),
-        incomingQos2: incoming.map(Number),
+    const ids = [...records.keys()];
+    for (let start = 0; start < ids.length; start += LOAD_CHUNK) {
+      const chunk = ids.slice(start, start + LOAD_CHUNK);
+      const pipeline = redis.pipeline();
+      for (const clientId of chunk) {
+        pipeline.hgetall(this.key('subs', clientId));
+        pipeline.hgetall(this.key('queue', clientId));
+        pipeline.hgetall(this.key('inflight', clientId));
+        pipeline.smembers(this.key('in2', clientId));
+      }
+      const replies = (await pipeline.exec()) ?? [];
+      chunk.forEach((clientId, i) => {
+        const [subs, queue, inflight, incoming] = replies.slice(i * 4, i * 4 + 4).map(([err, value]) => {
+          if (err) throw err;
+          return value;
+        }) as [Record<string, string>, Record<string, string>, Record<string, string>, string[]];
+        sessions.push({
+          record: JSON.parse(records.get(clientId)!) as SessionRecord,
+          subscriptions: Object.values(subs).map((s) => JSON.parse(s) as SubscriptionRecord),
+          queue: Object.values(queue).map(parseQueued).sort((a, b) => a.seq - b.seq),
+          inflight: Object.values(inflight).map(parseInflight),
+          incomingQos2: incoming.map(Number),
+        });
       });
     }
-    const retained: StoredMessage[] = Object.values(await redis.hgetall(this.key('retained'))).map(messageFromJson);
+    const retained: StoredMessage[] = [];
+    for (const text of (await this.scanHash(redis, this.key('retained'))).values()) retained.push(messageFromJson(text));
     return { sessions, retained };
+  }
+
+  /** A whole hash through HSCAN; a field HSCAN reports twice is kept once. */
+  private async scanHash(redis: Redis, key: string): Promise<Map<string, string>> {
+    const fields = new Map<string, string>();
+    let cursor = '0';
+    do {
+      const [next, flat] = await redis.hscan(key, cursor, 'COUNT', SCAN_COUNT);
+      for (let i = 0; i < flat.length; i += 2) fields.set(flat[i]!, flat[i + 1]!);
+      cursor = next;
+    } while (cursor !== '0');
+    return fields;
   }
 
   async close(): Promise<void> {

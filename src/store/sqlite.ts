@@ -28,7 +28,7 @@ export class StoreError extends Error {
 }
 
 /** Schema version written to PRAGMA user_version; MIGRATIONS[v] upgrades a database from version v to v + 1. */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 const MIGRATIONS: ReadonlyArray<(db: Database.Database) => void> = [
   (db) => db.exec(`
     CREATE TABLE sessions (client_id TEXT PRIMARY KEY, created_at INTEGER NOT NULL, expiry_interval INTEGER);
@@ -42,6 +42,8 @@ const MIGRATIONS: ReadonlyArray<(db: Database.Database) => void> = [
     CREATE TABLE incoming_qos2 (client_id TEXT NOT NULL, packet_id INTEGER NOT NULL, PRIMARY KEY (client_id, packet_id));
     CREATE TABLE retained (topic TEXT PRIMARY KEY, payload BLOB NOT NULL, qos INTEGER NOT NULL, props TEXT, expires_at INTEGER);
   `),
+  // 2: when a disconnected session expires, so the clock survives a restart.
+  (db) => db.exec('ALTER TABLE sessions ADD COLUMN expires_at INTEGER'),
 ];
 
 type Op = () => void;
@@ -115,7 +117,8 @@ export class SqliteStore implements BrokerStore {
   private prepare(db: Database.Database) {
     const msgCols = 'topic, payload, msg_qos, retain, props, expires_at';
     return {
-      saveSession: db.prepare('INSERT INTO sessions (client_id, created_at, expiry_interval) VALUES (?, ?, ?) ON CONFLICT (client_id) DO UPDATE SET expiry_interval = excluded.expiry_interval'),
+      saveSession: db.prepare(`INSERT INTO sessions (client_id, created_at, expiry_interval, expires_at) VALUES (?, ?, ?, ?)
+        ON CONFLICT (client_id) DO UPDATE SET expiry_interval = excluded.expiry_interval, expires_at = excluded.expires_at`),
       deleteSession: ['sessions', 'subscriptions', 'queue', 'inflight', 'incoming_qos2'].map((t) => db.prepare(`DELETE FROM ${t} WHERE client_id = ?`)),
       putSubscription: db.prepare('INSERT OR REPLACE INTO subscriptions (client_id, filter, record) VALUES (?, ?, ?)'),
       deleteSubscription: db.prepare('DELETE FROM subscriptions WHERE client_id = ? AND filter = ?'),
@@ -132,9 +135,11 @@ export class SqliteStore implements BrokerStore {
 
   private load(db: Database.Database): RecoveredState {
     const sessions = new Map<string, RecoveredSession>();
-    for (const row of db.prepare('SELECT client_id, created_at, expiry_interval FROM sessions').iterate() as Iterable<{ client_id: string; created_at: number; expiry_interval: number | null }>) {
+    type SessionRow = { client_id: string; created_at: number; expiry_interval: number | null; expires_at: number | null };
+    for (const row of db.prepare('SELECT client_id, created_at, expiry_interval, expires_at FROM sessions').iterate() as Iterable<SessionRow>) {
       const record: SessionRecord = { clientId: row.client_id, createdAt: row.created_at };
       if (row.expiry_interval !== null) record.expiryInterval = row.expiry_interval;
+      if (row.expires_at !== null) record.expiresAt = row.expires_at;
       sessions.set(row.client_id, { record, subscriptions: [], queue: [], inflight: [], incomingQos2: [] });
     }
     for (const row of db.prepare('SELECT client_id, record FROM subscriptions').iterate() as Iterable<{ client_id: string; record: string }>) {
@@ -180,7 +185,7 @@ export class SqliteStore implements BrokerStore {
   }
 
   saveSession(r: SessionRecord): void {
-    this.change(() => this.statements.saveSession.run(r.clientId, r.createdAt, r.expiryInterval ?? null));
+    this.change(() => this.statements.saveSession.run(r.clientId, r.createdAt, r.expiryInterval ?? null, r.expiresAt ?? null));
   }
 
   deleteSession(clientId: string): void {

@@ -17,6 +17,11 @@ export interface SessionRecord {
   createdAt: number;
   /** Session Expiry Interval in seconds; 0xFFFFFFFF (and 3.1.1 persistent sessions) never expire. */
   expiryInterval?: number;
+  /**
+   * Epoch ms at which the session expires: set when its client leaves, absent while
+   * one is connected (and for sessions that never expire), so a restart keeps the clock.
+   */
+  expiresAt?: number;
 }
 
 export interface SubscriptionRecord {

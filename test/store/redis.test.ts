@@ -6,6 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { RedisStore, REDIS_SCHEMA_VERSION, StoreError } from '../../src/store/index.js';
 import { connectClient, startBroker, waitFor } from '../helpers/broker.js';
+import { dropOldestPersists, expiryClockSurvivesRestart } from '../helpers/store-cases.js';
 import { freePort, killAll, spawnProc, type Proc } from '../helpers/process.js';
 
 /** The Redis store against a real redis-server (CI installs it; without it these tests fail, they never skip). */
@@ -49,6 +50,40 @@ describe('RedisStore', () => {
     } finally {
       await second.close();
     }
+  });
+
+  it('a disconnected session keeps its expiry clock across a restart; one that ran out meanwhile is dropped', async () => {
+    await expiryClockSurvivesRestart(() => new RedisStore({ url, keyPrefix: 'clock:' }));
+  });
+
+  it('queue_overflow drop_oldest: the dropped messages leave the store as well', async () => {
+    await dropOldestPersists(() => new RedisStore({ url, keyPrefix: 'oldest:' }));
+  });
+
+  it('loads state larger than one HSCAN batch and one pipeline chunk: 1,200 sessions and 2,500 retained messages', async () => {
+    const writer = new RedisStore({ url, keyPrefix: 'big:' });
+    await writer.open();
+    for (let i = 0; i < 1200; i++) {
+      writer.saveSession({ clientId: `s${i}`, createdAt: i, expiryInterval: 0xffffffff });
+      writer.putSubscription(`s${i}`, { filter: `big/${i}/#`, qos: 1 });
+      writer.enqueue(`s${i}`, { seq: 1, qos: 1, message: { topic: `big/${i}/q`, payload: Buffer.from(String(i)), qos: 1, retain: false } });
+    }
+    for (let i = 0; i < 2500; i++) writer.putRetained({ topic: `big/r/${i}`, payload: Buffer.from(String(i)), qos: 0, retain: true });
+    await new Promise<void>((resolve) => writer.whenDurable(resolve));
+    await writer.close();
+
+    const reader = new RedisStore({ url, keyPrefix: 'big:' });
+    const state = await reader.open();
+    await reader.close();
+    assert.equal(state.sessions.length, 1200);
+    assert.equal(new Set(state.sessions.map((s) => s.record.clientId)).size, 1200);
+    for (const session of state.sessions) {
+      const i = session.record.clientId.slice(1);
+      assert.deepEqual(session.subscriptions.map((sub) => sub.filter), [`big/${i}/#`], `subscriptions of s${i}`);
+      assert.deepEqual(session.queue.map((q) => q.message.payload.toString()), [i], `queue of s${i}`);
+    }
+    assert.equal(state.retained.length, 2500);
+    assert.deepEqual(new Set(state.retained.map((m) => m.topic)), new Set(Array.from({ length: 2500 }, (_, i) => `big/r/${i}`)));
   });
 
   it('refuses data written by a newer schema, naming the Redis URL', async () => {

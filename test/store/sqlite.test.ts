@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -7,6 +7,7 @@ import Database from 'better-sqlite3';
 import mqtt from 'mqtt';
 import { SqliteStore, StoreError, SCHEMA_VERSION } from '../../src/store/index.js';
 import { connectClient, startBroker, waitFor } from '../helpers/broker.js';
+import { dropOldestPersists, expiryClockSurvivesRestart } from '../helpers/store-cases.js';
 
 describe('SqliteStore', () => {
   const root = mkdtempSync(path.join(tmpdir(), 'moat-sqlite-'));
@@ -102,5 +103,57 @@ describe('SqliteStore', () => {
     periodic.whenDurable(() => (immediate = true));
     assert.equal(immediate, true, 'periodic acknowledges at once');
     await periodic.close();
+  });
+
+  it('a disconnected session keeps its expiry clock across a restart; one that ran out meanwhile is dropped', async () => {
+    const directory = freshDir();
+    await expiryClockSurvivesRestart(() => new SqliteStore({ directory }));
+  });
+
+  it('queue_overflow drop_oldest: the dropped messages leave the store as well', async () => {
+    const directory = freshDir();
+    await dropOldestPersists(() => new SqliteStore({ directory }));
+  });
+
+  it('migrates a schema 1 store (before expiry deadlines were kept) and keeps its data', async () => {
+    const directory = freshDir();
+    mkdirSync(directory);
+    const file = path.join(directory, 'moat.db');
+    const old = new Database(file);
+    // The first released schema, as a version 1 broker left it.
+    old.exec(`
+      CREATE TABLE sessions (client_id TEXT PRIMARY KEY, created_at INTEGER NOT NULL, expiry_interval INTEGER);
+      CREATE TABLE subscriptions (client_id TEXT NOT NULL, filter TEXT NOT NULL, record TEXT NOT NULL, PRIMARY KEY (client_id, filter));
+      CREATE TABLE queue (client_id TEXT NOT NULL, seq INTEGER NOT NULL, qos INTEGER NOT NULL, share TEXT,
+        topic TEXT NOT NULL, payload BLOB NOT NULL, msg_qos INTEGER NOT NULL, retain INTEGER NOT NULL, props TEXT, expires_at INTEGER,
+        PRIMARY KEY (client_id, seq));
+      CREATE TABLE inflight (client_id TEXT NOT NULL, packet_id INTEGER NOT NULL, state TEXT NOT NULL, qos INTEGER NOT NULL, share TEXT,
+        topic TEXT NOT NULL, payload BLOB NOT NULL, msg_qos INTEGER NOT NULL, retain INTEGER NOT NULL, props TEXT, expires_at INTEGER,
+        PRIMARY KEY (client_id, packet_id));
+      CREATE TABLE incoming_qos2 (client_id TEXT NOT NULL, packet_id INTEGER NOT NULL, PRIMARY KEY (client_id, packet_id));
+      CREATE TABLE retained (topic TEXT PRIMARY KEY, payload BLOB NOT NULL, qos INTEGER NOT NULL, props TEXT, expires_at INTEGER);
+      INSERT INTO sessions VALUES ('old-client', 1700000000000, 600);
+      INSERT INTO subscriptions VALUES ('old-client', 'legacy/#', '{"filter":"legacy/#","qos":1}');
+      INSERT INTO retained VALUES ('legacy/r', x'6f6c64', 0, NULL, NULL);
+      PRAGMA user_version = 1;
+    `);
+    old.close();
+
+    const tb = await startBroker({ store: new SqliteStore({ directory }) });
+    try {
+      const session = tb.broker.sessions.get('old-client');
+      assert.ok(session, 'the session of the old schema is restored');
+      assert.deepEqual([...session.subscriptions.keys()], ['legacy/#']);
+      assert.ok(session.expiresAt! > Date.now() + 590_000, 'no recorded deadline: the interval runs from the restart');
+      let retained = '';
+      tb.broker.retained.match('legacy/r', Date.now(), (m) => (retained = m.payload.toString()));
+      assert.equal(retained, 'old');
+    } finally {
+      await tb.close();
+    }
+    const db = new Database(file, { readonly: true });
+    assert.equal(db.pragma('user_version', { simple: true }), SCHEMA_VERSION);
+    assert.ok((db.prepare('PRAGMA table_info(sessions)').all() as Array<{ name: string }>).some((c) => c.name === 'expires_at'));
+    db.close();
   });
 });

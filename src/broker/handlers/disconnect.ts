@@ -15,9 +15,7 @@ export function handleDisconnect(conn: Connection, packet: DisconnectPacket): vo
       throw protocolViolation('session expiry set on DISCONNECT after 0 at CONNECT');
     }
     session.expiryInterval = Math.min(expiry, conn.broker.capabilities.maximumSessionExpiryInterval);
-    if (session.persistent) {
-      conn.broker.store.saveSession({ clientId: session.clientId, createdAt: session.createdAt, expiryInterval: session.expiryInterval });
-    }
+    conn.broker.saveSessionRecord(session);
   }
   const reasonCode = packet.reasonCode ?? ReasonCode.Success;
   if (reasonCode !== ReasonCode.Success) {
