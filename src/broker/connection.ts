@@ -64,6 +64,8 @@ export class Connection {
   requestedSessionExpiry = 0;
   /** QoS 1 publishes from the client whose PUBACK waits for the store (QoS 2 ones are in the session). */
   pendingPubacks = 0;
+  /** Acknowledgements of this client's packets waiting for the store; later ones queue behind them. */
+  private acksWaiting = 0;
   /** Enhanced authentication: the method of this connection, a running exchange, and the CONNECT it is for. */
   authMethod: string | undefined;
   authExchange: AuthExchange | undefined;
@@ -193,14 +195,16 @@ export class Connection {
   }
 
   /**
-   * Durability barrier: what the broker sends reflects only durable state. While
-   * the store holds changes not yet durable, bytes wait in the outbox and leave
-   * once everything before them is durable (`whenDurable` calls back in order).
-   * With nothing pending (always, for the memory store) they go to the corked socket.
+   * Durability barrier: what the broker sends to a persistent session reflects
+   * only durable state. While the store holds changes not yet durable, its bytes
+   * wait in the outbox and leave once everything before them is durable
+   * (`whenDurable` calls back in order). A clean session has nothing in the store
+   * to wait for (its acknowledgements wait on their own, see `acknowledge`), and
+   * with nothing pending (always, for the memory store) bytes go to the corked socket.
    */
   private put(bytes: Buffer): void {
     this.broker.stats.bytesSent += bytes.length;
-    if (this.outbox === undefined && this.broker.store.durableNow()) {
+    if (this.outbox === undefined && (this.session?.persistent !== true || this.broker.store.durableNow())) {
       if (!this.corked) {
         this.corked = true;
         this.socket.cork();
@@ -254,6 +258,28 @@ export class Connection {
     const packet: ConnackPacket = { type: PacketType.CONNACK, returnCode, sessionPresent };
     if (properties) packet.properties = properties;
     this.write(encodeConnack(packet, this.version));
+  }
+
+  /**
+   * Acknowledges a client's PUBLISH or PUBREL once what handling it stored is durable
+   * [MQTT-4.3.2-2], [MQTT-4.3.3-2], in the order the packets came [MQTT-4.6.0-2..4].
+   * A packet that stored nothing (`changesBefore` is the store's change count before
+   * handling it) is acknowledged at once when no earlier acknowledgement waits, so a
+   * client that touches no persistent state is not held behind others' disk writes.
+   */
+  acknowledge(type: AckType, packetId: number, reasonCode: number, changesBefore: number): void {
+    const store = this.broker.store;
+    if (this.acksWaiting === 0 && (store.changes === changesBefore || store.durableNow())) {
+      this.sendAck(type, packetId, reasonCode);
+      return;
+    }
+    this.acksWaiting++;
+    if (type === PacketType.PUBACK) this.pendingPubacks++;
+    store.whenDurable(() => {
+      this.acksWaiting--;
+      if (type === PacketType.PUBACK) this.pendingPubacks--;
+      this.sendAck(type, packetId, reasonCode);
+    });
   }
 
   sendAck(type: AckType, packetId: number, reasonCode = 0, reasonString?: string): void {

@@ -18,6 +18,7 @@ interface SessionData {
 export class MemoryStore implements BrokerStore {
   private readonly sessions = new Map<string, SessionData>();
   private readonly retained = new Map<string, StoredMessage>();
+  changes = 0;
 
   async open(): Promise<RecoveredState> {
     return {
@@ -35,6 +36,7 @@ export class MemoryStore implements BrokerStore {
   async close(): Promise<void> {}
 
   saveSession(record: SessionRecord): void {
+    this.changes++;
     const existing = this.sessions.get(record.clientId);
     if (existing) existing.record = { ...record };
     else {
@@ -49,46 +51,57 @@ export class MemoryStore implements BrokerStore {
   }
 
   deleteSession(clientId: string): void {
+    this.changes++;
     this.sessions.delete(clientId);
   }
 
   putSubscription(clientId: string, subscription: SubscriptionRecord): void {
+    this.changes++;
     this.sessions.get(clientId)?.subscriptions.set(subscription.filter, { ...subscription });
   }
 
   deleteSubscription(clientId: string, filter: string): void {
+    this.changes++;
     this.sessions.get(clientId)?.subscriptions.delete(filter);
   }
 
   enqueue(clientId: string, entry: QueuedRecord): void {
+    this.changes++;
     this.sessions.get(clientId)?.queue.set(entry.seq, entry);
   }
 
   dequeue(clientId: string, seq: number): void {
+    this.changes++;
     this.sessions.get(clientId)?.queue.delete(seq);
   }
 
   putInflight(clientId: string, entry: InflightRecord): void {
+    this.changes++;
     this.sessions.get(clientId)?.inflight.set(entry.packetId, { ...entry });
   }
 
   deleteInflight(clientId: string, packetId: number): void {
+    this.changes++;
     this.sessions.get(clientId)?.inflight.delete(packetId);
   }
 
   putIncomingQos2(clientId: string, packetId: number): void {
+    this.changes++;
     this.sessions.get(clientId)?.incomingQos2.add(packetId);
   }
 
   deleteIncomingQos2(clientId: string, packetId: number): void {
+    this.changes++;
     this.sessions.get(clientId)?.incomingQos2.delete(packetId);
   }
 
   putRetained(message: StoredMessage): void {
+    this.changes++;
     this.retained.set(message.topic, message);
   }
 
   deleteRetained(topic: string): void {
+    this.changes++;
     this.retained.delete(topic);
   }
 

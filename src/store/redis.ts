@@ -27,6 +27,7 @@ const SCAN_COUNT = 1000;
  * A failed batch (Redis down) is kept and retried; acknowledgements wait.
  */
 export class RedisStore implements BrokerStore {
+  changes = 0;
   private redis: Redis | undefined;
   private readonly prefix: string;
   private batch: Array<(m: ReturnType<Redis['multi']>) => void> = [];
@@ -122,6 +123,7 @@ export class RedisStore implements BrokerStore {
   }
 
   private change(op: (m: ReturnType<Redis['multi']>) => void): void {
+    this.changes++;
     this.batch.push(op);
     if (!this.scheduled) {
       this.scheduled = true;

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { messageToRow, rowToMessage, type MessageRow } from './codec.js';
@@ -57,6 +57,7 @@ type Op = () => void;
  */
 export class SqliteStore implements BrokerStore {
   readonly file: string;
+  changes = 0;
   private db: Database.Database | undefined;
   private ops: Op[] = [];
   private waiters: Array<() => void> = [];
@@ -73,10 +74,21 @@ export class SqliteStore implements BrokerStore {
   }
 
   async open(): Promise<RecoveredState> {
+    const directory = this.options.directory;
     try {
-      mkdirSync(this.options.directory, { recursive: true });
+      mkdirSync(directory, { recursive: true });
     } catch (err) {
-      throw new StoreError(this.options.directory, `cannot create the data directory: ${(err as Error).message}`);
+      throw new StoreError(directory, `cannot create the data directory: ${(err as Error).message}`);
+    }
+    // SQLite would fall back to reading only; a broker that cannot write must not start.
+    for (const target of existsSync(this.file) ? [directory, this.file] : [directory]) {
+      try {
+        accessSync(target, constants.W_OK);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        const why = code === 'EROFS' ? 'on a read-only file system' : `not writable (${code ?? (err as Error).message})`;
+        throw new StoreError(target, `${target === directory ? 'the data directory is' : 'the store is'} ${why}; refusing to start`);
+      }
     }
     const db = this.openDatabase();
     this.db = db;
@@ -93,7 +105,7 @@ export class SqliteStore implements BrokerStore {
       db.pragma('journal_mode = WAL');
       db.pragma(`synchronous = ${this.durability === 'strict' ? 'FULL' : 'NORMAL'}`);
     } catch (err) {
-      throw new StoreError(this.file, `cannot open the store (corrupted, not a Moat store, or not writable): ${(err as Error).message}`);
+      throw new StoreError(this.file, `cannot open the store: ${describeSqliteError(err)}`);
     }
     const version = db.pragma('user_version', { simple: true }) as number;
     if (version > SCHEMA_VERSION) {
@@ -109,7 +121,7 @@ export class SqliteStore implements BrokerStore {
       }
     } catch (err) {
       db.close();
-      throw new StoreError(this.file, `cannot prepare the schema (read-only or full?): ${(err as Error).message}`);
+      throw new StoreError(this.file, `cannot prepare the schema: ${describeSqliteError(err)}`);
     }
     return db;
   }
@@ -180,6 +192,7 @@ export class SqliteStore implements BrokerStore {
   // ---- changes: queued, written by the next batch ----
 
   private change(op: Op): void {
+    this.changes++;
     this.ops.push(op);
     this.schedule();
   }
@@ -281,7 +294,7 @@ export class SqliteStore implements BrokerStore {
           for (const op of ops) op();
         })();
       } catch (err) {
-        this.options.logger?.error({ err: (err as Error).message, path: this.file }, 'store write failed; acknowledgements wait until it succeeds');
+        this.options.logger?.error({ err: describeSqliteError(err), path: this.file }, 'store write failed; acknowledgements wait until it succeeds');
         return false;
       }
     }
@@ -299,4 +312,14 @@ export class SqliteStore implements BrokerStore {
     }, this.retryDelay);
     this.retryDelay = Math.min(this.retryDelay * 2, 1000);
   }
+}
+
+/** What went wrong, in words an operator can act on (SQLite's own message kept). */
+function describeSqliteError(err: unknown): string {
+  const { code, message } = err as { code?: string; message: string };
+  if (code === 'SQLITE_FULL') return `the disk is full (${message})`;
+  if (code === 'SQLITE_CORRUPT' || code === 'SQLITE_NOTADB') return `corrupted or not a Moat store (${message})`;
+  if (code === 'SQLITE_READONLY' || code?.startsWith('SQLITE_READONLY_')) return `read-only (${message})`;
+  if (code === 'SQLITE_CANTOPEN') return `cannot be opened for writing (${message})`;
+  return message;
 }

@@ -99,4 +99,10 @@ export interface BrokerStore {
   whenDurable(done: () => void): void;
   /** True when no change is waiting to become durable (lets the engine skip the barrier). */
   durableNow(): boolean;
+  /**
+   * How many changes were made so far. The engine compares it before and after
+   * handling a packet: an acknowledgement for a packet that changed nothing need
+   * not wait for other clients' changes to become durable.
+   */
+  readonly changes: number;
 }

@@ -6,34 +6,15 @@ import { RawClient, startBroker, type TestBroker } from '../helpers/broker.js';
 /** A store that becomes durable only when the test says so, like a disk store waiting for fsync. */
 class ManualDurabilityStore extends MemoryStore {
   private waiting: Array<() => void> = [];
-  private dirty = false;
-
-  override saveSession(...args: Parameters<MemoryStore['saveSession']>): void {
-    this.dirty = true;
-    super.saveSession(...args);
-  }
-
-  override putSubscription(...args: Parameters<MemoryStore['putSubscription']>): void {
-    this.dirty = true;
-    super.putSubscription(...args);
-  }
-
-  override putInflight(...args: Parameters<MemoryStore['putInflight']>): void {
-    this.dirty = true;
-    super.putInflight(...args);
-  }
-
-  override enqueue(...args: Parameters<MemoryStore['enqueue']>): void {
-    this.dirty = true;
-    super.enqueue(...args);
-  }
+  /** The change count at the last makeDurable(): everything after it is "not yet on disk". */
+  private durableChanges = 0;
 
   override whenDurable(done: () => void): void {
     this.waiting.push(done);
   }
 
   override durableNow(): boolean {
-    return !this.dirty && this.waiting.length === 0;
+    return this.changes === this.durableChanges && this.waiting.length === 0;
   }
 
   get pending(): number {
@@ -48,7 +29,7 @@ class ManualDurabilityStore extends MemoryStore {
   }
 
   makeDurable(): void {
-    this.dirty = false;
+    this.durableChanges = this.changes;
     const waiting = this.waiting;
     this.waiting = [];
     for (const done of waiting) done();
@@ -91,10 +72,12 @@ describe('store seam: acknowledgements wait for durability', () => {
     raw.destroy();
   });
 
-  it('later packets of the same client are processed while an acknowledgement waits; replies keep their order', async () => {
+  it('later packets of a persistent session are processed while an acknowledgement waits; replies keep their order', async () => {
     const raw = await RawClient.connect(tb.port);
-    await raw.handshake({ clientId: 'durable-ping' });
-    raw.send({ type: 3, dup: false, qos: 1, retain: false, topic: 'durable/q1', packetId: 1, payload: Buffer.from('z') });
+    raw.send({ type: 1, protocolName: 'MQTT', protocolVersion: 4, clean: false, keepalive: 0, clientId: 'durable-ping' });
+    await store.release();
+    assert.equal((await raw.nextPacket()).type, 2);
+    raw.send({ type: 3, dup: false, qos: 1, retain: true, topic: 'durable/q1', packetId: 1, payload: Buffer.from('z') });
     raw.send({ type: 8, packetId: 2, subscriptions: [{ filter: 'durable/after', qos: 0 }] });
     raw.send({ type: 12 });
     const session = () => tb.broker.sessions.get('durable-ping');
@@ -105,6 +88,33 @@ describe('store seam: acknowledgements wait for durability', () => {
     store.makeDurable();
     assert.deepEqual([(await raw.nextPacket()).type, (await raw.nextPacket()).type, (await raw.nextPacket()).type], [4, 9, 13]);
     raw.destroy();
+  });
+
+  it('a clean session whose packets store nothing is not held behind changes that are not yet durable', async () => {
+    // Another client's change is pending (a retained message), as during a slow or full disk.
+    const other = await RawClient.connect(tb.port);
+    await other.handshake({ clientId: 'durable-other' });
+    other.send({ type: 3, dup: false, qos: 1, retain: true, topic: 'durable/pending', packetId: 3, payload: Buffer.from('p') });
+    const deadline = Date.now() + 2000;
+    while (store.durableNow() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(store.durableNow(), false, 'a change is pending');
+
+    const sub = await RawClient.connect(tb.port);
+    await sub.handshake({ clientId: 'durable-clean-sub' });
+    sub.send({ type: 8, packetId: 1, subscriptions: [{ filter: 'durable/clean', qos: 1 }] });
+    assert.equal((await sub.nextPacket()).type, 9, 'SUBACK of a clean session goes at once');
+    const raw = await RawClient.connect(tb.port);
+    await raw.handshake({ clientId: 'durable-clean' });
+    raw.send({ type: 3, dup: false, qos: 1, retain: false, topic: 'durable/clean', packetId: 4, payload: Buffer.from('c') });
+    raw.send({ type: 12 });
+    const ack = await raw.nextPacket();
+    assert.deepEqual({ type: ack.type, packetId: (ack as { packetId: number }).packetId }, { type: 4, packetId: 4 }, 'PUBACK at once: nothing was stored');
+    assert.equal((await raw.nextPacket()).type, 13, 'PINGRESP at once');
+    assert.equal((await sub.nextPacket()).type, 3, 'the clean subscriber gets the message at once');
+    await assert.rejects(other.nextPacket(200), /timed out/, 'the client whose message was stored still waits');
+    store.makeDurable();
+    assert.equal((await other.nextPacket()).type, 4);
+    for (const c of [other, sub, raw]) c.destroy();
   });
 
   it('a message routed to a persistent session is sent only once the store has it durably', async () => {

@@ -21,10 +21,11 @@ export function handlePubcomp(conn: Connection, packet: Ack): void {
  */
 export function handlePubrel(conn: Connection, packet: Ack): void {
   const session = conn.session!;
+  const changesBefore = conn.broker.store.changes;
   const known = session.incomingQos2.delete(packet.packetId);
   if (known && session.persistent) conn.broker.store.deleteIncomingQos2(session.clientId, packet.packetId);
   const reasonCode = known ? ReasonCode.Success : ReasonCode.PacketIdentifierNotFound;
-  conn.broker.store.whenDurable(() => conn.sendAck(PacketType.PUBCOMP, packet.packetId, reasonCode));
+  conn.acknowledge(PacketType.PUBCOMP, packet.packetId, reasonCode, changesBefore);
 }
 
 function unknownId(conn: Connection, what: string, packetId: number): void {

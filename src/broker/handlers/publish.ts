@@ -15,8 +15,7 @@ export function handlePublish(conn: Connection, packet: PublishPacket): void | P
 
   // A repeated QoS 2 packet id before PUBREL is the same message: acknowledge, do not route again [MQTT-4.3.3-2].
   if (packet.qos === 2 && session.incomingQos2.has(packet.packetId!)) {
-    const packetId = packet.packetId!;
-    broker.store.whenDurable(() => conn.sendAck(PacketType.PUBREC, packetId)); // not ahead of the first PUBREC
+    conn.acknowledge(PacketType.PUBREC, packet.packetId!, ReasonCode.Success, broker.store.changes); // not ahead of the first PUBREC
     return;
   }
   // '$' topics belong to the broker; a client's publish to one is acknowledged and dropped.
@@ -71,6 +70,7 @@ function checkV5(conn: Connection, packet: PublishPacket): void {
 /** Routes the message if allowed, then acknowledges once the store has it durably. */
 function acknowledge(conn: Connection, packet: PublishPacket, verdict: number): void {
   const broker = conn.broker;
+  const changesBefore = broker.store.changes;
   let reasonCode: number = verdict;
   if (verdict === ReasonCode.Success) {
     const delivered = broker.publishFromClient(
@@ -84,11 +84,7 @@ function acknowledge(conn: Connection, packet: PublishPacket, verdict: number): 
   if (packet.qos === 0) return;
   const packetId = packet.packetId!;
   if (packet.qos === 1) {
-    conn.pendingPubacks++;
-    broker.store.whenDurable(() => {
-      conn.pendingPubacks--;
-      conn.sendAck(PacketType.PUBACK, packetId, reasonCode); // [MQTT-4.3.2-2]
-    });
+    conn.acknowledge(PacketType.PUBACK, packetId, reasonCode, changesBefore);
     return;
   }
   // A PUBREC with a failure code ends the QoS 2 flow at once (MQTT 5 section 4.3.3).
@@ -97,7 +93,7 @@ function acknowledge(conn: Connection, packet: PublishPacket, verdict: number): 
     session.incomingQos2.add(packetId);
     if (session.persistent) broker.store.putIncomingQos2(session.clientId, packetId);
   }
-  broker.store.whenDurable(() => conn.sendAck(PacketType.PUBREC, packetId, reasonCode)); // [MQTT-4.3.3-2]
+  conn.acknowledge(PacketType.PUBREC, packetId, reasonCode, changesBefore);
 }
 
 /** Properties forwarded to subscribers: all but the Topic Alias, which belongs to one connection [MQTT-3.3.2-7]. */
