@@ -90,9 +90,7 @@ describe('SqliteStore', () => {
     strict.whenDurable(() => (called = true));
     assert.equal(called, false, 'not before the batch is written');
     assert.equal(strict.durableNow(), false);
-    await new Promise((resolve) => setImmediate(resolve));
-    await new Promise((resolve) => setImmediate(resolve));
-    assert.equal(called, true, 'after the batch');
+    await waitFor(() => called, 2000, 'the batch to be written and fsynced');
     assert.equal(strict.durableNow(), true);
     await strict.close();
 

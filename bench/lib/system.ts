@@ -1,0 +1,66 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+
+/** What the broker process used, read from /proc (all threads included). */
+export interface ProcessSample {
+  /** CPU time (user + system), ms. */
+  cpuMs: number;
+  /** Resident set size, KiB. */
+  rssKiB: number;
+  at: number;
+}
+
+const TICKS_PER_SECOND = 100; // USER_HZ on Linux
+
+export function sampleProcess(pid: number): ProcessSample {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may contain spaces) start at ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const utime = Number(fields[11]);
+  const stime = Number(fields[12]);
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const rss = /VmRSS:\s+(\d+) kB/.exec(status);
+  return { cpuMs: ((utime + stime) * 1000) / TICKS_PER_SECOND, rssKiB: rss ? Number(rss[1]) : 0, at: performance.now() };
+}
+
+/** Pins every thread of a process to one CPU, as the benchmark rules ask (broker on one core, load on the other). */
+export function pin(pid: number, cpu: number): void {
+  if (os.cpus().length < 2) return;
+  execFileSync('taskset', ['-a', '-p', '-c', String(cpu), String(pid)], { stdio: 'ignore' });
+}
+
+export function machineDescription(): string {
+  const cpus = os.cpus();
+  const model = cpus[0]?.model.trim() ?? 'unknown CPU';
+  const memGiB = Math.round(os.totalmem() / 2 ** 30);
+  return `${cpus.length} × ${model}, ${memGiB} GiB RAM, Linux ${os.release()}, Node ${process.version}`;
+}
+
+export interface Summary {
+  median: number;
+  min: number;
+  max: number;
+}
+
+export function summarize(values: number[]): Summary {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  const median = sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  return { median, min: sorted[0]!, max: sorted[sorted.length - 1]! };
+}
+
+export function percentile(sorted: Float64Array | number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  const index = Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1);
+  return sorted[Math.max(0, index)]!;
+}
+
+/** "12,345" style figures; `digits` after the point for small values. */
+export function fmt(n: number, digits = 0): string {
+  return n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+export function fmtSummary(s: Summary, digits = 0): string {
+  return s.min === s.max ? fmt(s.median, digits) : `${fmt(s.median, digits)} (${fmt(s.min, digits)}–${fmt(s.max, digits)})`;
+}

@@ -1,0 +1,47 @@
+/** Messages between the benchmark runner and its load-generator processes. */
+
+export interface WorkerSetup {
+  role: 'publish' | 'subscribe';
+  host: string;
+  port: number;
+  /** Client ids start with it, so runs and roles never collide. */
+  idPrefix: string;
+  /** Publishers (role publish) or subscribers (role subscribe); stream s publishes to `${topicPrefix}/${s}`. */
+  streams: number;
+  topicPrefix: string;
+  /** Subscribers take `${topicPrefix}/+` (one subscriber for all streams) instead of their own stream's topic. */
+  wildcard: boolean;
+  qos: 0 | 1 | 2;
+  /** Subscribers connect with clean session 0 (persistent) when false. */
+  cleanSubscribers: boolean;
+  payloadSize: number;
+  /** Messages in flight per publisher (QoS 0: messages per write). */
+  window: number;
+  /** Messages per second per publisher; 0 = as fast as the window allows. */
+  rate: number;
+}
+
+export function topicOf(setup: WorkerSetup, stream: number): string {
+  return `${setup.topicPrefix}/${stream}`;
+}
+
+export function filterOf(setup: WorkerSetup, stream: number): string {
+  return setup.wildcard ? `${setup.topicPrefix}/+` : topicOf(setup, stream);
+}
+
+export interface Counters {
+  messages: number;
+  missing: number;
+  duplicates: number;
+}
+
+export type WorkerCommand =
+  | { type: 'setup'; setup: WorkerSetup }
+  | { type: 'go'; warmupMs: number; measureMs: number }
+  | { type: 'finish'; drainMs: number };
+
+export type WorkerReply =
+  | { type: 'ready' }
+  | { type: 'measured'; window: Counters & { elapsedMs: number } }
+  | { type: 'totals'; counters: Counters; perStream: number[]; latencies: number[] }
+  | { type: 'error'; message: string };
