@@ -16,7 +16,7 @@ import type { BenchContext, ScenarioReport } from './context.js';
 
 const RETAINED_PAYLOAD = Buffer.alloc(32, 0x72);
 
-async function populate(store: BrokerStore, sessions: number, retained: number, log: (s: string) => void): Promise<number> {
+export async function populate(store: BrokerStore, sessions: number, retained: number, log: (s: string) => void): Promise<number> {
   const t0 = performance.now();
   await store.open();
   const durable = (): Promise<void> => new Promise((resolve) => store.whenDurable(resolve));

@@ -14,7 +14,7 @@ import { Delivery } from './delivery.js';
 import { composeHooks, type AuthenticateRequest, type AuthenticateResult, type BrokerHooks, type ClientInfo, type PublishRequest } from './hooks.js';
 import { Housekeeper } from './housekeeper.js';
 import { silentLogger, type Logger } from './logger.js';
-import { expiryDeadline, heldSize, type Message } from './message.js';
+import { expiryDeadline, heldSize, isExpired, type Message } from './message.js';
 import {
   DEFAULT_CAPABILITIES, DEFAULT_LIMITS, type BrokerCapabilities, type BrokerLimits, type BrokerOptions, type ListenerOptions,
 } from './options.js';
@@ -60,6 +60,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
   readonly router: Router;
   readonly retained: RetainedMessages;
   readonly sessions = new Map<string, Session>();
+  /** Security data kept in the store (bans, users, roles...): kind → key → value, recovered at startup. */
+  readonly records = new Map<string, Map<string, unknown>>();
   readonly connections = new Set<Connection>();
   readonly capabilities: BrokerCapabilities;
   readonly authMethods: ReadonlyMap<string, AuthMethod>;
@@ -524,16 +526,50 @@ export class Broker extends EventEmitter<BrokerEvents> {
 
   private async recover(): Promise<void> {
     const state = await this.store.open();
-    for (const message of state.retained) this.retained.restore(message);
     const now = Date.now();
+    // Messages whose expiry passed while the broker was down are dropped, here and from the store [MQTT-3.3.2-5].
+    let expiredMessages = 0;
+    for (const message of state.retained) {
+      if (isExpired(message, now)) {
+        this.store.deleteRetained(message.topic);
+        expiredMessages++;
+      } else this.retained.restore(message);
+    }
+    for (const { kind, key, value } of state.records) {
+      let ofKind = this.records.get(kind);
+      if (!ofKind) this.records.set(kind, (ofKind = new Map()));
+      ofKind.set(key, value);
+    }
     let restored = 0;
-    for (const stored of state.sessions) if (this.restoreSession(stored, now)) restored++;
+    for (const stored of state.sessions) {
+      if (this.restoreSession(stored, now)) restored++;
+      else continue;
+      for (const entry of stored.queue) {
+        if (isExpired(entry.message, now)) {
+          this.store.dequeue(stored.record.clientId, entry.seq);
+          expiredMessages++;
+        }
+      }
+    }
     if (state.sessions.length > 0 || state.retained.length > 0) {
       this.logger.info(
-        { sessions: restored, expiredSessions: state.sessions.length - restored, retained: this.retained.size },
+        { sessions: restored, expiredSessions: state.sessions.length - restored, retained: this.retained.size, expiredMessages },
         'state recovered',
       );
     }
+  }
+
+  /** Keeps a piece of security data, in memory and durably in the store. */
+  saveRecord(kind: string, key: string, value: unknown): void {
+    let ofKind = this.records.get(kind);
+    if (!ofKind) this.records.set(kind, (ofKind = new Map()));
+    ofKind.set(key, value);
+    this.store.putRecord(kind, key, value);
+  }
+
+  deleteRecord(kind: string, key: string): void {
+    this.records.get(kind)?.delete(key);
+    this.store.deleteRecord(kind, key);
   }
 
   /** Records a persistent session's expiry settings; `expiresAt` only while no client is connected. */
@@ -563,6 +599,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     for (const sub of stored.subscriptions) this.subscribe(session, sub);
     for (const entry of stored.inflight) session.inflight.set(entry.packetId, entry);
     for (const entry of stored.queue) {
+      if (isExpired(entry.message, now)) continue; // deleted from the store by recover()
       session.queue.push(entry);
       session.queuedBytes += heldSize(entry.message);
       session.restoreSeq(entry.seq);

@@ -18,6 +18,8 @@ interface SessionData {
 export class MemoryStore implements BrokerStore {
   private readonly sessions = new Map<string, SessionData>();
   private readonly retained = new Map<string, StoredMessage>();
+  /** `${kind}\n${key}` → record; values are kept as JSON text, as the disk stores keep them. */
+  private readonly records = new Map<string, { kind: string; key: string; json: string }>();
   changes = 0;
 
   async open(): Promise<RecoveredState> {
@@ -30,6 +32,7 @@ export class MemoryStore implements BrokerStore {
         incomingQos2: [...s.incomingQos2],
       })),
       retained: [...this.retained.values()],
+      records: [...this.records.values()].map((r) => ({ kind: r.kind, key: r.key, value: JSON.parse(r.json) as unknown })),
     };
   }
 
@@ -103,6 +106,16 @@ export class MemoryStore implements BrokerStore {
   deleteRetained(topic: string): void {
     this.changes++;
     this.retained.delete(topic);
+  }
+
+  putRecord(kind: string, key: string, value: unknown): void {
+    this.changes++;
+    this.records.set(`${kind}\n${key}`, { kind, key, json: JSON.stringify(value) });
+  }
+
+  deleteRecord(kind: string, key: string): void {
+    this.changes++;
+    this.records.delete(`${kind}\n${key}`);
   }
 
   whenDurable(done: () => void): void {

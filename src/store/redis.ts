@@ -2,7 +2,7 @@ import { Redis } from 'ioredis';
 import { messageFromJson, messageToJson } from './codec.js';
 import { StoreError } from './sqlite.js';
 import type {
-  BrokerStore, InflightRecord, QueuedRecord, RecoveredSession, RecoveredState, SessionRecord, StoredMessage, SubscriptionRecord,
+  BrokerStore, InflightRecord, QueuedRecord, RecoveredSession, RecoveredState, SessionRecord, StoredMessage, StoredRecord, SubscriptionRecord,
 } from './store.js';
 
 export interface RedisStoreOptions {
@@ -97,7 +97,13 @@ export class RedisStore implements BrokerStore {
     }
     const retained: StoredMessage[] = [];
     for (const text of (await this.scanHash(redis, this.key('retained'))).values()) retained.push(messageFromJson(text));
-    return { sessions, retained };
+    const security: StoredRecord[] = [];
+    for (const kind of await redis.smembers(this.key('record-kinds'))) {
+      for (const [key, json] of await this.scanHash(redis, this.key('records', kind))) {
+        security.push({ kind, key, value: JSON.parse(json) as unknown });
+      }
+    }
+    return { sessions, retained, records: security };
   }
 
   /** A whole hash through HSCAN; a field HSCAN reports twice is kept once. */
@@ -188,6 +194,18 @@ export class RedisStore implements BrokerStore {
 
   deleteRetained(topic: string): void {
     this.change((m) => m.hdel(this.key('retained'), topic));
+  }
+
+  putRecord(kind: string, key: string, value: unknown): void {
+    const json = JSON.stringify(value);
+    this.change((m) => {
+      m.sadd(this.key('record-kinds'), kind);
+      m.hset(this.key('records', kind), key, json);
+    });
+  }
+
+  deleteRecord(kind: string, key: string): void {
+    this.change((m) => m.hdel(this.key('records', kind), key));
   }
 
   whenDurable(done: () => void): void {

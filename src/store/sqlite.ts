@@ -3,7 +3,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { messageToRow, rowToMessage, type MessageRow } from './codec.js';
 import type {
-  BrokerStore, InflightRecord, QueuedRecord, RecoveredSession, RecoveredState, SessionRecord, StoredMessage, SubscriptionRecord,
+  BrokerStore, InflightRecord, QueuedRecord, RecoveredSession, RecoveredState, SessionRecord, StoredMessage, StoredRecord, SubscriptionRecord,
 } from './store.js';
 
 /** How acknowledgements relate to the disk (docs/storage.md). */
@@ -42,8 +42,11 @@ const MIGRATIONS: ReadonlyArray<(db: Database.Database) => void> = [
     CREATE TABLE incoming_qos2 (client_id TEXT NOT NULL, packet_id INTEGER NOT NULL, PRIMARY KEY (client_id, packet_id));
     CREATE TABLE retained (topic TEXT PRIMARY KEY, payload BLOB NOT NULL, qos INTEGER NOT NULL, props TEXT, expires_at INTEGER);
   `),
-  // 2: when a disconnected session expires, so the clock survives a restart.
-  (db) => db.exec('ALTER TABLE sessions ADD COLUMN expires_at INTEGER'),
+  // 2: when a disconnected session expires, so the clock survives a restart; security data (bans, users...).
+  (db) => db.exec(`
+    ALTER TABLE sessions ADD COLUMN expires_at INTEGER;
+    CREATE TABLE records (kind TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (kind, key));
+  `),
 ];
 
 type Op = () => void;
@@ -174,6 +177,8 @@ export class SqliteStore implements BrokerStore {
       deleteIncoming: db.prepare('DELETE FROM incoming_qos2 WHERE client_id = ? AND packet_id = ?'),
       putRetained: db.prepare('INSERT OR REPLACE INTO retained (topic, payload, qos, props, expires_at) VALUES (?, ?, ?, ?, ?)'),
       deleteRetained: db.prepare('DELETE FROM retained WHERE topic = ?'),
+      putRecord: db.prepare('INSERT OR REPLACE INTO records (kind, key, value) VALUES (?, ?, ?)'),
+      deleteRecord: db.prepare('DELETE FROM records WHERE kind = ? AND key = ?'),
     };
   }
 
@@ -208,7 +213,11 @@ export class SqliteStore implements BrokerStore {
     for (const row of db.prepare('SELECT topic, payload, qos, props, expires_at FROM retained').iterate() as Iterable<Omit<MessageRow, 'retain'>>) {
       retained.push(rowToMessage({ ...row, retain: 1 }));
     }
-    return { sessions: [...sessions.values()], retained };
+    const records: StoredRecord[] = [];
+    for (const row of db.prepare('SELECT kind, key, value FROM records').iterate() as Iterable<{ kind: string; key: string; value: string }>) {
+      records.push({ kind: row.kind, key: row.key, value: JSON.parse(row.value) as unknown });
+    }
+    return { sessions: [...sessions.values()], retained, records };
   }
 
   async close(): Promise<void> {
@@ -296,6 +305,15 @@ export class SqliteStore implements BrokerStore {
 
   deleteRetained(topic: string): void {
     this.change(() => this.statements.deleteRetained.run(topic));
+  }
+
+  putRecord(kind: string, key: string, value: unknown): void {
+    const json = JSON.stringify(value);
+    this.change(() => this.statements.putRecord.run(kind, key, json));
+  }
+
+  deleteRecord(kind: string, key: string): void {
+    this.change(() => this.statements.deleteRecord.run(kind, key));
   }
 
   // ---- durability ----

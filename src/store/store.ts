@@ -59,9 +59,17 @@ export interface RecoveredSession {
   incomingQos2: number[];
 }
 
+/** A piece of security data (a ban, a user, a role...) kept under a kind and a key; the value is JSON. */
+export interface StoredRecord {
+  kind: string;
+  key: string;
+  value: unknown;
+}
+
 export interface RecoveredState {
   sessions: RecoveredSession[];
   retained: StoredMessage[];
+  records: StoredRecord[];
 }
 
 /**
@@ -91,6 +99,9 @@ export interface BrokerStore {
   deleteIncomingQos2(clientId: string, packetId: number): void;
   putRetained(message: StoredMessage): void;
   deleteRetained(topic: string): void;
+  /** Bans and other security data, persisted with the same durability as the rest. */
+  putRecord(kind: string, key: string, value: unknown): void;
+  deleteRecord(kind: string, key: string): void;
 
   /**
    * Calls `done` once every change made before this call is durable

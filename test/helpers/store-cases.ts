@@ -73,3 +73,50 @@ export async function dropOldestPersists(makeStore: () => BrokerStore): Promise<
     await second.close();
   }
 }
+
+/** Security data (bans, users...) kept through `broker.saveRecord` comes back after a restart; deleted ones do not. */
+export async function recordsSurviveRestart(makeStore: () => BrokerStore): Promise<void> {
+  const first = await startBroker({ store: makeStore() });
+  first.broker.saveRecord('ban', '192.0.2.7', { until: 1_900_000_000_000, reason: 'brute force' });
+  first.broker.saveRecord('ban', 'client-x', { until: 0 });
+  first.broker.saveRecord('user', 'alice', { roles: ['reader', 'writer'], hash: 'scrypt$...' });
+  first.broker.deleteRecord('ban', 'client-x');
+  await first.close();
+
+  const second = await startBroker({ store: makeStore() });
+  try {
+    assert.deepEqual(second.broker.records.get('ban'), new Map([['192.0.2.7', { until: 1_900_000_000_000, reason: 'brute force' }]]));
+    assert.deepEqual(second.broker.records.get('user'), new Map([['alice', { roles: ['reader', 'writer'], hash: 'scrypt$...' }]]));
+  } finally {
+    await second.close();
+  }
+}
+
+/** Retained and queued messages whose Message Expiry Interval ran out while the broker was down are dropped, also from the store. */
+export async function expiredMessagesDroppedAtRestart(makeStore: () => BrokerStore): Promise<void> {
+  const clientId = uniqueId('expiring');
+  const first = await startBroker({ store: makeStore() });
+  await leaveSession(first, clientId, 3600, 'expiring/#');
+  const pub = await connectClient(first.url, { protocolVersion: 5 });
+  await pub.publishAsync('expiring/short', 'gone soon', { qos: 1, retain: true, properties: { messageExpiryInterval: 1 } });
+  await pub.publishAsync('expiring/long', 'stays', { qos: 1, retain: true, properties: { messageExpiryInterval: 3600 } });
+  await pub.endAsync();
+  assert.equal(first.broker.sessions.get(clientId)!.queue.length, 2);
+  await first.close();
+  await delay(1100);
+
+  const second = await startBroker({ store: makeStore() });
+  try {
+    const retained: string[] = [];
+    second.broker.retained.match('expiring/#', Date.now() - 10_000, (m) => retained.push(m.payload.toString()));
+    assert.deepEqual(retained, ['stays'], 'the expired retained message was not restored');
+    assert.deepEqual([...second.broker.sessions.get(clientId)!.queue].map((e) => e.message.payload.toString()), ['stays']);
+  } finally {
+    await second.close();
+  }
+  const store = makeStore();
+  const state = await store.open();
+  await store.close();
+  assert.deepEqual(state.retained.map((m) => m.topic), ['expiring/long'], 'deleted from the store too');
+  assert.deepEqual(state.sessions.find((s) => s.record.clientId === clientId)!.queue.map((e) => e.message.topic), ['expiring/long']);
+}

@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { RedisStore, REDIS_SCHEMA_VERSION, StoreError } from '../../src/store/index.js';
 import { connectClient, startBroker, waitFor } from '../helpers/broker.js';
-import { dropOldestPersists, expiryClockSurvivesRestart } from '../helpers/store-cases.js';
+import { dropOldestPersists, expiredMessagesDroppedAtRestart, expiryClockSurvivesRestart, recordsSurviveRestart } from '../helpers/store-cases.js';
 import { freePort, killAll, spawnProc, type Proc } from '../helpers/process.js';
 
 /** The Redis store against a real redis-server (CI installs it; without it these tests fail, they never skip). */
@@ -58,6 +58,14 @@ describe('RedisStore', () => {
 
   it('queue_overflow drop_oldest: the dropped messages leave the store as well', async () => {
     await dropOldestPersists(() => new RedisStore({ url, keyPrefix: 'oldest:' }));
+  });
+
+  it('security data (bans, users) saved through the broker survives a restart', async () => {
+    await recordsSurviveRestart(() => new RedisStore({ url, keyPrefix: 'records:' }));
+  });
+
+  it('[MQTT-3.3.2-5] retained and queued messages that expired while the broker was down are dropped at startup', async () => {
+    await expiredMessagesDroppedAtRestart(() => new RedisStore({ url, keyPrefix: 'expired:' }));
   });
 
   it('loads state larger than one HSCAN batch and one pipeline chunk: 1,200 sessions and 2,500 retained messages', async () => {

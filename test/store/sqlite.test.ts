@@ -7,7 +7,7 @@ import Database from 'better-sqlite3';
 import mqtt from 'mqtt';
 import { SqliteStore, StoreError, SCHEMA_VERSION } from '../../src/store/index.js';
 import { connectClient, startBroker, waitFor } from '../helpers/broker.js';
-import { dropOldestPersists, expiryClockSurvivesRestart } from '../helpers/store-cases.js';
+import { dropOldestPersists, expiredMessagesDroppedAtRestart, expiryClockSurvivesRestart, recordsSurviveRestart } from '../helpers/store-cases.js';
 
 describe('SqliteStore', () => {
   const root = mkdtempSync(path.join(tmpdir(), 'moat-sqlite-'));
@@ -111,6 +111,16 @@ describe('SqliteStore', () => {
   it('queue_overflow drop_oldest: the dropped messages leave the store as well', async () => {
     const directory = freshDir();
     await dropOldestPersists(() => new SqliteStore({ directory }));
+  });
+
+  it('security data (bans, users) saved through the broker survives a restart', async () => {
+    const directory = freshDir();
+    await recordsSurviveRestart(() => new SqliteStore({ directory }));
+  });
+
+  it('[MQTT-3.3.2-5] retained and queued messages that expired while the broker was down are dropped at startup', async () => {
+    const directory = freshDir();
+    await expiredMessagesDroppedAtRestart(() => new SqliteStore({ directory }));
   });
 
   it('migrates a schema 1 store (before expiry deadlines were kept) and keeps its data', async () => {
