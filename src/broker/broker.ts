@@ -400,7 +400,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
   // ---- subscriptions ----------------------------------------------------------
 
   /** Adds or replaces a subscription; returns true if the filter was new for this session. */
-  subscribe(session: Session, record: SubscriptionRecord): boolean {
+  /** `persist: false` when the subscription comes from the store (restoring it must not write it again). */
+  subscribe(session: Session, record: SubscriptionRecord, persist = true): boolean {
     const isNew = !session.subscriptions.has(record.filter);
     session.subscriptions.set(record.filter, record);
     const entry = {
@@ -411,7 +412,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       subscriptionId: record.subscriptionId,
     };
     this.router.subscribe(session, record.filter, entry, shareOf(record.filter));
-    if (session.persistent) this.store.putSubscription(session.clientId, record);
+    if (persist && session.persistent) this.store.putSubscription(session.clientId, record);
     return isNew;
   }
 
@@ -596,7 +597,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       session.expiresAt = expiresAt;
       this.expiring.add(session);
     }
-    for (const sub of stored.subscriptions) this.subscribe(session, sub);
+    for (const sub of stored.subscriptions) this.subscribe(session, sub, false);
     for (const entry of stored.inflight) session.inflight.set(entry.packetId, entry);
     for (const entry of stored.queue) {
       if (isExpired(entry.message, now)) continue; // deleted from the store by recover()

@@ -43,8 +43,10 @@ export class RetainedMessages {
     this.store.putRetained(stored);
   }
 
+  /** A message read from the store (which keeps retained messages with `retain: true`). */
   restore(message: Message): void {
-    this.tree.set(message.topic, { ...message, retain: true });
+    message.retain = true;
+    this.tree.set(message.topic, message);
   }
 
   /** Retained messages matching `filter`; expired ones are deleted instead [MQTT-3.3.2-5]. */

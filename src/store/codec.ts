@@ -25,14 +25,19 @@ export function messageToRow(m: StoredMessage): MessageRow {
   };
 }
 
+/** The row's payload buffer becomes the message's (both stores hand out a fresh buffer per row). */
 export function rowToMessage(row: MessageRow): StoredMessage {
-  const m: StoredMessage = { topic: row.topic, payload: Buffer.from(row.payload), qos: row.qos as QoS, retain: row.retain === 1 };
-  if (row.props !== null) {
-    m.properties = JSON.parse(row.props, (_k, v: unknown) =>
+  return toMessage(row.topic, row.payload, row.qos, row.retain === 1, row.props, row.expires_at);
+}
+
+export function toMessage(topic: string, payload: Buffer, qos: number, retain: boolean, props: string | null, expiresAt: number | null): StoredMessage {
+  const m: StoredMessage = { topic, payload, qos: qos as QoS, retain };
+  if (props !== null) {
+    m.properties = JSON.parse(props, (_k, v: unknown) =>
       v !== null && typeof v === 'object' && '$b64' in v ? Buffer.from((v as { $b64: string }).$b64, 'base64') : v,
     ) as Properties;
   }
-  if (row.expires_at !== null) m.expiresAt = row.expires_at;
+  if (expiresAt !== null) m.expiresAt = expiresAt;
   return m;
 }
 

@@ -17,7 +17,7 @@ export interface RedisStoreOptions {
 export const REDIS_SCHEMA_VERSION = 1;
 /** Sessions whose keys are read in one pipeline at startup, and the HSCAN batch size. */
 const LOAD_CHUNK = 500;
-const SCAN_COUNT = 1000;
+const SCAN_COUNT = 5000;
 
 /**
  * The BrokerStore on a Redis server. Changes are gathered per event-loop turn

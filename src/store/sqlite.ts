@@ -1,7 +1,7 @@
 import { accessSync, closeSync, constants, existsSync, fsync, fsyncSync, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { messageToRow, rowToMessage, type MessageRow } from './codec.js';
+import { messageToRow, rowToMessage, toMessage, type MessageRow } from './codec.js';
 import type {
   BrokerStore, InflightRecord, QueuedRecord, RecoveredSession, RecoveredState, SessionRecord, StoredMessage, StoredRecord, SubscriptionRecord,
 } from './store.js';
@@ -209,9 +209,12 @@ export class SqliteStore implements BrokerStore {
     for (const row of db.prepare('SELECT client_id, packet_id FROM incoming_qos2').iterate() as Iterable<{ client_id: string; packet_id: number }>) {
       sessions.get(row.client_id)?.incomingQos2.push(row.packet_id);
     }
+    // The largest table: raw rows (arrays) and no intermediate objects.
     const retained: StoredMessage[] = [];
-    for (const row of db.prepare('SELECT topic, payload, qos, props, expires_at FROM retained').iterate() as Iterable<Omit<MessageRow, 'retain'>>) {
-      retained.push(rowToMessage({ ...row, retain: 1 }));
+    const slab = new PayloadSlab();
+    type RetainedRow = [string, Buffer, number, string | null, number | null];
+    for (const [topic, payload, qos, props, expiresAt] of db.prepare('SELECT topic, payload, qos, props, expires_at FROM retained').raw(true).iterate() as Iterable<RetainedRow>) {
+      retained.push(toMessage(topic, slab.keep(payload), qos, true, props, expiresAt));
     }
     const records: StoredRecord[] = [];
     for (const row of db.prepare('SELECT kind, key, value FROM records').iterate() as Iterable<{ kind: string; key: string; value: string }>) {
@@ -422,4 +425,25 @@ function describeSqliteError(err: unknown): string {
   if (code === 'SQLITE_READONLY' || code?.startsWith('SQLITE_READONLY_')) return `read-only (${message})`;
   if (code === 'SQLITE_CANTOPEN') return `cannot be opened for writing (${message})`;
   return message;
+}
+
+/**
+ * Small payloads read at startup are copied into shared 64 KiB blocks: a million
+ * retained messages would otherwise each hold a buffer with its own allocation.
+ */
+class PayloadSlab {
+  private block = Buffer.allocUnsafeSlow(0);
+  private used = 0;
+
+  keep(payload: Buffer): Buffer {
+    if (payload.length > 1024) return payload;
+    if (this.used + payload.length > this.block.length) {
+      this.block = Buffer.allocUnsafeSlow(64 * 1024);
+      this.used = 0;
+    }
+    const view = this.block.subarray(this.used, this.used + payload.length);
+    payload.copy(view);
+    this.used += payload.length;
+    return view;
+  }
 }

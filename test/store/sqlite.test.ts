@@ -123,6 +123,23 @@ describe('SqliteStore', () => {
     await expiredMessagesDroppedAtRestart(() => new SqliteStore({ directory }));
   });
 
+  it('restores thousands of retained payloads of every size byte for byte (small ones share memory blocks)', async () => {
+    const directory = freshDir();
+    const payloadOf = (i: number): Buffer => Buffer.alloc((i * 37) % 2100, i % 251);
+    const writer = new SqliteStore({ directory });
+    await writer.open();
+    for (let i = 0; i < 3000; i++) writer.putRetained({ topic: `sizes/${i}`, payload: payloadOf(i), qos: 0, retain: true });
+    await writer.close();
+    const reader = new SqliteStore({ directory });
+    const state = await reader.open();
+    await reader.close();
+    assert.equal(state.retained.length, 3000);
+    for (const m of state.retained) {
+      const i = Number(m.topic.slice('sizes/'.length));
+      assert.ok(m.payload.equals(payloadOf(i)), `payload of ${m.topic}`);
+    }
+  });
+
   it('migrates a schema 1 store (before expiry deadlines were kept) and keeps its data', async () => {
     const directory = freshDir();
     mkdirSync(directory);
