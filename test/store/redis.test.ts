@@ -68,7 +68,7 @@ describe('RedisStore', () => {
     await expiredMessagesDroppedAtRestart(() => new RedisStore({ url, keyPrefix: 'expired:' }));
   });
 
-  it('loads state larger than one HSCAN batch and one pipeline chunk: 1,200 sessions and 2,500 retained messages', async () => {
+  it('loads state larger than one HSCAN batch and one pipeline chunk: 1,200 sessions and 12,000 retained messages', async () => {
     const writer = new RedisStore({ url, keyPrefix: 'big:' });
     await writer.open();
     for (let i = 0; i < 1200; i++) {
@@ -76,7 +76,7 @@ describe('RedisStore', () => {
       writer.putSubscription(`s${i}`, { filter: `big/${i}/#`, qos: 1 });
       writer.enqueue(`s${i}`, { seq: 1, qos: 1, message: { topic: `big/${i}/q`, payload: Buffer.from(String(i)), qos: 1, retain: false } });
     }
-    for (let i = 0; i < 2500; i++) writer.putRetained({ topic: `big/r/${i}`, payload: Buffer.from(String(i)), qos: 0, retain: true });
+    for (let i = 0; i < 12_000; i++) writer.putRetained({ topic: `big/r/${i}`, payload: Buffer.from(String(i)), qos: 0, retain: true });
     await new Promise<void>((resolve) => writer.whenDurable(resolve));
     await writer.close();
 
@@ -90,8 +90,8 @@ describe('RedisStore', () => {
       assert.deepEqual(session.subscriptions.map((sub) => sub.filter), [`big/${i}/#`], `subscriptions of s${i}`);
       assert.deepEqual(session.queue.map((q) => q.message.payload.toString()), [i], `queue of s${i}`);
     }
-    assert.equal(state.retained.length, 2500);
-    assert.deepEqual(new Set(state.retained.map((m) => m.topic)), new Set(Array.from({ length: 2500 }, (_, i) => `big/r/${i}`)));
+    assert.equal(state.retained.length, 12_000);
+    assert.deepEqual(new Set(state.retained.map((m) => m.topic)), new Set(Array.from({ length: 12_000 }, (_, i) => `big/r/${i}`)));
   });
 
   it('refuses data written by a newer schema, naming the Redis URL', async () => {
