@@ -1,0 +1,176 @@
+import type { QoS } from '../protocol/index.js';
+import { covers, matchesTopic } from './filters.js';
+
+/**
+ * Topic permissions: ordered rules {filter, actions, allow/deny, max QoS,
+ * retain} grouped in roles; users and groups bound to roles. The first rule
+ * that applies decides; what no rule allows is denied. `%c` and `%u` in a
+ * filter stand for the client's id and user name, and a value that could
+ * widen the rule (containing `+`, `#` or `/`, starting with `$`, or absent)
+ * makes the rule not apply at all.
+ */
+
+export type AclAction = 'publish' | 'subscribe';
+
+export interface AclRule {
+  filter: string;
+  actions: readonly AclAction[];
+  effect: 'allow' | 'deny';
+  /** Highest QoS allowed (publish: refused above; subscribe: granted at most). Default 2. */
+  maxQos?: QoS;
+  /** Publish: may the message be retained? Default true. */
+  retain?: boolean;
+}
+
+/** Who is asking: the connected client, with what authentication said about it. */
+export interface Principal {
+  clientId: string;
+  username: string | undefined;
+  /** Groups the authentication provider reported (e.g. from a token), added to the configured ones. */
+  groups?: readonly string[];
+  /** Rules that came with the credentials (e.g. a JWT permissions claim), checked before the configured ones. */
+  rules?: readonly AclRule[];
+}
+
+export interface AclUser {
+  roles?: readonly string[];
+  groups?: readonly string[];
+}
+
+export interface AclGroup {
+  roles?: readonly string[];
+}
+
+/** The whole configuration, as YAML or the library gives it. */
+export interface AclConfig {
+  roles?: Record<string, readonly AclRule[]>;
+  users?: Record<string, AclUser>;
+  groups?: Record<string, AclGroup>;
+  /** Roles for clients without a user name. */
+  anonymous?: AclUser;
+  /** Roles every client gets after its own (Mosquitto's `pattern` lines). */
+  everyone?: AclUser;
+}
+
+export type Decision = { allowed: true; qos: QoS } | { allowed: false; reason: string };
+
+const UNSAFE_VALUE = /[+#/\u0000]/;
+
+function substitute(filter: string, p: Principal): string | undefined {
+  if (!filter.includes('%')) return filter;
+  let unsafe = false;
+  const out = filter.replace(/%[cu]/g, (token) => {
+    const value = token === '%c' ? p.clientId : p.username;
+    if (value === undefined || value.length === 0 || UNSAFE_VALUE.test(value) || value.startsWith('$')) unsafe = true;
+    return value ?? '';
+  });
+  return unsafe ? undefined : out;
+}
+
+export class AccessControl {
+  private roles = new Map<string, readonly AclRule[]>();
+  private users = new Map<string, AclUser>();
+  private groups = new Map<string, AclGroup>();
+  private anonymous: AclUser = {};
+  private everyone: AclUser = {};
+  /** Bumped on every change, so callers can drop what they cached. */
+  generation = 0;
+
+  constructor(config: AclConfig = {}) {
+    this.load(config);
+  }
+
+  /** Replaces everything (a reloaded file). */
+  load(config: AclConfig): void {
+    this.roles = new Map(Object.entries(config.roles ?? {}));
+    this.users = new Map(Object.entries(config.users ?? {}));
+    this.groups = new Map(Object.entries(config.groups ?? {}));
+    this.anonymous = config.anonymous ?? {};
+    this.everyone = config.everyone ?? {};
+    this.generation++;
+  }
+
+  setRole(name: string, rules: readonly AclRule[]): void {
+    this.roles.set(name, rules);
+    this.generation++;
+  }
+
+  deleteRole(name: string): void {
+    this.roles.delete(name);
+    this.generation++;
+  }
+
+  setUser(name: string, user: AclUser): void {
+    this.users.set(name, user);
+    this.generation++;
+  }
+
+  deleteUser(name: string): void {
+    this.users.delete(name);
+    this.generation++;
+  }
+
+  setGroup(name: string, group: AclGroup): void {
+    this.groups.set(name, group);
+    this.generation++;
+  }
+
+  deleteGroup(name: string): void {
+    this.groups.delete(name);
+    this.generation++;
+  }
+
+  /** The rules that apply to `p`, in the order they are tried. */
+  rulesFor(p: Principal): AclRule[] {
+    const rules: AclRule[] = [...(p.rules ?? [])];
+    const addRoles = (names: readonly string[] | undefined): void => {
+      for (const name of names ?? []) rules.push(...(this.roles.get(name) ?? []));
+    };
+    const user = p.username === undefined ? this.anonymous : this.users.get(p.username);
+    addRoles(user?.roles);
+    for (const group of [...(user?.groups ?? []), ...(p.groups ?? [])]) addRoles(this.groups.get(group)?.roles);
+    addRoles(this.everyone.roles);
+    return rules;
+  }
+
+  /** A PUBLISH to `topic` (a will is judged the same way). */
+  publish(p: Principal, topic: string, qos: QoS, retain: boolean, rules = this.rulesFor(p)): Decision {
+    for (const rule of rules) {
+      if (!rule.actions.includes('publish')) continue;
+      const filter = substitute(rule.filter, p);
+      if (filter === undefined || !matchesTopic(filter, topic)) continue;
+      if (rule.effect === 'deny') return { allowed: false, reason: `denied by rule ${rule.filter}` };
+      if (qos > (rule.maxQos ?? 2)) return { allowed: false, reason: `QoS ${qos} above ${rule.maxQos} allowed by rule ${rule.filter}` };
+      if (retain && rule.retain === false) return { allowed: false, reason: `retain not allowed by rule ${rule.filter}` };
+      return { allowed: true, qos };
+    }
+    return { allowed: false, reason: 'no rule allows it' };
+  }
+
+  /**
+   * A SUBSCRIBE to `filter`: granted by the first rule whose filter covers all
+   * of it (at most its max QoS), refused by the first deny rule that covers it.
+   * Rules that overlap only part of it decide nothing here; deliveries are checked one by one.
+   */
+  subscribe(p: Principal, filter: string, qos: QoS, rules = this.rulesFor(p)): Decision {
+    for (const rule of rules) {
+      if (!rule.actions.includes('subscribe')) continue;
+      const granted = substitute(rule.filter, p);
+      if (granted === undefined || !covers(granted, filter)) continue;
+      if (rule.effect === 'deny') return { allowed: false, reason: `denied by rule ${rule.filter}` };
+      return { allowed: true, qos: Math.min(qos, rule.maxQos ?? 2) as QoS };
+    }
+    return { allowed: false, reason: 'no rule allows it' };
+  }
+
+  /** May a message on `topic` reach this subscriber? (Live and retained messages alike.) */
+  deliver(p: Principal, topic: string, rules = this.rulesFor(p)): boolean {
+    for (const rule of rules) {
+      if (!rule.actions.includes('subscribe')) continue;
+      const filter = substitute(rule.filter, p);
+      if (filter === undefined || !matchesTopic(filter, topic)) continue;
+      return rule.effect === 'allow';
+    }
+    return false;
+  }
+}
