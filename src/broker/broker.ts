@@ -11,7 +11,7 @@ import type { BrokerStore, RecoveredSession, SessionRecord, SubscriptionRecord }
 import { TcpListener } from '../transport/tcp.js';
 import { Connection, type ListenerInfo, type PeerInfo } from './connection.js';
 import { Delivery } from './delivery.js';
-import { composeHooks, type AuthenticateRequest, type AuthenticateResult, type BrokerHooks, type ClientInfo, type PublishRequest } from './hooks.js';
+import { BANNED, composeHooks, type AuthenticateRequest, type AuthenticateResult, type BrokerHooks, type ClientInfo, type PublishRequest } from './hooks.js';
 import { Housekeeper } from './housekeeper.js';
 import { silentLogger, type Logger } from './logger.js';
 import { expiryDeadline, heldSize, isExpired, type Message } from './message.js';
@@ -53,6 +53,7 @@ interface RunningListener {
 export class Broker extends EventEmitter<BrokerEvents> {
   readonly limits: BrokerLimits;
   readonly hooks: BrokerHooks;
+  readonly unauthorizedPublish: 'acknowledge' | 'disconnect';
   readonly store: BrokerStore;
   readonly logger: Logger;
   readonly stats = new BrokerStats();
@@ -88,11 +89,12 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.authMethods = new Map(Object.entries(options.authMethods ?? {}));
     const hookList = options.hooks === undefined ? [] : Array.isArray(options.hooks) ? options.hooks : [options.hooks];
     this.hooks = hookList.length === 0 ? {} : composeHooks(hookList);
+    this.unauthorizedPublish = options.unauthorizedPublish ?? 'acknowledge';
     this.store = options.store ?? new MemoryStore();
     this.logger = options.logger ?? silentLogger;
     this.listenerOptions = options.listeners ?? [{ host: '127.0.0.1', port: 1883 }];
     this.sysInterval = options.sysInterval ?? 10;
-    this.delivery = new Delivery(this.limits, this.store, this.stats, this.logger);
+    this.delivery = new Delivery(this.limits, this.store, this.stats, this.logger, this.hooks);
     this.router = new Router(this.delivery, this.hooks);
     this.retained = new RetainedMessages(this.store);
     this.housekeeper = new Housekeeper(this, this.connections, this.limits);
@@ -213,6 +215,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       password: packet.password,
       protocolVersion: packet.protocolVersion,
       remoteAddress: conn.peer.remoteAddress,
+      remotePort: conn.peer.remotePort,
       listener: conn.listener.name,
       allowAnonymous: conn.listener.allowAnonymous,
     };
@@ -226,6 +229,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       password: undefined,
       protocolVersion: client.protocolVersion,
       remoteAddress: client.remoteAddress,
+      remotePort: client.remotePort,
       listener: client.listener,
       allowAnonymous: conn.listener.allowAnonymous,
     };
@@ -252,9 +256,13 @@ export class Broker extends EventEmitter<BrokerEvents> {
 
   private authVerdict(result: AuthenticateResult, conn: Connection): number {
     if (result === undefined) return this.anonymousVerdict(conn);
-    const ok = typeof result === 'boolean' ? result : result.ok;
-    if (ok) return ConnectReturnCode.Accepted;
-    if (typeof result === 'object' && result.reason === 'notAuthorized') return ConnectReturnCode.NotAuthorized;
+    if (typeof result === 'boolean') return result ? ConnectReturnCode.Accepted : ConnectReturnCode.BadUsernameOrPassword;
+    if (result.ok) {
+      conn.identity = result.identity;
+      return ConnectReturnCode.Accepted;
+    }
+    if (result.reason === 'notAuthorized') return ConnectReturnCode.NotAuthorized;
+    if (result.reason === 'banned') return BANNED;
     return ConnectReturnCode.BadUsernameOrPassword;
   }
 

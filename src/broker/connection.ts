@@ -7,7 +7,7 @@ import {
 import type { AuthExchange } from './enhanced-auth.js';
 import type { Broker } from './broker.js';
 import { dispatch } from './handlers/index.js';
-import type { ClientInfo } from './hooks.js';
+import type { ClientIdentity, ClientInfo } from './hooks.js';
 import { topicByteLength, type Message } from './message.js';
 import type { Session } from './session.js';
 
@@ -67,6 +67,8 @@ export class Connection {
   /** Acknowledgements of this client's packets waiting for the store; later ones queue behind them. */
   private acksWaiting = 0;
   /** Enhanced authentication: the method of this connection, a running exchange, and the CONNECT it is for. */
+  /** What authentication said about the client, until CONNACK puts it in `client`. */
+  identity: ClientIdentity | undefined;
   authMethod: string | undefined;
   authExchange: AuthExchange | undefined;
   pendingConnect: { packet: ConnectPacket; clientId: string; assigned: boolean } | undefined;

@@ -6,6 +6,7 @@ import type { Session } from './session.js';
 import type { BrokerStats } from './stats.js';
 import type { Logger } from './logger.js';
 import type { Connection } from './connection.js';
+import type { BrokerHooks } from './hooks.js';
 
 /**
  * Outgoing messages of one session: write now, or hold in the inflight window
@@ -25,6 +26,7 @@ export class Delivery {
     private readonly store: BrokerStore,
     private readonly stats: BrokerStats,
     private readonly logger: Logger,
+    private readonly hooks: BrokerHooks = {},
   ) {}
 
   /** `share`: the `$share/...` subscription the message came through, so it can move to another member. */
@@ -135,6 +137,12 @@ export class Delivery {
       session.queuedBytes -= heldSize(entry.message);
       if (session.persistent) this.store.dequeue(session.clientId, entry.seq);
       if (isExpired(entry.message, now)) {
+        this.stats.publishDropped++;
+        continue;
+      }
+      // Checked again on the way out: a permission revoked while the message waited stops it.
+      const authorize = this.hooks.authorizeDelivery;
+      if (authorize && session.client && !authorize(session.client, entry.message)) {
         this.stats.publishDropped++;
         continue;
       }

@@ -1,11 +1,11 @@
-import type { AuthenticateRequest } from './hooks.js';
+import type { AuthenticateRequest, ClientIdentity } from './hooks.js';
 
 type MaybePromise<T> = T | Promise<T>;
 
 /** One step of an MQTT 5 enhanced authentication exchange. */
 export type AuthStep =
   /** Authenticated; `data` goes to the client in CONNACK (or AUTH after re-authentication). */
-  | { result: 'success'; data?: Buffer }
+  | { result: 'success'; data?: Buffer; identity?: ClientIdentity }
   /** Send `data` to the client in AUTH (Continue Authentication) and wait for its answer. */
   | { result: 'continue'; data?: Buffer }
   /** Refused: CONNACK (or DISCONNECT) with Bad User Name or Password, or Not Authorized. */

@@ -13,6 +13,21 @@ export interface ClientInfo {
   readonly remotePort: number;
   /** Name of the listener the client came in through. */
   readonly listener: string;
+  /** What authentication established about the client (absent for anonymous clients). */
+  readonly identity?: ClientIdentity;
+}
+
+/** Who a client is, as the authentication that accepted it says; authorization reads it. */
+export interface ClientIdentity {
+  /** How the client was authenticated, e.g. "password", "jwt", "http", "scram", "certificate". */
+  readonly method: string;
+  /** The name permissions are looked up by (the CONNECT user name unless the credentials say otherwise). */
+  readonly username?: string;
+  readonly groups?: readonly string[];
+  /** Permissions carried by the credentials themselves (e.g. a token claim), for the authorizer. */
+  readonly permissions?: unknown;
+  /** Epoch ms at which the credentials expire; the connection is closed then (MQTT 5: 0xA0). */
+  readonly expiresAt?: number;
 }
 
 export interface AuthenticateRequest {
@@ -24,6 +39,8 @@ export interface AuthenticateRequest {
   listener: string;
   /** The listener's anonymous policy, for hooks that want to honour it. */
   allowAnonymous: boolean;
+  /** Port the client connected from. */
+  remotePort: number;
 }
 
 /**
@@ -31,7 +48,14 @@ export interface AuthenticateRequest {
  * { ok: false, reason: 'notAuthorized' }: refused as not authorized.
  * undefined: no opinion, ask the next hook (and finally the listener's anonymous policy).
  */
-export type AuthenticateResult = boolean | undefined | { ok: boolean; reason?: 'badCredentials' | 'notAuthorized' };
+export type AuthenticateResult =
+  | boolean
+  | undefined
+  | { ok: true; identity?: ClientIdentity }
+  | { ok: false; reason?: 'badCredentials' | 'notAuthorized' | 'banned' };
+
+/** The verdict of a `banned` refusal: CONNACK 5 (not authorized) in 3.1.1, 0x8A Banned in MQTT 5. */
+export const BANNED = 0x8a;
 
 export interface PublishRequest {
   topic: string;

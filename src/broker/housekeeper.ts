@@ -43,6 +43,8 @@ export class Housekeeper {
         case 'connected':
           if (conn.keepalive > 0 && now - conn.lastActivity > conn.keepalive * 1500) {
             conn.disconnect(ReasonCode.KeepAliveTimeout, 'keep-alive timeout');
+          } else if (conn.client!.identity?.expiresAt !== undefined && now >= conn.client!.identity.expiresAt) {
+            conn.disconnect(ReasonCode.MaximumConnectTime, 'credentials expired');
           }
           break;
         case 'closing':

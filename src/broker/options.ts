@@ -105,6 +105,11 @@ export interface BrokerOptions {
   authMethods?: Record<string, AuthMethod>;
   /** Seconds between $SYS/broker/... updates; 0 turns them off. */
   sysInterval?: number;
+  /**
+   * A PUBLISH that `authorizePublish` refuses: `acknowledge` (default) drops it after the usual
+   * acknowledgement (MQTT 5: PUBACK/PUBREC 0x87); `disconnect` closes the connection (MQTT 5: DISCONNECT 0x87).
+   */
+  unauthorizedPublish?: 'acknowledge' | 'disconnect';
   /** One set of hooks or several, applied in order. */
   hooks?: BrokerHooks | BrokerHooks[];
   store?: BrokerStore;

@@ -174,3 +174,20 @@ export class AccessControl {
     return false;
   }
 }
+
+/** Several configurations as one (e.g. a Mosquitto acl_file and YAML rules): roles by name, and each user's, group's and client class's roles in order. */
+export function mergeAcl(...configs: AclConfig[]): AclConfig {
+  const merged: Required<AclConfig> = { roles: {}, users: {}, groups: {}, anonymous: {}, everyone: {} };
+  const join = (a: AclUser | undefined, b: AclUser | undefined): AclUser => ({
+    roles: [...(a?.roles ?? []), ...(b?.roles ?? [])],
+    groups: [...(a?.groups ?? []), ...(b?.groups ?? [])],
+  });
+  for (const c of configs) {
+    Object.assign(merged.roles, c.roles);
+    for (const [name, user] of Object.entries(c.users ?? {})) merged.users[name] = join(merged.users[name], user);
+    for (const [name, group] of Object.entries(c.groups ?? {})) merged.groups[name] = { roles: [...(merged.groups[name]?.roles ?? []), ...(group.roles ?? [])] };
+    merged.anonymous = join(merged.anonymous, c.anonymous);
+    merged.everyone = join(merged.everyone, c.everyone);
+  }
+  return merged;
+}

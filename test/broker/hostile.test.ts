@@ -155,7 +155,7 @@ describe('composeHooks', () => {
     assert.equal(hooks.authorizePublish!(client, { topic: 't', payload: Buffer.alloc(0), qos: 0, retain: false }), true);
     assert.equal(hooks.authorizeSubscribe!(client, { filter: 't', qos: 2 }), 1);
     const auth = hooks.authenticate!({
-      clientId: 'c', username: undefined, password: undefined, protocolVersion: 4, remoteAddress: '', listener: 'l', allowAnonymous: true,
+      clientId: 'c', username: undefined, password: undefined, protocolVersion: 4, remoteAddress: '', remotePort: 0, listener: 'l', allowAnonymous: true,
     });
     assert.equal(auth, true);
   });

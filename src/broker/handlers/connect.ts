@@ -5,7 +5,7 @@ import {
 } from '../../protocol/index.js';
 import type { Connection } from '../connection.js';
 import type { AuthStep } from '../enhanced-auth.js';
-import type { ClientInfo } from '../hooks.js';
+import { BANNED, type ClientInfo } from '../hooks.js';
 
 /** The MQTT 5 reason code for each 3.1.1 CONNACK return code. */
 const V5_REFUSAL: Record<number, number> = {
@@ -92,10 +92,10 @@ export function continueAuthentication(conn: Connection, data: Buffer | undefine
     return authenticationBroke(conn, err);
   }
   if (step instanceof Promise) return step.then((s) => applyStep(conn, s), (err: unknown) => authenticationBroke(conn, err));
-  applyStep(conn, step);
+  return applyStep(conn, step);
 }
 
-function applyStep(conn: Connection, step: AuthStep): void {
+function applyStep(conn: Connection, step: AuthStep): void | Promise<void> {
   if (conn.state !== 'connecting') return;
   const pending = conn.pendingConnect!;
   if (step.result === 'continue') {
@@ -106,10 +106,11 @@ function applyStep(conn: Connection, step: AuthStep): void {
   }
   conn.authExchange = undefined;
   conn.pendingConnect = undefined;
+  if (step.result === 'success' && step.identity) conn.identity = step.identity;
   if (step.result === 'failure') {
     return refuse(conn, step.reason === 'notAuthorized' ? ConnectReturnCode.NotAuthorized : ConnectReturnCode.BadUsernameOrPassword);
   }
-  finishConnect(conn, pending, ConnectReturnCode.Accepted, step.data);
+  return finishConnect(conn, pending, ConnectReturnCode.Accepted, step.data);
 }
 
 function authenticationBroke(conn: Connection, err: unknown): void {
@@ -117,12 +118,12 @@ function authenticationBroke(conn: Connection, err: unknown): void {
   if (conn.state === 'connecting') refuse(conn, ConnectReturnCode.ServerUnavailable, ReasonCode.UnspecifiedError);
 }
 
-function finishConnect(conn: Connection, pending: PendingConnect, returnCode: number, authData: Buffer | undefined): void {
+function finishConnect(conn: Connection, pending: PendingConnect, returnCode: number, authData: Buffer | undefined): void | Promise<void> {
   if (conn.state !== 'connecting') return; // the socket went away while a hook was deciding
+  if (returnCode === BANNED) return refuse(conn, ConnectReturnCode.NotAuthorized, ReasonCode.Banned);
   if (returnCode !== ConnectReturnCode.Accepted) return refuse(conn, returnCode);
-  const { packet, clientId, assigned } = pending;
+  const { packet, clientId } = pending;
   const broker = conn.broker;
-  const caps = broker.capabilities;
   const client: ClientInfo = {
     id: clientId,
     username: packet.username,
@@ -132,8 +133,35 @@ function finishConnect(conn: Connection, pending: PendingConnect, returnCode: nu
     remoteAddress: conn.peer.remoteAddress,
     remotePort: conn.peer.remotePort,
     listener: conn.listener.name,
+    ...(conn.identity && { identity: conn.identity }),
   };
   conn.client = client;
+  conn.identity = undefined;
+  // The will is authorized now, and again when it is published: a client may not leave a message it could not send.
+  const will = packet.will;
+  const authorize = broker.hooks.authorizePublish;
+  if (will && authorize) {
+    const verdict = authorize(client, will);
+    if (verdict instanceof Promise) {
+      return verdict.then(
+        (allowed) => {
+          if (allowed) completeConnect(conn, pending, client, authData);
+          else if (conn.state === 'connecting') refuse(conn, ConnectReturnCode.NotAuthorized);
+        },
+        (err: unknown) => authenticationBroke(conn, err),
+      );
+    }
+    if (!verdict) return refuse(conn, ConnectReturnCode.NotAuthorized);
+  }
+  completeConnect(conn, pending, client, authData);
+}
+
+function completeConnect(conn: Connection, pending: PendingConnect, client: ClientInfo, authData: Buffer | undefined): void {
+  if (conn.state !== 'connecting') return;
+  const { packet, clientId, assigned } = pending;
+  void client; // conn.client already holds it
+  const broker = conn.broker;
+  const caps = broker.capabilities;
   // The will may wait a long time: keep its own copy, not a view of a 64 KiB socket chunk.
   conn.will = packet.will && ownedWill(packet.will);
 

@@ -80,6 +80,10 @@ function acknowledge(conn: Connection, packet: PublishPacket, verdict: number): 
   } else {
     broker.stats.publishDropped++;
     broker.logger.debug({ clientId: conn.client?.id, topic: packet.topic, reasonCode: verdict }, 'publish refused, dropped');
+    if (verdict === ReasonCode.NotAuthorized && broker.unauthorizedPublish === 'disconnect' && packet.topic.charCodeAt(0) !== 0x24) {
+      conn.disconnect(ReasonCode.NotAuthorized, `not authorized to publish to ${packet.topic}`);
+      return;
+    }
   }
   if (packet.qos === 0) return;
   const packetId = packet.packetId!;

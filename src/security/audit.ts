@@ -1,0 +1,44 @@
+/**
+ * The audit trail: who connected or was refused, from where, by which method
+ * and why; which publishes and subscriptions were refused. Never a password
+ * or a token. Written through a logger (the broker's own, or a separate file).
+ */
+
+export interface AuditEvent {
+  event: 'connect.accepted' | 'connect.anonymous' | 'connect.refused' | 'publish.refused' | 'subscribe.refused' | 'will.refused';
+  clientId: string;
+  username?: string | undefined;
+  remoteAddress?: string;
+  listener?: string;
+  method?: string | undefined;
+  topic?: string;
+  reason?: string | undefined;
+}
+
+export interface AuditLog {
+  record(event: AuditEvent): void;
+}
+
+interface InfoLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+}
+
+/** Refusals at warn level, accepts at info; each line carries `audit: true` so it can be filtered out of the log. */
+export function loggerAudit(logger: InfoLogger): AuditLog {
+  return {
+    record(event) {
+      const line = { audit: true, ...event };
+      if (event.event.endsWith('.refused')) logger.warn(line, event.event);
+      else logger.info(line, event.event);
+    },
+  };
+}
+
+/** Keeps events in memory (tests, and programs that ship them elsewhere). */
+export class MemoryAudit implements AuditLog {
+  readonly events: AuditEvent[] = [];
+  record(event: AuditEvent): void {
+    this.events.push(event);
+  }
+}

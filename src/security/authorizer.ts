@@ -1,0 +1,76 @@
+import { parseSharedFilter, type QoS } from '../protocol/index.js';
+import type { BrokerHooks, ClientInfo, PublishRequest } from '../broker/hooks.js';
+import type { AccessControl, AclRule, Principal } from './acl.js';
+
+export interface AuthorizerEvents {
+  /** A refusal, for the audit trail. */
+  refused(client: ClientInfo, action: 'publish' | 'subscribe' | 'will', topic: string, reason: string): void;
+}
+
+interface ClientState {
+  generation: number;
+  principal: Principal;
+  rules: AclRule[];
+  /** Delivery answers by topic, while the rules have not changed. */
+  deliveries: Map<string, boolean>;
+}
+
+const DELIVERY_CACHE_LIMIT = 4096;
+
+/**
+ * The broker hooks that enforce an AccessControl: publish (and wills),
+ * subscribe (a shared subscription is judged by its inner filter) and every
+ * delivery, live or retained. Answers are synchronous; a client's resolved
+ * rules and its delivery answers are cached until the permissions change, so
+ * a change applies to connected clients at once.
+ */
+export function createAuthorizer(acl: AccessControl, events?: AuthorizerEvents): Required<Pick<BrokerHooks, 'authorizePublish' | 'authorizeSubscribe' | 'authorizeDelivery'>> {
+  const states = new WeakMap<ClientInfo, ClientState>();
+
+  const stateOf = (client: ClientInfo): ClientState => {
+    let state = states.get(client);
+    if (!state || state.generation !== acl.generation) {
+      const identity = client.identity;
+      const principal: Principal = {
+        clientId: client.id,
+        username: identity?.username ?? client.username,
+        ...(identity?.groups && { groups: identity.groups }),
+        ...(Array.isArray(identity?.permissions) && { rules: identity.permissions as AclRule[] }),
+      };
+      state = { generation: acl.generation, principal, rules: acl.rulesFor(principal), deliveries: new Map() };
+      states.set(client, state);
+    }
+    return state;
+  };
+
+  return {
+    authorizePublish(client: ClientInfo, message: PublishRequest): boolean {
+      const state = stateOf(client);
+      const decision = acl.publish(state.principal, message.topic, message.qos, message.retain, state.rules);
+      if (!decision.allowed) events?.refused(client, 'publish', message.topic, decision.reason);
+      return decision.allowed;
+    },
+
+    authorizeSubscribe(client: ClientInfo, subscription: { filter: string; qos: QoS }): boolean | QoS {
+      const state = stateOf(client);
+      const filter = parseSharedFilter(subscription.filter)?.filter ?? subscription.filter;
+      const decision = acl.subscribe(state.principal, filter, subscription.qos, state.rules);
+      if (!decision.allowed) {
+        events?.refused(client, 'subscribe', subscription.filter, decision.reason);
+        return false;
+      }
+      return decision.qos;
+    },
+
+    authorizeDelivery(client: ClientInfo, message: PublishRequest): boolean {
+      const state = stateOf(client);
+      let allowed = state.deliveries.get(message.topic);
+      if (allowed === undefined) {
+        allowed = acl.deliver(state.principal, message.topic, state.rules);
+        if (state.deliveries.size >= DELIVERY_CACHE_LIMIT) state.deliveries.clear();
+        state.deliveries.set(message.topic, allowed);
+      }
+      return allowed;
+    },
+  };
+}

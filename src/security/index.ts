@@ -1,0 +1,109 @@
+import { readFileSync } from 'node:fs';
+import type { BrokerHooks } from '../broker/hooks.js';
+import { AccessControl, mergeAcl, type AclConfig } from './acl.js';
+import { loggerAudit, type AuditLog } from './audit.js';
+import { createAuthChain, type AuthProvider } from './authentication.js';
+import { createAuthorizer } from './authorizer.js';
+import { parseMosquittoAcl } from './mosquitto-acl.js';
+import { PasswordFile, PasswordProvider } from './password-provider.js';
+
+export { AccessControl, mergeAcl, type AclAction, type AclConfig, type AclRule, type Principal } from './acl.js';
+export { MemoryAudit, loggerAudit, type AuditEvent, type AuditLog } from './audit.js';
+export { createAuthChain, type AuthProvider, type ProviderAnswer } from './authentication.js';
+export { createAuthorizer } from './authorizer.js';
+export { parseMosquittoAcl, AclFileError } from './mosquitto-acl.js';
+export { PasswordFile, PasswordProvider } from './password-provider.js';
+export { PasswordFileError, createEntry, formatEntry, parsePasswordFile, verifyPassword } from './password-file.js';
+
+export type AuthenticationSource =
+  | { type: 'passwordFile'; path: string; /** Re-read on change (default true). */ watch?: boolean }
+  | { type: 'provider'; provider: AuthProvider };
+
+export interface SecurityOptions {
+  /** Providers in the order they are tried. */
+  authentication?: AuthenticationSource[];
+  /** Topic permissions; when given, what no rule allows is denied. */
+  authorization?: {
+    /** A Mosquitto acl_file, read as it is. */
+    aclFile?: string;
+    rules?: AclConfig;
+  };
+  audit?: AuditLog;
+}
+
+interface SecurityLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export interface Security {
+  /** Give these to createBroker({ hooks }). */
+  readonly hooks: BrokerHooks[];
+  /** The permissions in force; change them at runtime (setRole, setUser...) and connected clients follow at once. */
+  readonly acl: AccessControl | undefined;
+  readonly passwordFiles: readonly PasswordFile[];
+  /** Reads password and ACL files again (SIGHUP); a file that no longer parses keeps its previous content. */
+  reload(): void;
+  close(): void;
+}
+
+/** Builds Moat's security layer: the authentication chain, the authorizer and the audit trail. Throws for unreadable or malformed files, naming file and line. */
+export function createSecurity(options: SecurityOptions, logger: SecurityLogger): Security {
+  const audit = options.audit ?? loggerAudit(logger);
+  const passwordFiles: PasswordFile[] = [];
+  const providers: AuthProvider[] = (options.authentication ?? []).map((source) => {
+    if (source.type === 'provider') return source.provider;
+    const file = new PasswordFile(source.path, logger);
+    if (source.watch !== false) file.watch();
+    passwordFiles.push(file);
+    return new PasswordProvider(file);
+  });
+  const hooks: BrokerHooks[] = [];
+  if (providers.length > 0) hooks.push({ authenticate: createAuthChain(providers, audit) });
+
+  let acl: AccessControl | undefined;
+  const authorization = options.authorization;
+  const aclConfig = (): AclConfig => {
+    const parts: AclConfig[] = [];
+    if (authorization?.aclFile) parts.push(parseMosquittoAcl(readAclFile(authorization.aclFile), authorization.aclFile));
+    if (authorization?.rules) parts.push(authorization.rules);
+    return mergeAcl(...parts);
+  };
+  if (authorization) {
+    acl = new AccessControl(aclConfig());
+    hooks.push(createAuthorizer(acl, {
+      refused(client, action, topic, reason) {
+        audit.record({ event: `${action}.refused`, clientId: client.id, username: client.username, remoteAddress: client.remoteAddress, listener: client.listener, topic, reason });
+      },
+    }));
+  }
+
+  return {
+    hooks,
+    acl,
+    passwordFiles,
+    reload() {
+      for (const file of passwordFiles) file.reload();
+      if (acl && authorization?.aclFile) {
+        try {
+          acl.load(aclConfig());
+          logger.info({ file: authorization.aclFile }, 'ACL file reloaded');
+        } catch (err) {
+          logger.error({ err: (err as Error).message }, 'ACL file not reloaded; the previous rules stay in force');
+        }
+      }
+    },
+    close() {
+      for (const provider of providers) provider.close?.();
+    },
+  };
+}
+
+function readAclFile(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new Error(`${file}: cannot read the ACL file: ${(err as Error).message}`);
+  }
+}

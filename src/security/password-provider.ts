@@ -1,0 +1,124 @@
+import { randomBytes } from 'node:crypto';
+import { readFileSync, watch, type FSWatcher } from 'node:fs';
+import path from 'node:path';
+import type { AuthenticateRequest } from '../broker/hooks.js';
+import type { AuthProvider, ProviderAnswer } from './authentication.js';
+import { DEFAULT_SCRYPT, parsePasswordFile, verifyPassword, type PasswordEntry, type PasswordHash } from './password-file.js';
+
+interface ErrorLogger {
+  error(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+}
+
+/**
+ * A password file kept in memory and read again when it changes (an atomic
+ * rename by `moat passwd` included) or on `reload()` (SIGHUP). A file that no
+ * longer parses is reported and the previous users stay in force; connected
+ * clients are never dropped by a reload.
+ */
+export class PasswordFile {
+  private users: Map<string, PasswordEntry>;
+  private standInHash: PasswordHash | undefined;
+  private watcher: FSWatcher | undefined;
+  private debounce: NodeJS.Timeout | undefined;
+
+  /** Throws PasswordFileError (file and line) or a read error naming the file. */
+  constructor(readonly file: string, private readonly logger?: ErrorLogger) {
+    this.users = this.read();
+  }
+
+  get(username: string): PasswordEntry | undefined {
+    return this.users.get(username);
+  }
+
+  get size(): number {
+    return this.users.size;
+  }
+
+  /**
+   * A hash no password matches, as costly to check as the file's own (same kind
+   * and parameters as its first user): checked for unknown users so that their
+   * refusal takes as long as a wrong password's.
+   */
+  get standIn(): PasswordHash {
+    return (this.standInHash ??= standInLike(this.users.values().next().value?.hash));
+  }
+
+  private read(): Map<string, PasswordEntry> {
+    let text: string;
+    try {
+      text = readFileSync(this.file, 'utf8');
+    } catch (err) {
+      throw new Error(`${this.file}: cannot read the password file: ${(err as Error).message}`);
+    }
+    return parsePasswordFile(text, this.file);
+  }
+
+  /** Reads the file again; returns false (keeping the current users) if it cannot be read or parsed. */
+  reload(): boolean {
+    try {
+      this.users = this.read();
+      this.standInHash = undefined;
+      this.logger?.info({ file: this.file, users: this.users.size }, 'password file reloaded');
+      return true;
+    } catch (err) {
+      this.logger?.error({ file: this.file, err: (err as Error).message }, 'password file not reloaded; the previous users stay in force');
+      return false;
+    }
+  }
+
+  /** Watches the directory, so a file replaced by rename is seen too. */
+  watch(): void {
+    if (this.watcher) return;
+    const name = path.basename(this.file);
+    this.watcher = watch(path.dirname(this.file), (_event, changed) => {
+      if (changed !== null && changed !== name) return;
+      clearTimeout(this.debounce);
+      this.debounce = setTimeout(() => this.reload(), 50);
+    });
+    this.watcher.on('error', (err) => this.logger?.error({ file: this.file, err: err.message }, 'cannot watch the password file'));
+    this.watcher.unref();
+  }
+
+  close(): void {
+    clearTimeout(this.debounce);
+    this.watcher?.close();
+    this.watcher = undefined;
+  }
+}
+
+/**
+ * Authenticates user name + password against a PasswordFile. An unknown user
+ * costs the same hashing as a known one (a stand-in hash is checked) and then
+ * passes to the next provider; with none left the chain refuses it exactly
+ * like a wrong password.
+ */
+export class PasswordProvider implements AuthProvider {
+  readonly method = 'password';
+
+  constructor(private readonly passwords: PasswordFile) {}
+
+  async authenticate(request: AuthenticateRequest): Promise<ProviderAnswer> {
+    if (request.username === undefined) return { outcome: 'pass' };
+    const entry = this.passwords.get(request.username);
+    const password = request.password ?? Buffer.alloc(0);
+    const ok = await verifyPassword(entry?.hash ?? this.passwords.standIn, password);
+    if (!entry) return { outcome: 'pass', why: 'unknown user' };
+    if (!ok || request.password === undefined) return { outcome: 'refuse', reason: 'badCredentials', why: 'wrong password' };
+    return { outcome: 'accept', identity: { method: this.method, username: request.username } };
+  }
+
+  close(): void {
+    this.passwords.close();
+  }
+}
+
+function standInLike(model: PasswordHash | undefined): PasswordHash {
+  const salt = randomBytes(model?.salt.length ?? 16);
+  if (!model || model.kind === 'scrypt') {
+    const params = model ?? DEFAULT_SCRYPT;
+    return { kind: 'scrypt', logN: params.logN, r: params.r, p: params.p, salt, hash: randomBytes(32) };
+  }
+  if (model.kind === 'mosquitto-pbkdf2') return { kind: 'mosquitto-pbkdf2', iterations: model.iterations, salt, hash: randomBytes(model.hash.length) };
+  return { kind: 'mosquitto-sha512', salt, hash: randomBytes(64) };
+}
