@@ -3,7 +3,9 @@ import { parseArgs } from 'node:util';
 import { createBroker } from '../broker/broker.js';
 import { VERSION } from '../broker/version.js';
 import { ConfigError, defaultConfig, loadConfigFile, type LoadedConfig, type StoreConfig } from '../config/load.js';
-import { createLogger } from '../log/logger.js';
+import { createFileLogger, createLogger } from '../log/logger.js';
+import { createSecurity, loggerAudit, type Security } from '../security/index.js';
+import { runPasswd } from './passwd.js';
 import { MemoryStore } from '../store/memory.js';
 import { SqliteStore } from '../store/sqlite.js';
 import { RedisStore } from '../store/redis.js';
@@ -21,7 +23,11 @@ Options:
   -h, --help           show this help
   -v, --version        print the version
 
-Without --config, Moat listens on 127.0.0.1:1883 and accepts anonymous clients there.`;
+Without --config, Moat listens on 127.0.0.1:1883 and accepts anonymous clients there.
+
+       moat passwd [-D] <file> <user>   add or update a user (password read without echo,
+                                        or from standard input), or delete it with -D
+SIGHUP re-reads password and ACL files.`;
 
 function fail(message: string): never {
   process.stderr.write(`moat: ${message}\n`);
@@ -82,6 +88,10 @@ function describeStore(config: StoreConfig): string {
 }
 
 async function main(): Promise<void> {
+  if (process.argv[2] === 'passwd') {
+    process.exitCode = await runPasswd(process.argv.slice(3));
+    return;
+  }
   const args = parseCommandLine();
   let config: LoadedConfig;
   try {
@@ -92,8 +102,20 @@ async function main(): Promise<void> {
   }
   applyOverrides(config, args.host, args.port);
   const logger = createLogger(config.log.level, config.log.format);
+  let security: Security;
+  try {
+    const audit = config.auditFile ? loggerAudit(createFileLogger(config.auditFile)) : loggerAudit(logger);
+    security = createSecurity({ ...config.security, audit }, logger);
+  } catch (err) {
+    fail(`configuration error: ${(err as Error).message}`);
+  }
   const store = createStore(config.store, logger);
-  const broker = createBroker({ ...config.broker, store, logger });
+  const broker = createBroker({ ...config.broker, store, logger, hooks: [...security.hooks, ...(config.broker.hooks ? [config.broker.hooks].flat() : [])] });
+  // SIGHUP reads the password and ACL files again; connected clients stay.
+  process.on('SIGHUP', () => {
+    logger.info({}, 'SIGHUP: reloading password and ACL files');
+    security.reload();
+  });
   // Handlers go in before anything starts: a signal must never find the default (kill) action.
   let stopping = false;
   let started = false;

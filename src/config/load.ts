@@ -1,8 +1,11 @@
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
 import { isMap, LineCounter, parseDocument, type Document } from 'yaml';
 import type { BrokerCapabilities, BrokerLimits, BrokerOptions } from '../broker/options.js';
-import { configSchema, type FileConfig } from './schema.js';
+import type { AclConfig, AclRule } from '../security/acl.js';
+import type { SecurityOptions } from '../security/index.js';
+import { configSchema, type FileBinding, type FileConfig, type FileRule } from './schema.js';
 
 /** A configuration problem, located: file, line, key and what was expected. */
 export class ConfigError extends Error {
@@ -33,6 +36,10 @@ export interface LoadedConfig {
   broker: BrokerOptions;
   store: StoreConfig;
   log: { level: string; format: 'auto' | 'json' | 'pretty' };
+  /** Authentication and authorization; file paths are resolved against the configuration file's directory. */
+  security: SecurityOptions;
+  /** A separate audit log file (default: audit lines go to the main log). */
+  auditFile?: string;
 }
 
 export function loadConfigFile(file: string): LoadedConfig {
@@ -58,7 +65,25 @@ export function parseConfig(text: string, file: string): LoadedConfig {
     const path = errorPath(error);
     throw new ConfigError(file, lineOf(doc, lines, path), path.join('.') || undefined, describe(error));
   }
-  return toOptions(data);
+  const located = (path: string[], problem: string): ConfigError => new ConfigError(file, lineOf(doc, lines, path), path.join('.'), problem);
+  checkRoleReferences(data, located);
+  return toOptions(data, path.dirname(path.resolve(file)));
+}
+
+/** Every role a user, group or client class names must be defined (unless it comes from the acl_file). */
+function checkRoleReferences(config: FileConfig, located: (path: string[], problem: string) => ConfigError): void {
+  const authz = config.authorization;
+  if (!authz) return;
+  const roles = new Set(Object.keys(authz.roles ?? {}));
+  const check = (binding: FileBinding | undefined, at: string[]): void => {
+    binding?.roles?.forEach((role, i) => {
+      if (!roles.has(role)) throw located([...at, 'roles', String(i)], `unknown role "${role}" (defined roles: ${[...roles].join(', ') || 'none'})`);
+    });
+  };
+  for (const [name, binding] of Object.entries(authz.users ?? {})) check(binding, ['authorization', 'users', name]);
+  for (const [name, binding] of Object.entries(authz.groups ?? {})) check(binding, ['authorization', 'groups', name]);
+  check(authz.anonymous, ['authorization', 'anonymous']);
+  check(authz.everyone, ['authorization', 'everyone']);
 }
 
 function errorPath(error: ErrorObject): string[] {
@@ -127,7 +152,34 @@ const CAPABILITY_KEYS: Record<keyof NonNullable<FileConfig['capabilities']>, key
   maximum_session_expiry_interval: 'maximumSessionExpiryInterval',
 };
 
-function toOptions(config: FileConfig): LoadedConfig {
+function toRule(r: FileRule): AclRule {
+  const rule: AclRule = { filter: r.topic, actions: r.actions ?? ['publish', 'subscribe'], effect: r.effect ?? 'allow' };
+  if (r.max_qos !== undefined) rule.maxQos = r.max_qos;
+  if (r.retain !== undefined) rule.retain = r.retain;
+  return rule;
+}
+
+function toSecurity(config: FileConfig, base: string): SecurityOptions {
+  const security: SecurityOptions = {};
+  if (config.authentication) {
+    security.authentication = config.authentication.map((a) => ({ type: 'passwordFile' as const, path: path.resolve(base, a.path), watch: a.watch ?? true }));
+  }
+  const authz = config.authorization;
+  if (authz) {
+    const rules: AclConfig = {
+      roles: Object.fromEntries(Object.entries(authz.roles ?? {}).map(([name, list]) => [name, list.map(toRule)])),
+      users: authz.users ?? {},
+      groups: authz.groups ?? {},
+    };
+    if (authz.anonymous) rules.anonymous = authz.anonymous;
+    if (authz.everyone) rules.everyone = authz.everyone;
+    security.authorization = { rules };
+    if (authz.acl_file) security.authorization.aclFile = path.resolve(base, authz.acl_file);
+  }
+  return security;
+}
+
+function toOptions(config: FileConfig, base = process.cwd()): LoadedConfig {
   const limits: Partial<BrokerLimits> = {};
   for (const [key, value] of Object.entries(config.limits ?? {})) {
     (limits as Record<string, unknown>)[LIMIT_KEYS[key as keyof typeof LIMIT_KEYS]] = value;
@@ -156,10 +208,15 @@ function toOptions(config: FileConfig): LoadedConfig {
       durability: config.store?.durability ?? 'strict',
       flushIntervalMs: config.store?.flush_interval_ms,
     };
-  return { broker, store, log: { level: config.log?.level ?? 'info', format: config.log?.format ?? 'auto' } };
+  if (config.authorization?.unauthorized_publish) broker.unauthorizedPublish = config.authorization.unauthorized_publish;
+  const loaded: LoadedConfig = {
+    broker, store, log: { level: config.log?.level ?? 'info', format: config.log?.format ?? 'auto' }, security: toSecurity(config, base),
+  };
+  if (config.audit?.file) loaded.auditFile = path.resolve(base, config.audit.file);
+  return loaded;
 }
 
 /** The embedded default setup: one listener on 127.0.0.1:1883, anonymous allowed there. */
 export function defaultConfig(): LoadedConfig {
-  return { broker: { listeners: [{ host: '127.0.0.1', port: 1883 }] }, store: DEFAULT_STORE, log: { level: 'info', format: 'auto' } };
+  return { broker: { listeners: [{ host: '127.0.0.1', port: 1883 }] }, store: DEFAULT_STORE, log: { level: 'info', format: 'auto' }, security: {} };
 }

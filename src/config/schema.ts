@@ -63,6 +63,56 @@ export const configSchema = {
         flush_interval_ms: { type: 'integer', minimum: 0, maximum: 60000 },
       },
     },
+    authentication: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['type', 'path'],
+        properties: {
+          type: { enum: ['password_file'] },
+          path: { type: 'string', minLength: 1 },
+          watch: { type: 'boolean' },
+        },
+      },
+    },
+    authorization: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        acl_file: { type: 'string', minLength: 1 },
+        unauthorized_publish: { enum: ['acknowledge', 'disconnect'] },
+        roles: {
+          type: 'object',
+          additionalProperties: {
+            type: 'array',
+            items: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['topic'],
+              properties: {
+                topic: { type: 'string', minLength: 1 },
+                actions: { type: 'array', minItems: 1, items: { enum: ['publish', 'subscribe'] } },
+                effect: { enum: ['allow', 'deny'] },
+                max_qos: { enum: [0, 1, 2] },
+                retain: { type: 'boolean' },
+              },
+            },
+          },
+        },
+        users: { type: 'object', additionalProperties: { $ref: '#/$defs/binding' } },
+        groups: { type: 'object', additionalProperties: { $ref: '#/$defs/binding' } },
+        anonymous: { $ref: '#/$defs/binding' },
+        everyone: { $ref: '#/$defs/binding' },
+      },
+    },
+    audit: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        file: { type: 'string', minLength: 1 },
+      },
+    },
     sys_interval: { type: 'number', minimum: 0 },
     log: {
       type: 'object',
@@ -73,7 +123,30 @@ export const configSchema = {
       },
     },
   },
+  $defs: {
+    binding: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        roles: { type: 'array', items: { type: 'string', minLength: 1 } },
+        groups: { type: 'array', items: { type: 'string', minLength: 1 } },
+      },
+    },
+  },
 } as const;
+
+export interface FileRule {
+  topic: string;
+  actions?: Array<'publish' | 'subscribe'>;
+  effect?: 'allow' | 'deny';
+  max_qos?: 0 | 1 | 2;
+  retain?: boolean;
+}
+
+export interface FileBinding {
+  roles?: string[];
+  groups?: string[];
+}
 
 export interface FileConfig {
   listeners?: Array<{ name?: string; host?: string; port: number; allow_anonymous?: boolean }>;
@@ -110,6 +183,17 @@ export interface FileConfig {
     durability?: 'strict' | 'periodic';
     flush_interval_ms?: number;
   };
+  authentication?: Array<{ type: 'password_file'; path: string; watch?: boolean }>;
+  authorization?: {
+    acl_file?: string;
+    unauthorized_publish?: 'acknowledge' | 'disconnect';
+    roles?: Record<string, FileRule[]>;
+    users?: Record<string, FileBinding>;
+    groups?: Record<string, FileBinding>;
+    anonymous?: FileBinding;
+    everyone?: FileBinding;
+  };
+  audit?: { file?: string };
   sys_interval?: number;
   log?: { level?: string; format?: 'auto' | 'json' | 'pretty' };
 }

@@ -9,3 +9,8 @@ export function createLogger(level: string, format: 'auto' | 'json' | 'pretty'):
   if (!human) return pino(options, pino.destination({ dest: 1, sync: true }));
   return pino(options, pretty({ colorize: process.stdout.isTTY === true, translateTime: 'SYS:standard', ignore: 'pid' }));
 }
+
+/** JSON lines appended to a file (the audit log when it is kept apart). */
+export function createFileLogger(file: string): PinoLogger {
+  return pino({ level: 'info', base: { pid: process.pid } }, pino.destination({ dest: file, sync: true, append: true, mkdir: true }));
+}

@@ -177,6 +177,37 @@ describe('config: errors name the file, the 1-based line, the dotted key and wha
     assert.ok(err.problem.includes('drop_new') && err.problem.includes('drop_oldest'), err.problem);
   });
 
+  it('maps authentication, authorization (rules with defaults, bindings, acl_file) and audit, with paths relative to the file', () => {
+    const text = [
+      'authentication:', '  - type: password_file', '    path: secrets/pw',
+      'authorization:', '  acl_file: acl', '  unauthorized_publish: disconnect',
+      '  roles:', '    reader:', '      - topic: public/#', '        actions: [subscribe]', '        max_qos: 1',
+      '      - topic: secret/#', '        effect: deny',
+      '  users:', '    bob: { roles: [reader], groups: [team] }',
+      '  groups:', '    team: { roles: [reader] }',
+      '  anonymous: { roles: [reader] }',
+      'audit:', '  file: audit.log', '',
+    ].join('\n');
+    const config = parseConfig(text, '/etc/moat/moat.yaml');
+    assert.deepEqual(config.security.authentication, [{ type: 'passwordFile', path: '/etc/moat/secrets/pw', watch: true }]);
+    assert.equal(config.security.authorization?.aclFile, '/etc/moat/acl');
+    assert.deepEqual(config.security.authorization?.rules?.roles?.reader, [
+      { filter: 'public/#', actions: ['subscribe'], effect: 'allow', maxQos: 1 },
+      { filter: 'secret/#', actions: ['publish', 'subscribe'], effect: 'deny' },
+    ]);
+    assert.deepEqual(config.security.authorization?.rules?.users, { bob: { roles: ['reader'], groups: ['team'] } });
+    assert.deepEqual(config.security.authorization?.rules?.anonymous, { roles: ['reader'] });
+    assert.equal(config.broker.unauthorizedPublish, 'disconnect');
+    assert.equal(config.auditFile, '/etc/moat/audit.log');
+  });
+
+  it('a user bound to an undefined role is an error on that line', () => {
+    const text = 'authorization:\n  roles:\n    reader: []\n  users:\n    bob:\n      roles: [reader, writer]\n';
+    const err = configError(() => parseConfig(text, FILE));
+    assertLocated(err, FILE, 6, 'authorization.users.bob.roles.1');
+    assert.match(err.problem, /unknown role "writer"/);
+  });
+
   it('invalid enum for log.format', () => {
     const text = 'log:\n  format: xml\n';
     const err = configError(() => parseConfig(text, FILE));
