@@ -4,7 +4,7 @@ import { Ajv, type ErrorObject } from 'ajv';
 import { isMap, LineCounter, parseDocument, type Document } from 'yaml';
 import type { BrokerCapabilities, BrokerLimits, BrokerOptions } from '../broker/options.js';
 import type { AclConfig, AclRule } from '../security/acl.js';
-import type { SecurityOptions } from '../security/index.js';
+import type { AuthenticationSource, SecurityOptions } from '../security/index.js';
 import { configSchema, type FileBinding, type FileConfig, type FileRule } from './schema.js';
 
 /** A configuration problem, located: file, line, key and what was expected. */
@@ -67,7 +67,27 @@ export function parseConfig(text: string, file: string): LoadedConfig {
   }
   const located = (path: string[], problem: string): ConfigError => new ConfigError(file, lineOf(doc, lines, path), path.join('.'), problem);
   checkRoleReferences(data, located);
+  checkAuthentication(data, located);
   return toOptions(data, path.dirname(path.resolve(file)));
+}
+
+const PASSWORD_FILE_KEYS = new Set(['type', 'path', 'watch']);
+const JWT_KEY_SOURCES = ['secret_file', 'public_key_file', 'jwks_file', 'jwks_url'] as const;
+
+/** Each provider has what its type needs, and nothing another type uses. */
+function checkAuthentication(config: FileConfig, located: (path: string[], problem: string) => ConfigError): void {
+  config.authentication?.forEach((a, i) => {
+    const at = ['authentication', String(i)];
+    if (a.type === 'password_file') {
+      if (a.path === undefined) throw located([...at, 'type'], 'password_file needs "path"');
+      for (const key of Object.keys(a)) if (!PASSWORD_FILE_KEYS.has(key)) throw located([...at, key], 'not a password_file setting');
+      return;
+    }
+    for (const key of ['path', 'watch']) if (key in a) throw located([...at, key], 'not a jwt setting');
+    if (!a.algorithms) throw located([...at, 'type'], 'jwt needs "algorithms" (the only ones accepted)');
+    const sources = JWT_KEY_SOURCES.filter((k) => a[k] !== undefined);
+    if (sources.length !== 1) throw located([...at, sources[1] ?? 'type'], `jwt needs exactly one of ${JWT_KEY_SOURCES.join(', ')}`);
+  });
 }
 
 /** Every role a user, group or client class names must be defined (unless it comes from the acl_file). */
@@ -162,7 +182,23 @@ function toRule(r: FileRule): AclRule {
 function toSecurity(config: FileConfig, base: string): SecurityOptions {
   const security: SecurityOptions = {};
   if (config.authentication) {
-    security.authentication = config.authentication.map((a) => ({ type: 'passwordFile' as const, path: path.resolve(base, a.path), watch: a.watch ?? true }));
+    security.authentication = config.authentication.map((a): AuthenticationSource => {
+      if (a.type === 'password_file') return { type: 'passwordFile', path: path.resolve(base, a.path!), watch: a.watch ?? true };
+      const jwt: AuthenticationSource = { type: 'jwt', algorithms: a.algorithms! };
+      if (a.secret_file) jwt.secretFile = path.resolve(base, a.secret_file);
+      if (a.public_key_file) jwt.publicKeyFile = path.resolve(base, a.public_key_file);
+      if (a.jwks_file) jwt.jwksFile = path.resolve(base, a.jwks_file);
+      if (a.jwks_url) jwt.jwksUrl = a.jwks_url;
+      if (a.issuer) jwt.issuer = a.issuer;
+      if (a.audience) jwt.audience = a.audience;
+      if (a.username_claim) jwt.usernameClaim = a.username_claim;
+      if (a.require_username_match !== undefined) jwt.requireUsernameMatch = a.require_username_match;
+      if (a.permissions_claim) jwt.permissionsClaim = a.permissions_claim;
+      if (a.groups_claim) jwt.groupsClaim = a.groups_claim;
+      if (a.disconnect_on_expiry !== undefined) jwt.disconnectOnExpiry = a.disconnect_on_expiry;
+      if (a.clock_tolerance !== undefined) jwt.clockToleranceSeconds = a.clock_tolerance;
+      return jwt;
+    });
   }
   const authz = config.authorization;
   if (authz) {

@@ -68,11 +68,26 @@ export const configSchema = {
       items: {
         type: 'object',
         additionalProperties: false,
-        required: ['type', 'path'],
+        required: ['type'],
         properties: {
-          type: { enum: ['password_file'] },
+          type: { enum: ['password_file', 'jwt'] },
+          // password_file
           path: { type: 'string', minLength: 1 },
           watch: { type: 'boolean' },
+          // jwt
+          algorithms: { type: 'array', minItems: 1, items: { enum: ['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'ES256', 'ES384', 'EdDSA'] } },
+          secret_file: { type: 'string', minLength: 1 },
+          public_key_file: { type: 'string', minLength: 1 },
+          jwks_file: { type: 'string', minLength: 1 },
+          jwks_url: { type: 'string', pattern: '^https?://' },
+          issuer: { type: 'string', minLength: 1 },
+          audience: { type: 'string', minLength: 1 },
+          username_claim: { type: 'string', minLength: 1 },
+          require_username_match: { type: 'boolean' },
+          permissions_claim: { type: 'string', minLength: 1 },
+          groups_claim: { type: 'string', minLength: 1 },
+          disconnect_on_expiry: { type: 'boolean' },
+          clock_tolerance: { type: 'integer', minimum: 0, maximum: 3600 },
         },
       },
     },
@@ -143,6 +158,25 @@ export interface FileRule {
   retain?: boolean;
 }
 
+export interface FileAuthentication {
+  type: 'password_file' | 'jwt';
+  path?: string;
+  watch?: boolean;
+  algorithms?: Array<'HS256' | 'HS384' | 'HS512' | 'RS256' | 'RS384' | 'RS512' | 'PS256' | 'ES256' | 'ES384' | 'EdDSA'>;
+  secret_file?: string;
+  public_key_file?: string;
+  jwks_file?: string;
+  jwks_url?: string;
+  issuer?: string;
+  audience?: string;
+  username_claim?: string;
+  require_username_match?: boolean;
+  permissions_claim?: string;
+  groups_claim?: string;
+  disconnect_on_expiry?: boolean;
+  clock_tolerance?: number;
+}
+
 export interface FileBinding {
   roles?: string[];
   groups?: string[];
@@ -183,7 +217,7 @@ export interface FileConfig {
     durability?: 'strict' | 'periodic';
     flush_interval_ms?: number;
   };
-  authentication?: Array<{ type: 'password_file'; path: string; watch?: boolean }>;
+  authentication?: FileAuthentication[];
   authorization?: {
     acl_file?: string;
     unauthorized_publish?: 'acknowledge' | 'disconnect';

@@ -20,6 +20,8 @@ export type ProviderAnswer =
  */
 export interface AuthProvider {
   readonly method: string;
+  /** The identities it accepts may carry permissions (e.g. a token claim): an authorizer is needed even without configured rules. */
+  readonly grantsPermissions?: boolean;
   authenticate(request: AuthenticateRequest): MaybePromise<ProviderAnswer>;
   close?(): void;
 }

@@ -6,6 +6,7 @@ import { createAuthChain, type AuthProvider } from './authentication.js';
 import { createAuthorizer } from './authorizer.js';
 import { parseMosquittoAcl } from './mosquitto-acl.js';
 import { PasswordFile, PasswordProvider } from './password-provider.js';
+import { JwtProvider, type JwtProviderOptions } from './jwt-provider.js';
 
 export { AccessControl, mergeAcl, type AclAction, type AclConfig, type AclRule, type Principal } from './acl.js';
 export { MemoryAudit, loggerAudit, type AuditEvent, type AuditLog } from './audit.js';
@@ -13,10 +14,12 @@ export { createAuthChain, type AuthProvider, type ProviderAnswer } from './authe
 export { createAuthorizer } from './authorizer.js';
 export { parseMosquittoAcl, AclFileError } from './mosquitto-acl.js';
 export { PasswordFile, PasswordProvider } from './password-provider.js';
+export { JwtProvider, type JwtAlgorithm, type JwtProviderOptions } from './jwt-provider.js';
 export { PasswordFileError, createEntry, formatEntry, parsePasswordFile, verifyPassword } from './password-file.js';
 
 export type AuthenticationSource =
   | { type: 'passwordFile'; path: string; /** Re-read on change (default true). */ watch?: boolean }
+  | ({ type: 'jwt' } & JwtProviderOptions)
   | { type: 'provider'; provider: AuthProvider };
 
 export interface SecurityOptions {
@@ -54,6 +57,7 @@ export function createSecurity(options: SecurityOptions, logger: SecurityLogger)
   const passwordFiles: PasswordFile[] = [];
   const providers: AuthProvider[] = (options.authentication ?? []).map((source) => {
     if (source.type === 'provider') return source.provider;
+    if (source.type === 'jwt') return new JwtProvider(source);
     const file = new PasswordFile(source.path, logger);
     if (source.watch !== false) file.watch();
     passwordFiles.push(file);
@@ -70,7 +74,7 @@ export function createSecurity(options: SecurityOptions, logger: SecurityLogger)
     if (authorization?.rules) parts.push(authorization.rules);
     return mergeAcl(...parts);
   };
-  if (authorization) {
+  if (authorization || providers.some((p) => p.grantsPermissions)) {
     acl = new AccessControl(aclConfig());
     hooks.push(createAuthorizer(acl, {
       refused(client, action, topic, reason) {

@@ -201,6 +201,20 @@ describe('config: errors name the file, the 1-based line, the dotted key and wha
     assert.equal(config.auditFile, '/etc/moat/audit.log');
   });
 
+  it('maps a jwt provider; a jwt without algorithms or with two key sources is an error on its line', () => {
+    const ok = parseConfig('authentication:\n  - type: jwt\n    algorithms: [RS256]\n    public_key_file: keys/pub.pem\n    audience: moat\n    permissions_claim: mqtt\n    clock_tolerance: 5\n', '/etc/moat/moat.yaml');
+    assert.deepEqual(ok.security.authentication, [{
+      type: 'jwt', algorithms: ['RS256'], publicKeyFile: '/etc/moat/keys/pub.pem', audience: 'moat', permissionsClaim: 'mqtt', clockToleranceSeconds: 5,
+    }]);
+    const noAlg = configError(() => parseConfig('authentication:\n  - type: jwt\n    secret_file: s\n', FILE));
+    assertLocated(noAlg, FILE, 2, 'authentication.0.type');
+    assert.match(noAlg.problem, /algorithms/);
+    const two = configError(() => parseConfig('authentication:\n  - type: jwt\n    algorithms: [HS256]\n    secret_file: s\n    jwks_url: https://x/jwks\n', FILE));
+    assertLocated(two, FILE, 5, 'authentication.0.jwks_url');
+    const mixed = configError(() => parseConfig('authentication:\n  - type: password_file\n    path: p\n    audience: x\n', FILE));
+    assertLocated(mixed, FILE, 4, 'authentication.0.audience');
+  });
+
   it('a user bound to an undefined role is an error on that line', () => {
     const text = 'authorization:\n  roles:\n    reader: []\n  users:\n    bob:\n      roles: [reader, writer]\n';
     const err = configError(() => parseConfig(text, FILE));

@@ -1,0 +1,154 @@
+import { readFileSync } from 'node:fs';
+import {
+  createLocalJWKSet, createRemoteJWKSet, importSPKI, importX509, jwtVerify,
+  type JWTPayload, type JWTVerifyGetKey, type JWTVerifyOptions,
+} from 'jose';
+import type { AuthenticateRequest, ClientIdentity } from '../broker/hooks.js';
+import type { AclRule } from './acl.js';
+import type { AuthProvider, ProviderAnswer } from './authentication.js';
+
+/**
+ * JWT access tokens carried in the CONNECT password. The signature is checked
+ * against a key from a file, a JWKS file or a JWKS URL (fetched with a timeout,
+ * cached, refreshed at most every cooldown), only with the configured
+ * algorithms (so `alg: none` and an HMAC token signed with a public key are
+ * refused); `exp`, `nbf`, `iss` and `aud` are checked. A claim may carry
+ * topic permissions, which the authorizer then enforces, and the connection
+ * ends when the token expires (MQTT 5: DISCONNECT 0xA0) unless told otherwise.
+ */
+
+export type JwtAlgorithm = 'HS256' | 'HS384' | 'HS512' | 'RS256' | 'RS384' | 'RS512' | 'PS256' | 'ES256' | 'ES384' | 'EdDSA';
+
+export interface JwtProviderOptions {
+  /** The only algorithms accepted; required, so a token cannot choose its own. */
+  algorithms: JwtAlgorithm[];
+  /** Exactly one source of keys. */
+  secretFile?: string;
+  publicKeyFile?: string;
+  jwksFile?: string;
+  jwksUrl?: string;
+  issuer?: string | string[];
+  audience?: string | string[];
+  /** Claim holding the user name (default "sub"). */
+  usernameClaim?: string;
+  /** When the client sends a user name, it must equal the claim (default true). */
+  requireUsernameMatch?: boolean;
+  /** Claim with `{ publish?: string[], subscribe?: string[] }`: the client may do exactly that. */
+  permissionsClaim?: string;
+  /** Claim with a list of group names for the configured roles. */
+  groupsClaim?: string;
+  /** Close the connection when the token expires (default true). */
+  disconnectOnExpiry?: boolean;
+  /** Seconds of clock skew tolerated for exp and nbf (default 30). */
+  clockToleranceSeconds?: number;
+  /** JWKS URL: refresh at most this often (ms, default 30 s), keep keys this long (default 10 min), give up a fetch after (default 5 s). */
+  jwksCooldownMs?: number;
+  jwksCacheMaxAgeMs?: number;
+  jwksTimeoutMs?: number;
+}
+
+const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+
+type KeySource = Uint8Array | Awaited<ReturnType<typeof importSPKI>> | JWTVerifyGetKey;
+
+function readKeyFile(file: string, what: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new Error(`${file}: cannot read the ${what}: ${(err as Error).message}`);
+  }
+}
+
+export class JwtProvider implements AuthProvider {
+  readonly method = 'jwt';
+  readonly grantsPermissions: boolean;
+  private key: Promise<KeySource> | KeySource;
+  private readonly verifyOptions: JWTVerifyOptions;
+
+  constructor(private readonly options: JwtProviderOptions) {
+    if (options.algorithms.length === 0) throw new Error('jwt: algorithms must list at least one algorithm');
+    const sources = [options.secretFile, options.publicKeyFile, options.jwksFile, options.jwksUrl].filter((s) => s !== undefined);
+    if (sources.length !== 1) throw new Error('jwt: give exactly one of secret_file, public_key_file, jwks_file, jwks_url');
+    const hmac = options.algorithms.filter((a) => a.startsWith('HS'));
+    if (hmac.length > 0 && options.secretFile === undefined) throw new Error(`jwt: ${hmac.join(', ')} needs secret_file`);
+    if (options.secretFile !== undefined && hmac.length !== options.algorithms.length) {
+      throw new Error('jwt: a secret_file goes with HMAC algorithms (HS256/384/512) only');
+    }
+    this.grantsPermissions = options.permissionsClaim !== undefined;
+    this.key = this.loadKey();
+    this.verifyOptions = { algorithms: options.algorithms, clockTolerance: options.clockToleranceSeconds ?? 30 };
+    if (options.issuer !== undefined) this.verifyOptions.issuer = options.issuer;
+    if (options.audience !== undefined) this.verifyOptions.audience = options.audience;
+  }
+
+  private loadKey(): KeySource | Promise<KeySource> {
+    const o = this.options;
+    if (o.secretFile) {
+      const secret = readFileSync(o.secretFile);
+      if (secret.length < 32) throw new Error(`${o.secretFile}: an HMAC secret must have at least 32 bytes`);
+      return new Uint8Array(secret);
+    }
+    if (o.jwksFile) return createLocalJWKSet(JSON.parse(readKeyFile(o.jwksFile, 'JWKS file')) as Parameters<typeof createLocalJWKSet>[0]);
+    if (o.jwksUrl) {
+      return createRemoteJWKSet(new URL(o.jwksUrl), {
+        cooldownDuration: o.jwksCooldownMs ?? 30_000,
+        cacheMaxAge: o.jwksCacheMaxAgeMs ?? 600_000,
+        timeoutDuration: o.jwksTimeoutMs ?? 5000,
+      });
+    }
+    const pem = readKeyFile(o.publicKeyFile!, 'public key');
+    const alg = o.algorithms[0]!;
+    return pem.includes('BEGIN CERTIFICATE') ? importX509(pem, alg) : importSPKI(pem, alg);
+  }
+
+  async authenticate(request: AuthenticateRequest): Promise<ProviderAnswer> {
+    const token = request.password?.toString('utf8');
+    if (token === undefined || !JWT_SHAPE.test(token)) return { outcome: 'pass' };
+    let payload: JWTPayload;
+    try {
+      const key = await this.key;
+      // Both overloads take the same options; the key is a secret, a key object or a key set.
+      payload = (typeof key === 'function' ? await jwtVerify(token, key, this.verifyOptions) : await jwtVerify(token, key, this.verifyOptions)).payload;
+    } catch (err) {
+      // jose reports most problems with a `code`; some (a key of the wrong type) as plain errors.
+      const code = (err as { code?: string }).code;
+      return { outcome: 'refuse', reason: 'badCredentials', why: `token refused: ${code ?? 'ERR'} ${(err as Error).message}` };
+    }
+    const claimName = this.options.usernameClaim ?? 'sub';
+    const claimed = payload[claimName];
+    if (claimed !== undefined && typeof claimed !== 'string') {
+      return { outcome: 'refuse', reason: 'badCredentials', why: `token claim ${claimName} is not a string` };
+    }
+    if (request.username !== undefined && (this.options.requireUsernameMatch ?? true) && request.username !== claimed) {
+      return { outcome: 'refuse', reason: 'badCredentials', why: `user name does not match the token's ${claimName}` };
+    }
+    const identity: { -readonly [K in keyof ClientIdentity]: ClientIdentity[K] } = { method: this.method };
+    const username = claimed ?? request.username;
+    if (username !== undefined) identity.username = username;
+    if (this.options.groupsClaim) {
+      const groups = payload[this.options.groupsClaim];
+      if (Array.isArray(groups) && groups.every((g) => typeof g === 'string')) identity.groups = groups;
+    }
+    if (this.options.permissionsClaim) {
+      const rules = permissionsFrom(payload[this.options.permissionsClaim]);
+      if (rules === undefined) return { outcome: 'refuse', reason: 'notAuthorized', why: `token claim ${this.options.permissionsClaim} is malformed` };
+      identity.permissions = rules;
+    }
+    if ((this.options.disconnectOnExpiry ?? true) && typeof payload.exp === 'number') identity.expiresAt = payload.exp * 1000;
+    return { outcome: 'accept', identity };
+  }
+}
+
+/** `{ publish: [...], subscribe: [...] }` → allow rules; anything else is malformed (undefined). An absent claim grants nothing. */
+function permissionsFrom(claim: unknown): AclRule[] | undefined {
+  if (claim === undefined) return [];
+  if (claim === null || typeof claim !== 'object' || Array.isArray(claim)) return undefined;
+  const rules: AclRule[] = [];
+  for (const action of ['publish', 'subscribe'] as const) {
+    const filters = (claim as Record<string, unknown>)[action];
+    if (filters === undefined) continue;
+    if (!Array.isArray(filters) || !filters.every((f) => typeof f === 'string' && f.length > 0)) return undefined;
+    for (const filter of filters as string[]) rules.push({ filter, actions: [action], effect: 'allow' });
+  }
+  return rules;
+}
