@@ -218,6 +218,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       remotePort: conn.peer.remotePort,
       listener: conn.listener.name,
       allowAnonymous: conn.listener.allowAnonymous,
+      ...(conn.peer.certificate && { certificate: conn.peer.certificate }),
     };
   }
 

@@ -7,7 +7,7 @@ import {
 import type { AuthExchange } from './enhanced-auth.js';
 import type { Broker } from './broker.js';
 import { dispatch } from './handlers/index.js';
-import type { ClientIdentity, ClientInfo } from './hooks.js';
+import type { CertificateIdentity, ClientIdentity, ClientInfo } from './hooks.js';
 import { topicByteLength, type Message } from './message.js';
 import type { Session } from './session.js';
 
@@ -26,6 +26,8 @@ export interface ListenerInfo {
 export interface PeerInfo {
   remoteAddress: string;
   remotePort: number;
+  /** Set by a TLS transport for a verified client certificate. */
+  certificate?: CertificateIdentity;
 }
 
 type State = 'awaiting-connect' | 'connecting' | 'connected' | 'closing' | 'closed';

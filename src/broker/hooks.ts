@@ -30,6 +30,19 @@ export interface ClientIdentity {
   readonly expiresAt?: number;
 }
 
+/**
+ * A client certificate the transport has verified (TLS with client authentication).
+ * Only a verified certificate is ever put here, so a provider may trust it.
+ */
+export interface CertificateIdentity {
+  /** The subject as a distinguished name, e.g. "CN=sensor-7,O=Example". */
+  subject: string;
+  commonName?: string;
+  /** SHA-256 fingerprint, hex with colons, as Node reports it. */
+  fingerprint256: string;
+  issuer?: string;
+}
+
 export interface AuthenticateRequest {
   clientId: string;
   username: string | undefined;
@@ -41,6 +54,8 @@ export interface AuthenticateRequest {
   allowAnonymous: boolean;
   /** Port the client connected from. */
   remotePort: number;
+  /** The verified client certificate, when the client connected over TLS with one. */
+  certificate?: CertificateIdentity;
 }
 
 /**

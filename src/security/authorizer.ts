@@ -24,8 +24,14 @@ const DELIVERY_CACHE_LIMIT = 4096;
  * rules and its delivery answers are cached until the permissions change, so
  * a change applies to connected clients at once.
  */
-export function createAuthorizer(acl: AccessControl, events?: AuthorizerEvents): Required<Pick<BrokerHooks, 'authorizePublish' | 'authorizeSubscribe' | 'authorizeDelivery'>> {
+export function createAuthorizer(
+  acl: AccessControl,
+  options: { restrictAll: boolean } = { restrictAll: true },
+  events?: AuthorizerEvents,
+): Required<Pick<BrokerHooks, 'authorizePublish' | 'authorizeSubscribe' | 'authorizeDelivery'>> {
   const states = new WeakMap<ClientInfo, ClientState>();
+  /** restrictAll false: a client whose credentials carry no permissions is not restricted. */
+  const unrestricted = (client: ClientInfo): boolean => !options.restrictAll && !Array.isArray(client.identity?.permissions);
 
   const stateOf = (client: ClientInfo): ClientState => {
     let state = states.get(client);
@@ -45,6 +51,7 @@ export function createAuthorizer(acl: AccessControl, events?: AuthorizerEvents):
 
   return {
     authorizePublish(client: ClientInfo, message: PublishRequest): boolean {
+      if (unrestricted(client)) return true;
       const state = stateOf(client);
       const decision = acl.publish(state.principal, message.topic, message.qos, message.retain, state.rules);
       if (!decision.allowed) events?.refused(client, 'publish', message.topic, decision.reason);
@@ -52,6 +59,7 @@ export function createAuthorizer(acl: AccessControl, events?: AuthorizerEvents):
     },
 
     authorizeSubscribe(client: ClientInfo, subscription: { filter: string; qos: QoS }): boolean | QoS {
+      if (unrestricted(client)) return true;
       const state = stateOf(client);
       const filter = parseSharedFilter(subscription.filter)?.filter ?? subscription.filter;
       const decision = acl.subscribe(state.principal, filter, subscription.qos, state.rules);
@@ -63,6 +71,7 @@ export function createAuthorizer(acl: AccessControl, events?: AuthorizerEvents):
     },
 
     authorizeDelivery(client: ClientInfo, message: PublishRequest): boolean {
+      if (unrestricted(client)) return true;
       const state = stateOf(client);
       let allowed = state.deliveries.get(message.topic);
       if (allowed === undefined) {

@@ -7,6 +7,7 @@ import { createAuthorizer } from './authorizer.js';
 import { parseMosquittoAcl } from './mosquitto-acl.js';
 import { PasswordFile, PasswordProvider } from './password-provider.js';
 import { JwtProvider, type JwtProviderOptions } from './jwt-provider.js';
+import { HttpAuthProvider, httpAuthorizer, type HttpProviderOptions } from './http-provider.js';
 
 export { AccessControl, mergeAcl, type AclAction, type AclConfig, type AclRule, type Principal } from './acl.js';
 export { MemoryAudit, loggerAudit, type AuditEvent, type AuditLog } from './audit.js';
@@ -15,11 +16,14 @@ export { createAuthorizer } from './authorizer.js';
 export { parseMosquittoAcl, AclFileError } from './mosquitto-acl.js';
 export { PasswordFile, PasswordProvider } from './password-provider.js';
 export { JwtProvider, type JwtAlgorithm, type JwtProviderOptions } from './jwt-provider.js';
+export { HttpAuthProvider, httpAuthorizer, type HttpProviderOptions } from './http-provider.js';
+export { CertificateProvider, type CertificateProviderOptions } from './certificate-provider.js';
 export { PasswordFileError, createEntry, formatEntry, parsePasswordFile, verifyPassword } from './password-file.js';
 
 export type AuthenticationSource =
   | { type: 'passwordFile'; path: string; /** Re-read on change (default true). */ watch?: boolean }
   | ({ type: 'jwt' } & JwtProviderOptions)
+  | ({ type: 'http' } & HttpProviderOptions)
   | { type: 'provider'; provider: AuthProvider };
 
 export interface SecurityOptions {
@@ -30,6 +34,8 @@ export interface SecurityOptions {
     /** A Mosquitto acl_file, read as it is. */
     aclFile?: string;
     rules?: AclConfig;
+    /** Also ask an HTTP service about publishes and subscriptions (both it and the rules must allow). */
+    http?: HttpProviderOptions;
   };
   audit?: AuditLog;
 }
@@ -58,6 +64,7 @@ export function createSecurity(options: SecurityOptions, logger: SecurityLogger)
   const providers: AuthProvider[] = (options.authentication ?? []).map((source) => {
     if (source.type === 'provider') return source.provider;
     if (source.type === 'jwt') return new JwtProvider(source);
+    if (source.type === 'http') return new HttpAuthProvider(source);
     const file = new PasswordFile(source.path, logger);
     if (source.watch !== false) file.watch();
     passwordFiles.push(file);
@@ -74,14 +81,18 @@ export function createSecurity(options: SecurityOptions, logger: SecurityLogger)
     if (authorization?.rules) parts.push(authorization.rules);
     return mergeAcl(...parts);
   };
-  if (authorization || providers.some((p) => p.grantsPermissions)) {
+  const configuredRules = authorization?.aclFile !== undefined || authorization?.rules !== undefined;
+  if (configuredRules || providers.some((p) => p.grantsPermissions)) {
     acl = new AccessControl(aclConfig());
-    hooks.push(createAuthorizer(acl, {
+    // Without configured rules, only clients whose credentials carry permissions are restricted (by those).
+    hooks.push(createAuthorizer(acl, { restrictAll: configuredRules }, {
       refused(client, action, topic, reason) {
         audit.record({ event: `${action}.refused`, clientId: client.id, username: client.username, remoteAddress: client.remoteAddress, listener: client.listener, topic, reason });
       },
     }));
   }
+
+  if (authorization?.http) hooks.push(httpAuthorizer(authorization.http));
 
   return {
     hooks,

@@ -1,0 +1,138 @@
+import { createHash } from 'node:crypto';
+import type { AuthenticateRequest, BrokerHooks, ClientIdentity, ClientInfo } from '../broker/hooks.js';
+import type { QoS } from '../protocol/index.js';
+import type { AclRule } from './acl.js';
+import type { AuthProvider, ProviderAnswer } from './authentication.js';
+
+/**
+ * Asking an HTTP service. Authentication POSTs a JSON description of the
+ * CONNECT and reads `{ "result": "allow" | "deny" | "ignore", "username"?,
+ * "groups"?, "permissions"?: { publish?: [...], subscribe?: [...] },
+ * "expires_at"?: epoch seconds }`. A timeout, an error status or a malformed
+ * answer refuses the client (fail closed) unless `failOpen` passes it to the
+ * next provider. Positive answers are cached for a while (bounded), keyed by a
+ * hash of the credentials, never the credentials themselves.
+ */
+
+export interface HttpProviderOptions {
+  url: string;
+  timeoutMs?: number;
+  /** How long an "allow" is reused for the same credentials (ms, default 60 s; 0 = never). */
+  cacheTtlMs?: number;
+  /** Most cached answers (default 10,000; the oldest go first). */
+  cacheSize?: number;
+  /** When the service cannot answer: refuse (default) or let the next provider decide. */
+  failOpen?: boolean;
+  headers?: Record<string, string>;
+}
+
+interface Cached {
+  identity: ClientIdentity;
+  until: number;
+}
+
+async function postJson(url: string, body: unknown, timeoutMs: number, headers: Record<string, string> | undefined): Promise<unknown> {
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  if (!response.ok) throw new Error(`HTTP ${response.status}`);
+  return response.json() as Promise<unknown>;
+}
+
+function rulesFrom(permissions: unknown): AclRule[] | undefined {
+  if (permissions === undefined) return undefined;
+  if (permissions === null || typeof permissions !== 'object') throw new Error('permissions must be an object');
+  const rules: AclRule[] = [];
+  for (const action of ['publish', 'subscribe'] as const) {
+    const filters = (permissions as Record<string, unknown>)[action];
+    if (filters === undefined) continue;
+    if (!Array.isArray(filters) || !filters.every((f) => typeof f === 'string' && f !== '')) throw new Error(`permissions.${action} must be a list of filters`);
+    for (const filter of filters as string[]) rules.push({ filter, actions: [action], effect: 'allow' });
+  }
+  return rules;
+}
+
+export class HttpAuthProvider implements AuthProvider {
+  readonly method = 'http';
+  readonly grantsPermissions = true;
+  private readonly cache = new Map<string, Cached>();
+
+  constructor(private readonly options: HttpProviderOptions) {}
+
+  private cacheKey(r: AuthenticateRequest): string {
+    return createHash('sha256').update(JSON.stringify([r.clientId, r.username ?? null, r.password?.toString('base64') ?? null, r.listener])).digest('base64');
+  }
+
+  async authenticate(request: AuthenticateRequest): Promise<ProviderAnswer> {
+    const key = this.cacheKey(request);
+    const cached = this.cache.get(key);
+    if (cached && cached.until > Date.now()) return { outcome: 'accept', identity: cached.identity };
+    let answer: unknown;
+    try {
+      answer = await postJson(this.options.url, {
+        clientId: request.clientId,
+        username: request.username ?? null,
+        password: request.password?.toString('utf8') ?? null,
+        remoteAddress: request.remoteAddress,
+        remotePort: request.remotePort,
+        listener: request.listener,
+        protocolVersion: request.protocolVersion,
+        certificate: request.certificate ?? null,
+      }, this.options.timeoutMs ?? 2000, this.options.headers);
+    } catch (err) {
+      const why = `authentication service unavailable: ${(err as Error).message}`;
+      return this.options.failOpen ? { outcome: 'pass', why } : { outcome: 'refuse', reason: 'notAuthorized', why };
+    }
+    const a = answer as { result?: unknown; username?: unknown; groups?: unknown; permissions?: unknown; expires_at?: unknown } | null;
+    if (a?.result === 'ignore') return { outcome: 'pass' };
+    if (a?.result === 'deny') return { outcome: 'refuse', reason: 'badCredentials', why: 'denied by the authentication service' };
+    if (a?.result !== 'allow') return { outcome: 'refuse', reason: 'notAuthorized', why: 'malformed answer from the authentication service' };
+    const identity: { -readonly [K in keyof ClientIdentity]: ClientIdentity[K] } = { method: this.method };
+    const username = typeof a.username === 'string' ? a.username : request.username;
+    if (username !== undefined) identity.username = username;
+    if (Array.isArray(a.groups) && a.groups.every((g) => typeof g === 'string')) identity.groups = a.groups as string[];
+    try {
+      const rules = rulesFrom(a.permissions);
+      if (rules) identity.permissions = rules;
+    } catch (err) {
+      return { outcome: 'refuse', reason: 'notAuthorized', why: `malformed answer from the authentication service: ${(err as Error).message}` };
+    }
+    if (typeof a.expires_at === 'number') identity.expiresAt = a.expires_at * 1000;
+    const ttl = this.options.cacheTtlMs ?? 60_000;
+    if (ttl > 0) {
+      if (this.cache.size >= (this.options.cacheSize ?? 10_000)) this.cache.delete(this.cache.keys().next().value!);
+      this.cache.set(key, { identity, until: Date.now() + ttl });
+    }
+    return { outcome: 'accept', identity };
+  }
+
+  get cachedAnswers(): number {
+    return this.cache.size;
+  }
+}
+
+/**
+ * Optional authorization by the same kind of service: POSTs `{ action: "publish" |
+ * "subscribe", clientId, username, topic, qos, retain? }` and expects
+ * `{ "result": "allow" | "deny" }`. Failures deny. Deliveries are not asked
+ * (they must be decided at once); use rules or token permissions for those.
+ */
+export function httpAuthorizer(options: HttpProviderOptions): Pick<BrokerHooks, 'authorizePublish' | 'authorizeSubscribe'> {
+  const ask = async (body: Record<string, unknown>): Promise<boolean> => {
+    try {
+      const answer = (await postJson(options.url, body, options.timeoutMs ?? 2000, options.headers)) as { result?: unknown } | null;
+      return answer?.result === 'allow';
+    } catch {
+      return false;
+    }
+  };
+  const who = (client: ClientInfo): Record<string, unknown> => ({ clientId: client.id, username: client.identity?.username ?? client.username ?? null });
+  return {
+    authorizePublish: (client, message) => ask({ action: 'publish', ...who(client), topic: message.topic, qos: message.qos, retain: message.retain }),
+    authorizeSubscribe: (client, subscription: { filter: string; qos: QoS }) =>
+      ask({ action: 'subscribe', ...who(client), topic: subscription.filter, qos: subscription.qos }),
+  };
+}
