@@ -110,7 +110,9 @@ async function main(): Promise<void> {
     fail(`configuration error: ${(err as Error).message}`);
   }
   const store = createStore(config.store, logger);
-  const broker = createBroker({ ...config.broker, store, logger, hooks: [...security.hooks, ...(config.broker.hooks ? [config.broker.hooks].flat() : [])] });
+  const broker = createBroker({
+    ...config.broker, store, logger, hooks: security.hooks, authMethods: { ...security.authMethods, ...config.broker.authMethods },
+  });
   // SIGHUP reads the password and ACL files again; connected clients stay.
   process.on('SIGHUP', () => {
     logger.info({}, 'SIGHUP: reloading password and ACL files');

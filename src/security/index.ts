@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs';
+import type { AuthMethod } from '../broker/enhanced-auth.js';
 import type { BrokerHooks } from '../broker/hooks.js';
+import { SCRAM_METHOD, ScramMethod } from './scram.js';
 import { AccessControl, mergeAcl, type AclConfig } from './acl.js';
 import { loggerAudit, type AuditLog } from './audit.js';
 import { createAuthChain, type AuthProvider } from './authentication.js';
@@ -18,6 +20,7 @@ export { PasswordFile, PasswordProvider } from './password-provider.js';
 export { JwtProvider, type JwtAlgorithm, type JwtProviderOptions } from './jwt-provider.js';
 export { HttpAuthProvider, httpAuthorizer, type HttpProviderOptions } from './http-provider.js';
 export { CertificateProvider, type CertificateProviderOptions } from './certificate-provider.js';
+export { SCRAM_METHOD, ScramMethod, type ScramUsers } from './scram.js';
 export { PasswordFileError, createEntry, formatEntry, parsePasswordFile, verifyPassword } from './password-file.js';
 
 export type AuthenticationSource =
@@ -49,6 +52,8 @@ interface SecurityLogger {
 export interface Security {
   /** Give these to createBroker({ hooks }). */
   readonly hooks: BrokerHooks[];
+  /** MQTT 5 enhanced authentication methods (SCRAM-SHA-256 when there are password files): createBroker({ authMethods }). */
+  readonly authMethods: Record<string, AuthMethod>;
   /** The permissions in force; change them at runtime (setRole, setUser...) and connected clients follow at once. */
   readonly acl: AccessControl | undefined;
   readonly passwordFiles: readonly PasswordFile[];
@@ -93,9 +98,16 @@ export function createSecurity(options: SecurityOptions, logger: SecurityLogger)
   }
 
   if (authorization?.http) hooks.push(httpAuthorizer(authorization.http));
+  const authMethods: Record<string, AuthMethod> = {};
+  if (passwordFiles.length > 0) {
+    authMethods[SCRAM_METHOD] = new ScramMethod({
+      scramCredential: (username) => passwordFiles.map((f) => f.scramCredential(username)).find((c) => c !== undefined),
+    });
+  }
 
   return {
     hooks,
+    authMethods,
     acl,
     passwordFiles,
     reload() {

@@ -3,7 +3,7 @@ import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import type { AuthenticateRequest } from '../broker/hooks.js';
 import type { AuthProvider, ProviderAnswer } from './authentication.js';
-import { DEFAULT_SCRYPT, parsePasswordFile, verifyPassword, type PasswordEntry, type PasswordHash } from './password-file.js';
+import { DEFAULT_SCRYPT, parsePasswordFile, verifyPassword, type PasswordEntry, type PasswordHash, type ScramCredential } from './password-file.js';
 
 interface ErrorLogger {
   error(obj: object, msg?: string): void;
@@ -29,6 +29,11 @@ export class PasswordFile {
 
   get(username: string): PasswordEntry | undefined {
     return this.users.get(username);
+  }
+
+  /** The SCRAM-SHA-256 keys of a user (Moat-format entries have them; Mosquitto ones do not). */
+  scramCredential(username: string): ScramCredential | undefined {
+    return this.users.get(username)?.scram;
   }
 
   get size(): number {
