@@ -72,6 +72,7 @@ export function parseConfig(text: string, file: string): LoadedConfig {
 }
 
 const PASSWORD_FILE_KEYS = new Set(['type', 'path', 'watch']);
+const HTTP_KEYS = new Set(['type', 'url', 'timeout_ms', 'cache_ttl_ms', 'fail_open']);
 const JWT_KEY_SOURCES = ['secret_file', 'public_key_file', 'jwks_file', 'jwks_url'] as const;
 
 /** Each provider has what its type needs, and nothing another type uses. */
@@ -83,7 +84,12 @@ function checkAuthentication(config: FileConfig, located: (path: string[], probl
       for (const key of Object.keys(a)) if (!PASSWORD_FILE_KEYS.has(key)) throw located([...at, key], 'not a password_file setting');
       return;
     }
-    for (const key of ['path', 'watch']) if (key in a) throw located([...at, key], 'not a jwt setting');
+    if (a.type === 'http') {
+      if (a.url === undefined) throw located([...at, 'type'], 'http needs "url"');
+      for (const key of Object.keys(a)) if (!HTTP_KEYS.has(key)) throw located([...at, key], 'not an http setting');
+      return;
+    }
+    for (const key of ['path', 'watch', 'url', 'timeout_ms', 'cache_ttl_ms', 'fail_open']) if (key in a) throw located([...at, key], 'not a jwt setting');
     if (!a.algorithms) throw located([...at, 'type'], 'jwt needs "algorithms" (the only ones accepted)');
     const sources = JWT_KEY_SOURCES.filter((k) => a[k] !== undefined);
     if (sources.length !== 1) throw located([...at, sources[1] ?? 'type'], `jwt needs exactly one of ${JWT_KEY_SOURCES.join(', ')}`);
@@ -184,6 +190,13 @@ function toSecurity(config: FileConfig, base: string): SecurityOptions {
   if (config.authentication) {
     security.authentication = config.authentication.map((a): AuthenticationSource => {
       if (a.type === 'password_file') return { type: 'passwordFile', path: path.resolve(base, a.path!), watch: a.watch ?? true };
+      if (a.type === 'http') {
+        const http: AuthenticationSource = { type: 'http', url: a.url! };
+        if (a.timeout_ms !== undefined) http.timeoutMs = a.timeout_ms;
+        if (a.cache_ttl_ms !== undefined) http.cacheTtlMs = a.cache_ttl_ms;
+        if (a.fail_open !== undefined) http.failOpen = a.fail_open;
+        return http;
+      }
       const jwt: AuthenticationSource = { type: 'jwt', algorithms: a.algorithms! };
       if (a.secret_file) jwt.secretFile = path.resolve(base, a.secret_file);
       if (a.public_key_file) jwt.publicKeyFile = path.resolve(base, a.public_key_file);
@@ -209,7 +222,9 @@ function toSecurity(config: FileConfig, base: string): SecurityOptions {
     };
     if (authz.anonymous) rules.anonymous = authz.anonymous;
     if (authz.everyone) rules.everyone = authz.everyone;
-    security.authorization = { rules };
+    const hasRules = authz.roles || authz.users || authz.groups || authz.anonymous || authz.everyone;
+    security.authorization = hasRules || !authz.http ? { rules } : {};
+    if (authz.http) security.authorization.http = { url: authz.http.url, ...(authz.http.timeout_ms !== undefined && { timeoutMs: authz.http.timeout_ms }) };
     if (authz.acl_file) security.authorization.aclFile = path.resolve(base, authz.acl_file);
   }
   return security;

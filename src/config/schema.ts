@@ -70,7 +70,12 @@ export const configSchema = {
         additionalProperties: false,
         required: ['type'],
         properties: {
-          type: { enum: ['password_file', 'jwt'] },
+          type: { enum: ['password_file', 'jwt', 'http'] },
+          // http
+          url: { type: 'string', pattern: '^https?://' },
+          timeout_ms: { type: 'integer', minimum: 1, maximum: 60000 },
+          cache_ttl_ms: { type: 'integer', minimum: 0 },
+          fail_open: { type: 'boolean' },
           // password_file
           path: { type: 'string', minLength: 1 },
           watch: { type: 'boolean' },
@@ -96,6 +101,15 @@ export const configSchema = {
       additionalProperties: false,
       properties: {
         acl_file: { type: 'string', minLength: 1 },
+        http: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['url'],
+          properties: {
+            url: { type: 'string', pattern: '^https?://' },
+            timeout_ms: { type: 'integer', minimum: 1, maximum: 60000 },
+          },
+        },
         unauthorized_publish: { enum: ['acknowledge', 'disconnect'] },
         roles: {
           type: 'object',
@@ -159,7 +173,11 @@ export interface FileRule {
 }
 
 export interface FileAuthentication {
-  type: 'password_file' | 'jwt';
+  type: 'password_file' | 'jwt' | 'http';
+  url?: string;
+  timeout_ms?: number;
+  cache_ttl_ms?: number;
+  fail_open?: boolean;
   path?: string;
   watch?: boolean;
   algorithms?: Array<'HS256' | 'HS384' | 'HS512' | 'RS256' | 'RS384' | 'RS512' | 'PS256' | 'ES256' | 'ES384' | 'EdDSA'>;
@@ -220,6 +238,7 @@ export interface FileConfig {
   authentication?: FileAuthentication[];
   authorization?: {
     acl_file?: string;
+    http?: { url: string; timeout_ms?: number };
     unauthorized_publish?: 'acknowledge' | 'disconnect';
     roles?: Record<string, FileRule[]>;
     users?: Record<string, FileBinding>;
