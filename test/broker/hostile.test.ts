@@ -57,10 +57,12 @@ describe('hostile and unlucky clients: memory stays bounded, the process stays u
   });
 
   it('[MQTT-3.1.2-8] a hook that throws while a will is published does not stop the broker', async () => {
+    let willChecks = 0;
     const tb = await startBroker({
       hooks: {
         authorizePublish: (_client, message) => {
-          if (message.topic === 'bad') throw new Error('hook bug');
+          // The will is checked at CONNECT (allowed here) and again when published (the hook breaks then).
+          if (message.topic === 'bad' && willChecks++ > 0) throw new Error('hook bug');
           return true;
         },
       },
@@ -74,11 +76,37 @@ describe('hostile and unlucky clients: memory stays bounded, the process stays u
       assert.equal((await raw.nextPacket()).type, 2);
       raw.destroy();
       await waitFor(() => tb.broker.connections.size === 0, 3000, 'the connection to be gone');
+      assert.equal(willChecks, 2, 'the hook ran at CONNECT and when the will was published');
       const client = await connectClient(tb.url);
       await client.subscribeAsync('ok', { qos: 1 });
       const got = new Promise<string>((resolve) => client.once('message', (_t, p) => resolve(p.toString())));
       await client.publishAsync('ok', 'still up', { qos: 1 });
       assert.equal(await got, 'still up');
+      await client.endAsync();
+    } finally {
+      await tb.close();
+    }
+  });
+
+  it('a hook that throws while a will is checked at CONNECT refuses the client (CONNACK 3) and the broker carries on', async () => {
+    const tb = await startBroker({
+      hooks: {
+        authorizePublish: (_client, message) => {
+          if (message.topic === 'bad') throw new Error('hook bug');
+          return true;
+        },
+      },
+    });
+    try {
+      const raw = await RawClient.connect(tb.port);
+      raw.send({
+        type: 1, protocolName: 'MQTT', protocolVersion: 4, clean: true, keepalive: 0, clientId: 'will-bad2',
+        will: { topic: 'bad', payload: Buffer.from('w'), qos: 0, retain: false },
+      });
+      const connack = (await raw.nextPacket()) as { type: number; returnCode: number };
+      assert.deepEqual([connack.type, connack.returnCode], [2, 3]);
+      raw.destroy();
+      const client = await connectClient(tb.url);
       await client.endAsync();
     } finally {
       await tb.close();

@@ -121,7 +121,7 @@ describe('moat with password and ACL files (mosquitto_pub / mosquitto_sub)', () 
       'pattern readwrite clients/%c/#',
       '',
     ].join('\n'));
-    const { port } = await startMoat(dir, 'authentication:\n  - type: password_file\n    path: mosquitto.pw\nauthorization:\n  acl_file: mosquitto.acl\n');
+    const { proc, port } = await startMoat(dir, 'authentication:\n  - type: password_file\n    path: mosquitto.pw\nauthorization:\n  acl_file: mosquitto.acl\n');
 
     // Authentication as Mosquitto would: right password in, wrong password and unknown user out.
     assert.equal((await pub(port, ['-u', 'sensor', '-P', 'sensor-pw', '-t', 'sensors/t', '-m', '1'])).code, 0);
@@ -139,6 +139,19 @@ describe('moat with password and ACL files (mosquitto_pub / mosquitto_sub)', () 
       await pub(port, ['-V', '5', '-u', 'viewer', '-P', 'viewer-pw', '-t', 'sensors/temp', '-m', 'forged']);
     });
     assert.deepEqual(seen.lines, ['sensors/temp ok-1']);
+
+    // The log has the audit trail of all this, and never a password.
+    assert.match(proc.stdout, /"audit":true,"event":"connect.refused"/);
+    for (const secret of ['sensor-pw', 'viewer-pw', 'nope']) assert.ok(!proc.stdout.includes(secret), `the log never holds "${secret}"`);
+
+    // SIGHUP re-reads the acl_file: the viewer may now read public/#, and nothing else changes for it.
+    writeFileSync(path.join(dir, 'mosquitto.acl'), ['user sensor', 'topic readwrite public/#', 'user viewer', 'topic read public/#', ''].join('\n'));
+    proc.kill('SIGHUP');
+    await waitFor(() => proc.stdout.includes('ACL file reloaded'), 5000, 'the ACL reload');
+    const after = await subFor(port, ['-u', 'viewer', '-P', 'viewer-pw', '-i', 'viewer2', '-t', 'public/#'], 3, async () => {
+      assert.equal((await pub(port, ['-u', 'sensor', '-P', 'sensor-pw', '-t', 'public/news', '-m', 'now visible'])).code, 0);
+    });
+    assert.deepEqual(after.lines, ['public/news now visible']);
   });
 
   it('a password file changed by moat passwd takes effect at once; SIGHUP reloads when watching is off; connected clients stay', async () => {

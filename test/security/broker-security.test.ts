@@ -167,6 +167,23 @@ describe('security on a running broker', () => {
     assert.equal((await connackCode(tb.url, { clientId: 'bob-will5', username: 'bob', password: 'bob-pw', protocolVersion: 5, will })).code, 0x87);
   });
 
+  it('topics are compared as sent: U+0000 is a protocol error (closed), and another Unicode form of an allowed topic is not allowed', async () => {
+    // 'café' precomposed (NFC) is allowed through a rule; the decomposed form (NFD) is another topic.
+    security.acl!.setRole('unicode', [rule('caf\u00e9/#', ['publish', 'subscribe'])]);
+    security.acl!.setUser('bob', { roles: ['reader', 'unicode'] });
+    try {
+      const bob = keep(await connected(tb.url, { clientId: 'bob-uni', username: 'bob', password: 'bob-pw', protocolVersion: 5 }));
+      await bob.publishAsync('caf\u00e9/menu', 'nfc', { qos: 1 });
+      await assert.rejects(bob.publishAsync('cafe\u0301/menu', 'nfd', { qos: 1 }), (err: { code?: number }) => err.code === 0x87);
+      assert.deepEqual(await subackCodes(bob, ['cafe\u0301/#', 'caf\u00e9/#']), [0x87, 0]);
+      const closed = new Promise<void>((resolve) => bob.once('close', () => resolve()));
+      bob.publish('caf\u00e9/\u0000', 'nul', { qos: 0 });
+      await closed; // [MQTT-4.7.3-2]: U+0000 in a topic name is a malformed packet
+    } finally {
+      security.acl!.setUser('bob', { roles: ['reader'] });
+    }
+  });
+
   it('a permission revoked at runtime stops deliveries to connected subscribers at once', async () => {
     const reader = keep(await connected(tb.url, { clientId: 'bob-live', username: 'bob', password: 'bob-pw' }));
     const got = collect(reader);
@@ -195,5 +212,18 @@ describe('security on a running broker', () => {
     assert.equal((await connackCode(tb.url, { clientId: 'bob-gone', username: 'bob', password: 'bob-pw' })).code, 4, 'bob was removed');
     assert.equal(alice.connected, true);
     await alice.publishAsync('public/x', 'still connected', { qos: 1 });
+  });
+
+  it('unauthorized_publish: disconnect closes a client that publishes where it may not (MQTT 5: DISCONNECT 0x87)', async () => {
+    const strict = await startBroker({ hooks: security.hooks, unauthorizedPublish: 'disconnect' });
+    try {
+      const alice = await connected(strict.url, { clientId: 'alice-strict', username: 'alice', password: 'alice-pw', protocolVersion: 5 });
+      const reason = new Promise<number>((resolve) => alice.once('disconnect', (p) => resolve(p.reasonCode ?? 0)));
+      alice.publish('elsewhere/x', 'no', { qos: 0 });
+      assert.equal(await reason, 0x87);
+      await alice.endAsync(true);
+    } finally {
+      await strict.close();
+    }
   });
 });

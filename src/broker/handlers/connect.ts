@@ -141,7 +141,12 @@ function finishConnect(conn: Connection, pending: PendingConnect, returnCode: nu
   const will = packet.will;
   const authorize = broker.hooks.authorizePublish;
   if (will && authorize) {
-    const verdict = authorize(client, will);
+    let verdict: boolean | Promise<boolean>;
+    try {
+      verdict = authorize(client, will);
+    } catch (err) {
+      return authenticationBroke(conn, err); // fail closed: CONNACK 3 / 0x80
+    }
     if (verdict instanceof Promise) {
       return verdict.then(
         (allowed) => {
