@@ -10,6 +10,7 @@ import { scramCredential } from '../../src/security/password-file.js';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
 import { expectType, sendConnect, T } from '../helpers/v5.js';
 import { RawClient } from '../helpers/broker.js';
+import mqtt from 'mqtt';
 
 /** A SCRAM-SHA-256 client, written from RFC 5802 section 3, independently of the server code. */
 class ScramClient {
@@ -112,5 +113,27 @@ describe('SCRAM-SHA-256 over MQTT 5 AUTH against the password file', () => {
     const salt = (s: string): string => s.split(',').find((f) => f.startsWith('s='))!;
     assert.equal(salt(a.serverFirst), salt(b.serverFirst), 'the same salt each time, as for a real user');
     assert.match(a.serverFirst, /,i=4096$/);
+  });
+
+  it('works with MQTT.js as the client (CONNECT with the method, AUTH answered through handleAuth)', async () => {
+    const client = new ScramClient('fay,=x', 'fay-pw');
+    const c = mqtt.connect(tb.url, {
+      clientId: 'scram-mqttjs', protocolVersion: 5, reconnectPeriod: 0,
+      properties: { authenticationMethod: SCRAM_METHOD, authenticationData: Buffer.from(client.first()) },
+    });
+    c.handleAuth = (packet, callback) => {
+      const serverFirst = packet.properties!.authenticationData!.toString();
+      callback(undefined, { cmd: 'auth', reasonCode: 0x18, properties: { authenticationMethod: SCRAM_METHOD, authenticationData: Buffer.from(client.final(serverFirst)) } });
+    };
+    const connack = await new Promise<{ properties?: { authenticationData?: Buffer } }>((resolve, reject) => {
+      c.once('connect', resolve);
+      c.once('error', reject);
+    });
+    try {
+      assert.ok(client.verifies(connack.properties!.authenticationData!.toString()), 'server signature checked by the client');
+      await c.publishAsync('scram/ok', 'authenticated', { qos: 1 });
+    } finally {
+      await c.endAsync(true);
+    }
   });
 });
