@@ -3,12 +3,20 @@ export { Broker, createBroker, type BrokerEvents, type ListenerAddress } from '.
 export type { BrokerOptions, BrokerLimits, ListenerOptions } from './broker/options.js';
 export { DEFAULT_LIMITS } from './broker/options.js';
 export type {
-  BrokerHooks, ClientInfo, AuthenticateRequest, AuthenticateResult, PublishRequest,
+  BrokerHooks, ClientInfo, ClientIdentity, CertificateIdentity, AuthenticateRequest, AuthenticateResult, PublishRequest,
 } from './broker/hooks.js';
+export type { AuthMethod, AuthExchange, AuthStep } from './broker/enhanced-auth.js';
 export { composeHooks } from './broker/hooks.js';
 export type { Logger } from './broker/logger.js';
 export type { ListenerInfo, PeerInfo } from './broker/connection.js';
 export { MemoryStore } from './store/memory.js';
+export { SqliteStore, RedisStore, StoreError } from './store/index.js';
+export {
+  createSecurity, AccessControl, CertificateProvider, HttpAuthProvider, JwtProvider, PasswordFile, PasswordProvider, ScramMethod,
+  MemoryAudit, loggerAudit, createEntry, formatEntry,
+  type Security, type SecurityOptions, type AuthenticationSource, type AuthProvider, type ProviderAnswer, type AclConfig, type AclRule,
+  type AuditEvent, type AuditLog,
+} from './security/index.js';
 export type * from './store/store.js';
 export { ProtocolError } from './protocol/errors.js';
 export type { QoS, ProtocolVersion } from './protocol/constants.js';
