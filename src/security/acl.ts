@@ -191,3 +191,19 @@ export function mergeAcl(...configs: AclConfig[]): AclConfig {
   }
   return merged;
 }
+
+/**
+ * `{ publish?: [filters], subscribe?: [filters] }` as carried by a token claim or
+ * an HTTP answer, turned into allow rules; throws for anything else.
+ */
+export function rulesFromPermissions(permissions: unknown): AclRule[] {
+  if (permissions === null || typeof permissions !== 'object' || Array.isArray(permissions)) throw new Error('permissions must be an object');
+  const rules: AclRule[] = [];
+  for (const action of ['publish', 'subscribe'] as const) {
+    const filters = (permissions as Record<string, unknown>)[action];
+    if (filters === undefined) continue;
+    if (!Array.isArray(filters) || !filters.every((f) => typeof f === 'string' && f !== '')) throw new Error(`permissions.${action} must be a list of filters`);
+    for (const filter of filters as string[]) rules.push({ filter, actions: [action], effect: 'allow' });
+  }
+  return rules;
+}

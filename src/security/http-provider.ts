@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { AuthenticateRequest, BrokerHooks, ClientIdentity, ClientInfo } from '../broker/hooks.js';
 import type { QoS } from '../protocol/index.js';
-import type { AclRule } from './acl.js';
+import { rulesFromPermissions } from './acl.js';
 import type { AuthProvider, ProviderAnswer } from './authentication.js';
 
 /**
@@ -40,19 +40,6 @@ async function postJson(url: string, body: unknown, timeoutMs: number, headers: 
   });
   if (!response.ok) throw new Error(`HTTP ${response.status}`);
   return response.json() as Promise<unknown>;
-}
-
-function rulesFrom(permissions: unknown): AclRule[] | undefined {
-  if (permissions === undefined) return undefined;
-  if (permissions === null || typeof permissions !== 'object') throw new Error('permissions must be an object');
-  const rules: AclRule[] = [];
-  for (const action of ['publish', 'subscribe'] as const) {
-    const filters = (permissions as Record<string, unknown>)[action];
-    if (filters === undefined) continue;
-    if (!Array.isArray(filters) || !filters.every((f) => typeof f === 'string' && f !== '')) throw new Error(`permissions.${action} must be a list of filters`);
-    for (const filter of filters as string[]) rules.push({ filter, actions: [action], effect: 'allow' });
-  }
-  return rules;
 }
 
 export class HttpAuthProvider implements AuthProvider {
@@ -95,8 +82,7 @@ export class HttpAuthProvider implements AuthProvider {
     if (username !== undefined) identity.username = username;
     if (Array.isArray(a.groups) && a.groups.every((g) => typeof g === 'string')) identity.groups = a.groups as string[];
     try {
-      const rules = rulesFrom(a.permissions);
-      if (rules) identity.permissions = rules;
+      if (a.permissions !== undefined) identity.permissions = rulesFromPermissions(a.permissions);
     } catch (err) {
       return { outcome: 'refuse', reason: 'notAuthorized', why: `malformed answer from the authentication service: ${(err as Error).message}` };
     }

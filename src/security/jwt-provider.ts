@@ -4,7 +4,7 @@ import {
   type JWTPayload, type JWTVerifyGetKey, type JWTVerifyOptions,
 } from 'jose';
 import type { AuthenticateRequest, ClientIdentity } from '../broker/hooks.js';
-import type { AclRule } from './acl.js';
+import { rulesFromPermissions } from './acl.js';
 import type { AuthProvider, ProviderAnswer } from './authentication.js';
 
 /**
@@ -130,25 +130,15 @@ export class JwtProvider implements AuthProvider {
       if (Array.isArray(groups) && groups.every((g) => typeof g === 'string')) identity.groups = groups;
     }
     if (this.options.permissionsClaim) {
-      const rules = permissionsFrom(payload[this.options.permissionsClaim]);
-      if (rules === undefined) return { outcome: 'refuse', reason: 'notAuthorized', why: `token claim ${this.options.permissionsClaim} is malformed` };
-      identity.permissions = rules;
+      // A token without the claim grants nothing; a malformed claim refuses the client.
+      const claim = payload[this.options.permissionsClaim];
+      try {
+        identity.permissions = claim === undefined ? [] : rulesFromPermissions(claim);
+      } catch (err) {
+        return { outcome: 'refuse', reason: 'notAuthorized', why: `token claim ${this.options.permissionsClaim}: ${(err as Error).message}` };
+      }
     }
     if ((this.options.disconnectOnExpiry ?? true) && typeof payload.exp === 'number') identity.expiresAt = payload.exp * 1000;
     return { outcome: 'accept', identity };
   }
-}
-
-/** `{ publish: [...], subscribe: [...] }` → allow rules; anything else is malformed (undefined). An absent claim grants nothing. */
-function permissionsFrom(claim: unknown): AclRule[] | undefined {
-  if (claim === undefined) return [];
-  if (claim === null || typeof claim !== 'object' || Array.isArray(claim)) return undefined;
-  const rules: AclRule[] = [];
-  for (const action of ['publish', 'subscribe'] as const) {
-    const filters = (claim as Record<string, unknown>)[action];
-    if (filters === undefined) continue;
-    if (!Array.isArray(filters) || !filters.every((f) => typeof f === 'string' && f.length > 0)) return undefined;
-    for (const filter of filters as string[]) rules.push({ filter, actions: [action], effect: 'allow' });
-  }
-  return rules;
 }

@@ -3,8 +3,9 @@ import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import mqtt, { type IClientOptions, type MqttClient, type Packet } from 'mqtt';
+import type { IClientOptions, MqttClient, Packet } from 'mqtt';
 import { createEntry, createSecurity, formatEntry, MemoryAudit, type AclRule, type Security } from '../../src/security/index.js';
+import { connackCode } from '../helpers/security.js';
 import { startBroker, waitFor, delay, type TestBroker } from '../helpers/broker.js';
 import { collect, waitCount } from '../helpers/integration.js';
 
@@ -13,16 +14,6 @@ import { collect, waitCount } from '../helpers/integration.js';
 const FAST = { logN: 10, r: 8, p: 1 };
 
 /** Connects and resolves with the CONNACK's code (0 = accepted), closing refused clients. */
-function connackCode(url: string, options: IClientOptions): Promise<{ code: number; client?: MqttClient }> {
-  return new Promise((resolve) => {
-    const client = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 5000, ...options });
-    client.once('connect', () => resolve({ code: 0, client }));
-    client.once('error', (err) => {
-      client.end(true);
-      resolve({ code: (err as { code?: number }).code ?? -1 });
-    });
-  });
-}
 
 async function connected(url: string, options: IClientOptions): Promise<MqttClient> {
   const { code, client } = await connackCode(url, options);

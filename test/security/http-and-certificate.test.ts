@@ -5,24 +5,14 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import type { MqttClient } from 'mqtt';
 import { createBroker, type Broker } from '../../src/index.js';
 import {
   CertificateProvider, createEntry, createSecurity, formatEntry, MemoryAudit, PasswordFile, PasswordProvider, type Security,
 } from '../../src/security/index.js';
+import { connackCode } from '../helpers/security.js';
 import { delay, startBroker, type TestBroker } from '../helpers/broker.js';
 
-function connackCode(url: string, options: IClientOptions): Promise<{ code: number; client?: MqttClient }> {
-  return new Promise((resolve) => {
-    const client = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 5000, ...options });
-    client.once('connect', () => resolve({ code: 0, client }));
-    client.once('error', (err) => {
-      client.end(true);
-      resolve({ code: (err as { code?: number }).code ?? -1 });
-    });
-    client.once('close', () => resolve({ code: -2 }));
-  });
-}
 
 const quiet = { info() {}, warn() {}, error() {} };
 

@@ -6,24 +6,14 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type JWTPayload } from 'jose';
-import mqtt, { type IClientOptions, type MqttClient, type Packet } from 'mqtt';
+import type { IClientOptions, MqttClient, Packet } from 'mqtt';
 import { createSecurity, MemoryAudit, type JwtProviderOptions, type Security } from '../../src/security/index.js';
+import { connackCode } from '../helpers/security.js';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
 import { connectV5 } from '../helpers/v5.js';
 
 /** JWT access tokens in the CONNECT password, with real MQTT.js clients against a real broker. */
 
-function connackCode(url: string, options: IClientOptions): Promise<{ code: number; client?: MqttClient }> {
-  return new Promise((resolve) => {
-    const client = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 5000, ...options });
-    client.once('connect', () => resolve({ code: 0, client }));
-    client.once('error', (err) => {
-      client.end(true);
-      resolve({ code: (err as { code?: number }).code ?? -1 });
-    });
-    client.once('close', () => resolve({ code: -2 })); // closed without CONNACK (e.g. a protocol error)
-  });
-}
 
 const b64url = (value: object): string => Buffer.from(JSON.stringify(value)).toString('base64url');
 const now = (): number => Math.floor(Date.now() / 1000);
