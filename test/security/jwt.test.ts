@@ -166,4 +166,28 @@ describe('JWT authentication', () => {
       assert.equal(reason, 0xa0);
     });
   });
+
+  describe('a JWKS file, with groups from a claim bound to configured roles', () => {
+    let tb: TestBroker;
+    let sign: (claims: JWTPayload) => Promise<string>;
+    before(async () => {
+      const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true });
+      writeFileSync(path.join(dir, 'keys.jwks'), JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256' }] }));
+      sign = (claims) => new SignJWT(claims).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).setExpirationTime('1h').sign(privateKey);
+      const security = createSecurity({
+        authentication: [{ type: 'jwt', algorithms: ['ES256'], jwksFile: path.join(dir, 'keys.jwks'), groupsClaim: 'groups' }],
+        authorization: { rules: { roles: { ops: [{ filter: 'ops/#', actions: ['publish', 'subscribe'], effect: 'allow' }] }, groups: { operators: { roles: ['ops'] } } } },
+        audit: new MemoryAudit(),
+      }, { info() {}, warn() {}, error() {} });
+      tb = await startBroker({ hooks: security.hooks, listeners: [{ host: '127.0.0.1', port: 0, allowAnonymous: false }] });
+    });
+    after(() => tb.close());
+
+    it('a token in the operators group may use ops/#; one without the group may not', async () => {
+      const op = await accepted(tb.url, { clientId: 'op', username: 'olga', password: await sign({ sub: 'olga', groups: ['operators'] }), protocolVersion: 5 });
+      await op.publishAsync('ops/deploy', 'go', { qos: 1 });
+      const guest = await accepted(tb.url, { clientId: 'guest', username: 'gus', password: await sign({ sub: 'gus', groups: ['guests'] }), protocolVersion: 5 });
+      await assert.rejects(guest.publishAsync('ops/deploy', 'go', { qos: 1 }), (err: { code?: number }) => err.code === 0x87);
+    });
+  });
 });
