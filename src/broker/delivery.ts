@@ -175,8 +175,11 @@ export class Delivery {
       conn.sendAck(PacketType.PUBREL, entry.packetId);
       return;
     }
+    // The session may now belong to someone else (a takeover) or the permission may be gone: checked again.
+    const authorize = this.hooks.authorizeDelivery;
+    const refused = authorize !== undefined && session.client !== undefined && !authorize(session.client, entry.message);
     // Too large for this connection's Maximum Packet Size: dropped as if delivered [MQTT-3.1.2-25].
-    if (!conn.sendPublish(entry.message, entry.qos, entry.packetId, true)) {
+    if (refused || !conn.sendPublish(entry.message, entry.qos, entry.packetId, true)) {
       this.stats.publishDropped++;
       session.inflight.delete(entry.packetId);
       if (session.persistent) this.store.deleteInflight(session.clientId, entry.packetId);

@@ -39,7 +39,8 @@ export function createAuthorizer(
       const identity = client.identity;
       const principal: Principal = {
         clientId: client.id,
-        username: identity?.username ?? client.username,
+        // Who authentication said the client is; the CONNECT user name only when nothing vouched for it.
+        username: identity ? identity.username : client.username,
         ...(identity?.groups && { groups: identity.groups }),
         ...(Array.isArray(identity?.permissions) && { rules: identity.permissions as AclRule[] }),
       };

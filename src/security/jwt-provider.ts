@@ -39,6 +39,8 @@ export interface JwtProviderOptions {
   groupsClaim?: string;
   /** Close the connection when the token expires (default true). */
   disconnectOnExpiry?: boolean;
+  /** Refuse tokens without `exp` (default true). */
+  requireExp?: boolean;
   /** Seconds of clock skew tolerated for exp and nbf (default 30). */
   clockToleranceSeconds?: number;
   /** JWKS URL: refresh at most this often (ms, default 30 s), keep keys this long (default 10 min), give up a fetch after (default 5 s). */
@@ -76,7 +78,8 @@ export class JwtProvider implements AuthProvider {
     }
     this.grantsPermissions = options.permissionsClaim !== undefined;
     this.key = this.loadKey();
-    this.verifyOptions = { algorithms: options.algorithms, clockTolerance: options.clockToleranceSeconds ?? 30 };
+    // A token must say when it ends (`requireExp: false` for issuers that do not).
+    this.verifyOptions = { algorithms: options.algorithms, clockTolerance: options.clockToleranceSeconds ?? 30, ...(options.requireExp !== false && { requiredClaims: ['exp'] }) };
     if (options.issuer !== undefined) this.verifyOptions.issuer = options.issuer;
     if (options.audience !== undefined) this.verifyOptions.audience = options.audience;
   }
@@ -112,19 +115,23 @@ export class JwtProvider implements AuthProvider {
     } catch (err) {
       // jose reports most problems with a `code`; some (a key of the wrong type) as plain errors.
       const code = (err as { code?: string }).code;
-      return { outcome: 'refuse', reason: 'badCredentials', why: `token refused: ${code ?? 'ERR'} ${(err as Error).message}` };
+      const why = `token refused: ${code ?? 'ERR'} ${(err as Error).message}`;
+      // The key set could not be fetched: a failing service (not authorized), not bad credentials.
+      if (code === 'ERR_JWKS_TIMEOUT' || code === 'ERR_JOSE_GENERIC' || (err as Error).name === 'TypeError' && /fetch/i.test((err as Error).message)) {
+        return { outcome: 'refuse', reason: 'notAuthorized', why };
+      }
+      return { outcome: 'refuse', reason: 'badCredentials', why };
     }
     const claimName = this.options.usernameClaim ?? 'sub';
     const claimed = payload[claimName];
-    if (claimed !== undefined && typeof claimed !== 'string') {
-      return { outcome: 'refuse', reason: 'badCredentials', why: `token claim ${claimName} is not a string` };
+    if (typeof claimed !== 'string' || claimed.length === 0) {
+      return { outcome: 'refuse', reason: 'badCredentials', why: `token has no ${claimName} claim naming the user` };
     }
     if (request.username !== undefined && (this.options.requireUsernameMatch ?? true) && request.username !== claimed) {
       return { outcome: 'refuse', reason: 'badCredentials', why: `user name does not match the token's ${claimName}` };
     }
     const identity: { -readonly [K in keyof ClientIdentity]: ClientIdentity[K] } = { method: this.method };
-    const username = claimed ?? request.username;
-    if (username !== undefined) identity.username = username;
+    identity.username = claimed;
     if (this.options.groupsClaim) {
       const groups = payload[this.options.groupsClaim];
       if (Array.isArray(groups) && groups.every((g) => typeof g === 'string')) identity.groups = groups;
@@ -138,7 +145,10 @@ export class JwtProvider implements AuthProvider {
         return { outcome: 'refuse', reason: 'notAuthorized', why: `token claim ${this.options.permissionsClaim}: ${(err as Error).message}` };
       }
     }
-    if ((this.options.disconnectOnExpiry ?? true) && typeof payload.exp === 'number') identity.expiresAt = payload.exp * 1000;
+    // The same clock tolerance as at CONNECT, so an accepted token is not cut off at the next sweep.
+    if ((this.options.disconnectOnExpiry ?? true) && typeof payload.exp === 'number') {
+      identity.expiresAt = (payload.exp + (this.options.clockToleranceSeconds ?? 30)) * 1000;
+    }
     return { outcome: 'accept', identity };
   }
 }

@@ -62,9 +62,13 @@ export const DEFAULT_SCRYPT = { logN: 15, r: 8, p: 1 } as const;
 export const DEFAULT_SCRAM_ITERATIONS = 4096;
 const HASH_LENGTH = 32;
 
-function b64(field: string | undefined, what: string): Buffer {
-  if (field === undefined || !/^[A-Za-z0-9+/]*={0,2}$/.test(field) || field.length === 0) throw new Error(`${what} is not base64`);
-  return Buffer.from(field, 'base64');
+/** Standard base64 of exactly `length` bytes (or at least `min` bytes): a truncated hash must never verify. */
+function b64(field: string | undefined, what: string, size: { length?: number; min?: number }): Buffer {
+  if (field === undefined || field.length === 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(field)) throw new Error(`${what} is not base64`);
+  const bytes = Buffer.from(field, 'base64');
+  if (size.length !== undefined && bytes.length !== size.length) throw new Error(`${what} must be ${size.length} bytes, not ${bytes.length}`);
+  if (size.min !== undefined && bytes.length < size.min) throw new Error(`${what} must be at least ${size.min} bytes`);
+  return bytes;
 }
 
 function positiveInt(field: string | undefined, what: string, max: number): number {
@@ -77,21 +81,24 @@ function parseCredential(text: string): PasswordHash | ScramCredential {
   const parts = text.split('$');
   if (text.startsWith('$7$')) {
     // $7$iterations$salt$hash (mosquitto_passwd, Mosquitto 2.0)
-    return { kind: 'mosquitto-pbkdf2', iterations: positiveInt(parts[2], 'iterations', 10_000_000), salt: b64(parts[3], 'salt'), hash: b64(parts[4], 'hash') };
+    return {
+      kind: 'mosquitto-pbkdf2', iterations: positiveInt(parts[2], 'iterations', 10_000_000),
+      salt: b64(parts[3], 'salt', { min: 8 }), hash: b64(parts[4], 'hash', { length: 64 }),
+    };
   }
   if (text.startsWith('$6$')) {
-    return { kind: 'mosquitto-sha512', salt: b64(parts[2], 'salt'), hash: b64(parts[3], 'hash') };
+    return { kind: 'mosquitto-sha512', salt: b64(parts[2], 'salt', { min: 8 }), hash: b64(parts[3], 'hash', { length: 64 }) };
   }
   if (parts[0] === 'scrypt') {
     return {
       kind: 'scrypt', logN: positiveInt(parts[1], 'log2 N', 22), r: positiveInt(parts[2], 'r', 64), p: positiveInt(parts[3], 'p', 16),
-      salt: b64(parts[4], 'salt'), hash: b64(parts[5], 'hash'),
+      salt: b64(parts[4], 'salt', { min: 8 }), hash: b64(parts[5], 'hash', { length: HASH_LENGTH }),
     };
   }
   if (parts[0] === 'scram-sha-256') {
     return {
-      iterations: positiveInt(parts[1], 'iterations', 10_000_000), salt: b64(parts[2], 'salt'),
-      storedKey: b64(parts[3], 'StoredKey'), serverKey: b64(parts[4], 'ServerKey'),
+      iterations: positiveInt(parts[1], 'iterations', 10_000_000), salt: b64(parts[2], 'salt', { min: 8 }),
+      storedKey: b64(parts[3], 'StoredKey', { length: 32 }), serverKey: b64(parts[4], 'ServerKey', { length: 32 }),
     };
   }
   throw new Error(`unknown credential format "${text.slice(0, 12)}…"`);

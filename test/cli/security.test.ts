@@ -172,7 +172,7 @@ describe('moat with password and ACL files (mosquitto_pub / mosquitto_sub)', () 
 
   it('an unreadable or malformed password file stops startup with the file and line', async () => {
     const pw = path.join(dir, 'broken.pw');
-    writeFileSync(pw, 'good:$7$101$c2FsdHNhbHRzYWx0$aGFzaA==\nbroken-line\n');
+    writeFileSync(pw, 'good:$7$101$c3Nzc3Nzc3Nzc3Nz$aGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaA==\nbroken-line\n');
     const port = await freePort();
     const config = path.join(dir, 'broken.yaml');
     writeFileSync(config, `listeners:\n  - port: ${port}\nstore:\n  type: memory\nauthentication:\n  - type: password_file\n    path: broken.pw\n`);

@@ -66,13 +66,15 @@ describe('JWT authentication', () => {
       raw.destroy();
     });
 
-    it('refuses (3.1.1: 4, MQTT 5: 0x86): expired, not yet valid, wrong audience, wrong issuer, forged signature, user name not matching', async () => {
+    it('refuses (3.1.1: 4, MQTT 5: 0x86): expired, not yet valid, wrong audience, wrong issuer, forged signature, no exp, no sub, user name not matching', async () => {
       const cases: Array<[string, string]> = [
         ['expired', await sign(good({ exp: now() - 120 }))],
         ['not yet valid', await sign(good({ nbf: now() + 600 }))],
         ['wrong audience', await sign(good({ aud: 'someone-else' }))],
         ['wrong issuer', await sign(good({ iss: 'evil' }))],
         ['forged signature', await sign(good(), other)],
+        ['no exp (a token must end)', await sign({ sub: 'dana', iss: 'moat-tests', aud: 'moat' })],
+        ['no sub (nobody named)', await sign({ iss: 'moat-tests', aud: 'moat', exp: now() + 3600 })],
       ];
       for (const [what, token] of cases) {
         assert.equal((await connackCode(s.tb.url, { clientId: 'bad', username: 'dana', password: token })).code, 4, what);

@@ -33,13 +33,20 @@ describe('password files: Moat format', () => {
   });
 
   it('errors name the file and line', () => {
+    const salt = 'c3Nzc3Nzc3Nzc3Nz';
+    const hash = 'aGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaA==';
+    const key = 'a2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2s=';
     const cases: Array<[string, RegExp]> = [
-      ['ok:$7$101$c2FsdA==$aGFzaA==\nnocolon\n', /^pw:2: expected/],
-      ['x:$7$abc$c2FsdA==$aGFzaA==\n', /^pw:1: user "x": iterations/],
-      ['x:scrypt$15$8$1$!!!$aGFzaA==\n', /^pw:1: user "x": salt is not base64/],
+      [`ok:$7$101$${salt}$${hash}\nnocolon\n`, /^pw:2: expected/],
+      [`x:$7$abc$${salt}$${hash}\n`, /^pw:1: user "x": iterations/],
+      [`x:scrypt$15$8$1$!!!$${hash}\n`, /^pw:1: user "x": salt is not base64/],
       ['x:md5$whatever\n', /^pw:1: user "x": unknown credential format/],
-      ['x:$7$101$c2FsdA==$aGFzaA==\nx:$7$101$c2FsdA==$aGFzaA==\n', /^pw:2: user "x" appears twice/],
-      ['x:scram-sha-256$4096$c2FsdA==$aGFzaA==$aGFzaA==\n', /^pw:1: user "x" has no password hash/],
+      [`x:$7$101$${salt}$${hash}\nx:$7$101$${salt}$${hash}\n`, /^pw:2: user "x" appears twice/],
+      [`x:scram-sha-256$4096$${salt}$${key}$${key}\n`, /^pw:1: user "x" has no password hash/],
+      // A truncated or empty hash must never verify anything: refused when read.
+      [`x:$7$101$${salt}$=\n`, /^pw:1: user "x": hash is not base64|hash must be 64 bytes/],
+      [`x:$7$101$${salt}$aGFzaA==\n`, /^pw:1: user "x": hash must be 64 bytes, not 4/],
+      [`x:$6$${salt}$aA==\n`, /^pw:1: user "x": hash must be 64 bytes/],
     ];
     for (const [text, expected] of cases) {
       assert.throws(() => parsePasswordFile(text, 'pw'), (err: unknown) => err instanceof PasswordFileError && expected.test(err.message), text);
