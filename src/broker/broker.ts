@@ -226,7 +226,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const client = conn.client!;
     return {
       clientId: client.id,
-      username: client.username,
+      // Re-authentication is for the user the connection already is.
+      username: client.identity ? client.identity.username : client.username,
       password: undefined,
       protocolVersion: client.protocolVersion,
       remoteAddress: client.remoteAddress,

@@ -102,7 +102,7 @@ export function createSecurity(options: SecurityOptions, logger: SecurityLogger)
   if (passwordFiles.length > 0) {
     authMethods[SCRAM_METHOD] = new ScramMethod({
       scramCredential: (username) => passwordFiles.map((f) => f.scramCredential(username)).find((c) => c !== undefined),
-    });
+    }, undefined, audit);
   }
 
   return {

@@ -1,6 +1,7 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { AuthExchange, AuthMethod, AuthStep } from '../broker/enhanced-auth.js';
 import type { AuthenticateRequest } from '../broker/hooks.js';
+import type { AuditLog } from './audit.js';
 import { DEFAULT_SCRAM_ITERATIONS, type ScramCredential } from './password-file.js';
 
 /**
@@ -48,15 +49,28 @@ class ScramExchange implements AuthExchange {
   private username = '';
   private credential: ScramCredential | undefined;
 
-  /** `expectedUser`: on re-authentication, the user the connection already is. */
-  constructor(private readonly method: ScramMethod, private readonly expectedUser: string | undefined) {}
+  /**
+   * `expectedUser`: the user name the client gave in CONNECT, or on re-authentication
+   * the user the connection already is; the SCRAM user must be the same.
+   */
+  constructor(
+    private readonly method: ScramMethod,
+    private readonly request: AuthenticateRequest,
+    private readonly expectedUser: string | undefined,
+  ) {}
 
   step(data: Buffer | undefined): AuthStep {
-    if (data === undefined) return failure;
-    const text = data.toString('utf8');
-    if (this.stage === 'first') return this.first(text);
-    if (this.stage === 'final') return this.final(text);
-    return failure;
+    const text = data?.toString('utf8');
+    const step = text === undefined ? failure : this.stage === 'first' ? this.first(text) : this.stage === 'final' ? this.final(text) : failure;
+    if (step.result !== 'continue') this.audit(step);
+    return step;
+  }
+
+  private audit(step: AuthStep): void {
+    const r = this.request;
+    const who = { clientId: r.clientId, username: this.username || r.username, remoteAddress: r.remoteAddress, listener: r.listener, method: 'scram' };
+    if (step.result === 'success') this.method.audit?.record({ event: 'connect.accepted', ...who });
+    else this.method.audit?.record({ event: 'connect.refused', ...who, reason: 'SCRAM exchange failed (unknown user, wrong password or malformed message)' });
   }
 
   private first(text: string): AuthStep {
@@ -110,14 +124,18 @@ export class ScramMethod implements AuthMethod {
   private readonly secret = randomBytes(32);
 
   /** `serverNonce` is replaceable for tests against the RFC 7677 example. */
-  constructor(readonly users: ScramUsers, readonly serverNonce: () => string = () => randomBytes(18).toString('base64')) {}
+  constructor(
+    readonly users: ScramUsers,
+    readonly serverNonce: () => string = () => randomBytes(18).toString('base64'),
+    readonly audit?: AuditLog,
+  ) {}
 
   /** The same salt every time for the same unknown user, different across users and brokers. */
   fakeSalt(username: string): Buffer {
     return hmac(this.secret, username).subarray(0, 16);
   }
 
-  begin(request: AuthenticateRequest, reauthenticate: boolean): AuthExchange {
-    return new ScramExchange(this, reauthenticate ? request.username : undefined);
+  begin(request: AuthenticateRequest, _reauthenticate: boolean): AuthExchange {
+    return new ScramExchange(this, request, request.username);
   }
 }

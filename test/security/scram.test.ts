@@ -66,10 +66,11 @@ describe('SCRAM-SHA-256 over MQTT 5 AUTH against the password file', () => {
   let security: Security;
   let tb: TestBroker;
   const raws: RawClient[] = [];
+  const audit = new MemoryAudit();
   before(async () => {
     const file = path.join(dir, 'pw');
     writeFileSync(file, `${formatEntry(await createEntry('fay,=x', Buffer.from('fay-pw'), { logN: 10, r: 8, p: 1 }))}\n`);
-    security = createSecurity({ authentication: [{ type: 'passwordFile', path: file, watch: false }], audit: new MemoryAudit() }, { info() {}, warn() {}, error() {} });
+    security = createSecurity({ authentication: [{ type: 'passwordFile', path: file, watch: false }], audit }, { info() {}, warn() {}, error() {} });
     tb = await startBroker({ hooks: security.hooks, authMethods: security.authMethods, listeners: [{ host: '127.0.0.1', port: 0, allowAnonymous: false }] });
   });
   after(async () => {
@@ -79,11 +80,14 @@ describe('SCRAM-SHA-256 over MQTT 5 AUTH against the password file', () => {
   });
 
   /** Runs the exchange; returns the final CONNACK and what the server sent in round one. */
-  async function exchange(username: string, password: string): Promise<{ connack: ConnackPacket; serverFirst: string; client: ScramClient }> {
+  async function exchange(username: string, password: string, connectUsername?: string): Promise<{ connack: ConnackPacket; serverFirst: string; client: ScramClient }> {
     const raw = await RawClient.connect(tb.port, 5);
     raws.push(raw);
     const client = new ScramClient(username, password);
-    sendConnect(raw, { clientId: `scram-${raws.length}`, properties: { authenticationMethod: SCRAM_METHOD, authenticationData: Buffer.from(client.first()) } });
+    sendConnect(raw, {
+      clientId: `scram-${raws.length}`, ...(connectUsername !== undefined && { username: connectUsername }),
+      properties: { authenticationMethod: SCRAM_METHOD, authenticationData: Buffer.from(client.first()) },
+    });
     const challenge = await expectType<AuthPacket>(raw, T.AUTH);
     assert.equal(challenge.reasonCode, 0x18, 'Continue Authentication');
     assert.equal(challenge.properties?.authenticationMethod, SCRAM_METHOD);
@@ -101,8 +105,19 @@ describe('SCRAM-SHA-256 over MQTT 5 AUTH against the password file', () => {
     assert.equal([...tb.broker.connections].find((c) => c.client?.id === `scram-${raws.length}`)?.client?.identity?.username, 'fay,=x');
   });
 
-  it('a wrong password fails at the proof: CONNACK 0x86', async () => {
+  it('a wrong password fails at the proof: CONNACK 0x86; both outcomes are audited', async () => {
     const { connack } = await exchange('fay,=x', 'wrong');
+    assert.equal(connack.returnCode, 0x86);
+    const scramEvents = audit.events.filter((e) => e.method === 'scram').map((e) => e.event);
+    assert.deepEqual(scramEvents, ['connect.accepted', 'connect.refused']);
+  });
+
+  it('a CONNECT user name other than the SCRAM user is refused (the identity is the SCRAM user)', async () => {
+    const raw = await RawClient.connect(tb.port, 5);
+    raws.push(raw);
+    const client = new ScramClient('fay,=x', 'fay-pw');
+    sendConnect(raw, { clientId: 'scram-spoof', username: 'admin', properties: { authenticationMethod: SCRAM_METHOD, authenticationData: Buffer.from(client.first()) } });
+    const connack = await expectType<ConnackPacket>(raw, T.CONNACK);
     assert.equal(connack.returnCode, 0x86);
   });
 
