@@ -11,7 +11,7 @@ import type { BrokerStore, RecoveredSession, SessionRecord, SubscriptionRecord }
 import { TcpListener } from '../transport/tcp.js';
 import { Connection, type ListenerInfo, type PeerInfo } from './connection.js';
 import { Delivery } from './delivery.js';
-import { BANNED, composeHooks, type AuthenticateRequest, type AuthenticateResult, type BrokerHooks, type ClientInfo, type PublishRequest } from './hooks.js';
+import { BANNED, SERVER_BUSY, composeHooks, type AuthenticateRequest, type AuthenticateResult, type BrokerHooks, type ClientInfo, type PublishRequest } from './hooks.js';
 import { Housekeeper } from './housekeeper.js';
 import { silentLogger, type Logger } from './logger.js';
 import { expiryDeadline, heldSize, isExpired, type Message } from './message.js';
@@ -265,6 +265,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     }
     if (result.reason === 'notAuthorized') return ConnectReturnCode.NotAuthorized;
     if (result.reason === 'banned') return BANNED;
+    if (result.reason === 'busy') return SERVER_BUSY;
     return ConnectReturnCode.BadUsernameOrPassword;
   }
 

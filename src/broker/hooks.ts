@@ -67,10 +67,12 @@ export type AuthenticateResult =
   | boolean
   | undefined
   | { ok: true; identity?: ClientIdentity }
-  | { ok: false; reason?: 'badCredentials' | 'notAuthorized' | 'banned' };
+  | { ok: false; reason?: 'badCredentials' | 'notAuthorized' | 'banned' | 'busy' };
 
 /** The verdict of a `banned` refusal: CONNACK 5 (not authorized) in 3.1.1, 0x8A Banned in MQTT 5. */
 export const BANNED = 0x8a;
+/** The verdict of a `busy` refusal: CONNACK 3 (server unavailable) in 3.1.1, 0x89 Server busy in MQTT 5. */
+export const SERVER_BUSY = 0x89;
 
 export interface PublishRequest {
   topic: string;

@@ -8,7 +8,7 @@ export type ProviderAnswer =
   /** The credentials are good: this is who the client is. */
   | { outcome: 'accept'; identity: ClientIdentity }
   /** The credentials are this provider's to judge, and they are wrong (or the client may not connect). */
-  | { outcome: 'refuse'; reason: 'badCredentials' | 'notAuthorized' | 'banned'; why: string }
+  | { outcome: 'refuse'; reason: 'badCredentials' | 'notAuthorized' | 'banned' | 'busy'; why: string }
   /** Not this provider's kind of credentials (or a user it does not know): ask the next one. */
   | { outcome: 'pass'; why?: string };
 

@@ -15,7 +15,9 @@ interface ClientState {
   deliveries: Map<string, boolean>;
 }
 
-const DELIVERY_CACHE_LIMIT = 4096;
+/** Per client: at most this many answers, for topics up to this length (long topics are decided each time). */
+const DELIVERY_CACHE_LIMIT = 1024;
+const DELIVERY_CACHE_TOPIC_LENGTH = 256;
 
 /**
  * The broker hooks that enforce an AccessControl: publish (and wills),
@@ -74,11 +76,13 @@ export function createAuthorizer(
     authorizeDelivery(client: ClientInfo, message: PublishRequest): boolean {
       if (unrestricted(client)) return true;
       const state = stateOf(client);
-      let allowed = state.deliveries.get(message.topic);
+      const topic = message.topic;
+      if (topic.length > DELIVERY_CACHE_TOPIC_LENGTH) return acl.deliver(state.principal, topic, state.rules);
+      let allowed = state.deliveries.get(topic);
       if (allowed === undefined) {
-        allowed = acl.deliver(state.principal, message.topic, state.rules);
+        allowed = acl.deliver(state.principal, topic, state.rules);
         if (state.deliveries.size >= DELIVERY_CACHE_LIMIT) state.deliveries.clear();
-        state.deliveries.set(message.topic, allowed);
+        state.deliveries.set(topic, allowed);
       }
       return allowed;
     },

@@ -50,7 +50,10 @@ export class HttpAuthProvider implements AuthProvider {
   constructor(private readonly options: HttpProviderOptions) {}
 
   private cacheKey(r: AuthenticateRequest): string {
-    return createHash('sha256').update(JSON.stringify([r.clientId, r.username ?? null, r.password?.toString('base64') ?? null, r.listener])).digest('base64');
+    // Everything the service is told may decide its answer, so everything is in the key.
+    return createHash('sha256').update(JSON.stringify([
+      r.clientId, r.username ?? null, r.password?.toString('base64') ?? null, r.listener, r.remoteAddress, r.certificate?.fingerprint256 ?? null,
+    ])).digest('base64');
   }
 
   async authenticate(request: AuthenticateRequest): Promise<ProviderAnswer> {
@@ -88,9 +91,10 @@ export class HttpAuthProvider implements AuthProvider {
     }
     if (typeof a.expires_at === 'number') identity.expiresAt = a.expires_at * 1000;
     const ttl = this.options.cacheTtlMs ?? 60_000;
-    if (ttl > 0) {
+    const until = Math.min(Date.now() + ttl, identity.expiresAt ?? Infinity);
+    if (ttl > 0 && until > Date.now()) {
       if (this.cache.size >= (this.options.cacheSize ?? 10_000)) this.cache.delete(this.cache.keys().next().value!);
-      this.cache.set(key, { identity, until: Date.now() + ttl });
+      this.cache.set(key, { identity, until });
     }
     return { outcome: 'accept', identity };
   }

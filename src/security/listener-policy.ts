@@ -23,11 +23,14 @@ export interface AnonymousPolicy {
 
 /**
  * Secure by default: anonymous clients are accepted on loopback unless
- * forbidden, and on any other address only when the operator says so.
+ * forbidden or authentication is configured, and on any other address only
+ * when the operator says so.
  * A reachable listener with no way to authenticate anybody refuses to start.
  */
 export function anonymousPolicy(input: AnonymousPolicyInput): AnonymousPolicy {
-  if (isLoopbackHost(input.host)) return { allowAnonymous: input.allowAnonymous ?? true };
+  // Loopback is open by default only while nothing authenticates anybody: with authentication
+  // configured, a local proxy or program must not become a way around it.
+  if (isLoopbackHost(input.host)) return { allowAnonymous: input.allowAnonymous ?? !input.authenticationConfigured };
   if (input.allowAnonymous === true) {
     return {
       allowAnonymous: true,

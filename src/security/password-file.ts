@@ -187,9 +187,10 @@ export async function scramCredential(password: Buffer, iterations = DEFAULT_SCR
 
 /** A new entry for `password`: scrypt for plain authentication, SCRAM keys for enhanced authentication. */
 export async function createEntry(username: string, password: Buffer, params: { logN: number; r: number; p: number } = DEFAULT_SCRYPT): Promise<PasswordEntry> {
-  if (username.length === 0 || username.includes(':') || /[\r\n]/.test(username)) {
-    throw new Error('a user name must be non-empty and contain no ":" or line break');
+  if (username.length === 0 || username.includes(':') || /[\r\n]/.test(username) || username.startsWith('#') || username.trim() !== username) {
+    throw new Error('a user name must be non-empty, contain no ":" or line break, not start with "#" and not start or end with spaces');
   }
+  if (password.length === 0) throw new Error('the password must not be empty');
   const salt = randomBytes(16);
   const hash = await scryptAsync(password, salt, params.logN, params.r, params.p);
   return { username, hash: { kind: 'scrypt', ...params, salt, hash }, scram: await scramCredential(password) };

@@ -41,12 +41,12 @@ export class PasswordFile {
   }
 
   /**
-   * A hash no password matches, as costly to check as the file's own (same kind
-   * and parameters as its first user): checked for unknown users so that their
-   * refusal takes as long as a wrong password's.
+   * A hash no password matches, as costly to check as the costliest in the file
+   * (same kind and parameters): checked for unknown users so that their refusal
+   * takes no less time than a wrong password's.
    */
   get standIn(): PasswordHash {
-    return (this.standInHash ??= standInLike(this.users.values().next().value?.hash));
+    return (this.standInHash ??= standInLike(costliest([...this.users.values()].map((e) => e.hash))));
   }
 
   private read(): Map<string, PasswordEntry> {
@@ -98,13 +98,44 @@ export class PasswordFile {
  * passes to the next provider; with none left the chain refuses it exactly
  * like a wrong password.
  */
+export interface PasswordProviderLimits {
+  /** Password checks running at once, all clients together (default 32); beyond it: CONNACK 3 / 0x89 Server busy. */
+  concurrent?: number;
+  /** Password checks running at once for one remote address (default 4). */
+  perAddress?: number;
+}
+
 export class PasswordProvider implements AuthProvider {
   readonly method = 'password';
+  private running = 0;
+  private readonly byAddress = new Map<string, number>();
 
-  constructor(private readonly passwords: PasswordFile) {}
+  constructor(private readonly passwords: PasswordFile, private readonly limits: PasswordProviderLimits = {}) {}
 
+  /**
+   * Hashing is deliberately slow; bounded so that a flood of CONNECTs with made-up
+   * credentials cannot queue unbounded work and lock everyone else out.
+   */
   async authenticate(request: AuthenticateRequest): Promise<ProviderAnswer> {
     if (request.username === undefined) return { outcome: 'pass' };
+    const address = request.remoteAddress;
+    const fromAddress = this.byAddress.get(address) ?? 0;
+    if (this.running >= (this.limits.concurrent ?? 32) || fromAddress >= (this.limits.perAddress ?? 4)) {
+      return { outcome: 'refuse', reason: 'busy', why: 'too many password checks in progress' };
+    }
+    this.running++;
+    this.byAddress.set(address, fromAddress + 1);
+    try {
+      return await this.check({ ...request, username: request.username });
+    } finally {
+      this.running--;
+      const left = (this.byAddress.get(address) ?? 1) - 1;
+      if (left === 0) this.byAddress.delete(address);
+      else this.byAddress.set(address, left);
+    }
+  }
+
+  private async check(request: AuthenticateRequest & { username: string }): Promise<ProviderAnswer> {
     const entry = this.passwords.get(request.username);
     const password = request.password ?? Buffer.alloc(0);
     const ok = await verifyPassword(entry?.hash ?? this.passwords.standIn, password);
@@ -126,4 +157,11 @@ function standInLike(model: PasswordHash | undefined): PasswordHash {
   }
   if (model.kind === 'mosquitto-pbkdf2') return { kind: 'mosquitto-pbkdf2', iterations: model.iterations, salt, hash: randomBytes(model.hash.length) };
   return { kind: 'mosquitto-sha512', salt, hash: randomBytes(64) };
+}
+
+/** The hash that takes longest to check: scrypt before PBKDF2 before one SHA-512, then by cost. */
+function costliest(hashes: PasswordHash[]): PasswordHash | undefined {
+  const cost = (h: PasswordHash): number =>
+    h.kind === 'scrypt' ? 1e12 + 2 ** h.logN * h.r * h.p : h.kind === 'mosquitto-pbkdf2' ? 1e6 + h.iterations : 0;
+  return hashes.reduce<PasswordHash | undefined>((best, h) => (best === undefined || cost(h) > cost(best) ? h : best), undefined);
 }

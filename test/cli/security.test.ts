@@ -90,11 +90,16 @@ describe('moat passwd', () => {
     assert.equal(await verifyPassword(users.get('carol')!.hash, Buffer.from('hidden-pw')), true);
   });
 
-  it('refuses a user name with ":" and leaves the file alone', async () => {
+  it('refuses user names that would not read back (":", a leading "#", spaces around) and empty passwords', async () => {
     const file = path.join(dir, 'pw-bad');
-    const r = await passwd([file, 'a:b'], 'x\n');
-    assert.equal(r.code, 1);
-    assert.match(r.stderr, /user name/);
+    for (const name of ['a:b', '#root', ' bob']) {
+      const r = await passwd([file, name], 'x\n');
+      assert.equal(r.code, 1, name);
+      assert.match(r.stderr, /user name/);
+    }
+    const empty = await passwd([file, 'bob'], '\n');
+    assert.equal(empty.code, 1);
+    assert.match(empty.stderr, /password must not be empty/);
   });
 });
 

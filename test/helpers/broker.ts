@@ -66,8 +66,9 @@ export class RawClient {
     socket.on('error', () => {});
   }
 
-  static async connect(port: number, version: ProtocolVersion = 4): Promise<RawClient> {
-    const socket = net.connect(port, '127.0.0.1');
+  /** `localAddress`: another loopback source address (127.0.0.x) to look like a different machine. */
+  static async connect(port: number, version: ProtocolVersion = 4, localAddress?: string): Promise<RawClient> {
+    const socket = net.connect({ port, host: '127.0.0.1', ...(localAddress && { localAddress }) });
     await once(socket, 'connect');
     const client = new RawClient(socket);
     client.decoder.version = version;

@@ -91,4 +91,21 @@ describe('authentication timing', () => {
     assert.ok(Math.abs(mu - mw) / Math.max(mu, mw) < 0.25, `the medians differ: ${detail}`);
     assert.ok(mw > 2, `hashing takes measurable time, so the comparison means something: ${detail}`);
   });
+
+  it('a flood of CONNECTs with made-up credentials is answered "busy" beyond the limits, and another address still gets in', async () => {
+    // 40 at once from one address: at most 4 are hashed at a time there; the rest get CONNACK 3 at once.
+    const flood = await Promise.all(Array.from({ length: 40 }, (_, i) => refusalTime(tb.port, `flood${i}`, 'guess')));
+    const busy = flood.filter((r) => r.code === 3).length;
+    const checked = flood.filter((r) => r.code === 4).length;
+    assert.ok(busy >= 30, `most of the flood is turned away without hashing (${busy} busy, ${checked} checked)`);
+    assert.equal(busy + checked, 40);
+    // Meanwhile a client from another address is checked normally.
+    const raw = await RawClient.connect(tb.port, 4, '127.0.0.2');
+    try {
+      raw.send({ type: 1, protocolName: 'MQTT', protocolVersion: 4, clean: true, keepalive: 0, clientId: 'legit', username: 'alice', password: Buffer.from('right') });
+      assert.equal(((await raw.nextPacket(5000)) as { returnCode: number }).returnCode, 0);
+    } finally {
+      raw.destroy();
+    }
+  });
 });

@@ -5,7 +5,7 @@ import {
 } from '../../protocol/index.js';
 import type { Connection } from '../connection.js';
 import type { AuthStep } from '../enhanced-auth.js';
-import { BANNED, type ClientInfo } from '../hooks.js';
+import { BANNED, SERVER_BUSY, type ClientInfo } from '../hooks.js';
 
 /** The MQTT 5 reason code for each 3.1.1 CONNACK return code. */
 const V5_REFUSAL: Record<number, number> = {
@@ -121,6 +121,7 @@ function authenticationBroke(conn: Connection, err: unknown): void {
 function finishConnect(conn: Connection, pending: PendingConnect, returnCode: number, authData: Buffer | undefined): void | Promise<void> {
   if (conn.state !== 'connecting') return; // the socket went away while a hook was deciding
   if (returnCode === BANNED) return refuse(conn, ConnectReturnCode.NotAuthorized, ReasonCode.Banned);
+  if (returnCode === SERVER_BUSY) return refuse(conn, ConnectReturnCode.ServerUnavailable, ReasonCode.ServerBusy);
   if (returnCode !== ConnectReturnCode.Accepted) return refuse(conn, returnCode);
   const { packet, clientId } = pending;
   const broker = conn.broker;
