@@ -175,6 +175,31 @@ describe('moat with password and ACL files (mosquitto_pub / mosquitto_sub)', () 
     assert.deepEqual(stayed.lines, ['after/reload erin was let in'], 'the subscriber connected before the reload still receives');
   });
 
+  it('YAML roles bound to users and groups are enforced (mosquitto_pub / mosquitto_sub, MQTT 5 reason codes)', async () => {
+    const pw = path.join(dir, 'yaml.pw');
+    assert.equal((await passwd([pw, 'writer'], 'writer-pw\n')).code, 0);
+    assert.equal((await passwd([pw, 'reader'], 'reader-pw\n')).code, 0);
+    const { proc, port } = await startMoat(dir, [
+      'authentication:', '  - type: password_file', '    path: yaml.pw',
+      'authorization:',
+      '  roles:',
+      '    produce:', '      - topic: plant/+/temp', '        actions: [publish]', '        max_qos: 1', '        retain: false',
+      '    consume:', '      - topic: plant/secret/#', '        effect: deny', '      - topic: plant/#', '        actions: [subscribe]',
+      '  users:', '    writer: { roles: [produce] }', '    reader: { groups: [staff] }',
+      '  groups:', '    staff: { roles: [consume] }', '',
+    ].join('\n'));
+    const seen = await subFor(port, ['-V', '5', '-u', 'reader', '-P', 'reader-pw', '-t', 'plant/#'], 3, async () => {
+      assert.equal((await pub(port, ['-u', 'writer', '-P', 'writer-pw', '-t', 'plant/a/temp', '-m', '21'])).code, 0);
+      // Not allowed, acknowledged and dropped: QoS 2 above max_qos 1, retain, a topic outside the rule.
+      await pub(port, ['-V', '5', '-u', 'writer', '-P', 'writer-pw', '-t', 'plant/a/temp', '-m', 'qos2', '-q', '2']);
+      await pub(port, ['-V', '5', '-u', 'writer', '-P', 'writer-pw', '-t', 'plant/a/temp', '-m', 'retained', '-r']);
+      await pub(port, ['-V', '5', '-u', 'writer', '-P', 'writer-pw', '-t', 'plant/a/humidity', '-m', 'other']);
+    });
+    assert.deepEqual(seen.lines, ['plant/a/temp 21']);
+    const refused = proc.stdout.split('\n').filter((l) => l.includes('"event":"publish.refused"')).length;
+    assert.equal(refused, 3, 'each refused publish is in the audit trail');
+  });
+
   it('an unreadable or malformed password file stops startup with the file and line', async () => {
     const pw = path.join(dir, 'broken.pw');
     writeFileSync(pw, 'good:$7$101$c3Nzc3Nzc3Nzc3Nz$aGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaGhoaA==\nbroken-line\n');
