@@ -477,7 +477,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
   private publishWill(client: ClientInfo, will: WillMessage): void {
     if (will.topic.charCodeAt(0) === 0x24) return;
     const authorize = this.hooks.authorizePublish;
-    const verdict = authorize ? authorize(client, will) : true;
+    const verdict = authorize ? authorize(client, will, 'will') : true;
     const publish = (allowed: boolean): void => {
       if (!allowed) return;
       const { willDelayInterval: _delay, ...properties } = will.properties ?? {};

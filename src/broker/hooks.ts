@@ -90,8 +90,11 @@ export interface PublishRequest {
  */
 export interface BrokerHooks {
   authenticate?(request: AuthenticateRequest): MaybePromise<AuthenticateResult>;
-  /** false drops the message (3.1.1: it is still acknowledged, as the protocol has no refusal). */
-  authorizePublish?(client: ClientInfo, message: PublishRequest): MaybePromise<boolean>;
+  /**
+   * false drops the message (3.1.1: it is still acknowledged, as the protocol has no refusal).
+   * `kind` is "will" for a will, checked at CONNECT and again when it is published.
+   */
+  authorizePublish?(client: ClientInfo, message: PublishRequest, kind?: 'publish' | 'will'): MaybePromise<boolean>;
   /** The QoS to grant (at most the requested one), true to grant as requested, false to refuse. */
   authorizeSubscribe?(client: ClientInfo, subscription: { filter: string; qos: QoS }): MaybePromise<boolean | QoS>;
   authorizeDelivery?(client: ClientInfo, message: PublishRequest): boolean;
@@ -120,10 +123,10 @@ export function composeHooks(list: BrokerHooks[]): BrokerHooks {
   }
   const publishers = list.flatMap((h) => (h.authorizePublish ? [h.authorizePublish.bind(h)] : []));
   if (publishers.length > 0) {
-    composed.authorizePublish = (client, message) => {
+    composed.authorizePublish = (client, message, kind) => {
       const ask = (from: number): MaybePromise<boolean> => {
         for (let i = from; i < publishers.length; i++) {
-          const answer = publishers[i]!(client, message);
+          const answer = publishers[i]!(client, message, kind);
           if (answer instanceof Promise) return answer.then((a) => a && ask(i + 1));
           if (!answer) return false;
         }

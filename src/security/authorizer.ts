@@ -53,11 +53,11 @@ export function createAuthorizer(
   };
 
   return {
-    authorizePublish(client: ClientInfo, message: PublishRequest): boolean {
+    authorizePublish(client: ClientInfo, message: PublishRequest, kind: 'publish' | 'will' = 'publish'): boolean {
       if (unrestricted(client)) return true;
       const state = stateOf(client);
       const decision = acl.publish(state.principal, message.topic, message.qos, message.retain, state.rules);
-      if (!decision.allowed) events?.refused(client, 'publish', message.topic, decision.reason);
+      if (!decision.allowed) events?.refused(client, kind, message.topic, decision.reason);
       return decision.allowed;
     },
 

@@ -160,6 +160,7 @@ describe('security on a running broker', () => {
     const will = { topic: 'secret/will', payload: Buffer.from('x'), qos: 0 as const, retain: false };
     assert.equal((await connackCode(tb.url, { clientId: 'bob-will', username: 'bob', password: 'bob-pw', will })).code, 5);
     assert.equal((await connackCode(tb.url, { clientId: 'bob-will5', username: 'bob', password: 'bob-pw', protocolVersion: 5, will })).code, 0x87);
+    assert.ok(audit.events.some((e) => e.event === 'will.refused' && e.clientId === 'bob-will' && e.topic === 'secret/will'), 'audited as a refused will');
   });
 
   it('topics are compared as sent: U+0000 is a protocol error (closed), and another Unicode form of an allowed topic is not allowed', async () => {

@@ -144,7 +144,7 @@ function finishConnect(conn: Connection, pending: PendingConnect, returnCode: nu
   if (will && authorize) {
     let verdict: boolean | Promise<boolean>;
     try {
-      verdict = authorize(client, will);
+      verdict = authorize(client, will, 'will');
     } catch (err) {
       return authenticationBroke(conn, err); // fail closed: CONNACK 3 / 0x80
     }
