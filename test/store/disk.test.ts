@@ -24,6 +24,19 @@ function inMountNamespace(script: string, args: string[], limitMs = 60_000): Pro
   return spawnProc('unshare', ['--map-root-user', '--mount', 'sh', '-c', script, 'sh', ...args], { limitMs });
 }
 
+const READ_ONLY = 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1"';
+// Fills the 256 KiB tmpfs completely (head stops with ENOSPC, as intended).
+const FULL_DISK = 'mount -t tmpfs -o size=256k tmpfs "$1" && { head -c 1M /dev/zero > "$1/filler" 2>/dev/null; true; }';
+
+/** Starts `moat` on `data` after `prepare` (run in the namespace) and expects it to refuse: exit 1, stderr naming `named`. */
+async function expectRefusal(prepare: string, data: string, config: string, named: string, problem: RegExp): Promise<void> {
+  const broker = inMountNamespace(`${prepare} && exec "$2" "$3" --config "$4"`, [data, process.execPath, MOAT, config]);
+  const status = await broker.waitExit(15_000);
+  assert.equal(status.code, 1, `exit status; stderr: ${broker.stderr}`);
+  assert.ok(broker.stderr.includes(named), `the error names ${named}: ${broker.stderr}`);
+  assert.match(broker.stderr, problem);
+}
+
 function writeConfig(dir: string, port: number, dataDir: string): string {
   const file = path.join(dir, 'moat.yaml');
   writeFileSync(file, [
@@ -65,12 +78,7 @@ describe('SQLite store on a read-only directory and a full disk (real process)',
     const before = readFileSync(file);
     const config = writeConfig(dir, await freePort(), data);
 
-    const broker = inMountNamespace('mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && exec "$2" "$3" --config "$4"',
-      [data, process.execPath, MOAT, config]);
-    const status = await broker.waitExit(15_000);
-    assert.equal(status.code, 1, `exit status; stderr: ${broker.stderr}`);
-    assert.ok(broker.stderr.includes(data), `the error names the directory: ${broker.stderr}`);
-    assert.match(broker.stderr, /read-only/);
+    await expectRefusal(READ_ONLY, data, config, data, /read-only/);
     assert.deepEqual(readFileSync(file), before, 'the store is untouched');
 
     const again = new SqliteStore({ directory: data });
@@ -83,27 +91,14 @@ describe('SQLite store on a read-only directory and a full disk (real process)',
     const dir = fresh();
     const data = path.join(dir, 'data');
     mkdirSync(data);
-    const config = writeConfig(dir, await freePort(), data);
-    const broker = inMountNamespace('mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && exec "$2" "$3" --config "$4"',
-      [data, process.execPath, MOAT, config]);
-    const status = await broker.waitExit(15_000);
-    assert.equal(status.code, 1, `exit status; stderr: ${broker.stderr}`);
-    assert.ok(broker.stderr.includes(data), `the error names the directory: ${broker.stderr}`);
-    assert.match(broker.stderr, /read-only/);
+    await expectRefusal(READ_ONLY, data, writeConfig(dir, await freePort(), data), data, /read-only/);
   });
 
   it('refuses to start on a full disk, naming the store file', async () => {
     const dir = fresh();
     const data = path.join(dir, 'data');
     mkdirSync(data);
-    const config = writeConfig(dir, await freePort(), data);
-    // Fill the 256 KiB tmpfs completely (head stops with ENOSPC, as intended).
-    const broker = inMountNamespace('mount -t tmpfs -o size=256k tmpfs "$1" && { head -c 1M /dev/zero > "$1/filler" 2>/dev/null; exec "$2" "$3" --config "$4"; }',
-      [data, process.execPath, MOAT, config]);
-    const status = await broker.waitExit(15_000);
-    assert.equal(status.code, 1, `exit status; stderr: ${broker.stderr}`);
-    assert.ok(broker.stderr.includes(path.join(data, 'moat.db')), `the error names the file: ${broker.stderr}`);
-    assert.match(broker.stderr, /disk is full/);
+    await expectRefusal(FULL_DISK, data, writeConfig(dir, await freePort(), data), path.join(data, 'moat.db'), /disk is full/);
   });
 
   it('a disk that fills up while running: acknowledgements wait, other clients carry on, and once space is back nothing is lost', async () => {
