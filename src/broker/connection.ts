@@ -68,9 +68,9 @@ export class Connection {
   pendingPubacks = 0;
   /** Acknowledgements of this client's packets waiting for the store; later ones queue behind them. */
   private acksWaiting = 0;
-  /** Enhanced authentication: the method of this connection, a running exchange, and the CONNECT it is for. */
   /** What authentication said about the client, until CONNACK puts it in `client`. */
   identity: ClientIdentity | undefined;
+  /** Enhanced authentication: the method of this connection, a running exchange, and the CONNECT it is for. */
   authMethod: string | undefined;
   authExchange: AuthExchange | undefined;
   pendingConnect: { packet: ConnectPacket; clientId: string; assigned: boolean } | undefined;
