@@ -8,6 +8,7 @@
  *   npm run bench -- --only durability     some scenarios (comma-separated)
  *   npm run bench -- --rounds 5            rounds per scenario (default 3)
  *   npm run bench -- --quick --no-write    small and short, docs untouched
+ *   npm run bench -- --brokers moat,mosquitto   the brokers of the side-by-side rows
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -16,10 +17,16 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { machineDescription } from './lib/system.js';
 import type { BenchContext, ScenarioReport } from './scenarios/context.js';
+import { availableBrokers, type BrokerKind } from './lib/brokers.js';
+import { COMPARISONS, compareBrokers } from './scenarios/compare.js';
 import { durabilityScenario } from './scenarios/durability.js';
+import { idleScenario } from './scenarios/idle.js';
+import { judgeTargets } from './scenarios/targets.js';
 import { restartScenario } from './scenarios/restart.js';
 
 export const SCENARIOS: Record<string, (ctx: BenchContext) => Promise<ScenarioReport>> = {
+  ...Object.fromEntries(COMPARISONS.map((def) => [def.id, (ctx: BenchContext) => compareBrokers(ctx, def)])),
+  idle: idleScenario,
   restart: restartScenario,
   durability: durabilityScenario,
 };
@@ -54,6 +61,7 @@ async function main(): Promise<void> {
       quick: { type: 'boolean', default: false },
       'no-write': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
+      brokers: { type: 'string' },
     },
   });
   const names = values.only ? values.only.split(',') : Object.keys(SCENARIOS);
@@ -64,11 +72,17 @@ async function main(): Promise<void> {
     rounds: Number(values.rounds),
     brokerCpu: twoCores ? 0 : undefined,
     loadCpu: twoCores ? 1 : undefined,
+    brokers: values.brokers ? (values.brokers.split(',') as BrokerKind[]) : availableBrokers(),
     log: (line) => process.stderr.write(`${line}\n`),
   };
   ctx.log(`machine: ${machineDescription()}${twoCores ? '; broker on CPU 0, load generator on CPU 1' : '; one CPU, nothing pinned'}`);
   const reports: ScenarioReport[] = [];
   for (const name of names) reports.push(await SCENARIOS[name]!(ctx));
+  // The verdicts are written only from a run of every side-by-side row, so they never mix runs.
+  const targets = judgeTargets(reports);
+  const everyRow = [...COMPARISONS.map((d) => d.id), 'idle'].every((id) => names.includes(id));
+  if (targets && everyRow) reports.push(targets);
+  else if (targets) ctx.log(`\ntargets (from this partial run, not written):\n${targets.table}`);
 
   if (values.json) process.stdout.write(`${JSON.stringify(reports, null, 2)}\n`);
   else for (const r of reports) process.stdout.write(`\n## ${r.title}\n\n${r.setup}\n\n${r.table}\n${r.errors.length ? `\nProblems: ${r.errors.join('; ')}\n` : ''}`);

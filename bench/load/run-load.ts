@@ -42,6 +42,8 @@ export interface LoadResult {
   duplicates: number;
   undelivered: number;
   brokerRssKiB: number;
+  /** CPU used by the load generator's processes in the window, % of one core: near 100 means the generator, not the broker, set the rate. */
+  loadCpuPercent: number;
 }
 
 class Worker {
@@ -49,6 +51,10 @@ class Worker {
   private readonly replies: WorkerReply[] = [];
   private wake: (() => void) | undefined;
   private exited = false;
+
+  get pid(): number {
+    return this.child.pid!;
+  }
 
   constructor(cpu: number | undefined) {
     this.child = fork(WORKER, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
@@ -111,8 +117,10 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     pubs.send(go);
     await new Promise((resolve) => setTimeout(resolve, o.warmupMs));
     const cpu0 = sampleProcess(o.brokerPid);
+    const load0 = sampleProcess(subs.pid).cpuMs + sampleProcess(pubs.pid).cpuMs;
     await new Promise((resolve) => setTimeout(resolve, o.measureMs));
     const cpu1 = sampleProcess(o.brokerPid);
+    const load1 = sampleProcess(subs.pid).cpuMs + sampleProcess(pubs.pid).cpuMs;
     const [subWindow, pubWindow] = [(await subs.next('measured')).window, (await pubs.next('measured')).window];
 
     const finish: WorkerCommand = { type: 'finish', drainMs: o.drainMs ?? 3000 };
@@ -140,6 +148,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
       duplicates: subTotals.counters.duplicates,
       undelivered: o.qos === 0 ? 0 : Math.max(0, expected - delivered),
       brokerRssKiB: cpu1.rssKiB,
+      loadCpuPercent: ((load1 - load0) / (cpu1.at - cpu0.at)) * 100,
     };
   } finally {
     subs.kill();

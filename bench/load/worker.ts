@@ -169,9 +169,9 @@ class Publisher {
     if (this.rateTimer) clearInterval(this.rateTimer);
   }
 
-  /** Tops the window up (QoS 0: sends `window` messages per socket drain). */
+  /** Tops the window up (QoS 0: `window` messages per write, again once the socket takes more). */
   private fill(): void {
-    const room = this.setup.qos === 0 ? (this.socket.writableLength === 0 ? this.setup.window : 0) : this.setup.window - this.inflight;
+    const room = this.setup.qos === 0 ? this.setup.window : this.setup.window - this.inflight;
     if (room > 0) this.emit(room);
   }
 

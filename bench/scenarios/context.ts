@@ -1,3 +1,5 @@
+import type { BrokerKind } from '../lib/brokers.js';
+
 /** What every scenario gets from the runner, and what it gives back. */
 export interface BenchContext {
   /** Small sizes and short windows: the harness smoke run in `npm test`. */
@@ -6,6 +8,8 @@ export interface BenchContext {
   /** CPUs for the broker and for the load generator (undefined: not pinned). */
   brokerCpu: number | undefined;
   loadCpu: number | undefined;
+  /** The brokers the side-by-side scenarios compare (Moat first). */
+  brokers: BrokerKind[];
   log(line: string): void;
 }
 

@@ -1,5 +1,5 @@
 import { runLoad, type LoadResult } from '../load/run-load.js';
-import { startMoat } from '../lib/moat-process.js';
+import { startMoat } from '../lib/brokers.js';
 import { fmt, fmtSummary, summarize } from '../lib/system.js';
 import type { BenchContext, ScenarioReport } from './context.js';
 

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { RedisStore } from '../../src/store/redis.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
 import type { BrokerStore } from '../../src/store/store.js';
-import { freePort, startMoat } from '../lib/moat-process.js';
+import { freePort, startMoat } from '../lib/brokers.js';
 import { fmt, fmtSummary, sampleProcess, summarize } from '../lib/system.js';
 import type { BenchContext, ScenarioReport } from './context.js';
 

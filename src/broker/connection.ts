@@ -9,6 +9,7 @@ import type { Broker } from './broker.js';
 import { dispatch } from './handlers/index.js';
 import type { CertificateIdentity, ClientIdentity, ClientInfo } from './hooks.js';
 import { topicByteLength, type Message } from './message.js';
+import { coalesce, COALESCE_CHUNK } from './coalesce.js';
 import type { Session } from './session.js';
 
 /** Properties of a message as sent on: the Message Expiry Interval counts down [MQTT-3.3.2-6]. */
@@ -29,6 +30,9 @@ export interface PeerInfo {
   /** Set by a TLS transport for a verified client certificate. */
   certificate?: CertificateIdentity;
 }
+
+/** Node reads a socket 64 KiB at a time: a chunk of that size means more is likely waiting. */
+const FULL_READ = 65_536;
 
 type State = 'awaiting-connect' | 'connecting' | 'connected' | 'closing' | 'closed';
 
@@ -75,15 +79,19 @@ export class Connection {
   authExchange: AuthExchange | undefined;
   pendingConnect: { packet: ConnectPacket; clientId: string; assigned: boolean } | undefined;
 
-  private corked = false;
+  /** Packets written this turn, sent together by `flush`. */
+  private batch: Buffer[] | undefined;
+  private batchBytes = 0;
   private flushScheduled = false;
   private outbox: Buffer[] | undefined;
   private outboxBytes = 0;
   /** Bytes handed to the store's durability barrier and not yet written. */
   private awaitingDurability = 0;
-  /** Reading stops while an asynchronous hook decides, and while the peer does not take our bytes. */
+  /** Reading stops while an asynchronous hook decides, while the peer does not take our bytes, and for the rest of a turn after a full read. */
   private waitingForHook = false;
   private waitingForPeer = false;
+  private waitingForTurn = false;
+  private readonly endTurn = (): void => this.setReading('turn', true);
   private readonly onPacket = (packet: Packet, size: number): boolean => this.handlePacket(packet, size);
 
   constructor(
@@ -107,7 +115,7 @@ export class Connection {
 
   /** The peer stopped reading: its unsent bytes passed the outbound limit. */
   get congested(): boolean {
-    return this.socket.writableLength + this.outboxBytes + this.awaitingDurability > this.broker.limits.maxOutboundBuffer;
+    return this.socket.writableLength + this.batchBytes + this.outboxBytes + this.awaitingDurability > this.broker.limits.maxOutboundBuffer;
   }
 
   private onData(chunk: Buffer): void {
@@ -116,6 +124,13 @@ export class Connection {
     this.broker.stats.bytesReceived += chunk.length;
     const error = this.decoder.push(chunk, this.onPacket);
     if (error) this.protocolError(error);
+    else if (chunk.length >= FULL_READ && !this.waitingForTurn) {
+      // libuv reads a socket up to 32 times in one loop iteration, and writes that had to wait for
+      // the kernel go out only between iterations: a flooding publisher would starve its subscribers'
+      // sockets until they count as congested. One full read per connection per turn keeps them flowing.
+      this.setReading('turn', false);
+      setImmediate(this.endTurn);
+    }
   }
 
   private handlePacket(packet: Packet, _size: number): boolean {
@@ -153,10 +168,12 @@ export class Connection {
     return this.state !== 'closed' && this.state !== 'closing';
   }
 
-  private setReading(reason: 'hook' | 'peer', allowed: boolean): void {
+  private setReading(reason: 'hook' | 'peer' | 'turn', allowed: boolean): void {
     if (reason === 'hook') this.waitingForHook = !allowed;
-    else this.waitingForPeer = !allowed;
-    if (this.waitingForHook || this.waitingForPeer) this.socket.pause();
+    else if (reason === 'peer') this.waitingForPeer = !allowed;
+    else this.waitingForTurn = !allowed;
+    if (this.state === 'closed') return;
+    if (this.waitingForHook || this.waitingForPeer || this.waitingForTurn) this.socket.pause();
     else this.socket.resume();
   }
 
@@ -204,19 +221,14 @@ export class Connection {
    * wait in the outbox and leave once everything before them is durable
    * (`whenDurable` calls back in order). A clean session has nothing in the store
    * to wait for (its acknowledgements wait on their own, see `acknowledge`), and
-   * with nothing pending (always, for the memory store) bytes go to the corked socket.
+   * with nothing pending (always, for the memory store) bytes join this turn's batch.
    */
   private put(bytes: Buffer): void {
     this.broker.stats.bytesSent += bytes.length;
     if (this.outbox === undefined && (this.session?.persistent !== true || this.broker.store.durableNow())) {
-      if (!this.corked) {
-        this.corked = true;
-        this.socket.cork();
-        this.scheduleFlush();
-      }
-      this.socket.write(bytes);
-      // A client that sends without reading its replies is read no further until its socket drains.
-      if (!this.waitingForPeer && this.socket.writableLength > this.pauseThreshold) this.setReading('peer', false);
+      (this.batch ??= []).push(bytes);
+      this.batchBytes += bytes.length;
+      this.scheduleFlush();
       return;
     }
     (this.outbox ??= []).push(bytes);
@@ -235,15 +247,12 @@ export class Connection {
     return Math.max(this.broker.limits.maxOutboundBuffer, this.socket.writableHighWaterMark);
   }
 
-  /** Ends the per-turn batch: everything written since the last flush leaves in one writev. */
+  /** Ends the per-turn batch: everything written since the last flush leaves in one socket write. */
   flush(): void {
     this.flushScheduled = false;
-    if (this.corked) {
-      this.corked = false;
-      this.socket.uncork();
-    }
-    const batch = this.outbox;
-    if (batch === undefined) return;
+    this.writeBatch();
+    const held = this.outbox;
+    if (held === undefined) return;
     const bytes = this.outboxBytes;
     this.outbox = undefined;
     this.outboxBytes = 0;
@@ -251,11 +260,37 @@ export class Connection {
     this.broker.store.whenDurable(() => {
       this.awaitingDurability -= bytes;
       if (this.socket.destroyed) return;
-      this.socket.cork();
-      for (const chunk of batch) this.socket.write(chunk);
-      this.socket.uncork();
-      if (!this.waitingForPeer && this.socket.writableLength > this.pauseThreshold) this.setReading('peer', false);
+      // What an earlier durability callback of this round wrote comes first.
+      this.writeBatch();
+      this.writeOut(held, bytes);
     });
+  }
+
+  private writeBatch(): void {
+    const batch = this.batch;
+    if (batch === undefined) return;
+    const bytes = this.batchBytes;
+    this.batch = undefined;
+    this.batchBytes = 0;
+    this.writeOut(batch, bytes);
+  }
+
+  /** Writes a batch in as few buffers as it takes (see coalesce.ts for why). */
+  private writeOut(chunks: Buffer[], bytes: number): void {
+    const socket = this.socket;
+    if (chunks.length === 1) socket.write(chunks[0]!);
+    else if (bytes <= COALESCE_CHUNK) socket.write(Buffer.concat(chunks, bytes));
+    else {
+      const buffers = coalesce(chunks);
+      if (buffers.length === 1) socket.write(buffers[0]!);
+      else {
+        socket.cork();
+        for (const buffer of buffers) socket.write(buffer);
+        socket.uncork();
+      }
+    }
+    // A client that sends without reading its replies is read no further until its socket drains.
+    if (!this.waitingForPeer && socket.writableLength > this.pauseThreshold) this.setReading('peer', false);
   }
 
   sendConnack(returnCode: number, sessionPresent: boolean, properties?: Properties): void {

@@ -9,7 +9,7 @@ import type { BenchContext, ScenarioReport } from '../../bench/scenarios/context
  * not how fast anything is (figures belong to `npm run bench`).
  */
 
-const quick: BenchContext = { quick: true, rounds: 1, brokerCpu: undefined, loadCpu: undefined, log: () => {} };
+const quick: BenchContext = { quick: true, rounds: 1, brokerCpu: undefined, loadCpu: undefined, brokers: ['moat'], log: () => {} };
 
 describe('bench harness (smoke run)', () => {
   it('durability: QoS 1 runs for strict, periodic and memory deliver every message once, in order', async () => {

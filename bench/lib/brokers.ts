@@ -1,0 +1,157 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { connectPacket } from './frames.js';
+import { pin } from './system.js';
+
+/**
+ * The brokers a benchmark can run: Moat and its peers, each a real process on a
+ * free loopback port, pinned to one CPU, ready once a CONNECT gets its CONNACK.
+ */
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+export const MOAT_CLI = path.join(ROOT, 'dist', 'src', 'cli', 'moat.js');
+const AEDES_SERVER = path.join(ROOT, 'dist', 'bench', 'brokers', 'aedes-server.js');
+
+export type BrokerKind = 'moat' | 'mosquitto' | 'mosquitto-nodelay' | 'aedes' | 'aedes-nodelay';
+
+export const BROKER_LABELS: Record<BrokerKind, string> = {
+  moat: 'Moat',
+  mosquitto: 'Mosquitto (default)',
+  'mosquitto-nodelay': 'Mosquitto (`set_tcp_nodelay true`)',
+  aedes: 'Aedes',
+  'aedes-nodelay': 'Aedes (`noDelay`)',
+};
+
+export interface BrokerProcess {
+  readonly kind: BrokerKind;
+  readonly pid: number;
+  readonly port: number;
+  /** Milliseconds from spawn to the first CONNACK. */
+  readonly readyMs: number;
+  stop(): Promise<void>;
+}
+
+export interface BrokerLaunch {
+  /** CPU to pin the broker to (undefined: not pinned). */
+  cpu?: number;
+  /** Moat only: YAML lines below `listeners` (store, limits...). */
+  yaml?: string;
+  /** Moat only: working directory (its ./data is the default store). */
+  cwd?: string;
+  /** Per-session queue limit given to Moat and Mosquitto alike (their default is 1,000). */
+  maxQueuedMessages?: number;
+  /** Open-file limit for the broker process (idle-connection runs). */
+  nofile?: number;
+  timeoutMs?: number;
+}
+
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** Resolves true once a CONNECT on `port` gets a CONNACK. */
+function connackOnce(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    const done = (ok: boolean): void => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.once('error', () => done(false));
+    socket.setTimeout(2000, () => done(false));
+    socket.once('connect', () => socket.write(connectPacket(`bench-probe-${process.pid}`, true)));
+    socket.once('data', (chunk) => done(chunk[0] === 0x20 && chunk[3] === 0));
+  });
+}
+
+/** The command line of each broker, given its port and a scratch directory for its configuration. */
+function commandOf(kind: BrokerKind, port: number, dir: string, o: BrokerLaunch): string[] {
+  switch (kind) {
+    case 'moat': {
+      const config = path.join(dir, 'moat.yaml');
+      const queue = o.maxQueuedMessages === undefined ? '' : `limits:\n  max_queued_messages: ${o.maxQueuedMessages}\n`;
+      const sys = o.yaml?.includes('sys_interval:') ? '' : 'sys_interval: 0\n';
+      writeFileSync(config, `listeners:\n  - port: ${port}\n    host: 127.0.0.1\n${sys}log:\n  level: warn\n  format: json\n${queue}${o.yaml ?? ''}`);
+      return [process.execPath, MOAT_CLI, '--config', config];
+    }
+    case 'mosquitto':
+    case 'mosquitto-nodelay': {
+      const config = path.join(dir, 'mosquitto.conf');
+      const lines = [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence false', 'log_dest none', 'sys_interval 0'];
+      if (o.maxQueuedMessages !== undefined) lines.push(`max_queued_messages ${o.maxQueuedMessages}`);
+      if (kind === 'mosquitto-nodelay') lines.push('set_tcp_nodelay true');
+      writeFileSync(config, `${lines.join('\n')}\n`);
+      return ['mosquitto', '-c', config];
+    }
+    case 'aedes':
+    case 'aedes-nodelay':
+      return [process.execPath, AEDES_SERVER, String(port), ...(kind === 'aedes-nodelay' ? ['nodelay'] : [])];
+  }
+}
+
+/** Which peers this machine can run (Mosquitto needs the Debian package `mosquitto`). */
+export function availableBrokers(): BrokerKind[] {
+  const kinds: BrokerKind[] = ['moat', 'aedes', 'aedes-nodelay'];
+  const mosquitto = ['/usr/sbin/mosquitto', '/usr/bin/mosquitto'].some((p) => existsSync(p));
+  return mosquitto ? ['moat', 'mosquitto', 'mosquitto-nodelay', 'aedes', 'aedes-nodelay'] : kinds;
+}
+
+/** Starts a broker on a free loopback port and waits until it answers a CONNECT. */
+export async function startBroker(kind: BrokerKind, o: BrokerLaunch = {}): Promise<BrokerProcess> {
+  const port = await freePort();
+  const dir = mkdtempSync(path.join(tmpdir(), `bench-${kind}-`));
+  let command = commandOf(kind, port, dir, o);
+  if (o.nofile !== undefined) command = ['prlimit', `--nofile=${o.nofile}:${o.nofile}`, '--', ...command];
+  const started = performance.now();
+  const child: ChildProcess = spawn(command[0]!, command.slice(1), { cwd: o.cwd ?? dir, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.once('error', (err) => (stderr += String(err)));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  let gone = false;
+  void exited.then(() => (gone = true));
+  if (o.cpu !== undefined && child.pid !== undefined) pin(child.pid, o.cpu);
+  const deadline = started + (o.timeoutMs ?? 120_000);
+  let readyMs = -1;
+  while (performance.now() < deadline && !gone) {
+    if (await connackOnce(port)) {
+      readyMs = performance.now() - started;
+      break;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  if (readyMs < 0) {
+    child.kill('SIGKILL');
+    await exited;
+    rmSync(dir, { recursive: true, force: true });
+    throw new Error(`${kind} did not start: ${stderr}`);
+  }
+  return {
+    kind,
+    pid: child.pid!,
+    port,
+    readyMs,
+    async stop() {
+      if (!gone) {
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+        await exited;
+        clearTimeout(timer);
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Moat with its own configuration lines, as the storage scenarios need. */
+export function startMoat(o: BrokerLaunch = {}): Promise<BrokerProcess> {
+  return startBroker('moat', o);
+}

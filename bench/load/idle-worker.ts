@@ -1,0 +1,59 @@
+/**
+ * Idle-connection load (forked by bench/scenarios/idle.ts): opens `count` MQTT
+ * connections spread over several 127.0.0.x source addresses (one address has
+ * ~28,000 ephemeral ports), each waiting for its CONNACK, `parallel` at a time;
+ * then holds them open and idle until told to close.
+ */
+import net from 'node:net';
+import { connectPacket, DISCONNECT } from '../lib/frames.js';
+
+export type IdleCommand = { type: 'open'; port: number; count: number; parallel: number; idPrefix: string } | { type: 'close' };
+export type IdleReply = { type: 'opened'; connected: number; failed: number; elapsedMs: number; firstError?: string } | { type: 'closed' };
+
+const PER_ADDRESS = 25_000;
+const sockets: net.Socket[] = [];
+
+function open(port: number, index: number, idPrefix: string): Promise<void> {
+  const localAddress = `127.0.0.${2 + Math.floor(index / PER_ADDRESS)}`;
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ port, host: '127.0.0.1', localAddress });
+    socket.once('error', reject);
+    socket.once('connect', () => socket.write(connectPacket(`${idPrefix}-${index}`, true, 0)));
+    socket.once('data', (chunk) => {
+      if (chunk[0] !== 0x20 || chunk[3] !== 0) return reject(new Error(`CONNACK refused: ${chunk.toString('hex')}`));
+      socket.off('error', reject);
+      socket.on('error', () => {});
+      sockets.push(socket);
+      resolve();
+    });
+  });
+}
+
+process.on('message', (command: IdleCommand) => {
+  void (async () => {
+    if (command.type === 'open') {
+      const started = performance.now();
+      let next = 0;
+      let failed = 0;
+      let firstError: string | undefined;
+      const lane = async (): Promise<void> => {
+        while (next < command.count) {
+          const index = next++;
+          try {
+            await open(command.port, index, command.idPrefix);
+          } catch (err) {
+            failed++;
+            firstError ??= (err as Error).message;
+          }
+        }
+      };
+      await Promise.all(Array.from({ length: command.parallel }, lane));
+      const reply: IdleReply = { type: 'opened', connected: sockets.length, failed, elapsedMs: performance.now() - started, firstError };
+      process.send!(reply);
+    } else {
+      for (const socket of sockets) socket.end(DISCONNECT);
+      process.send!({ type: 'closed' } satisfies IdleReply);
+      setTimeout(() => process.exit(0), 200);
+    }
+  })();
+});
