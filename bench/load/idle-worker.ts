@@ -1,20 +1,21 @@
 /**
  * Idle-connection load (forked by bench/scenarios/idle.ts): opens `count` MQTT
  * connections spread over several 127.0.0.x source addresses (one address has
- * ~28,000 ephemeral ports), each waiting for its CONNACK, `parallel` at a time;
+ * ~28,000 ephemeral ports; each run starts at other addresses, so ports a previous
+ * run left in TIME_WAIT do not slow it down), each waiting for its CONNACK, `parallel` at a time;
  * then holds them open and idle until told to close.
  */
 import net from 'node:net';
 import { connectPacket, DISCONNECT } from '../lib/frames.js';
 
-export type IdleCommand = { type: 'open'; port: number; count: number; parallel: number; idPrefix: string } | { type: 'close' };
+export type IdleCommand = { type: 'open'; port: number; count: number; parallel: number; idPrefix: string; firstAddress: number } | { type: 'close' };
 export type IdleReply = { type: 'opened'; connected: number; failed: number; elapsedMs: number; firstError?: string } | { type: 'closed' };
 
 const PER_ADDRESS = 25_000;
 const sockets: net.Socket[] = [];
 
-function open(port: number, index: number, idPrefix: string): Promise<void> {
-  const localAddress = `127.0.0.${2 + Math.floor(index / PER_ADDRESS)}`;
+function open(port: number, index: number, idPrefix: string, firstAddress: number): Promise<void> {
+  const localAddress = `127.0.0.${firstAddress + Math.floor(index / PER_ADDRESS)}`;
   return new Promise((resolve, reject) => {
     const socket = net.connect({ port, host: '127.0.0.1', localAddress });
     socket.once('error', reject);
@@ -40,7 +41,7 @@ process.on('message', (command: IdleCommand) => {
         while (next < command.count) {
           const index = next++;
           try {
-            await open(command.port, index, command.idPrefix);
+            await open(command.port, index, command.idPrefix, command.firstAddress);
           } catch (err) {
             failed++;
             firstError ??= (err as Error).message;

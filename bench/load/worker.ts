@@ -291,8 +291,7 @@ process.on('message', (command: WorkerCommand) => {
           perStream: subscribers ? subscribers.receivedPerStream() : publishers!.sentPerStream(),
           latencies: subscribers ? subscribers.latencySample() : [],
         });
-        publishers?.close();
-        setTimeout(() => process.exit(0), 50);
+        publishers?.close(); // the runner ends this process once it has the totals (a large reply takes time to send)
       }
     } catch (err) {
       send({ type: 'error', message: (err as Error).stack ?? String(err) });

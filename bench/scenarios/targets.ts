@@ -49,8 +49,11 @@ export function judgeTargets(reports: ScenarioReport[]): ScenarioReport | undefi
   }
   const latency = rowsOf(reports, 'latency')?.find((r) => r.broker === 'moat');
   if (latency) verdicts.push({ target: 'Latency at 1,000 msg/s: p99 ≤ 0.5 ms', moat: fmt(latency.p99.median, 3), against: '0.5', met: latency.p99.median <= 0.5 });
-  const idle = reports.find((r) => r.id === 'idle')?.data as IdleRow[] | undefined;
-  for (const row of idle?.filter((r) => r.broker === 'moat') ?? []) {
+  const idle = reports.find((r) => r.id === 'idle')?.data as { rows: IdleRow[]; notRun: number[]; fileLimit: number } | undefined;
+  for (const count of idle?.notRun ?? []) {
+    verdicts.push({ target: `${fmt(count)} idle connections held by one process`, moat: `not run: hard open-file limit ${fmt(idle!.fileLimit)}`, against: '', met: undefined });
+  }
+  for (const row of idle?.rows.filter((r) => r.broker === 'moat') ?? []) {
     verdicts.push({ target: `${fmt(row.connections)} idle connections: ≤ 4 KiB RSS each, all held`, moat: `${fmt(row.kibPerConnection.median, 2)} KiB, ${row.failed} failed`, against: '4 KiB, 0 failed', met: row.kibPerConnection.median <= 4 && row.failed === 0 });
   }
   for (const id of ['fanin-qos0', 'fanout-qos0', 'fanin-qos1', 'p2p-qos1', 'p2p-qos2']) {
