@@ -56,7 +56,7 @@ export async function durabilityScenario(ctx: BenchContext): Promise<ScenarioRep
     ...rows.map((r) => `| \`${r.mode}\` | ${fmtSummary(r.rate)} | ${fmtSummary(r.cpu, 1)} | ${fmtSummary(r.p50, 2)} | ${fmtSummary(r.p99, 2)} | ${r.missing} | ${r.duplicates} |`),
   ].join('\n');
   const setup = `${pairs} publisher → persistent-session subscriber pairs (clean session 0, QoS 1 subscriptions), QoS 1, 64-byte payloads, ` +
-    `${WINDOW} messages in flight per publisher (below the broker's default inflight window of 20 toward each subscriber, so no queue builds up and nothing is dropped by the queue limit); ${ctx.rounds} interleaved round(s), warm-up then a measured window; median (min–max).`;
+    `${WINDOW} messages in flight per publisher (below the broker's default inflight window toward each subscriber, so no queue builds up and nothing is dropped by the queue limit); ${ctx.rounds} interleaved round(s), warm-up then a measured window; median (min–max).`;
   const errors = rows.filter((r) => r.missing > 0 || r.duplicates > 0).map((r) => `${r.mode}: ${r.missing} lost, ${r.duplicates} duplicates`);
   return { id: 'durability', title: 'QoS 1 throughput by durability setting', setup, table, errors, data: rows };
 }

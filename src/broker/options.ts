@@ -50,7 +50,9 @@ export const DEFAULT_LIMITS: BrokerLimits = {
   maxConnections: 100_000,
   maxTopicLength: 65_535,
   maxTopicLevels: 128,
-  maxInflightMessages: 20,
+  // Acknowledgements are read once per event-loop turn, so one subscriber takes at most this many
+  // messages a turn: 20 (Mosquitto's default) made a subscriber fed by many publishers fall behind.
+  maxInflightMessages: 1000,
   maxQueuedMessages: 1000,
   maxQueuedBytes: 16 * 1024 * 1024,
   queueOverflow: 'drop_new',
