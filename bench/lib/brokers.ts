@@ -26,13 +26,8 @@ export const BROKER_LABELS: Record<BrokerKind, string> = {
   'aedes-nodelay': 'Aedes (`noDelay`)',
 };
 
-export interface BrokerProcess {
+export interface BrokerProcess extends ServerProcess {
   readonly kind: BrokerKind;
-  readonly pid: number;
-  readonly port: number;
-  /** Milliseconds from spawn to the first CONNACK. */
-  readonly readyMs: number;
-  stop(): Promise<void>;
 }
 
 export interface BrokerLaunch {
@@ -104,11 +99,19 @@ export function availableBrokers(): BrokerKind[] {
   return mosquitto ? ['moat', 'mosquitto', 'mosquitto-nodelay', 'aedes', 'aedes-nodelay'] : kinds;
 }
 
-/** Starts a broker on a free loopback port and waits until it answers a CONNECT. */
-export async function startBroker(kind: BrokerKind, o: BrokerLaunch = {}): Promise<BrokerProcess> {
+export interface ServerProcess {
+  readonly pid: number;
+  readonly port: number;
+  /** Milliseconds from spawn to the first CONNACK. */
+  readonly readyMs: number;
+  stop(): Promise<void>;
+}
+
+/** Starts a server process given its command line for a free loopback port, and waits until it answers a CONNECT. */
+export async function startCommand(name: string, commandFor: (port: number, dir: string) => string[], o: BrokerLaunch = {}): Promise<ServerProcess> {
   const port = await freePort();
-  const dir = mkdtempSync(path.join(tmpdir(), `bench-${kind}-`));
-  let command = commandOf(kind, port, dir, o);
+  const dir = mkdtempSync(path.join(tmpdir(), `bench-${name}-`));
+  let command = commandFor(port, dir);
   if (o.nofile !== undefined) command = ['prlimit', `--nofile=${o.nofile}:${o.nofile}`, '--', ...command];
   const started = performance.now();
   const child: ChildProcess = spawn(command[0]!, command.slice(1), { cwd: o.cwd ?? dir, stdio: ['ignore', 'ignore', 'pipe'] });
@@ -132,10 +135,9 @@ export async function startBroker(kind: BrokerKind, o: BrokerLaunch = {}): Promi
     child.kill('SIGKILL');
     await exited;
     rmSync(dir, { recursive: true, force: true });
-    throw new Error(`${kind} did not start: ${stderr}`);
+    throw new Error(`${name} did not start: ${stderr}`);
   }
   return {
-    kind,
     pid: child.pid!,
     port,
     readyMs,
@@ -149,6 +151,12 @@ export async function startBroker(kind: BrokerKind, o: BrokerLaunch = {}): Promi
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** Starts a broker on a free loopback port and waits until it answers a CONNECT. */
+export async function startBroker(kind: BrokerKind, o: BrokerLaunch = {}): Promise<BrokerProcess> {
+  const server = await startCommand(kind, (port, dir) => commandOf(kind, port, dir, o), o);
+  return { kind, pid: server.pid, port: server.port, readyMs: server.readyMs, stop: () => server.stop() };
 }
 
 /** Moat with its own configuration lines, as the storage scenarios need. */

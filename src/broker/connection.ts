@@ -34,6 +34,25 @@ export interface PeerInfo {
 /** Node reads a socket 64 KiB at a time: a chunk of that size means more is likely waiting. */
 const FULL_READ = 65_536;
 
+const CONNECTION = Symbol('connection');
+type OwnedSocket = Duplex & { [CONNECTION]: Connection };
+
+function onSocketData(this: OwnedSocket, chunk: Buffer): void {
+  this[CONNECTION].onData(chunk);
+}
+
+function onSocketError(this: OwnedSocket, err: Error): void {
+  this[CONNECTION].close(`network error: ${err.message}`);
+}
+
+function onSocketClose(this: OwnedSocket): void {
+  this[CONNECTION].close('socket closed');
+}
+
+function onSocketDrain(this: OwnedSocket): void {
+  this[CONNECTION].onDrain();
+}
+
 type State = 'awaiting-connect' | 'connecting' | 'connected' | 'closing' | 'closed';
 
 /**
@@ -91,7 +110,8 @@ export class Connection {
   private waitingForHook = false;
   private waitingForPeer = false;
   private waitingForTurn = false;
-  private readonly endTurn = (): void => this.setReading('turn', true);
+  /** Made on the first full read: most connections never need it. */
+  private endTurn: (() => void) | undefined;
   private readonly onPacket = (packet: Packet, size: number): boolean => this.handlePacket(packet, size);
 
   constructor(
@@ -103,10 +123,12 @@ export class Connection {
     this.openedAt = Date.now();
     this.lastActivity = this.openedAt;
     this.decoder = new PacketDecoder(broker.limits.maxPacketSize);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('error', (err) => this.close(`network error: ${err.message}`));
-    socket.on('close', () => this.close('socket closed'));
-    socket.on('drain', () => this.onDrain());
+    // Shared listeners that find the connection on the socket: four closures per connection cost more.
+    (socket as OwnedSocket)[CONNECTION] = this;
+    socket.on('data', onSocketData);
+    socket.on('error', onSocketError);
+    socket.on('close', onSocketClose);
+    socket.on('drain', onSocketDrain);
   }
 
   get isConnected(): boolean {
@@ -118,7 +140,8 @@ export class Connection {
     return this.socket.writableLength + this.batchBytes + this.outboxBytes + this.awaitingDurability > this.broker.limits.maxOutboundBuffer;
   }
 
-  private onData(chunk: Buffer): void {
+  /** @internal socket listener */
+  onData(chunk: Buffer): void {
     if (this.state === 'closed' || this.state === 'closing') return;
     this.broker.clock = Date.now(); // once per chunk; each packet in it reads this
     this.broker.stats.bytesReceived += chunk.length;
@@ -129,7 +152,7 @@ export class Connection {
       // the kernel go out only between iterations: a flooding publisher would starve its subscribers'
       // sockets until they count as congested. One full read per connection per turn keeps them flowing.
       this.setReading('turn', false);
-      setImmediate(this.endTurn);
+      setImmediate((this.endTurn ??= () => this.setReading('turn', true)));
     }
   }
 
@@ -426,7 +449,8 @@ export class Connection {
     return size > this.clientMaximumPacketSize;
   }
 
-  private onDrain(): void {
+  /** @internal socket listener */
+  onDrain(): void {
     if (this.state === 'closed' || this.state === 'closing') return;
     if (this.waitingForPeer) this.setReading('peer', true);
     if (this.state === 'connected' && this.session) this.broker.delivery.drainQueue(this.session);

@@ -1,37 +1,40 @@
-/** FIFO with O(1) push and shift (arrays shift in O(n) once large). */
+/** FIFO with O(1) push and shift (arrays shift in O(n) once large); its array is made on the first push. */
 export class Deque<T> {
-  private items: Array<T | undefined> = [];
+  private items: Array<T | undefined> | undefined;
   private head = 0;
 
   get length(): number {
-    return this.items.length - this.head;
+    return this.items === undefined ? 0 : this.items.length - this.head;
   }
 
   push(item: T): void {
-    this.items.push(item);
+    (this.items ??= []).push(item);
   }
 
   peek(): T | undefined {
-    return this.items[this.head];
+    return this.items?.[this.head];
   }
 
   shift(): T | undefined {
-    if (this.head >= this.items.length) return undefined;
-    const item = this.items[this.head];
-    this.items[this.head++] = undefined;
-    if (this.head > 1024 && this.head * 2 > this.items.length) {
-      this.items = this.items.slice(this.head);
+    const items = this.items;
+    if (items === undefined || this.head >= items.length) return undefined;
+    const item = items[this.head];
+    items[this.head++] = undefined;
+    if (this.head > 1024 && this.head * 2 > items.length) {
+      this.items = items.slice(this.head);
       this.head = 0;
     }
     return item;
   }
 
   clear(): void {
-    this.items = [];
+    this.items = undefined;
     this.head = 0;
   }
 
   *[Symbol.iterator](): IterableIterator<T> {
-    for (let i = this.head; i < this.items.length; i++) yield this.items[i]!;
+    const items = this.items;
+    if (items === undefined) return;
+    for (let i = this.head; i < items.length; i++) yield items[i]!;
   }
 }

@@ -2,6 +2,7 @@ import type { QoS, WillMessage } from '../protocol/index.js';
 import type { InflightRecord, QueuedRecord, SubscriptionRecord } from '../store/store.js';
 import type { Connection } from './connection.js';
 import { Deque } from './deque.js';
+import { LazyMap, LazySet } from './lazy.js';
 import type { ClientInfo } from './hooks.js';
 
 /** Session Expiry Interval meaning "never" [MQTT-3.1.2-?: 0xFFFFFFFF]. */
@@ -20,14 +21,14 @@ export interface PendingWill {
  */
 export class Session {
   /** Filter as subscribed → its options (QoS first). */
-  readonly subscriptions = new Map<string, SubscriptionRecord>();
+  readonly subscriptions = new LazyMap<string, SubscriptionRecord>();
   /** Outgoing QoS 1/2 messages awaiting acknowledgement, in send order. */
-  readonly inflight = new Map<number, InflightRecord>();
+  readonly inflight = new LazyMap<number, InflightRecord>();
   /** QoS 1/2 messages waiting for the client (offline, or window full). */
   readonly queue = new Deque<QueuedRecord>();
   queuedBytes = 0;
   /** Incoming QoS 2 packet ids whose PUBREL has not arrived [MQTT-4.3.3-2]. */
-  readonly incomingQos2 = new Set<number>();
+  readonly incomingQos2 = new LazySet<number>();
   /** Inflight packet ids still to be resent after a reconnect, held back by the client's Receive Maximum. */
   readonly resendPending: number[] = [];
   connection: Connection | undefined;
