@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { SCENARIOS, writeSection } from '../../bench/run.js';
+import type { CompareRow } from '../../bench/scenarios/compare.js';
 import type { BenchContext, ScenarioReport } from '../../bench/scenarios/context.js';
+import type { IdleRow } from '../../bench/scenarios/idle.js';
+import { judgeTargets } from '../../bench/scenarios/targets.js';
 
 /**
  * A short run of the benchmark harness against real `moat` processes, so that
@@ -35,6 +38,54 @@ describe('bench harness (smoke run)', () => {
       assert.ok(row.ready.median > 0, `${row.store}: time to first CONNACK measured`);
       assert.ok(row.rssMiB.median > 0, `${row.store}: RSS measured`);
     }
+  });
+
+  it('side-by-side rows: QoS 0 fan-in and QoS 2 pairs against Moat count every delivery and measure CPU and latency', async () => {
+    for (const id of ['fanin-qos0', 'p2p-qos2']) {
+      const report = await SCENARIOS[id]!(quick);
+      assert.deepEqual(report.errors, [], id);
+      const rows = report.data as CompareRow[];
+      assert.deepEqual(rows.map((r) => r.broker), ['moat'], id);
+      const [moat] = rows;
+      assert.ok(moat!.rate.median > 0, `${id}: deliveries counted`);
+      assert.ok(moat!.cpu.median > 0, `${id}: broker CPU measured`);
+      assert.equal(moat!.duplicates, 0, `${id}: nothing repeated`);
+      if (id === 'p2p-qos2') {
+        assert.equal(moat!.missing, 0, 'QoS 2: nothing lost');
+        assert.ok(moat!.p99.median >= moat!.p50.median && moat!.p50.median > 0, 'latency percentiles measured');
+      }
+      assert.match(report.table, /\| Moat \|/);
+    }
+  });
+
+  it('idle connections: every connection is held and the broker RSS per connection is measured', async () => {
+    const report = await SCENARIOS.idle!(quick);
+    assert.deepEqual(report.errors, []);
+    const { rows } = report.data as { rows: IdleRow[] };
+    const moat = rows.find((r) => r.broker === 'moat');
+    assert.ok(moat, 'a Moat row');
+    assert.equal(moat.connections, 500);
+    assert.equal(moat.failed, 0);
+    assert.ok(moat.connectsPerSecond.median > 0);
+    assert.ok(Number.isFinite(moat.kibPerConnection.median));
+  });
+
+  it('targets: judged from the rows, a miss shown as such', () => {
+    const row = (broker: CompareRow['broker'], rate: number, cpu: number, p99: number): CompareRow => {
+      const s = (v: number) => ({ median: v, min: v, max: v });
+      return { broker, rate: s(rate), cpu: s(cpu), p50: s(p99 / 2), p99: s(p99), max: s(p99), missing: 0, duplicates: 0 };
+    };
+    const report = (id: string, rows: CompareRow[]): ScenarioReport => ({ id, title: id, setup: '', table: '', errors: [], data: rows });
+    const verdicts = judgeTargets([
+      report('fanin-qos0', [row('moat', 300_000, 2.0, 9), row('mosquitto', 150_000, 6.0, 9), row('mosquitto-nodelay', 90_000, 1.5, 9), row('aedes', 40_000, 20, 9)]),
+      report('p2p-qos1', [row('moat', 100_000, 5, 3.0), row('mosquitto', 50_000, 18, 4.0), row('aedes', 60_000, 20, 1)]),
+    ])!.data as Array<{ target: string; met: boolean | undefined }>;
+    const met = (prefix: string) => verdicts.find((v) => v.target.startsWith(prefix))?.met;
+    assert.equal(met('QoS 0 fan-in: CPU'), false, 'held to the better Mosquitto configuration (1.5 µs), so 2.0 µs misses');
+    assert.equal(met('QoS 1 point-to-point: msg/s'), true);
+    assert.equal(met('QoS 1 point-to-point: p99'), true);
+    assert.equal(met('fanin-qos0: ≥ 2× Aedes'), true);
+    assert.equal(met('p2p-qos1: ≥ 2× Aedes'), false, '100k is less than 2 × 60k');
   });
 
   it('writeSection replaces only the text between a scenario\'s markers', () => {
