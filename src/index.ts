@@ -1,6 +1,6 @@
 /** Moat's library API: `import { createBroker } from 'moat'`. */
 export { Broker, createBroker, type BrokerEvents, type ListenerAddress } from './broker/broker.js';
-export type { BrokerOptions, BrokerLimits, ListenerOptions } from './broker/options.js';
+export type { BrokerOptions, BrokerLimits, ListenerOptions, TlsListenerOptions } from './broker/options.js';
 export { DEFAULT_LIMITS } from './broker/options.js';
 export type {
   BrokerHooks, ClientInfo, ClientIdentity, CertificateIdentity, AuthenticateRequest, AuthenticateResult, PublishRequest,

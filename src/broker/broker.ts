@@ -9,14 +9,15 @@ import { anonymousPolicy } from '../security/listener-policy.js';
 import { MemoryStore } from '../store/memory.js';
 import type { BrokerStore, RecoveredSession, SessionRecord, SubscriptionRecord } from '../store/store.js';
 import { TcpListener } from '../transport/tcp.js';
+import { certificateIdentity, TlsListener } from '../transport/tls.js';
 import { Connection, type ListenerInfo, type PeerInfo } from './connection.js';
 import { Delivery } from './delivery.js';
-import { BANNED, SERVER_BUSY, composeHooks, type AuthenticateRequest, type AuthenticateResult, type BrokerHooks, type ClientInfo, type PublishRequest } from './hooks.js';
+import { BANNED, SERVER_BUSY, composeHooks, type AuthenticateRequest, type AuthenticateResult, type BrokerHooks, type CertificateIdentity, type ClientInfo, type PublishRequest } from './hooks.js';
 import { Housekeeper } from './housekeeper.js';
 import { silentLogger, type Logger } from './logger.js';
 import { expiryDeadline, heldSize, isExpired, type Message } from './message.js';
 import {
-  DEFAULT_CAPABILITIES, DEFAULT_LIMITS, type BrokerCapabilities, type BrokerLimits, type BrokerOptions, type ListenerOptions,
+  DEFAULT_CAPABILITIES, DEFAULT_LIMITS, type BrokerCapabilities, type BrokerLimits, type BrokerOptions, type ListenerOptions, type TlsListenerOptions,
 } from './options.js';
 import type { AuthMethod } from './enhanced-auth.js';
 import { RetainedMessages } from './retained.js';
@@ -45,7 +46,7 @@ export interface ListenerAddress {
 
 interface RunningListener {
   info: ListenerInfo;
-  transport: TcpListener;
+  transport: TcpListener | TlsListener;
   address: ListenerAddress;
 }
 
@@ -122,7 +123,13 @@ export class Broker extends EventEmitter<BrokerEvents> {
     }
     try {
       for (const plan of plans) {
-        const transport = new TcpListener(plan.opts, (socket) => this.acceptSocket(socket, plan.info));
+        const transport = plan.opts.tls === undefined
+          ? new TcpListener(plan.opts, (socket) => this.acceptSocket(socket, plan.info))
+          : new TlsListener(
+            { host: plan.opts.host, port: plan.opts.port, tls: plan.opts.tls },
+            (socket) => this.acceptSocket(socket, plan.info, certificateIdentity(socket)),
+            (err, remoteAddress) => this.logger.debug({ listener: plan.info.name, remoteAddress, reason: err.message }, 'TLS handshake failed'),
+          );
         const bound = await transport.listen();
         this.running.push({ info: plan.info, transport, address: { name: plan.info.name, host: bound.address, port: bound.port } });
         this.logger.info({ listener: plan.info.name, host: bound.address, port: bound.port }, 'listening');
@@ -134,7 +141,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     return this.addresses;
   }
 
-  private planListener(opts: ListenerOptions): { opts: { host: string; port: number }; info: ListenerInfo } {
+  private planListener(opts: ListenerOptions): { opts: { host: string; port: number; tls?: TlsListenerOptions }; info: ListenerInfo } {
     const host = opts.host ?? '127.0.0.1';
     const port = opts.port ?? 1883;
     const name = opts.name ?? `${host}:${port}`;
@@ -142,7 +149,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       name, host, allowAnonymous: opts.allowAnonymous, authenticationConfigured: this.hooks.authenticate !== undefined,
     });
     if (policy.warning) this.logger.warn({ listener: name }, policy.warning);
-    return { opts: { host, port }, info: { name, allowAnonymous: policy.allowAnonymous } };
+    return { opts: { host, port, ...(opts.tls && { tls: opts.tls }) }, info: { name, allowAnonymous: policy.allowAnonymous } };
   }
 
   /**
@@ -163,8 +170,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (this.closing) conn.close('server shutting down', { publishWill: false });
   }
 
-  private acceptSocket(socket: net.Socket, info: ListenerInfo): void {
-    this.accept(socket, info, { remoteAddress: socket.remoteAddress ?? '', remotePort: socket.remotePort ?? 0 });
+  private acceptSocket(socket: net.Socket, info: ListenerInfo, certificate?: CertificateIdentity): void {
+    const peer: PeerInfo = { remoteAddress: socket.remoteAddress ?? '', remotePort: socket.remotePort ?? 0 };
+    if (certificate) peer.certificate = certificate;
+    this.accept(socket, info, peer);
   }
 
   /** Stops listening, closes every connection, and makes the state durable. */

@@ -15,6 +15,23 @@ export interface ListenerOptions {
    * authentication refuses to start unless this is set to true explicitly.
    */
   allowAnonymous?: boolean;
+  /** MQTT over TLS on this listener (usually port 8883). */
+  tls?: TlsListenerOptions;
+}
+
+/** Keys and certificates in PEM, as Node's `tls.createServer` takes them. */
+export interface TlsListenerOptions {
+  cert: string | Buffer;
+  key: string | Buffer;
+  /** Certificate authorities that client certificates must chain to (default: Node's bundled roots). */
+  ca?: string | Buffer;
+  /**
+   * Ask clients for a certificate. A verified one reaches the authentication hooks as
+   * `certificate`; one that does not verify ends the handshake.
+   */
+  requestClientCertificate?: boolean;
+  /** Refuse, at the handshake, clients without a verified certificate (mutual TLS). Implies requestClientCertificate. */
+  requireClientCertificate?: boolean;
 }
 
 export type QueueOverflowPolicy = 'drop_new' | 'drop_oldest';

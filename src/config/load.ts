@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
 import { isMap, LineCounter, parseDocument, type Document } from 'yaml';
-import type { BrokerCapabilities, BrokerLimits, BrokerOptions } from '../broker/options.js';
+import type { BrokerCapabilities, BrokerLimits, BrokerOptions, TlsListenerOptions } from '../broker/options.js';
 import type { AclConfig, AclRule } from '../security/acl.js';
 import type { AuthenticationSource, SecurityOptions } from '../security/index.js';
 import { configSchema, type FileBinding, type FileConfig, type FileRule } from './schema.js';
@@ -68,7 +68,8 @@ export function parseConfig(text: string, file: string): LoadedConfig {
   const located = (path: string[], problem: string): ConfigError => new ConfigError(file, lineOf(doc, lines, path), path.join('.'), problem);
   checkRoleReferences(data, located);
   checkAuthentication(data, located);
-  return toOptions(data, path.dirname(path.resolve(file)));
+  const base = path.dirname(path.resolve(file));
+  return toOptions(data, base, readTlsFiles(data, base, located));
 }
 
 const PASSWORD_FILE_KEYS = new Set(['type', 'path', 'watch']);
@@ -230,7 +231,30 @@ function toSecurity(config: FileConfig, base: string): SecurityOptions {
   return security;
 }
 
-function toOptions(config: FileConfig, base = process.cwd()): LoadedConfig {
+/** The PEM files of each TLS listener, read now so that a missing or unreadable one is a configuration error on its line. */
+function readTlsFiles(config: FileConfig, base: string, located: (path: string[], problem: string) => ConfigError): Map<number, TlsListenerOptions> {
+  const byListener = new Map<number, TlsListenerOptions>();
+  config.listeners?.forEach((listener, index) => {
+    const t = listener.tls;
+    if (!t) return;
+    const read = (key: 'cert_file' | 'key_file' | 'ca_file', name: string): Buffer => {
+      const file = path.resolve(base, name);
+      try {
+        return readFileSync(file);
+      } catch (err) {
+        throw located(['listeners', String(index), 'tls', key], `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+      }
+    };
+    const options: TlsListenerOptions = { cert: read('cert_file', t.cert_file), key: read('key_file', t.key_file) };
+    if (t.ca_file !== undefined) options.ca = read('ca_file', t.ca_file);
+    if (t.request_client_certificate !== undefined) options.requestClientCertificate = t.request_client_certificate;
+    if (t.require_client_certificate !== undefined) options.requireClientCertificate = t.require_client_certificate;
+    byListener.set(index, options);
+  });
+  return byListener;
+}
+
+function toOptions(config: FileConfig, base = process.cwd(), tls = new Map<number, TlsListenerOptions>()): LoadedConfig {
   const limits: Partial<BrokerLimits> = {};
   for (const [key, value] of Object.entries(config.limits ?? {})) {
     (limits as Record<string, unknown>)[LIMIT_KEYS[key as keyof typeof LIMIT_KEYS]] = value;
@@ -244,8 +268,9 @@ function toOptions(config: FileConfig, base = process.cwd()): LoadedConfig {
     broker.capabilities = capabilities as Partial<BrokerCapabilities>;
   }
   if (config.listeners) {
-    broker.listeners = config.listeners.map((l) => ({
+    broker.listeners = config.listeners.map((l, index) => ({
       name: l.name, host: l.host ?? '127.0.0.1', port: l.port, allowAnonymous: l.allow_anonymous,
+      ...(tls.has(index) && { tls: tls.get(index)! }),
     }));
   }
   if (config.sys_interval !== undefined) broker.sysInterval = config.sys_interval;

@@ -15,6 +15,18 @@ export const configSchema = {
           host: { type: 'string', minLength: 1 },
           port: { type: 'integer', minimum: 0, maximum: 65535 },
           allow_anonymous: { type: 'boolean' },
+          tls: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['cert_file', 'key_file'],
+            properties: {
+              cert_file: { type: 'string', minLength: 1 },
+              key_file: { type: 'string', minLength: 1 },
+              ca_file: { type: 'string', minLength: 1 },
+              request_client_certificate: { type: 'boolean' },
+              require_client_certificate: { type: 'boolean' },
+            },
+          },
         },
       },
     },
@@ -200,8 +212,16 @@ export interface FileBinding {
   groups?: string[];
 }
 
+export interface FileTls {
+  cert_file: string;
+  key_file: string;
+  ca_file?: string;
+  request_client_certificate?: boolean;
+  require_client_certificate?: boolean;
+}
+
 export interface FileConfig {
-  listeners?: Array<{ name?: string; host?: string; port: number; allow_anonymous?: boolean }>;
+  listeners?: Array<{ name?: string; host?: string; port: number; allow_anonymous?: boolean; tls?: FileTls }>;
   limits?: {
     max_packet_size?: number;
     max_connections?: number;

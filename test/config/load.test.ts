@@ -144,10 +144,18 @@ describe('config: errors name the file, the 1-based line, the dotted key and wha
   });
 
   it('unknown key inside a listener', () => {
-    const text = 'listeners:\n  - port: 1883\n    tls: true\n';
+    const text = 'listeners:\n  - port: 1883\n    certfile: server.crt\n';
     const err = configError(() => parseConfig(text, FILE));
-    assertLocated(err, FILE, 3, 'listeners.0.tls');
+    assertLocated(err, FILE, 3, 'listeners.0.certfile');
     assert.match(err.problem, /unknown key/);
+  });
+
+  it('a listener\'s tls must be a map with cert_file and key_file', () => {
+    const notMap = configError(() => parseConfig('listeners:\n  - port: 8883\n    tls: true\n', FILE));
+    assertLocated(notMap, FILE, 3, 'listeners.0.tls');
+    assert.match(notMap.problem, /expected object/);
+    const noKey = configError(() => parseConfig('listeners:\n  - port: 8883\n    tls:\n      cert_file: a.crt\n', FILE));
+    assertLocated(noKey, FILE, 3, 'listeners.0.tls.key_file');
   });
 
   it('missing required port in a listener points at that listener', () => {

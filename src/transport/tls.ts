@@ -1,0 +1,89 @@
+import type net from 'node:net';
+import tls from 'node:tls';
+import type { CertificateIdentity } from '../broker/hooks.js';
+import type { TlsListenerOptions } from '../broker/options.js';
+
+export interface TlsListenerConfig {
+  host: string;
+  port: number;
+  tls: TlsListenerOptions;
+}
+
+/**
+ * A TLS listener; hands every socket that completed its handshake to `onSocket`.
+ * A failed handshake (a plain-TCP client, an untrusted client certificate) ends
+ * that socket only, reported to `onHandshakeError`.
+ */
+export class TlsListener {
+  private readonly server: tls.Server;
+
+  constructor(
+    private readonly config: TlsListenerConfig,
+    onSocket: (socket: tls.TLSSocket) => void,
+    onHandshakeError: (err: Error, remoteAddress: string | undefined) => void,
+  ) {
+    const o = config.tls;
+    const request = o.requireClientCertificate === true || o.requestClientCertificate === true;
+    this.server = tls.createServer({
+      cert: o.cert,
+      key: o.key,
+      ...(o.ca !== undefined && { ca: o.ca }),
+      requestCert: request,
+      // With a certificate only requested, one that does not verify still ends the handshake:
+      // `certificate` in the hooks is always a verified one. Without a certificate the client goes on.
+      rejectUnauthorized: o.requireClientCertificate === true,
+      noDelay: true,
+    } as tls.TlsOptions & net.ServerOpts, (socket) => {
+      if (request && o.requireClientCertificate !== true && socket.getPeerCertificate().subject !== undefined && !socket.authorized) {
+        onHandshakeError(new Error(`client certificate not trusted: ${String(socket.authorizationError)}`), socket.remoteAddress);
+        socket.destroy();
+        return;
+      }
+      onSocket(socket);
+    });
+    this.server.on('tlsClientError', (err, socket) => onHandshakeError(err, socket.remoteAddress));
+  }
+
+  listen(): Promise<net.AddressInfo> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error): void => reject(err);
+      this.server.once('error', onError);
+      this.server.listen(this.config.port, this.config.host, () => {
+        this.server.off('error', onError);
+        resolve(this.server.address() as net.AddressInfo);
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      if (!this.server.listening) return resolve();
+      this.server.close(() => resolve());
+    });
+  }
+}
+
+/** The verified client certificate of a TLS socket, in the form the authentication hooks get; undefined without one. */
+export function certificateIdentity(socket: tls.TLSSocket): CertificateIdentity | undefined {
+  if (!socket.authorized) return undefined;
+  const cert = socket.getPeerCertificate();
+  if (cert.subject === undefined) return undefined;
+  const commonName = firstValue(cert.subject.CN);
+  return {
+    subject: distinguishedName(cert.subject),
+    ...(commonName !== undefined && { commonName }),
+    fingerprint256: cert.fingerprint256,
+    ...(cert.issuer !== undefined && { issuer: distinguishedName(cert.issuer) }),
+  };
+}
+
+function firstValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** "CN=sensor-7,O=Example": the attributes in the order Node reports them. */
+function distinguishedName(name: tls.Certificate): string {
+  return Object.entries(name)
+    .flatMap(([attribute, value]) => (Array.isArray(value) ? value : [value]).map((v) => `${attribute}=${String(v)}`))
+    .join(',');
+}

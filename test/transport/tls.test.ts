@@ -1,0 +1,185 @@
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import net from 'node:net';
+import path from 'node:path';
+import tls from 'node:tls';
+import { fileURLToPath } from 'node:url';
+import { writeFileSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import type { MqttClient } from 'mqtt';
+import { createBroker, type Broker, type BrokerOptions, type TlsListenerOptions } from '../../src/index.js';
+import type { AuthenticateRequest } from '../../src/broker/hooks.js';
+import { ConfigError, parseConfig } from '../../src/config/load.js';
+import { connectClient, delay } from '../helpers/broker.js';
+import { freePort, killAll, run, spawnProc } from '../helpers/process.js';
+import { makePki, type TestPki } from '../helpers/tls.js';
+
+/** MQTT over TLS and mutual TLS, with MQTT.js, mosquitto_pub/sub and raw sockets as clients. */
+
+const MOAT = path.join(fileURLToPath(new URL('../../../', import.meta.url)), 'dist', 'src', 'cli', 'moat.js');
+let pki: TestPki;
+before(() => {
+  pki = makePki();
+});
+after(killAll);
+
+async function tlsBroker(tlsOptions: Partial<TlsListenerOptions>, options: BrokerOptions = {}): Promise<{ broker: Broker; port: number }> {
+  const broker = createBroker({
+    sysInterval: 0,
+    listeners: [{ host: '127.0.0.1', port: 0, tls: { cert: pki.serverCert, key: pki.serverKey, ...tlsOptions } }],
+    ...options,
+  });
+  const [address] = await broker.listen();
+  return { broker, port: address!.port };
+}
+
+const CONNECT_311 = Buffer.from([0x10, 0x0d, 0x00, 0x04, 0x4d, 0x51, 0x54, 0x54, 0x04, 0x02, 0x00, 0x00, 0x00, 0x01, 0x61]);
+
+/** A raw TLS handshake; resolves with the first bytes the broker answers a CONNECT with, rejects if the handshake fails. */
+function rawTls(port: number, options: tls.ConnectionOptions): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({ host: '127.0.0.1', port, ca: pki.ca, ...options }, () => socket.write(CONNECT_311));
+    socket.once('data', (chunk) => {
+      socket.destroy();
+      resolve(chunk);
+    });
+    socket.once('error', reject);
+    socket.once('close', () => reject(new Error('closed without an answer')));
+  });
+}
+
+describe('MQTT over TLS', () => {
+  let broker: Broker;
+  let port: number;
+  const clients: MqttClient[] = [];
+  before(async () => ({ broker, port } = await tlsBroker({})));
+  after(async () => {
+    for (const c of clients) c.end(true);
+    await broker.close();
+  });
+
+  it('MQTT.js connects with mqtts:// and the CA, and a message goes round', async () => {
+    const sub = await connectClient(`mqtts://127.0.0.1:${port}`, { ca: pki.ca, clientId: 'tls-sub' });
+    const pub = await connectClient(`mqtts://127.0.0.1:${port}`, { ca: pki.ca, clientId: 'tls-pub' });
+    clients.push(sub, pub);
+    await sub.subscribeAsync('tls/t', { qos: 1 });
+    const got = new Promise<string>((resolve) => sub.once('message', (_t, payload) => resolve(payload.toString())));
+    await pub.publishAsync('tls/t', 'over tls', { qos: 1 });
+    assert.equal(await got, 'over tls');
+  });
+
+  it('a client that does not trust the server certificate is refused at the handshake', async () => {
+    await assert.rejects(rawTls(port, { ca: pki.strangerCert }), /self[- ]signed|unable to (verify|get)|certificate/i);
+  });
+
+  it('mosquitto_pub and mosquitto_sub talk to it with --cafile', async () => {
+    const sub = spawnProc('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(port), '--cafile', pki.caFile, '-t', 'tls/m', '-C', '1', '-W', '6', '-i', 'tls-msub'], { limitMs: 9000 });
+    for (let i = 0; i < 100 && !broker.sessions.get('tls-msub')?.subscriptions.has('tls/m'); i++) await delay(50);
+    assert.ok(broker.sessions.get('tls-msub')?.subscriptions.has('tls/m'), 'mosquitto_sub subscribed over TLS');
+    const pub = await run('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(port), '--cafile', pki.caFile, '-t', 'tls/m', '-m', 'from mosquitto_pub', '-q', '1'], { limitMs: 8000 });
+    assert.equal(pub.code, 0, pub.stderr);
+    const status = await sub.waitExit(8000);
+    assert.equal(status.code, 0, sub.stderr);
+    assert.equal(sub.stdout.trim(), 'from mosquitto_pub');
+  });
+
+  it('plain MQTT on the TLS port fails its handshake only: the broker and TLS clients carry on', async () => {
+    const plain = net.connect(port, '127.0.0.1');
+    await new Promise<void>((resolve) => plain.once('connect', () => resolve()));
+    plain.write(CONNECT_311);
+    plain.write(Buffer.alloc(2048, 0x30)); // and some garbage
+    await new Promise<void>((resolve) => plain.once('close', () => resolve()));
+    const answer = await rawTls(port, {});
+    assert.deepEqual([...answer.subarray(0, 4)], [0x20, 0x02, 0x00, 0x00], 'CONNACK accepted over TLS afterwards');
+  });
+});
+
+describe('mutual TLS (client certificates)', () => {
+  it('require_client_certificate: without a certificate, or with one from an untrusted CA, the handshake fails', async () => {
+    const { broker, port } = await tlsBroker({ ca: pki.ca, requireClientCertificate: true });
+    try {
+      await assert.rejects(rawTls(port, {}), 'no certificate');
+      await assert.rejects(rawTls(port, { cert: pki.strangerCert, key: pki.strangerKey }), 'untrusted certificate');
+      const answer = await rawTls(port, { cert: pki.clientCert, key: pki.clientKey });
+      assert.equal(answer[0], 0x20, 'a trusted certificate gets its CONNACK');
+      assert.equal(answer[3], 0x00);
+    } finally {
+      await broker.close();
+    }
+  });
+
+  it('the verified certificate reaches the authenticate hook (subject, common name, SHA-256 fingerprint)', async () => {
+    const seen: AuthenticateRequest[] = [];
+    const { broker, port } = await tlsBroker({ ca: pki.ca, requireClientCertificate: true }, {
+      hooks: { authenticate: (request) => (seen.push(request), true) },
+    });
+    try {
+      const client = await connectClient(`mqtts://127.0.0.1:${port}`, { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey, clientId: 'mtls' });
+      client.end(true);
+      assert.equal(seen.length, 1);
+      const certificate = seen[0]!.certificate;
+      assert.equal(certificate?.commonName, 'sensor-7');
+      assert.equal(certificate?.subject, 'CN=sensor-7,O=Example');
+      assert.equal(certificate?.issuer, 'CN=ca');
+      assert.equal(certificate?.fingerprint256, new crypto.X509Certificate(pki.clientCert).fingerprint256);
+    } finally {
+      await broker.close();
+    }
+  });
+
+  it('request_client_certificate: a client without one connects with no certificate; an untrusted one is refused', async () => {
+    const seen: AuthenticateRequest[] = [];
+    const { broker, port } = await tlsBroker({ ca: pki.ca, requestClientCertificate: true }, {
+      hooks: { authenticate: (request) => (seen.push(request), true) },
+    });
+    try {
+      const answer = await rawTls(port, {});
+      assert.equal(answer[3], 0x00, 'accepted without a certificate');
+      assert.equal(seen[0]?.certificate, undefined);
+      await assert.rejects(rawTls(port, { cert: pki.strangerCert, key: pki.strangerKey }));
+    } finally {
+      await broker.close();
+    }
+  });
+});
+
+describe('TLS in the configuration file', () => {
+  it('a tls block reads the PEM files next to the configuration', () => {
+    const file = path.join(pki.dir, 'moat.yaml');
+    const config = parseConfig(`listeners:\n  - port: 8883\n    tls:\n      cert_file: server.crt\n      key_file: server.key\n      ca_file: ca.crt\n      require_client_certificate: true\n`, file);
+    const listener = config.broker.listeners![0]!;
+    assert.deepEqual(listener.tls?.cert, pki.serverCert);
+    assert.deepEqual(listener.tls?.key, pki.serverKey);
+    assert.deepEqual(listener.tls?.ca, pki.ca);
+    assert.equal(listener.tls?.requireClientCertificate, true);
+  });
+
+  it('a missing certificate file is an error naming the file, line and key', () => {
+    const file = path.join(pki.dir, 'bad.yaml');
+    assert.throws(
+      () => parseConfig(`listeners:\n  - port: 8883\n    tls:\n      cert_file: server.crt\n      key_file: nowhere.key\n`, file),
+      (err: unknown) => err instanceof ConfigError && err.line === 5 && err.key === 'listeners.0.tls.key_file' && /nowhere\.key: ENOENT/.test(err.message),
+    );
+  });
+
+  it('the moat command serves MQTT over TLS from its YAML configuration (mosquitto_sub and mosquitto_pub)', async () => {
+    const port = await freePort();
+    const config = path.join(pki.dir, 'cli.yaml');
+    writeFileSync(config, `listeners:\n  - port: ${port}\n    host: 127.0.0.1\n    tls:\n      cert_file: server.crt\n      key_file: server.key\nstore:\n  type: memory\nlog:\n  level: info\n  format: json\n`);
+    const moat = spawnProc(process.execPath, [MOAT, '--config', config], { cwd: pki.dir, limitMs: 20_000 });
+    await moat.waitStdout((out) => out.includes('"listening"'), 10_000, 'listening');
+    const sub = spawnProc('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(port), '--cafile', pki.caFile, '-t', 'cli/tls', '-C', '1', '-W', '8'], { limitMs: 10_000 });
+    let delivered = false;
+    for (let i = 0; i < 40 && !delivered; i++) {
+      await delay(100);
+      const pub = await run('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(port), '--cafile', pki.caFile, '-t', 'cli/tls', '-m', 'cli over tls'], { limitMs: 5000 });
+      assert.equal(pub.code, 0, pub.stderr);
+      delivered = sub.status !== undefined || sub.stdout.includes('cli over tls');
+    }
+    const status = await sub.waitExit(8000);
+    assert.equal(status.code, 0, sub.stderr);
+    assert.equal(sub.stdout.trim(), 'cli over tls');
+    moat.kill('SIGTERM');
+    await moat.waitExit(10_000);
+  });
+});
