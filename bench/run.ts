@@ -22,11 +22,13 @@ import { COMPARISONS, compareBrokers } from './scenarios/compare.js';
 import { durabilityScenario } from './scenarios/durability.js';
 import { idleScenario } from './scenarios/idle.js';
 import { judgeTargets } from './scenarios/targets.js';
+import { tlsScenario } from './scenarios/tls.js';
 import { restartScenario } from './scenarios/restart.js';
 
 export const SCENARIOS: Record<string, (ctx: BenchContext) => Promise<ScenarioReport>> = {
   ...Object.fromEntries(COMPARISONS.map((def) => [def.id, (ctx: BenchContext) => compareBrokers(ctx, def)])),
   idle: idleScenario,
+  tls: tlsScenario,
   restart: restartScenario,
   durability: durabilityScenario,
 };
@@ -80,7 +82,7 @@ async function main(): Promise<void> {
   for (const name of names) reports.push(await SCENARIOS[name]!(ctx));
   // The verdicts are written only from a run of every side-by-side row, so they never mix runs.
   const targets = judgeTargets(reports);
-  const everyRow = [...COMPARISONS.map((d) => d.id), 'idle'].every((id) => names.includes(id));
+  const everyRow = [...COMPARISONS.map((d) => d.id), 'idle', 'tls'].every((id) => names.includes(id));
   if (targets && everyRow) reports.push(targets);
   else if (targets) ctx.log(`\ntargets (from this partial run, not written):\n${targets.table}`);
 

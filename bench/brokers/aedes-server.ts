@@ -1,17 +1,24 @@
 /**
- * Aedes as a peer for the side-by-side benchmark: `node aedes-server.js PORT [nodelay]`.
- * In-memory persistence (its default); `nodelay` turns Nagle's algorithm off on each socket.
+ * Aedes as a peer for the side-by-side benchmark: `node aedes-server.js PORT nodelay|delay [CERT KEY]`.
+ * In-memory persistence (its default); `nodelay` turns Nagle's algorithm off on each socket;
+ * with a certificate and key (PEM files) it serves MQTT over TLS.
  */
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
+import tls from 'node:tls';
 import { Aedes } from 'aedes';
 
-const port = Number(process.argv[2]);
-const noDelay = process.argv[3] === 'nodelay';
+const [portArg, delayArg, certFile, keyFile] = process.argv.slice(2);
+const noDelay = delayArg === 'nodelay';
 const broker = await Aedes.createBroker();
-const server = net.createServer((socket) => {
+const onSocket = (socket: net.Socket): void => {
   if (noDelay) socket.setNoDelay(true);
   broker.handle(socket);
-});
+};
+const server = certFile && keyFile
+  ? tls.createServer({ cert: readFileSync(certFile), key: readFileSync(keyFile) }, onSocket)
+  : net.createServer(onSocket);
+const port = Number(portArg);
 server.listen(port, '127.0.0.1');
 const stop = (): void => {
   server.close();

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import tls from 'node:tls';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -41,6 +42,8 @@ export interface BrokerLaunch {
   maxQueuedMessages?: number;
   /** Open-file limit for the broker process (idle-connection runs). */
   nofile?: number;
+  /** Serve MQTT over TLS with this certificate and key (PEM files) instead of plain TCP. */
+  tls?: { certFile: string; keyFile: string };
   timeoutMs?: number;
 }
 
@@ -53,16 +56,16 @@ export async function freePort(): Promise<number> {
 }
 
 /** Resolves true once a CONNECT on `port` gets a CONNACK. */
-function connackOnce(port: number): Promise<boolean> {
+function connackOnce(port: number, overTls: boolean): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
+    const socket = overTls ? tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false }) : net.connect(port, '127.0.0.1');
     const done = (ok: boolean): void => {
       socket.destroy();
       resolve(ok);
     };
     socket.once('error', () => done(false));
     socket.setTimeout(2000, () => done(false));
-    socket.once('connect', () => socket.write(connectPacket(`bench-probe-${process.pid}`, true)));
+    socket.once(overTls ? 'secureConnect' : 'connect', () => socket.write(connectPacket(`bench-probe-${process.pid}`, true)));
     socket.once('data', (chunk) => done(chunk[0] === 0x20 && chunk[3] === 0));
   });
 }
@@ -74,7 +77,8 @@ function commandOf(kind: BrokerKind, port: number, dir: string, o: BrokerLaunch)
       const config = path.join(dir, 'moat.yaml');
       const queue = o.maxQueuedMessages === undefined ? '' : `limits:\n  max_queued_messages: ${o.maxQueuedMessages}\n`;
       const sys = o.yaml?.includes('sys_interval:') ? '' : 'sys_interval: 0\n';
-      writeFileSync(config, `listeners:\n  - port: ${port}\n    host: 127.0.0.1\n${sys}log:\n  level: warn\n  format: json\n${queue}${o.yaml ?? ''}`);
+      const tls = o.tls ? `    tls:\n      cert_file: ${o.tls.certFile}\n      key_file: ${o.tls.keyFile}\n` : '';
+      writeFileSync(config, `listeners:\n  - port: ${port}\n    host: 127.0.0.1\n${tls}${sys}log:\n  level: warn\n  format: json\n${queue}${o.yaml ?? ''}`);
       return [process.execPath, MOAT_CLI, '--config', config];
     }
     case 'mosquitto':
@@ -83,12 +87,13 @@ function commandOf(kind: BrokerKind, port: number, dir: string, o: BrokerLaunch)
       const lines = [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence false', 'log_dest none', 'sys_interval 0'];
       if (o.maxQueuedMessages !== undefined) lines.push(`max_queued_messages ${o.maxQueuedMessages}`);
       if (kind === 'mosquitto-nodelay') lines.push('set_tcp_nodelay true');
+      if (o.tls) lines.push(`certfile ${o.tls.certFile}`, `keyfile ${o.tls.keyFile}`);
       writeFileSync(config, `${lines.join('\n')}\n`);
       return ['mosquitto', '-c', config];
     }
     case 'aedes':
     case 'aedes-nodelay':
-      return [process.execPath, AEDES_SERVER, String(port), ...(kind === 'aedes-nodelay' ? ['nodelay'] : [])];
+      return [process.execPath, AEDES_SERVER, String(port), kind === 'aedes-nodelay' ? 'nodelay' : 'delay', ...(o.tls ? [o.tls.certFile, o.tls.keyFile] : [])];
   }
 }
 
@@ -125,7 +130,7 @@ export async function startCommand(name: string, commandFor: (port: number, dir:
   const deadline = started + (o.timeoutMs ?? 120_000);
   let readyMs = -1;
   while (performance.now() < deadline && !gone) {
-    if (await connackOnce(port)) {
+    if (await connackOnce(port, o.tls !== undefined)) {
       readyMs = performance.now() - started;
       break;
     }

@@ -403,7 +403,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     for (const entry of session.queue) if (entry.share) orphans.push({ message: entry.message, share: entry.share });
     session.queue.clear();
     session.queuedBytes = 0;
-    session.inflight.clear();
+    session.clearInflight();
     if (this.sessions.get(session.clientId) === session) this.sessions.delete(session.clientId);
     if (session.persistent) this.store.deleteSession(session.clientId);
     for (const { message, share } of orphans) {
@@ -618,7 +618,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       this.expiring.add(session);
     }
     for (const sub of stored.subscriptions) this.subscribe(session, sub, false);
-    for (const entry of stored.inflight) session.inflight.set(entry.packetId, entry);
+    for (const entry of stored.inflight) session.addInflight(entry);
     for (const entry of stored.queue) {
       if (isExpired(entry.message, now)) continue; // deleted from the store by recover()
       session.queue.push(entry);

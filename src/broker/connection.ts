@@ -31,8 +31,8 @@ export interface PeerInfo {
   certificate?: CertificateIdentity;
 }
 
-/** Node reads a socket 64 KiB at a time: a chunk of that size means more is likely waiting. */
-const FULL_READ = 65_536;
+/** Bytes a connection reads before it lets the others have the event loop (Node reads a TCP socket 64 KiB at a time). */
+const TURN_BYTES = 65_536;
 
 const CONNECTION = Symbol('connection');
 type OwnedSocket = Duplex & { [CONNECTION]: Connection };
@@ -110,7 +110,9 @@ export class Connection {
   private waitingForHook = false;
   private waitingForPeer = false;
   private waitingForTurn = false;
-  /** Made on the first full read: most connections never need it. */
+  /** Bytes read since this connection last let the others have the event loop. */
+  private turnBytes = 0;
+  /** Made on the first long read: most connections never need it. */
   private endTurn: (() => void) | undefined;
   private readonly onPacket = (packet: Packet, size: number): boolean => this.handlePacket(packet, size);
 
@@ -147,12 +149,16 @@ export class Connection {
     this.broker.stats.bytesReceived += chunk.length;
     const error = this.decoder.push(chunk, this.onPacket);
     if (error) this.protocolError(error);
-    else if (chunk.length >= FULL_READ && !this.waitingForTurn) {
+    else if ((this.turnBytes += chunk.length) >= TURN_BYTES && !this.waitingForTurn) {
       // libuv reads a socket up to 32 times in one loop iteration, and writes that had to wait for
       // the kernel go out only between iterations: a flooding publisher would starve its subscribers'
-      // sockets until they count as congested. One full read per connection per turn keeps them flowing.
+      // sockets until they count as congested. 64 KiB per connection per turn keeps them flowing
+      // (counted over chunks: a TLS socket delivers 16 KiB at a time).
       this.setReading('turn', false);
-      setImmediate((this.endTurn ??= () => this.setReading('turn', true)));
+      setImmediate((this.endTurn ??= () => {
+        this.turnBytes = 0;
+        this.setReading('turn', true);
+      }));
     }
   }
 

@@ -50,7 +50,7 @@ export class Delivery {
       this.stats.publishSent++;
       return;
     }
-    if (online && session.queue.length === 0 && session.inflight.size < this.window(conn) && !conn.congested) {
+    if (online && session.queue.length === 0 && this.hasRoom(session, conn, heldSize(message)) && !conn.congested) {
       this.sendInflight(session, conn, message, qos, share);
     } else {
       this.enqueue(session, message, qos, share);
@@ -61,7 +61,17 @@ export class Delivery {
   canTakeNow(session: Session): boolean {
     const conn = session.connection;
     return conn !== undefined && conn.isConnected && !conn.congested &&
-      session.queue.length === 0 && session.inflight.size < this.window(conn);
+      session.queue.length === 0 && this.hasRoom(session, conn, 0);
+  }
+
+  /**
+   * Whether one more message of `bytes` fits the inflight window: fewer messages than the window and,
+   * unless nothing is in flight (a message larger than the limit must still go), within the byte limit.
+   */
+  private hasRoom(session: Session, conn: Connection, bytes: number): boolean {
+    if (session.inflight.size >= this.window(conn)) return false;
+    const max = this.limits.maxInflightBytes;
+    return max === 0 || session.inflightBytes === 0 || session.inflightBytes + bytes <= max;
   }
 
   /** QoS 1/2 messages a client may have unacknowledged: our limit, or less if its Receive Maximum says so. */
@@ -80,7 +90,7 @@ export class Delivery {
     const entry = share === undefined
       ? { packetId, state: 'publish' as const, qos, message }
       : { packetId, state: 'publish' as const, qos, message, share };
-    session.inflight.set(packetId, entry);
+    session.addInflight(entry);
     if (session.persistent) this.store.putInflight(session.clientId, entry);
     conn.sendPublish(message, qos, packetId, false);
   }
@@ -132,7 +142,7 @@ export class Delivery {
     }
     if (pending.length > 0) return;
     const now = Date.now();
-    while (conn.isConnected && session.queue.length > 0 && session.inflight.size < window && !conn.congested) {
+    while (conn.isConnected && session.queue.length > 0 && this.hasRoom(session, conn, heldSize(session.queue.peek()!.message)) && !conn.congested) {
       const entry = session.queue.shift()!;
       session.queuedBytes -= heldSize(entry.message);
       if (session.persistent) this.store.dequeue(session.clientId, entry.seq);
@@ -181,7 +191,7 @@ export class Delivery {
     // Too large for this connection's Maximum Packet Size: dropped as if delivered [MQTT-3.1.2-25].
     if (refused || !conn.sendPublish(entry.message, entry.qos, entry.packetId, true)) {
       this.stats.publishDropped++;
-      session.inflight.delete(entry.packetId);
+      session.removeInflight(entry.packetId);
       if (session.persistent) this.store.deleteInflight(session.clientId, entry.packetId);
     }
   }
@@ -190,7 +200,7 @@ export class Delivery {
   complete(session: Session, packetId: number, qos: QoS): boolean {
     const entry = session.inflight.get(packetId);
     if (!entry || entry.qos !== qos || (qos === 2 && entry.state !== 'pubrel')) return false;
-    session.inflight.delete(packetId);
+    session.removeInflight(packetId);
     if (session.persistent) this.store.deleteInflight(session.clientId, packetId);
     this.drainQueue(session);
     return true;
@@ -211,7 +221,7 @@ export class Delivery {
   }
 
   private forget(session: Session, packetId: number): boolean {
-    session.inflight.delete(packetId);
+    session.removeInflight(packetId);
     if (session.persistent) this.store.deleteInflight(session.clientId, packetId);
     this.drainQueue(session);
     return true;

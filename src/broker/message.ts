@@ -54,7 +54,7 @@ export function ownPayload(message: Message): void {
 }
 
 /** Bytes a held message counts against the queue limit: payload and MQTT 5 properties. */
-export function heldSize(message: Message): number {
+export function heldSize(message: Pick<Message, 'payload' | 'properties'>): number {
   return message.payload.length + (message.properties ? propertiesLength(message.properties) : 0);
 }
 

@@ -48,6 +48,8 @@ export interface BrokerLimits {
   maxTopicLevels: number;
   /** QoS 1/2 messages sent to one client and not yet acknowledged. */
   maxInflightMessages: number;
+  /** Payload bytes of those messages; past it the next waits in the queue (a single larger message still goes). 0 means no byte limit. */
+  maxInflightBytes: number;
   /** QoS 1/2 messages waiting for one session (offline, or inflight window full). */
   maxQueuedMessages: number;
   /** Payload bytes waiting for one session; 0 means no byte limit. */
@@ -70,6 +72,7 @@ export const DEFAULT_LIMITS: BrokerLimits = {
   // Acknowledgements are read once per event-loop turn, so one subscriber takes at most this many
   // messages a turn: 20 (Mosquitto's default) made a subscriber fed by many publishers fall behind.
   maxInflightMessages: 1000,
+  maxInflightBytes: 16 * 1024 * 1024,
   maxQueuedMessages: 1000,
   maxQueuedBytes: 16 * 1024 * 1024,
   queueOverflow: 'drop_new',

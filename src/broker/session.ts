@@ -3,6 +3,7 @@ import type { InflightRecord, QueuedRecord, SubscriptionRecord } from '../store/
 import type { Connection } from './connection.js';
 import { Deque } from './deque.js';
 import { LazyMap, LazySet } from './lazy.js';
+import { heldSize } from './message.js';
 import type { ClientInfo } from './hooks.js';
 
 /** Session Expiry Interval meaning "never" [MQTT-3.1.2-?: 0xFFFFFFFF]. */
@@ -22,8 +23,10 @@ export interface PendingWill {
 export class Session {
   /** Filter as subscribed → its options (QoS first). */
   readonly subscriptions = new LazyMap<string, SubscriptionRecord>();
-  /** Outgoing QoS 1/2 messages awaiting acknowledgement, in send order. */
+  /** Outgoing QoS 1/2 messages awaiting acknowledgement, in send order (change it through addInflight/removeInflight). */
   readonly inflight = new LazyMap<number, InflightRecord>();
+  /** Payload and property bytes of the messages in `inflight`. */
+  inflightBytes = 0;
   /** QoS 1/2 messages waiting for the client (offline, or window full). */
   readonly queue = new Deque<QueuedRecord>();
   queuedBytes = 0;
@@ -66,6 +69,25 @@ export class Session {
       this.nextPacketId = id === 65_535 ? 1 : id + 1;
       if (!this.inflight.has(id)) return id;
     }
+  }
+
+  addInflight(entry: InflightRecord): void {
+    const replaced = this.inflight.get(entry.packetId);
+    if (replaced) this.inflightBytes -= heldSize(replaced.message);
+    this.inflight.set(entry.packetId, entry);
+    this.inflightBytes += heldSize(entry.message);
+  }
+
+  removeInflight(packetId: number): void {
+    const entry = this.inflight.get(packetId);
+    if (!entry) return;
+    this.inflight.delete(packetId);
+    this.inflightBytes -= heldSize(entry.message);
+  }
+
+  clearInflight(): void {
+    this.inflight.clear();
+    this.inflightBytes = 0;
   }
 
   takeSeq(): number {

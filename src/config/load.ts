@@ -160,6 +160,7 @@ const LIMIT_KEYS: Record<keyof NonNullable<FileConfig['limits']>, keyof BrokerLi
   max_inflight_messages: 'maxInflightMessages',
   max_queued_messages: 'maxQueuedMessages',
   max_queued_bytes: 'maxQueuedBytes',
+  max_inflight_bytes: 'maxInflightBytes',
   queue_overflow: 'queueOverflow',
   max_outbound_buffer: 'maxOutboundBuffer',
   connect_timeout: 'connectTimeout',

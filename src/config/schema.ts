@@ -41,6 +41,7 @@ export const configSchema = {
         max_inflight_messages: { type: 'integer', minimum: 1, maximum: 65535 },
         max_queued_messages: { type: 'integer', minimum: 0 },
         max_queued_bytes: { type: 'integer', minimum: 0 },
+        max_inflight_bytes: { type: 'integer', minimum: 0 },
         queue_overflow: { enum: ['drop_new', 'drop_oldest'] },
         max_outbound_buffer: { type: 'integer', minimum: 1024 },
         connect_timeout: { type: 'number', exclusiveMinimum: 0 },
@@ -230,6 +231,7 @@ export interface FileConfig {
     max_inflight_messages?: number;
     max_queued_messages?: number;
     max_queued_bytes?: number;
+    max_inflight_bytes?: number;
     queue_overflow?: 'drop_new' | 'drop_oldest';
     max_outbound_buffer?: number;
     connect_timeout?: number;

@@ -309,6 +309,51 @@ describe('limits: inflight window and queue', () => {
   });
 });
 
+describe('limits: inflight bytes', () => {
+  let tb: TestBroker;
+  before(async () => {
+    tb = await startBroker({ limits: { maxInflightMessages: 100, maxInflightBytes: 3000 } });
+  });
+  after(() => tb.close());
+
+  it('holds at most maxInflightBytes of unacknowledged payload; each PUBACK lets the next fit in', async () => {
+    const sub = await rawConnected(tb.port);
+    const pub = await connectClient(tb.url);
+    try {
+      await rawSubscribe(sub, 'win/bytes', 1);
+      for (let i = 0; i < 6; i++) pub.publish('win/bytes', Buffer.alloc(1000, 48 + i), { qos: 1 });
+      await barrier(pub);
+      const first = [];
+      for (let i = 0; i < 3; i++) first.push(await expectPublish(sub));
+      await expectSilence(sub, 200, '3 × 1,000 bytes fill the 3,000-byte window');
+      assert.deepEqual(first.map((p) => p.payload[0]), [48, 49, 50]);
+      sub.send({ type: PUBACK, packetId: first[0]!.packetId! });
+      assert.equal((await expectPublish(sub)).payload[0], 51, 'the next one, in order');
+      await expectSilence(sub, 100);
+    } finally {
+      await closeAll(sub, pub);
+    }
+  });
+
+  it('a message larger than maxInflightBytes still goes once nothing else is in flight', async () => {
+    const sub = await rawConnected(tb.port);
+    const pub = await connectClient(tb.url);
+    try {
+      await rawSubscribe(sub, 'win/big', 1);
+      pub.publish('win/big', Buffer.alloc(5000, 1), { qos: 1 });
+      pub.publish('win/big', Buffer.alloc(10, 2), { qos: 1 });
+      await barrier(pub);
+      const big = await expectPublish(sub);
+      assert.equal(big.payload.length, 5000);
+      await expectSilence(sub, 200, 'the small one waits behind the oversized one');
+      sub.send({ type: PUBACK, packetId: big.packetId! });
+      assert.equal((await expectPublish(sub)).payload.length, 10);
+    } finally {
+      await closeAll(sub, pub);
+    }
+  });
+});
+
 describe('limits: queue_overflow drop_oldest', () => {
   let tb: TestBroker;
   before(async () => {

@@ -12,7 +12,7 @@ import type { AuthenticateRequest } from '../../src/broker/hooks.js';
 import { ConfigError, parseConfig } from '../../src/config/load.js';
 import { connectClient, delay } from '../helpers/broker.js';
 import { freePort, killAll, run, spawnProc } from '../helpers/process.js';
-import { makePki, type TestPki } from '../helpers/tls.js';
+import { makePki, type TestPki } from '../../bench/lib/pki.js';
 
 /** MQTT over TLS and mutual TLS, with MQTT.js, mosquitto_pub/sub and raw sockets as clients. */
 

@@ -1,12 +1,13 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 /**
- * A throwaway PKI made with the openssl command: a CA, a server certificate for
- * 127.0.0.1 / localhost, a client certificate (CN=sensor-7) from that CA, and a
- * client certificate from a CA nobody trusts.
+ * A throwaway PKI made with the openssl command, for the TLS tests and the TLS
+ * benchmark row: a CA, a server certificate for 127.0.0.1 / localhost, a client
+ * certificate (CN=sensor-7) from that CA, and a client certificate from a CA
+ * nobody trusts.
  */
 export interface TestPki {
   dir: string;
@@ -50,6 +51,9 @@ export function makePki(): TestPki {
   issue(dir, 'ca', 'server', '/CN=localhost', 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
   issue(dir, 'ca', 'client', '/CN=sensor-7/O=Example', 'extendedKeyUsage=clientAuth\n');
   issue(dir, 'stranger-ca', 'stranger', '/CN=sensor-7', 'extendedKeyUsage=clientAuth\n');
+  // Readable by all: Mosquitto started as root reads its key as the unprivileged user it switches to.
+  chmodSync(dir, 0o755);
+  for (const name of readdirSync(dir)) chmodSync(path.join(dir, name), 0o644);
   const file = (name: string): string => path.join(dir, name);
   const read = (name: string): Buffer => readFileSync(file(name));
   return {
