@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { closeServer, listenOn } from './server.js';
 
 export interface TcpListenerOptions {
   host: string;
@@ -17,21 +18,11 @@ export class TcpListener {
   }
 
   listen(): Promise<net.AddressInfo> {
-    return new Promise((resolve, reject) => {
-      const onError = (err: Error): void => reject(err);
-      this.server.once('error', onError);
-      this.server.listen(this.options.port, this.options.host, () => {
-        this.server.off('error', onError);
-        resolve(this.server.address() as net.AddressInfo);
-      });
-    });
+    return listenOn(this.server, this.options.port, this.options.host);
   }
 
   /** Stops accepting; resolves once the server is closed (open sockets are the broker's to end). */
   close(): Promise<void> {
-    return new Promise((resolve) => {
-      if (!this.server.listening) return resolve();
-      this.server.close(() => resolve());
-    });
+    return closeServer(this.server);
   }
 }

@@ -1,5 +1,6 @@
 import type net from 'node:net';
 import tls from 'node:tls';
+import { closeServer, listenOn } from './server.js';
 import type { CertificateIdentity } from '../broker/hooks.js';
 import type { TlsListenerOptions } from '../broker/options.js';
 
@@ -45,21 +46,12 @@ export class TlsListener {
   }
 
   listen(): Promise<net.AddressInfo> {
-    return new Promise((resolve, reject) => {
-      const onError = (err: Error): void => reject(err);
-      this.server.once('error', onError);
-      this.server.listen(this.config.port, this.config.host, () => {
-        this.server.off('error', onError);
-        resolve(this.server.address() as net.AddressInfo);
-      });
-    });
+    return listenOn(this.server, this.config.port, this.config.host);
   }
 
+  /** Stops accepting; resolves once the server is closed (open sockets are the broker's to end). */
   close(): Promise<void> {
-    return new Promise((resolve) => {
-      if (!this.server.listening) return resolve();
-      this.server.close(() => resolve());
-    });
+    return closeServer(this.server);
   }
 }
 
