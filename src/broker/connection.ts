@@ -106,7 +106,7 @@ export class Connection {
   private outboxBytes = 0;
   /** Bytes handed to the store's durability barrier and not yet written. */
   private awaitingDurability = 0;
-  /** Reading stops while an asynchronous hook decides, while the peer does not take our bytes, and for the rest of a turn after a full read. */
+  /** Reading stops while an asynchronous hook decides, while the peer does not take our bytes, and for the rest of a turn after 64 KiB. */
   private waitingForHook = false;
   private waitingForPeer = false;
   private waitingForTurn = false;
