@@ -74,6 +74,7 @@ export function parseConfig(text: string, file: string): LoadedConfig {
 
 const PASSWORD_FILE_KEYS = new Set(['type', 'path', 'watch']);
 const HTTP_KEYS = new Set(['type', 'url', 'timeout_ms', 'cache_ttl_ms', 'fail_open']);
+const CERTIFICATE_KEYS = new Set(['type', 'username_from', 'require_username_match', 'also_password_file', 'watch']);
 const JWT_KEY_SOURCES = ['secret_file', 'public_key_file', 'jwks_file', 'jwks_url'] as const;
 
 /** Each provider has what its type needs, and nothing another type uses. */
@@ -90,7 +91,11 @@ function checkAuthentication(config: FileConfig, located: (path: string[], probl
       for (const key of Object.keys(a)) if (!HTTP_KEYS.has(key)) throw located([...at, key], 'not an http setting');
       return;
     }
-    for (const key of ['path', 'watch', 'url', 'timeout_ms', 'cache_ttl_ms', 'fail_open']) if (key in a) throw located([...at, key], 'not a jwt setting');
+    if (a.type === 'certificate') {
+      for (const key of Object.keys(a)) if (!CERTIFICATE_KEYS.has(key)) throw located([...at, key], 'not a certificate setting');
+      return;
+    }
+    for (const key of ['path', 'watch', 'url', 'timeout_ms', 'cache_ttl_ms', 'fail_open', 'username_from', 'also_password_file']) if (key in a) throw located([...at, key], 'not a jwt setting');
     if (!a.algorithms) throw located([...at, 'type'], 'jwt needs "algorithms" (the only ones accepted)');
     const sources = JWT_KEY_SOURCES.filter((k) => a[k] !== undefined);
     if (sources.length !== 1) throw located([...at, sources[1] ?? 'type'], `jwt needs exactly one of ${JWT_KEY_SOURCES.join(', ')}`);
@@ -192,6 +197,13 @@ function toSecurity(config: FileConfig, base: string): SecurityOptions {
   if (config.authentication) {
     security.authentication = config.authentication.map((a): AuthenticationSource => {
       if (a.type === 'password_file') return { type: 'passwordFile', path: path.resolve(base, a.path!), watch: a.watch ?? true };
+      if (a.type === 'certificate') {
+        const certificate: AuthenticationSource = { type: 'certificate' };
+        if (a.username_from) certificate.usernameFrom = a.username_from === 'subject' ? 'subject' : 'commonName';
+        if (a.require_username_match !== undefined) certificate.requireUsernameMatch = a.require_username_match;
+        if (a.also_password_file) certificate.alsoPasswordFile = { path: path.resolve(base, a.also_password_file), watch: a.watch ?? true };
+        return certificate;
+      }
       if (a.type === 'http') {
         const http: AuthenticationSource = { type: 'http', url: a.url! };
         if (a.timeout_ms !== undefined) http.timeoutMs = a.timeout_ms;

@@ -83,7 +83,10 @@ export const configSchema = {
         additionalProperties: false,
         required: ['type'],
         properties: {
-          type: { enum: ['password_file', 'jwt', 'http'] },
+          type: { enum: ['password_file', 'jwt', 'http', 'certificate'] },
+          // certificate
+          username_from: { enum: ['common_name', 'subject'] },
+          also_password_file: { type: 'string', minLength: 1 },
           // http
           url: { type: 'string', pattern: '^https?://' },
           timeout_ms: { type: 'integer', minimum: 1, maximum: 60000 },
@@ -186,7 +189,9 @@ export interface FileRule {
 }
 
 export interface FileAuthentication {
-  type: 'password_file' | 'jwt' | 'http';
+  type: 'password_file' | 'jwt' | 'http' | 'certificate';
+  username_from?: 'common_name' | 'subject';
+  also_password_file?: string;
   url?: string;
   timeout_ms?: number;
   cache_ttl_ms?: number;

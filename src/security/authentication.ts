@@ -39,7 +39,8 @@ export function createAuthChain(providers: readonly AuthProvider[], audit: Audit
     const finish = (answer: ProviderAnswer, method: string | undefined): AuthenticateResult => {
       const who = { clientId: request.clientId, username: request.username, remoteAddress: request.remoteAddress, listener: request.listener };
       if (answer.outcome === 'accept') {
-        audit.record({ event: 'connect.accepted', ...who, method: answer.identity.method });
+        // The user the client is from now on (a certificate's, a token's), which the CONNECT may not name.
+        audit.record({ event: 'connect.accepted', ...who, username: answer.identity.username ?? request.username, method: answer.identity.method });
         return { ok: true, identity: answer.identity };
       }
       if (answer.outcome === 'refuse') {

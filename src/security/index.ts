@@ -7,6 +7,7 @@ import { loggerAudit, type AuditLog } from './audit.js';
 import { createAuthChain, type AuthProvider } from './authentication.js';
 import { createAuthorizer } from './authorizer.js';
 import { parseMosquittoAcl } from './mosquitto-acl.js';
+import { CertificateProvider, type CertificateProviderOptions } from './certificate-provider.js';
 import { PasswordFile, PasswordProvider } from './password-provider.js';
 import { JwtProvider, type JwtProviderOptions } from './jwt-provider.js';
 import { HttpAuthProvider, httpAuthorizer, type HttpProviderOptions } from './http-provider.js';
@@ -27,6 +28,14 @@ export type AuthenticationSource =
   | { type: 'passwordFile'; path: string; /** Re-read on change (default true). */ watch?: boolean }
   | ({ type: 'jwt' } & JwtProviderOptions)
   | ({ type: 'http' } & HttpProviderOptions)
+  | {
+    /** A verified TLS client certificate authenticates the client (see CertificateProvider). */
+    type: 'certificate';
+    usernameFrom?: 'commonName' | 'subject';
+    requireUsernameMatch?: boolean;
+    /** Also check the CONNECT password against this password file: certificate and password. */
+    alsoPasswordFile?: { path: string; watch?: boolean };
+  }
   | { type: 'provider'; provider: AuthProvider };
 
 export interface SecurityOptions {
@@ -70,10 +79,20 @@ export function createSecurity(options: SecurityOptions, logger: SecurityLogger)
     if (source.type === 'provider') return source.provider;
     if (source.type === 'jwt') return new JwtProvider(source);
     if (source.type === 'http') return new HttpAuthProvider(source);
-    const file = new PasswordFile(source.path, logger);
-    if (source.watch !== false) file.watch();
-    passwordFiles.push(file);
-    return new PasswordProvider(file);
+    const passwordProvider = (path: string, watch: boolean | undefined): PasswordProvider => {
+      const file = new PasswordFile(path, logger);
+      if (watch !== false) file.watch();
+      passwordFiles.push(file);
+      return new PasswordProvider(file);
+    };
+    if (source.type === 'certificate') {
+      const options: CertificateProviderOptions = {};
+      if (source.usernameFrom) options.usernameFrom = source.usernameFrom;
+      if (source.requireUsernameMatch !== undefined) options.requireUsernameMatch = source.requireUsernameMatch;
+      if (source.alsoPasswordFile) options.alsoRequire = passwordProvider(source.alsoPasswordFile.path, source.alsoPasswordFile.watch);
+      return new CertificateProvider(options);
+    }
+    return passwordProvider(source.path, source.watch);
   });
   const hooks: BrokerHooks[] = [];
   if (providers.length > 0) hooks.push({ authenticate: createAuthChain(providers, audit) });
@@ -92,7 +111,7 @@ export function createSecurity(options: SecurityOptions, logger: SecurityLogger)
     // Without configured rules, only clients whose credentials carry permissions are restricted (by those).
     hooks.push(createAuthorizer(acl, { restrictAll: configuredRules }, {
       refused(client, action, topic, reason) {
-        audit.record({ event: `${action}.refused`, clientId: client.id, username: client.username, remoteAddress: client.remoteAddress, listener: client.listener, topic, reason });
+        audit.record({ event: `${action}.refused`, clientId: client.id, username: client.identity?.username ?? client.username, remoteAddress: client.remoteAddress, listener: client.listener, topic, reason });
       },
     }));
   }

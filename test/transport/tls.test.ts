@@ -162,6 +162,52 @@ describe('TLS in the configuration file', () => {
     );
   });
 
+  it('certificate authentication in YAML: options mapped, a key of another provider refused on its line', () => {
+    const file = path.join(pki.dir, 'auth.yaml');
+    const config = parseConfig('authentication:\n  - type: certificate\n    username_from: subject\n    also_password_file: users.pw\n    watch: false\n', file);
+    assert.deepEqual(config.security.authentication, [
+      { type: 'certificate', usernameFrom: 'subject', alsoPasswordFile: { path: path.join(pki.dir, 'users.pw'), watch: false } },
+    ]);
+    assert.throws(
+      () => parseConfig('authentication:\n  - type: certificate\n    url: http://127.0.0.1:1/\n', file),
+      (err: unknown) => err instanceof ConfigError && err.line === 3 && err.key === 'authentication.0.url' && /not a certificate setting/.test(err.problem),
+    );
+  });
+
+  it('mutual TLS from YAML: the certificate\'s common name is the user its topic permissions are looked up by (mosquitto_pub/sub --cert)', async () => {
+    const port = await freePort();
+    const config = path.join(pki.dir, 'mtls.yaml');
+    writeFileSync(config, [
+      'listeners:', `  - port: ${port}`, '    host: 127.0.0.1', '    tls:', '      cert_file: server.crt', '      key_file: server.key',
+      '      ca_file: ca.crt', '      require_client_certificate: true',
+      'authentication:', '  - type: certificate',
+      'authorization:', '  roles:', '    own:', '      - topic: sensors/%u/#', '  users:', '    sensor-7: { roles: [own] }',
+      'store:', '  type: memory', 'log:', '  level: info', '  format: json', '',
+    ].join('\n'));
+    const moat = spawnProc(process.execPath, [MOAT, '--config', config], { cwd: pki.dir, limitMs: 20_000 });
+    await moat.waitStdout((out) => out.includes('"listening"'), 10_000, 'listening');
+    const tlsArgs = ['-h', '127.0.0.1', '-p', String(port), '--cafile', pki.caFile, '--cert', pki.clientCertFile, '--key', pki.clientKeyFile];
+    const noCert = await run('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(port), '--cafile', pki.caFile, '-t', 'sensors/sensor-7/t', '-m', 'x'], { limitMs: 5000 });
+    assert.notEqual(noCert.code, 0, 'no client certificate: refused');
+    const sub = spawnProc('mosquitto_sub', [...tlsArgs, '-t', 'sensors/sensor-7/#', '-v', '-C', '1', '-W', '8'], { limitMs: 10_000 });
+    const acceptedAs = (out: string, user: string): boolean =>
+      out.split('\n').some((l) => l.includes('"connect.accepted"') && (JSON.parse(l) as { username?: string }).username === user);
+    await moat.waitStdout((out) => acceptedAs(out, 'sensor-7'), 8000, 'the subscriber accepted as sensor-7');
+    await delay(200);
+    const refused = await run('mosquitto_pub', [...tlsArgs, '-t', 'sensors/other/t', '-m', 'not mine'], { limitMs: 5000 });
+    assert.equal(refused.code, 0, refused.stderr);
+    const allowed = await run('mosquitto_pub', [...tlsArgs, '-t', 'sensors/sensor-7/t', '-m', 'mine'], { limitMs: 5000 });
+    assert.equal(allowed.code, 0, allowed.stderr);
+    const status = await sub.waitExit(8000);
+    assert.equal(status.code, 0, sub.stderr);
+    assert.equal(sub.stdout.trim(), 'sensors/sensor-7/t mine');
+    const audit = moat.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const refusal = audit.find((l) => l.event === 'publish.refused' && l.topic === 'sensors/other/t');
+    assert.equal(refusal?.username, 'sensor-7', 'the refusal is audited for the certificate\'s user');
+    moat.kill('SIGTERM');
+    await moat.waitExit(10_000);
+  });
+
   it('the moat command serves MQTT over TLS from its YAML configuration (mosquitto_sub and mosquitto_pub)', async () => {
     const port = await freePort();
     const config = path.join(pki.dir, 'cli.yaml');
