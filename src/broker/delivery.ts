@@ -50,10 +50,11 @@ export class Delivery {
       this.stats.publishSent++;
       return;
     }
-    if (online && session.queue.length === 0 && this.hasRoom(session, conn, heldSize(message)) && !conn.congested) {
-      this.sendInflight(session, conn, message, qos, share);
+    const size = heldSize(message);
+    if (online && session.queue.length === 0 && this.hasRoom(session, conn, size) && !conn.congested) {
+      this.sendInflight(session, conn, message, qos, share, size);
     } else {
-      this.enqueue(session, message, qos, share);
+      this.enqueue(session, message, qos, share, size);
     }
   }
 
@@ -80,7 +81,8 @@ export class Delivery {
     return conn.clientReceiveMaximum < max ? conn.clientReceiveMaximum : max;
   }
 
-  private sendInflight(session: Session, conn: Connection, message: Message, qos: QoS, share: string | undefined): void {
+  /** `size`: heldSize(message), worked out once by the caller. */
+  private sendInflight(session: Session, conn: Connection, message: Message, qos: QoS, share: string | undefined, size: number): void {
     if (conn.exceedsMaximumPacketSize(message, qos)) {
       this.stats.publishDropped++; // as if delivered [MQTT-3.1.2-25]
       return;
@@ -90,13 +92,12 @@ export class Delivery {
     const entry = share === undefined
       ? { packetId, state: 'publish' as const, qos, message }
       : { packetId, state: 'publish' as const, qos, message, share };
-    session.addInflight(entry);
+    session.addInflight(entry, size);
     if (session.persistent) this.store.putInflight(session.clientId, entry);
     conn.sendPublish(message, qos, packetId, false);
   }
 
-  private enqueue(session: Session, message: Message, qos: QoS, share: string | undefined): void {
-    const size = heldSize(message);
+  private enqueue(session: Session, message: Message, qos: QoS, share: string | undefined, size: number): void {
     const { maxQueuedMessages, maxQueuedBytes } = this.limits;
     if (this.queueFull(session, size)) {
       // drop_oldest makes room unless the new message could never fit on its own.
@@ -142,9 +143,11 @@ export class Delivery {
     }
     if (pending.length > 0) return;
     const now = Date.now();
-    while (conn.isConnected && session.queue.length > 0 && this.hasRoom(session, conn, heldSize(session.queue.peek()!.message)) && !conn.congested) {
+    while (conn.isConnected && session.queue.length > 0 && !conn.congested) {
+      const size = heldSize(session.queue.peek()!.message);
+      if (!this.hasRoom(session, conn, size)) break;
       const entry = session.queue.shift()!;
-      session.queuedBytes -= heldSize(entry.message);
+      session.queuedBytes -= size;
       if (session.persistent) this.store.dequeue(session.clientId, entry.seq);
       if (isExpired(entry.message, now)) {
         this.stats.publishDropped++;
@@ -156,7 +159,7 @@ export class Delivery {
         this.stats.publishDropped++;
         continue;
       }
-      this.sendInflight(session, conn, entry.message, entry.qos, entry.share);
+      this.sendInflight(session, conn, entry.message, entry.qos, entry.share, size);
     }
   }
 

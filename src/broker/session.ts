@@ -71,11 +71,12 @@ export class Session {
     }
   }
 
-  addInflight(entry: InflightRecord): void {
+  /** `size`: heldSize(entry.message), when the caller has it already. */
+  addInflight(entry: InflightRecord, size = heldSize(entry.message)): void {
     const replaced = this.inflight.get(entry.packetId);
     if (replaced) this.inflightBytes -= heldSize(replaced.message);
     this.inflight.set(entry.packetId, entry);
-    this.inflightBytes += heldSize(entry.message);
+    this.inflightBytes += size;
   }
 
   removeInflight(packetId: number): void {

@@ -35,7 +35,8 @@ export class TlsListener {
       rejectUnauthorized: o.requireClientCertificate === true,
       noDelay: true,
     } as tls.TlsOptions & net.ServerOpts, (socket) => {
-      if (request && o.requireClientCertificate !== true && socket.getPeerCertificate().subject !== undefined && !socket.authorized) {
+      // Only reachable when the certificate was requested but not required (a required one is checked by Node).
+      if (request && !socket.authorized && socket.getPeerCertificate().subject !== undefined) {
         onHandshakeError(new Error(`client certificate not trusted: ${String(socket.authorizationError)}`), socket.remoteAddress);
         socket.destroy();
         return;
