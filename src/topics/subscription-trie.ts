@@ -17,9 +17,27 @@ function newNode<T>(): FilterNode<T> {
 
 export type MatchVisitor<T> = (value: T, key: string) => void;
 
+/** What a topic matched, kept until the next change to the trie. */
+interface CachedMatch<T> {
+  values: T[];
+  keys: string[];
+}
+
+/** Topics remembered, subscriber references over all of them, and the longest topic kept: bounds on the cache's memory. */
+const CACHE_TOPICS = 4096;
+const CACHE_VALUES = 65_536;
+const CACHE_TOPIC_LENGTH = 256;
+
 export class SubscriptionTrie<T> {
   private readonly root: FilterNode<T> = newNode();
   private count = 0;
+  /**
+   * Recent topics and what they matched. Publishers mostly repeat their topics, and a
+   * lookup is one hash of the topic where a walk splits it into levels and hashes each;
+   * any add or remove empties it.
+   */
+  private readonly cache = new Map<string, CachedMatch<T>>();
+  private cachedValues = 0;
 
   /** Number of (filter, subscriber) pairs. */
   get size(): number {
@@ -28,6 +46,7 @@ export class SubscriptionTrie<T> {
 
   /** Adds or replaces the value of `key` for `filter`. Returns true if it was new. */
   add(filter: string, key: string, value: T): boolean {
+    this.forget();
     let node = this.root;
     for (const level of filter.split('/')) {
       if (level === '+') node = node.plus ??= newNode();
@@ -60,6 +79,7 @@ export class SubscriptionTrie<T> {
 
   /** Removes `key` from `filter`; prunes nodes left empty. Returns true if it was there. */
   remove(filter: string, key: string): boolean {
+    this.forget();
     const path: Array<[FilterNode<T>, string]> = [];
     let node: FilterNode<T> | undefined = this.root;
     for (const level of filter.split('/')) {
@@ -85,8 +105,30 @@ export class SubscriptionTrie<T> {
 
   /** Calls `visit` for every subscriber of every filter matching `topic`. */
   match(topic: string, visit: MatchVisitor<T>): void {
-    const guardWildcards = topic.charCodeAt(0) === 0x24; // '$'
-    this.matchFrom(this.root, topic, 0, guardWildcards, visit);
+    let hit = this.cache.get(topic);
+    if (hit === undefined) {
+      const found: CachedMatch<T> = { values: [], keys: [] };
+      const guardWildcards = topic.charCodeAt(0) === 0x24; // '$'
+      this.matchFrom(this.root, topic, 0, guardWildcards, (value, key) => {
+        found.values.push(value);
+        found.keys.push(key);
+      });
+      if (this.cache.size >= CACHE_TOPICS || this.cachedValues + found.values.length > CACHE_VALUES) this.forget();
+      if (found.values.length <= CACHE_VALUES && topic.length <= CACHE_TOPIC_LENGTH) {
+        this.cache.set(topic, found);
+        this.cachedValues += found.values.length;
+      }
+      hit = found;
+    }
+    // A visitor may change the trie: that drops cache entries but never alters their arrays.
+    const { values, keys } = hit;
+    for (let i = 0; i < values.length; i++) visit(values[i]!, keys[i]!);
+  }
+
+  private forget(): void {
+    if (this.cache.size === 0) return;
+    this.cache.clear();
+    this.cachedValues = 0;
   }
 
   private matchFrom(node: FilterNode<T>, topic: string, start: number, noWildcards: boolean, visit: MatchVisitor<T>): void {

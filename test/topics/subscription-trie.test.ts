@@ -208,3 +208,50 @@ describe('SubscriptionTrie add / replace / remove', () => {
     );
   });
 });
+
+describe('SubscriptionTrie match cache', () => {
+  it('a topic matched before sees subscribers added, replaced and removed since', () => {
+    const trie = new SubscriptionTrie<string>();
+    trie.add('a/+', 'c1', 'first');
+    assert.deepStrictEqual(visited(trie, 'a/b'), ['first c1']);
+    trie.add('a/#', 'c2', 'hash');
+    assert.deepStrictEqual(visited(trie, 'a/b'), ['first c1', 'hash c2']);
+    trie.add('a/+', 'c1', 'replaced');
+    assert.deepStrictEqual(visited(trie, 'a/b'), ['hash c2', 'replaced c1']);
+    trie.remove('a/#', 'c2');
+    assert.deepStrictEqual(visited(trie, 'a/b'), ['replaced c1']);
+    trie.remove('a/+', 'c1');
+    assert.deepStrictEqual(visited(trie, 'a/b'), []);
+  });
+
+  it('the $ rule holds for cached topics too [MQTT-4.7.2-1]', () => {
+    const trie = new SubscriptionTrie<string>();
+    trie.add('#', 'k', 'all');
+    assert.deepStrictEqual(visited(trie, '$SYS/x'), []);
+    assert.deepStrictEqual(visited(trie, '$SYS/x'), []);
+    assert.deepStrictEqual(visited(trie, 'x'), ['all k']);
+  });
+
+  it('repeated matches with changes in between agree with a fresh trie (property)', () => {
+    fc.assert(fc.property(
+      fc.array(fc.record({ add: fc.boolean(), filter: smallFilter, key: fc.constantFrom('k1', 'k2'), topic: smallTopic }), { maxLength: 40 }),
+      (steps) => {
+        const trie = new SubscriptionTrie<string>();
+        const live = new Map<string, string>();
+        for (const step of steps) {
+          if (step.add) {
+            trie.add(step.filter, step.key, step.filter);
+            live.set(`${step.filter}\u0000${step.key}`, step.filter);
+          } else {
+            trie.remove(step.filter, step.key);
+            live.delete(`${step.filter}\u0000${step.key}`);
+          }
+          const fresh = new SubscriptionTrie<string>();
+          for (const [id, filter] of live) fresh.add(filter, id.split('\u0000')[1]!, filter);
+          assert.deepStrictEqual(visited(trie, step.topic), visited(fresh, step.topic));
+          assert.deepStrictEqual(visited(trie, step.topic), visited(fresh, step.topic));
+        }
+      },
+    ));
+  });
+});
