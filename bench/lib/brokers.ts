@@ -17,10 +17,11 @@ const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const MOAT_CLI = path.join(ROOT, 'dist', 'src', 'cli', 'moat.js');
 const AEDES_SERVER = path.join(ROOT, 'dist', 'bench', 'brokers', 'aedes-server.js');
 
-export type BrokerKind = 'moat' | 'mosquitto' | 'mosquitto-nodelay' | 'aedes' | 'aedes-nodelay';
+export type BrokerKind = 'moat' | 'moat-2-workers' | 'mosquitto' | 'mosquitto-nodelay' | 'aedes' | 'aedes-nodelay';
 
 export const BROKER_LABELS: Record<BrokerKind, string> = {
   moat: 'Moat',
+  'moat-2-workers': 'Moat, multi-core mode (`workers: 2`)',
   mosquitto: 'Mosquitto (default)',
   'mosquitto-nodelay': 'Mosquitto (`set_tcp_nodelay true`)',
   aedes: 'Aedes',
@@ -32,8 +33,8 @@ export interface BrokerProcess extends ServerProcess {
 }
 
 export interface BrokerLaunch {
-  /** CPU to pin the broker to (undefined: not pinned). */
-  cpu?: number;
+  /** CPU (or list of CPUs, "0,1") to pin the broker to (undefined: not pinned). */
+  cpu?: number | string;
   /** Moat only: YAML lines below `listeners` (store, limits...). */
   yaml?: string;
   /** Moat only: working directory (its ./data is the default store). */
@@ -73,12 +74,14 @@ function connackOnce(port: number, overTls: boolean): Promise<boolean> {
 /** The command line of each broker, given its port and a scratch directory for its configuration. */
 function commandOf(kind: BrokerKind, port: number, dir: string, o: BrokerLaunch): string[] {
   switch (kind) {
-    case 'moat': {
+    case 'moat':
+    case 'moat-2-workers': {
       const config = path.join(dir, 'moat.yaml');
+      const workers = kind === 'moat-2-workers' ? 'workers: 2\n' : '';
       const queue = o.maxQueuedMessages === undefined ? '' : `limits:\n  max_queued_messages: ${o.maxQueuedMessages}\n`;
       const sys = o.yaml?.includes('sys_interval:') ? '' : 'sys_interval: 0\n';
       const tls = o.tls ? `    tls:\n      cert_file: ${o.tls.certFile}\n      key_file: ${o.tls.keyFile}\n` : '';
-      writeFileSync(config, `listeners:\n  - port: ${port}\n    host: 127.0.0.1\n${tls}${sys}log:\n  level: warn\n  format: json\n${queue}${o.yaml ?? ''}`);
+      writeFileSync(config, `${workers}listeners:\n  - port: ${port}\n    host: 127.0.0.1\n${tls}${sys}log:\n  level: warn\n  format: json\n${queue}${o.yaml ?? ''}`);
       return [process.execPath, MOAT_CLI, '--config', config];
     }
     case 'mosquitto':

@@ -1,8 +1,8 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 
-/** What the broker process used, read from /proc (all threads included). */
+/** What the broker used, read from /proc: all threads, and the worker processes of multi-core mode. */
 export interface ProcessSample {
   /** CPU time (user + system), ms. */
   cpuMs: number;
@@ -14,6 +14,45 @@ export interface ProcessSample {
 const TICKS_PER_SECOND = 100; // USER_HZ on Linux
 
 export function sampleProcess(pid: number): ProcessSample {
+  const at = performance.now();
+  let cpuMs = 0;
+  let rssKiB = 0;
+  for (const p of [pid, ...descendants(pid)]) {
+    try {
+      const one = sampleOne(p);
+      cpuMs += one.cpuMs;
+      rssKiB += one.rssKiB;
+    } catch (err) {
+      if (p === pid) throw err; // a child may exit between listing and reading
+    }
+  }
+  return { cpuMs, rssKiB, at };
+}
+
+function descendants(pid: number): number[] {
+  const found: number[] = [];
+  let tasks: string[];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return found;
+  }
+  for (const tid of tasks) {
+    let children = '';
+    try {
+      children = readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const child of children.split(' ')) {
+      if (child.trim() === '') continue;
+      found.push(Number(child), ...descendants(Number(child)));
+    }
+  }
+  return found;
+}
+
+function sampleOne(pid: number): { cpuMs: number; rssKiB: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   // Fields after the command name (which may contain spaces) start at ')'.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
@@ -21,11 +60,14 @@ export function sampleProcess(pid: number): ProcessSample {
   const stime = Number(fields[12]);
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const rss = /VmRSS:\s+(\d+) kB/.exec(status);
-  return { cpuMs: ((utime + stime) * 1000) / TICKS_PER_SECOND, rssKiB: rss ? Number(rss[1]) : 0, at: performance.now() };
+  return { cpuMs: ((utime + stime) * 1000) / TICKS_PER_SECOND, rssKiB: rss ? Number(rss[1]) : 0 };
 }
 
-/** Pins every thread of a process to one CPU, as the benchmark rules ask (broker on one core, load on the other). */
-export function pin(pid: number, cpu: number): void {
+/**
+ * Pins every thread of a process to one CPU (or a list, "0,1"), as the benchmark rules ask (broker
+ * on one core, load on the other). Processes it forks later inherit the mask.
+ */
+export function pin(pid: number, cpu: number | string): void {
   if (os.cpus().length < 2) return;
   execFileSync('taskset', ['-a', '-p', '-c', String(cpu), String(pid)], { stdio: 'ignore' });
 }

@@ -35,16 +35,23 @@ export interface CompareDefinition {
   latency: boolean;
   /** Same queue limit for Moat and Mosquitto, so a momentary stall of the subscriber process is not a drop. */
   maxQueuedMessages?: number;
+  /** The brokers of this row, where they differ from the run's (those the run also asked for, or Moat's modes). */
+  brokers?: BrokerKind[];
+  /** CPUs the brokers may use in this row ("0,1": the second core allowed), instead of the run's one. */
+  brokerCpus?: string;
 }
 
 export async function compareBrokers(ctx: BenchContext, def: CompareDefinition): Promise<ScenarioReport> {
-  const kinds = ctx.brokers;
+  const kinds = def.brokers
+    ? def.brokers.filter((k) => ctx.brokers.includes(k) || (k.startsWith('moat') && ctx.brokers.includes('moat')))
+    : ctx.brokers;
+  const cpu = ctx.brokerCpu === undefined ? undefined : (def.brokerCpus ?? ctx.brokerCpu);
   const runs = new Map<BrokerKind, LoadResult[]>(kinds.map((k) => [k, []]));
   const errors: string[] = [];
   const shape: Shape = ctx.quick ? quickShape(def.shape) : def.shape;
   for (let round = 0; round < ctx.rounds; round++) {
     for (const kind of kinds) {
-      const broker = await startBroker(kind, { cpu: ctx.brokerCpu, maxQueuedMessages: def.maxQueuedMessages });
+      const broker = await startBroker(kind, { cpu, maxQueuedMessages: def.maxQueuedMessages });
       try {
         const result = await runLoad({
           ...shape, port: broker.port, brokerPid: broker.pid, cpu: ctx.loadCpu, idPrefix: `${def.id}-${kind}-${round}`,
@@ -114,6 +121,12 @@ export const COMPARISONS: CompareDefinition[] = [
     id: 'fanin-qos0', title: 'QoS 0 fan-in, 8 → 1', cpuPer: 'delivery', latency: false,
     describe: '8 publishers (as fast as their sockets take it, 16-byte payloads) → 1 subscriber of `prefix/+`, QoS 0',
     shape: { publishers: 8, subscribers: 1, wildcard: true, qos: 0, cleanSubscribers: true, payloadSize: 16, window: 64 },
+  },
+  {
+    id: 'fanin-qos0-2cores', title: 'QoS 0 fan-in, 8 → 1, second core allowed', cpuPer: 'delivery', latency: false,
+    describe: 'as QoS 0 fan-in, with each broker allowed CPUs 0 and 1 (the load generator stays on CPU 1, so it shares that core)',
+    shape: { publishers: 8, subscribers: 1, wildcard: true, qos: 0, cleanSubscribers: true, payloadSize: 16, window: 64 },
+    brokers: ['moat', 'moat-2-workers', 'mosquitto', 'mosquitto-nodelay'], brokerCpus: '0,1',
   },
   {
     id: 'fanout-qos0', title: 'QoS 0 fan-out, 1 → 100', cpuPer: 'delivery', latency: false,

@@ -21,6 +21,7 @@ import {
 } from './options.js';
 import type { AuthMethod } from './enhanced-auth.js';
 import { RetainedMessages } from './retained.js';
+import type { ClientIdAssigner, PeerRouting, SharedGroupFilter } from './peers.js';
 import { asPublished, Router } from './router.js';
 import { NEVER_EXPIRES, Session } from './session.js';
 import { BrokerStats } from './stats.js';
@@ -78,6 +79,11 @@ export class Broker extends EventEmitter<BrokerEvents> {
   private readonly sysInterval: number;
   private running: RunningListener[] = [];
   private sysTimer: NodeJS.Timeout | undefined;
+  private readonly bindListeners: boolean;
+  private readonly peers: PeerRouting | undefined;
+  readonly assignClientId: ClientIdAssigner | undefined;
+  private planned: Array<{ opts: { host: string; port: number; tls?: TlsListenerOptions }; info: ListenerInfo }> = [];
+  private readingHeld = false;
   private toFlush: Connection[] = [];
   private flushScheduled = false;
   private started = false;
@@ -96,7 +102,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.listenerOptions = options.listeners ?? [{ host: '127.0.0.1', port: 1883 }];
     this.sysInterval = options.sysInterval ?? 10;
     this.delivery = new Delivery(this.limits, this.store, this.stats, this.logger, this.hooks);
-    this.router = new Router(this.delivery, this.hooks);
+    this.bindListeners = options.bindListeners ?? true;
+    this.peers = options.peers;
+    this.assignClientId = options.assignClientId;
+    this.router = new Router(this.delivery, this.hooks, this.peers);
     this.retained = new RetainedMessages(this.store);
     this.housekeeper = new Housekeeper(this, this.connections, this.limits);
   }
@@ -115,6 +124,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (this.started) throw new Error('broker already started');
     this.started = true;
     const plans = this.listenerOptions.map((opts) => this.planListener(opts));
+    this.planned = plans;
     await this.recover();
     this.housekeeper.start();
     if (this.sysInterval > 0) {
@@ -122,7 +132,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       this.sysTimer = setInterval(() => this.publishSys(), this.sysInterval * 1000).unref();
     }
     try {
-      for (const plan of plans) {
+      for (const plan of this.bindListeners ? plans : []) {
         const transport = plan.opts.tls === undefined
           ? new TcpListener(plan.opts, (socket) => this.acceptSocket(socket, plan.info))
           : new TlsListener(
@@ -166,8 +176,24 @@ export class Broker extends EventEmitter<BrokerEvents> {
     }
     const conn = new Connection(this, stream, listener, peer);
     this.connections.add(conn);
+    if (this.readingHeld) conn.holdForPeers(true);
     this.stats.totalConnections++;
     if (this.closing) conn.close('server shutting down', { publishWill: false });
+  }
+
+  /**
+   * Serves a socket accepted elsewhere for the plain TCP listener at `index` of the options
+   * (with `bindListeners: false`; multi-core mode passes sockets between processes).
+   */
+  acceptOn(index: number, socket: net.Socket): void {
+    const plan = this.planned[index];
+    if (!plan || plan.opts.tls) {
+      socket.destroy();
+      this.logger.error({ listener: index }, 'a socket was handed over for a listener that is not a plain TCP listener');
+      return;
+    }
+    socket.setNoDelay(true);
+    this.acceptSocket(socket, plan.info);
   }
 
   private acceptSocket(socket: net.Socket, info: ListenerInfo, certificate?: CertificateIdentity): void {
@@ -519,13 +545,41 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const message: Message = { topic, payload, qos, retain: false, publishedRetain: retain };
     if (properties) message.properties = properties;
     if (expiresAt !== undefined) message.expiresAt = expiresAt;
-    const count = this.router.route(message, publisher);
+    const servesGroup = this.peers?.published(message, retain);
+    const count = this.router.route(message, publisher, servesGroup);
     if (this.listenerCount('publish') > 0) {
       const event: PublishRequest = { topic, payload, qos, retain };
       if (properties) event.properties = properties;
       this.emit('publish', event, client);
     }
     return count;
+  }
+
+  /**
+   * Stops (or resumes) reading from every client: what they publish would only pile up
+   * for a peer broker that is behind (multi-core mode's backpressure between workers).
+   */
+  holdReading(held: boolean): void {
+    if (held === this.readingHeld) return;
+    this.readingHeld = held;
+    for (const conn of this.connections) conn.holdForPeers(held);
+  }
+
+  /**
+   * A message a peer broker routed (multi-core mode): its retained state, applied here too when
+   * `applyRetain` (the peer decides the order of competing retained publishes), and delivery to
+   * this broker's subscribers when `deliver`, serving the shared groups `servesGroup` allows.
+   */
+  routeFromPeer(
+    message: { topic: string; payload: Buffer; qos: QoS; properties?: Properties; expiresAt?: number },
+    retain: boolean, applyRetain: boolean, deliver: boolean, servesGroup: SharedGroupFilter | undefined,
+  ): void {
+    if (applyRetain) this.retained.update(message.topic, message.payload, message.qos, message.properties, message.expiresAt);
+    if (!deliver) return;
+    const routed: Message = { topic: message.topic, payload: message.payload, qos: message.qos, retain: false, publishedRetain: retain };
+    if (message.properties) routed.properties = message.properties;
+    if (message.expiresAt !== undefined) routed.expiresAt = message.expiresAt;
+    this.router.route(routed, undefined, servesGroup);
   }
 
   private publishSys(): void {

@@ -110,6 +110,7 @@ export class Connection {
   private waitingForHook = false;
   private waitingForPeer = false;
   private waitingForTurn = false;
+  private waitingForPeers = false;
   /** Bytes read since this connection last let the others have the event loop. */
   private turnBytes = 0;
   /** Made on the first long read: most connections never need it. */
@@ -197,12 +198,18 @@ export class Connection {
     return this.state !== 'closed' && this.state !== 'closing';
   }
 
-  private setReading(reason: 'hook' | 'peer' | 'turn', allowed: boolean): void {
+  /** @internal Multi-core mode: a peer worker is behind on what this worker sends it (`Broker.holdReading`). */
+  holdForPeers(held: boolean): void {
+    if (held !== this.waitingForPeers) this.setReading('peers', !held);
+  }
+
+  private setReading(reason: 'hook' | 'peer' | 'turn' | 'peers', allowed: boolean): void {
     if (reason === 'hook') this.waitingForHook = !allowed;
     else if (reason === 'peer') this.waitingForPeer = !allowed;
-    else this.waitingForTurn = !allowed;
+    else if (reason === 'turn') this.waitingForTurn = !allowed;
+    else this.waitingForPeers = !allowed;
     if (this.state === 'closed') return;
-    if (this.waitingForHook || this.waitingForPeer || this.waitingForTurn) this.socket.pause();
+    if (this.waitingForHook || this.waitingForPeer || this.waitingForTurn || this.waitingForPeers) this.socket.pause();
     else this.socket.resume();
   }
 

@@ -1,3 +1,4 @@
+import type { ClientIdAssigner, PeerRouting } from './peers.js';
 import type { QoS } from '../protocol/index.js';
 import type { BrokerStore } from '../store/store.js';
 import type { AuthMethod } from './enhanced-auth.js';
@@ -136,4 +137,13 @@ export interface BrokerOptions {
   hooks?: BrokerHooks | BrokerHooks[];
   store?: BrokerStore;
   logger?: Logger;
+  /**
+   * false: plan the listeners (names, anonymous policy) but bind none; another process
+   * accepts the sockets and hands them over through `broker.acceptOn` (multi-core mode).
+   */
+  bindListeners?: boolean;
+  /** Brokers sharing this one's routing (multi-core mode, src/multicore). */
+  peers?: PeerRouting;
+  /** Makes identifiers for clients that send none; default `moat-` and 12 random base64url characters. */
+  assignClientId?: ClientIdAssigner;
 }

@@ -3,6 +3,7 @@ import { SubscriptionTrie } from '../topics/index.js';
 import type { Delivery } from './delivery.js';
 import type { BrokerHooks } from './hooks.js';
 import type { Message } from './message.js';
+import type { PeerRouting, SharedGroupFilter } from './peers.js';
 import type { Session } from './session.js';
 import { SharedGroup } from './shared.js';
 
@@ -51,11 +52,13 @@ export class Router {
     if (value.subscriptionId !== undefined) (session.matchSubscriptionIds ??= []).push(value.subscriptionId);
   };
   private routing = false;
-  private readonly deferred: Array<[Message, Session | undefined]> = [];
+  private readonly deferred: Array<[Message, Session | undefined, SharedGroupFilter | undefined]> = [];
 
   constructor(
     private readonly delivery: Delivery,
     private readonly hooks: BrokerHooks,
+    /** Told when a filter gets its first or loses its last subscriber here. */
+    private readonly peers?: Pick<PeerRouting, 'filterAdded' | 'filterRemoved'>,
   ) {}
 
   get subscriptionCount(): number {
@@ -69,26 +72,26 @@ export class Router {
    * while routing (from a hook or an event listener) is routed right after the
    * current one, in order (and reports 0).
    */
-  route(message: Message, publisher: Session | undefined): number {
+  route(message: Message, publisher: Session | undefined, servesGroup?: SharedGroupFilter): number {
     if (this.routing) {
-      this.deferred.push([message, publisher]);
+      this.deferred.push([message, publisher, servesGroup]);
       return 0;
     }
     this.routing = true;
     try {
-      const count = this.routeNow(message, publisher);
+      const count = this.routeNow(message, publisher, servesGroup);
       while (this.deferred.length > 0) {
-        const [next, from] = this.deferred.shift()!;
-        this.routeNow(next, from);
+        const [next, from, serves] = this.deferred.shift()!;
+        this.routeNow(next, from, serves);
       }
       return count;
     } finally {
       this.routing = false;
-      this.deferred.length = 0;
+      if (this.deferred.length !== 0) this.deferred.length = 0;
     }
   }
 
-  private routeNow(message: Message, publisher: Session | undefined): number {
+  private routeNow(message: Message, publisher: Session | undefined, servesGroup: SharedGroupFilter | undefined): number {
     this.stamp++;
     this.publisher = publisher;
     const matched = this.matched;
@@ -104,11 +107,14 @@ export class Router {
       this.delivery.deliver(session, forSubscriber(message, session.matchRetainAsPublished, session.matchSubscriptionIds), qos);
       count++;
     }
-    matched.length = 0;
+    // Setting the length is a runtime call even on an empty array: skipped for the common empty case.
+    if (matched.length !== 0) matched.length = 0;
     for (let i = 0; i < groups.length; i++) {
-      if (this.deliverShared(groups[i]!, message, undefined)) count++;
+      const group = groups[i]!;
+      if (servesGroup && !servesGroup(group.key)) continue; // a peer broker serves this group for this message
+      if (this.deliverShared(group, message, undefined)) count++;
     }
-    groups.length = 0;
+    if (groups.length !== 0) groups.length = 0;
     return count;
   }
 
@@ -133,7 +139,7 @@ export class Router {
 
   subscribe(session: Session, filter: string, entry: RouteEntry, share?: { key: string; filter: string }): void {
     if (!share) {
-      this.trie.add(filter, session.clientId, entry);
+      if (this.trie.add(filter, session.clientId, entry)) this.peers?.filterAdded(filter);
       return;
     }
     let group = this.groups.get(share.key);
@@ -141,13 +147,14 @@ export class Router {
       group = new SharedGroup(share.key, share.filter);
       this.groups.set(share.key, group);
       this.trie.add(share.filter, groupKey(share.key), group);
+      this.peers?.filterAdded(share.key);
     }
     group.upsert(entry);
   }
 
   unsubscribe(session: Session, filter: string, share?: { key: string; filter: string }): void {
     if (!share) {
-      this.trie.remove(filter, session.clientId);
+      if (this.trie.remove(filter, session.clientId)) this.peers?.filterRemoved(filter);
       return;
     }
     const group = this.groups.get(share.key);
@@ -156,6 +163,7 @@ export class Router {
     if (group.members.length === 0) {
       this.groups.delete(share.key);
       this.trie.remove(share.filter, groupKey(share.key));
+      this.peers?.filterRemoved(share.key);
     }
   }
 }

@@ -11,6 +11,8 @@ import { SqliteStore } from '../store/sqlite.js';
 import { RedisStore } from '../store/redis.js';
 import type { BrokerStore } from '../store/store.js';
 import path from 'node:path';
+import { Primary } from '../multicore/primary.js';
+import { serveAsWorker, workerBrokerOptions, workerPlace, type WorkerPlace } from '../multicore/worker.js';
 
 const HELP = `moat ${VERSION}: an MQTT broker
 
@@ -20,6 +22,7 @@ Options:
   -c, --config <file>  YAML configuration file (see docs/configuration.md)
       --host <address> listen on this address (replaces the configured listeners)
   -p, --port <port>    listen on this port (replaces the configured listeners)
+  -w, --workers <n>    worker processes, one per core to use (multi-core mode; see docs/multicore.md)
   -h, --help           show this help
   -v, --version        print the version
 
@@ -34,13 +37,14 @@ function fail(message: string): never {
   process.exit(1);
 }
 
-function parseCommandLine(): { config?: string; host?: string; port?: string } {
+function parseCommandLine(): { config?: string; host?: string; port?: string; workers?: string } {
   try {
     const { values } = parseArgs({
       options: {
         config: { type: 'string', short: 'c' },
         host: { type: 'string' },
         port: { type: 'string', short: 'p' },
+        workers: { type: 'string', short: 'w' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
       },
@@ -68,6 +72,16 @@ function applyOverrides(config: LoadedConfig, host: string | undefined, port: st
   config.broker.listeners = [{ ...first, name: undefined, host: host ?? first.host ?? '127.0.0.1', port: portNumber }];
 }
 
+/** Each worker of multi-core mode keeps its own sessions: a directory or key prefix of its own. */
+function storeFor(config: StoreConfig, place: WorkerPlace | undefined): StoreConfig {
+  if (!place) return config;
+  switch (config.type) {
+    case 'memory': return config;
+    case 'redis': return { ...config, keyPrefix: `${config.keyPrefix ?? 'moat:'}worker-${place.index}:` };
+    case 'sqlite': return { ...config, directory: path.join(config.directory, `worker-${place.index}`) };
+  }
+}
+
 function createStore(config: StoreConfig, logger: { error(obj: object, msg?: string): void }): BrokerStore {
   switch (config.type) {
     case 'memory': return new MemoryStore();
@@ -87,6 +101,47 @@ function describeStore(config: StoreConfig): string {
   }
 }
 
+function workerCount(config: LoadedConfig, option: string | undefined): number {
+  if (option === undefined) return config.workers;
+  const n = Number(option);
+  if (!Number.isInteger(n) || n < 1 || n > 31) fail(`--workers: expected 1-31, got "${option}"`);
+  return n;
+}
+
+/** Multi-core mode: this process accepts connections and hands them to worker processes. */
+async function runPrimary(config: LoadedConfig, workers: number, configFile: string | undefined): Promise<void> {
+  const listeners = config.broker.listeners ?? [{ host: '127.0.0.1', port: 1883 }];
+  const tls = listeners.find((l) => l.tls !== undefined);
+  if (tls) fail(`configuration error: listener ${tls.name ?? `${tls.host}:${tls.port}`}: TLS listeners are served with workers: 1 only`);
+  const logger = createLogger(config.log.level, config.log.format);
+  const primary = new Primary({
+    workers,
+    listeners: listeners.map((l) => ({ ...(l.name !== undefined && { name: l.name }), host: l.host ?? '127.0.0.1', port: l.port ?? 1883 })),
+    connectTimeout: config.broker.limits?.connectTimeout ?? 10,
+    logger,
+    script: process.argv[1]!,
+    args: process.argv.slice(2),
+  });
+  const stop = (signal: string): void => {
+    logger.info({ signal }, 'shutting down');
+    void primary.stop(0);
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGHUP', () => {
+    logger.info({}, 'SIGHUP: reloading password and ACL files in every worker');
+    primary.reload();
+  });
+  try {
+    await primary.start();
+  } catch (err) {
+    logger.fatal({ err: (err as Error).message }, 'broker failed to start');
+    fail((err as Error).message);
+  }
+  logger.info({ version: VERSION, config: configFile ?? '(embedded default)', store: describeStore(config.store), workers }, 'moat started');
+  process.exit(await primary.done);
+}
+
 async function main(): Promise<void> {
   if (process.argv[2] === 'passwd') {
     process.exitCode = await runPasswd(process.argv.slice(3));
@@ -101,6 +156,9 @@ async function main(): Promise<void> {
     throw err;
   }
   applyOverrides(config, args.host, args.port);
+  const workers = workerCount(config, args.workers);
+  const place = workerPlace();
+  if (!place && workers > 1) return runPrimary(config, workers, args.config);
   const logger = createLogger(config.log.level, config.log.format);
   let security: Security;
   try {
@@ -109,10 +167,15 @@ async function main(): Promise<void> {
   } catch (err) {
     fail(`configuration error: ${(err as Error).message}`);
   }
-  const store = createStore(config.store, logger);
+  const store = createStore(storeFor(config.store, place), logger);
+  const worker = place && workerBrokerOptions(place, logger);
   const broker = createBroker({
-    ...config.broker, store, logger, hooks: security.hooks, authMethods: { ...security.authMethods, ...config.broker.authMethods },
+    ...config.broker, store, logger, authMethods: { ...security.authMethods, ...config.broker.authMethods },
+    // The peers' hook goes last: it runs only for subscriptions the security hooks allowed.
+    hooks: worker ? [...[security.hooks].flat(), worker.links.hooks] : security.hooks,
+    ...worker?.options,
   });
+  if (worker) return serveAsWorker(broker, worker.links, () => security.reload(), logger);
   // SIGHUP reads the password and ACL files again; connected clients stay.
   process.on('SIGHUP', () => {
     logger.info({}, 'SIGHUP: reloading password and ACL files');

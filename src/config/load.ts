@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { availableParallelism } from 'node:os';
 import { Ajv, type ErrorObject } from 'ajv';
 import { isMap, LineCounter, parseDocument, type Document } from 'yaml';
 import type { BrokerCapabilities, BrokerLimits, BrokerOptions, TlsListenerOptions } from '../broker/options.js';
@@ -40,6 +41,8 @@ export interface LoadedConfig {
   security: SecurityOptions;
   /** A separate audit log file (default: audit lines go to the main log). */
   auditFile?: string;
+  /** Worker processes (multi-core mode, docs/multicore.md); 1 = one process. */
+  workers: number;
 }
 
 export function loadConfigFile(file: string): LoadedConfig {
@@ -68,8 +71,23 @@ export function parseConfig(text: string, file: string): LoadedConfig {
   const located = (path: string[], problem: string): ConfigError => new ConfigError(file, lineOf(doc, lines, path), path.join('.'), problem);
   checkRoleReferences(data, located);
   checkAuthentication(data, located);
+  checkWorkers(data, located);
   const base = path.dirname(path.resolve(file));
   return toOptions(data, base, readTlsFiles(data, base, located));
+}
+
+/** Multi-core mode hands plain TCP sockets between processes; a TLS session cannot follow. */
+function checkWorkers(config: FileConfig, located: (path: string[], problem: string) => ConfigError): void {
+  if (workerCount(config.workers) === 1) return;
+  const index = (config.listeners ?? []).findIndex((l) => l.tls !== undefined);
+  if (index !== -1) {
+    throw located(['listeners', String(index), 'tls'], 'TLS listeners are served with workers: 1 only (multi-core mode hands plain TCP sockets to its workers)');
+  }
+}
+
+function workerCount(workers: number | 'auto' | undefined): number {
+  if (workers === 'auto') return Math.min(31, availableParallelism());
+  return workers ?? 1;
 }
 
 const PASSWORD_FILE_KEYS = new Set(['type', 'path', 'watch']);
@@ -299,7 +317,7 @@ function toOptions(config: FileConfig, base = process.cwd(), tls = new Map<numbe
     };
   if (config.authorization?.unauthorized_publish) broker.unauthorizedPublish = config.authorization.unauthorized_publish;
   const loaded: LoadedConfig = {
-    broker, store, log: { level: config.log?.level ?? 'info', format: config.log?.format ?? 'auto' }, security: toSecurity(config, base),
+    workers: workerCount(config.workers), broker, store, log: { level: config.log?.level ?? 'info', format: config.log?.format ?? 'auto' }, security: toSecurity(config, base),
   };
   if (config.audit?.file) loaded.auditFile = path.resolve(base, config.audit.file);
   return loaded;
@@ -307,5 +325,5 @@ function toOptions(config: FileConfig, base = process.cwd(), tls = new Map<numbe
 
 /** The embedded default setup: one listener on 127.0.0.1:1883, anonymous allowed there. */
 export function defaultConfig(): LoadedConfig {
-  return { broker: { listeners: [{ host: '127.0.0.1', port: 1883 }] }, store: DEFAULT_STORE, log: { level: 'info', format: 'auto' }, security: {} };
+  return { workers: 1, broker: { listeners: [{ host: '127.0.0.1', port: 1883 }] }, store: DEFAULT_STORE, log: { level: 'info', format: 'auto' }, security: {} };
 }

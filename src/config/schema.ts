@@ -159,6 +159,7 @@ export const configSchema = {
       },
     },
     sys_interval: { type: 'number', minimum: 0 },
+    workers: { oneOf: [{ type: 'integer', minimum: 1, maximum: 31 }, { const: 'auto' }] },
     log: {
       type: 'object',
       additionalProperties: false,
@@ -275,5 +276,6 @@ export interface FileConfig {
   };
   audit?: { file?: string };
   sys_interval?: number;
+  workers?: number | 'auto';
   log?: { level?: string; format?: 'auto' | 'json' | 'pretty' };
 }

@@ -43,7 +43,7 @@ export function handleConnect(conn: Connection, packet: ConnectPacket): void | P
     if (packet.protocolVersion === 3 || (packet.protocolVersion === 4 && !packet.clean)) {
       return refuse(conn, ConnectReturnCode.IdentifierRejected);
     }
-    clientId = `moat-${randomBytes(9).toString('base64url')}`; // [MQTT-3.1.3-6]
+    clientId = broker.assignClientId?.() ?? `moat-${randomBytes(9).toString('base64url')}`; // [MQTT-3.1.3-6]
     assigned = true;
   }
   if (broker.isClosing || broker.stats.connectedClients >= broker.limits.maxConnections) {

@@ -1,0 +1,26 @@
+import type { Message } from './message.js';
+
+/**
+ * Other brokers that share this one's routing (multi-core mode: sibling worker
+ * processes). The broker core tells it what is subscribed here and hands it every
+ * message it routes; how the message reaches the peers is the implementation's
+ * business (src/multicore). A broker without peers never calls any of this.
+ */
+export interface PeerRouting {
+  /** One more session here subscribes to a filter (a shared one, `$share/g/f`, once per group). */
+  filterAdded(filter: string): void;
+  /** One session fewer here subscribes to a filter (a shared one: its group is gone). */
+  filterRemoved(filter: string): void;
+  /**
+   * A message about to be routed here (from a client, a will or the embedding program),
+   * and whether it was published with RETAIN. Returns which shared groups this broker
+   * serves for the message (the peers serve the others), or undefined for all of them.
+   */
+  published(message: Message, retain: boolean): SharedGroupFilter | undefined;
+}
+
+/** Answers whether this broker hands a message to a member of the shared group `key` (`$share/g/f`). */
+export type SharedGroupFilter = (key: string) => boolean;
+
+/** A client identifier for a client that sent none [MQTT-3.1.3-6]. */
+export type ClientIdAssigner = () => string;

@@ -1,0 +1,217 @@
+import { PacketType, type Properties, type QoS } from '../protocol/index.js';
+import { Reader, Writer } from '../protocol/primitives.js';
+import { propertiesLength, readProperties, writeProperties } from '../protocol/properties.js';
+
+/**
+ * The wire between worker processes (multi-core mode): length-prefixed frames on a
+ * Unix socket. A PUBLISH frame carries what the receiving broker needs to route a
+ * message as the sender would have: QoS, RETAIN and the order stamp of a retained
+ * publish, the absolute expiry, the MQTT 5 properties, and the shared groups the
+ * receiver is to serve. No I/O here.
+ */
+export const enum FrameType {
+  Publish = 1,
+  /** A filter this worker now has subscribers for; answered with `Ack` of the same sequence number. */
+  Interest = 2,
+  /** A filter this worker no longer has subscribers for. */
+  Uninterest = 3,
+  Ack = 4,
+}
+
+const FLAG_RETAIN = 0x04;
+const FLAG_DELIVER = 0x08;
+const FLAG_EXPIRY = 0x10;
+const FLAG_PROPERTIES = 0x20;
+
+export interface PublishFrame {
+  topic: string;
+  payload: Buffer;
+  qos: QoS;
+  retain: boolean;
+  /** Whether the receiver has subscribers for it (a retained message goes to every worker regardless). */
+  deliver: boolean;
+  /** Orders competing retained publishes on one topic: monotonic time, then worker index. */
+  retainStamp: number;
+  origin: number;
+  expiresAt: number | undefined;
+  properties: Properties | undefined;
+  /** Shared groups (`$share/g/f`) the receiver hands this message to one member of. */
+  groups: readonly string[];
+}
+
+export type Frame =
+  | ({ type: FrameType.Publish } & PublishFrame)
+  | { type: FrameType.Interest; seq: number; filter: string }
+  | { type: FrameType.Uninterest; filter: string }
+  | { type: FrameType.Ack; seq: number };
+
+/** Collects frames for one peer during an event-loop turn; `take` hands them over as one buffer. */
+export class FrameWriter {
+  private buf = Buffer.allocUnsafe(16 * 1024);
+  private pos = 0;
+
+  get length(): number {
+    return this.pos;
+  }
+
+  publish(f: PublishFrame): void {
+    const topicLength = Buffer.byteLength(f.topic);
+    let groupsLength = 0;
+    for (const g of f.groups) groupsLength += 2 + Buffer.byteLength(g);
+    const props = f.properties ? encodeProperties(f.properties) : undefined;
+    const size = 1 + 1 + (f.retain ? 9 : 0) + (f.expiresAt !== undefined ? 8 : 0) + 2 + topicLength + 2 + groupsLength
+      + (props ? props.length : 0) + f.payload.length;
+    this.reserve(4 + size);
+    const b = this.buf;
+    let p = this.pos;
+    b.writeUInt32BE(size, p);
+    p += 4;
+    b[p++] = FrameType.Publish;
+    b[p++] = f.qos | (f.retain ? FLAG_RETAIN : 0) | (f.deliver ? FLAG_DELIVER : 0)
+      | (f.expiresAt !== undefined ? FLAG_EXPIRY : 0) | (props ? FLAG_PROPERTIES : 0);
+    if (f.retain) {
+      b.writeDoubleBE(f.retainStamp, p);
+      b[p + 8] = f.origin;
+      p += 9;
+    }
+    if (f.expiresAt !== undefined) {
+      b.writeDoubleBE(f.expiresAt, p);
+      p += 8;
+    }
+    b.writeUInt16BE(topicLength, p);
+    p += 2;
+    p += b.write(f.topic, p, topicLength, 'utf8');
+    b.writeUInt16BE(f.groups.length, p);
+    p += 2;
+    for (const g of f.groups) {
+      const n = Buffer.byteLength(g);
+      b.writeUInt16BE(n, p);
+      p += 2;
+      p += b.write(g, p, n, 'utf8');
+    }
+    if (props) p += props.copy(b, p);
+    p += f.payload.copy(b, p);
+    this.pos = p;
+  }
+
+  interest(seq: number, filter: string): void {
+    const n = Buffer.byteLength(filter);
+    this.reserve(4 + 5 + n);
+    const b = this.buf;
+    b.writeUInt32BE(5 + n, this.pos);
+    b[this.pos + 4] = FrameType.Interest;
+    b.writeUInt32BE(seq, this.pos + 5);
+    this.pos += 9 + b.write(filter, this.pos + 9, n, 'utf8');
+  }
+
+  uninterest(filter: string): void {
+    const n = Buffer.byteLength(filter);
+    this.reserve(4 + 1 + n);
+    const b = this.buf;
+    b.writeUInt32BE(1 + n, this.pos);
+    b[this.pos + 4] = FrameType.Uninterest;
+    this.pos += 5 + b.write(filter, this.pos + 5, n, 'utf8');
+  }
+
+  ack(seq: number): void {
+    this.reserve(9);
+    this.buf.writeUInt32BE(5, this.pos);
+    this.buf[this.pos + 4] = FrameType.Ack;
+    this.buf.writeUInt32BE(seq, this.pos + 5);
+    this.pos += 9;
+  }
+
+  /** The frames written since the last call, or undefined if none. */
+  take(): Buffer | undefined {
+    if (this.pos === 0) return undefined;
+    const out = this.buf.subarray(0, this.pos);
+    this.buf = Buffer.allocUnsafe(Math.max(16 * 1024, Math.min(this.buf.length, 1024 * 1024)));
+    this.pos = 0;
+    return out;
+  }
+
+  private reserve(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
+    this.buf.copy(grown, 0, 0, this.pos);
+    this.buf = grown;
+  }
+}
+
+function encodeProperties(props: Properties): Buffer {
+  const w = new Writer(propertiesLength(props));
+  writeProperties(w, props);
+  return w.buf;
+}
+
+/** Splits a byte stream into frames; payloads are views of the chunk they arrived in. */
+export class FrameReader {
+  private pending: Buffer | undefined;
+
+  push(chunk: Buffer, visit: (frame: Frame) => void): void {
+    let buf = chunk;
+    if (this.pending) {
+      buf = Buffer.concat([this.pending, chunk]);
+      this.pending = undefined;
+    }
+    let pos = 0;
+    while (buf.length - pos >= 4) {
+      const size = buf.readUInt32BE(pos);
+      if (buf.length - pos - 4 < size) break;
+      visit(decodeFrame(buf, pos + 4, pos + 4 + size));
+      pos += 4 + size;
+    }
+    if (pos < buf.length) this.pending = buf.subarray(pos);
+  }
+}
+
+export function decodeFrame(buf: Buffer, start: number, end: number): Frame {
+  const type = buf[start] as FrameType;
+  switch (type) {
+    case FrameType.Publish: return decodePublish(buf, start + 1, end);
+    case FrameType.Interest: return { type, seq: buf.readUInt32BE(start + 1), filter: buf.toString('utf8', start + 5, end) };
+    case FrameType.Uninterest: return { type, filter: buf.toString('utf8', start + 1, end) };
+    case FrameType.Ack: return { type, seq: buf.readUInt32BE(start + 1) };
+    default: throw new Error(`unknown frame type ${String(type)}`);
+  }
+}
+
+function decodePublish(buf: Buffer, start: number, end: number): Frame {
+  let p = start;
+  const flags = buf[p++]!;
+  const retain = (flags & FLAG_RETAIN) !== 0;
+  let retainStamp = 0;
+  let origin = 0;
+  if (retain) {
+    retainStamp = buf.readDoubleBE(p);
+    origin = buf[p + 8]!;
+    p += 9;
+  }
+  let expiresAt: number | undefined;
+  if (flags & FLAG_EXPIRY) {
+    expiresAt = buf.readDoubleBE(p);
+    p += 8;
+  }
+  const topicLength = buf.readUInt16BE(p);
+  p += 2;
+  const topic = buf.toString('utf8', p, p + topicLength);
+  p += topicLength;
+  const groupCount = buf.readUInt16BE(p);
+  p += 2;
+  const groups: string[] = [];
+  for (let i = 0; i < groupCount; i++) {
+    const n = buf.readUInt16BE(p);
+    groups.push(buf.toString('utf8', p + 2, p + 2 + n));
+    p += 2 + n;
+  }
+  let properties: Properties | undefined;
+  if (flags & FLAG_PROPERTIES) {
+    const r = new Reader(buf, p, end);
+    properties = readProperties(r, PacketType.PUBLISH);
+    p = r.pos;
+  }
+  return {
+    type: FrameType.Publish, topic, payload: buf.subarray(p, end), qos: (flags & 0x03) as QoS, retain,
+    deliver: (flags & FLAG_DELIVER) !== 0, retainStamp, origin, expiresAt, properties, groups,
+  };
+}

@@ -1,0 +1,166 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import type { Logger } from '../broker/logger.js';
+import { closeServer, listenOn } from '../transport/server.js';
+import { workerFor } from './affinity.js';
+import { peekClientId } from './connect-peek.js';
+import type { PrimaryToWorker, WorkerToPrimary } from './messages.js';
+import { workerEnvironment } from './worker.js';
+
+export interface PrimaryOptions {
+  workers: number;
+  listeners: Array<{ name?: string; host: string; port: number }>;
+  /** Seconds a new connection has to send the start of its CONNECT. */
+  connectTimeout: number;
+  logger: Logger;
+  /** The command line the workers run (this program and its arguments). */
+  script: string;
+  args: string[];
+}
+
+/** Bytes read from a connection without finding a Client Identifier before it goes to a worker as is. */
+const MAX_PEEK_BYTES = 64 * 1024;
+/** A worker that does not stop within this time after being asked is killed. */
+const STOP_TIMEOUT_MS = 15_000;
+
+/**
+ * The primary of multi-core mode: starts the workers, accepts every connection,
+ * reads just enough of its CONNECT to learn the Client Identifier, and hands the socket
+ * to the worker that owns that identifier (`workerFor`), so a client's session always
+ * lives in one worker. Connections without an identifier go round robin (the worker
+ * assigns one that maps back to it). The primary holds no MQTT state itself.
+ */
+export class Primary {
+  private readonly workers: ChildProcess[] = [];
+  private readonly servers: net.Server[] = [];
+  private readonly socketDir = mkdtempSync(path.join(os.tmpdir(), 'moat-workers-'));
+  private nextId = 1;
+  private roundRobin = 0;
+  private stopping = false;
+  /** Resolves with the exit code the primary should end with. */
+  readonly done: Promise<number>;
+  private finish: (code: number) => void = () => {};
+
+  constructor(private readonly options: PrimaryOptions) {
+    this.done = new Promise((resolve) => (this.finish = resolve));
+  }
+
+  /** Starts the workers and waits until each has recovered its state and linked to the others; then listens. */
+  async start(): Promise<Array<{ name: string; host: string; port: number }>> {
+    const { workers, script, args, logger } = this.options;
+    const ready: Array<Promise<void>> = [];
+    for (let index = 0; index < workers; index++) {
+      const child = fork(script, args, {
+        env: { ...process.env, ...workerEnvironment({ index, workers, socketDir: this.socketDir }) },
+        serialization: 'advanced',
+        stdio: 'inherit',
+      });
+      this.workers.push(child);
+      ready.push(new Promise<void>((resolve, reject) => {
+        child.on('message', (message: WorkerToPrimary) => {
+          if (message.type === 'ready') resolve();
+          if (message.type === 'failed') reject(new Error(`worker ${index}: ${message.reason}`));
+        });
+        child.once('exit', (code, signal) => {
+          reject(new Error(`worker ${index} exited (${signal ?? `code ${code}`}) while starting`));
+          if (!this.stopping) {
+            logger.error({ worker: index, code, signal }, 'multi-core: a worker stopped; stopping the broker');
+            void this.stop(1);
+          }
+        });
+      }));
+    }
+    try {
+      await Promise.all(ready);
+      const bound: Array<{ name: string; host: string; port: number }> = [];
+      for (const [index, listener] of this.options.listeners.entries()) {
+        const server = net.createServer({ noDelay: true }, (socket) => this.dispatch(socket, index));
+        this.servers.push(server);
+        const address = await listenOn(server, listener.port, listener.host);
+        const name = listener.name ?? `${listener.host}:${listener.port}`;
+        bound.push({ name, host: address.address, port: address.port });
+        logger.info({ listener: name, host: address.address, port: address.port, workers }, 'listening');
+      }
+      return bound;
+    } catch (err) {
+      await this.stop(1);
+      throw err;
+    }
+  }
+
+  /** Asks every worker to close its broker (clients are told, state is made durable), then ends. */
+  async stop(code: number): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    // Not awaited: a server that handed sockets to workers counts them as its own until the
+    // workers have closed them, which they do only once told to stop.
+    for (const server of this.servers) void closeServer(server);
+    await Promise.all(this.workers.map((child) => new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
+      child.once('exit', (exitCode) => {
+        clearTimeout(timer);
+        if (exitCode !== 0) code = 1;
+        resolve();
+      });
+      if (child.connected) child.send({ type: 'shutdown' } satisfies PrimaryToWorker);
+      else child.kill('SIGTERM');
+    })));
+    rmSync(this.socketDir, { recursive: true, force: true });
+    this.finish(code);
+  }
+
+  reload(): void {
+    for (const child of this.workers) if (child.connected) child.send({ type: 'reload' } satisfies PrimaryToWorker);
+  }
+
+  private dispatch(socket: net.Socket, listener: number): void {
+    const chunks: Buffer[] = [];
+    let length = 0;
+    let handed = false;
+    const timer = setTimeout(() => socket.destroy(), this.options.connectTimeout * 1000);
+    socket.on('error', () => socket.destroy());
+    socket.on('close', () => clearTimeout(timer));
+    socket.on('data', (chunk: Buffer) => {
+      chunks.push(chunk);
+      length += chunk.length;
+      if (handed) return;
+      const head = chunks.length === 1 ? chunk : Buffer.concat(chunks, length);
+      const peeked = peekClientId(head);
+      if (peeked === 'more' && length < MAX_PEEK_BYTES) return;
+      handed = true;
+      clearTimeout(timer);
+      const index = typeof peeked === 'object' && peeked.clientId.length > 0
+        ? workerFor(peeked.clientId, this.workers.length)
+        : this.roundRobin++ % this.workers.length;
+      this.handOver(socket, listener, index, chunks, () => length);
+    });
+  }
+
+  /**
+   * Sends the socket's handle, then the bytes read from it. Node may queue a handle
+   * until the worker acknowledged the previous one, and the socket can still be read
+   * meanwhile, so the bytes go only once the handle has left (the callback of send);
+   * from then on the worker reads the socket itself.
+   */
+  private handOver(socket: net.Socket, listener: number, index: number, chunks: Buffer[], length: () => number): void {
+    const child = this.workers[index];
+    if (!child || !child.connected) {
+      socket.destroy();
+      return;
+    }
+    const id = this.nextId++;
+    child.send({ type: 'socket', id } satisfies PrimaryToWorker, socket, (err) => {
+      if (err) {
+        socket.destroy();
+        if (child.connected) child.send({ type: 'drop', id } satisfies PrimaryToWorker);
+        return;
+      }
+      const head = Buffer.concat(chunks, length());
+      child.send({ type: 'head', id, listener, head } satisfies PrimaryToWorker);
+    });
+  }
+}

@@ -1,0 +1,107 @@
+import type net from 'node:net';
+import type { Broker } from '../broker/broker.js';
+import type { Logger } from '../broker/logger.js';
+import { affineClientIdAssigner } from './affinity.js';
+import { PeerRoutingLinks } from './peer-routing.js';
+import type { PrimaryToWorker, WorkerToPrimary } from './messages.js';
+
+/** What a worker process learns from its environment (set by the primary). */
+export interface WorkerPlace {
+  index: number;
+  workers: number;
+  socketDir: string;
+}
+
+const ENV_INDEX = 'MOAT_WORKER_INDEX';
+const ENV_WORKERS = 'MOAT_WORKERS';
+const ENV_SOCKET_DIR = 'MOAT_WORKER_SOCKETS';
+
+/** This process's place among the workers, or undefined if it is not a worker. */
+export function workerPlace(env: NodeJS.ProcessEnv = process.env): WorkerPlace | undefined {
+  const index = env[ENV_INDEX];
+  if (index === undefined || process.send === undefined) return undefined;
+  return { index: Number(index), workers: Number(env[ENV_WORKERS]), socketDir: env[ENV_SOCKET_DIR] ?? '' };
+}
+
+export function workerEnvironment(place: WorkerPlace): Record<string, string> {
+  return { [ENV_INDEX]: String(place.index), [ENV_WORKERS]: String(place.workers), [ENV_SOCKET_DIR]: place.socketDir };
+}
+
+/** The broker options a worker adds: no listeners of its own, peers, and identifiers that map back to it. */
+export function workerBrokerOptions(place: WorkerPlace, logger: Logger): {
+  links: PeerRoutingLinks; options: { bindListeners: false; peers: PeerRoutingLinks; assignClientId: () => string };
+} {
+  const links = new PeerRoutingLinks({ ...place, logger });
+  return { links, options: { bindListeners: false, peers: links, assignClientId: affineClientIdAssigner(place.index, place.workers) } };
+}
+
+/**
+ * Runs the worker side: recovers the broker's state, links to the other workers, tells
+ * the primary it is ready, then serves the sockets the primary hands over (each with the
+ * bytes the primary read to choose this worker) until told to stop.
+ */
+export async function serveAsWorker(broker: Broker, links: PeerRoutingLinks, reload: () => void, logger: Logger): Promise<void> {
+  const send = (message: WorkerToPrimary): void => {
+    process.send?.(message);
+  };
+  const parked = new Map<number, net.Socket>();
+  let stopping = false;
+  const stop = async (code: number): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    links.beginClose();
+    try {
+      await broker.close();
+      await links.close();
+    } catch (err) {
+      logger.error({ err }, 'error during worker shutdown');
+      code = 1;
+    }
+    process.exit(code);
+  };
+  process.on('message', (message: PrimaryToWorker, handle: unknown) => {
+    switch (message.type) {
+      case 'socket': {
+        const socket = handle as net.Socket | undefined;
+        if (!socket) return;
+        socket.on('error', () => socket.destroy());
+        parked.set(message.id, socket);
+        return;
+      }
+      case 'head': {
+        const socket = parked.get(message.id);
+        parked.delete(message.id);
+        if (!socket) return;
+        if (message.head.length > 0) socket.unshift(Buffer.from(message.head.buffer, message.head.byteOffset, message.head.byteLength));
+        socket.removeAllListeners('error');
+        broker.acceptOn(message.listener, socket);
+        return;
+      }
+      case 'drop': {
+        parked.get(message.id)?.destroy();
+        parked.delete(message.id);
+        return;
+      }
+      case 'reload':
+        reload();
+        return;
+      case 'shutdown':
+        void stop(0);
+        return;
+    }
+  });
+  // The primary went away: nobody hands out sockets any more.
+  process.on('disconnect', () => void stop(0));
+  // Ctrl-C reaches the whole process group; the primary decides how the workers stop.
+  process.on('SIGINT', () => {});
+  process.on('SIGTERM', () => void stop(0));
+  try {
+    await broker.listen();
+    await links.start(broker);
+  } catch (err) {
+    logger.error({ err: (err as Error).message }, 'worker failed to start');
+    send({ type: 'failed', reason: (err as Error).message });
+    process.exit(1);
+  }
+  send({ type: 'ready' });
+}
