@@ -58,6 +58,19 @@ describe('bench harness (smoke run)', () => {
     }
   });
 
+  it('side-by-side row with the second core allowed: Moat and its multi-core mode (CPU summed over the workers)', async () => {
+    const report = await SCENARIOS['fanin-qos0-2cores']!(quick);
+    assert.deepEqual(report.errors, []);
+    const rows = report.data as CompareRow[];
+    assert.deepEqual(rows.map((r) => r.broker), ['moat', 'moat-2-workers']);
+    for (const row of rows) {
+      assert.ok(row.rate.median > 0, `${row.broker}: deliveries counted`);
+      assert.ok(row.cpu.median > 0, `${row.broker}: broker CPU measured`);
+      assert.equal(row.duplicates, 0, `${row.broker}: nothing repeated`);
+    }
+    assert.match(report.table, /multi-core mode/);
+  });
+
   it('idle connections: every connection is held and the broker RSS per connection is measured', async () => {
     const report = await SCENARIOS.idle!(quick);
     assert.deepEqual(report.errors, []);
@@ -79,6 +92,7 @@ describe('bench harness (smoke run)', () => {
     const verdicts = judgeTargets([
       report('fanin-qos0', [row('moat', 300_000, 2.0, 9), row('mosquitto', 150_000, 6.0, 9), row('mosquitto-nodelay', 90_000, 1.5, 9), row('aedes', 40_000, 20, 9)]),
       report('p2p-qos1', [row('moat', 100_000, 5, 3.0), row('mosquitto', 50_000, 18, 4.0), row('aedes', 60_000, 20, 1)]),
+      report('fanin-qos0-2cores', [row('moat', 500_000, 1.6, 9), row('moat-2-workers', 200_000, 2.5, 9), row('mosquitto', 140_000, 7, 9)]),
     ])!.data as Array<{ target: string; met: boolean | undefined }>;
     const met = (prefix: string) => verdicts.find((v) => v.target.startsWith(prefix))?.met;
     assert.equal(met('QoS 0 fan-in: CPU'), false, 'held to the better Mosquitto configuration (1.5 µs), so 2.0 µs misses');
@@ -86,6 +100,7 @@ describe('bench harness (smoke run)', () => {
     assert.equal(met('QoS 1 point-to-point: p99'), true);
     assert.equal(met('fanin-qos0: ≥ 2× Aedes'), true);
     assert.equal(met('p2p-qos1: ≥ 2× Aedes'), false, '100k is less than 2 × 60k');
+    assert.equal(met('QoS 0 fan-in with the second core'), false, 'the multi-core mode is judged, not the single process: 200k < 1.5 × 140k');
   });
 
   it('writeSection replaces only the text between a scenario\'s markers', () => {

@@ -377,6 +377,19 @@ describe('multi-core mode: lifecycle and configuration', () => {
     for (const pid of pids) assert.throws(() => process.kill(pid, 0), /ESRCH/, `worker ${pid} is gone`);
   });
 
+  it('a worker that dies stops the broker: the other worker closes its clients and the primary exits 1', async () => {
+    const moat = await startMoat(dir, 'store:\n  type: memory\n');
+    const survivor = await connectClient(moat.url, { clientId: idOn(0, 'survivor') });
+    const closed = new Promise<void>((resolve) => survivor.once('close', () => resolve()));
+    const pids = (await run('pgrep', ['-P', String(moat.proc.pid)])).stdout.trim().split('\n').map(Number).sort((a, b) => a - b);
+    process.kill(pids[1]!, 'SIGKILL');
+    const status = await moat.proc.waitExit(20_000);
+    assert.equal(status.code, 1, `exit ${JSON.stringify(status)}`);
+    await closed;
+    assert.throws(() => process.kill(pids[0]!, 0), /ESRCH/, 'worker 0 is gone too');
+    assert.match(moat.proc.stdout, /a worker stopped; stopping the broker/);
+  });
+
   it('workers with a TLS listener is a configuration error naming the file, line and key', async () => {
     const file = path.join(dir, 'tls.yaml');
     writeFileSync(file, 'workers: 2\nlisteners:\n  - port: 8883\n    tls:\n      cert_file: c.pem\n      key_file: k.pem\n');
