@@ -546,7 +546,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (properties) message.properties = properties;
     if (expiresAt !== undefined) message.expiresAt = expiresAt;
     const servesGroup = this.peers?.published(message, retain);
-    const count = this.router.route(message, publisher, servesGroup);
+    // Peers with subscribers count too: an MQTT 5 publisher hears "no matching subscribers" only if none has any.
+    const count = this.router.route(message, publisher, servesGroup) + (this.peers ? this.peers.forwarded : 0);
     if (this.listenerCount('publish') > 0) {
       const event: PublishRequest = { topic, payload, qos, retain };
       if (properties) event.properties = properties;
@@ -559,6 +560,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
    * Stops (or resumes) reading from every client: what they publish would only pile up
    * for a peer broker that is behind (multi-core mode's backpressure between workers).
    */
+  get isReadingHeld(): boolean {
+    return this.readingHeld;
+  }
+
   holdReading(held: boolean): void {
     if (held === this.readingHeld) return;
     this.readingHeld = held;

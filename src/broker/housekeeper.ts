@@ -16,7 +16,7 @@ export class Housekeeper {
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly broker: { clock: number; sweepSessions(now: number): void },
+    private readonly broker: { clock: number; readonly isReadingHeld: boolean; sweepSessions(now: number): void },
     private readonly connections: ReadonlySet<Connection>,
     private readonly limits: BrokerLimits,
   ) {}
@@ -41,6 +41,8 @@ export class Housekeeper {
           if (now - conn.openedAt > connectTimeoutMs) conn.close('no CONNECT in time', { publishWill: false });
           break;
         case 'connected':
+          // While the broker holds reading (multi-core backpressure) a client's PINGREQ waits unread.
+          if (this.broker.isReadingHeld) conn.lastActivity = now;
           if (conn.keepalive > 0 && now - conn.lastActivity > conn.keepalive * 1500) {
             conn.disconnect(ReasonCode.KeepAliveTimeout, 'keep-alive timeout');
           } else if (conn.client!.identity?.expiresAt !== undefined && now >= conn.client!.identity.expiresAt) {

@@ -17,6 +17,8 @@ export interface PeerRouting {
    * serves for the message (the peers serve the others), or undefined for all of them.
    */
   published(message: Message, retain: boolean): SharedGroupFilter | undefined;
+  /** How many peers `published` handed the last message to for their subscribers. */
+  readonly forwarded: number;
 }
 
 /** Answers whether this broker hands a message to a member of the shared group `key` (`$share/g/f`). */

@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { createBroker } from '../broker/broker.js';
 import { VERSION } from '../broker/version.js';
+import { DEFAULT_LIMITS } from '../broker/options.js';
 import { ConfigError, defaultConfig, loadConfigFile, type LoadedConfig, type StoreConfig } from '../config/load.js';
 import { createFileLogger, createLogger } from '../log/logger.js';
 import { createSecurity, loggerAudit, type Security } from '../security/index.js';
@@ -117,7 +118,8 @@ async function runPrimary(config: LoadedConfig, workers: number, configFile: str
   const primary = new Primary({
     workers,
     listeners: listeners.map((l) => ({ ...(l.name !== undefined && { name: l.name }), host: l.host ?? '127.0.0.1', port: l.port ?? 1883 })),
-    connectTimeout: config.broker.limits?.connectTimeout ?? 10,
+    connectTimeout: config.broker.limits?.connectTimeout ?? DEFAULT_LIMITS.connectTimeout,
+    maxPacketSize: config.broker.limits?.maxPacketSize ?? DEFAULT_LIMITS.maxPacketSize,
     logger,
     script: process.argv[1]!,
     args: process.argv.slice(2),

@@ -121,12 +121,16 @@ export class FrameWriter {
     this.pos += 9;
   }
 
-  /** The frames written since the last call, or undefined if none. */
+  /**
+   * The frames written since the last call, or undefined if none: a copy of exactly that size,
+   * so a write waiting on a slow peer holds only its own bytes; the buffer is reused.
+   */
   take(): Buffer | undefined {
     if (this.pos === 0) return undefined;
-    const out = this.buf.subarray(0, this.pos);
-    this.buf = Buffer.allocUnsafe(Math.max(16 * 1024, Math.min(this.buf.length, 1024 * 1024)));
+    const out = Buffer.allocUnsafe(this.pos);
+    this.buf.copy(out, 0, 0, this.pos);
     this.pos = 0;
+    if (this.buf.length > 1024 * 1024) this.buf = Buffer.allocUnsafe(16 * 1024); // a burst's buffer is not kept
     return out;
   }
 
@@ -138,6 +142,9 @@ export class FrameWriter {
   }
 }
 
+/** Shared by every frame without groups (never written to). */
+const NO_GROUPS: string[] = [];
+
 function encodeProperties(props: Properties): Buffer {
   const w = new Writer(propertiesLength(props));
   writeProperties(w, props);
@@ -146,13 +153,22 @@ function encodeProperties(props: Properties): Buffer {
 
 /** Splits a byte stream into frames; payloads are views of the chunk they arrived in. */
 export class FrameReader {
-  private pending: Buffer | undefined;
+  /** The start of a frame that spans chunks, joined only once it is complete. */
+  private pending: Buffer[] = [];
+  private pendingLength = 0;
+  private needed = 0;
 
   push(chunk: Buffer, visit: (frame: Frame) => void): void {
     let buf = chunk;
-    if (this.pending) {
-      buf = Buffer.concat([this.pending, chunk]);
-      this.pending = undefined;
+    if (this.pendingLength > 0) {
+      this.pending.push(chunk);
+      this.pendingLength += chunk.length;
+      if (this.needed === 0 && this.pendingLength >= 4) this.needed = 4 + Buffer.concat(this.pending, 4).readUInt32BE(0);
+      if (this.needed === 0 || this.pendingLength < this.needed) return;
+      buf = Buffer.concat(this.pending, this.pendingLength);
+      this.pending = [];
+      this.pendingLength = 0;
+      this.needed = 0;
     }
     let pos = 0;
     while (buf.length - pos >= 4) {
@@ -161,46 +177,71 @@ export class FrameReader {
       visit(decodeFrame(buf, pos + 4, pos + 4 + size));
       pos += 4 + size;
     }
-    if (pos < buf.length) this.pending = buf.subarray(pos);
+    if (pos < buf.length) {
+      const rest = buf.subarray(pos);
+      this.pending = [rest];
+      this.pendingLength = rest.length;
+      this.needed = rest.length >= 4 ? 4 + rest.readUInt32BE(0) : 0;
+    }
   }
 }
 
+/** A frame whose fields run past its end: the link is broken (frames come only from our own workers). */
+function overrun(what: string): Error {
+  return new RangeError(`multi-core frame: ${what} runs past the end of the frame`);
+}
+
 export function decodeFrame(buf: Buffer, start: number, end: number): Frame {
+  if (end <= start) throw overrun('the frame type');
   const type = buf[start] as FrameType;
   switch (type) {
     case FrameType.Publish: return decodePublish(buf, start + 1, end);
-    case FrameType.Interest: return { type, seq: buf.readUInt32BE(start + 1), filter: buf.toString('utf8', start + 5, end) };
+    case FrameType.Interest:
+      if (end - start < 5) throw overrun('an interest');
+      return { type, seq: buf.readUInt32BE(start + 1), filter: buf.toString('utf8', start + 5, end) };
     case FrameType.Uninterest: return { type, filter: buf.toString('utf8', start + 1, end) };
-    case FrameType.Ack: return { type, seq: buf.readUInt32BE(start + 1) };
+    case FrameType.Ack:
+      if (end - start !== 5) throw overrun('an ack');
+      return { type, seq: buf.readUInt32BE(start + 1) };
     default: throw new Error(`unknown frame type ${String(type)}`);
   }
 }
 
 function decodePublish(buf: Buffer, start: number, end: number): Frame {
   let p = start;
+  const need = (n: number, what: string): void => {
+    if (p + n > end) throw overrun(what);
+  };
+  need(1, 'the flags');
   const flags = buf[p++]!;
   const retain = (flags & FLAG_RETAIN) !== 0;
   let retainStamp = 0;
   let origin = 0;
   if (retain) {
+    need(9, 'the retain stamp');
     retainStamp = buf.readDoubleBE(p);
     origin = buf[p + 8]!;
     p += 9;
   }
   let expiresAt: number | undefined;
   if (flags & FLAG_EXPIRY) {
+    need(8, 'the expiry');
     expiresAt = buf.readDoubleBE(p);
     p += 8;
   }
+  need(2, 'the topic length');
   const topicLength = buf.readUInt16BE(p);
   p += 2;
+  need(topicLength + 2, 'the topic');
   const topic = buf.toString('utf8', p, p + topicLength);
   p += topicLength;
   const groupCount = buf.readUInt16BE(p);
   p += 2;
-  const groups: string[] = [];
+  const groups: string[] = groupCount === 0 ? NO_GROUPS : [];
   for (let i = 0; i < groupCount; i++) {
+    need(2, 'a group length');
     const n = buf.readUInt16BE(p);
+    need(2 + n, 'a group');
     groups.push(buf.toString('utf8', p + 2, p + 2 + n));
     p += 2 + n;
   }

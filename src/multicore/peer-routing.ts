@@ -22,10 +22,23 @@ interface RemoteInterest {
 const LINK_HOLD_BYTES = 1024 * 1024;
 /** Past this many, QoS 0 messages to that peer are dropped (clients already read keep publishing into it). */
 const LINK_DROP_BYTES = 64 * 1024 * 1024;
+/** Past this many, QoS 1 and 2 messages to that peer are dropped too: a peer this far behind is stuck. */
+const LINK_HARD_LIMIT = 256 * 1024 * 1024;
+/**
+ * Longest hold of this worker's clients for a peer that does not drain: past it, reading resumes
+ * (and the drop marks apply) until every link has drained once, so a stalled peer cannot freeze
+ * this worker's clients for good.
+ */
+const HOLD_LIMIT_MS = 5000;
 /** A peer that does not answer an interest within this time is not waited for (it is likely gone). */
 const ACK_TIMEOUT_MS = 5000;
-/** How often filters announced for a subscription that never came about are withdrawn. */
-const RECONCILE_MS = 30_000;
+/**
+ * How often filters without subscribers here are withdrawn from the peers. Withdrawing later
+ * than the last unsubscribe costs only messages the peers send in vain (this worker drops them),
+ * and it cannot race a SUBSCRIBE that found the filter announced: a filter asked for in the last
+ * interval stays.
+ */
+const RECONCILE_MS = 10_000;
 /** How long the order stamp of a retained topic is kept: far longer than a frame spends between workers. */
 const RETAIN_STAMP_TTL_MS = 60_000;
 
@@ -70,11 +83,20 @@ export class PeerRoutingLinks implements PeerRouting {
   private readonly waiters = new Map<number, { left: Set<number>; done: () => void }>();
   private seq = 0;
   private readonly retainStamps = new Map<string, { stamp: number; origin: number; at: number }>();
+  /** When a SUBSCRIBE last asked for each filter (reconcile keeps those asked for recently). */
+  private readonly askedAt = new Map<string, number>();
+  /** Peers that got the message last routed, with subscribers for it (read by the broker). */
+  forwarded = 0;
+  /** A link to a peer broke while not closing: the workers no longer share their routing. */
+  onLinkLost: ((peer: number) => void) | undefined;
   private readonly groupTurn = new Map<string, number>();
   private server: net.Server | undefined;
   private reconcileTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private holding = false;
+  private holdTimer: NodeJS.Timeout | undefined;
+  /** The hold ran out: no new hold until every link has drained. */
+  private holdSuspended = false;
   // Scratch state of one match, reset per message.
   private mask = 0;
   private readonly matchedGroups: RemoteInterest[] = [];
@@ -111,6 +133,7 @@ export class PeerRoutingLinks implements PeerRouting {
       if (expected === 0) resolve();
     });
     this.server = net.createServer((socket) => {
+      socket.on('error', () => socket.destroy());
       // The connecting worker's first byte is its index.
       socket.once('data', (first) => {
         const peer = first[0]!;
@@ -139,6 +162,7 @@ export class PeerRoutingLinks implements PeerRouting {
   async close(): Promise<void> {
     this.closed = true;
     if (this.reconcileTimer) clearInterval(this.reconcileTimer);
+    clearTimeout(this.holdTimer);
     for (const link of this.links) link?.socket.end();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
@@ -152,15 +176,12 @@ export class PeerRoutingLinks implements PeerRouting {
 
   filterRemoved(filter: string): void {
     const left = (this.counts.get(filter) ?? 1) - 1;
-    if (left > 0) {
-      this.counts.set(filter, left);
-      return;
-    }
-    this.counts.delete(filter);
-    if (!this.pending.has(filter)) this.withdraw(filter);
+    if (left > 0) this.counts.set(filter, left);
+    else this.counts.delete(filter); // withdrawn by reconcile, not at once (see RECONCILE_MS)
   }
 
   private announceAndWait(filter: string): true | Promise<true> {
+    this.askedAt.set(filter, Date.now());
     const waiting = this.pending.get(filter);
     if (waiting) return waiting;
     if (this.announced.has(filter)) return true;
@@ -204,19 +225,28 @@ export class PeerRoutingLinks implements PeerRouting {
     }
   }
 
-  /** Withdraws filters announced for subscriptions that were then refused or failed; forgets old retained stamps. */
+  /**
+   * Withdraws filters with no subscriber here (unsubscribed, or announced for a SUBSCRIBE that was
+   * then refused) that no SUBSCRIBE asked for in the last interval; forgets old retained stamps and
+   * the turns of shared groups (a turn only spreads the load).
+   */
   private reconcile(): void {
-    for (const filter of this.announced) {
-      if (!this.counts.has(filter) && !this.pending.has(filter)) this.withdraw(filter);
-    }
     const now = Date.now();
+    for (const filter of this.announced) {
+      if (this.counts.has(filter) || this.pending.has(filter)) continue;
+      if (now - (this.askedAt.get(filter) ?? 0) < RECONCILE_MS) continue;
+      this.withdraw(filter);
+    }
+    for (const [filter, at] of this.askedAt) if (now - at >= RECONCILE_MS) this.askedAt.delete(filter);
     for (const [topic, entry] of this.retainStamps) if (now - entry.at > RETAIN_STAMP_TTL_MS) this.retainStamps.delete(topic);
+    this.groupTurn.clear();
   }
 
   // ---- messages out -------------------------------------------------------------
 
   published(message: Message, retain: boolean): SharedGroupFilter | undefined {
     const topic = message.topic;
+    this.forwarded = 0;
     if (topic.startsWith('$SYS/')) return undefined; // each worker reports on itself
     this.mask = 0;
     this.remote.match(topic, this.collect);
@@ -238,10 +268,13 @@ export class PeerRoutingLinks implements PeerRouting {
       const groups = perWorkerGroups?.get(link.index) ?? NO_GROUPS;
       const deliver = (mask & (1 << link.index)) !== 0 || groups.length > 0;
       if (!deliver && !retain) continue;
-      if (message.qos === 0 && !retain && link.socket.writableLength > LINK_DROP_BYTES) {
+      const unsent = link.socket.writableLength;
+      if (unsent > LINK_DROP_BYTES && ((message.qos === 0 && !retain) || unsent > LINK_HARD_LIMIT)) {
         this.broker!.stats.publishDropped++;
+        if (message.qos > 0) this.options.logger.error({ peer: link.index, unsent }, 'multi-core: a peer worker is stuck; QoS 1/2 message to it dropped');
         continue;
       }
+      if (deliver) this.forwarded++;
       link.writer.publish({
         topic, payload: message.payload, qos: message.qos, retain, deliver, retainStamp: stamp, origin: this.options.index,
         expiresAt: message.expiresAt, properties: message.properties, groups,
@@ -290,19 +323,31 @@ export class PeerRoutingLinks implements PeerRouting {
       const bytes = link.writer.take();
       if (!bytes || link.socket.destroyed) return;
       link.socket.write(bytes);
-      if (link.socket.writableLength > LINK_HOLD_BYTES && !this.holding) {
-        this.holding = true;
-        this.broker!.holdReading(true);
-      }
+      if (link.socket.writableLength > LINK_HOLD_BYTES && !this.holding && !this.holdSuspended) this.hold();
     });
+  }
+
+  private hold(): void {
+    this.holding = true;
+    this.broker!.holdReading(true);
+    this.holdTimer = setTimeout(() => {
+      this.options.logger.warn({ holdMs: HOLD_LIMIT_MS }, 'multi-core: a peer worker is not draining; reading this worker\'s clients again');
+      this.holdSuspended = true;
+      this.release();
+    }, HOLD_LIMIT_MS);
+  }
+
+  private release(): void {
+    clearTimeout(this.holdTimer);
+    this.holding = false;
+    this.broker!.holdReading(false);
   }
 
   /** Reading resumes once no link is over the hold mark. */
   private onDrain(): void {
-    if (!this.holding) return;
     for (const link of this.links) if (link && link.socket.writableLength > LINK_HOLD_BYTES) return;
-    this.holding = false;
-    this.broker!.holdReading(false);
+    this.holdSuspended = false;
+    if (this.holding) this.release();
   }
 
   // ---- frames in ------------------------------------------------------------------
@@ -311,9 +356,17 @@ export class PeerRoutingLinks implements PeerRouting {
     const link = new PeerLink(peer, socket);
     this.links[peer] = link;
     socket.setNoDelay(true);
+    const onFrame = (frame: Frame): void => {
+      try {
+        this.onFrame(link, frame);
+      } catch (err) {
+        // A hook or the store failing for one message must not cut the link the others need.
+        this.options.logger.error({ err, peer }, 'multi-core: routing a message from a peer worker failed');
+      }
+    };
     const onData = (chunk: Buffer): void => {
       try {
-        link.reader.push(chunk, (frame) => this.onFrame(link, frame));
+        link.reader.push(chunk, onFrame);
       } catch (err) {
         this.options.logger.error({ err, peer }, 'multi-core: bad frame from a peer worker; dropping the link');
         socket.destroy();
@@ -338,8 +391,11 @@ export class PeerRoutingLinks implements PeerRouting {
     for (const waiter of [...this.waiters.values()]) {
       if (waiter.left.delete(link.index) && waiter.left.size === 0) waiter.done();
     }
-    if (!this.closed) this.options.logger.error({ peer: link.index }, 'multi-core: link to a peer worker closed');
     this.onDrain();
+    if (!this.closed) {
+      this.options.logger.error({ peer: link.index }, 'multi-core: link to a peer worker closed');
+      this.onLinkLost?.(link.index);
+    }
   }
 
   private onFrame(link: PeerLink, frame: Frame): void {
@@ -353,6 +409,8 @@ export class PeerRoutingLinks implements PeerRouting {
         };
         if (frame.properties) message.properties = frame.properties;
         if (frame.expiresAt !== undefined) message.expiresAt = frame.expiresAt;
+        // A group assigned here whose last member left while the peer did not know yet.
+        for (const key of groups) if (!this.broker!.router.group(key)) this.broker!.stats.publishDropped++;
         this.broker!.routeFromPeer(message, frame.retain, applyRetain, frame.deliver, servesGroup);
         return;
       }

@@ -10,19 +10,33 @@ import { peekClientId } from './connect-peek.js';
 import type { PrimaryToWorker, WorkerToPrimary } from './messages.js';
 import { workerEnvironment } from './worker.js';
 
+/**
+ * Stops a socket reading at the handle. `pause()` alone only stops 'data' events: the stream
+ * would go on reading up to its high-water mark, and restart reading from `_read`.
+ */
+function stopReading(socket: net.Socket): void {
+  socket.pause();
+  const internals = socket as unknown as { _handle?: { reading?: boolean; readStop?: () => number }; _read: () => void };
+  internals._read = () => {};
+  if (internals._handle?.readStop) {
+    internals._handle.reading = false;
+    internals._handle.readStop();
+  }
+}
+
 export interface PrimaryOptions {
   workers: number;
   listeners: Array<{ name?: string; host: string; port: number }>;
   /** Seconds a new connection has to send the start of its CONNECT. */
   connectTimeout: number;
+  /** The largest packet the workers accept: a CONNECT can be read up to that far for its identifier. */
+  maxPacketSize: number;
   logger: Logger;
   /** The command line the workers run (this program and its arguments). */
   script: string;
   args: string[];
 }
 
-/** Bytes read from a connection without finding a Client Identifier before it goes to a worker as is. */
-const MAX_PEEK_BYTES = 64 * 1024;
 /** A worker that does not stop within this time after being asked is killed. */
 const STOP_TIMEOUT_MS = 15_000;
 
@@ -37,7 +51,6 @@ export class Primary {
   private readonly workers: ChildProcess[] = [];
   private readonly servers: net.Server[] = [];
   private readonly socketDir = mkdtempSync(path.join(os.tmpdir(), 'moat-workers-'));
-  private nextId = 1;
   private roundRobin = 0;
   private stopping = false;
   /** Resolves with the exit code the primary should end with. */
@@ -59,6 +72,8 @@ export class Primary {
         stdio: 'inherit',
       });
       this.workers.push(child);
+      // A send to a worker that has just died fails here instead of taking the primary down.
+      child.on('error', (err) => logger.error({ worker: index, err: err.message }, 'multi-core: IPC with a worker failed'));
       ready.push(new Promise<void>((resolve, reject) => {
         child.on('message', (message: WorkerToPrimary) => {
           if (message.type === 'ready') resolve();
@@ -118,49 +133,43 @@ export class Primary {
   }
 
   private dispatch(socket: net.Socket, listener: number): void {
-    const chunks: Buffer[] = [];
-    let length = 0;
-    let handed = false;
+    let head: Buffer = Buffer.alloc(0);
     const timer = setTimeout(() => socket.destroy(), this.options.connectTimeout * 1000);
     socket.on('error', () => socket.destroy());
     socket.on('close', () => clearTimeout(timer));
-    socket.on('data', (chunk: Buffer) => {
-      chunks.push(chunk);
-      length += chunk.length;
-      if (handed) return;
-      const head = chunks.length === 1 ? chunk : Buffer.concat(chunks, length);
+    const onData = (chunk: Buffer): void => {
+      head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
       const peeked = peekClientId(head);
-      if (peeked === 'more' && length < MAX_PEEK_BYTES) return;
-      handed = true;
+      // The identifier comes before the will and the credentials, so a CONNECT the workers would
+      // accept has it within their packet size limit.
+      if (peeked === 'more' && head.length < this.options.maxPacketSize + 5) return;
       clearTimeout(timer);
+      socket.off('data', onData);
       const index = typeof peeked === 'object' && peeked.clientId.length > 0
         ? workerFor(peeked.clientId, this.workers.length)
         : this.roundRobin++ % this.workers.length;
-      this.handOver(socket, listener, index, chunks, () => length);
-    });
+      this.handOver(socket, listener, index, head);
+    };
+    socket.on('data', onData);
   }
 
   /**
-   * Sends the socket's handle, then the bytes read from it. Node may queue a handle
-   * until the worker acknowledged the previous one, and the socket can still be read
-   * meanwhile, so the bytes go only once the handle has left (the callback of send);
-   * from then on the worker reads the socket itself.
+   * Sends the socket's handle with the bytes read from it. Reading stops first, for good:
+   * once the handle is sent, whatever this process still read from it would be thrown away
+   * (Node keeps the primary's handle open until the worker acknowledges it), so from the
+   * first byte after `head` on, only the worker reads the socket.
    */
-  private handOver(socket: net.Socket, listener: number, index: number, chunks: Buffer[], length: () => number): void {
+  private handOver(socket: net.Socket, listener: number, index: number, head: Buffer): void {
     const child = this.workers[index];
     if (!child || !child.connected) {
       socket.destroy();
       return;
     }
-    const id = this.nextId++;
-    child.send({ type: 'socket', id } satisfies PrimaryToWorker, socket, (err) => {
-      if (err) {
-        socket.destroy();
-        if (child.connected) child.send({ type: 'drop', id } satisfies PrimaryToWorker);
-        return;
-      }
-      const head = Buffer.concat(chunks, length());
-      child.send({ type: 'head', id, listener, head } satisfies PrimaryToWorker);
+    stopReading(socket);
+    // Anything the stream had buffered but not yet emitted belongs to the head too.
+    for (let more = socket.read() as Buffer | null; more !== null; more = socket.read() as Buffer | null) head = Buffer.concat([head, more]);
+    child.send({ type: 'socket', listener, head } satisfies PrimaryToWorker, socket, (err) => {
+      if (err) socket.destroy();
     });
   }
 }

@@ -44,7 +44,6 @@ export async function serveAsWorker(broker: Broker, links: PeerRoutingLinks, rel
   const send = (message: WorkerToPrimary): void => {
     process.send?.(message);
   };
-  const parked = new Map<number, net.Socket>();
   let stopping = false;
   const stop = async (code: number): Promise<void> => {
     if (stopping) return;
@@ -64,22 +63,9 @@ export async function serveAsWorker(broker: Broker, links: PeerRoutingLinks, rel
       case 'socket': {
         const socket = handle as net.Socket | undefined;
         if (!socket) return;
-        socket.on('error', () => socket.destroy());
-        parked.set(message.id, socket);
-        return;
-      }
-      case 'head': {
-        const socket = parked.get(message.id);
-        parked.delete(message.id);
-        if (!socket) return;
+        // What the primary read comes first, before anything this process reads from the socket.
         if (message.head.length > 0) socket.unshift(Buffer.from(message.head.buffer, message.head.byteOffset, message.head.byteLength));
-        socket.removeAllListeners('error');
         broker.acceptOn(message.listener, socket);
-        return;
-      }
-      case 'drop': {
-        parked.get(message.id)?.destroy();
-        parked.delete(message.id);
         return;
       }
       case 'reload':
@@ -92,9 +78,12 @@ export async function serveAsWorker(broker: Broker, links: PeerRoutingLinks, rel
   });
   // The primary went away: nobody hands out sockets any more.
   process.on('disconnect', () => void stop(0));
-  // Ctrl-C reaches the whole process group; the primary decides how the workers stop.
-  process.on('SIGINT', () => {});
-  process.on('SIGTERM', () => void stop(0));
+  // Without its link to a peer this worker would deliver only part of what is published: the primary
+  // sees it exit and stops the broker.
+  links.onLinkLost = () => void stop(1);
+  // Signals to the process group (Ctrl-C, systemd's SIGTERM, SIGHUP) reach the workers too:
+  // the primary decides how they stop and forwards the reload, so the workers ignore them.
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => {});
   try {
     await broker.listen();
     await links.start(broker);

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import mqtt, { type IClientOptions, type IConnackPacket, type MqttClient } from 'mqtt';
 import { workerFor } from '../../src/multicore/affinity.js';
+import { encodePacket, PacketType } from '../../src/protocol/index.js';
 import { connectClient, delay, waitFor } from '../helpers/broker.js';
 import { freePort, killAll, run, spawnProc, type Proc } from '../helpers/process.js';
 
@@ -133,7 +134,7 @@ describe('multi-core mode (workers: 2)', () => {
     assert.deepStrictEqual(got.map((m) => Number(m.payload)), [...Array(50).keys()]);
   });
 
-  it('[MQTT-3.10.4-2] after an unsubscribe the other worker stops forwarding; a new subscribe starts it again', async () => {
+  it('[MQTT-3.10.4-2] after an unsubscribe nothing more arrives from the other worker; a new subscribe delivers again', async () => {
     const topic = `mc/unsub/${counter++}`;
     const sub = await client(idOn(1, 'unsub-sub'));
     const pub = await client(idOn(0, 'unsub-pub'));
@@ -263,6 +264,31 @@ describe('multi-core mode (workers: 2)', () => {
     (dying as unknown as { stream: net.Socket }).stream.destroy(); // the network goes, no DISCONNECT
     await waitFor(() => got.length === 1, 3000, 'the will');
     assert.equal(got[0]!.payload, 'gone');
+  });
+
+  it('[MQTT-4.6.0-6] packets a client sends right behind its CONNECT, while the primary hands its socket over, all arrive in order', async () => {
+    const topic = `mc/handover/${counter++}`;
+    const sub = await client(idOn(0, 'handover-sub'));
+    const got = collect(sub);
+    await sub.subscribeAsync(topic);
+    const count = 300;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      got.length = 0;
+      const socket = net.connect(moat.port, '127.0.0.1');
+      socket.on('error', () => {});
+      await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+      socket.write(encodePacket({
+        type: PacketType.CONNECT, protocolName: 'MQTT', protocolVersion: 4, clean: true, keepAlive: 30, clientId: idOn(1, 'streamer'),
+      } as never, 4));
+      // One write per event-loop turn, so they keep arriving while the socket changes process.
+      for (let i = 0; i < count; i++) {
+        socket.write(encodePacket({ type: PacketType.PUBLISH, dup: false, qos: 0, retain: false, topic, payload: Buffer.from(String(i)) } as never, 4));
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      await waitFor(() => got.length === count, 5000, `${count} messages (attempt ${attempt}, got ${got.length})`);
+      assert.deepStrictEqual(got.map((m) => Number(m.payload)), [...Array(count).keys()]);
+      socket.destroy();
+    }
   });
 
   it('[MQTT-3.1.0-1] a first packet that is not CONNECT is closed by a worker; everyone else carries on', async () => {
