@@ -8,7 +8,8 @@ import { after, before, describe, it } from 'node:test';
 import mqtt, { type IClientOptions, type IConnackPacket, type MqttClient } from 'mqtt';
 import { workerFor } from '../../src/multicore/affinity.js';
 import { encodePacket, PacketType } from '../../src/protocol/index.js';
-import { connectClient, delay, waitFor } from '../helpers/broker.js';
+import { connectClient, delay, RawClient, waitFor } from '../helpers/broker.js';
+import { rawConnectV5, rawPublishV5 } from '../helpers/codec-v5.js';
 import { freePort, killAll, run, spawnProc, type Proc } from '../helpers/process.js';
 
 /**
@@ -132,6 +133,24 @@ describe('multi-core mode (workers: 2)', () => {
     }
     await waitFor(() => got.length === 50, 3000, '50 messages');
     assert.deepStrictEqual(got.map((m) => Number(m.payload)), [...Array(50).keys()]);
+  });
+
+  it('[MQTT-3.4.2-1] an MQTT 5 PUBACK says 0x10 (no matching subscribers) only when no worker has one', async () => {
+    const topic = `mc/puback/${counter++}`;
+    const raw = await RawClient.connect(moat.port, 5);
+    raw.sendBytes(rawConnectV5({ clientId: idOn(0, 'puback'), flags: 0x02 }));
+    assert.equal((await raw.nextPacket()).type, PacketType.CONNACK);
+    const pubackCode = async (packetId: number): Promise<number> => {
+      raw.sendBytes(rawPublishV5({ qos: 1, topic, packetId, payload: [1] }));
+      const ack = await raw.nextPacket() as unknown as { type: number; reasonCode?: number };
+      assert.equal(ack.type, PacketType.PUBACK);
+      return ack.reasonCode ?? 0;
+    };
+    assert.equal(await pubackCode(1), 0x10, 'nobody subscribes yet');
+    const sub = await client(idOn(1, 'puback-sub'));
+    await sub.subscribeAsync(topic, { qos: 1 });
+    assert.equal(await pubackCode(2), 0x00, 'a subscriber on the other worker counts');
+    raw.destroy();
   });
 
   it('[MQTT-3.10.4-2] after an unsubscribe nothing more arrives from the other worker; a new subscribe delivers again', async () => {
