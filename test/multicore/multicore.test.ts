@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -29,6 +29,11 @@ function idOn(worker: number, prefix: string): string {
     const id = `${prefix}-${(counter++).toString(36)}`;
     if (workerFor(id, WORKERS) === worker) return id;
   }
+}
+
+/** The worker processes of a primary, lowest PID (worker 0, forked first) first; read from /proc (no procps needed). */
+function workerPids(primary: number): number[] {
+  return readFileSync(`/proc/${primary}/task/${primary}/children`, 'utf8').trim().split(/\s+/).filter((p) => p !== '').map(Number).sort((a, b) => a - b);
 }
 
 interface RunningMoat {
@@ -391,7 +396,7 @@ describe('multi-core mode: lifecycle and configuration', () => {
     const sub = await connectClient(moat.url, { clientId: idOn(0, 'wait-sub') });
     const pub = await connectClient(moat.url, { clientId: idOn(1, 'wait-pub') });
     const got = collect(sub);
-    const pids = (await run('pgrep', ['-P', String(moat.proc.pid)])).stdout.trim().split('\n').map(Number).sort((a, b) => a - b);
+    const pids = workerPids(moat.proc.pid);
     // Workers are forked in index order, so the higher PID is worker 1.
     const worker1 = pids[1]!;
     process.kill(worker1, 'SIGSTOP');
@@ -415,7 +420,7 @@ describe('multi-core mode: lifecycle and configuration', () => {
     const moat = await startMoat(dir, 'store:\n  type: memory\n');
     const c = await connectClient(moat.url, { clientId: 'bye' });
     const closed = new Promise<void>((resolve) => c.once('close', () => resolve()));
-    const pids = (await run('pgrep', ['-P', String(moat.proc.pid)])).stdout.trim().split('\n').map(Number);
+    const pids = workerPids(moat.proc.pid);
     assert.equal(pids.length, WORKERS, `worker processes: ${pids.join(', ')}`);
     await stopMoat(moat);
     await closed;
@@ -426,7 +431,7 @@ describe('multi-core mode: lifecycle and configuration', () => {
     const moat = await startMoat(dir, 'store:\n  type: memory\n');
     const survivor = await connectClient(moat.url, { clientId: idOn(0, 'survivor') });
     const closed = new Promise<void>((resolve) => survivor.once('close', () => resolve()));
-    const pids = (await run('pgrep', ['-P', String(moat.proc.pid)])).stdout.trim().split('\n').map(Number).sort((a, b) => a - b);
+    const pids = workerPids(moat.proc.pid);
     process.kill(pids[1]!, 'SIGKILL');
     const status = await moat.proc.waitExit(20_000);
     assert.equal(status.code, 1, `exit ${JSON.stringify(status)}`);
