@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
 import { tmpdir } from 'node:os';
@@ -82,7 +82,10 @@ function commandOf(kind: BrokerKind, port: number, dir: string, o: BrokerLaunch)
       const sys = o.yaml?.includes('sys_interval:') ? '' : 'sys_interval: 0\n';
       const tls = o.tls ? `    tls:\n      cert_file: ${o.tls.certFile}\n      key_file: ${o.tls.keyFile}\n` : '';
       writeFileSync(config, `${workers}listeners:\n  - port: ${port}\n    host: 127.0.0.1\n${tls}${sys}log:\n  level: warn\n  format: json\n${queue}${o.yaml ?? ''}`);
-      return [process.execPath, MOAT_CLI, '--config', config];
+      // Moat runs as the `moat` command does, with the Node flags of its #! line; BENCH_MOAT_NODE_FLAGS
+      // replaces them (for the Moat processes only, not the load generator) to compare settings.
+      const flags = (process.env.BENCH_MOAT_NODE_FLAGS ?? moatNodeFlags()).split(' ').filter((f) => f !== '');
+      return [process.execPath, ...flags, MOAT_CLI, '--config', config];
     }
     case 'mosquitto':
     case 'mosquitto-nodelay': {
@@ -98,6 +101,13 @@ function commandOf(kind: BrokerKind, port: number, dir: string, o: BrokerLaunch)
     case 'aedes-nodelay':
       return [process.execPath, AEDES_SERVER, String(port), kind === 'aedes-nodelay' ? 'nodelay' : 'delay', ...(o.tls ? [o.tls.certFile, o.tls.keyFile] : [])];
   }
+}
+
+/** The Node flags on the `#!/usr/bin/env -S node …` line of the moat command. */
+function moatNodeFlags(): string {
+  const first = readFileSync(MOAT_CLI, 'utf8').split('\n', 1)[0] ?? '';
+  const match = /^#!\S*env -S node(.*)$/.exec(first);
+  return match ? match[1]!.trim() : '';
 }
 
 /** Which peers this machine can run (Mosquitto needs the Debian package `mosquitto`). */
