@@ -556,14 +556,14 @@ export class Broker extends EventEmitter<BrokerEvents> {
     return count;
   }
 
-  /**
-   * Stops (or resumes) reading from every client: what they publish would only pile up
-   * for a peer broker that is behind (multi-core mode's backpressure between workers).
-   */
   get isReadingHeld(): boolean {
     return this.readingHeld;
   }
 
+  /**
+   * Stops (or resumes) reading from every client: what they publish would only pile up
+   * for a peer broker that is behind (multi-core mode's backpressure between workers).
+   */
   holdReading(held: boolean): void {
     if (held === this.readingHeld) return;
     this.readingHeld = held;
@@ -571,20 +571,14 @@ export class Broker extends EventEmitter<BrokerEvents> {
   }
 
   /**
-   * A message a peer broker routed (multi-core mode): its retained state, applied here too when
-   * `applyRetain` (the peer decides the order of competing retained publishes), and delivery to
-   * this broker's subscribers when `deliver`, serving the shared groups `servesGroup` allows.
+   * A message a peer broker routed (multi-core mode), as `route` builds one (RETAIN cleared,
+   * `publishedRetain` kept): its retained state, applied here too when `applyRetain` (the peer
+   * decides the order of competing retained publishes), and delivery to this broker's subscribers
+   * when `deliver`, serving the shared groups `servesGroup` allows.
    */
-  routeFromPeer(
-    message: { topic: string; payload: Buffer; qos: QoS; properties?: Properties; expiresAt?: number },
-    retain: boolean, applyRetain: boolean, deliver: boolean, servesGroup: SharedGroupFilter | undefined,
-  ): void {
+  routeFromPeer(message: Message, applyRetain: boolean, deliver: boolean, servesGroup: SharedGroupFilter | undefined): void {
     if (applyRetain) this.retained.update(message.topic, message.payload, message.qos, message.properties, message.expiresAt);
-    if (!deliver) return;
-    const routed: Message = { topic: message.topic, payload: message.payload, qos: message.qos, retain: false, publishedRetain: retain };
-    if (message.properties) routed.properties = message.properties;
-    if (message.expiresAt !== undefined) routed.expiresAt = message.expiresAt;
-    this.router.route(routed, undefined, servesGroup);
+    if (deliver) this.router.route(message, undefined, servesGroup);
   }
 
   private publishSys(): void {

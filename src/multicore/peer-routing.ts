@@ -404,14 +404,13 @@ export class PeerRoutingLinks implements PeerRouting {
         const applyRetain = frame.retain && this.isNewestRetained(frame.topic, frame.retainStamp, frame.origin);
         const groups = frame.groups;
         const servesGroup: SharedGroupFilter = groups.length === 0 ? SERVE_NONE : (key) => groups.includes(key);
-        const message: { topic: string; payload: Buffer; qos: typeof frame.qos; properties?: typeof frame.properties; expiresAt?: number } = {
-          topic: frame.topic, payload: frame.payload, qos: frame.qos,
-        };
+        // Subscribers of an established subscription get RETAIN cleared [MQTT-3.3.1-9], as in Broker.route.
+        const message: Message = { topic: frame.topic, payload: frame.payload, qos: frame.qos, retain: false, publishedRetain: frame.retain };
         if (frame.properties) message.properties = frame.properties;
         if (frame.expiresAt !== undefined) message.expiresAt = frame.expiresAt;
         // A group assigned here whose last member left while the peer did not know yet.
         for (const key of groups) if (!this.broker!.router.group(key)) this.broker!.stats.publishDropped++;
-        this.broker!.routeFromPeer(message, frame.retain, applyRetain, frame.deliver, servesGroup);
+        this.broker!.routeFromPeer(message, applyRetain, frame.deliver, servesGroup);
         return;
       }
       case FrameType.Interest: {
