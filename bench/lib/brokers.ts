@@ -16,8 +16,10 @@ import { pin } from './system.js';
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const MOAT_CLI = path.join(ROOT, 'dist', 'src', 'cli', 'moat.js');
 const AEDES_SERVER = path.join(ROOT, 'dist', 'bench', 'brokers', 'aedes-server.js');
+const NODE_RELAY = path.join(ROOT, 'dist', 'bench', 'brokers', 'node-relay-floor.js');
 
-export type BrokerKind = 'moat' | 'moat-2-workers' | 'mosquitto' | 'mosquitto-nodelay' | 'aedes' | 'aedes-nodelay';
+/** `node-relay` is not a broker: the latency row's reference, a Node process that only copies PUBLISH packets on. */
+export type BrokerKind = 'moat' | 'moat-2-workers' | 'mosquitto' | 'mosquitto-nodelay' | 'aedes' | 'aedes-nodelay' | 'node-relay';
 
 export const BROKER_LABELS: Record<BrokerKind, string> = {
   moat: 'Moat',
@@ -26,6 +28,7 @@ export const BROKER_LABELS: Record<BrokerKind, string> = {
   'mosquitto-nodelay': 'Mosquitto (`set_tcp_nodelay true`)',
   aedes: 'Aedes',
   'aedes-nodelay': 'Aedes (`noDelay`)',
+  'node-relay': 'Node.js relay, no MQTT work (reference)',
 };
 
 export interface BrokerProcess extends ServerProcess {
@@ -100,6 +103,8 @@ function commandOf(kind: BrokerKind, port: number, dir: string, o: BrokerLaunch)
     case 'aedes':
     case 'aedes-nodelay':
       return [process.execPath, AEDES_SERVER, String(port), kind === 'aedes-nodelay' ? 'nodelay' : 'delay', ...(o.tls ? [o.tls.certFile, o.tls.keyFile] : [])];
+    case 'node-relay':
+      return [process.execPath, NODE_RELAY, String(port)];
   }
 }
 

@@ -1,6 +1,7 @@
 import { BROKER_LABELS, startBroker, type BrokerKind } from '../lib/brokers.js';
 import { runLoad, type LoadOptions, type LoadResult } from '../load/run-load.js';
 import { fmt, fmtSummary, summarize, type Summary } from '../lib/system.js';
+import { measureStalls, STALL_BUDGET_MS, type StallReport } from '../lib/stalls.js';
 import type { BenchContext, ScenarioReport } from './context.js';
 
 /**
@@ -39,12 +40,27 @@ export interface CompareDefinition {
   brokers?: BrokerKind[];
   /** CPUs the brokers may use in this row ("0,1": the second core allowed), instead of the run's one. */
   brokerCpus?: string;
+  /** Processes that are not brokers, run in every round beside them to show a floor. */
+  references?: BrokerKind[];
+  /** Measure, before the rounds, how often the machine takes the CPUs away (see bench/lib/stalls.ts). */
+  measureStalls?: boolean;
 }
 
-export async function compareBrokers(ctx: BenchContext, def: CompareDefinition): Promise<ScenarioReport> {
-  const kinds = def.brokers
-    ? def.brokers.filter((k) => ctx.brokers.includes(k) || (k.startsWith('moat') && ctx.brokers.includes('moat')))
-    : ctx.brokers;
+/** A side-by-side row's report: the rows per broker, and the machine's stalls where the row measured them. */
+export interface CompareReport extends ScenarioReport {
+  data: CompareRow[];
+  stalls?: StallReport;
+}
+
+export async function compareBrokers(ctx: BenchContext, def: CompareDefinition): Promise<CompareReport> {
+  const kinds = [
+    ...(def.brokers
+      ? def.brokers.filter((k) => ctx.brokers.includes(k) || (k.startsWith('moat') && ctx.brokers.includes('moat')))
+      : ctx.brokers),
+    ...(def.references ?? []),
+  ];
+  const stalls = def.measureStalls ? await measureStalls([ctx.brokerCpu, ctx.loadCpu], ctx.quick ? 500 : 5000) : undefined;
+  if (stalls) ctx.log(`${def.id} machine stalls: ${describeStalls(stalls)}`);
   const cpu = ctx.brokerCpu === undefined ? undefined : (def.brokerCpus ?? ctx.brokerCpu);
   const runs = new Map<BrokerKind, LoadResult[]>(kinds.map((k) => [k, []]));
   const errors: string[] = [];
@@ -101,8 +117,16 @@ export async function compareBrokers(ctx: BenchContext, def: CompareDefinition):
       return `| ${BROKER_LABELS[r.broker]} | ${fmtSummary(r.rate)} | ${fmtSummary(r.cpu, 2)} |${latency} ${fmt(r.missing)} | ${r.duplicates} |`;
     }),
   ].join('\n');
-  const setup = `${def.describe}; ${ctx.rounds} interleaved round(s) of ${ctx.quick ? 0.7 : 5} s after a warm-up; median (min–max).`;
-  return { id: def.id, title: def.title, setup, table, errors, data: rows };
+  const setup = `${def.describe}; ${ctx.rounds} interleaved round(s) of ${ctx.quick ? 0.7 : 5} s after a warm-up; median (min–max).` +
+    (stalls ? ` Before the rounds, ${describeStalls(stalls)}.` : '');
+  return { id: def.id, title: def.title, setup, table, errors, data: rows, stalls };
+}
+
+function describeStalls(report: StallReport): string {
+  const perCpu = report.cpus.map((c) =>
+    `${c.cpu === undefined ? 'the CPU' : `CPU ${c.cpu}`} ${fmt(c.perSecond, 1)} times a second (${fmt(c.lostPercent, 2)} % of the time, longest ${fmt(c.longestMs, 2)} ms)`);
+  return `a process spinning on each CPU lost it for more than 0.2 ms ${perCpu.join(', ')}; ` +
+    `stalls alone would make about ${fmt(report.overBudgetPercent, 2)} % of messages more than ${fmt(STALL_BUDGET_MS, 2)} ms late`;
 }
 
 function brokerPercent(r: LoadResult, def: CompareDefinition): number {
@@ -152,5 +176,6 @@ export const COMPARISONS: CompareDefinition[] = [
     id: 'latency', title: 'Latency at 1,000 msg/s', cpuPer: 'delivery', latency: true,
     describe: '1 publisher at a fixed 1,000 msg/s → 1 subscriber, QoS 0, 64-byte payloads; latency from the publisher\'s write to the subscriber\'s read',
     shape: { publishers: 1, subscribers: 1, wildcard: false, qos: 0, cleanSubscribers: true, payloadSize: 64, window: 1, rate: 1000 },
+    references: ['node-relay'], measureStalls: true,
   },
 ];

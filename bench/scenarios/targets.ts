@@ -1,5 +1,5 @@
 import { fmt } from '../lib/system.js';
-import type { CompareRow } from './compare.js';
+import type { CompareReport, CompareRow } from './compare.js';
 import type { ScenarioReport } from './context.js';
 import type { IdleRow } from './idle.js';
 
@@ -47,8 +47,20 @@ export function judgeTargets(reports: ScenarioReport[]): ScenarioReport | undefi
     if (rate !== undefined) verdicts.push({ target: `${name}: msg/s ≥ Mosquitto's`, moat: fmt(moat.rate.median), against: fmt(rate), met: moat.rate.median >= rate });
     if (p99 !== undefined) verdicts.push({ target: `${name}: p99 latency ≤ Mosquitto's (ms)`, moat: fmt(moat.p99.median, 2), against: fmt(p99, 2), met: moat.p99.median <= p99 });
   }
-  const latency = rowsOf(reports, 'latency')?.find((r) => r.broker === 'moat');
-  if (latency) verdicts.push({ target: 'Latency at 1,000 msg/s: p99 ≤ 0.5 ms', moat: fmt(latency.p99.median, 3), against: '0.5', met: latency.p99.median <= 0.5 });
+  const latencyReport = reports.find((r) => r.id === 'latency') as CompareReport | undefined;
+  const latency = latencyReport?.data.find((r) => r.broker === 'moat');
+  if (latency) {
+    // The floor beside the goal: what a process doing no MQTT work measured, and the share of messages the machine's stalls alone delay.
+    const relay = latencyReport!.data.find((r) => r.broker === 'node-relay');
+    const floor = [
+      ...(relay ? [`Node.js relay ${fmt(relay.p99.median, 3)}`] : []),
+      ...(latencyReport!.stalls ? [`stalls alone delay ${fmt(latencyReport!.stalls.overBudgetPercent, 2)} % of messages`] : []),
+    ];
+    verdicts.push({
+      target: 'Latency at 1,000 msg/s: p99 ≤ 0.5 ms', moat: fmt(latency.p99.median, 3),
+      against: floor.length > 0 ? `0.5 (floor here: ${floor.join('; ')})` : '0.5', met: latency.p99.median <= 0.5,
+    });
+  }
   const idle = reports.find((r) => r.id === 'idle')?.data as { rows: IdleRow[]; notRun: number[]; fileLimit: number } | undefined;
   for (const count of idle?.notRun ?? []) {
     verdicts.push({ target: `${fmt(count)} idle connections held by one process`, moat: `not run: hard open-file limit ${fmt(idle!.fileLimit)}`, against: '', met: undefined });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { SCENARIOS, writeSection } from '../../bench/run.js';
-import type { CompareRow } from '../../bench/scenarios/compare.js';
+import type { CompareReport, CompareRow } from '../../bench/scenarios/compare.js';
 import type { BenchContext, ScenarioReport } from '../../bench/scenarios/context.js';
 import type { IdleRow } from '../../bench/scenarios/idle.js';
 import { judgeTargets } from '../../bench/scenarios/targets.js';
@@ -71,6 +71,25 @@ describe('bench harness (smoke run)', () => {
     assert.match(report.table, /multi-core mode/);
   });
 
+  it('latency row: the machine\'s CPU stalls are measured before the rounds and a Node.js relay runs beside Moat as the floor', async () => {
+    const report = await SCENARIOS.latency!(quick) as CompareReport;
+    assert.deepEqual(report.errors, []);
+    assert.deepEqual(report.data.map((r) => r.broker), ['moat', 'node-relay']);
+    for (const row of report.data) {
+      assert.ok(row.rate.median > 500, `${row.broker}: paced deliveries counted (${row.rate.median}/s)`);
+      assert.ok(row.p50.median > 0 && row.p99.median >= row.p50.median, `${row.broker}: latency percentiles measured`);
+      assert.equal(row.duplicates, 0, `${row.broker}: nothing repeated`);
+    }
+    const stalls = report.stalls!;
+    assert.ok(stalls.cpus.length >= 1, 'one probe per CPU');
+    for (const cpu of stalls.cpus) {
+      assert.ok(cpu.longestMs > 0 && cpu.longestMs < 500, `the longest gap is a measured time (${cpu.longestMs} ms)`);
+      assert.ok(cpu.lostPercent >= 0 && cpu.lostPercent < 100);
+    }
+    assert.match(report.setup, /a process spinning on each CPU lost it/);
+    assert.match(report.table, /Node\.js relay, no MQTT work/);
+  });
+
   it('idle connections: every connection is held and the broker RSS per connection is measured', async () => {
     const report = await SCENARIOS.idle!(quick);
     assert.deepEqual(report.errors, []);
@@ -101,6 +120,20 @@ describe('bench harness (smoke run)', () => {
     assert.equal(met('fanin-qos0: ≥ 2× Aedes'), true);
     assert.equal(met('p2p-qos1: ≥ 2× Aedes'), false, '100k is less than 2 × 60k');
     assert.equal(met('QoS 0 fan-in with the second core'), false, 'the multi-core mode is judged, not the single process: 200k < 1.5 × 140k');
+  });
+
+  it('targets: the latency verdict names the floor measured beside it (relay p99, share of messages stalls delay)', () => {
+    const s = (v: number) => ({ median: v, min: v, max: v });
+    const row = (broker: CompareRow['broker'], p99: number): CompareRow =>
+      ({ broker, rate: s(1000), cpu: s(80), p50: s(0.15), p99: s(p99), max: s(4), missing: 0, duplicates: 0 });
+    const latency: CompareReport = {
+      id: 'latency', title: 'latency', setup: '', table: '', errors: [], data: [row('moat', 0.9), row('node-relay', 0.8)],
+      stalls: { cpus: [], overBudgetPercent: 1.25 },
+    };
+    const verdict = (judgeTargets([latency])!.data as Array<{ target: string; against: string; met: boolean }>)
+      .find((v) => v.target.startsWith('Latency at 1,000 msg/s'))!;
+    assert.equal(verdict.met, false, '0.9 ms misses 0.5 ms whatever the floor');
+    assert.equal(verdict.against, '0.5 (floor here: Node.js relay 0.800; stalls alone delay 1.25 % of messages)');
   });
 
   it('writeSection replaces only the text between a scenario\'s markers', () => {
