@@ -165,8 +165,9 @@ export class Delivery {
 
   /**
    * On reconnect: unacknowledged messages again, with DUP [MQTT-4.4.0-1], as many
-   * as the client's Receive Maximum allows at once [MQTT-3.3.4-9]; the rest follow
-   * as acknowledgements arrive, before anything new.
+   * as the client's Receive Maximum allows at once [MQTT-3.3.4-9] and its socket takes
+   * without passing the outbound limit; the rest follow as acknowledgements arrive and
+   * the socket drains, before anything new.
    */
   resendInflight(session: Session): void {
     const conn = session.connection!;
@@ -174,7 +175,7 @@ export class Delivery {
     session.resendPending.length = 0;
     let sent = 0;
     for (const entry of [...session.inflight.values()]) {
-      if (sent < window) {
+      if (sent < window && conn.isConnected && !conn.congested) {
         this.resend(session, conn, entry);
         sent++;
       } else {

@@ -384,6 +384,49 @@ describe('sessions', () => {
         await t.close();
       }
     });
+
+    it('[MQTT-4.4.0-1] resends on reconnect stop at the outbound limit while the client does not read, and all follow in order once it does', async () => {
+      const limit = 64 * 1024;
+      const t = await startBroker({ limits: { maxOutboundBuffer: limit } });
+      try {
+        const clientId = uniqueId('resend-limit');
+        const first = await rawSession(t.port, { clientId, clean: false });
+        track(first.raw);
+        await rawSubscribe(first.raw, 'big/#', 1);
+        const pub = await publisher(t);
+        const count = 400; // 12.8 MiB unacknowledged: more than the kernel's socket buffers hold
+        const payload = Buffer.alloc(32 * 1024, 7);
+        for (let i = 0; i < count; i++) {
+          payload.writeUInt32BE(i, 0);
+          await pub.publishAsync('big/t', payload, { qos: 1 });
+        }
+        const session = t.broker.sessions.get(clientId)!;
+        await waitFor(() => session.inflight.size === count && session.queue.length === 0, 15_000, 'every message sent, none acknowledged');
+        await drop(t.broker, first.raw, clientId);
+
+        const again = await rawSession(t.port, { clientId, clean: false });
+        track(again.raw);
+        again.raw.socket.pause();
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        const conn = [...t.broker.connections].find((c) => c.client?.id === clientId)!;
+        assert.ok(conn.socket.writableLength < limit + 2 * payload.length + 128 * 1024,
+          `the broker buffered ${conn.socket.writableLength} bytes for a client that reads nothing`);
+        assert.ok(session.resendPending.length > 0, 'the rest wait their turn');
+
+        again.raw.socket.resume();
+        const seen: number[] = [];
+        for (let i = 0; i < count; i++) {
+          const p = await nextPublish(again.raw, 10_000);
+          assert.equal(p.dup, true, 'a resend carries DUP [MQTT-3.3.1-1]');
+          seen.push(p.payload.readUInt32BE(0));
+          await ackPublish(again.raw, p);
+        }
+        assert.deepEqual(seen, Array.from({ length: count }, (_, i) => i), 'every message once, in the original order');
+      } finally {
+        await track.closeNow();
+        await t.close();
+      }
+    });
   });
 
   describe('incoming QoS 2 state', () => {
