@@ -3,7 +3,7 @@ export { Broker, createBroker, type BrokerEvents, type ListenerAddress } from '.
 export type { BrokerOptions, BrokerLimits, ListenerOptions, TlsListenerOptions } from './broker/options.js';
 export { DEFAULT_LIMITS } from './broker/options.js';
 export type {
-  BrokerHooks, ClientInfo, ClientIdentity, CertificateIdentity, AuthenticateRequest, AuthenticateResult, PublishRequest,
+  BrokerHooks, ClientInfo, ClientIdentity, CertificateIdentity, AuthenticateRequest, AuthenticateResult, PublishRequest, HandshakeFailure,
 } from './broker/hooks.js';
 export type { AuthMethod, AuthExchange, AuthStep } from './broker/enhanced-auth.js';
 export { composeHooks } from './broker/hooks.js';

@@ -12,7 +12,7 @@ import { TcpListener } from '../transport/tcp.js';
 import { certificateIdentity, TlsListener } from '../transport/tls.js';
 import { Connection, type ListenerInfo, type PeerInfo } from './connection.js';
 import { Delivery } from './delivery.js';
-import { BANNED, SERVER_BUSY, composeHooks, type AuthenticateRequest, type AuthenticateResult, type BrokerHooks, type CertificateIdentity, type ClientInfo, type PublishRequest } from './hooks.js';
+import { BANNED, SERVER_BUSY, composeHooks, type AuthenticateRequest, type AuthenticateResult, type BrokerHooks, type CertificateIdentity, type ClientInfo, type HandshakeFailure, type PublishRequest } from './hooks.js';
 import { Housekeeper } from './housekeeper.js';
 import { silentLogger, type Logger } from './logger.js';
 import { expiryDeadline, heldSize, isExpired, type Message } from './message.js';
@@ -138,7 +138,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
           : new TlsListener(
             { host: plan.opts.host, port: plan.opts.port, tls: plan.opts.tls },
             (socket) => this.acceptSocket(socket, plan.info, certificateIdentity(socket)),
-            (err, remoteAddress) => this.logger.debug({ listener: plan.info.name, remoteAddress, reason: err.message }, 'TLS handshake failed'),
+            (err, remoteAddress) => this.handshakeFailed({ listener: plan.info.name, remoteAddress, reason: err.message }),
           );
         const bound = await transport.listen();
         this.running.push({ info: plan.info, transport, address: { name: plan.info.name, host: bound.address, port: bound.port } });
@@ -203,6 +203,16 @@ export class Broker extends EventEmitter<BrokerEvents> {
   }
 
   /** Stops listening, closes every connection, and makes the state durable. */
+  private handshakeFailed(event: HandshakeFailure): void {
+    this.stats.tlsHandshakesFailed++;
+    this.logger.debug(event, 'TLS handshake failed');
+    try {
+      this.hooks.handshakeFailed?.(event);
+    } catch (err) {
+      this.logger.error({ err: (err as Error).message }, 'handshakeFailed hook threw');
+    }
+  }
+
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;

@@ -98,6 +98,19 @@ export interface BrokerHooks {
   /** The QoS to grant (at most the requested one), true to grant as requested, false to refuse. */
   authorizeSubscribe?(client: ClientInfo, subscription: { filter: string; qos: QoS }): MaybePromise<boolean | QoS>;
   authorizeDelivery?(client: ClientInfo, message: PublishRequest): boolean;
+  /**
+   * Told of every TLS handshake that failed (a certificate that does not verify, a client
+   * that does not speak TLS, one that hung up): no MQTT client exists yet. Every such hook is called.
+   */
+  handshakeFailed?(event: HandshakeFailure): void;
+}
+
+export interface HandshakeFailure {
+  /** The listener's name. */
+  listener: string;
+  remoteAddress: string | undefined;
+  /** Node's reason, e.g. "unable to verify the first certificate". */
+  reason: string;
 }
 
 /**
@@ -108,7 +121,9 @@ export function composeHooks(list: BrokerHooks[]): BrokerHooks {
   if (list.length === 1) return list[0]!;
   const composed: BrokerHooks = {};
   const authenticators = list.flatMap((h) => (h.authenticate ? [h.authenticate.bind(h)] : []));
-  if (authenticators.length > 0) {
+  // A hook only one set has is used as it is: no wrapper on the per-message path.
+  if (authenticators.length === 1) composed.authenticate = authenticators[0]!;
+  else if (authenticators.length > 0) {
     composed.authenticate = (request) => {
       const ask = (from: number): MaybePromise<AuthenticateResult> => {
         for (let i = from; i < authenticators.length; i++) {
@@ -122,7 +137,8 @@ export function composeHooks(list: BrokerHooks[]): BrokerHooks {
     };
   }
   const publishers = list.flatMap((h) => (h.authorizePublish ? [h.authorizePublish.bind(h)] : []));
-  if (publishers.length > 0) {
+  if (publishers.length === 1) composed.authorizePublish = publishers[0]!;
+  else if (publishers.length > 0) {
     composed.authorizePublish = (client, message, kind) => {
       const ask = (from: number): MaybePromise<boolean> => {
         for (let i = from; i < publishers.length; i++) {
@@ -136,7 +152,8 @@ export function composeHooks(list: BrokerHooks[]): BrokerHooks {
     };
   }
   const subscribers = list.flatMap((h) => (h.authorizeSubscribe ? [h.authorizeSubscribe.bind(h)] : []));
-  if (subscribers.length > 0) {
+  if (subscribers.length === 1) composed.authorizeSubscribe = subscribers[0]!;
+  else if (subscribers.length > 0) {
     composed.authorizeSubscribe = (client, subscription) => {
       const ask = (from: number, granted: QoS): MaybePromise<boolean | QoS> => {
         for (let i = from; i < subscribers.length; i++) {
@@ -153,8 +170,11 @@ export function composeHooks(list: BrokerHooks[]): BrokerHooks {
     };
   }
   const deliverers = list.flatMap((h) => (h.authorizeDelivery ? [h.authorizeDelivery.bind(h)] : []));
-  if (deliverers.length > 0) {
+  if (deliverers.length === 1) composed.authorizeDelivery = deliverers[0]!;
+  else if (deliverers.length > 0) {
     composed.authorizeDelivery = (client, message) => deliverers.every((allow) => allow(client, message));
   }
+  const listeners = list.flatMap((h) => (h.handshakeFailed ? [h.handshakeFailed.bind(h)] : []));
+  if (listeners.length > 0) composed.handshakeFailed = (event) => listeners.forEach((tell) => tell(event));
   return composed;
 }

@@ -13,6 +13,8 @@ export class BrokerStats {
   queueDropped = 0;
   /** Retained publishes refused because max_retained_messages was reached. */
   retainedRefused = 0;
+  /** TLS handshakes that failed, on every TLS listener. */
+  tlsHandshakesFailed = 0;
   connectedClients = 0;
   maxConnectedClients = 0;
   totalConnections = 0;

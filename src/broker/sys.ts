@@ -27,6 +27,7 @@ export function sysTopics(s: SysSnapshot, now: number): Array<[string, string]> 
     ['$SYS/broker/subscriptions/count', String(s.subscriptions)],
     ['$SYS/broker/retained messages/count', String(s.retained)],
     ['$SYS/broker/retained messages/refused', String(stats.retainedRefused)],
+    ['$SYS/broker/tls/handshakes/failed', String(stats.tlsHandshakesFailed)],
     ['$SYS/broker/messages/received', String(stats.packetsReceived)],
     ['$SYS/broker/messages/sent', String(stats.packetsSent)],
     ['$SYS/broker/publish/messages/received', String(stats.publishReceived)],

@@ -1,11 +1,12 @@
 /**
  * The audit trail: who connected or was refused, from where, by which method
- * and why; which publishes and subscriptions were refused. Never a password
- * or a token. Written through a logger (the broker's own, or a separate file).
+ * and why; which TLS handshakes failed; which publishes and subscriptions were
+ * refused. Never a password or a token. Written through a logger (the broker's own, or a separate file).
  */
 
 export interface AuditEvent {
-  event: 'connect.accepted' | 'connect.anonymous' | 'connect.refused' | 'publish.refused' | 'subscribe.refused' | 'will.refused';
+  event: 'connect.accepted' | 'connect.anonymous' | 'connect.refused' | 'publish.refused' | 'subscribe.refused' | 'will.refused' | 'tls.refused';
+  /** Empty for `tls.refused`: the handshake failed before any CONNECT. */
   clientId: string;
   username?: string | undefined;
   remoteAddress?: string;

@@ -94,7 +94,10 @@ export function createSecurity(options: SecurityOptions, logger: SecurityLogger)
     }
     return passwordProvider(source.path, source.watch);
   });
-  const hooks: BrokerHooks[] = [];
+  const hooks: BrokerHooks[] = [{
+    handshakeFailed: ({ listener, remoteAddress, reason }) =>
+      audit.record({ event: 'tls.refused', clientId: '', ...(remoteAddress !== undefined && { remoteAddress }), listener, reason }),
+  }];
   if (providers.length > 0) hooks.push({ authenticate: createAuthChain(providers, audit) });
 
   let acl: AccessControl | undefined;

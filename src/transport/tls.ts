@@ -43,7 +43,15 @@ export class TlsListener {
       }
       onSocket(socket);
     });
-    this.server.on('tlsClientError', (err, socket) => onHandshakeError(err, socket.remoteAddress));
+    // The address is read once the TCP connection is there: a socket that Node destroys after a
+    // handshake whose certificate did not verify no longer knows it.
+    this.server.prependListener('connection', (raw: net.Socket) => void raw.remoteAddress);
+    this.server.on('tlsClientError', (err, socket) => {
+      const reason = socket.authorizationError
+        ? `client certificate not trusted: ${String(socket.authorizationError)}`
+        : ((err as Error & { reason?: string }).reason ?? err.message);
+      onHandshakeError(new Error(reason), socket.remoteAddress ?? tcpAddressOf(socket));
+    });
   }
 
   listen(): Promise<net.AddressInfo> {
@@ -54,6 +62,11 @@ export class TlsListener {
   close(): Promise<void> {
     return closeServer(this.server);
   }
+}
+
+/** The address of the TCP socket under a TLS one (Node keeps it as `_parent`; best effort, for logs and the audit trail). */
+function tcpAddressOf(socket: tls.TLSSocket): string | undefined {
+  return (socket as tls.TLSSocket & { _parent?: net.Socket })._parent?.remoteAddress;
 }
 
 /** The verified client certificate of a TLS socket, in the form the authentication hooks get; undefined without one. */

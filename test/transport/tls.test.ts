@@ -8,9 +8,9 @@ import { writeFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import type { MqttClient } from 'mqtt';
 import { createBroker, type Broker, type BrokerOptions, type TlsListenerOptions } from '../../src/index.js';
-import type { AuthenticateRequest } from '../../src/broker/hooks.js';
+import type { AuthenticateRequest, HandshakeFailure } from '../../src/broker/hooks.js';
 import { ConfigError, parseConfig } from '../../src/config/load.js';
-import { connectClient, delay } from '../helpers/broker.js';
+import { connectClient, delay, waitFor } from '../helpers/broker.js';
 import { freePort, killAll, run, spawnProc } from '../helpers/process.js';
 import { makePki, type TestPki } from '../../bench/lib/pki.js';
 
@@ -95,14 +95,27 @@ describe('MQTT over TLS', () => {
 });
 
 describe('mutual TLS (client certificates)', () => {
-  it('require_client_certificate: without a certificate, or with one from an untrusted CA, the handshake fails', async () => {
-    const { broker, port } = await tlsBroker({ ca: pki.ca, requireClientCertificate: true });
+  it('require_client_certificate: without a certificate, or with one from an untrusted CA, the handshake fails, and each failure is told to the handshakeFailed hook and counted', async () => {
+    const failures: HandshakeFailure[] = [];
+    const { broker, port } = await tlsBroker({ ca: pki.ca, requireClientCertificate: true }, {
+      hooks: { handshakeFailed: (event) => failures.push(event) },
+    });
     try {
       await assert.rejects(rawTls(port, {}), 'no certificate');
       await assert.rejects(rawTls(port, { cert: pki.strangerCert, key: pki.strangerKey }), 'untrusted certificate');
       const answer = await rawTls(port, { cert: pki.clientCert, key: pki.clientKey });
       assert.equal(answer[0], 0x20, 'a trusted certificate gets its CONNACK');
       assert.equal(answer[3], 0x00);
+      await waitFor(() => failures.length === 2, 2000, 'both failures reported');
+      for (const failure of failures) {
+        assert.equal(failure.remoteAddress, '127.0.0.1');
+        assert.equal(failure.listener, broker.addresses[0]!.name);
+        assert.ok(failure.reason.length > 0, 'with Node\'s reason');
+      }
+      const reasons = failures.map((f) => f.reason).sort();
+      assert.match(reasons[0]!, /^client certificate not trusted: [A-Z_]+$/, 'untrusted, with OpenSSL\'s code (not "socket hang up")');
+      assert.match(reasons[1]!, /^peer did not return a certificate$/, 'no certificate');
+      assert.equal(broker.stats.tlsHandshakesFailed, 2, 'the trusted client is not counted');
     } finally {
       await broker.close();
     }
@@ -204,6 +217,12 @@ describe('TLS in the configuration file', () => {
     const audit = moat.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
     const refusal = audit.find((l) => l.event === 'publish.refused' && l.topic === 'sensors/other/t');
     assert.equal(refusal?.username, 'sensor-7', 'the refusal is audited for the certificate\'s user');
+    const handshake = audit.find((l) => l.event === 'tls.refused');
+    assert.ok(handshake, 'the client without a certificate is in the audit trail');
+    assert.equal(handshake.audit, true);
+    assert.equal(handshake.remoteAddress, '127.0.0.1');
+    assert.equal(typeof handshake.reason, 'string');
+    assert.equal(handshake.level, 40, 'a refusal, at warn level');
     moat.kill('SIGTERM');
     await moat.waitExit(10_000);
   });
