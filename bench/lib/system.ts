@@ -98,6 +98,15 @@ export function percentile(sorted: Float64Array | number[], p: number): number {
   return sorted[Math.max(0, index)]!;
 }
 
+/** p50, p95, p99 and the maximum of latencies in ms, and how many there were. */
+export function latencySummary(latencies: ArrayLike<number>): { p50: number; p95: number; p99: number; max: number; samples: number } {
+  const sorted = Float64Array.from(latencies).sort();
+  return {
+    p50: percentile(sorted, 50), p95: percentile(sorted, 95), p99: percentile(sorted, 99),
+    max: sorted.length > 0 ? sorted[sorted.length - 1]! : NaN, samples: sorted.length,
+  };
+}
+
 /** "12,345" style figures; `digits` after the point for small values. */
 export function fmt(n: number, digits = 0): string {
   return n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });

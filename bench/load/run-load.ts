@@ -1,6 +1,6 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { percentile, pin, sampleProcess } from '../lib/system.js';
+import { latencySummary, pin, sampleProcess } from '../lib/system.js';
 import type { Counters, WorkerCommand, WorkerReply, WorkerSetup } from './protocol.js';
 
 const WORKER = fileURLToPath(new URL('./worker.js', import.meta.url));
@@ -131,7 +131,6 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
 
     const seconds = subWindow.elapsedMs / 1000;
     const cpuUs = (cpu1.cpuMs - cpu0.cpuMs) * 1000;
-    const latencies = Float64Array.from(subTotals.latencies).sort();
     const fanout = o.wildcard ? o.subscribers : 1;
     const expected = pubTotals.perStream.reduce((a, b) => a + b, 0) * fanout;
     const delivered = subTotals.perStream.reduce((a, b) => a + b, 0);
@@ -140,10 +139,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
       publishesPerSecond: pubWindow.messages / (pubWindow.elapsedMs / 1000),
       cpuUsPerDelivery: cpuUs / Math.max(1, subWindow.messages),
       cpuUsPerPublish: cpuUs / Math.max(1, pubWindow.messages),
-      latency: {
-        p50: percentile(latencies, 50), p95: percentile(latencies, 95), p99: percentile(latencies, 99),
-        max: latencies.length > 0 ? latencies[latencies.length - 1]! : NaN, samples: latencies.length,
-      },
+      latency: latencySummary(subTotals.latencies),
       missing: subTotals.counters.missing,
       duplicates: subTotals.counters.duplicates,
       undelivered: o.qos === 0 ? 0 : Math.max(0, expected - delivered),

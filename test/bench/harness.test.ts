@@ -1,10 +1,16 @@
 import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, it } from 'node:test';
 import { SCENARIOS, writeSection } from '../../bench/run.js';
 import type { CompareReport, CompareRow } from '../../bench/scenarios/compare.js';
 import type { BenchContext, ScenarioReport } from '../../bench/scenarios/context.js';
 import type { IdleRow } from '../../bench/scenarios/idle.js';
 import { judgeTargets } from '../../bench/scenarios/targets.js';
+import { buildLatencyProbe, runNativeLatency } from '../../bench/load/native-latency.js';
+import { FrameReader } from '../../bench/lib/frames.js';
 
 /**
  * A short run of the benchmark harness against real `moat` processes, so that
@@ -71,13 +77,15 @@ describe('bench harness (smoke run)', () => {
     assert.match(report.table, /multi-core mode/);
   });
 
-  it('latency row: the machine\'s CPU stalls are measured before the rounds and a Node.js relay runs beside Moat as the floor', async () => {
+  it('latency row: measured by the C probe, the machine\'s CPU stalls measured before the rounds and a Node.js relay beside Moat as the floor', async () => {
     const report = await SCENARIOS.latency!(quick) as CompareReport;
     assert.deepEqual(report.errors, []);
     assert.deepEqual(report.data.map((r) => r.broker), ['moat', 'node-relay']);
     for (const row of report.data) {
-      assert.ok(row.rate.median > 500, `${row.broker}: paced deliveries counted (${row.rate.median}/s)`);
+      assert.ok(row.rate.median > 500 && row.rate.median < 1500, `${row.broker}: paced deliveries counted (${row.rate.median}/s)`);
       assert.ok(row.p50.median > 0 && row.p99.median >= row.p50.median, `${row.broker}: latency percentiles measured`);
+      assert.ok(row.cpu.median > 0, `${row.broker}: broker CPU sampled over the window`);
+      assert.equal(row.missing, 0, `${row.broker}: nothing dropped on loopback at 1,000 msg/s`);
       assert.equal(row.duplicates, 0, `${row.broker}: nothing repeated`);
     }
     const stalls = report.stalls!;
@@ -86,8 +94,31 @@ describe('bench harness (smoke run)', () => {
       assert.ok(cpu.longestMs > 0 && cpu.longestMs < 500, `the longest gap is a measured time (${cpu.longestMs} ms)`);
       assert.ok(cpu.lostPercent >= 0 && cpu.lostPercent < 100);
     }
+    assert.match(report.setup, /latency-probe\.c/);
     assert.match(report.setup, /a process spinning on each CPU lost it/);
     assert.match(report.table, /Node\.js relay, no MQTT work/);
+  });
+
+  it('latency probe: a relay that drops every 10th message and repeats every 25th is caught, message by message', async () => {
+    const relay = await lossyRelay(10, 25);
+    try {
+      const result = await runNativeLatency({
+        port: relay.port, brokerPid: process.pid, publishers: 1, subscribers: 1, wildcard: false, qos: 0, cleanSubscribers: true,
+        payloadSize: 64, window: 1, rate: 1000, warmupMs: 100, measureMs: 500, drainMs: 1000, idPrefix: `lossy-${process.pid}`,
+      });
+      assert.ok(relay.seen() >= 500, `the probe published at its rate (${relay.seen()} seen)`);
+      assert.equal(result.missing, relay.dropped(), 'every dropped message counted as missing');
+      assert.equal(result.duplicates, relay.repeated(), 'every repeat counted as a duplicate');
+      assert.ok(result.latency.samples > 0 && result.latency.p99 >= result.latency.p50);
+    } finally {
+      relay.close();
+    }
+  });
+
+  it('latency probe: without a C compiler the row fails with a message that says what it needs', async () => {
+    const output = path.join(mkdtempSync(path.join(os.tmpdir(), 'moat-probe-')), 'latency-probe');
+    await assert.rejects(buildLatencyProbe(output, '/nonexistent/cc'), /needs a C compiler \(set CC, or apt-get install gcc\): \/nonexistent\/cc not found/);
+    assert.equal(existsSync(output), false);
   });
 
   it('idle connections: every connection is held and the broker RSS per connection is measured', async () => {
@@ -122,18 +153,18 @@ describe('bench harness (smoke run)', () => {
     assert.equal(met('QoS 0 fan-in with the second core'), false, 'the multi-core mode is judged, not the single process: 200k < 1.5 × 140k');
   });
 
-  it('targets: the latency verdict names the floor measured beside it (relay p99, share of messages stalls delay)', () => {
+  it('targets: the latency verdict names the floor measured beside it (the relay\'s p99)', () => {
     const s = (v: number) => ({ median: v, min: v, max: v });
     const row = (broker: CompareRow['broker'], p99: number): CompareRow =>
       ({ broker, rate: s(1000), cpu: s(80), p50: s(0.15), p99: s(p99), max: s(4), missing: 0, duplicates: 0 });
     const latency: CompareReport = {
       id: 'latency', title: 'latency', setup: '', table: '', errors: [], data: [row('moat', 0.9), row('node-relay', 0.8)],
-      stalls: { cpus: [], overBudgetPercent: 1.25 },
+      stalls: { cpus: [] },
     };
     const verdict = (judgeTargets([latency])!.data as Array<{ target: string; against: string; met: boolean }>)
       .find((v) => v.target.startsWith('Latency at 1,000 msg/s'))!;
     assert.equal(verdict.met, false, '0.9 ms misses 0.5 ms whatever the floor');
-    assert.equal(verdict.against, '0.5 (floor here: Node.js relay 0.800; stalls alone delay 1.25 % of messages)');
+    assert.equal(verdict.against, '0.5 (Node.js relay, no MQTT work: 0.800)');
   });
 
   it('writeSection replaces only the text between a scenario\'s markers', () => {
@@ -147,3 +178,45 @@ describe('bench harness (smoke run)', () => {
     assert.ok(appended.includes('## X\n\n<!-- bench:x -->'));
   });
 });
+
+/** A relay like bench/brokers/node-relay-floor.ts that drops every `dropEvery`-th PUBLISH and sends every `repeatEvery`-th twice. */
+async function lossyRelay(dropEvery: number, repeatEvery: number): Promise<{ port: number; seen(): number; dropped(): number; repeated(): number; close(): void }> {
+  let seen = 0;
+  let dropped = 0;
+  let repeated = 0;
+  const subscribers = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    socket.on('error', () => {});
+    const reader = new FrameReader((first, buf, start, end) => {
+      const type = first >> 4;
+      if (type === 1) socket.write(Buffer.from([0x20, 2, 0, 0]));
+      else if (type === 8) {
+        subscribers.add(socket);
+        socket.write(Buffer.from([0x90, 3, buf[start]!, buf[start + 1]!, 0]));
+      } else if (type === 3) {
+        seen++;
+        const packet = Buffer.concat([Buffer.from([first, end - start]), buf.subarray(start, end)]);
+        if (seen % dropEvery === 0) {
+          dropped++;
+          return;
+        }
+        const copies = seen % repeatEvery === 0 ? 2 : 1;
+        repeated += copies - 1;
+        for (const s of subscribers) for (let i = 0; i < copies; i++) s.write(packet);
+      }
+    });
+    socket.on('data', (chunk: Buffer) => reader.push(chunk));
+    socket.on('close', () => subscribers.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    seen: () => seen,
+    dropped: () => dropped,
+    repeated: () => repeated,
+    close: () => {
+      for (const s of subscribers) s.destroy();
+      server.close();
+    },
+  };
+}
