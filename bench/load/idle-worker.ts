@@ -1,22 +1,22 @@
 /**
  * Idle-connection load (forked by bench/scenarios/idle.ts): opens `count` MQTT
- * connections, beyond the first 25,000 from further 127.0.0.x source addresses (one
- * address has ~28,000 ephemeral ports; each run takes other addresses, so ports a
- * previous run left in TIME_WAIT do not slow it down), each waiting for its CONNACK, `parallel` at a time;
- * then holds them open and idle until told to close.
+ * connections, beyond the first PER_ADDRESS from further 127.0.0.x source addresses
+ * (one address has ~28,000 ephemeral ports and connect() takes the even half first;
+ * each run takes other addresses, so ports a previous run left in TIME_WAIT do not
+ * slow it down), each waiting for its CONNACK, `parallel` at a time; then holds them
+ * open and idle until told to close.
  */
 import net from 'node:net';
 import { connectPacket, DISCONNECT } from '../lib/frames.js';
+import { PER_ADDRESS } from './protocol.js';
 
 export type IdleCommand = { type: 'open'; port: number; from: number; count: number; parallel: number; idPrefix: string; firstAddress: number } | { type: 'close' };
 export type IdleReply = { type: 'opened'; connected: number; failed: number; elapsedMs: number; firstError?: string } | { type: 'closed' };
 
-const PER_ADDRESS = 25_000;
 const sockets: net.Socket[] = [];
 
 function open(port: number, index: number, idPrefix: string, firstAddress: number): Promise<void> {
-  // The first 25,000 let connect() choose the source (fast); beyond, an explicit bind() is needed,
-  // which the kernel serves by searching for a free port (≈ 5× slower per connection).
+  // The first block lets connect() choose the source; beyond, each connection binds to another address first.
   const block = Math.floor(index / PER_ADDRESS);
   const localAddress = block === 0 ? undefined : `127.0.0.${firstAddress + block - 1}`;
   return new Promise((resolve, reject) => {

@@ -45,3 +45,10 @@ export type WorkerReply =
   | { type: 'measured'; window: Counters & { elapsedMs: number } }
   | { type: 'totals'; counters: Counters; perStream: number[]; latencies: number[] }
   | { type: 'error'; message: string };
+
+/**
+ * Idle connections per source address (bench/load/idle-worker.ts). connect() picks even ports first, about 14,000 of
+ * them here; past those its search slows it 2-3× (18,000 from one address: 3,449/s,
+ * split at 14,000: 9,153/s, 2026-12-04).
+ */
+export const PER_ADDRESS = 14_000;
