@@ -98,7 +98,7 @@ static int dial(int port, const char *client_id) {
   size_t id_length = strlen(client_id);
   unsigned char packet[512];
   size_t body = 10 + 2 + id_length;
-  if (body > 400) fail("client id too long");
+  if (body > 400) { errno = 0; fail("client id too long"); }
   size_t n = put_header(packet, 0x10, body);
   const unsigned char variable[] = {0, 4, 'M', 'Q', 'T', 'T', 4, 0x02, 0, 60};
   memcpy(packet + n, variable, sizeof variable);
@@ -119,7 +119,7 @@ static int dial(int port, const char *client_id) {
 static void subscribe(int fd, const char *topic) {
   size_t topic_length = strlen(topic);
   unsigned char packet[512];
-  if (topic_length > 400) fail("topic too long");
+  if (topic_length > 400) { errno = 0; fail("topic too long"); }
   size_t n = put_header(packet, 0x82, 2 + 2 + topic_length + 1);
   packet[n++] = 0;
   packet[n++] = 1; /* packet id */

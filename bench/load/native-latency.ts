@@ -55,7 +55,8 @@ export async function runNativeLatency(o: LoadOptions): Promise<LoadResult> {
   if (o.cpu !== undefined) pin(child.pid!, o.cpu);
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  // 'close', not 'exit': by then stderr has been read to its end, for the error message.
+  const exited = new Promise<number | null>((resolve) => child.once('close', resolve));
   const timer = setTimeout(() => child.kill('SIGKILL'), o.warmupMs + o.measureMs + drainMs + 30_000);
 
   let start: { broker: ProcessSample; load: number } | undefined;

@@ -115,6 +115,17 @@ describe('bench harness (smoke run)', () => {
     }
   });
 
+  it('latency probe: a broker that is not there fails the run with the probe\'s own reason', async () => {
+    const closed = net.createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const port = (closed.address() as net.AddressInfo).port;
+    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    await assert.rejects(runNativeLatency({
+      port, brokerPid: process.pid, publishers: 1, subscribers: 1, wildcard: false, qos: 0, cleanSubscribers: true,
+      payloadSize: 64, window: 1, rate: 1000, warmupMs: 100, measureMs: 200, drainMs: 100, idPrefix: `refused-${process.pid}`,
+    }), /latency probe failed \(exit 1\): latency-probe: connect: Connection refused/);
+  });
+
   it('latency probe: without a C compiler the row fails with a message that says what it needs', async () => {
     const output = path.join(mkdtempSync(path.join(os.tmpdir(), 'moat-probe-')), 'latency-probe');
     await assert.rejects(buildLatencyProbe(output, '/nonexistent/cc'), /needs a C compiler \(set CC, or apt-get install gcc\): \/nonexistent\/cc not found/);
