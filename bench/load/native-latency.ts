@@ -13,7 +13,7 @@ import type { LoadOptions, LoadResult } from './run-load.js';
  */
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-export const LATENCY_PROBE_SOURCE = path.join(ROOT, 'bench', 'load', 'latency-probe.c');
+const LATENCY_PROBE_SOURCE = path.join(ROOT, 'bench', 'load', 'latency-probe.c');
 const LATENCY_PROBE = path.join(ROOT, 'dist', 'bench', 'load', 'latency-probe');
 
 interface ProbeOutput {
