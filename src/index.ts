@@ -1,4 +1,4 @@
-/** Moat's library API: `import { createBroker } from 'moat'`. */
+/** Moat's library API: `import { createBroker } from 'moat-mqtt'`. */
 export { Broker, createBroker, type BrokerEvents, type ListenerAddress } from './broker/broker.js';
 export type { BrokerOptions, BrokerLimits, ListenerOptions, TlsListenerOptions } from './broker/options.js';
 export { DEFAULT_LIMITS } from './broker/options.js';

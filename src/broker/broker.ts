@@ -88,6 +88,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
   private flushScheduled = false;
   private started = false;
   private closing = false;
+  /** Connections accepted while the state is being recovered, served once it is. */
+  private early: Array<() => void> | undefined = [];
 
   constructor(options: BrokerOptions = {}) {
     super();
@@ -110,6 +112,15 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.housekeeper = new Housekeeper(this, this.connections, this.limits);
   }
 
+  /**
+   * Replaces the limits (keys left out go back to their defaults). Each is read where it applies, so new
+   * values hold for new connections and messages; a connected MQTT 5 client keeps the maximum packet size
+   * its CONNACK announced.
+   */
+  updateLimits(limits: Partial<BrokerLimits>): void {
+    Object.assign(this.limits, DEFAULT_LIMITS, limits);
+  }
+
   get isClosing(): boolean {
     return this.closing;
   }
@@ -119,34 +130,48 @@ export class Broker extends EventEmitter<BrokerEvents> {
     return this.running.map((l) => l.address);
   }
 
-  /** Recovers stored state, then opens every listener. Rejects (and listens nowhere) if one cannot start. */
+  /**
+   * Opens every listener, then recovers stored state: a port that cannot be bound fails the start before
+   * the store is touched. Connections that arrive meanwhile are served once the state is recovered.
+   * Rejects (and listens nowhere) if a listener or the store cannot start.
+   */
   async listen(): Promise<ListenerAddress[]> {
     if (this.started) throw new Error('broker already started');
     this.started = true;
     const plans = this.listenerOptions.map((opts) => this.planListener(opts));
     this.planned = plans;
-    await this.recover();
+    try {
+      for (const plan of this.bindListeners ? plans : []) {
+        const serve = (accept: () => void): void => {
+          if (this.early) this.early.push(accept);
+          else accept();
+        };
+        const transport = plan.opts.tls === undefined
+          ? new TcpListener(plan.opts, (socket) => serve(() => this.acceptSocket(socket, plan.info)))
+          : new TlsListener(
+            { host: plan.opts.host, port: plan.opts.port, tls: plan.opts.tls },
+            (socket) => serve(() => this.acceptSocket(socket, plan.info, certificateIdentity(socket))),
+            (err, remoteAddress) => this.handshakeFailed({ listener: plan.info.name, remoteAddress, reason: err.message }),
+          );
+        const bound = await transport.listen(plan.info.name);
+        this.running.push({ info: plan.info, transport, address: { name: plan.info.name, host: bound.address, port: bound.port } });
+      }
+      await this.recover();
+    } catch (err) {
+      await this.close();
+      throw err;
+    }
     this.housekeeper.start();
     if (this.sysInterval > 0) {
       this.publishSys();
       this.sysTimer = setInterval(() => this.publishSys(), this.sysInterval * 1000).unref();
     }
-    try {
-      for (const plan of this.bindListeners ? plans : []) {
-        const transport = plan.opts.tls === undefined
-          ? new TcpListener(plan.opts, (socket) => this.acceptSocket(socket, plan.info))
-          : new TlsListener(
-            { host: plan.opts.host, port: plan.opts.port, tls: plan.opts.tls },
-            (socket) => this.acceptSocket(socket, plan.info, certificateIdentity(socket)),
-            (err, remoteAddress) => this.handshakeFailed({ listener: plan.info.name, remoteAddress, reason: err.message }),
-          );
-        const bound = await transport.listen();
-        this.running.push({ info: plan.info, transport, address: { name: plan.info.name, host: bound.address, port: bound.port } });
-        this.logger.info({ listener: plan.info.name, host: bound.address, port: bound.port }, 'listening');
-      }
-    } catch (err) {
-      await this.close();
-      throw err;
+    const waiting = this.early ?? [];
+    this.early = undefined;
+    for (const accept of waiting) accept();
+    for (const { info, address } of this.running) {
+      const tls = this.planned.find((p) => p.info === info)?.opts.tls !== undefined;
+      this.logger.info({ listener: info.name, host: address.host, port: address.port, tls, anonymous: info.allowAnonymous }, 'listening');
     }
     return this.addresses;
   }
@@ -216,6 +241,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
+    // Connections that came while the state was being recovered are closed with the rest.
+    const early = this.early ?? [];
+    this.early = undefined;
+    for (const accept of early) accept();
     const stopping = this.running.map((l) => l.transport.close());
     // MQTT 5 clients are told why [MQTT-3.14.2-1]: 0x8B, Server shutting down.
     for (const conn of this.connections) conn.disconnect(ReasonCode.ServerShuttingDown, 'server shutting down', { publishWill: false });

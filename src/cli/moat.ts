@@ -3,20 +3,20 @@
 // connections keeps about 1 KiB less per connection, for about 0.3 µs more per QoS 0 fan-in delivery
 // (docs/benchmarks.md, idle connections). `npm start` and the benchmarks run with the same flags.
 import { parseArgs } from 'node:util';
-import { createBroker } from '../broker/broker.js';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
 import { VERSION } from '../broker/version.js';
 import { DEFAULT_LIMITS } from '../broker/options.js';
 import { ConfigError, defaultConfig, loadConfigFile, type LoadedConfig, type StoreConfig } from '../config/load.js';
-import { createFileLogger, createLogger } from '../log/logger.js';
-import { createSecurity, loggerAudit, type Security } from '../security/index.js';
+import { createLogger } from '../log/logger.js';
+import { createServer, describeStore, logReload, type MoatServer } from '../server/index.js';
+import { StoreError } from '../store/errors.js';
+import { DirectoryLock } from '../store/lock.js';
+import { ListenError } from '../transport/server.js';
 import { runPasswd } from './passwd.js';
-import { MemoryStore } from '../store/memory.js';
-import { SqliteStore } from '../store/sqlite.js';
-import { RedisStore } from '../store/redis.js';
-import type { BrokerStore } from '../store/store.js';
-import path from 'node:path';
+import { runConvert } from './convert.js';
 import { Primary } from '../multicore/primary.js';
-import { serveAsWorker, workerBrokerOptions, workerPlace, type WorkerPlace } from '../multicore/worker.js';
+import { serveAsWorker, workerBrokerOptions, workerPlace } from '../multicore/worker.js';
 
 const HELP = `moat ${VERSION}: an MQTT broker
 
@@ -32,9 +32,12 @@ Options:
 
 Without --config, Moat listens on 127.0.0.1:1883 and accepts anonymous clients there.
 
-       moat passwd [-D] <file> <user>   add or update a user (password read without echo,
-                                        or from standard input), or delete it with -D
-SIGHUP re-reads password and ACL files.`;
+       moat passwd [-D] [--force] <file> <user>   add or update a user (password read without echo,
+                                                  or from standard input), or delete it with -D
+       moat convert <mosquitto.conf>              print the equivalent Moat YAML of a Mosquitto configuration
+
+SIGHUP re-reads the configuration file (and the password and ACL files) and applies what can change
+while the broker runs; the log names what needs a restart.`;
 
 function fail(message: string): never {
   process.stderr.write(`moat: ${message}\n`);
@@ -68,41 +71,15 @@ function parseCommandLine(): { config?: string; host?: string; port?: string; wo
   }
 }
 
-function applyOverrides(config: LoadedConfig, host: string | undefined, port: string | undefined): void {
-  if (host === undefined && port === undefined) return;
-  const first = config.broker.listeners?.[0] ?? {};
-  const portNumber = port === undefined ? (first.port ?? 1883) : Number(port);
-  if (!Number.isInteger(portNumber) || portNumber < 0 || portNumber > 65535) fail(`--port: expected 0-65535, got "${port}"`);
-  config.broker.listeners = [{ ...first, name: undefined, host: host ?? first.host ?? '127.0.0.1', port: portNumber }];
-}
-
-/** Each worker of multi-core mode keeps its own sessions: a directory or key prefix of its own. */
-function storeFor(config: StoreConfig, place: WorkerPlace | undefined): StoreConfig {
-  if (!place) return config;
-  switch (config.type) {
-    case 'memory': return config;
-    case 'redis': return { ...config, keyPrefix: `${config.keyPrefix ?? 'moat:'}worker-${place.index}:` };
-    case 'sqlite': return { ...config, directory: path.join(config.directory, `worker-${place.index}`) };
-  }
-}
-
-function createStore(config: StoreConfig, logger: { error(obj: object, msg?: string): void }): BrokerStore {
-  switch (config.type) {
-    case 'memory': return new MemoryStore();
-    case 'redis': return new RedisStore({ url: config.url, keyPrefix: config.keyPrefix, logger });
-    case 'sqlite':
-      return new SqliteStore({
-        directory: path.resolve(config.directory), durability: config.durability, flushIntervalMs: config.flushIntervalMs, logger,
-      });
-  }
-}
-
-function describeStore(config: StoreConfig): string {
-  switch (config.type) {
-    case 'memory': return 'memory';
-    case 'redis': return config.url;
-    case 'sqlite': return `${path.resolve(config.directory)} (${config.durability})`;
-  }
+/** --host and --port replace the configured listeners with one. */
+function overrides(host: string | undefined, port: string | undefined): ((config: LoadedConfig) => void) | undefined {
+  if (host === undefined && port === undefined) return undefined;
+  const portNumber = port === undefined ? undefined : Number(port);
+  if (portNumber !== undefined && (!Number.isInteger(portNumber) || portNumber < 0 || portNumber > 65535)) fail(`--port: expected 0-65535, got "${port}"`);
+  return (config) => {
+    const first = config.broker.listeners?.[0] ?? {};
+    config.broker.listeners = [{ ...first, name: undefined, host: host ?? first.host ?? '127.0.0.1', port: portNumber ?? first.port ?? 1883 }];
+  };
 }
 
 function workerCount(config: LoadedConfig, option: string | undefined): number {
@@ -110,6 +87,27 @@ function workerCount(config: LoadedConfig, option: string | undefined): number {
   const n = Number(option);
   if (!Number.isInteger(n) || n < 1 || n > 31) fail(`--workers: expected 1-31, got "${option}"`);
   return n;
+}
+
+/** What a start-up failure says: one line, in words (a port in use, a store held by another broker...). */
+function startFailure(err: unknown): string {
+  if (err instanceof ListenError || err instanceof StoreError || err instanceof ConfigError) return err.message;
+  return `cannot start: ${(err as Error).message}`;
+}
+
+/**
+ * The primary of multi-core mode opens no store of its own, but holds the data directory so that a
+ * second broker on it is refused before any worker starts (each worker then holds its own subdirectory).
+ */
+function lockPrimaryStore(store: StoreConfig): DirectoryLock | undefined {
+  if (store.type !== 'sqlite') return undefined;
+  const directory = path.resolve(store.directory);
+  try {
+    mkdirSync(directory, { recursive: true });
+  } catch (err) {
+    fail(`${directory}: cannot create the data directory: ${(err as Error).message}`);
+  }
+  return DirectoryLock.acquire(directory);
 }
 
 /** Multi-core mode: this process accepts connections and hands them to worker processes. */
@@ -134,17 +132,20 @@ async function runPrimary(config: LoadedConfig, workers: number, configFile: str
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGHUP', () => {
-    logger.info({}, 'SIGHUP: reloading password and ACL files in every worker');
+    logger.info({}, 'SIGHUP: every worker reloads the configuration');
     primary.reload();
   });
+  let lock: DirectoryLock | undefined;
   try {
+    lock = lockPrimaryStore(config.store);
     await primary.start();
   } catch (err) {
-    logger.fatal({ err: (err as Error).message }, 'broker failed to start');
-    fail((err as Error).message);
+    fail(startFailure(err));
   }
   logger.info({ version: VERSION, config: configFile ?? '(embedded default)', store: describeStore(config.store), workers }, 'moat started');
-  process.exit(await primary.done);
+  const code = await primary.done;
+  lock?.release();
+  process.exit(code);
 }
 
 async function main(): Promise<void> {
@@ -152,7 +153,12 @@ async function main(): Promise<void> {
     process.exitCode = await runPasswd(process.argv.slice(3));
     return;
   }
+  if (process.argv[2] === 'convert') {
+    process.exitCode = await runConvert(process.argv.slice(3));
+    return;
+  }
   const args = parseCommandLine();
+  const adjust = overrides(args.host, args.port);
   let config: LoadedConfig;
   try {
     config = args.config ? loadConfigFile(args.config) : defaultConfig();
@@ -160,37 +166,34 @@ async function main(): Promise<void> {
     if (err instanceof ConfigError) fail(`configuration error: ${err.message}`);
     throw err;
   }
-  applyOverrides(config, args.host, args.port);
+  adjust?.(config);
   const workers = workerCount(config, args.workers);
   const place = workerPlace();
   if (!place && workers > 1) return runPrimary(config, workers, args.config);
   const logger = createLogger(config.log.level, config.log.format);
-  let security: Security;
+  let server: MoatServer;
+  const links = place && workerBrokerOptions(place, logger);
   try {
-    const audit = config.auditFile ? loggerAudit(createFileLogger(config.auditFile)) : loggerAudit(logger);
-    security = createSecurity({ ...config.security, audit }, logger);
+    server = createServer({
+      config, logger,
+      ...(args.config !== undefined && { configFile: args.config }),
+      ...(adjust && { adjust }),
+      ...(place && links && { worker: { index: place.index, hooks: links.links.hooks, options: links.options } }),
+    });
   } catch (err) {
     fail(`configuration error: ${(err as Error).message}`);
   }
-  const store = createStore(storeFor(config.store, place), logger);
-  const worker = place && workerBrokerOptions(place, logger);
-  const broker = createBroker({
-    ...config.broker, store, logger, authMethods: { ...security.authMethods, ...config.broker.authMethods },
-    // The peers' hook goes last: it runs only for subscriptions the security hooks allowed.
-    hooks: worker ? [...[security.hooks].flat(), worker.links.hooks] : security.hooks,
-    ...worker?.options,
-  });
-  if (worker) return serveAsWorker(broker, worker.links, () => security.reload(), logger);
-  // SIGHUP reads the password and ACL files again; connected clients stay.
+  const reload = (): void => logReload(logger, server.reload(), args.config);
+  if (links) return serveAsWorker(server.broker, links.links, reload, logger);
   process.on('SIGHUP', () => {
-    logger.info({}, 'SIGHUP: reloading password and ACL files');
-    security.reload();
+    logger.info({}, 'SIGHUP: reloading the configuration');
+    reload();
   });
   // Handlers go in before anything starts: a signal must never find the default (kill) action.
   let stopping = false;
   let started = false;
   const shutdown = (): void => {
-    broker.close().then(
+    server.close().then(
       () => process.exit(0),
       (err: unknown) => {
         logger.error({ err }, 'error during shutdown');
@@ -211,17 +214,16 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
 
   try {
-    await broker.listen();
+    await server.listen();
   } catch (err) {
-    logger.fatal({ err: (err as Error).message }, 'broker failed to start');
-    fail((err as Error).message);
+    fail(startFailure(err));
   }
   started = true;
   if (stopping) return shutdown();
   logger.info({
     version: VERSION,
-    config: args.config ?? '(embedded default)',
-    store: describeStore(config.store),
+    config: args.config ? path.resolve(args.config) : '(embedded default)',
+    store: describeStore(server.config.store),
   }, 'moat started');
 }
 

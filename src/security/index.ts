@@ -68,6 +68,13 @@ export interface Security {
   readonly passwordFiles: readonly PasswordFile[];
   /** Reads password and ACL files again (SIGHUP); a file that no longer parses keeps its previous content. */
   reload(): void;
+  /**
+   * Applies new options (a configuration reload): providers rebuilt (their files read again), rules and ACL
+   * file replaced, connected clients judged by the new rules at once. Throws, changing nothing, if a file
+   * cannot be read. Returns what changed but needs a restart (authentication or authorization turned on or
+   * off, the HTTP authorizer, SCRAM appearing or going). The audit log stays the one given at creation.
+   */
+  update(next: SecurityOptions): string[];
   close(): void;
 }
 
@@ -75,25 +82,22 @@ export interface Security {
 export function createSecurity(options: SecurityOptions, logger: SecurityLogger): Security {
   const audit = options.audit ?? loggerAudit(logger);
   const passwordFiles: PasswordFile[] = [];
-  const providers: AuthProvider[] = (options.authentication ?? []).map((source) => {
-    if (source.type === 'provider') return source.provider;
-    if (source.type === 'jwt') return new JwtProvider(source);
-    if (source.type === 'http') return new HttpAuthProvider(source);
-    const passwordProvider = (path: string, watch: boolean | undefined): PasswordProvider => {
-      const file = new PasswordFile(path, logger);
-      if (watch !== false) file.watch();
-      passwordFiles.push(file);
-      return new PasswordProvider(file);
-    };
-    if (source.type === 'certificate') {
-      const options: CertificateProviderOptions = {};
-      if (source.usernameFrom) options.usernameFrom = source.usernameFrom;
-      if (source.requireUsernameMatch !== undefined) options.requireUsernameMatch = source.requireUsernameMatch;
-      if (source.alsoPasswordFile) options.alsoRequire = passwordProvider(source.alsoPasswordFile.path, source.alsoPasswordFile.watch);
-      return new CertificateProvider(options);
+  const providers: AuthProvider[] = [];
+  /** Builds the providers of `sources` (reading their files now: a bad file throws, changing nothing). */
+  const buildProviders = (sources: readonly AuthenticationSource[]): { providers: AuthProvider[]; passwordFiles: PasswordFile[] } => {
+    const files: PasswordFile[] = [];
+    const built: AuthProvider[] = [];
+    try {
+      for (const source of sources) built.push(buildProvider(source, files, logger));
+    } catch (err) {
+      for (const provider of built) provider.close?.();
+      throw err;
     }
-    return passwordProvider(source.path, source.watch);
-  });
+    return { providers: built, passwordFiles: files };
+  };
+  const initial = buildProviders(options.authentication ?? []);
+  providers.push(...initial.providers);
+  passwordFiles.push(...initial.passwordFiles);
   const hooks: BrokerHooks[] = [{
     handshakeFailed: ({ listener, remoteAddress, reason }) =>
       audit.record({ event: 'tls.refused', clientId: '', ...(remoteAddress !== undefined && { remoteAddress }), listener, reason }),
@@ -101,18 +105,19 @@ export function createSecurity(options: SecurityOptions, logger: SecurityLogger)
   if (providers.length > 0) hooks.push({ authenticate: createAuthChain(providers, audit) });
 
   let acl: AccessControl | undefined;
-  const authorization = options.authorization;
+  let authorization = options.authorization;
   const aclConfig = (): AclConfig => {
     const parts: AclConfig[] = [];
     if (authorization?.aclFile) parts.push(parseMosquittoAcl(readAclFile(authorization.aclFile), authorization.aclFile));
     if (authorization?.rules) parts.push(authorization.rules);
     return mergeAcl(...parts);
   };
-  const configuredRules = authorization?.aclFile !== undefined || authorization?.rules !== undefined;
-  if (configuredRules || providers.some((p) => p.grantsPermissions)) {
+  const hasRules = (a: SecurityOptions['authorization']): boolean => a?.aclFile !== undefined || a?.rules !== undefined;
+  const restriction = { restrictAll: hasRules(authorization) };
+  if (restriction.restrictAll || providers.some((p) => p.grantsPermissions)) {
     acl = new AccessControl(aclConfig());
     // Without configured rules, only clients whose credentials carry permissions are restricted (by those).
-    hooks.push(createAuthorizer(acl, { restrictAll: configuredRules }, {
+    hooks.push(createAuthorizer(acl, restriction, {
       refused(client, action, topic, reason) {
         audit.record({ event: `${action}.refused`, clientId: client.id, username: client.identity?.username ?? client.username, remoteAddress: client.remoteAddress, listener: client.listener, topic, reason });
       },
@@ -143,10 +148,56 @@ export function createSecurity(options: SecurityOptions, logger: SecurityLogger)
         }
       }
     },
+    update(next) {
+      const nextSources = next.authentication ?? [];
+      const restartNeeded: string[] = [];
+      if ((nextSources.length > 0) !== (providers.length > 0)) restartNeeded.push('authentication turned on or off');
+      const nextBuilt = buildProviders(nextSources);
+      const wantsAcl = hasRules(next.authorization) || nextBuilt.providers.some((p) => p.grantsPermissions);
+      if (wantsAcl !== (acl !== undefined)) restartNeeded.push('authorization turned on or off');
+      if ((nextBuilt.passwordFiles.length > 0) !== (passwordFiles.length > 0)) restartNeeded.push('SCRAM-SHA-256 (password files added or removed)');
+      if (JSON.stringify(next.authorization?.http) !== JSON.stringify(authorization?.http)) restartNeeded.push('authorization.http');
+      const previous = authorization;
+      authorization = next.authorization;
+      try {
+        acl?.load(aclConfig());
+      } catch (err) {
+        authorization = previous;
+        for (const provider of nextBuilt.providers) provider.close?.();
+        throw err;
+      }
+      restriction.restrictAll = hasRules(authorization);
+      // Swapped in place: the authentication chain and SCRAM read these arrays on every attempt.
+      for (const provider of providers) if (!nextBuilt.providers.includes(provider)) provider.close?.();
+      providers.splice(0, providers.length, ...nextBuilt.providers);
+      passwordFiles.splice(0, passwordFiles.length, ...nextBuilt.passwordFiles);
+      logger.info({ providers: providers.length, passwordFiles: passwordFiles.length, rules: acl !== undefined }, 'security configuration applied');
+      return restartNeeded;
+    },
     close() {
       for (const provider of providers) provider.close?.();
     },
   };
+}
+
+function buildProvider(source: AuthenticationSource, passwordFiles: PasswordFile[], logger: SecurityLogger): AuthProvider {
+  if (source.type === 'provider') return source.provider;
+  if (source.type === 'jwt') return new JwtProvider(source);
+  if (source.type === 'http') return new HttpAuthProvider(source);
+  const passwordProvider = (path: string, watch: boolean | undefined): PasswordProvider => {
+    const file = new PasswordFile(path, logger);
+    if (watch !== false) file.watch();
+    passwordFiles.push(file);
+    return new PasswordProvider(file);
+  };
+  if (source.type === 'certificate') {
+    const options: CertificateProviderOptions = {};
+    if (source.usernameFrom) options.usernameFrom = source.usernameFrom;
+    if (source.requireUsernameMatch !== undefined) options.requireUsernameMatch = source.requireUsernameMatch;
+    if (source.alsoPasswordFile) options.alsoRequire = passwordProvider(source.alsoPasswordFile.path, source.alsoPasswordFile.watch);
+    return new CertificateProvider(options);
+  }
+  return passwordProvider(source.path, source.watch);
 }
 
 function readAclFile(file: string): string {

@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import { messageFromJson, messageToJson } from './codec.js';
-import { StoreError } from './sqlite.js';
+import { StoreError } from './errors.js';
+import { RedisLock } from './lock.js';
 import type {
   BrokerStore, InflightRecord, QueuedRecord, RecoveredSession, RecoveredState, SessionRecord, StoredMessage, StoredRecord, SubscriptionRecord,
 } from './store.js';
@@ -36,6 +37,8 @@ export class RedisStore implements BrokerStore {
   private writing: { ops: RedisStore['batch']; waiters: Array<() => void> } | undefined;
   private scheduled = false;
   private retryDelay = 10;
+  /** Held from open to close: one broker per key prefix. */
+  private lock: RedisLock | undefined;
 
   constructor(private readonly options: RedisStoreOptions) {
     this.prefix = options.keyPrefix ?? 'moat:';
@@ -50,6 +53,9 @@ export class RedisStore implements BrokerStore {
     redis.on('error', () => {}); // reconnects by itself; failures surface as failed batches
     try {
       await redis.connect();
+      this.lock = await RedisLock.acquire(redis, this.prefix, this.options.url, () => {
+        this.options.logger?.error({ url: this.options.url, keyPrefix: this.prefix }, 'the store lock was taken by another broker; stop one of them');
+      });
       const version = Number((await redis.hget(this.key('meta'), 'schema')) ?? '0');
       if (version > REDIS_SCHEMA_VERSION) {
         throw new Error(`written by a newer Moat (schema ${version}, this version reads up to ${REDIS_SCHEMA_VERSION}); refusing to start`);
@@ -58,7 +64,10 @@ export class RedisStore implements BrokerStore {
       this.redis = redis;
       return await this.load(redis);
     } catch (err) {
+      await this.lock?.release();
+      this.lock = undefined;
       redis.disconnect();
+      if (err instanceof StoreError) throw err;
       throw new StoreError(this.options.url, `cannot use the Redis store: ${(err as Error).message}`);
     }
   }
@@ -124,6 +133,8 @@ export class RedisStore implements BrokerStore {
       if (!this.writing) this.write();
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
+    await this.lock?.release();
+    this.lock = undefined;
     await this.redis.quit().catch(() => undefined);
     this.redis = undefined;
   }

@@ -1,6 +1,8 @@
 import { accessSync, closeSync, constants, existsSync, fsync, fsyncSync, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import { StoreError } from './errors.js';
+import { DirectoryLock } from './lock.js';
 import { messageToRow, rowToMessage, toMessage, type MessageRow } from './codec.js';
 import type {
   BrokerStore, InflightRecord, QueuedRecord, RecoveredSession, RecoveredState, SessionRecord, StoredMessage, StoredRecord, SubscriptionRecord,
@@ -19,13 +21,7 @@ export interface SqliteStoreOptions {
   logger?: { error(obj: object, msg?: string): void };
 }
 
-/** A storage problem, naming the file or directory concerned. */
-export class StoreError extends Error {
-  override readonly name = 'StoreError';
-  constructor(readonly path: string, problem: string) {
-    super(`${path}: ${problem}`);
-  }
-}
+export { StoreError } from './errors.js';
 
 /** Schema version written to PRAGMA user_version; MIGRATIONS[v] upgrades a database from version v to v + 1. */
 export const SCHEMA_VERSION = 2;
@@ -77,6 +73,8 @@ export class SqliteStore implements BrokerStore {
   private readonly durability: Durability;
   private readonly flushIntervalMs: number;
   private statements!: ReturnType<SqliteStore['prepare']>;
+  /** Held from open to close: one process per data directory. */
+  private lock: DirectoryLock | undefined;
 
   constructor(private readonly options: SqliteStoreOptions) {
     this.file = path.join(options.directory, 'moat.db');
@@ -101,7 +99,14 @@ export class SqliteStore implements BrokerStore {
         throw new StoreError(target, `${target === directory ? 'the data directory is' : 'the store is'} ${why}; refusing to start`);
       }
     }
-    const db = this.openDatabase();
+    this.lock = DirectoryLock.acquire(directory);
+    let db: Database.Database;
+    try {
+      db = this.openDatabase();
+    } catch (err) {
+      this.releaseLock();
+      throw err;
+    }
     this.db = db;
     if (this.durability === 'strict') this.openWalForSync(db);
     this.statements = this.prepare(db);
@@ -245,6 +250,12 @@ export class SqliteStore implements BrokerStore {
     for (const done of last) done();
     this.db.close();
     this.db = undefined;
+    this.releaseLock();
+  }
+
+  private releaseLock(): void {
+    this.lock?.release();
+    this.lock = undefined;
   }
 
   // ---- changes: queued, written by the next batch ----

@@ -1,9 +1,28 @@
 import type net from 'node:net';
 
-/** Binds a server (plain or TLS); rejects if the address cannot be bound. */
-export function listenOn(server: net.Server, port: number, host: string): Promise<net.AddressInfo> {
+/** Why a listener could not be bound, in words; `code` keeps the system's error code. */
+export class ListenError extends Error {
+  override readonly name = 'ListenError';
+  constructor(readonly listener: string, readonly code: string | undefined, problem: string) {
+    super(`listener ${listener}: ${problem}`);
+  }
+}
+
+function explain(err: NodeJS.ErrnoException, host: string, port: number): string {
+  const where = `${host}:${port}`;
+  switch (err.code) {
+    case 'EADDRINUSE': return `cannot listen on ${where}: the port is already in use by another process`;
+    case 'EACCES': return `cannot listen on ${where}: permission denied${port < 1024 ? ' (ports below 1024 need root or CAP_NET_BIND_SERVICE)' : ''}`;
+    case 'EADDRNOTAVAIL': return `cannot listen on ${where}: this machine has no such address`;
+    case 'ENOTFOUND': case 'EAI_AGAIN': return `cannot listen on ${where}: the host name does not resolve`;
+    default: return `cannot listen on ${where}: ${err.message}`;
+  }
+}
+
+/** Binds a server (plain or TLS); rejects with a ListenError if the address cannot be bound. */
+export function listenOn(server: net.Server, port: number, host: string, name = `${host}:${port}`): Promise<net.AddressInfo> {
   return new Promise((resolve, reject) => {
-    const onError = (err: Error): void => reject(err);
+    const onError = (err: NodeJS.ErrnoException): void => reject(new ListenError(name, err.code, explain(err, host, port)));
     server.once('error', onError);
     server.listen(port, host, () => {
       server.off('error', onError);

@@ -17,8 +17,9 @@ export class TcpListener {
     this.server = net.createServer({ noDelay: true }, onSocket);
   }
 
-  listen(): Promise<net.AddressInfo> {
-    return listenOn(this.server, this.options.port, this.options.host);
+  /** `name` is how errors name the listener (default "host:port"). */
+  listen(name?: string): Promise<net.AddressInfo> {
+    return listenOn(this.server, this.options.port, this.options.host, name);
   }
 
   /** Stops accepting; resolves once the server is closed (open sockets are the broker's to end). */

@@ -54,8 +54,9 @@ export class TlsListener {
     });
   }
 
-  listen(): Promise<net.AddressInfo> {
-    return listenOn(this.server, this.config.port, this.config.host);
+  /** `name` is how errors name the listener (default "host:port"). */
+  listen(name?: string): Promise<net.AddressInfo> {
+    return listenOn(this.server, this.config.port, this.config.host, name);
   }
 
   /** Stops accepting; resolves once the server is closed (open sockets are the broker's to end). */

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -141,14 +141,17 @@ describe('cli: moat', () => {
     assert.match(r.stderr, /allow_anonymous/, `stderr: ${r.stderr}`);
   });
 
-  it('a port already in use exits 1', async () => {
+  it('a port already in use exits 1 with one line, before the store is opened', async () => {
     const blocker = net.createServer();
     await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', () => resolve()));
     try {
       const port = (blocker.address() as net.AddressInfo).port;
-      const r = await runMoat(['--port', String(port)]);
+      const cwd = freshCwd();
+      const r = await run(process.execPath, [MOAT, '--port', String(port)], { cwd, limitMs: 10_000 });
       assert.equal(r.code, 1, `exit status ${JSON.stringify([r.code, r.signal])}; stdout: ${r.stdout} stderr: ${r.stderr}`);
-      assert.match(r.stderr, /EADDRINUSE/, `stderr: ${r.stderr}`);
+      assert.equal(r.stderr, `moat: listener 127.0.0.1:${port}: cannot listen on 127.0.0.1:${port}: the port is already in use by another process\n`);
+      assert.doesNotMatch(r.stdout, /already in use|state recovered|failed to start/, 'said once, on stderr only');
+      assert.equal(existsSync(path.join(cwd, 'data')), false, 'the default store ./data was never created');
     } finally {
       await new Promise<void>((resolve) => blocker.close(() => resolve()));
     }

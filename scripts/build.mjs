@@ -1,0 +1,92 @@
+#!/usr/bin/env node
+// Builds the TypeScript only when a source changed since the last build (npm start, npm test and npm run
+// bench all call it), and removes outputs whose source is gone, so a deleted test never runs from dist.
+// Usage: node scripts/build.mjs [project directory, default: this script's parent]
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(process.argv[2] ?? path.join(path.dirname(fileURLToPath(import.meta.url)), '..'));
+const tsconfig = JSON.parse(readFileSync(path.join(root, 'tsconfig.json'), 'utf8'));
+const outDir = path.join(root, tsconfig.compilerOptions.outDir);
+const stampFile = path.join(outDir, '.build-stamp.json');
+
+/** The folders named by tsconfig's `include` patterns (`folder/**\/*.ts`). */
+function sourceFolders() {
+  return tsconfig.include.map((pattern) => {
+    const match = /^([^*]+)\/\*\*\/\*\.ts$/.exec(pattern);
+    if (!match) throw new Error(`scripts/build.mjs understands include patterns of the form "folder/**/*.ts", not "${pattern}"`);
+    return match[1];
+  });
+}
+
+function listTs(folder, into) {
+  let entries;
+  try {
+    entries = readdirSync(folder, { withFileTypes: true });
+  } catch {
+    return into;
+  }
+  for (const entry of entries) {
+    const full = path.join(folder, entry.name);
+    if (entry.isDirectory()) listTs(full, into);
+    else if (entry.name.endsWith('.ts') && !entry.name.endsWith('.d.ts')) into.push(full);
+  }
+  return into;
+}
+
+function newestChange(files) {
+  let newest = 0;
+  for (const file of files) newest = Math.max(newest, statSync(file).mtimeMs);
+  return newest;
+}
+
+function readStamp() {
+  try {
+    return JSON.parse(readFileSync(stampFile, 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+const sources = sourceFolders().flatMap((folder) => listTs(path.join(root, folder), [])).sort();
+const inputs = [...sources, path.join(root, 'tsconfig.json'), path.join(root, 'package.json')];
+const relative = sources.map((file) => path.relative(root, file));
+const stamp = readStamp();
+const upToDate = stamp !== undefined
+  && stamp.newest >= newestChange(inputs)
+  && JSON.stringify(stamp.sources) === JSON.stringify(relative);
+
+if (!upToDate) {
+  const newest = newestChange(inputs); // taken before compiling: a file saved during the build is built next time
+  const tsc = createRequire(path.join(root, 'package.json')).resolve('typescript/bin/tsc');
+  const result = spawnSync(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.json')], { stdio: 'inherit', cwd: root });
+  if (result.status !== 0) process.exit(result.status ?? 1);
+  pruneOrphans(new Set(relative.map((file) => file.slice(0, -'.ts'.length))));
+  writeFileSync(stampFile, JSON.stringify({ newest, sources: relative }));
+  if (process.env.MOAT_BUILD_VERBOSE) process.stdout.write(`built ${sources.length} sources\n`);
+} else if (process.env.MOAT_BUILD_VERBOSE) {
+  process.stdout.write('up to date\n');
+}
+
+/** Outputs (`x.js`, `x.js.map`, `x.d.ts`, `x.d.ts.map`) whose `x.ts` no longer exists. */
+function pruneOrphans(stems) {
+  const outputs = /\.(js|js\.map|d\.ts|d\.ts\.map)$/;
+  const walk = (folder) => {
+    if (!existsSync(folder)) return;
+    for (const entry of readdirSync(folder, { withFileTypes: true })) {
+      const full = path.join(folder, entry.name);
+      if (entry.isDirectory()) {
+        walk(full);
+        continue;
+      }
+      const match = outputs.exec(entry.name);
+      if (!match) continue;
+      const stem = path.relative(outDir, full).slice(0, -match[0].length);
+      if (!stems.has(stem)) rmSync(full);
+    }
+  };
+  walk(outDir);
+}

@@ -1,0 +1,155 @@
+import type { Logger as PinoLogger } from 'pino';
+import { createBroker, type Broker, type ListenerAddress } from '../broker/broker.js';
+import type { BrokerHooks } from '../broker/hooks.js';
+import type { BrokerOptions } from '../broker/options.js';
+import { defaultConfig, loadConfigFile, type LoadedConfig } from '../config/load.js';
+import { createFileLogger, createLogger } from '../log/logger.js';
+import { createSecurity, loggerAudit, type AuditEvent, type AuditLog, type Security } from '../security/index.js';
+import { createStore, describeStore, storeForWorker } from './store.js';
+
+export { describeStore } from './store.js';
+
+/** What `moat` runs: a broker built from a YAML configuration file, reloadable while it runs. */
+export interface ServerOptions {
+  /** The YAML configuration file; without it, the embedded default setup. */
+  configFile?: string;
+  /** The configuration already read from `configFile` (the file is read again on reload). */
+  config?: LoadedConfig;
+  /** Applied to every configuration read, the first and each reload (the command line's --host and --port). */
+  adjust?: (config: LoadedConfig) => void;
+  /** Default: the logger the configuration's `log:` section describes. */
+  logger?: PinoLogger;
+  /** Multi-core mode: this process is one worker; its store is its own, and the peers' hooks and options are added. */
+  worker?: { index: number; hooks: BrokerHooks; options: Partial<BrokerOptions> };
+}
+
+/** What a reload did. */
+export interface ReloadResult {
+  ok: boolean;
+  /** Sections that changed and are in force now. */
+  applied: string[];
+  /** Sections that changed but take effect only when the broker is restarted. */
+  restartNeeded: string[];
+  /** Why nothing was applied (the running configuration stays). */
+  error?: string;
+}
+
+export interface MoatServer {
+  readonly broker: Broker;
+  readonly security: Security;
+  readonly logger: PinoLogger;
+  /** The configuration in force. */
+  readonly config: LoadedConfig;
+  /** Binds the listeners, then recovers the stored state. */
+  listen(): Promise<ListenerAddress[]>;
+  /**
+   * Reads the configuration file again and applies what can change while the broker runs: authentication,
+   * users, groups, roles and ACL files (connected clients follow at once), the audit file, limits (for new
+   * connections and messages) and the log level. Listeners, store, capabilities, workers, sys_interval and
+   * the log format need a restart; they are named in the result. A file with an error changes nothing.
+   */
+  reload(): ReloadResult;
+  close(): Promise<void>;
+}
+
+/** An audit sink that can be pointed elsewhere (a reload may move the audit file). */
+class SwitchableAudit implements AuditLog {
+  constructor(public target: AuditLog) {}
+  record(event: AuditEvent): void {
+    this.target.record(event);
+  }
+}
+
+/** Sections a reload cannot apply, with how to read each from a configuration. */
+const RESTART_SECTIONS: Record<string, (c: LoadedConfig) => unknown> = {
+  listeners: (c) => c.broker.listeners,
+  store: (c) => c.store,
+  capabilities: (c) => c.broker.capabilities,
+  sys_interval: (c) => c.broker.sysInterval,
+  workers: (c) => c.workers,
+  'log.format': (c) => c.log.format,
+  'authorization.unauthorized_publish': (c) => c.broker.unauthorizedPublish,
+};
+
+const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
+
+export function createServer(options: ServerOptions = {}): MoatServer {
+  const read = (): LoadedConfig => {
+    const config = options.configFile ? loadConfigFile(options.configFile) : defaultConfig();
+    options.adjust?.(config);
+    return config;
+  };
+  let config = options.config ?? read();
+  if (options.config) options.adjust?.(config);
+  const logger = options.logger ?? createLogger(config.log.level, config.log.format);
+  const auditFor = (c: LoadedConfig): AuditLog => (c.auditFile ? loggerAudit(createFileLogger(c.auditFile)) : loggerAudit(logger));
+  const audit = new SwitchableAudit(auditFor(config));
+  const security = createSecurity({ ...config.security, audit }, logger);
+  const worker = options.worker;
+  const store = createStore(storeForWorker(config.store, worker?.index), logger);
+  const broker = createBroker({
+    ...config.broker, store, logger, authMethods: { ...security.authMethods, ...config.broker.authMethods },
+    // The peers' hook goes last: it runs only for subscriptions the security hooks allowed.
+    hooks: worker ? [...security.hooks, worker.hooks] : security.hooks,
+    ...worker?.options,
+  });
+
+  const reload = (): ReloadResult => {
+    let next: LoadedConfig;
+    try {
+      next = read();
+    } catch (err) {
+      return { ok: false, applied: [], restartNeeded: [], error: (err as Error).message };
+    }
+    const applied: string[] = [];
+    let restartNeeded: string[];
+    try {
+      restartNeeded = security.update({ ...next.security, audit });
+      if (!same(config.security, next.security)) applied.push('authentication and authorization');
+    } catch (err) {
+      return { ok: false, applied: [], restartNeeded: [], error: (err as Error).message };
+    }
+    for (const [section, of] of Object.entries(RESTART_SECTIONS)) if (!same(of(config), of(next))) restartNeeded.push(section);
+    if (config.auditFile !== next.auditFile) {
+      audit.target = auditFor(next);
+      applied.push('audit');
+    }
+    if (!same(config.broker.limits, next.broker.limits)) {
+      broker.updateLimits(next.broker.limits ?? {});
+      applied.push('limits');
+    }
+    if (config.log.level !== next.log.level) {
+      logger.level = next.log.level;
+      applied.push('log.level');
+    }
+    config = next;
+    return { ok: true, applied, restartNeeded };
+  };
+
+  return {
+    broker,
+    security,
+    logger,
+    get config() {
+      return config;
+    },
+    listen: () => broker.listen(),
+    reload,
+    async close() {
+      await broker.close();
+      security.close();
+    },
+  };
+}
+
+/** Logs what a reload did, as SIGHUP reports it. */
+export function logReload(logger: PinoLogger, result: ReloadResult, file: string | undefined): void {
+  if (!result.ok) {
+    logger.error({ config: file, err: result.error }, 'configuration not reloaded; the running configuration stays in force');
+    return;
+  }
+  logger.info({ config: file, applied: result.applied }, result.applied.length > 0 ? 'configuration reloaded' : 'configuration reloaded; nothing changed');
+  if (result.restartNeeded.length > 0) {
+    logger.warn({ config: file, sections: result.restartNeeded }, `changed, but in force only after a restart: ${result.restartNeeded.join(', ')}`);
+  }
+}

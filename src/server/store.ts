@@ -1,0 +1,36 @@
+import path from 'node:path';
+import type { StoreConfig } from '../config/load.js';
+import { MemoryStore } from '../store/memory.js';
+import { RedisStore } from '../store/redis.js';
+import { SqliteStore } from '../store/sqlite.js';
+import type { BrokerStore } from '../store/store.js';
+
+/** Each worker of multi-core mode keeps its own sessions: a directory or key prefix of its own. */
+export function storeForWorker(config: StoreConfig, index: number | undefined): StoreConfig {
+  if (index === undefined) return config;
+  switch (config.type) {
+    case 'memory': return config;
+    case 'redis': return { ...config, keyPrefix: `${config.keyPrefix ?? 'moat:'}worker-${index}:` };
+    case 'sqlite': return { ...config, directory: path.join(config.directory, `worker-${index}`) };
+  }
+}
+
+export function createStore(config: StoreConfig, logger: { error(obj: object, msg?: string): void }): BrokerStore {
+  switch (config.type) {
+    case 'memory': return new MemoryStore();
+    case 'redis': return new RedisStore({ url: config.url, keyPrefix: config.keyPrefix, logger });
+    case 'sqlite':
+      return new SqliteStore({
+        directory: path.resolve(config.directory), durability: config.durability, flushIntervalMs: config.flushIntervalMs, logger,
+      });
+  }
+}
+
+/** Where the state lives, for the start-up line: an absolute directory, or the Redis address and key prefix. */
+export function describeStore(config: StoreConfig): string {
+  switch (config.type) {
+    case 'memory': return 'memory';
+    case 'redis': return `${config.url} (key prefix "${config.keyPrefix ?? 'moat:'}")`;
+    case 'sqlite': return `${path.resolve(config.directory)} (${config.durability})`;
+  }
+}
