@@ -91,7 +91,7 @@ export async function restartScenario(ctx: BenchContext): Promise<ScenarioReport
   try {
     const populateMs = await populate(new SqliteStore({ directory: path.join(dir, 'data') }), sessions, retained, ctx.log);
     ctx.log(`restart sqlite: populated in ${fmt(populateMs)} ms`);
-    rows.push({ store: 'SQLite (`strict`)', populateMs, ...(await measureRestarts(ctx, 'sqlite', 'store:\n  type: sqlite\n  directory: ./data\n', dir)) });
+    rows.push({ store: 'SQLite (`strict`)', populateMs, ...(await measureRestarts(ctx, 'sqlite', `store:\n  type: sqlite\n  directory: ${path.join(dir, 'data')}\n`, dir)) });
 
     const redis = await startRedis(dir);
     try {

@@ -2,10 +2,11 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { availableParallelism } from 'node:os';
 import { Ajv, type ErrorObject } from 'ajv';
-import { isMap, LineCounter, parseDocument, type Document } from 'yaml';
+import { isMap, isScalar, LineCounter, parseDocument, type Document, type YAMLError } from 'yaml';
 import type { BrokerCapabilities, BrokerLimits, BrokerOptions, TlsListenerOptions } from '../broker/options.js';
 import type { AclConfig, AclRule } from '../security/acl.js';
 import type { AuthenticationSource, SecurityOptions } from '../security/index.js';
+import { checkSecurityFiles, errnoWords, readTlsFiles } from './file-checks.js';
 import { configSchema, type FileBinding, type FileConfig, type FileRule } from './schema.js';
 
 /** A configuration problem, located: file, line, key and what was expected. */
@@ -21,7 +22,8 @@ export class ConfigError extends Error {
   }
 }
 
-const ajv = new Ajv({ allErrors: false, strict: true });
+// verbose: errors carry the offending value and the schema, so a problem can be put in words.
+const ajv = new Ajv({ allErrors: false, strict: true, verbose: true });
 const validate = ajv.compile<FileConfig>(configSchema);
 
 /** Where state is kept: the embedded SQLite store in a data directory (default ./data), or memory only. */
@@ -50,7 +52,7 @@ export function loadConfigFile(file: string): LoadedConfig {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new ConfigError(file, undefined, undefined, `cannot read: ${(err as Error).message}`);
+    throw new ConfigError(file, undefined, undefined, `cannot read the configuration file: ${errnoWords(err)}`);
   }
   return parseConfig(text, file);
 }
@@ -59,21 +61,55 @@ export function parseConfig(text: string, file: string): LoadedConfig {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true });
   const syntax = doc.errors[0];
-  if (syntax) {
-    throw new ConfigError(file, syntax.linePos?.[0].line, undefined, `invalid YAML: ${syntax.message.split('\n')[0]}`);
+  if (syntax) throw new ConfigError(file, syntax.linePos?.[0].line, undefined, `invalid YAML: ${yamlProblem(syntax, text)}`);
+  // An empty file is a mistake (a wrong path, a file truncated by an editor), not a wish for the defaults.
+  if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null && doc.contents.source === '')) {
+    throw new ConfigError(file, undefined, undefined, text.trim() === '' ? 'the configuration file is empty' : 'the configuration file is empty: it holds only comments, no settings');
   }
-  const data: unknown = doc.toJS() ?? {};
+  const data: unknown = doc.toJS();
   if (!validate(data)) {
-    const error = validate.errors![0]!;
+    const error = reported(validate.errors!);
     const path = errorPath(error);
-    throw new ConfigError(file, lineOf(doc, lines, path), path.join('.') || undefined, describe(error));
+    throw new ConfigError(file, lineOf(doc, lines, path), path.join('.') || undefined, describe(error, path));
   }
   const located = (path: string[], problem: string): ConfigError => new ConfigError(file, lineOf(doc, lines, path), path.join('.'), problem);
   checkRoleReferences(data, located);
   checkAuthentication(data, located);
   checkWorkers(data, located);
   const base = path.dirname(path.resolve(file));
+  checkSecurityFiles(data, base, located);
   return toOptions(data, base, readTlsFiles(data, base, located));
+}
+
+/** The yaml library's error as a sentence: its message goes on with an excerpt of the file that a one-line report cannot show. */
+function yamlProblem(error: YAMLError, text: string): string {
+  const first = error.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+  const position = error.linePos?.[0];
+  const column = position ? ` (column ${position.col})` : '';
+  const source = position ? text.split(/\r?\n/)[position.line - 1] ?? '' : '';
+  // Where this line's key starts (the library points at the line's start).
+  const keyColumn = position ? ` (column ${source.length - source.trimStart().length + 1})` : '';
+  switch (error.code) {
+    case 'BAD_INDENT':
+      if (first.startsWith('All mapping items')) return `bad indentation: this key${keyColumn} does not line up with the keys above it; the keys of one map must start in the same column`;
+      if (first.startsWith('All sequence items')) return `bad indentation: this "-" item${keyColumn} does not line up with the items above it; the items of one list must start in the same column`;
+      if (/^Flow (sequence|mapping)/.test(first)) return 'a [ ] list or { } map opened above is not closed before this line (or this line is not indented enough)';
+      return `bad indentation: ${first}${column}`;
+    case 'TAB_AS_INDENT': return `a tab is used for indentation; YAML indents with spaces only${column}`;
+    case 'DUPLICATE_KEY': {
+      const key = /^\s*(?:-\s+)?([^:#]+?)\s*:/.exec(source)?.[1];
+      return `${key ? `the key "${key}"` : 'this key'} appears twice in the same map`;
+    }
+    case 'BLOCK_AS_IMPLICIT_KEY':
+    case 'MULTILINE_IMPLICIT_KEY':
+      return `a value runs into another "key: value"${column}: quote a value that contains ": ", or check the indentation of the next line`;
+    case 'MISSING_CHAR': {
+      const quote = /^Missing closing (["'])quote/.exec(first)?.[1];
+      return quote ? `a ${quote}quoted${quote} value is not closed: its closing ${quote} is missing` : `${first}${column}`;
+    }
+    case 'MULTIPLE_DOCS': return 'the file holds more than one YAML document (a second "---" line); a configuration is one document';
+    default: return `${first}${column}`;
+  }
 }
 
 /** Multi-core mode hands plain TCP sockets between processes; a TLS session cannot follow. */
@@ -143,13 +179,111 @@ function errorPath(error: ErrorObject): string[] {
   return path;
 }
 
-function describe(error: ErrorObject): string {
+/** The error to report: a oneOf/anyOf at the same place as the first error speaks for its branches. */
+function reported(errors: ErrorObject[]): ErrorObject {
+  const first = errors[0]!;
+  return errors.find((e) => (e.keyword === 'oneOf' || e.keyword === 'anyOf') && e.instancePath === first.instancePath) ?? first;
+}
+
+const TYPE_WORDS: Record<string, string> = {
+  integer: 'integer (a whole number)', number: 'number', string: 'string', boolean: 'boolean (true or false)',
+  array: 'array (a list)', object: 'object (a map of keys)', null: 'nothing',
+};
+
+/** The patterns of the schema, in words (test/config/errors.test.ts checks that each has some). */
+export const PATTERN_WORDS: Record<string, string> = {
+  '^rediss?://': 'must be a redis:// or rediss:// URL',
+  '^https?://': 'must be an http:// or https:// URL',
+};
+
+/** Lists named after what they hold. */
+const ITEM_NOUNS: Record<string, [string, string]> = {
+  listeners: ['listener', 'listeners'], algorithms: ['algorithm', 'algorithms'], actions: ['action', 'actions'],
+  roles: ['role', 'roles'], groups: ['group', 'groups'],
+};
+
+/** Every keyword the schema may use that `describe` puts in words; test/config/errors.test.ts checks the schema against it. */
+export const DESCRIBED_KEYWORDS: ReadonlySet<string> = new Set([
+  'type', 'required', 'additionalProperties', 'enum', 'const', 'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum',
+  'multipleOf', 'minLength', 'maxLength', 'pattern', 'format', 'minItems', 'maxItems', 'uniqueItems', 'minProperties',
+  'maxProperties', 'oneOf', 'anyOf', 'not',
+]);
+
+/** A value as the user wrote it, short. */
+function shown(data: unknown): string {
+  if (data === null || data === undefined) return 'nothing';
+  if (Array.isArray(data)) return 'a list';
+  if (typeof data === 'object') return 'a map';
+  const text = typeof data === 'string' ? JSON.stringify(data) : String(data);
+  return text.length > 60 ? `${text.slice(0, 57)}…` : text;
+}
+
+/** A schema as a phrase, for the alternatives of a oneOf/anyOf: "an integer from 1 to 31", "\"auto\"". */
+function describeSchema(schema: Record<string, unknown>): string {
+  if ('const' in schema) return JSON.stringify(schema.const);
+  if (Array.isArray(schema.enum)) return `one of ${schema.enum.map((v) => JSON.stringify(v)).join(', ')}`;
+  const nouns: Record<string, string> = { integer: 'an integer', number: 'a number', string: 'a string', boolean: 'true or false', array: 'a list', object: 'a map of keys' };
+  const noun = nouns[String(schema.type)] ?? 'a value';
+  const { minimum, maximum } = schema as { minimum?: number; maximum?: number };
+  if (minimum !== undefined && maximum !== undefined) return `${noun} from ${minimum} to ${maximum}`;
+  if (minimum !== undefined) return `${noun} of at least ${minimum}`;
+  if (maximum !== undefined) return `${noun} of at most ${maximum}`;
+  return noun;
+}
+
+/** The closest of `known` to `name`, if it is close enough to be a typo. */
+function closest(name: string, known: string[]): string | undefined {
+  const distance = (a: string, b: string): number => {
+    let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+    for (let i = 1; i <= a.length; i++) {
+      const next = [i];
+      for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+      row = next;
+    }
+    return row[b.length]!;
+  };
+  let best: string | undefined;
+  let bestDistance = Math.max(2, Math.floor(name.length / 4)) + 1;
+  for (const candidate of known) {
+    const d = distance(name, candidate);
+    if (d < bestDistance) [best, bestDistance] = [candidate, d];
+  }
+  return best;
+}
+
+/** What is wrong, in words a person uses (never ajv's own "must NOT have fewer than 1 items"). */
+function describe(error: ErrorObject, path: string[]): string {
+  const p = error.params as Record<string, unknown>;
+  const got = `, got ${shown(error.data)}`;
+  const [noun, nouns] = ITEM_NOUNS[path.at(-1) ?? ''] ?? ['entry', 'entries'];
   switch (error.keyword) {
-    case 'additionalProperties': return 'unknown key';
-    case 'required': return 'is required';
-    case 'enum': return `expected one of ${(error.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`;
-    case 'type': return `expected ${String(error.params.type)}`;
-    default: return `expected a value that ${error.message ?? 'is valid'}`;
+    case 'additionalProperties': {
+      const known = Object.keys((error.parentSchema as { properties?: object } | undefined)?.properties ?? {});
+      const guess = closest(String(p.additionalProperty), known);
+      return `unknown key${guess ? ` (did you mean "${guess}"?)` : ''}`;
+    }
+    case 'required': return 'is required but missing';
+    case 'type': return `expected ${String(p.type).split(',').map((t) => TYPE_WORDS[t] ?? t).join(' or ')}${got}`;
+    case 'enum': return `expected one of ${(p.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}${got}`;
+    case 'const': return `expected ${JSON.stringify(p.allowedValue)}${got}`;
+    case 'minimum': return `must be at least ${String(p.limit)}${got}`;
+    case 'maximum': return `must be at most ${String(p.limit)}${got}`;
+    case 'exclusiveMinimum': return `must be more than ${String(p.limit)}${got}`;
+    case 'exclusiveMaximum': return `must be less than ${String(p.limit)}${got}`;
+    case 'multipleOf': return `must be a multiple of ${String(p.multipleOf)}${got}`;
+    case 'minLength': return p.limit === 1 ? 'must not be empty' : `must be at least ${String(p.limit)} characters long${got}`;
+    case 'maxLength': return `must be at most ${String(p.limit)} characters long`;
+    case 'pattern': return `${PATTERN_WORDS[String(p.pattern)] ?? `must match the pattern ${String(p.pattern)}`}${got}`;
+    case 'format': return `must be a valid ${String(p.format)}${got}`;
+    case 'minItems': return p.limit === 1 ? `must list at least one ${noun}` : `must list at least ${String(p.limit)} ${nouns}`;
+    case 'maxItems': return `must list at most ${String(p.limit)} ${p.limit === 1 ? noun : nouns}`;
+    case 'uniqueItems': return `must not list the same ${noun} twice (items ${Number(p.j) + 1} and ${Number(p.i) + 1} are the same)`;
+    case 'minProperties': return `must have at least ${String(p.limit)} key${p.limit === 1 ? '' : 's'}`;
+    case 'maxProperties': return `must have at most ${String(p.limit)} key${p.limit === 1 ? '' : 's'}`;
+    case 'oneOf':
+    case 'anyOf': return `expected ${(error.schema as Array<Record<string, unknown>>).map(describeSchema).join(', or ')}${got}`;
+    case 'not': return `this value is not allowed here${got}`;
+    default: return `this value is not accepted here${got}`;
   }
 }
 
@@ -262,30 +396,7 @@ function toSecurity(config: FileConfig, base: string): SecurityOptions {
   return security;
 }
 
-/** The PEM files of each TLS listener, read now so that a missing or unreadable one is a configuration error on its line. */
-function readTlsFiles(config: FileConfig, base: string, located: (path: string[], problem: string) => ConfigError): Map<number, TlsListenerOptions> {
-  const byListener = new Map<number, TlsListenerOptions>();
-  config.listeners?.forEach((listener, index) => {
-    const t = listener.tls;
-    if (!t) return;
-    const read = (key: 'cert_file' | 'key_file' | 'ca_file', name: string): Buffer => {
-      const file = path.resolve(base, name);
-      try {
-        return readFileSync(file);
-      } catch (err) {
-        throw located(['listeners', String(index), 'tls', key], `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-      }
-    };
-    const options: TlsListenerOptions = { cert: read('cert_file', t.cert_file), key: read('key_file', t.key_file) };
-    if (t.ca_file !== undefined) options.ca = read('ca_file', t.ca_file);
-    if (t.request_client_certificate !== undefined) options.requestClientCertificate = t.request_client_certificate;
-    if (t.require_client_certificate !== undefined) options.requireClientCertificate = t.require_client_certificate;
-    byListener.set(index, options);
-  });
-  return byListener;
-}
-
-function toOptions(config: FileConfig, base = process.cwd(), tls = new Map<number, TlsListenerOptions>()): LoadedConfig {
+function toOptions(config: FileConfig, base: string, tls: Map<number, TlsListenerOptions>): LoadedConfig {
   const limits: Partial<BrokerLimits> = {};
   for (const [key, value] of Object.entries(config.limits ?? {})) {
     (limits as Record<string, unknown>)[LIMIT_KEYS[key as keyof typeof LIMIT_KEYS]] = value;
@@ -311,7 +422,8 @@ function toOptions(config: FileConfig, base = process.cwd(), tls = new Map<numbe
       ? { type: 'redis', url: config.store.url ?? 'redis://127.0.0.1:6379', keyPrefix: config.store.key_prefix }
       : {
       type: 'sqlite',
-      directory: config.store?.directory ?? DEFAULT_STORE_DIRECTORY,
+      // Like every path in the file, relative to the file's directory; without the key, ./data of the working directory.
+      directory: config.store?.directory !== undefined ? path.resolve(base, config.store.directory) : DEFAULT_STORE_DIRECTORY,
       durability: config.store?.durability ?? 'strict',
       flushIntervalMs: config.store?.flush_interval_ms,
     };

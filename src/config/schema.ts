@@ -1,3 +1,5 @@
+import type { JwtAlgorithm } from '../security/jwt-provider.js';
+
 /** JSON schema of the YAML configuration file; docs/configuration.md describes each key. */
 export const configSchema = {
   type: 'object',
@@ -96,7 +98,7 @@ export const configSchema = {
           path: { type: 'string', minLength: 1 },
           watch: { type: 'boolean' },
           // jwt
-          algorithms: { type: 'array', minItems: 1, items: { enum: ['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'ES256', 'ES384', 'EdDSA'] } },
+          algorithms: { type: 'array', minItems: 1, items: { enum: ['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] } },
           secret_file: { type: 'string', minLength: 1 },
           public_key_file: { type: 'string', minLength: 1 },
           jwks_file: { type: 'string', minLength: 1 },
@@ -199,7 +201,7 @@ export interface FileAuthentication {
   fail_open?: boolean;
   path?: string;
   watch?: boolean;
-  algorithms?: Array<'HS256' | 'HS384' | 'HS512' | 'RS256' | 'RS384' | 'RS512' | 'PS256' | 'ES256' | 'ES384' | 'EdDSA'>;
+  algorithms?: JwtAlgorithm[];
   secret_file?: string;
   public_key_file?: string;
   jwks_file?: string;

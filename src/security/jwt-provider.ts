@@ -1,6 +1,7 @@
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import {
-  createLocalJWKSet, createRemoteJWKSet, importSPKI, importX509, jwtVerify,
+  createLocalJWKSet, createRemoteJWKSet, jwtVerify,
   type JWTPayload, type JWTVerifyGetKey, type JWTVerifyOptions,
 } from 'jose';
 import type { AuthenticateRequest, ClientIdentity } from '../broker/hooks.js';
@@ -17,7 +18,79 @@ import type { AuthProvider, ProviderAnswer } from './authentication.js';
  * ends when the token expires (MQTT 5: DISCONNECT 0xA0) unless told otherwise.
  */
 
-export type JwtAlgorithm = 'HS256' | 'HS384' | 'HS512' | 'RS256' | 'RS384' | 'RS512' | 'PS256' | 'ES256' | 'ES384' | 'EdDSA';
+export type JwtAlgorithm = 'HS256' | 'HS384' | 'HS512' | 'RS256' | 'RS384' | 'RS512' | 'PS256' | 'PS384' | 'PS512' | 'ES256' | 'ES384' | 'ES512' | 'EdDSA';
+
+/** The key each algorithm verifies with, in words. */
+const KEY_NEEDED: Record<JwtAlgorithm, string> = {
+  HS256: 'an HMAC secret (secret_file)', HS384: 'an HMAC secret (secret_file)', HS512: 'an HMAC secret (secret_file)',
+  RS256: 'an RSA key', RS384: 'an RSA key', RS512: 'an RSA key', PS256: 'an RSA key', PS384: 'an RSA key', PS512: 'an RSA key',
+  ES256: 'an EC P-256 key', ES384: 'an EC P-384 key', ES512: 'an EC P-521 key', EdDSA: 'an Ed25519 key',
+};
+const EC_ALGORITHM: Record<string, JwtAlgorithm> = { prime256v1: 'ES256', secp384r1: 'ES384', secp521r1: 'ES512' };
+const EC_NAME: Record<string, string> = { prime256v1: 'P-256', secp384r1: 'P-384', secp521r1: 'P-521' };
+const RSA_ALGORITHMS: JwtAlgorithm[] = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'];
+/** jose refuses shorter RSA keys at every verification. */
+const MIN_RSA_BITS = 2048;
+
+export const isHmac = (alg: JwtAlgorithm): boolean => alg.startsWith('HS');
+
+/** What `alg` verifies with: "an RSA key", "an EC P-256 key", "an HMAC secret (secret_file)"… */
+export function keyNeeded(alg: JwtAlgorithm): string {
+  return KEY_NEEDED[alg];
+}
+
+/** A public key in words: "an RSA key (2048 bits)", "an EC P-256 key", "an Ed25519 key". */
+export function describeKey(key: KeyObject): string {
+  const type = key.asymmetricKeyType;
+  const details = key.asymmetricKeyDetails ?? {};
+  if (type === 'rsa' || type === 'rsa-pss') return `an ${type === 'rsa' ? 'RSA' : 'RSA-PSS'} key (${details.modulusLength ?? '?'} bits)`;
+  if (type === 'ec') return `an EC ${EC_NAME[details.namedCurve ?? ''] ?? details.namedCurve ?? 'unknown curve'} key`;
+  if (type === 'ed25519') return 'an Ed25519 key';
+  return `a${/^[aeiou]/i.test(type ?? '') ? 'n' : ''} ${type ?? 'unknown'} key`;
+}
+
+/** The algorithms (of those Moat accepts) that can verify a token with this public key; none for a key jose cannot use. */
+export function algorithmsFor(key: KeyObject): JwtAlgorithm[] {
+  const details = key.asymmetricKeyDetails ?? {};
+  switch (key.asymmetricKeyType) {
+    case 'rsa': return (details.modulusLength ?? 0) >= MIN_RSA_BITS ? RSA_ALGORITHMS : [];
+    case 'ec': {
+      const alg = EC_ALGORITHM[details.namedCurve ?? ''];
+      return alg ? [alg] : [];
+    }
+    case 'ed25519': return ['EdDSA'];
+    default: return [];
+  }
+}
+
+/** Why this public key (from `file`) cannot verify `alg` tokens ("RS256 needs an RSA key, but ec.pem is an EC P-256 key"), or undefined when it can. */
+export function keyMismatch(key: KeyObject, alg: JwtAlgorithm, file = 'the key'): string | undefined {
+  if (algorithmsFor(key).includes(alg)) return undefined;
+  const small = key.asymmetricKeyType === 'rsa' && !isHmac(alg) && RSA_ALGORITHMS.includes(alg);
+  return small
+    ? `${alg} needs an RSA key of at least ${MIN_RSA_BITS} bits, but ${file} is ${describeKey(key)}`
+    : `${alg} needs ${KEY_NEEDED[alg]}, but ${file} is ${describeKey(key)}`;
+}
+
+/**
+ * The public key of a PEM file holding a public key or a certificate. Anything else (a private key, a file
+ * that is no PEM key at all) throws an error saying so in words, naming the file.
+ */
+export function readPublicKey(file: string): KeyObject {
+  return publicKeyFromPem(readKeyFile(file, 'public key'), file);
+}
+
+export function publicKeyFromPem(pem: string, file: string): KeyObject {
+  if (/-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/.test(pem)) {
+    throw new Error(`${file} holds a private key, not a public key: give the public key (openssl pkey -in <key> -pubout) or the certificate`);
+  }
+  if (!/-----BEGIN (PUBLIC KEY|RSA PUBLIC KEY|CERTIFICATE)-----/.test(pem)) throw new Error(`${file} is not a public key or a certificate (PEM)`);
+  try {
+    return createPublicKey(pem);
+  } catch {
+    throw new Error(`${file} is not a readable public key or certificate (its PEM does not decode)`);
+  }
+}
 
 export interface JwtProviderOptions {
   /** The only algorithms accepted; required, so a token cannot choose its own. */
@@ -51,7 +124,7 @@ export interface JwtProviderOptions {
 
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 
-type KeySource = Uint8Array | Awaited<ReturnType<typeof importSPKI>> | JWTVerifyGetKey;
+type KeySource = Uint8Array | KeyObject | JWTVerifyGetKey;
 
 function readKeyFile(file: string, what: string): string {
   try {
@@ -64,14 +137,14 @@ function readKeyFile(file: string, what: string): string {
 export class JwtProvider implements AuthProvider {
   readonly method = 'jwt';
   readonly grantsPermissions: boolean;
-  private key: Promise<KeySource> | KeySource;
+  private readonly key: KeySource;
   private readonly verifyOptions: JWTVerifyOptions;
 
   constructor(private readonly options: JwtProviderOptions) {
     if (options.algorithms.length === 0) throw new Error('jwt: algorithms must list at least one algorithm');
     const sources = [options.secretFile, options.publicKeyFile, options.jwksFile, options.jwksUrl].filter((s) => s !== undefined);
     if (sources.length !== 1) throw new Error('jwt: give exactly one of secret_file, public_key_file, jwks_file, jwks_url');
-    const hmac = options.algorithms.filter((a) => a.startsWith('HS'));
+    const hmac = options.algorithms.filter(isHmac);
     if (hmac.length > 0 && options.secretFile === undefined) throw new Error(`jwt: ${hmac.join(', ')} needs secret_file`);
     if (options.secretFile !== undefined && hmac.length !== options.algorithms.length) {
       throw new Error('jwt: a secret_file goes with HMAC algorithms (HS256/384/512) only');
@@ -84,10 +157,19 @@ export class JwtProvider implements AuthProvider {
     if (options.audience !== undefined) this.verifyOptions.audience = options.audience;
   }
 
-  private loadKey(): KeySource | Promise<KeySource> {
+  /**
+   * Everything is read and checked here, synchronously: a key that cannot serve a configured algorithm is an
+   * error now, never a rejected promise found later (which once ended the process after "moat started").
+   */
+  private loadKey(): KeySource {
     const o = this.options;
     if (o.secretFile) {
-      const secret = readFileSync(o.secretFile);
+      let secret: Buffer;
+      try {
+        secret = readFileSync(o.secretFile);
+      } catch (err) {
+        throw new Error(`${o.secretFile}: cannot read the HMAC secret: ${(err as Error).message}`);
+      }
       if (secret.length < 32) throw new Error(`${o.secretFile}: an HMAC secret must have at least 32 bytes`);
       return new Uint8Array(secret);
     }
@@ -99,9 +181,12 @@ export class JwtProvider implements AuthProvider {
         timeoutDuration: o.jwksTimeoutMs ?? 5000,
       });
     }
-    const pem = readKeyFile(o.publicKeyFile!, 'public key');
-    const alg = o.algorithms[0]!;
-    return pem.includes('BEGIN CERTIFICATE') ? importX509(pem, alg) : importSPKI(pem, alg);
+    const key = readPublicKey(o.publicKeyFile!);
+    for (const alg of o.algorithms) {
+      const mismatch = keyMismatch(key, alg, o.publicKeyFile);
+      if (mismatch) throw new Error(`jwt: ${mismatch}`);
+    }
+    return key;
   }
 
   async authenticate(request: AuthenticateRequest): Promise<ProviderAnswer> {
@@ -109,10 +194,11 @@ export class JwtProvider implements AuthProvider {
     if (token === undefined || !JWT_SHAPE.test(token)) return { outcome: 'pass' };
     let payload: JWTPayload;
     try {
-      const key = await this.key;
+      const key = this.key;
       // Both overloads take the same options; the key is a secret, a key object or a key set.
       payload = (typeof key === 'function' ? await jwtVerify(token, key, this.verifyOptions) : await jwtVerify(token, key, this.verifyOptions)).payload;
     } catch (err) {
+      // Every problem of this one token (a key of the wrong type for its algorithm included) refuses this client only.
       // jose reports most problems with a `code`; some (a key of the wrong type) as plain errors.
       const code = (err as { code?: string }).code;
       const why = `token refused: ${code ?? 'ERR'} ${(err as Error).message}`;

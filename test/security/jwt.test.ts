@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes, sign as signWith } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
@@ -7,7 +7,8 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type JWTPayload } from 'jose';
 import type { IClientOptions, MqttClient, Packet } from 'mqtt';
-import { createSecurity, MemoryAudit, type JwtProviderOptions, type Security } from '../../src/security/index.js';
+import { createSecurity, JwtProvider, MemoryAudit, type JwtProviderOptions, type Security } from '../../src/security/index.js';
+import type { AuthenticateRequest } from '../../src/broker/hooks.js';
 import { connackCode } from '../helpers/security.js';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
 import { connectV5 } from '../helpers/v5.js';
@@ -190,6 +191,53 @@ describe('JWT authentication', () => {
       await op.publishAsync('ops/deploy', 'go', { qos: 1 });
       const guest = await accepted(tb.url, { clientId: 'guest', username: 'gus', password: await sign({ sub: 'gus', groups: ['guests'] }), protocolVersion: 5 });
       await assert.rejects(guest.publishAsync('ops/deploy', 'go', { qos: 1 }), (err: { code?: number }) => err.code === 0x87);
+    });
+  });
+  describe('keys that cannot serve an algorithm never end the process', () => {
+    const request = (token: string): AuthenticateRequest => ({
+      clientId: 'c', username: undefined, password: Buffer.from(token), protocolVersion: 5, remoteAddress: '127.0.0.1', listener: 'test', allowAnonymous: false, remotePort: 1,
+    });
+
+    it('a public key that cannot verify a listed algorithm, or a file that is no key, is an error when the provider is made (not a rejection found after start)', async () => {
+      const ec = path.join(dir, 'p256.pem');
+      writeFileSync(ec, generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'pem' }));
+      const junk = path.join(dir, 'junk.pem');
+      writeFileSync(junk, 'not a key\n');
+      const rejections: unknown[] = [];
+      const onRejection = (reason: unknown): void => {
+        rejections.push(reason);
+      };
+      process.on('unhandledRejection', onRejection);
+      try {
+        assert.throws(() => new JwtProvider({ algorithms: ['RS256', 'ES256'], publicKeyFile: ec }), {
+          message: `jwt: RS256 needs an RSA key, but ${ec} is an EC P-256 key`,
+        });
+        assert.throws(() => new JwtProvider({ algorithms: ['ES256'], publicKeyFile: junk }), { message: `${junk} is not a public key or a certificate (PEM)` });
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        assert.deepEqual(rejections, [], 'no promise left to reject later');
+      } finally {
+        process.off('unhandledRejection', onRejection);
+      }
+    });
+
+    it('a key jose cannot use for one token (an RSA key under 2048 bits in a key set) refuses that client, and the next one is served', async () => {
+      const small = generateKeyPairSync('rsa', { modulusLength: 1024 });
+      const es = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+      const file = path.join(dir, 'mixed.jwks');
+      writeFileSync(file, JSON.stringify({ keys: [
+        { ...small.publicKey.export({ format: 'jwk' }), kid: 'small', alg: 'RS256' },
+        { ...es.publicKey.export({ format: 'jwk' }), kid: 'es', alg: 'ES256' },
+      ] }));
+      const provider = new JwtProvider({ algorithms: ['RS256', 'ES256'], jwksFile: file });
+      // jose will not sign with so small a key either: sign by hand.
+      const header = b64url({ alg: 'RS256', kid: 'small' });
+      const body = b64url({ sub: 'sam', exp: now() + 600 });
+      const smallToken = `${header}.${body}.${signWith('sha256', Buffer.from(`${header}.${body}`), small.privateKey).toString('base64url')}`;
+      const refused = await provider.authenticate(request(smallToken));
+      assert.equal(refused.outcome, 'refuse');
+      assert.match((refused as { why: string }).why, /2048/);
+      const good = await new SignJWT({ sub: 'sam' }).setProtectedHeader({ alg: 'ES256', kid: 'es' }).setExpirationTime('10m').sign(es.privateKey);
+      assert.equal((await provider.authenticate(request(good))).outcome, 'accept');
     });
   });
 });

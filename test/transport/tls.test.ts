@@ -177,6 +177,7 @@ describe('TLS in the configuration file', () => {
 
   it('certificate authentication in YAML: options mapped, a key of another provider refused on its line', () => {
     const file = path.join(pki.dir, 'auth.yaml');
+    writeFileSync(path.join(pki.dir, 'users.pw'), ''); // read when the configuration is loaded
     const config = parseConfig('authentication:\n  - type: certificate\n    username_from: subject\n    also_password_file: users.pw\n    watch: false\n', file);
     assert.deepEqual(config.security.authentication, [
       { type: 'certificate', usernameFrom: 'subject', alsoPasswordFile: { path: path.join(pki.dir, 'users.pw'), watch: false } },

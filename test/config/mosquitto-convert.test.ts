@@ -1,0 +1,253 @@
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { parse } from 'yaml';
+import { parseConfig } from '../../src/config/load.js';
+import { compareIncludeNames, convertMosquittoConfig, looksLikeMosquittoConfig } from '../../src/config/mosquitto.js';
+import type { FileConfig } from '../../src/config/schema.js';
+
+/** The pure Mosquitto → Moat converter, on files held in memory. */
+
+const MAIN = '/etc/mq/mosquitto.conf';
+
+interface Converted {
+  yaml: string;
+  config: FileConfig;
+  /** The comment lines of the output. */
+  comments: string[];
+}
+
+function convert(text: string, files: Record<string, string> = {}): Converted {
+  const yaml = convertMosquittoConfig(MAIN, text, {
+    readFile(file) {
+      const content = files[file];
+      if (content === undefined) throw new Error('ENOENT');
+      return content;
+    },
+    readDir(dir) {
+      const names = Object.keys(files).filter((f) => path.dirname(f) === dir).map((f) => path.basename(f));
+      if (names.length === 0) throw new Error('ENOENT');
+      return names.reverse();
+    },
+  });
+  const comments = yaml.split('\n').filter((l) => l.trim().startsWith('#') || l.includes('   # '));
+  return { yaml, config: parse(yaml) as FileConfig, comments };
+}
+
+/** The comment about a line, asserted to exist. */
+function comment(c: Converted, pattern: RegExp): string {
+  const found = c.comments.find((l) => pattern.test(l));
+  assert.ok(found, `no comment matching ${pattern} in:\n${c.yaml}`);
+  return found;
+}
+
+describe('moat convert: listeners', () => {
+  it("no listener: Mosquitto 2's local-only mode, 127.0.0.1:1883 with anonymous clients", () => {
+    const c = convert('# nothing but a comment\n\nsys_interval 10\n');
+    assert.deepEqual(c.config.listeners, [{ host: '127.0.0.1', port: 1883, allow_anonymous: true }]);
+    parseConfig(c.yaml, '/tmp/moat.yaml');
+  });
+
+  it('an explicit allow_anonymous false is kept in local-only mode, with a note that Mosquitto ignores it there', () => {
+    const c = convert('allow_anonymous false\n');
+    assert.deepEqual(c.config.listeners, [{ host: '127.0.0.1', port: 1883, allow_anonymous: false }]);
+    comment(c, /mosquitto\.conf:1: Mosquitto 2\.0 ignores this without a listener/);
+  });
+
+  it('listener <port> [address]: every address (IPv4 and IPv6) without one; anonymous refused by default', () => {
+    const c = convert('listener 1883\nlistener 1884 10.0.0.5\nlistener 1885\nsocket_domain ipv4\n');
+    assert.deepEqual(c.config.listeners, [
+      { host: '::', port: 1883, allow_anonymous: false },
+      { host: '10.0.0.5', port: 1884, allow_anonymous: false },
+      { host: '0.0.0.0', port: 1885, allow_anonymous: false },
+    ]);
+    comment(c, /# listener 1884 10\.0\.0\.5 \(mosquitto\.conf:2\)/);
+  });
+
+  it('port and bind_address make the default listener; listener options before the first listener line are its own', () => {
+    const c = convert('port 1999\nbind_address 127.0.0.1\nmax_connections 10\nlistener 2000 127.0.0.2\n');
+    assert.deepEqual(c.config.listeners?.map((l) => [l.host, l.port]), [['127.0.0.2', 2000], ['127.0.0.1', 1999]]);
+    assert.match(comment(c, /max_connections 10/), /per listener in Mosquitto/);
+  });
+
+  it('a listener option before any listener line starts the default listener on port 1883, as Mosquitto does', () => {
+    const c = convert('max_connections 5\nlistener 18934 127.0.0.1\nallow_anonymous true\n');
+    assert.deepEqual(c.config.listeners?.map((l) => [l.host, l.port, l.allow_anonymous]), [['127.0.0.1', 18934, true], ['::', 1883, true]]);
+  });
+
+  it('protocol mqtt is accepted; protocol websockets leaves the listener out, commented with the reason', () => {
+    const c = convert('listener 1883 127.0.0.1\nprotocol mqtt\nlistener 9001\nprotocol websockets\nhttp_dir /www\nmax_connections 7\n');
+    assert.deepEqual(c.config.listeners, [{ host: '127.0.0.1', port: 1883, allow_anonymous: false }]);
+    const why = comment(c, /mosquitto\.conf:3: listener 9001 — protocol websockets \(mosquitto\.conf:4\)/);
+    assert.match(why, /no WebSocket listener yet/);
+    assert.match(why, /http_dir \(mosquitto\.conf:5\), max_connections \(mosquitto\.conf:6\)/);
+    assert.equal(c.config.limits?.max_connections, undefined, "the left-out listener's limit is not applied");
+    comment(c, /^ {2}# {2}port: 9001$|^ {2}# - host: "::"$/);
+  });
+
+  it('allow_anonymous applies to every listener (per_listener_settings false)', () => {
+    const c = convert('listener 1883\nlistener 1884\nallow_anonymous true\n');
+    assert.deepEqual(c.config.listeners?.map((l) => l.allow_anonymous), [true, true]);
+    parseConfig(c.yaml, '/tmp/moat.yaml');
+  });
+
+  it('a network listener that nobody can use (no authentication, anonymous refused) is flagged', () => {
+    const c = convert('listener 1883\n');
+    comment(c, /Mosquitto accepts nobody on this listener, and Moat refuses to start/);
+  });
+});
+
+describe('moat convert: security', () => {
+  it('password_file and acl_file become absolute paths resolved against the directory of mosquitto.conf', () => {
+    const c = convert('listener 1883\npassword_file passwd\nacl_file ../acl/rules.acl\nallow_anonymous false\n');
+    assert.deepEqual(c.config.authentication, [{ type: 'password_file', path: '/etc/mq/passwd' }]);
+    assert.deepEqual(c.config.authorization, { acl_file: '/etc/acl/rules.acl' });
+  });
+
+  it('TLS: certfile, keyfile, cafile, require_certificate; use_identity_as_username becomes a certificate source', () => {
+    const c = convert('listener 8883\ncertfile certs/s.crt\nkeyfile certs/s.key\ncafile /pki/ca.crt\nrequire_certificate true\nuse_identity_as_username true\n');
+    assert.deepEqual(c.config.listeners?.[0]?.tls, {
+      cert_file: '/etc/mq/certs/s.crt', key_file: '/etc/mq/certs/s.key', ca_file: '/pki/ca.crt', require_client_certificate: true,
+    });
+    assert.deepEqual(c.config.authentication, [{ type: 'certificate', username_from: 'common_name', require_username_match: false }]);
+  });
+
+  it('use_subject_as_username takes the whole subject; without require_certificate the certificate is still asked for', () => {
+    const c = convert('listener 8883\ncertfile s.crt\nkeyfile s.key\ncafile ca.crt\nuse_subject_as_username true\npassword_file pw\n');
+    assert.equal(c.config.listeners?.[0]?.tls?.request_client_certificate, true);
+    assert.deepEqual(c.config.authentication?.map((a) => [a.type, a.username_from]), [['certificate', 'subject'], ['password_file', undefined]]);
+  });
+
+  it('a certfile without keyfile leaves the listener plain, with a comment', () => {
+    const c = convert('listener 8883\ncertfile s.crt\ncapath /etc/ssl/certs\n');
+    assert.equal(c.config.listeners?.[0]?.tls, undefined);
+    comment(c, /certfile s\.crt — TLS needs both certfile and keyfile/);
+    comment(c, /capath \/etc\/ssl\/certs — Moat reads one CA file/);
+  });
+
+  it('per_listener_settings true: allow_anonymous per listener; one password file for all, with a note; a second one is commented', () => {
+    const c = convert([
+      'per_listener_settings true',
+      'listener 1883 127.0.0.1',
+      'allow_anonymous true',
+      'listener 8883',
+      'password_file users.pw',
+      'acl_file users.acl',
+      'listener 8884',
+      'password_file other.pw',
+    ].join('\n'));
+    assert.deepEqual(c.config.listeners?.map((l) => l.allow_anonymous), [true, false, false]);
+    assert.deepEqual(c.config.authentication, [{ type: 'password_file', path: '/etc/mq/users.pw' }]);
+    assert.deepEqual(c.config.authorization, { acl_file: '/etc/mq/users.acl' });
+    comment(c, /mosquitto\.conf:8: password_file other\.pw — per_listener_settings: Moat has one password file for all listeners/);
+    comment(c, /the ACL file of mosquitto\.conf:6 now also applies to listeners that had none/);
+  });
+
+  it('per_listener_settings false: security options after a listener line are still global', () => {
+    const c = convert('listener 1883\nlistener 1884\npassword_file pw\nallow_anonymous false\n');
+    assert.deepEqual(c.config.listeners?.map((l) => l.allow_anonymous), [false, false]);
+    assert.equal(c.config.authentication?.length, 1);
+  });
+});
+
+describe('moat convert: store, limits and the rest', () => {
+  it('persistence true with persistence_location: the SQLite store in that directory (absolute)', () => {
+    const c = convert('persistence true\npersistence_location data/\n');
+    assert.deepEqual(c.config.store, { type: 'sqlite', directory: '/etc/mq/data' });
+  });
+
+  it("persistence false, or none (Mosquitto's default), keeps state in memory", () => {
+    assert.deepEqual(convert('persistence false\n').config.store, { type: 'memory' });
+    const c = convert('sys_interval 5\n');
+    assert.deepEqual(c.config.store, { type: 'memory' });
+    comment(c, /Mosquitto's default: no persistence/);
+  });
+
+  it('limits: max_connections (one listener), max_packet_size, max_inflight_messages, max_queued_messages; sys_interval', () => {
+    const c = convert('listener 1883\nmax_connections 500\nmax_packet_size 65536\nmax_inflight_messages 20\nmax_queued_messages 300\nmax_queued_bytes 0\nsys_interval 30\nretain_available false\n');
+    assert.deepEqual(c.config.limits, { max_connections: 500, max_packet_size: 65536, max_inflight_messages: 20, max_queued_messages: 300, max_queued_bytes: 0 });
+    assert.equal(c.config.sys_interval, 30);
+    assert.deepEqual(c.config.capabilities, { retain_available: false });
+    parseConfig(c.yaml, '/tmp/moat.yaml');
+  });
+
+  it("Mosquitto's 'no limit' values become Moat's largest, or stay Moat's default with a comment", () => {
+    const c = convert('max_inflight_messages 0\nmax_packet_size 0\nmax_queued_messages 0\nmax_connections -1\n');
+    assert.deepEqual(c.config.limits, { max_inflight_messages: 65535, max_packet_size: 268435460 });
+    comment(c, /max_queued_messages 0 — no limit in Mosquitto; Moat always bounds the queue/);
+    parseConfig(c.yaml, '/tmp/moat.yaml');
+  });
+
+  it('defaults that differ are named: inflight window and packet size', () => {
+    const c = convert('listener 1883 127.0.0.1\n');
+    comment(c, /max_inflight_messages: Mosquitto's default is 20, Moat's 1000/);
+    comment(c, /max_packet_size: Mosquitto accepts packets of any size by default/);
+  });
+
+  it('options without an equivalent become comments naming the option, its line and why', () => {
+    const c = convert('pid_file /run/m.pid\nuser mosquitto\nlog_dest file /var/log/m.log\nautosave_interval 60\n');
+    assert.match(comment(c, /mosquitto\.conf:1: pid_file \/run\/m\.pid — /), /no pid file/);
+    assert.match(comment(c, /mosquitto\.conf:2: user mosquitto — /), /does not switch user/);
+    assert.match(comment(c, /mosquitto\.conf:3: log_dest file/), /standard output/);
+    assert.match(comment(c, /mosquitto\.conf:4: autosave_interval 60 — /), /every change/);
+  });
+
+  it('a bridge section is commented line by line until the next ordinary option', () => {
+    const c = convert('connection cloud\naddress broker.example:1883\ntopic sensors/# out 1\nbridge_protocol_version mqttv311\nsys_interval 20\n');
+    comment(c, /mosquitto\.conf:1: connection cloud — Moat has no bridges/);
+    comment(c, /mosquitto\.conf:3: topic sensors\/# out 1 — part of bridge "cloud" \(mosquitto\.conf:1\)/);
+    comment(c, /mosquitto\.conf:4: bridge_protocol_version/);
+    assert.equal(c.config.sys_interval, 20);
+  });
+
+  it('unknown and invalid lines are commented, never fatal', () => {
+    const c = convert('frobnicate 3\nlistener abc\nallow_anonymous maybe\nmax_packet_size -5\nlistener 0 /run/mq.sock\n\t  \n:::\n');
+    comment(c, /frobnicate 3 — not a Mosquitto 2\.x option/);
+    comment(c, /listener abc — expected "listener <port> \[address\]"/);
+    comment(c, /allow_anonymous maybe — expected true or false/);
+    comment(c, /max_packet_size -5 — expected a whole number/);
+    comment(c, /listener 0 \/run\/mq\.sock — Moat has no Unix socket listeners/);
+    parseConfig(c.yaml, '/tmp/moat.yaml');
+  });
+});
+
+describe('moat convert: include_dir', () => {
+  it("reads every *.conf in Mosquitto's order (case-insensitive, upper case first), resolved against the file's directory", () => {
+    const c = convert('listener 1883 127.0.0.1\ninclude_dir conf.d\n', {
+      '/etc/mq/conf.d/b.conf': 'sys_interval 2\n',
+      '/etc/mq/conf.d/A.conf': 'sys_interval 1\npid_file /x\n',
+      '/etc/mq/conf.d/B.conf': 'sys_interval 3\n',
+      '/etc/mq/conf.d/README': 'sys_interval 99\n',
+    });
+    assert.equal(c.config.sys_interval, 2, 'A.conf, B.conf, b.conf: the last one read wins');
+    assert.match(c.yaml, /sys_interval: 2 {3}# conf\.d\/b\.conf:1/);
+    comment(c, /conf\.d\/A\.conf:2: pid_file \/x/);
+  });
+
+  it("sorts like Mosquitto's documented example", () => {
+    assert.deepEqual(['b.conf', 'A.conf', '01.conf', 'a.conf', 'B.conf', '00.conf'].sort(compareIncludeNames),
+      ['00.conf', '01.conf', 'A.conf', 'a.conf', 'B.conf', 'b.conf']);
+  });
+
+  it('an unreadable include_dir, and include_dir inside an included file, are comments', () => {
+    const c = convert('include_dir /nowhere\ninclude_dir conf.d\n', { '/etc/mq/conf.d/x.conf': 'include_dir /more\n' });
+    comment(c, /mosquitto\.conf:1: include_dir \/nowhere — cannot read the directory \/nowhere/);
+    comment(c, /conf\.d\/x\.conf:1: include_dir \/more — include_dir is read from the main configuration file only/);
+  });
+});
+
+describe('looksLikeMosquittoConfig', () => {
+  it('recognises Mosquitto configuration files', () => {
+    assert.equal(looksLikeMosquittoConfig('# Place your local configuration in /etc/mosquitto/conf.d/\n\npid_file /run/mosquitto/mosquitto.pid\npersistence true\n'), true);
+    assert.equal(looksLikeMosquittoConfig('listener 1883\nallow_anonymous true\n'), true);
+    assert.equal(looksLikeMosquittoConfig('password_file /etc/mosquitto/passwd\r\n'), true);
+  });
+
+  it('does not mistake YAML, empty files or other text for one', () => {
+    assert.equal(looksLikeMosquittoConfig('listeners:\n  - port: 1883\n'), false);
+    assert.equal(looksLikeMosquittoConfig('allow_anonymous: true\nlistener: 1883\n'), false);
+    assert.equal(looksLikeMosquittoConfig('# only a comment\n\n'), false);
+    assert.equal(looksLikeMosquittoConfig('hello world\n'), false);
+    assert.equal(looksLikeMosquittoConfig('---\nlisteners: []\n'), false);
+  });
+});
