@@ -3,10 +3,11 @@
 // connections keeps about 1 KiB less per connection, for about 0.3 µs more per QoS 0 fan-in delivery
 // (docs/benchmarks.md, idle connections). `npm start` and the benchmarks run with the same flags.
 import { parseArgs } from 'node:util';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { VERSION } from '../broker/version.js';
 import { DEFAULT_LIMITS } from '../broker/options.js';
+import { looksLikeMosquittoConfig } from '../config/mosquitto.js';
 import { ConfigError, defaultConfig, loadConfigFile, type LoadedConfig, type StoreConfig } from '../config/load.js';
 import { createLogger } from '../log/logger.js';
 import { createServer, describeStore, logReload, type MoatServer } from '../server/index.js';
@@ -89,6 +90,14 @@ function workerCount(config: LoadedConfig, option: string | undefined): number {
   return n;
 }
 
+function isMosquittoFile(file: string): boolean {
+  try {
+    return looksLikeMosquittoConfig(readFileSync(file, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
 /** What a start-up failure says: one line, in words (a port in use, a store held by another broker...). */
 function startFailure(err: unknown): string {
   if (err instanceof ListenError || err instanceof StoreError || err instanceof ConfigError) return err.message;
@@ -163,8 +172,11 @@ async function main(): Promise<void> {
   try {
     config = args.config ? loadConfigFile(args.config) : defaultConfig();
   } catch (err) {
-    if (err instanceof ConfigError) fail(`configuration error: ${err.message}`);
-    throw err;
+    if (!(err instanceof ConfigError)) throw err;
+    if (args.config && isMosquittoFile(args.config)) {
+      fail(`${args.config}: this is a Mosquitto configuration file; convert it with: moat convert ${args.config} > moat.yaml`);
+    }
+    fail(`configuration error: ${err.message}`);
   }
   adjust?.(config);
   const workers = workerCount(config, args.workers);
