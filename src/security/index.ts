@@ -171,7 +171,8 @@ export function createSecurity(options: SecurityOptions, logger: SecurityLogger)
       for (const provider of providers) if (!nextBuilt.providers.includes(provider)) provider.close?.();
       providers.splice(0, providers.length, ...nextBuilt.providers);
       passwordFiles.splice(0, passwordFiles.length, ...nextBuilt.passwordFiles);
-      logger.info({ providers: providers.length, passwordFiles: passwordFiles.length, rules: acl !== undefined }, 'security configuration applied');
+      for (const file of passwordFiles) logger.info({ file: file.file, users: file.size }, 'password file reloaded');
+      if (acl && authorization?.aclFile) logger.info({ file: authorization.aclFile }, 'ACL file reloaded');
       return restartNeeded;
     },
     close() {
