@@ -35,8 +35,13 @@ export interface BrokerEvents {
   clientError: [client: ClientInfo | undefined, error: Error];
   subscribe: [client: ClientInfo, subscriptions: Array<{ filter: string; qos: QoS }>];
   unsubscribe: [client: ClientInfo, filters: string[]];
-  /** Every message routed; `client` is undefined for messages from the broker itself. */
+  /**
+   * Every message routed from a client (wills included) or from `broker.publish()` (`client` undefined);
+   * the broker's own `$SYS` updates come as `sys` instead.
+   */
   publish: [message: PublishRequest, client: ClientInfo | undefined];
+  /** Each `$SYS/broker/...` update the broker publishes (every `sysInterval` seconds). */
+  sys: [message: PublishRequest];
 }
 
 export interface ListenerAddress {
@@ -88,6 +93,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
   private flushScheduled = false;
   private started = false;
   private closing = false;
+  /** True while the broker routes its own $SYS updates: they are `sys` events, not `publish` ones. */
+  private publishingSys = false;
   /** Connections accepted while the state is being recovered, served once it is. */
   private early: Array<() => void> | undefined = [];
 
@@ -587,10 +594,11 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const servesGroup = this.peers?.published(message, retain);
     // Peers with subscribers count too: an MQTT 5 publisher hears "no matching subscribers" only if none has any.
     const count = this.router.route(message, publisher, servesGroup) + (this.peers ? this.peers.forwarded : 0);
-    if (this.listenerCount('publish') > 0) {
+    if (this.publishingSys ? this.listenerCount('sys') > 0 : this.listenerCount('publish') > 0) {
       const event: PublishRequest = { topic, payload, qos, retain };
       if (properties) event.properties = properties;
-      this.emit('publish', event, client);
+      if (this.publishingSys) this.emit('sys', event);
+      else this.emit('publish', event, client);
     }
     return count;
   }
@@ -630,8 +638,13 @@ export class Broker extends EventEmitter<BrokerEvents> {
       subscriptions: this.router.subscriptionCount,
       retained: this.retained.size,
     };
-    for (const [topic, value] of sysTopics(snapshot, Date.now())) {
-      this.route(topic, Buffer.from(value), 0, true, undefined);
+    this.publishingSys = true;
+    try {
+      for (const [topic, value] of sysTopics(snapshot, Date.now())) {
+        this.route(topic, Buffer.from(value), 0, true, undefined);
+      }
+    } finally {
+      this.publishingSys = false;
     }
   }
 

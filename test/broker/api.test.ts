@@ -149,6 +149,28 @@ describe('library API: events', () => {
     }
   });
 
+  it('leaves the broker\'s own $SYS updates out of publish events and emits them as sys events', async () => {
+    const broker = createBroker({ sysInterval: 1, listeners: [{ host: '127.0.0.1', port: 0 }] });
+    const published: string[] = [];
+    const sys: string[] = [];
+    broker.on('publish', (m) => void published.push(m.topic));
+    broker.on('sys', (m) => void sys.push(m.topic));
+    const [address] = await broker.listen();
+    const client = await connectClient(`mqtt://127.0.0.1:${address!.port}`);
+    try {
+      const seen = new Promise<void>((resolve) => client.on('message', (topic) => topic === '$SYS/broker/uptime' && resolve()));
+      await client.subscribeAsync('$SYS/broker/uptime');
+      await client.publishAsync('app/hello', 'world');
+      await seen; // a $SYS update has gone out to subscribers
+      await waitFor(() => published.includes('app/hello'));
+      assert.deepEqual(published, ['app/hello'], 'publish: only what clients and broker.publish() sent');
+      assert.ok(sys.includes('$SYS/broker/uptime') && sys.every((t) => t.startsWith('$SYS/')), `sys: ${sys.join(', ')}`);
+    } finally {
+      await closeAll(client);
+      await broker.close();
+    }
+  });
+
   it('emits publish for every routed message, with the publishing client or undefined for broker.publish', async () => {
     const events: Array<[PublishRequest, ClientInfo | undefined]> = [];
     const onPublish = (m: PublishRequest, c: ClientInfo | undefined): void => void events.push([m, c]);

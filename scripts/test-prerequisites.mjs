@@ -1,0 +1,67 @@
+#!/usr/bin/env node
+// `npm test` runs this first: the tests talk to real programs (mosquitto clients, redis-server, openssl...).
+// What is missing is installed with apt-get when this runs as root on Debian or Ubuntu (a fresh machine, CI);
+// anywhere else the run stops and says what to install.
+// MOAT_PREREQUISITES=check: never install, only report (exit 1 if something is missing).
+import { spawnSync } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import path from 'node:path';
+
+/** Each command the tests and the benchmark harness run, and the Debian package that brings it. */
+export const PREREQUISITES = [
+  { command: 'mosquitto_pub', pkg: 'mosquitto-clients', why: 'interoperability tests' },
+  { command: 'mosquitto_sub', pkg: 'mosquitto-clients', why: 'interoperability tests' },
+  { command: 'mosquitto_passwd', pkg: 'mosquitto', why: 'Mosquitto password files' },
+  { command: 'mosquitto', pkg: 'mosquitto', why: 'moat convert, side by side with Mosquitto' },
+  { command: 'redis-server', pkg: 'redis-server', why: 'the Redis store' },
+  { command: 'openssl', pkg: 'openssl', why: 'TLS test certificates' },
+  { command: 'cc', pkg: 'gcc', why: "the benchmark's latency probe (harness smoke test)" },
+  { command: 'script', pkg: 'bsdutils', why: 'moat passwd on a terminal' },
+  { command: 'unshare', pkg: 'util-linux', why: 'full-disk tests' },
+  { command: 'taskset', pkg: 'util-linux', why: 'benchmark harness' },
+  { command: 'prlimit', pkg: 'util-linux', why: 'benchmark harness' },
+];
+
+function onPath(command, searchPath = process.env.PATH ?? '') {
+  return searchPath.split(path.delimiter).some((dir) => {
+    try {
+      accessSync(path.join(dir, command), constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+export function missingPackages(searchPath) {
+  const missing = PREREQUISITES.filter((p) => !onPath(p.command, searchPath));
+  return { missing, packages: [...new Set(missing.map((p) => p.pkg))] };
+}
+
+function main() {
+  const { missing, packages } = missingPackages();
+  if (packages.length === 0) return 0;
+  const list = missing.map((p) => `${p.command} (${p.why})`).join(', ');
+  const canInstall = process.env.MOAT_PREREQUISITES !== 'check' && process.getuid?.() === 0 && onPath('apt-get');
+  if (!canInstall) {
+    process.stderr.write(`The tests need: ${list}.\nInstall them (Debian/Ubuntu): apt-get install ${packages.join(' ')}\n`);
+    return 1;
+  }
+  process.stdout.write(`Installing what the tests need: ${packages.join(' ')}\n`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  for (const args of [['update'], ['install', '-y', '--no-install-recommends', ...packages]]) {
+    const result = spawnSync('apt-get', args, { stdio: 'inherit', env });
+    if (result.status !== 0) {
+      process.stderr.write(`apt-get ${args[0]} failed (status ${result.status}); the tests need: ${list}\n`);
+      return 1;
+    }
+  }
+  const still = missingPackages().missing;
+  if (still.length > 0) {
+    process.stderr.write(`still missing after apt-get: ${still.map((p) => p.command).join(', ')}\n`);
+    return 1;
+  }
+  return 0;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) process.exit(main());
