@@ -100,6 +100,14 @@ describe('moat convert (command line)', () => {
     assert.equal(r.stdout, '');
   });
 
+  it('moat -c with a Mosquitto file says what it is and shows the convert command, exit status 1', async () => {
+    const conf = path.join(dir, 'mosquitto.conf');
+    writeFileSync(conf, 'listener 1883\nallow_anonymous false\npassword_file /etc/mosquitto/passwd\n');
+    const r = await run(process.execPath, [MOAT, '-c', conf], { limitMs: 15_000 });
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr, `moat: ${conf}: this is a Mosquitto configuration file; convert it with: moat convert ${conf} > moat.yaml\n`);
+  });
+
   it("Debian's /etc/mosquitto/mosquitto.conf converts to a configuration Moat loads", async () => {
     const yaml = path.join(dir, 'debian.yaml');
     const config = await convertTo(DEBIAN_CONF, yaml);
