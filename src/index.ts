@@ -18,5 +18,7 @@ export {
   type AuditEvent, type AuditLog,
 } from './security/index.js';
 export type * from './store/store.js';
+export { createServer, logReload, type MoatServer, type ServerOptions, type ReloadResult } from './server/index.js';
+export { ConfigError, loadConfigFile, type LoadedConfig } from './config/load.js';
 export { ProtocolError } from './protocol/errors.js';
 export type { QoS, ProtocolVersion } from './protocol/constants.js';
