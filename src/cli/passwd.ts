@@ -3,15 +3,21 @@ import path from 'node:path';
 import { createEntry, formatEntry, parsePasswordFile } from '../security/password-file.js';
 
 /**
- * `moat passwd [-D] <file> <user>`: adds or updates a user in a Moat password
- * file (scrypt hash and SCRAM-SHA-256 keys), or deletes it. The password is
- * read twice without echo from a terminal, or once (the first line) from
- * standard input for scripts. The file is replaced atomically, so a broker
- * watching it never reads half a file; other lines (comments, Mosquitto
+ * `moat passwd [-D] [--force] <file> <user>`: adds or updates a user in a Moat
+ * password file (scrypt hash and SCRAM-SHA-256 keys), or deletes it. The
+ * password is read twice without echo from a terminal, or once (the first
+ * line) from standard input for scripts; one shorter than 8 characters is
+ * refused unless `--force` is given. The file is replaced atomically, so a
+ * broker watching it never reads half a file; other lines (comments, Mosquitto
  * entries) are kept as they are.
  */
 
-const USAGE = 'usage: moat passwd [-D] <file> <user>';
+const USAGE = `usage: moat passwd [-D] [--force] <file> <user>
+  -D       delete the user
+  --force  accept a password shorter than 8 characters`;
+
+/** Shorter passwords are refused unless --force is given (counted in characters, not bytes). */
+const MIN_PASSWORD_LENGTH = 8;
 
 function fail(message: string): number {
   process.stderr.write(`moat passwd: ${message}\n`);
@@ -106,8 +112,15 @@ function writeAtomically(file: string, text: string): void {
 }
 
 export async function runPasswd(args: string[]): Promise<number> {
-  const remove = args[0] === '-D';
-  const rest = remove ? args.slice(1) : args;
+  let remove = false;
+  let force = false;
+  let at = 0;
+  for (; at < args.length && args[at]!.startsWith('-'); at++) {
+    if (args[at] === '-D') remove = true;
+    else if (args[at] === '--force') force = true;
+    else return fail(USAGE);
+  }
+  const rest = args.slice(at);
   if (rest.length !== 2 || rest.some((a) => a.startsWith('-'))) return fail(USAGE);
   const [file, username] = rest as [string, string];
   const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
@@ -132,9 +145,15 @@ export async function runPasswd(args: string[]): Promise<number> {
     }
     let line: string;
     try {
+      // createEntry refuses a bad user name and an empty password first, with their own messages.
       line = formatEntry(await createEntry(username, Buffer.from(password, 'utf8')));
     } catch (err) {
       return fail((err as Error).message);
+    }
+    const length = [...password].length;
+    if (length < MIN_PASSWORD_LENGTH && !force) {
+      const counted = `${length} ${length === 1 ? 'character' : 'characters'}`;
+      return fail(`the password is too short: ${counted}, at least ${MIN_PASSWORD_LENGTH} are needed; ${file} is unchanged (--force sets it anyway)`);
     }
     if (index === -1) lines.push(line);
     else lines[index] = line;

@@ -6,7 +6,10 @@
 
 export interface AuditEvent {
   event: 'connect.accepted' | 'connect.anonymous' | 'connect.refused' | 'publish.refused' | 'subscribe.refused' | 'will.refused' | 'tls.refused';
-  /** Empty for `tls.refused`: the handshake failed before any CONNECT. */
+  /**
+   * The identifier the session has: the one the broker assigned when the CONNECT carried an empty one
+   * [MQTT-3.1.3-6]. Empty only for `tls.refused`: the handshake failed before any CONNECT.
+   */
   clientId: string;
   username?: string | undefined;
   remoteAddress?: string;

@@ -1,4 +1,4 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { messageFromJson, messageToJson } from './codec.js';
 import { StoreError } from './errors.js';
 import { RedisLock } from './lock.js';
@@ -49,6 +49,8 @@ export class RedisStore implements BrokerStore {
   }
 
   async open(): Promise<RecoveredState> {
+    // Loaded here, not at startup: ioredis costs a quarter of a second to load, and most brokers never use it.
+    const { Redis } = await import('ioredis');
     const redis = new Redis(this.options.url, { lazyConnect: true, maxRetriesPerRequest: null, enableOfflineQueue: true });
     redis.on('error', () => {}); // reconnects by itself; failures surface as failed batches
     try {

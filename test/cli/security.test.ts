@@ -48,17 +48,17 @@ describe('moat passwd', () => {
 
   it('adds, updates and deletes users; the password comes from stdin; the file stays private', async () => {
     const file = path.join(dir, 'pw');
-    assert.equal((await passwd([file, 'alice'], 'first\n')).code, 0);
-    assert.equal((await passwd([file, 'bob'], 'bobs\n')).code, 0);
+    assert.equal((await passwd([file, 'alice'], 'first-password\n')).code, 0);
+    assert.equal((await passwd([file, 'bob'], 'bobs-password\n')).code, 0);
     let users = parsePasswordFile(readFileSync(file, 'utf8'), file);
-    assert.equal(await verifyPassword(users.get('alice')!.hash, Buffer.from('first')), true);
+    assert.equal(await verifyPassword(users.get('alice')!.hash, Buffer.from('first-password')), true);
     assert.ok(users.get('alice')!.scram, 'SCRAM keys are stored for enhanced authentication');
-    assert.ok(!readFileSync(file, 'utf8').includes('first'), 'no password in the file');
+    assert.ok(!readFileSync(file, 'utf8').includes('first-password'), 'no password in the file');
 
-    assert.equal((await passwd([file, 'alice'], 'second\n')).code, 0);
+    assert.equal((await passwd([file, 'alice'], 'second-password\n')).code, 0);
     users = parsePasswordFile(readFileSync(file, 'utf8'), file);
-    assert.equal(await verifyPassword(users.get('alice')!.hash, Buffer.from('first')), false);
-    assert.equal(await verifyPassword(users.get('alice')!.hash, Buffer.from('second')), true);
+    assert.equal(await verifyPassword(users.get('alice')!.hash, Buffer.from('first-password')), false);
+    assert.equal(await verifyPassword(users.get('alice')!.hash, Buffer.from('second-password')), true);
     assert.deepEqual([...users.keys()], ['alice', 'bob'], 'updated in place');
 
     const removed = await passwd(['-D', file, 'alice'], '');
@@ -161,16 +161,16 @@ describe('moat with password and ACL files (mosquitto_pub / mosquitto_sub)', () 
 
   it('a password file changed by moat passwd takes effect at once; SIGHUP reloads when watching is off; connected clients stay', async () => {
     const pw = path.join(dir, 'moat.pw');
-    assert.equal((await passwd([pw, 'dave'], 'dave-pw\n')).code, 0);
+    assert.equal((await passwd([pw, 'dave'], 'dave-password\n')).code, 0);
     const { proc, port } = await startMoat(dir, 'authentication:\n  - type: password_file\n    path: moat.pw\n    watch: false\n');
-    assert.equal((await pub(port, ['-u', 'dave', '-P', 'dave-pw', '-t', 't', '-m', '1'])).code, 0);
+    assert.equal((await pub(port, ['-u', 'dave', '-P', 'dave-password', '-t', 't', '-m', '1'])).code, 0);
 
-    const stayed = await subFor(port, ['-u', 'dave', '-P', 'dave-pw', '-t', 'after/reload'], 4, async () => {
-      assert.equal((await passwd([pw, 'erin'], 'erin-pw\n')).code, 0);
-      assert.notEqual((await pub(port, ['-u', 'erin', '-P', 'erin-pw', '-t', 't', '-m', '1'])).code, 0, 'not before SIGHUP (watching is off)');
+    const stayed = await subFor(port, ['-u', 'dave', '-P', 'dave-password', '-t', 'after/reload'], 4, async () => {
+      assert.equal((await passwd([pw, 'erin'], 'erin-password\n')).code, 0);
+      assert.notEqual((await pub(port, ['-u', 'erin', '-P', 'erin-password', '-t', 't', '-m', '1'])).code, 0, 'not before SIGHUP (watching is off)');
       proc.kill('SIGHUP');
       await waitFor(() => proc.stdout.includes('password file reloaded'), 5000, 'the reload');
-      assert.equal((await pub(port, ['-u', 'erin', '-P', 'erin-pw', '-t', 'after/reload', '-m', 'erin was let in'])).code, 0);
+      assert.equal((await pub(port, ['-u', 'erin', '-P', 'erin-password', '-t', 'after/reload', '-m', 'erin was let in'])).code, 0);
     });
     assert.deepEqual(stayed.lines, ['after/reload erin was let in'], 'the subscriber connected before the reload still receives');
   });

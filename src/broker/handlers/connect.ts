@@ -45,6 +45,9 @@ export function handleConnect(conn: Connection, packet: ConnectPacket): void | P
     }
     clientId = broker.assignClientId?.() ?? `moat-${randomBytes(9).toString('base64url')}`; // [MQTT-3.1.3-6]
     assigned = true;
+    // From here on the packet names the identifier the session has, so the authentication request built
+    // from it (providers, HTTP hooks, the audit trail) carries the assigned id, not an empty one.
+    packet.clientId = clientId;
   }
   if (broker.isClosing || broker.stats.connectedClients >= broker.limits.maxConnections) {
     return refuse(conn, ConnectReturnCode.ServerUnavailable);
