@@ -114,7 +114,7 @@ function lockPrimaryStore(store: StoreConfig): DirectoryLock | undefined {
   try {
     mkdirSync(directory, { recursive: true });
   } catch (err) {
-    fail(`${directory}: cannot create the data directory: ${(err as Error).message}`);
+    throw new StoreError(directory, `cannot create the data directory: ${(err as Error).message}`);
   }
   return DirectoryLock.acquire(directory);
 }
@@ -125,6 +125,7 @@ async function runPrimary(config: LoadedConfig, workers: number, configFile: str
   const tls = listeners.find((l) => l.tls !== undefined);
   if (tls) fail(`configuration error: listener ${tls.name ?? `${tls.host}:${tls.port}`}: TLS listeners are served with workers: 1 only`);
   const logger = createLogger(config.log.level, config.log.format);
+  let lock: DirectoryLock | undefined;
   const primary = new Primary({
     workers,
     listeners: listeners.map((l) => ({ ...(l.name !== undefined && { name: l.name }), host: l.host ?? '127.0.0.1', port: l.port ?? 1883 })),
@@ -133,6 +134,9 @@ async function runPrimary(config: LoadedConfig, workers: number, configFile: str
     logger,
     script: process.argv[1]!,
     args: process.argv.slice(2),
+    beforeWorkers: () => {
+      lock = lockPrimaryStore(config.store);
+    },
   });
   const stop = (signal: string): void => {
     logger.info({ signal }, 'shutting down');
@@ -144,9 +148,7 @@ async function runPrimary(config: LoadedConfig, workers: number, configFile: str
     logger.info({}, 'SIGHUP: every worker reloads the configuration');
     primary.reload();
   });
-  let lock: DirectoryLock | undefined;
   try {
-    lock = lockPrimaryStore(config.store);
     await primary.start();
   } catch (err) {
     fail(startFailure(err));

@@ -35,6 +35,8 @@ export interface PrimaryOptions {
   /** The command line the workers run (this program and its arguments). */
   script: string;
   args: string[];
+  /** Runs once the listeners are bound, before any worker starts (the CLI takes the store lock here); a throw fails the start. */
+  beforeWorkers?: () => void;
 }
 
 /** A worker that does not stop within this time after being asked is killed. */
@@ -61,9 +63,31 @@ export class Primary {
     this.done = new Promise((resolve) => (this.finish = resolve));
   }
 
-  /** Starts the workers and waits until each has recovered its state and linked to the others; then listens. */
+  /**
+   * Binds every listener first (a port in use fails the start before any worker touches its store), then
+   * starts the workers and waits until each has recovered its state and linked to the others; connections
+   * that arrive meanwhile are handed over once they have.
+   */
   async start(): Promise<Array<{ name: string; host: string; port: number }>> {
     const { workers, script, args, logger } = this.options;
+    const bound: Array<{ name: string; host: string; port: number }> = [];
+    let waiting: Array<[net.Socket, number]> | undefined = [];
+    try {
+      for (const [index, listener] of this.options.listeners.entries()) {
+        const name = listener.name ?? `${listener.host}:${listener.port}`;
+        const server = net.createServer({ noDelay: true }, (socket) => {
+          if (waiting) waiting.push([socket, index]);
+          else this.dispatch(socket, index);
+        });
+        this.servers.push(server);
+        const address = await listenOn(server, listener.port, listener.host, name);
+        bound.push({ name, host: address.address, port: address.port });
+      }
+      this.options.beforeWorkers?.();
+    } catch (err) {
+      await this.stop(1);
+      throw err;
+    }
     const ready: Array<Promise<void>> = [];
     for (let index = 0; index < workers; index++) {
       const child = fork(script, args, {
@@ -90,20 +114,16 @@ export class Primary {
     }
     try {
       await Promise.all(ready);
-      const bound: Array<{ name: string; host: string; port: number }> = [];
-      for (const [index, listener] of this.options.listeners.entries()) {
-        const server = net.createServer({ noDelay: true }, (socket) => this.dispatch(socket, index));
-        this.servers.push(server);
-        const address = await listenOn(server, listener.port, listener.host);
-        const name = listener.name ?? `${listener.host}:${listener.port}`;
-        bound.push({ name, host: address.address, port: address.port });
-        logger.info({ listener: name, host: address.address, port: address.port, workers }, 'listening');
-      }
-      return bound;
     } catch (err) {
+      for (const [socket] of waiting) socket.destroy();
       await this.stop(1);
       throw err;
     }
+    const early = waiting;
+    waiting = undefined;
+    for (const [socket, index] of early) this.dispatch(socket, index);
+    for (const { name, host, port } of bound) logger.info({ listener: name, host, port, tls: false, workers }, 'listening');
+    return bound;
   }
 
   /** Asks every worker to close its broker (clients are told, state is made durable), then ends. */

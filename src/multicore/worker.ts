@@ -13,6 +13,8 @@ export interface WorkerPlace {
 }
 
 const ENV_INDEX = 'MOAT_WORKER_INDEX';
+/** How long a worker whose peer link broke waits for a 'shutdown' from the primary before stopping with status 1. */
+const LINK_LOST_GRACE_MS = 1000;
 const ENV_WORKERS = 'MOAT_WORKERS';
 const ENV_SOCKET_DIR = 'MOAT_WORKER_SOCKETS';
 
@@ -79,8 +81,11 @@ export async function serveAsWorker(broker: Broker, links: PeerRoutingLinks, rel
   // The primary went away: nobody hands out sockets any more.
   process.on('disconnect', () => void stop(0));
   // Without its link to a peer this worker would deliver only part of what is published: the primary
-  // sees it exit and stops the broker.
-  links.onLinkLost = () => void stop(1);
+  // sees it exit and stops the broker. A peer that closes because the broker is stopping cuts the link
+  // too, sometimes before this worker has read its own 'shutdown': that one gets a moment to arrive.
+  links.onLinkLost = () => {
+    setTimeout(() => void stop(1), LINK_LOST_GRACE_MS).unref();
+  };
   // Signals to the process group (Ctrl-C, systemd's SIGTERM, SIGHUP) reach the workers too:
   // the primary decides how they stop and forwards the reload, so the workers ignore them.
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => {});

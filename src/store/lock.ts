@@ -52,17 +52,23 @@ export class DirectoryLock {
     };
     try {
       if (!tryBegin(db)) throw refuse();
-      db.exec('CREATE TABLE IF NOT EXISTS owner (pid INTEGER NOT NULL, host TEXT NOT NULL, since TEXT NOT NULL)');
-      const owner = me();
-      db.exec('DELETE FROM owner');
-      db.prepare('INSERT INTO owner (pid, host, since) VALUES (?, ?, ?)').run(owner.pid, owner.host, owner.since);
-      db.exec('COMMIT');
+      try {
+        db.exec('CREATE TABLE IF NOT EXISTS owner (pid INTEGER NOT NULL, host TEXT NOT NULL, since TEXT NOT NULL)');
+        const owner = me();
+        db.exec('DELETE FROM owner');
+        db.prepare('INSERT INTO owner (pid, host, since) VALUES (?, ?, ?)').run(owner.pid, owner.host, owner.since);
+        db.exec('COMMIT');
+      } catch {
+        // The owner record could not be written (a full disk): the lock holds all the same, only a refused
+        // process cannot name this one. The store itself reports what is wrong with the disk.
+        if (db.inTransaction) db.exec('ROLLBACK');
+      }
       // Another process may slip in between the commit and this second transaction; then it owns the store.
       if (!tryBegin(db)) throw refuse();
     } catch (err) {
       if (db.open) db.close();
       if (err instanceof StoreError) throw err;
-      throw new StoreError(file, `cannot lock the store: ${(err as Error).message}`);
+      throw new StoreError(file, `cannot lock the store: ${(err as Error).message}`, (err as { code?: string }).code);
     }
     return new DirectoryLock(db);
   }

@@ -99,7 +99,13 @@ export class SqliteStore implements BrokerStore {
         throw new StoreError(target, `${target === directory ? 'the data directory is' : 'the store is'} ${why}; refusing to start`);
       }
     }
-    this.lock = DirectoryLock.acquire(directory);
+    try {
+      this.lock = DirectoryLock.acquire(directory);
+    } catch (err) {
+      // A disk too full to take the lock is too full for the store: said about the store, as opening it would.
+      if (err instanceof StoreError && err.code === 'SQLITE_FULL') throw new StoreError(this.file, `cannot open the store: ${describeSqliteError(err)}`);
+      throw err;
+    }
     let db: Database.Database;
     try {
       db = this.openDatabase();

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { makePki, type TestPki } from '../../bench/lib/pki.js';
-import { freePort, killAll, spawnProc } from '../helpers/process.js';
+import { freePort, killAll, run, spawnProc } from '../helpers/process.js';
 
 /** What `moat` says when it starts: where its state is, and what each listener is. */
 
@@ -48,6 +49,21 @@ describe('moat start-up', () => {
     assert.equal(existsSync(path.join(elsewhere, 'state')), false, 'not in the working directory');
     broker.kill('SIGTERM');
     assert.equal((await broker.waitExit(10_000)).code, 0);
+  });
+
+  it('multi-core: a port in use fails the start in one line before any worker opens a store', async () => {
+    const blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', () => resolve()));
+    try {
+      const port = (blocker.address() as net.AddressInfo).port;
+      const cwd = mkdtempSync(path.join(dir, 'mc-'));
+      const r = await run(process.execPath, [MOAT, '--workers', '2', '--port', String(port)], { cwd, limitMs: 15_000 });
+      assert.equal(r.code, 1, JSON.stringify(r));
+      assert.equal(r.stderr, `moat: listener 127.0.0.1:${port}: cannot listen on 127.0.0.1:${port}: the port is already in use by another process\n`);
+      assert.equal(existsSync(path.join(cwd, 'data')), false, 'no store directory was created: no worker started');
+    } finally {
+      await new Promise<void>((resolve) => blocker.close(() => resolve()));
+    }
   });
 
   it('each "listening" line says whether the listener is TLS and whether it takes anonymous clients', async () => {
