@@ -13,7 +13,7 @@ export { describeStore } from './store.js';
 export interface ServerOptions {
   /** The YAML configuration file; without it, the embedded default setup. */
   configFile?: string;
-  /** The configuration already read from `configFile` (the file is read again on reload). */
+  /** The configuration already read from `configFile` and adjusted (the file is read again, and adjusted, on reload). */
   config?: LoadedConfig;
   /** Applied to every configuration read, the first and each reload (the command line's --host and --port). */
   adjust?: (config: LoadedConfig) => void;
@@ -80,7 +80,6 @@ export function createServer(options: ServerOptions = {}): MoatServer {
     return config;
   };
   let config = options.config ?? read();
-  if (options.config) options.adjust?.(config);
   const logger = options.logger ?? createLogger(config.log.level, config.log.format);
   const auditFor = (c: LoadedConfig): AuditLog => (c.auditFile ? loggerAudit(createFileLogger(c.auditFile)) : loggerAudit(logger));
   const audit = new SwitchableAudit(auditFor(config));
