@@ -37,10 +37,12 @@ function listTs(folder, into) {
   return into;
 }
 
-function newestChange(files) {
-  let newest = 0;
-  for (const file of files) newest = Math.max(newest, statSync(file).mtimeMs);
-  return newest;
+/** Each input as path, modification time and size: a file swapped for an older one (cp -p, tar) counts as changed too. */
+function signature(files) {
+  return files.map((file) => {
+    const stat = statSync(file);
+    return `${path.relative(root, file)}:${stat.mtimeMs}:${stat.size}`;
+  });
 }
 
 function readStamp() {
@@ -54,18 +56,16 @@ function readStamp() {
 const sources = sourceFolders().flatMap((folder) => listTs(path.join(root, folder), [])).sort();
 const inputs = [...sources, path.join(root, 'tsconfig.json'), path.join(root, 'package.json')];
 const relative = sources.map((file) => path.relative(root, file));
+const inputsNow = signature(inputs); // taken before compiling: a file saved during the build is built next time
 const stamp = readStamp();
-const upToDate = stamp !== undefined
-  && stamp.newest >= newestChange(inputs)
-  && JSON.stringify(stamp.sources) === JSON.stringify(relative);
+const upToDate = stamp !== undefined && JSON.stringify(stamp.inputs) === JSON.stringify(inputsNow);
 
 if (!upToDate) {
-  const newest = newestChange(inputs); // taken before compiling: a file saved during the build is built next time
   const tsc = createRequire(path.join(root, 'package.json')).resolve('typescript/bin/tsc');
   const result = spawnSync(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.json')], { stdio: 'inherit', cwd: root });
   if (result.status !== 0) process.exit(result.status ?? 1);
   pruneOrphans(new Set(relative.map((file) => file.slice(0, -'.ts'.length))));
-  writeFileSync(stampFile, JSON.stringify({ newest, sources: relative }));
+  writeFileSync(stampFile, JSON.stringify({ inputs: inputsNow }));
   if (process.env.MOAT_BUILD_VERBOSE) process.stdout.write(`built ${sources.length} sources\n`);
 } else if (process.env.MOAT_BUILD_VERBOSE) {
   process.stdout.write('up to date\n');

@@ -4,8 +4,9 @@
 // anywhere else the run stops and says what to install.
 // MOAT_PREREQUISITES=check: never install, only report (exit 1 if something is missing).
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, realpathSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 /** Each command the tests and the benchmark harness run, and the Debian package that brings it. */
 export const PREREQUISITES = [
@@ -64,4 +65,6 @@ function main() {
   return 0;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) process.exit(main());
+// Run as a script (not imported by the test that checks the list): compared as real paths, so a checkout under
+// a path with spaces or a symbolic link still runs the check.
+if (process.argv[1] !== undefined && realpathSync(process.argv[1]) === realpathSync(fileURLToPath(import.meta.url))) process.exit(main());

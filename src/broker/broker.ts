@@ -149,21 +149,25 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.planned = plans;
     try {
       for (const plan of this.bindListeners ? plans : []) {
-        const serve = (accept: () => void): void => {
-          if (this.early) this.early.push(accept);
-          else accept();
-        };
         const transport = plan.opts.tls === undefined
-          ? new TcpListener(plan.opts, (socket) => serve(() => this.acceptSocket(socket, plan.info)))
+          ? new TcpListener(plan.opts, (socket) => this.serveWhenRecovered(socket, () => this.acceptSocket(socket, plan.info)))
           : new TlsListener(
             { host: plan.opts.host, port: plan.opts.port, tls: plan.opts.tls },
-            (socket) => serve(() => this.acceptSocket(socket, plan.info, certificateIdentity(socket))),
+            (socket) => this.serveWhenRecovered(socket, () => this.acceptSocket(socket, plan.info, certificateIdentity(socket))),
             (err, remoteAddress) => this.handshakeFailed({ listener: plan.info.name, remoteAddress, reason: err.message }),
           );
         const bound = await transport.listen(plan.info.name);
+        if (this.closing) {
+          await transport.close();
+          throw new Error('the broker was closed while starting');
+        }
         this.running.push({ info: plan.info, transport, address: { name: plan.info.name, host: bound.address, port: bound.port } });
       }
       await this.recover();
+      if (this.closing) {
+        await this.store.close(); // opened after close() closed it
+        throw new Error('the broker was closed while starting');
+      }
     } catch (err) {
       await this.close();
       throw err;
@@ -173,14 +177,43 @@ export class Broker extends EventEmitter<BrokerEvents> {
       this.publishSys();
       this.sysTimer = setInterval(() => this.publishSys(), this.sysInterval * 1000).unref();
     }
-    const waiting = this.early ?? [];
-    this.early = undefined;
-    for (const accept of waiting) accept();
+    this.serveEarly();
     for (const { info, address } of this.running) {
       const tls = this.planned.find((p) => p.info === info)?.opts.tls !== undefined;
       this.logger.info({ listener: info.name, host: address.host, port: address.port, tls, anonymous: info.allowAnonymous }, 'listening');
     }
     return this.addresses;
+  }
+
+  /**
+   * Serves a socket now, or once the state is recovered. A waiting socket that errors (a reset) is destroyed
+   * and dropped; beyond the socket limit, new ones are closed at once, as `accept` would.
+   */
+  private serveWhenRecovered(socket: net.Socket, accept: () => void): void {
+    if (!this.early) return accept();
+    if (this.early.length >= this.socketCap) {
+      socket.destroy();
+      return;
+    }
+    const dropped = (): void => {
+      socket.destroy();
+    };
+    socket.on('error', dropped);
+    this.early.push(() => {
+      socket.off('error', dropped);
+      if (!socket.destroyed) accept();
+    });
+  }
+
+  private serveEarly(): void {
+    const waiting = this.early ?? [];
+    this.early = undefined;
+    for (const accept of waiting) accept();
+  }
+
+  /** Sockets still before CONNECT count too: beyond the client limit plus a margin (for CONNACK 3 answers), new sockets are closed at once. */
+  private get socketCap(): number {
+    return this.limits.maxConnections + Math.max(16, Math.ceil(this.limits.maxConnections / 10));
   }
 
   private planListener(opts: ListenerOptions): { opts: { host: string; port: number; tls?: TlsListenerOptions }; info: ListenerInfo } {
@@ -199,10 +232,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
    * a test pipe). The stream belongs to the broker from here on.
    */
   accept(stream: Duplex, listener: ListenerInfo, peer: PeerInfo): void {
-    // Sockets still before CONNECT count too: beyond the client limit plus a margin
-    // (for CONNACK 3 answers), new sockets are closed at once.
-    const socketCap = this.limits.maxConnections + Math.max(16, Math.ceil(this.limits.maxConnections / 10));
-    if (this.connections.size >= socketCap) {
+    if (this.connections.size >= this.socketCap) {
       stream.destroy();
       return;
     }
@@ -249,9 +279,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (this.closing) return;
     this.closing = true;
     // Connections that came while the state was being recovered are closed with the rest.
-    const early = this.early ?? [];
-    this.early = undefined;
-    for (const accept of early) accept();
+    this.serveEarly();
     const stopping = this.running.map((l) => l.transport.close());
     // MQTT 5 clients are told why [MQTT-3.14.2-1]: 0x8B, Server shutting down.
     for (const conn of this.connections) conn.disconnect(ReasonCode.ServerShuttingDown, 'server shutting down', { publishWill: false });
@@ -578,7 +606,14 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (qos !== 0 && qos !== 1 && qos !== 2) throw new TypeError(`invalid QoS ${String(qos)}: expected 0, 1 or 2`);
     const payload = typeof message.payload === 'string' ? Buffer.from(message.payload) : message.payload;
     const expiresAt = expiryDeadline(message.properties?.messageExpiryInterval);
-    this.route(message.topic, payload, qos, message.retain ?? false, undefined, undefined, message.properties, expiresAt);
+    // A `sys` listener may publish from inside its handler: that message is a `publish` event, not a `sys` one.
+    const duringSys = this.publishingSys;
+    this.publishingSys = false;
+    try {
+      this.route(message.topic, payload, qos, message.retain ?? false, undefined, undefined, message.properties, expiresAt);
+    } finally {
+      this.publishingSys = duringSys;
+    }
   }
 
   private route(

@@ -12,7 +12,7 @@ import { ConfigError, defaultConfig, loadConfigFile, type LoadedConfig, type Sto
 import { createLogger } from '../log/logger.js';
 import { createServer, describeStore, logReload, type MoatServer } from '../server/index.js';
 import { StoreError } from '../store/errors.js';
-import { DirectoryLock } from '../store/lock.js';
+import { DirectoryLock, RedisLock } from '../store/lock.js';
 import { ListenError } from '../transport/server.js';
 import { runPasswd } from './passwd.js';
 import { runConvert } from './convert.js';
@@ -105,11 +105,34 @@ function startFailure(err: unknown): string {
 }
 
 /**
- * The primary of multi-core mode opens no store of its own, but holds the data directory so that a
- * second broker on it is refused before any worker starts (each worker then holds its own subdirectory).
+ * The primary of multi-core mode opens no store of its own, but holds the data directory (or the Redis key
+ * prefix) so that a second broker on it is refused before any worker starts; each worker then holds its own.
  */
-function lockPrimaryStore(store: StoreConfig): DirectoryLock | undefined {
-  if (store.type !== 'sqlite') return undefined;
+async function lockPrimaryStore(store: StoreConfig, logger: { fatal(obj: object, msg?: string): void }, stop: () => void): Promise<{ release(): Promise<void> | void } | undefined> {
+  if (store.type === 'memory') return undefined;
+  if (store.type === 'redis') {
+    const { Redis } = await import('ioredis');
+    const redis = new Redis(store.url, { lazyConnect: true, maxRetriesPerRequest: null });
+    redis.on('error', () => {});
+    const prefix = store.keyPrefix ?? 'moat:';
+    try {
+      await redis.connect();
+      const lock = await RedisLock.acquire(redis, prefix, store.url, {
+        onLost: (holder) => {
+          logger.fatal({ holder }, `the store lock expired and is held by ${holder} now; stopping`);
+          stop();
+        },
+      });
+      return { release: async () => {
+        await lock.release();
+        redis.disconnect();
+      } };
+    } catch (err) {
+      redis.disconnect();
+      if (err instanceof StoreError) throw err;
+      throw new StoreError(store.url, `cannot use the Redis store: ${(err as Error).message}`);
+    }
+  }
   const directory = path.resolve(store.directory);
   try {
     mkdirSync(directory, { recursive: true });
@@ -125,7 +148,7 @@ async function runPrimary(config: LoadedConfig, workers: number, configFile: str
   const tls = listeners.find((l) => l.tls !== undefined);
   if (tls) fail(`configuration error: listener ${tls.name ?? `${tls.host}:${tls.port}`}: TLS listeners are served with workers: 1 only`);
   const logger = createLogger(config.log.level, config.log.format);
-  let lock: DirectoryLock | undefined;
+  let lock: { release(): Promise<void> | void } | undefined;
   const primary = new Primary({
     workers,
     listeners: listeners.map((l) => ({ ...(l.name !== undefined && { name: l.name }), host: l.host ?? '127.0.0.1', port: l.port ?? 1883 })),
@@ -134,8 +157,8 @@ async function runPrimary(config: LoadedConfig, workers: number, configFile: str
     logger,
     script: process.argv[1]!,
     args: process.argv.slice(2),
-    beforeWorkers: () => {
-      lock = lockPrimaryStore(config.store);
+    beforeWorkers: async () => {
+      lock = await lockPrimaryStore(config.store, logger, () => void primary.stop(1));
     },
   });
   const stop = (signal: string): void => {
@@ -155,7 +178,7 @@ async function runPrimary(config: LoadedConfig, workers: number, configFile: str
   }
   logger.info({ version: VERSION, config: configFile ?? '(embedded default)', store: describeStore(config.store), workers }, 'moat started');
   const code = await primary.done;
-  lock?.release();
+  await lock?.release();
   process.exit(code);
 }
 

@@ -42,7 +42,8 @@ export function createLogger(level: string, format: 'auto' | 'json' | 'pretty'):
   }));
 }
 
-/** JSON lines appended to a file (the audit log when it is kept apart). */
-export function createFileLogger(file: string): PinoLogger {
-  return pino({ level: 'info', base: { pid: process.pid } }, pino.destination({ dest: file, sync: true, append: true, mkdir: true }));
+/** JSON lines appended to a file (the audit log when it is kept apart); `close` ends the file when it is replaced. */
+export function createFileLogger(file: string): { logger: PinoLogger; close(): void } {
+  const destination = pino.destination({ dest: file, sync: true, append: true, mkdir: true });
+  return { logger: pino({ level: 'info', base: { pid: process.pid } }, destination), close: () => destination.end() };
 }

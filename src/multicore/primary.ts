@@ -36,9 +36,11 @@ export interface PrimaryOptions {
   script: string;
   args: string[];
   /** Runs once the listeners are bound, before any worker starts (the CLI takes the store lock here); a throw fails the start. */
-  beforeWorkers?: () => void;
+  beforeWorkers?: () => void | Promise<void>;
 }
 
+/** Connections held while the workers start; more are closed at once. */
+const MAX_WAITING_SOCKETS = 10_000;
 /** A worker that does not stop within this time after being asked is killed. */
 const STOP_TIMEOUT_MS = 15_000;
 
@@ -76,14 +78,17 @@ export class Primary {
       for (const [index, listener] of this.options.listeners.entries()) {
         const name = listener.name ?? `${listener.host}:${listener.port}`;
         const server = net.createServer({ noDelay: true }, (socket) => {
-          if (waiting) waiting.push([socket, index]);
-          else this.dispatch(socket, index);
+          if (!waiting) return this.dispatch(socket, index);
+          // Until the workers are ready: a reset is the socket's end, never the primary's.
+          socket.on('error', () => socket.destroy());
+          if (waiting.length >= MAX_WAITING_SOCKETS) socket.destroy();
+          else waiting.push([socket, index]);
         });
         this.servers.push(server);
         const address = await listenOn(server, listener.port, listener.host, name);
         bound.push({ name, host: address.address, port: address.port });
       }
-      this.options.beforeWorkers?.();
+      await this.options.beforeWorkers?.();
     } catch (err) {
       await this.stop(1);
       throw err;
@@ -121,7 +126,7 @@ export class Primary {
     }
     const early = waiting;
     waiting = undefined;
-    for (const [socket, index] of early) this.dispatch(socket, index);
+    for (const [socket, index] of early) if (!socket.destroyed) this.dispatch(socket, index);
     for (const { name, host, port } of bound) logger.info({ listener: name, host, port, tls: false, workers }, 'listening');
     return bound;
   }

@@ -39,4 +39,9 @@ export class CertificateProvider implements AuthProvider {
     }
     return { outcome: 'accept', identity: { method: also ? `certificate+${also.method}` : this.method, username } };
   }
+
+  /** Closes the second provider (a watched password file). */
+  close(): void {
+    this.options.alsoRequire?.close?.();
+  }
 }

@@ -83,14 +83,23 @@ export function createSecurity(options: SecurityOptions, logger: SecurityLogger)
   const audit = options.audit ?? loggerAudit(logger);
   const passwordFiles: PasswordFile[] = [];
   const providers: AuthProvider[] = [];
+  /** Providers built here from sources; a library's own `provider` objects are never closed by a reload. */
+  const owned = new WeakSet<AuthProvider>();
+  const closeOwned = (list: readonly AuthProvider[]): void => {
+    for (const provider of list) if (owned.has(provider)) provider.close?.();
+  };
   /** Builds the providers of `sources` (reading their files now: a bad file throws, changing nothing). */
   const buildProviders = (sources: readonly AuthenticationSource[]): { providers: AuthProvider[]; passwordFiles: PasswordFile[] } => {
     const files: PasswordFile[] = [];
     const built: AuthProvider[] = [];
     try {
-      for (const source of sources) built.push(buildProvider(source, files, logger));
+      for (const source of sources) {
+        const provider = buildProvider(source, files, logger);
+        if (source.type !== 'provider') owned.add(provider);
+        built.push(provider);
+      }
     } catch (err) {
-      for (const provider of built) provider.close?.();
+      closeOwned(built);
       throw err;
     }
     return { providers: built, passwordFiles: files };
@@ -150,11 +159,19 @@ export function createSecurity(options: SecurityOptions, logger: SecurityLogger)
     },
     update(next) {
       const nextSources = next.authentication ?? [];
-      const restartNeeded: string[] = [];
-      if ((nextSources.length > 0) !== (providers.length > 0)) restartNeeded.push('authentication turned on or off');
       const nextBuilt = buildProviders(nextSources);
       const wantsAcl = hasRules(next.authorization) || nextBuilt.providers.some((p) => p.grantsPermissions);
-      if (wantsAcl !== (acl !== undefined)) restartNeeded.push('authorization turned on or off');
+      // Turning authentication or authorization on or off changes which hooks the broker runs and each
+      // listener's anonymous policy, fixed at start: nothing of it is applied, so nothing is half applied.
+      const shape: string[] = [];
+      if ((nextSources.length > 0) !== (providers.length > 0)) shape.push('authentication turned on or off');
+      if (wantsAcl !== (acl !== undefined)) shape.push('authorization turned on or off');
+      if (shape.length > 0) {
+        closeOwned(nextBuilt.providers);
+        logger.warn({ changes: shape }, 'authentication and authorization not reloaded: the running ones stay until a restart');
+        return shape;
+      }
+      const restartNeeded: string[] = [];
       if ((nextBuilt.passwordFiles.length > 0) !== (passwordFiles.length > 0)) restartNeeded.push('SCRAM-SHA-256 (password files added or removed)');
       if (JSON.stringify(next.authorization?.http) !== JSON.stringify(authorization?.http)) restartNeeded.push('authorization.http');
       const previous = authorization;
@@ -163,12 +180,12 @@ export function createSecurity(options: SecurityOptions, logger: SecurityLogger)
         acl?.load(aclConfig());
       } catch (err) {
         authorization = previous;
-        for (const provider of nextBuilt.providers) provider.close?.();
+        closeOwned(nextBuilt.providers);
         throw err;
       }
       restriction.restrictAll = hasRules(authorization);
       // Swapped in place: the authentication chain and SCRAM read these arrays on every attempt.
-      for (const provider of providers) if (!nextBuilt.providers.includes(provider)) provider.close?.();
+      closeOwned(providers.filter((provider) => !nextBuilt.providers.includes(provider)));
       providers.splice(0, providers.length, ...nextBuilt.providers);
       passwordFiles.splice(0, passwordFiles.length, ...nextBuilt.passwordFiles);
       for (const file of passwordFiles) logger.info({ file: file.file, users: file.size }, 'password file reloaded');

@@ -80,12 +80,27 @@ export function createServer(options: ServerOptions = {}): MoatServer {
     return config;
   };
   let config = options.config ?? read();
+  const startedWith = config;
   const logger = options.logger ?? createLogger(config.log.level, config.log.format);
-  const auditFor = (c: LoadedConfig): AuditLog => (c.auditFile ? loggerAudit(createFileLogger(c.auditFile)) : loggerAudit(logger));
-  const audit = new SwitchableAudit(auditFor(config));
+  /** The audit sink a configuration asks for, and how to close it (a file of its own) once replaced. */
+  const auditFor = (c: LoadedConfig): { audit: AuditLog; close(): void } => {
+    if (!c.auditFile) return { audit: loggerAudit(logger), close: () => {} };
+    const file = createFileLogger(c.auditFile);
+    return { audit: loggerAudit(file.logger), close: file.close };
+  };
+  let auditSink = auditFor(config);
+  const audit = new SwitchableAudit(auditSink.audit);
   const security = createSecurity({ ...config.security, audit }, logger);
   const worker = options.worker;
-  const store = createStore(storeForWorker(config.store, worker?.index), logger);
+  const store = createStore(storeForWorker(config.store, worker?.index), {
+    logger, worker: worker !== undefined,
+    onLockLost: (holder) => {
+      // Two brokers writing one store would corrupt it: this one stops.
+      logger.fatal({ holder }, `the store lock expired and is held by ${holder} now; stopping`);
+      process.exitCode = 1;
+      void broker.close();
+    },
+  });
   const broker = createBroker({
     ...config.broker, store, logger, authMethods: { ...security.authMethods, ...config.broker.authMethods },
     // The peers' hook goes last: it runs only for subscriptions the security hooks allowed.
@@ -102,15 +117,24 @@ export function createServer(options: ServerOptions = {}): MoatServer {
     }
     const applied: string[] = [];
     let restartNeeded: string[];
+    // The new audit file is opened first: if it cannot be, nothing has changed yet.
+    let nextSink: ReturnType<typeof auditFor> | undefined;
     try {
+      if (config.auditFile !== next.auditFile) nextSink = auditFor(next);
       restartNeeded = security.update({ ...next.security, audit });
-      if (!same(config.security, next.security)) applied.push('authentication and authorization');
     } catch (err) {
+      nextSink?.close();
       return { ok: false, applied: [], restartNeeded: [], error: (err as Error).message };
     }
-    for (const [section, of] of Object.entries(RESTART_SECTIONS)) if (!same(of(config), of(next))) restartNeeded.push(section);
-    if (config.auditFile !== next.auditFile) {
-      audit.target = auditFor(next);
+    if (!same(config.security, next.security) && !restartNeeded.some((r) => r.endsWith('turned on or off'))) {
+      applied.push('authentication and authorization');
+    }
+    // Against what the broker started with: a change waits for its restart however many reloads come between.
+    for (const [section, of] of Object.entries(RESTART_SECTIONS)) if (!same(of(startedWith), of(next))) restartNeeded.push(section);
+    if (nextSink) {
+      auditSink.close();
+      auditSink = nextSink;
+      audit.target = nextSink.audit;
       applied.push('audit');
     }
     if (!same(config.broker.limits, next.broker.limits)) {
@@ -137,6 +161,7 @@ export function createServer(options: ServerOptions = {}): MoatServer {
     async close() {
       await broker.close();
       security.close();
+      auditSink.close();
     },
   };
 }

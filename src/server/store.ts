@@ -15,13 +15,25 @@ export function storeForWorker(config: StoreConfig, index: number | undefined): 
   }
 }
 
-export function createStore(config: StoreConfig, logger: { error(obj: object, msg?: string): void }): BrokerStore {
+/** A worker whose predecessor (an orphan of a killed primary) is still closing waits this long for its store. */
+const WORKER_LOCK_WAIT_MS = 10_000;
+
+export interface StoreContext {
+  logger: { error(obj: object, msg?: string): void };
+  /** This process is a worker of multi-core mode. */
+  worker: boolean;
+  /** The store's lock was lost to another broker (Redis): this broker must stop. */
+  onLockLost: (holder: string) => void;
+}
+
+export function createStore(config: StoreConfig, { logger, worker, onLockLost }: StoreContext): BrokerStore {
+  const lockWaitMs = worker ? WORKER_LOCK_WAIT_MS : 0;
   switch (config.type) {
     case 'memory': return new MemoryStore();
-    case 'redis': return new RedisStore({ url: config.url, keyPrefix: config.keyPrefix, logger });
+    case 'redis': return new RedisStore({ url: config.url, keyPrefix: config.keyPrefix, logger, lockWaitMs, onLockLost });
     case 'sqlite':
       return new SqliteStore({
-        directory: path.resolve(config.directory), durability: config.durability, flushIntervalMs: config.flushIntervalMs, logger,
+        directory: path.resolve(config.directory), durability: config.durability, flushIntervalMs: config.flushIntervalMs, logger, lockWaitMs,
       });
   }
 }

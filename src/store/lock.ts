@@ -1,3 +1,4 @@
+import { readFileSync, readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -10,6 +11,17 @@ interface Owner {
   pid: number;
   host: string;
   since: string;
+  /** Which PID namespace of which boot the PID belongs to (Linux); PIDs are compared only within one. */
+  ns?: string;
+}
+
+/** This process's PID namespace and boot, or undefined where /proc does not tell (then PIDs are never compared). */
+function pidNamespace(): string | undefined {
+  try {
+    return `${readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()}/${readlinkSync('/proc/self/ns/pid')}`;
+  } catch {
+    return undefined;
+  }
 }
 
 function describeOwner(owner: Owner | undefined): string {
@@ -18,12 +30,16 @@ function describeOwner(owner: Owner | undefined): string {
   return `another Moat broker (PID ${owner.pid}${where}, since ${owner.since})`;
 }
 
+/** The code of the StoreError a refused process gets. */
+export const STORE_IN_USE = 'STORE_IN_USE';
+
 function inUse(where: string, owner: Owner | undefined, setting: string): StoreError {
-  return new StoreError(where, `the store is in use by ${describeOwner(owner)}; a store belongs to one broker at a time: stop that broker or give this one another ${setting}`);
+  return new StoreError(where, `the store is in use by ${describeOwner(owner)}; a store belongs to one broker at a time: stop that broker or give this one another ${setting}`, STORE_IN_USE);
 }
 
 function me(): Owner {
-  return { pid: process.pid, host: hostname(), since: new Date().toISOString() };
+  const ns = pidNamespace();
+  return { pid: process.pid, host: hostname(), since: new Date().toISOString(), ...(ns !== undefined && { ns }) };
 }
 
 const LOCK_FILE = 'moat.lock';
@@ -101,7 +117,6 @@ function readOwner(db: Database.Database): Owner | undefined {
 
 /** How long a Redis lock lives without renewal, and how often the holder renews it. */
 const REDIS_LOCK_TTL_MS = 30_000;
-const REDIS_LOCK_RENEW_MS = 10_000;
 
 const RENEW = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end`;
 const RELEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
@@ -126,35 +141,67 @@ function parseOwner(text: string | null): Owner | undefined {
   }
 }
 
+/** A holder that is certainly gone: same boot and PID namespace as this process, and no such PID any more. */
+function abandoned(owner: Owner | undefined): boolean {
+  const ns = pidNamespace();
+  return owner !== undefined && ns !== undefined && owner.ns === ns && owner.pid !== process.pid && !alive(owner.pid);
+}
+
+export interface RedisLockOptions {
+  /** Called when the lock was lost and another broker holds it now: this broker must stop writing. */
+  onLost: (holder: string) => void;
+  /** Keep trying this long while another process holds the lock (a worker whose predecessor is still stopping). */
+  waitMs?: number;
+  ttlMs?: number;
+}
+
 /**
- * One broker at a time on a Redis key prefix: a key `{prefix}lock` set only if absent, with an expiry
- * the holder keeps renewing. A holder on this host whose PID is gone (killed) is taken over at once;
- * one elsewhere that stops renewing loses the lock after 30 s.
+ * One broker at a time on a Redis key prefix: a key `{prefix}lock` set only if absent, with an expiry the
+ * holder keeps renewing. A holder in this PID namespace whose PID is gone (killed) is taken over at once;
+ * any other that stops renewing loses the lock when it expires. A holder that finds its lock expired (Redis
+ * was unreachable longer than the expiry) takes it again if nobody else did, and otherwise is told.
  */
 export class RedisLock {
   private timer: NodeJS.Timeout | undefined;
 
-  private constructor(private readonly redis: Redis, private readonly key: string, private readonly value: string, onLost: () => void) {
-    this.timer = setInterval(() => {
-      this.redis.eval(RENEW, 1, this.key, this.value, REDIS_LOCK_TTL_MS).then((renewed) => {
-        if (renewed === 0) onLost();
-      }, () => { /* Redis unreachable: the store reports it; renewal is tried again */ });
-    }, REDIS_LOCK_RENEW_MS).unref();
+  private constructor(
+    private readonly redis: Redis, private readonly key: string, private readonly value: string, private readonly options: RedisLockOptions,
+  ) {
+    const ttl = options.ttlMs ?? REDIS_LOCK_TTL_MS;
+    this.timer = setInterval(() => void this.renew(ttl), Math.max(10, Math.floor(ttl / 3))).unref();
   }
 
-  static async acquire(redis: Redis, prefix: string, url: string, onLost: () => void): Promise<RedisLock> {
+  private async renew(ttl: number): Promise<void> {
+    try {
+      if (await this.redis.eval(RENEW, 1, this.key, this.value, ttl) === 1) return;
+      if (await this.redis.set(this.key, this.value, 'PX', ttl, 'NX') === 'OK') return; // expired, nobody took it
+      if (this.timer === undefined) return; // released meanwhile
+      clearInterval(this.timer);
+      this.timer = undefined;
+      this.options.onLost(describeOwner(parseOwner(await this.redis.get(this.key))));
+    } catch {
+      // Redis unreachable: the store reports it; renewal is tried again
+    }
+  }
+
+  static async acquire(redis: Redis, prefix: string, url: string, options: RedisLockOptions): Promise<RedisLock> {
     const key = `${prefix}lock`;
+    const where = `${url} (key prefix "${prefix}")`;
+    const ttl = options.ttlMs ?? REDIS_LOCK_TTL_MS;
     const value = JSON.stringify({ ...me(), token: randomBytes(8).toString('hex') });
-    for (let attempt = 0; attempt < 3; attempt++) {
-      if (await redis.set(key, value, 'PX', REDIS_LOCK_TTL_MS, 'NX') === 'OK') return new RedisLock(redis, key, value, onLost);
+    const deadline = Date.now() + (options.waitMs ?? 0);
+    for (;;) {
+      if (await redis.set(key, value, 'PX', ttl, 'NX') === 'OK') return new RedisLock(redis, key, value, options);
       const held = await redis.get(key);
       if (held === null) continue; // expired meanwhile
       const owner = parseOwner(held);
-      const abandoned = owner !== undefined && owner.host === hostname() && owner.pid !== process.pid && !alive(owner.pid);
-      if (!abandoned) throw inUse(`${url} (key prefix "${prefix}")`, owner, 'store.key_prefix');
-      if (await redis.eval(REPLACE, 1, key, held, value, REDIS_LOCK_TTL_MS) === 1) return new RedisLock(redis, key, value, onLost);
+      if (abandoned(owner)) {
+        if (await redis.eval(REPLACE, 1, key, held, value, ttl) === 1) return new RedisLock(redis, key, value, options);
+        continue;
+      }
+      if (Date.now() >= deadline) throw inUse(where, owner, 'store.key_prefix');
+      await new Promise((resolve) => setTimeout(resolve, 100));
     }
-    throw new StoreError(`${url} (key prefix "${prefix}")`, 'cannot take the store lock: it changed hands repeatedly');
   }
 
   async release(): Promise<void> {

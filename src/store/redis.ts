@@ -12,6 +12,15 @@ export interface RedisStoreOptions {
   /** Prefix of every key, so brokers can share a Redis (default "moat:"). */
   keyPrefix?: string;
   logger?: { error(obj: object, msg?: string): void };
+  /** While another broker holds the prefix, keep trying this long before refusing (default 0: refuse at once). */
+  lockWaitMs?: number;
+  /** How long the lock lives without renewal (default 30 s; renewed every third of it). */
+  lockTtlMs?: number;
+  /**
+   * The lock expired (Redis unreachable for longer than its lifetime) and another broker holds it now: this one
+   * must stop writing. Default: an error is logged.
+   */
+  onLockLost?: (holder: string) => void;
 }
 
 /** Schema version kept in `{prefix}meta`; the same place SQLite keeps `user_version`. */
@@ -37,6 +46,7 @@ export class RedisStore implements BrokerStore {
   private writing: { ops: RedisStore['batch']; waiters: Array<() => void> } | undefined;
   private scheduled = false;
   private retryDelay = 10;
+  private opening: Promise<RecoveredState> | undefined;
   /** Held from open to close: one broker per key prefix. */
   private lock: RedisLock | undefined;
 
@@ -49,14 +59,28 @@ export class RedisStore implements BrokerStore {
   }
 
   async open(): Promise<RecoveredState> {
+    const opening = this.openStore();
+    this.opening = opening;
+    try {
+      return await opening;
+    } finally {
+      this.opening = undefined;
+    }
+  }
+
+  private async openStore(): Promise<RecoveredState> {
     // Loaded here, not at startup: ioredis costs a quarter of a second to load, and most brokers never use it.
     const { Redis } = await import('ioredis');
     const redis = new Redis(this.options.url, { lazyConnect: true, maxRetriesPerRequest: null, enableOfflineQueue: true });
     redis.on('error', () => {}); // reconnects by itself; failures surface as failed batches
     try {
       await redis.connect();
-      this.lock = await RedisLock.acquire(redis, this.prefix, this.options.url, () => {
-        this.options.logger?.error({ url: this.options.url, keyPrefix: this.prefix }, 'the store lock was taken by another broker; stop one of them');
+      this.lock = await RedisLock.acquire(redis, this.prefix, this.options.url, {
+        onLost: this.options.onLockLost ?? ((holder) => {
+          this.options.logger?.error({ url: this.options.url, keyPrefix: this.prefix, holder }, 'the store lock expired and is held by another broker now; stop one of them');
+        }),
+        ...(this.options.lockWaitMs !== undefined && { waitMs: this.options.lockWaitMs }),
+        ...(this.options.lockTtlMs !== undefined && { ttlMs: this.options.lockTtlMs }),
       });
       const version = Number((await redis.hget(this.key('meta'), 'schema')) ?? '0');
       if (version > REDIS_SCHEMA_VERSION) {
@@ -130,6 +154,8 @@ export class RedisStore implements BrokerStore {
   }
 
   async close(): Promise<void> {
+    // A close during open waits for it, so the connection and the lock it took are released too.
+    if (this.opening) await this.opening.catch(() => undefined);
     if (!this.redis) return;
     for (let i = 0; i < 50 && (this.batch.length > 0 || this.writing); i++) {
       if (!this.writing) this.write();

@@ -2,7 +2,7 @@ import { accessSync, closeSync, constants, existsSync, fsync, fsyncSync, mkdirSy
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { StoreError } from './errors.js';
-import { DirectoryLock } from './lock.js';
+import { DirectoryLock, STORE_IN_USE } from './lock.js';
 import { messageToRow, rowToMessage, toMessage, type MessageRow } from './codec.js';
 import type {
   BrokerStore, InflightRecord, QueuedRecord, RecoveredSession, RecoveredState, SessionRecord, StoredMessage, StoredRecord, SubscriptionRecord,
@@ -19,6 +19,8 @@ export interface SqliteStoreOptions {
   /** periodic: milliseconds between batches (the most a crash can lose). strict: extra wait to gather a batch (default 0: one batch per event-loop turn). */
   flushIntervalMs?: number;
   logger?: { error(obj: object, msg?: string): void };
+  /** While another process holds the directory, keep trying this long before refusing (default 0: refuse at once). */
+  lockWaitMs?: number;
 }
 
 export { StoreError } from './errors.js';
@@ -99,12 +101,17 @@ export class SqliteStore implements BrokerStore {
         throw new StoreError(target, `${target === directory ? 'the data directory is' : 'the store is'} ${why}; refusing to start`);
       }
     }
-    try {
-      this.lock = DirectoryLock.acquire(directory);
-    } catch (err) {
-      // A disk too full to take the lock is too full for the store: said about the store, as opening it would.
-      if (err instanceof StoreError && err.code === 'SQLITE_FULL') throw new StoreError(this.file, `cannot open the store: ${describeSqliteError(err)}`);
-      throw err;
+    const deadline = Date.now() + (this.options.lockWaitMs ?? 0);
+    for (;;) {
+      try {
+        this.lock = DirectoryLock.acquire(directory);
+        break;
+      } catch (err) {
+        // A disk too full to take the lock is too full for the store: said about the store, as opening it would.
+        if (err instanceof StoreError && err.code === 'SQLITE_FULL') throw new StoreError(this.file, `cannot open the store: ${describeSqliteError(err)}`);
+        if (!(err instanceof StoreError && err.code === STORE_IN_USE) || Date.now() >= deadline) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
     }
     let db: Database.Database;
     try {

@@ -125,6 +125,34 @@ describe('configuration reload', () => {
     await watcher.endAsync();
   });
 
+  it('a reload that turns authentication off applies none of it: clients are judged as before, and the log says a restart is needed', async () => {
+    const port = await freePort();
+    const file = path.join(dir, 'auth-off.yaml');
+    writeFileSync(file, yaml(port, WITH_WRITER));
+    const server = createServer({ configFile: file });
+    server.logger.level = 'silent';
+    await server.listen();
+    try {
+      const url = `mqtt://127.0.0.1:${port}`;
+      const connected = await connectClient(url, { username: 'carol', password: 'carol-password' });
+      writeFileSync(file, `listeners:\n  - name: main\n    port: ${port}\n    allow_anonymous: true\nlog:\n  format: json\nstore:\n  type: memory\n`);
+      const result = server.reload();
+      assert.equal(result.ok, true, result.error);
+      assert.deepEqual(result.applied, []);
+      assert.ok(result.restartNeeded.includes('authentication turned on or off'), result.restartNeeded.join(', '));
+      assert.ok(result.restartNeeded.includes('authorization turned on or off'), result.restartNeeded.join(', '));
+      const watcher = await connectClient(url, { username: 'alice', password: 'alice-password' });
+      await watcher.subscribeAsync('b/#', { qos: 1 });
+      assert.equal(await publishReaches(connected, watcher, 'b/still'), true, 'the connected client keeps its rights');
+      await assert.rejects(connectClient(url, { username: 'carol', password: 'wrong-password' }), /Bad username or password|Not authorized/, 'passwords are still checked');
+      await assert.rejects(connectClient(url), /Not authorized|Bad username/, 'anonymous clients are still refused');
+      await connected.endAsync();
+      await watcher.endAsync();
+    } finally {
+      await server.close();
+    }
+  });
+
   it('the library reload() does the same, and returns what it applied and what needs a restart', async () => {
     const port = await freePort();
     const file = path.join(dir, 'library.yaml');

@@ -50,6 +50,16 @@ describe('incremental build', () => {
     assert.match(readFileSync(out('b.js'), 'utf8'), /b = 2/);
   });
 
+  it('rebuilds when a source is replaced by an older copy (cp -p, tar), whose time is before the last build', async () => {
+    writeFileSync(path.join(project, 'src', 'b.ts'), 'export const b: number = 333;\n');
+    const earlier = new Date(Date.now() - 3_600_000);
+    utimesSync(path.join(project, 'src', 'b.ts'), earlier, earlier);
+    const again = await build();
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /built/);
+    assert.match(readFileSync(out('b.js'), 'utf8'), /b = 333/);
+  });
+
   it('removes the outputs of a deleted source, so a deleted test never runs from dist', async () => {
     unlinkSync(path.join(project, 'src', 'b.ts'));
     const again = await build();

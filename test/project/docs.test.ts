@@ -43,6 +43,8 @@ describe('docs agree with the code', () => {
     assert.doesNotMatch(doc('docs/configuration.md'), /handshake[^.]*logged at debug/i, 'failed TLS handshakes are audited at warn');
     assert.doesNotMatch(doc('docs/mqtt5.md'), /SCRAM\)? come with/i, 'SCRAM-SHA-256 ships');
     assert.doesNotMatch(doc('README.md'), /from 'moat'/, 'the package is moat-mqtt');
-    assert.doesNotMatch(doc('docs/library.md'), /from 'moat'/, 'the package is moat-mqtt');
+    for (const name of ['README.md', 'docs/library.md', 'docs/configuration.md', 'docs/multicore.md', 'docs/storage.md', 'docs/security.md']) {
+      assert.doesNotMatch(doc(name), /from 'moat'|node_modules\/moat\/|npm install moat(?!-mqtt)/, `${name}: the package is moat-mqtt`);
+    }
   });
 });

@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, afterEach, before, describe, it } from 'node:test';
+import { Redis } from 'ioredis';
+import { RedisStore } from '../../src/store/index.js';
 import { connectClient, waitFor } from '../helpers/broker.js';
 import { freePort, killAll, run, spawnProc, type Proc } from '../helpers/process.js';
 
@@ -121,6 +123,21 @@ describe('store lock: one broker per store', () => {
     assert.equal((await primary.waitExit(15_000)).code, 0);
   });
 
+  it('multi-core: a primary killed with SIGKILL does not block an immediate restart, which recovers the state', async () => {
+    const data = path.join(dir, 'multi-killed');
+    const a = await configWith(dir, 'mk', `workers: 2\nstore:\n  directory: ${data}\n`);
+    const first = moat(a.file);
+    await started(first);
+    await publishRetained(a.port, 'lock/mk', 'kept');
+    first.kill('SIGKILL');
+    await first.waitExit(5000);
+    const again = moat(a.file);
+    await started(again);
+    assert.equal(await retainedOn(a.port, 'lock/mk'), 'kept');
+    again.kill('SIGTERM');
+    assert.equal((await again.waitExit(15_000)).code, 0);
+  });
+
   describe('Redis', () => {
     let server: Proc;
     let url = '';
@@ -154,6 +171,41 @@ describe('store lock: one broker per store', () => {
       await started(third);
       third.kill('SIGTERM');
       assert.equal((await third.waitExit(10_000)).code, 0);
+    });
+
+    it('an expired lock nobody took is taken again; one another broker took is reported lost (the broker then stops)', async () => {
+      const lost: string[] = [];
+      const store = new RedisStore({ url, keyPrefix: 'lk5:', lockTtlMs: 300, onLockLost: (holder) => lost.push(holder) });
+      await store.open();
+      const other = new Redis(url);
+      try {
+        await other.del('lk5:lock'); // as if Redis had been unreachable past the expiry
+        const deadline = Date.now() + 2000;
+        while ((await other.get('lk5:lock')) === null) {
+          assert.ok(Date.now() < deadline, 'the lock taken again within 2 s');
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+        assert.deepEqual(lost, [], 'nobody else had it: not lost');
+        await other.set('lk5:lock', JSON.stringify({ pid: 4242, host: 'elsewhere', since: '2026-12-06T00:00:00Z' }));
+        await waitFor(() => lost.length > 0, 2000, 'the loss reported');
+        assert.match(lost[0]!, /PID 4242 on host elsewhere/);
+      } finally {
+        other.disconnect();
+        await store.close();
+      }
+    });
+
+    it('multi-core on Redis: the primary holds the key prefix, so a broker on it is refused, naming the primary', async () => {
+      const store = `store:\n  type: redis\n  url: ${url}\n  key_prefix: "lk6:"\n`;
+      const a = await configWith(dir, 'rm', `workers: 2\n${store}`);
+      const primary = moat(a.file);
+      await started(primary);
+      const b = await configWith(dir, 'rm2', store);
+      const refused = await run(process.execPath, [MOAT, '-c', b.file], { cwd: dir, limitMs: 15_000 });
+      assert.equal(refused.code, 1, JSON.stringify(refused));
+      assert.ok(refused.stderr.includes(`PID ${primary.pid}`) && refused.stderr.includes('"lk6:"'), refused.stderr);
+      primary.kill('SIGTERM');
+      assert.equal((await primary.waitExit(15_000)).code, 0);
     });
 
     it('a broker killed with SIGKILL does not block a restart on the same prefix, which recovers its state', async () => {
