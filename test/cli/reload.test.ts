@@ -104,6 +104,29 @@ describe('configuration reload', () => {
     for (const c of [watcher, alice, carol]) await c.endAsync();
   });
 
+  it('multi-core: SIGHUP to the primary makes every worker apply the new roles', async () => {
+    const port = await freePort();
+    const file = path.join(dir, 'workers.yaml');
+    const roles = { roles: `${READER_ONLY.roles}\n    root:\n      - topic: '#'`, users: `${READER_ONLY.users}\n    root: { roles: [root] }` };
+    writeFileSync(file, `workers: 2\n${yaml(port, roles)}`);
+    const broker = spawnProc(process.execPath, [MOAT, '-c', file], { cwd: dir, limitMs: 60_000 });
+    await broker.waitStdout((out) => out.includes('"moat started"'), 20_000, 'moat started');
+    const url = `mqtt://127.0.0.1:${port}`;
+    const watcher = await connectClient(url, { username: 'root', password: 'root-password' });
+    await watcher.subscribeAsync('#', { qos: 1 });
+    // Client identifiers spread over both workers (affinity by identifier).
+    const writers = await Promise.all(['w-1', 'w-2', 'w-3', 'w-4', 'w-5', 'w-6'].map((clientId) =>
+      connectClient(url, { clientId, username: 'alice', password: 'alice-password' })));
+    for (const w of writers) assert.equal(await publishReaches(w, watcher, `b/${w.options.clientId}`), false, 'before: no b/# for alice');
+    writeFileSync(file, `workers: 2\n${yaml(port, { roles: `${WITH_WRITER.roles}\n    root:\n      - topic: '#'`, users: `${WITH_WRITER.users}\n    root: { roles: [root] }` })}`);
+    broker.kill('SIGHUP');
+    await broker.waitStdout((out) => out.split('"configuration reloaded"').length - 1 >= 2, 10_000, 'both workers reloaded');
+    for (const w of writers) assert.equal(await publishReaches(w, watcher, `b/${w.options.clientId}`), true, `after: ${w.options.clientId} writes b/#`);
+    for (const c of [watcher, ...writers]) await c.endAsync();
+    broker.kill('SIGTERM');
+    assert.equal((await broker.waitExit(15_000)).code, 0);
+  });
+
   it('a reload with an error keeps the running configuration and says why', async () => {
     const port = await freePort();
     const file = path.join(dir, 'broken.yaml');

@@ -54,7 +54,7 @@ describe('the README commands and CI', () => {
     assert.deepEqual(unlisted, [], 'programs the tests start that npm test would not install');
   });
 
-  it('on a machine without them, it names each missing program and the apt-get line (or installs them as root)', async () => {
+  it('on a machine without them, it names each missing program and the apt-get line that installs them', async () => {
     // A PATH holding only node: everything else is missing. MOAT_PREREQUISITES=check reports instead of installing.
     const bin = mkdtempSync(path.join(tmpdir(), 'moat-prereq-'));
     try {
