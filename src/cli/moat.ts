@@ -142,8 +142,24 @@ async function lockPrimaryStore(store: StoreConfig, logger: { fatal(obj: object,
   return DirectoryLock.acquire(directory);
 }
 
+/** The limits the primary applies itself, from the configuration file read again; undefined if it has an error (the workers say what). */
+function primaryLimits(file: string, adjust: ((config: LoadedConfig) => void) | undefined): { connectTimeout: number; maxPacketSize: number } | undefined {
+  try {
+    const config = loadConfigFile(file);
+    adjust?.(config);
+    return {
+      connectTimeout: config.broker.limits?.connectTimeout ?? DEFAULT_LIMITS.connectTimeout,
+      maxPacketSize: config.broker.limits?.maxPacketSize ?? DEFAULT_LIMITS.maxPacketSize,
+    };
+  } catch {
+    return undefined;
+  }
+}
+
 /** Multi-core mode: this process accepts connections and hands them to worker processes. */
-async function runPrimary(config: LoadedConfig, workers: number, configFile: string | undefined): Promise<void> {
+async function runPrimary(
+  config: LoadedConfig, workers: number, configFile: string | undefined, adjust: ((config: LoadedConfig) => void) | undefined,
+): Promise<void> {
   const listeners = config.broker.listeners ?? [{ host: '127.0.0.1', port: 1883 }];
   const tls = listeners.find((l) => l.tls !== undefined);
   if (tls) fail(`configuration error: listener ${tls.name ?? `${tls.host}:${tls.port}`}: TLS listeners are served with workers: 1 only`);
@@ -169,7 +185,7 @@ async function runPrimary(config: LoadedConfig, workers: number, configFile: str
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGHUP', () => {
     logger.info({}, 'SIGHUP: every worker reloads the configuration');
-    primary.reload();
+    primary.reload(configFile === undefined ? undefined : primaryLimits(configFile, adjust));
   });
   try {
     await primary.start();
@@ -206,7 +222,7 @@ async function main(): Promise<void> {
   adjust?.(config);
   const workers = workerCount(config, args.workers);
   const place = workerPlace();
-  if (!place && workers > 1) return runPrimary(config, workers, args.config);
+  if (!place && workers > 1) return runPrimary(config, workers, args.config, adjust);
   const logger = createLogger(config.log.level, config.log.format);
   let server: MoatServer;
   const links = place && workerBrokerOptions(place, logger);

@@ -153,7 +153,9 @@ export class Primary {
     this.finish(code);
   }
 
-  reload(): void {
+  /** Asks every worker to reload its configuration; `limits` are the primary's own (what it reads of a CONNECT). */
+  reload(limits?: { connectTimeout: number; maxPacketSize: number }): void {
+    if (limits) Object.assign(this.options, limits);
     for (const child of this.workers) if (child.connected) child.send({ type: 'reload' } satisfies PrimaryToWorker);
   }
 

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -123,6 +124,25 @@ describe('configuration reload', () => {
     await broker.waitStdout((out) => out.split('"configuration reloaded"').length - 1 >= 2, 10_000, 'both workers reloaded');
     for (const w of writers) assert.equal(await publishReaches(w, watcher, `b/${w.options.clientId}`), true, `after: ${w.options.clientId} writes b/#`);
     for (const c of [watcher, ...writers]) await c.endAsync();
+    broker.kill('SIGTERM');
+    assert.equal((await broker.waitExit(15_000)).code, 0);
+  });
+
+  it('multi-core: SIGHUP gives the primary the new connect_timeout too (it holds a socket until its CONNECT)', async () => {
+    const port = await freePort();
+    const file = path.join(dir, 'workers-timeout.yaml');
+    const config = (seconds: number): string => `workers: 2\nlisteners:\n  - port: ${port}\nlog:\n  format: json\nstore:\n  type: memory\nlimits:\n  connect_timeout: ${seconds}\n`;
+    writeFileSync(file, config(30));
+    const broker = spawnProc(process.execPath, [MOAT, '-c', file], { cwd: dir, limitMs: 60_000 });
+    await broker.waitStdout((out) => out.includes('"moat started"'), 20_000, 'moat started');
+    writeFileSync(file, config(1));
+    broker.kill('SIGHUP');
+    await broker.waitStdout((out) => out.split('"configuration reloaded"').length - 1 >= 2, 10_000, 'both workers reloaded');
+    const silent = net.connect(port, '127.0.0.1');
+    const opened = Date.now();
+    await new Promise<void>((resolve) => silent.once('close', () => resolve()));
+    const held = Date.now() - opened;
+    assert.ok(held < 5000, `a socket that sends nothing is closed after the new 1 s, not 30 s (closed after ${held} ms)`);
     broker.kill('SIGTERM');
     assert.equal((await broker.waitExit(15_000)).code, 0);
   });
