@@ -216,6 +216,16 @@ export class Broker extends EventEmitter<BrokerEvents> {
     return this.limits.maxConnections + Math.max(16, Math.ceil(this.limits.maxConnections / 10));
   }
 
+  /** A hook that throws refuses the connection (fail closed) and is logged. */
+  private acceptConnection(peer: PeerInfo, listener: string, stream: Duplex): boolean {
+    try {
+      return this.hooks.acceptConnection!(peer, listener, stream);
+    } catch (err) {
+      this.logger.error({ err: (err as Error).message, remoteAddress: peer.remoteAddress }, 'acceptConnection hook threw');
+      return false;
+    }
+  }
+
   private planListener(opts: ListenerOptions): { opts: { host: string; port: number; tls?: TlsListenerOptions }; info: ListenerInfo } {
     const host = opts.host ?? '127.0.0.1';
     const port = opts.port ?? 1883;
@@ -233,6 +243,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
    */
   accept(stream: Duplex, listener: ListenerInfo, peer: PeerInfo): void {
     if (this.connections.size >= this.socketCap) {
+      stream.destroy();
+      return;
+    }
+    if (this.hooks.acceptConnection && !this.acceptConnection(peer, listener.name, stream)) {
       stream.destroy();
       return;
     }
@@ -375,6 +389,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (result.reason === 'notAuthorized') return ConnectReturnCode.NotAuthorized;
     if (result.reason === 'banned') return BANNED;
     if (result.reason === 'busy') return SERVER_BUSY;
+    if (result.reason === 'unavailable') return ConnectReturnCode.ServerUnavailable; // MQTT 5: 0x88
     return ConnectReturnCode.BadUsernameOrPassword;
   }
 
@@ -676,6 +691,9 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.publishingSys = true;
     try {
       for (const [topic, value] of sysTopics(snapshot, Date.now())) {
+        this.route(topic, Buffer.from(value), 0, true, undefined);
+      }
+      for (const [topic, value] of this.hooks.sysTopics?.() ?? []) {
         this.route(topic, Buffer.from(value), 0, true, undefined);
       }
     } finally {

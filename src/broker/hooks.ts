@@ -61,13 +61,15 @@ export interface AuthenticateRequest {
 /**
  * true: accepted; false: refused as bad user name or password.
  * { ok: false, reason: 'notAuthorized' }: refused as not authorized.
+ * { ok: false, reason: 'unavailable' }: not judged, as a service the decision needs failed
+ * (CONNACK 3 / 0x88 Server unavailable): a failure, which the client can tell from a refusal.
  * undefined: no opinion, ask the next hook (and finally the listener's anonymous policy).
  */
 export type AuthenticateResult =
   | boolean
   | undefined
   | { ok: true; identity?: ClientIdentity }
-  | { ok: false; reason?: 'badCredentials' | 'notAuthorized' | 'banned' | 'busy' };
+  | { ok: false; reason?: 'badCredentials' | 'notAuthorized' | 'banned' | 'busy' | 'unavailable' };
 
 /** The verdict of a `banned` refusal: CONNACK 5 (not authorized) in 3.1.1, 0x8A Banned in MQTT 5. */
 export const BANNED = 0x8a;
@@ -103,6 +105,18 @@ export interface BrokerHooks {
    * that does not speak TLS, one that hung up): no MQTT client exists yet. Every such hook is called.
    */
   handshakeFailed?(event: HandshakeFailure): void;
+  /**
+   * Asked once for each new connection, before anything is read from it: false closes it at once (an address
+   * ban). Every such hook must agree.
+   */
+  acceptConnection?(peer: { remoteAddress: string; remotePort: number }, listener: string, stream: ClosingStream): boolean;
+  /** Extra `$SYS` topics and values, read every `sysInterval` seconds (the guard's counters). */
+  sysTopics?(): Iterable<[topic: string, value: string]>;
+}
+
+/** What a hook may watch of a new connection: its end (to count connections per address). */
+export interface ClosingStream {
+  once(event: 'close', listener: () => void): unknown;
 }
 
 export interface HandshakeFailure {
@@ -169,6 +183,11 @@ export function composeHooks(list: BrokerHooks[]): BrokerHooks {
       return ask(0, subscription.qos);
     };
   }
+  const acceptors = list.flatMap((h) => (h.acceptConnection ? [h.acceptConnection.bind(h)] : []));
+  if (acceptors.length === 1) composed.acceptConnection = acceptors[0]!;
+  else if (acceptors.length > 0) composed.acceptConnection = (peer, listener, stream) => acceptors.every((accept) => accept(peer, listener, stream));
+  const sysSources = list.flatMap((h) => (h.sysTopics ? [h.sysTopics.bind(h)] : []));
+  if (sysSources.length > 0) composed.sysTopics = () => sysSources.flatMap((source) => [...source()]);
   const deliverers = list.flatMap((h) => (h.authorizeDelivery ? [h.authorizeDelivery.bind(h)] : []));
   if (deliverers.length === 1) composed.authorizeDelivery = deliverers[0]!;
   else if (deliverers.length > 0) {

@@ -7,6 +7,8 @@ import type { BrokerCapabilities, BrokerLimits, BrokerOptions, TlsListenerOption
 import type { AclConfig, AclRule } from '../security/acl.js';
 import type { AuthenticationSource, SecurityOptions } from '../security/index.js';
 import { checkSecurityFiles, errnoWords, readTlsFiles } from './file-checks.js';
+import { isAddressOrNetwork } from '../security/guard/addresses.js';
+import type { GuardOptions } from '../security/guard/guard.js';
 import { configSchema, type FileBinding, type FileConfig, type FileRule } from './schema.js';
 
 /** A configuration problem, located: file, line, key and what was expected. */
@@ -78,6 +80,7 @@ export function parseConfig(text: string, file: string): LoadedConfig {
   const located = (path: string[], problem: string): ConfigError => new ConfigError(file, lineOf(doc, lines, path), path.join('.'), problem);
   checkRoleReferences(data, located);
   checkAuthentication(data, located);
+  checkGuard(data, located);
   checkWorkers(data, located);
   const base = path.dirname(path.resolve(file));
   checkSecurityFiles(data, base, located);
@@ -396,7 +399,54 @@ function toSecurity(config: FileConfig, base: string): SecurityOptions {
     if (authz.http) security.authorization.http = { url: authz.http.url, ...(authz.http.timeout_ms !== undefined && { timeoutMs: authz.http.timeout_ms }) };
     if (authz.acl_file) security.authorization.aclFile = path.resolve(base, authz.acl_file);
   }
+  const guard = toGuard(config.guard);
+  if (guard !== undefined) security.guard = guard;
   return security;
+}
+
+const BAN_KINDS = { address: 'address', network: 'network', client_id: 'clientId', username: 'username' } as const;
+
+/** Allow-list entries and static bans name addresses and networks that parse, each ban exactly one thing. */
+function checkGuard(config: FileConfig, located: (path: string[], problem: string) => ConfigError): void {
+  const guard = config.guard;
+  if (!guard) return;
+  guard.allow?.forEach((entry, i) => {
+    if (!isAddressOrNetwork(entry)) throw located(['guard', 'allow', String(i)], `"${entry}" is not an IP address or a network in CIDR notation (e.g. 10.0.0.0/8)`);
+  });
+  guard.bans?.forEach((ban, i) => {
+    const at = ['guard', 'bans', String(i)];
+    const kinds = Object.keys(BAN_KINDS).filter((k) => ban[k as keyof typeof BAN_KINDS] !== undefined);
+    if (kinds.length !== 1) throw located(kinds.length > 1 ? [...at, kinds[1]!] : at, 'a ban names exactly one of address, network, client_id or username');
+    const kind = kinds[0] as keyof typeof BAN_KINDS;
+    const value = ban[kind]!;
+    if (kind === 'address' && (value.includes('/') || !isAddressOrNetwork(value))) throw located([...at, kind], `"${value}" is not an IP address (a network is "network: ${value}")`);
+    if (kind === 'network' && (!value.includes('/') || !isAddressOrNetwork(value))) throw located([...at, kind], `"${value}" is not a network in CIDR notation (e.g. 198.51.100.0/24)`);
+  });
+  if (guard.ban?.first !== undefined && guard.ban.max !== undefined && guard.ban.max < guard.ban.first) {
+    throw located(['guard', 'ban', 'max'], `must be at least ban.first (${guard.ban.first} s)`);
+  }
+}
+
+function toGuard(guard: FileConfig['guard']): GuardOptions | false | undefined {
+  if (!guard) return undefined;
+  if (guard.enabled === false) return false;
+  const options: GuardOptions = {};
+  if (guard.allow) options.allow = guard.allow;
+  if (guard.failures?.max_per_address !== undefined) options.maxFailuresPerAddress = guard.failures.max_per_address;
+  if (guard.failures?.window !== undefined) options.failureWindowSeconds = guard.failures.window;
+  if (guard.ban?.first !== undefined) options.banSeconds = guard.ban.first;
+  if (guard.ban?.max !== undefined) options.maxBanSeconds = guard.ban.max;
+  if (guard.ban?.forget_after !== undefined) options.forgetAfterSeconds = guard.ban.forget_after;
+  if (guard.flapping?.connects !== undefined) options.flappingConnects = guard.flapping.connects;
+  if (guard.flapping?.window !== undefined) options.flappingWindowSeconds = guard.flapping.window;
+  if (guard.flapping?.ban !== undefined) options.flappingBanSeconds = guard.flapping.ban;
+  if (guard.bans) {
+    options.bans = guard.bans.map((ban) => {
+      const kind = (Object.keys(BAN_KINDS) as Array<keyof typeof BAN_KINDS>).find((k) => ban[k] !== undefined)!;
+      return { kind: BAN_KINDS[kind], value: ban[kind]!, ...(ban.reason !== undefined && { reason: ban.reason }) };
+    });
+  }
+  return options;
 }
 
 function toOptions(config: FileConfig, base: string, tls: Map<number, TlsListenerOptions>): LoadedConfig {

@@ -160,6 +160,55 @@ export const configSchema = {
         file: { type: 'string', minLength: 1 },
       },
     },
+    guard: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        enabled: { type: 'boolean' },
+        allow: { type: 'array', items: { type: 'string', minLength: 1 } },
+        failures: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            max_per_address: { type: 'integer', minimum: 1 },
+            window: { type: 'number', exclusiveMinimum: 0 },
+          },
+        },
+        ban: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            first: { type: 'number', exclusiveMinimum: 0 },
+            max: { type: 'number', exclusiveMinimum: 0 },
+            forget_after: { type: 'number', exclusiveMinimum: 0 },
+          },
+        },
+        flapping: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            connects: { type: 'integer', minimum: 1 },
+            window: { type: 'number', exclusiveMinimum: 0 },
+            ban: { type: 'number', exclusiveMinimum: 0 },
+          },
+        },
+        bans: {
+          type: 'array',
+          items: {
+            type: 'object',
+            additionalProperties: false,
+            minProperties: 1,
+            properties: {
+              address: { type: 'string', minLength: 1 },
+              network: { type: 'string', minLength: 1 },
+              client_id: { type: 'string', minLength: 1 },
+              username: { type: 'string', minLength: 1 },
+              reason: { type: 'string', minLength: 1 },
+            },
+          },
+        },
+      },
+    },
     sys_interval: { type: 'number', minimum: 0 },
     workers: { oneOf: [{ type: 'integer', minimum: 1, maximum: 31 }, { const: 'auto' }] },
     log: {
@@ -277,7 +326,17 @@ export interface FileConfig {
     everyone?: FileBinding;
   };
   audit?: { file?: string };
+  guard?: FileGuard;
   sys_interval?: number;
   workers?: number | 'auto';
   log?: { level?: string; format?: 'auto' | 'json' | 'pretty' };
+}
+
+export interface FileGuard {
+  enabled?: boolean;
+  allow?: string[];
+  failures?: { max_per_address?: number; window?: number };
+  ban?: { first?: number; max?: number; forget_after?: number };
+  flapping?: { connects?: number; window?: number; ban?: number };
+  bans?: Array<{ address?: string; network?: string; client_id?: string; username?: string; reason?: string }>;
 }

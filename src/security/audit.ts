@@ -5,7 +5,8 @@
  */
 
 export interface AuditEvent {
-  event: 'connect.accepted' | 'connect.anonymous' | 'connect.refused' | 'publish.refused' | 'subscribe.refused' | 'will.refused' | 'tls.refused';
+  event: 'connect.accepted' | 'connect.anonymous' | 'connect.refused' | 'publish.refused' | 'subscribe.refused' | 'will.refused' | 'tls.refused'
+    | 'guard.banned' | 'guard.unbanned';
   /**
    * The identifier the session has: the one the broker assigned when the CONNECT carried an empty one
    * [MQTT-3.1.3-6]. Empty only for `tls.refused`: the handshake failed before any CONNECT.
@@ -17,6 +18,10 @@ export interface AuditEvent {
   method?: string | undefined;
   topic?: string;
   reason?: string | undefined;
+  /** guard: the rule that fired (failed-authentication, flapping, api), what is banned ("address 192.0.2.7"), until when. */
+  rule?: string;
+  ban?: string;
+  until?: string;
 }
 
 export interface AuditLog {
@@ -33,7 +38,7 @@ export function loggerAudit(logger: InfoLogger): AuditLog {
   return {
     record(event) {
       const line = { audit: true, ...event };
-      if (event.event.endsWith('.refused')) logger.warn(line, event.event);
+      if (event.event.endsWith('.refused') || event.event === 'guard.banned') logger.warn(line, event.event);
       else logger.info(line, event.event);
     },
   };

@@ -7,10 +7,17 @@ type MaybePromise<T> = T | Promise<T>;
 export type ProviderAnswer =
   /** The credentials are good: this is who the client is. */
   | { outcome: 'accept'; identity: ClientIdentity }
-  /** The credentials are this provider's to judge, and they are wrong (or the client may not connect). */
-  | { outcome: 'refuse'; reason: 'badCredentials' | 'notAuthorized' | 'banned' | 'busy'; why: string }
-  /** Not this provider's kind of credentials (or a user it does not know): ask the next one. */
-  | { outcome: 'pass'; why?: string };
+  /**
+   * The credentials are this provider's to judge, and they are wrong (or the client may not connect);
+   * `unavailable`: they could not be judged, as a service the provider needs failed (fail closed).
+   */
+  | { outcome: 'refuse'; reason: 'badCredentials' | 'notAuthorized' | 'banned' | 'busy' | 'unavailable'; why: string }
+  /**
+   * Not this provider's kind of credentials (or a user it does not know): ask the next one.
+   * `failed`: the provider could not judge them, as a service it needs failed, and passes them on
+   * (fail open); if nothing after it accepts the client, the client is told the server is unavailable.
+   */
+  | { outcome: 'pass'; why?: string; failed?: boolean };
 
 /**
  * One way of checking credentials (a password file, JWTs, an HTTP service,
@@ -31,12 +38,21 @@ export interface AuthProvider {
  * When all pass, a client that presented a user name or password is refused
  * as bad credentials (CONNACK 4 / 0x86), exactly as a wrong password is, so the
  * answer does not tell whether the user exists; a client that presented nothing
- * is left to the listener's anonymous policy. A provider that throws refuses
- * (fail closed). Every accept and refusal goes to the audit log; secrets never do.
+ * is left to the listener's anonymous policy.
+ *
+ * A failure is not a refusal: a provider that throws, or whose service fails,
+ * refuses as `unavailable` (fail closed: CONNACK 3 / 0x88 Server unavailable).
+ * One that fails open passes instead; then only a later acceptance lets the
+ * client in (or, without credentials, the listener's anonymous policy), and
+ * anything else is answered `unavailable` too, a later refusal of the
+ * credentials included: the failed service might have accepted them, and an
+ * outage must not tell a wrong password from an unknown user. A ban or a busy
+ * refusal stands. Every accept and refusal goes to the audit log; secrets never do.
  */
 export function createAuthChain(providers: readonly AuthProvider[], audit: AuditLog): NonNullable<BrokerHooks['authenticate']> {
   return (request) => {
-    const finish = (answer: ProviderAnswer, method: string | undefined): AuthenticateResult => {
+    /** `failed`: why a provider before this answer failed open, if one did. */
+    const finish = (answer: ProviderAnswer, method: string | undefined, failed: string | undefined): AuthenticateResult => {
       const who = { clientId: request.clientId, username: request.username, remoteAddress: request.remoteAddress, listener: request.listener };
       if (answer.outcome === 'accept') {
         // The user the client is from now on (a certificate's, a token's), which the CONNECT may not name.
@@ -44,36 +60,58 @@ export function createAuthChain(providers: readonly AuthProvider[], audit: Audit
         return { ok: true, identity: answer.identity };
       }
       if (answer.outcome === 'refuse') {
+        if (failed !== undefined && (answer.reason === 'badCredentials' || answer.reason === 'notAuthorized')) {
+          audit.record({ event: 'connect.refused', ...who, method, reason: `${answer.why}; ${failed}` });
+          return { ok: false, reason: 'unavailable' };
+        }
         audit.record({ event: 'connect.refused', ...who, method, reason: answer.why });
         return { ok: false, reason: answer.reason };
       }
       if (request.username === undefined && request.password === undefined) {
+        if (failed !== undefined && !request.allowAnonymous) {
+          audit.record({ event: 'connect.refused', ...who, reason: `no credentials and anonymous access is off; ${failed}` });
+          return { ok: false, reason: 'unavailable' };
+        }
         audit.record({ event: request.allowAnonymous ? 'connect.anonymous' : 'connect.refused', ...who, reason: request.allowAnonymous ? undefined : 'no credentials and anonymous access is off' });
         return undefined;
+      }
+      if (failed !== undefined) {
+        audit.record({ event: 'connect.refused', ...who, reason: `no provider accepted the credentials; ${failed}` });
+        return { ok: false, reason: 'unavailable' };
       }
       audit.record({ event: 'connect.refused', ...who, reason: 'no provider accepted the credentials' });
       return { ok: false, reason: 'badCredentials' };
     };
 
-    const ask = (from: number): MaybePromise<AuthenticateResult> => {
+    const broke = (provider: AuthProvider, err: unknown, failed: string | undefined): AuthenticateResult =>
+      finish({ outcome: 'refuse', reason: 'unavailable', why: `${provider.method} failed: ${(err as Error).message}` }, provider.method, failed);
+
+    const ask = (from: number, failed: string | undefined): MaybePromise<AuthenticateResult> => {
       for (let i = from; i < providers.length; i++) {
         const provider = providers[i]!;
         let answer: MaybePromise<ProviderAnswer>;
         try {
           answer = provider.authenticate(request);
         } catch (err) {
-          return finish({ outcome: 'refuse', reason: 'notAuthorized', why: `${provider.method} failed: ${(err as Error).message}` }, provider.method);
+          return broke(provider, err, failed);
         }
         if (answer instanceof Promise) {
           return answer.then(
-            (a) => (a.outcome === 'pass' ? ask(i + 1) : finish(a, provider.method)),
-            (err: unknown) => finish({ outcome: 'refuse', reason: 'notAuthorized', why: `${provider.method} failed: ${(err as Error).message}` }, provider.method),
+            (a) => (a.outcome === 'pass' ? ask(i + 1, failedOpen(provider, a, failed)) : finish(a, provider.method, failed)),
+            (err: unknown) => broke(provider, err, failed),
           );
         }
-        if (answer.outcome !== 'pass') return finish(answer, provider.method);
+        if (answer.outcome !== 'pass') return finish(answer, provider.method, failed);
+        failed = failedOpen(provider, answer, failed);
       }
-      return finish({ outcome: 'pass' }, undefined);
+      return finish({ outcome: 'pass' }, undefined, failed);
     };
-    return ask(0);
+    return ask(0, undefined);
   };
+}
+
+/** The first failure a pass reports, in words for the audit trail. */
+function failedOpen(provider: AuthProvider, answer: { why?: string; failed?: boolean }, before: string | undefined): string | undefined {
+  if (before !== undefined || !answer.failed) return before;
+  return `${provider.method} failed open: ${answer.why ?? 'service unavailable'}`;
 }

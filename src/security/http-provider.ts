@@ -8,10 +8,13 @@ import type { AuthProvider, ProviderAnswer } from './authentication.js';
  * Asking an HTTP service. Authentication POSTs a JSON description of the
  * CONNECT and reads `{ "result": "allow" | "deny" | "ignore", "username"?,
  * "groups"?, "permissions"?: { publish?: [...], subscribe?: [...] },
- * "expires_at"?: epoch seconds }`. A timeout, an error status or a malformed
- * answer refuses the client (fail closed) unless `failOpen` passes it to the
- * next provider. Positive answers are cached for a while (bounded), keyed by a
- * hash of the credentials, never the credentials themselves.
+ * "expires_at"?: epoch seconds }`; an answer whose expires_at has already
+ * passed is a refusal. A timeout, an unreachable service, an error status or
+ * a malformed answer is a failure, not a refusal: the client is refused as
+ * `unavailable` (fail closed: CONNACK 3 / 0x88), or with `failOpen` passed to
+ * the next provider, which alone may then let it in. Positive answers are
+ * cached for a while (bounded), keyed by a hash of the credentials, never the
+ * credentials themselves.
  */
 
 export interface HttpProviderOptions {
@@ -21,7 +24,10 @@ export interface HttpProviderOptions {
   cacheTtlMs?: number;
   /** Most cached answers (default 10,000; the oldest go first). */
   cacheSize?: number;
-  /** When the service cannot answer: refuse (default) or let the next provider decide. */
+  /**
+   * When the service cannot answer: refuse as server unavailable (default), or let the next provider
+   * decide (it never accepts by itself; if nothing later accepts, the client is told the server is unavailable).
+   */
   failOpen?: boolean;
   headers?: Record<string, string>;
 }
@@ -73,13 +79,12 @@ export class HttpAuthProvider implements AuthProvider {
         certificate: request.certificate ?? null,
       }, this.options.timeoutMs ?? 2000, this.options.headers);
     } catch (err) {
-      const why = `authentication service unavailable: ${(err as Error).message}`;
-      return this.options.failOpen ? { outcome: 'pass', why } : { outcome: 'refuse', reason: 'notAuthorized', why };
+      return this.failure(`authentication service unavailable: ${(err as Error).message}`);
     }
     const a = answer as { result?: unknown; username?: unknown; groups?: unknown; permissions?: unknown; expires_at?: unknown } | null;
     if (a?.result === 'ignore') return { outcome: 'pass' };
     if (a?.result === 'deny') return { outcome: 'refuse', reason: 'badCredentials', why: 'denied by the authentication service' };
-    if (a?.result !== 'allow') return { outcome: 'refuse', reason: 'notAuthorized', why: 'malformed answer from the authentication service' };
+    if (a?.result !== 'allow') return this.failure('malformed answer from the authentication service');
     const identity: { -readonly [K in keyof ClientIdentity]: ClientIdentity[K] } = { method: this.method };
     const username = typeof a.username === 'string' ? a.username : request.username;
     if (username !== undefined) identity.username = username;
@@ -87,9 +92,14 @@ export class HttpAuthProvider implements AuthProvider {
     try {
       if (a.permissions !== undefined) identity.permissions = rulesFromPermissions(a.permissions);
     } catch (err) {
-      return { outcome: 'refuse', reason: 'notAuthorized', why: `malformed answer from the authentication service: ${(err as Error).message}` };
+      return this.failure(`malformed answer from the authentication service: ${(err as Error).message}`);
     }
-    if (typeof a.expires_at === 'number') identity.expiresAt = a.expires_at * 1000;
+    if (a.expires_at !== undefined && a.expires_at !== null) {
+      if (typeof a.expires_at !== 'number' || !Number.isFinite(a.expires_at)) return this.failure('malformed answer from the authentication service: expires_at is not a number');
+      identity.expiresAt = a.expires_at * 1000;
+      // Accepting it would let the client in (and its messages through) until the next expiry sweep.
+      if (identity.expiresAt <= Date.now()) return { outcome: 'refuse', reason: 'badCredentials', why: 'the authentication service allowed the client until an expires_at already past' };
+    }
     const ttl = this.options.cacheTtlMs ?? 60_000;
     const until = Math.min(Date.now() + ttl, identity.expiresAt ?? Infinity);
     if (ttl > 0 && until > Date.now()) {
@@ -97,6 +107,11 @@ export class HttpAuthProvider implements AuthProvider {
       this.cache.set(key, { identity, until });
     }
     return { outcome: 'accept', identity };
+  }
+
+  /** The service could not answer: refuse as unavailable (fail closed), or pass with the failure noted (fail open). */
+  private failure(why: string): ProviderAnswer {
+    return this.options.failOpen ? { outcome: 'pass', why, failed: true } : { outcome: 'refuse', reason: 'unavailable', why };
   }
 
   get cachedAnswers(): number {

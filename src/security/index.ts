@@ -11,6 +11,7 @@ import { CertificateProvider, type CertificateProviderOptions } from './certific
 import { PasswordFile, PasswordProvider } from './password-provider.js';
 import { JwtProvider, type JwtProviderOptions } from './jwt-provider.js';
 import { HttpAuthProvider, httpAuthorizer, type HttpProviderOptions } from './http-provider.js';
+import { Guard, type GuardOptions } from './guard/index.js';
 
 export { AccessControl, mergeAcl, type AclAction, type AclConfig, type AclRule, type Principal } from './acl.js';
 export { MemoryAudit, loggerAudit, type AuditEvent, type AuditLog } from './audit.js';
@@ -21,6 +22,7 @@ export { PasswordFile, PasswordProvider } from './password-provider.js';
 export { JwtProvider, type JwtAlgorithm, type JwtProviderOptions } from './jwt-provider.js';
 export { HttpAuthProvider, httpAuthorizer, type HttpProviderOptions } from './http-provider.js';
 export { CertificateProvider, type CertificateProviderOptions } from './certificate-provider.js';
+export { Guard, BanList, AddressSet, addressKey, type Ban, type BanKind, type BanPersistence, type GuardEvent, type GuardOptions, type GuardCounters } from './guard/index.js';
 export { SCRAM_METHOD, ScramMethod, type ScramUsers } from './scram.js';
 export { PasswordFileError, createEntry, formatEntry, parsePasswordFile, verifyPassword } from './password-file.js';
 
@@ -50,6 +52,8 @@ export interface SecurityOptions {
     http?: HttpProviderOptions;
   };
   audit?: AuditLog;
+  /** Detection and response (bans, flapping): on by default whenever authentication is configured; false turns it off. */
+  guard?: GuardOptions | false;
 }
 
 interface SecurityLogger {
@@ -66,6 +70,8 @@ export interface Security {
   /** The permissions in force; change them at runtime (setRole, setUser...) and connected clients follow at once. */
   readonly acl: AccessControl | undefined;
   readonly passwordFiles: readonly PasswordFile[];
+  /** Bans and detection (undefined when nothing authenticates or the guard is off). */
+  readonly guard: Guard | undefined;
   /** Reads password and ACL files again (SIGHUP); a file that no longer parses keeps its previous content. */
   reload(): void;
   /**
@@ -111,7 +117,13 @@ export function createSecurity(options: SecurityOptions, logger: SecurityLogger)
     handshakeFailed: ({ listener, remoteAddress, reason }) =>
       audit.record({ event: 'tls.refused', clientId: '', ...(remoteAddress !== undefined && { remoteAddress }), listener, reason }),
   }];
-  if (providers.length > 0) hooks.push({ authenticate: createAuthChain(providers, audit) });
+  // The guard is on whenever something authenticates (unless turned off): it answers before the providers.
+  const guard = providers.length > 0 && options.guard !== false ? new Guard(options.guard ?? {}, audit) : undefined;
+  if (providers.length > 0) {
+    const chain = createAuthChain(providers, audit);
+    hooks.push({ authenticate: guard ? guard.wrap(chain) : chain });
+  }
+  if (guard) hooks.push(guard.hooks());
 
   let acl: AccessControl | undefined;
   let authorization = options.authorization;
@@ -146,6 +158,7 @@ export function createSecurity(options: SecurityOptions, logger: SecurityLogger)
     authMethods,
     acl,
     passwordFiles,
+    guard,
     reload() {
       for (const file of passwordFiles) file.reload();
       if (acl && authorization?.aclFile) {

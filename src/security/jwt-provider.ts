@@ -114,7 +114,10 @@ export interface JwtProviderOptions {
   disconnectOnExpiry?: boolean;
   /** Refuse tokens without `exp` (default true). */
   requireExp?: boolean;
-  /** Seconds of clock skew tolerated for exp and nbf (default 30). */
+  /**
+   * Seconds of clock skew tolerated when a token is checked (default 30): for nbf. Not for exp: a
+   * token whose exp has passed on this clock is refused, and a connected client is disconnected at exp.
+   */
   clockToleranceSeconds?: number;
   /** JWKS URL: refresh at most this often (ms, default 30 s), keep keys this long (default 10 min), give up a fetch after (default 5 s). */
   jwksCooldownMs?: number;
@@ -202,11 +205,16 @@ export class JwtProvider implements AuthProvider {
       // jose reports most problems with a `code`; some (a key of the wrong type) as plain errors.
       const code = (err as { code?: string }).code;
       const why = `token refused: ${code ?? 'ERR'} ${(err as Error).message}`;
-      // The key set could not be fetched: a failing service (not authorized), not bad credentials.
+      // The key set could not be fetched: a failing service (CONNACK 3 / 0x88), not bad credentials.
       if (code === 'ERR_JWKS_TIMEOUT' || code === 'ERR_JOSE_GENERIC' || (err as Error).name === 'TypeError' && /fetch/i.test((err as Error).message)) {
-        return { outcome: 'refuse', reason: 'notAuthorized', why };
+        return { outcome: 'refuse', reason: 'unavailable', why };
       }
       return { outcome: 'refuse', reason: 'badCredentials', why };
+    }
+    // The clock tolerance forgives skew at validation (a fresh token whose nbf is ahead of this clock);
+    // it is no grace period. A token already past its exp here would be accepted only to be cut off at once.
+    if (typeof payload.exp === 'number' && payload.exp * 1000 <= Date.now()) {
+      return { outcome: 'refuse', reason: 'badCredentials', why: 'token refused: expired (its exp has passed; the clock tolerance does not extend it)' };
     }
     const claimName = this.options.usernameClaim ?? 'sub';
     const claimed = payload[claimName];
@@ -231,10 +239,8 @@ export class JwtProvider implements AuthProvider {
         return { outcome: 'refuse', reason: 'notAuthorized', why: `token claim ${this.options.permissionsClaim}: ${(err as Error).message}` };
       }
     }
-    // The same clock tolerance as at CONNECT, so an accepted token is not cut off at the next sweep.
-    if ((this.options.disconnectOnExpiry ?? true) && typeof payload.exp === 'number') {
-      identity.expiresAt = (payload.exp + (this.options.clockToleranceSeconds ?? 30)) * 1000;
-    }
+    // Disconnected at exp itself: the clock tolerance is for skew at validation, not a grace period.
+    if ((this.options.disconnectOnExpiry ?? true) && typeof payload.exp === 'number') identity.expiresAt = payload.exp * 1000;
     return { outcome: 'accept', identity };
   }
 }

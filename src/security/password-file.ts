@@ -167,10 +167,16 @@ async function derive(hash: PasswordHash, password: Buffer): Promise<Buffer> {
   }
 }
 
-/** Constant-time comparison of the derived key with the stored one. */
+/**
+ * Constant-time comparison of the derived key with the stored one. A password containing a NUL byte never
+ * matches: HMAC pads a short key with zero bytes, so PBKDF2 and scrypt derive the same key for `pw` and
+ * `pw\0` (and Mosquitto's C strings end at the first NUL). It is refused before hashing, yet hashed all the
+ * same, so the refusal costs what a wrong password's does.
+ */
 export async function verifyPassword(hash: PasswordHash, password: Buffer): Promise<boolean> {
+  const acceptable = !password.includes(0);
   const derived = await derive(hash, password);
-  return derived.length === hash.hash.length && timingSafeEqual(derived, hash.hash);
+  return derived.length === hash.hash.length && timingSafeEqual(derived, hash.hash) && acceptable;
 }
 
 /** The SCRAM-SHA-256 keys of a password (RFC 5802: SaltedPassword = Hi(password, salt, i)). */
@@ -191,6 +197,8 @@ export async function createEntry(username: string, password: Buffer, params: { 
     throw new Error('a user name must be non-empty, contain no ":" or line break, not start with "#" and not start or end with spaces');
   }
   if (password.length === 0) throw new Error('the password must not be empty');
+  // verifyPassword never accepts one; SCRAM keys would answer for the password without its trailing NULs too.
+  if (password.includes(0)) throw new Error('the password must not contain a NUL byte');
   const salt = randomBytes(16);
   const hash = await scryptAsync(password, salt, params.logN, params.r, params.p);
   return { username, hash: { kind: 'scrypt', ...params, salt, hash }, scram: await scramCredential(password) };

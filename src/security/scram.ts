@@ -11,6 +11,11 @@ import { DEFAULT_SCRAM_ITERATIONS, type ScramCredential } from './password-file.
  * (from the password file), never a password. An unknown user gets a salt
  * derived from a server secret, so the exchange looks the same and fails at
  * the proof, like a wrong password. No channel binding (gs2 "n" or "y").
+ * The server never sees the password, so it cannot refuse one with trailing
+ * NUL bytes as the password check does: a client deriving its proof from
+ * `pw\0` gets the keys of `pw` (HMAC pads short keys with zeros). Such a
+ * client must know `pw` anyway, and SASLprep (RFC 4013, which RFC 5802 asks
+ * of clients) prohibits U+0000; keys are never made from a password with a NUL.
  */
 
 export const SCRAM_METHOD = 'SCRAM-SHA-256';

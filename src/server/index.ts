@@ -4,7 +4,7 @@ import type { BrokerHooks } from '../broker/hooks.js';
 import type { BrokerOptions } from '../broker/options.js';
 import { defaultConfig, loadConfigFile, type LoadedConfig } from '../config/load.js';
 import { createFileLogger, createLogger } from '../log/logger.js';
-import { createSecurity, loggerAudit, type AuditEvent, type AuditLog, type Security } from '../security/index.js';
+import { createSecurity, loggerAudit, type AuditEvent, type AuditLog, type Ban, type Security } from '../security/index.js';
 import { createStore, describeStore, storeForWorker } from './store.js';
 
 export { describeStore } from './store.js';
@@ -69,7 +69,10 @@ const RESTART_SECTIONS: Record<string, (c: LoadedConfig) => unknown> = {
   workers: (c) => c.workers,
   'log.format': (c) => c.log.format,
   'authorization.unauthorized_publish': (c) => c.broker.unauthorizedPublish,
+  guard: (c) => c.security.guard,
 };
+
+const BAN_RECORDS = 'ban';
 
 const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
 
@@ -106,6 +109,13 @@ export function createServer(options: ServerOptions = {}): MoatServer {
     // The peers' hook goes last: it runs only for subscriptions the security hooks allowed.
     hooks: worker ? [...security.hooks, worker.hooks] : security.hooks,
     ...worker?.options,
+  });
+
+  // Bans set by the guard or a program live in the store, as records of kind "ban": they survive restarts.
+  security.guard?.attach({
+    load: () => [...(broker.records.get(BAN_RECORDS)?.values() ?? [])] as Ban[],
+    save: (key, ban) => broker.saveRecord(BAN_RECORDS, key, ban),
+    delete: (key) => broker.deleteRecord(BAN_RECORDS, key),
   });
 
   const reload = (): ReloadResult => {

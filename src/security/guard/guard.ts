@@ -1,0 +1,268 @@
+import type { AuthenticateRequest, AuthenticateResult, BrokerHooks, ClosingStream } from '../../broker/hooks.js';
+import type { AuditLog } from '../audit.js';
+import { addressKey, AddressSet } from './addresses.js';
+import { BanList, type Ban, type BanKind, type BanPersistence } from './bans.js';
+import { TokenBuckets } from './buckets.js';
+import { SlidingWindow } from './window.js';
+
+type MaybePromise<T> = T | Promise<T>;
+
+/** The guard's settings; every one has a default (docs/security.md, "The guard"). */
+export interface GuardOptions {
+  /** Addresses and networks never banned by detection and free of per-address limits (static bans still apply); default 127.0.0.1 and ::1. */
+  allow?: string[];
+  /** Failed authentications from one address (an IPv6 /64) within `failureWindowSeconds` that ban it (default 10 in 60 s). */
+  maxFailuresPerAddress?: number;
+  failureWindowSeconds?: number;
+  /** First ban of an address, doubled on each repeat offence up to `maxBanSeconds`; forgotten after `forgetAfterSeconds` without one. */
+  banSeconds?: number;
+  maxBanSeconds?: number;
+  forgetAfterSeconds?: number;
+  /** A client identifier that connects more than `flappingConnects` times within `flappingWindowSeconds` is banned for `flappingBanSeconds`. */
+  flappingConnects?: number;
+  flappingWindowSeconds?: number;
+  flappingBanSeconds?: number;
+  /** Connections open at once from one address (an IPv6 /64); more are closed when they arrive (default 10,000). */
+  maxConnectionsPerAddress?: number;
+  /** New connections a second from one address, after a first burst (defaults 100/s, burst 2,000: a NAT gateway's fleet reconnecting). */
+  connectionRatePerAddress?: number;
+  connectionBurstPerAddress?: number;
+  /** New connections a second from everywhere, after a first burst (defaults 5,000/s, burst 20,000). */
+  connectionRate?: number;
+  connectionBurst?: number;
+  /** Bans from the configuration file: in force from the start, never stored. */
+  bans?: Array<{ kind: BanKind; value: string; reason?: string }>;
+}
+
+/** Something the guard detected or did; each is an audit line, a library event and a counter. */
+export type GuardEvent =
+  | { type: 'banned'; ban: Ban; rule: 'failed-authentication' | 'flapping' | 'api'; offences?: number }
+  | { type: 'unbanned'; kind: BanKind; value: string }
+  | { type: 'refused'; ban: Ban; remoteAddress: string; at: 'accept' | 'connect' };
+
+export interface GuardCounters {
+  activeBans: number;
+  bansIssued: number;
+  authenticationFailures: number;
+  flappingBans: number;
+  refusedAtAccept: number;
+  refusedAtConnect: number;
+  /** Connections closed on arrival by the per-address and global connection limits. */
+  connectionsLimited: number;
+}
+
+const DEFAULTS = {
+  maxFailuresPerAddress: 10,
+  failureWindowSeconds: 60,
+  banSeconds: 60,
+  maxBanSeconds: 86_400,
+  forgetAfterSeconds: 86_400,
+  flappingConnects: 15,
+  flappingWindowSeconds: 60,
+  flappingBanSeconds: 300,
+  maxConnectionsPerAddress: 10_000,
+  connectionRatePerAddress: 100,
+  connectionBurstPerAddress: 2_000,
+  connectionRate: 5_000,
+  connectionBurst: 20_000,
+};
+
+const EVERYONE = '*';
+const DEFAULT_ALLOW = ['127.0.0.1', '::1'];
+
+/** How often an address was banned, and when last: the next ban is twice as long. */
+interface Offender {
+  offences: number;
+  last: number;
+}
+
+/**
+ * Detection and response, apart from the authentication providers: counts failed authentications per address,
+ * bans an address past the threshold (longer on each repeat offence), bans flapping client identifiers, and
+ * refuses whatever a ban names before any credential work (an address already when it connects).
+ */
+export class Guard {
+  readonly bans = new BanList();
+  readonly counters: GuardCounters = {
+    activeBans: 0, bansIssued: 0, authenticationFailures: 0, flappingBans: 0, refusedAtAccept: 0, refusedAtConnect: 0, connectionsLimited: 0,
+  };
+  private readonly settings: typeof DEFAULTS;
+  private readonly allow: AddressSet;
+  private readonly failures: SlidingWindow;
+  private readonly connects: SlidingWindow;
+  private readonly offenders = new Map<string, Offender>();
+  private readonly open = new Map<string, number>();
+  private readonly perAddressRate: TokenBuckets;
+  private readonly globalRate: TokenBuckets;
+  private readonly listeners: Array<(event: GuardEvent) => void> = [];
+
+  constructor(options: GuardOptions = {}, private readonly audit?: AuditLog, private readonly now: () => number = Date.now) {
+    this.settings = { ...DEFAULTS, ...definedOnly(options) };
+    // The machine itself by default: a local proxy or tool speaks for many clients, and banning it would lock
+    // them all out. Configuring `allow` replaces this.
+    this.allow = new AddressSet(options.allow ?? DEFAULT_ALLOW);
+    this.failures = new SlidingWindow(this.settings.maxFailuresPerAddress, this.settings.failureWindowSeconds * 1000);
+    this.connects = new SlidingWindow(this.settings.flappingConnects + 1, this.settings.flappingWindowSeconds * 1000);
+    this.perAddressRate = new TokenBuckets(this.settings.connectionRatePerAddress, this.settings.connectionBurstPerAddress);
+    this.globalRate = new TokenBuckets(this.settings.connectionRate, this.settings.connectionBurst, 1);
+    const since = this.now();
+    for (const ban of options.bans ?? []) this.bans.add({ kind: ban.kind, value: ban.value, reason: ban.reason ?? 'configuration', since, source: 'config' });
+  }
+
+  /** Keeps the bans the guard and programs set in the broker's store, so they survive restarts. */
+  attach(persistence: BanPersistence): void {
+    this.bans.attach(persistence);
+  }
+
+  on(listener: (event: GuardEvent) => void): void {
+    this.listeners.push(listener);
+  }
+
+  /** Bans by hand (library, admin API); `seconds` absent: until removed. */
+  ban(kind: BanKind, value: string, reason: string, seconds?: number): Ban {
+    const now = this.now();
+    const ban: Ban = { kind, value, reason, since: now, source: 'api', ...(seconds !== undefined && { until: now + seconds * 1000 }) };
+    this.bans.add(ban);
+    this.emit({ type: 'banned', ban, rule: 'api' });
+    return ban;
+  }
+
+  unban(kind: BanKind, value: string): boolean {
+    const removed = this.bans.remove(kind, value);
+    if (removed) this.emit({ type: 'unbanned', kind, value });
+    return removed;
+  }
+
+  /** The broker hooks: the address check at accept, and the guard's counters in $SYS. */
+  hooks(): BrokerHooks {
+    return {
+      acceptConnection: (peer, _listener, stream) => {
+        const now = this.now();
+        const ban = this.bans.size === 0 ? undefined : this.bans.forAddress(peer.remoteAddress, now);
+        if (ban) {
+          this.counters.refusedAtAccept++;
+          this.emit({ type: 'refused', ban, remoteAddress: peer.remoteAddress, at: 'accept' });
+          return false;
+        }
+        return this.withinConnectionLimits(peer.remoteAddress, stream, now);
+      },
+      sysTopics: () => this.sysTopics(),
+    };
+  }
+
+  /**
+   * Wraps an authentication chain: a banned client is refused before the chain runs (no credential work);
+   * the chain's refusals count against the address, its acceptances against flapping.
+   */
+  wrap(chain: NonNullable<BrokerHooks['authenticate']>): NonNullable<BrokerHooks['authenticate']> {
+    return (request) => {
+      const now = this.now();
+      const ban = this.bans.size === 0 ? undefined : this.bans.forClient(request, now);
+      if (ban) {
+        this.counters.refusedAtConnect++;
+        this.emit({ type: 'refused', ban, remoteAddress: request.remoteAddress, at: 'connect' });
+        return { ok: false, reason: 'banned' };
+      }
+      const answer = chain(request);
+      if (answer instanceof Promise) return answer.then((a) => this.judge(request, a));
+      return this.judge(request, answer);
+    };
+  }
+
+  private judge(request: AuthenticateRequest, answer: AuthenticateResult): MaybePromise<AuthenticateResult> {
+    const now = this.now();
+    // Only a judgement on the credentials counts: "busy" or "unavailable" say nothing about the client.
+    const refused = answer === false || (typeof answer === 'object' && answer !== null && !answer.ok
+      && (answer.reason === undefined || answer.reason === 'badCredentials' || answer.reason === 'notAuthorized'));
+    if (refused) {
+      this.failed(request.remoteAddress, now);
+      return answer;
+    }
+    const accepted = answer === true || (typeof answer === 'object' && answer !== null && answer.ok);
+    if (accepted && request.clientId !== '') this.connected(request.clientId, now);
+    return answer;
+  }
+
+  /** Per-address concurrency and rate, and the global accept rate; an allow-listed address has no per-address limit. */
+  private withinConnectionLimits(remoteAddress: string, stream: ClosingStream, now: number): boolean {
+    const allowed = this.allow.has(remoteAddress);
+    const key = addressKey(remoteAddress);
+    const open = this.open.get(key) ?? 0;
+    const fits = this.globalRate.take(EVERYONE, now)
+      && (allowed || (open < this.settings.maxConnectionsPerAddress && this.perAddressRate.take(key, now)));
+    if (!fits) {
+      this.counters.connectionsLimited++;
+      return false;
+    }
+    this.open.set(key, open + 1);
+    stream.once('close', () => {
+      const left = (this.open.get(key) ?? 1) - 1;
+      if (left <= 0) this.open.delete(key);
+      else this.open.set(key, left);
+    });
+    return true;
+  }
+
+  private failed(remoteAddress: string, now: number): void {
+    this.counters.authenticationFailures++;
+    if (this.allow.has(remoteAddress)) return;
+    const key = addressKey(remoteAddress);
+    if (this.failures.hit(key, now) < this.settings.maxFailuresPerAddress) return;
+    this.failures.forget(key);
+    const previous = this.offenders.get(key);
+    const offences = previous && now - previous.last < this.settings.forgetAfterSeconds * 1000 ? previous.offences + 1 : 1;
+    this.offenders.set(key, { offences, last: now });
+    const seconds = Math.min(this.settings.banSeconds * 2 ** (offences - 1), this.settings.maxBanSeconds);
+    const ban: Ban = {
+      kind: 'address', value: remoteAddress, since: now, until: now + seconds * 1000, source: 'guard',
+      reason: `${this.settings.maxFailuresPerAddress} failed authentications within ${this.settings.failureWindowSeconds} s`,
+    };
+    this.bans.add(ban);
+    this.counters.bansIssued++;
+    this.emit({ type: 'banned', ban, rule: 'failed-authentication', offences });
+  }
+
+  private connected(clientId: string, now: number): void {
+    if (this.connects.hit(clientId, now) <= this.settings.flappingConnects) return;
+    this.connects.forget(clientId);
+    const ban: Ban = {
+      kind: 'clientId', value: clientId, since: now, until: now + this.settings.flappingBanSeconds * 1000, source: 'guard',
+      reason: `more than ${this.settings.flappingConnects} connections within ${this.settings.flappingWindowSeconds} s (flapping)`,
+    };
+    this.bans.add(ban);
+    this.counters.bansIssued++;
+    this.counters.flappingBans++;
+    this.emit({ type: 'banned', ban, rule: 'flapping' });
+  }
+
+  private emit(event: GuardEvent): void {
+    if (event.type === 'banned') {
+      const { ban } = event;
+      this.audit?.record({
+        event: 'guard.banned', clientId: ban.kind === 'clientId' ? ban.value : '', reason: ban.reason, rule: event.rule,
+        ban: `${ban.kind} ${ban.value}`, ...(ban.until !== undefined && { until: new Date(ban.until).toISOString() }),
+        ...(ban.kind === 'address' && { remoteAddress: ban.value }), ...(ban.kind === 'username' && { username: ban.value }),
+      });
+    } else if (event.type === 'unbanned') {
+      this.audit?.record({ event: 'guard.unbanned', clientId: '', ban: `${event.kind} ${event.value}` });
+    }
+    for (const listener of this.listeners) listener(event);
+  }
+
+  private sysTopics(): Array<[string, string]> {
+    const c = this.counters;
+    return [
+      ['$SYS/broker/security/bans/active', String(this.bans.list(this.now()).length)],
+      ['$SYS/broker/security/bans/issued', String(c.bansIssued)],
+      ['$SYS/broker/security/bans/flapping', String(c.flappingBans)],
+      ['$SYS/broker/security/authentication/failures', String(c.authenticationFailures)],
+      ['$SYS/broker/security/refused/accept', String(c.refusedAtAccept)],
+      ['$SYS/broker/security/refused/connect', String(c.refusedAtConnect)],
+      ['$SYS/broker/security/connections/limited', String(c.connectionsLimited)],
+    ];
+  }
+}
+
+function definedOnly<T extends object>(options: T): Partial<T> {
+  return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined && typeof v === 'number')) as Partial<T>;
+}
