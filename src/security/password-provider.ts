@@ -1,9 +1,10 @@
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import type { AuthenticateRequest } from '../broker/hooks.js';
 import type { AuthProvider, ProviderAnswer } from './authentication.js';
 import { DEFAULT_SCRYPT, parsePasswordFile, verifyPassword, type PasswordEntry, type PasswordHash, type ScramCredential } from './password-file.js';
+import { FairGate } from './fair-gate.js';
 
 interface ErrorLogger {
   error(obj: object, msg?: string): void;
@@ -99,40 +100,75 @@ export class PasswordFile {
  * like a wrong password.
  */
 export interface PasswordProviderLimits {
-  /** Password checks running at once, all clients together (default 32); beyond it: CONNACK 3 / 0x89 Server busy. */
+  /** Password checks running at once (default 32); more wait their turn, addresses taking turns (FairGate). */
   concurrent?: number;
-  /** Password checks running at once for one remote address (default 4). */
-  perAddress?: number;
+  /** How long a check may wait for its turn (default 10 s, the CONNECT timeout); beyond it: CONNACK 3 / 0x89 Server busy. */
+  maxWaitMs?: number;
+  /** How long an accepted user name and password are remembered (default 1 h; 0: never): a reconnecting fleet skips the hashing. */
+  rememberMs?: number;
 }
+
+/** Accepted credentials kept at most (a keyed digest each, never the password). */
+const REMEMBERED_MAX = 100_000;
 
 export class PasswordProvider implements AuthProvider {
   readonly method = 'password';
-  private running = 0;
-  private readonly byAddress = new Map<string, number>();
+  private readonly gate: FairGate;
+  /** A random key for this process: the digests mean nothing outside it. */
+  private readonly digestKey = randomBytes(32);
+  /** user → the digest of the password that was accepted, the entry it matched, and until when. */
+  private readonly remembered = new Map<string, { digest: Buffer; entry: PasswordEntry; until: number }>();
 
-  constructor(private readonly passwords: PasswordFile, private readonly limits: PasswordProviderLimits = {}) {}
+  constructor(private readonly passwords: PasswordFile, private readonly limits: PasswordProviderLimits = {}) {
+    this.gate = new FairGate({ slots: limits.concurrent ?? 32, maxWaitMs: limits.maxWaitMs ?? 10_000 });
+  }
 
   /**
-   * Hashing is deliberately slow; bounded so that a flood of CONNECTs with made-up
-   * credentials cannot queue unbounded work and lock everyone else out.
+   * Hashing is deliberately slow: checks beyond the slots wait their turn (bounded, fair between addresses)
+   * rather than being refused, and a user name and password accepted recently are recognised by a keyed
+   * digest (HMAC-SHA-256 with a per-process key) until the password file changes or the entry expires.
    */
   async authenticate(request: AuthenticateRequest): Promise<ProviderAnswer> {
     if (request.username === undefined) return { outcome: 'pass' };
-    const address = request.remoteAddress;
-    const fromAddress = this.byAddress.get(address) ?? 0;
-    if (this.running >= (this.limits.concurrent ?? 32) || fromAddress >= (this.limits.perAddress ?? 4)) {
-      return { outcome: 'refuse', reason: 'busy', why: 'too many password checks in progress' };
+    const known = this.recall(request.username, request.password);
+    if (known) return known;
+    const release = await this.gate.enter(request.remoteAddress);
+    if (!release) return { outcome: 'refuse', reason: 'busy', why: 'too many password checks waiting' };
+    // While this one waited, the same credentials may have been checked (a fleet sharing them): no hashing then.
+    const meanwhile = this.recall(request.username, request.password);
+    if (meanwhile) {
+      release();
+      return meanwhile;
     }
-    this.running++;
-    this.byAddress.set(address, fromAddress + 1);
     try {
       return await this.check({ ...request, username: request.username });
     } finally {
-      this.running--;
-      const left = (this.byAddress.get(address) ?? 1) - 1;
-      if (left === 0) this.byAddress.delete(address);
-      else this.byAddress.set(address, left);
+      release();
     }
+  }
+
+  private digest(username: string, password: Buffer): Buffer {
+    return createHmac('sha256', this.digestKey).update(username).update('\0').update(password).digest();
+  }
+
+  /** An accept without hashing, for credentials accepted before against the same entry of the file. */
+  private recall(username: string, password: Buffer | undefined): ProviderAnswer | undefined {
+    const kept = this.remembered.get(username);
+    if (!kept || password === undefined) return undefined;
+    if (kept.until <= Date.now() || this.passwords.get(username) !== kept.entry) {
+      this.remembered.delete(username);
+      return undefined;
+    }
+    if (!timingSafeEqual(kept.digest, this.digest(username, password))) return undefined;
+    return { outcome: 'accept', identity: { method: this.method, username } };
+  }
+
+  private remember(username: string, password: Buffer, entry: PasswordEntry): void {
+    const ms = this.limits.rememberMs ?? 3_600_000;
+    if (ms <= 0) return;
+    this.remembered.delete(username);
+    if (this.remembered.size >= REMEMBERED_MAX) this.remembered.delete(this.remembered.keys().next().value!);
+    this.remembered.set(username, { digest: this.digest(username, password), entry, until: Date.now() + ms });
   }
 
   private async check(request: AuthenticateRequest & { username: string }): Promise<ProviderAnswer> {
@@ -141,6 +177,7 @@ export class PasswordProvider implements AuthProvider {
     const ok = await verifyPassword(entry?.hash ?? this.passwords.standIn, password);
     if (!entry) return { outcome: 'pass', why: 'unknown user' };
     if (!ok || request.password === undefined) return { outcome: 'refuse', reason: 'badCredentials', why: 'wrong password' };
+    this.remember(request.username, request.password, entry);
     return { outcome: 'accept', identity: { method: this.method, username: request.username } };
   }
 

@@ -75,12 +75,8 @@ describe('guard', () => {
   it('brute force: 1,000 wrong passwords from one address are banned after 10, while 50 clients on other addresses lose nothing', async () => {
     const { proc, port } = await startMoat('brute');
     // 50 honest clients, each from its own address, each publishing 20 QoS 1 messages to itself during the attack.
-    // Connected a few at a time: password checks beyond 32 at once are still refused "busy" (the fair wait is to come).
-    const honest: MqttClient[] = [];
-    for (let i = 0; i < 50; i += 5) {
-      honest.push(...await Promise.all(Array.from({ length: 5 }, (_, k) =>
-        clientFrom(port, `127.0.1.${i + k + 1}`, { clientId: `honest-${i + k}`, username: 'alice', password: 'alice-password' }))));
-    }
+    const honest = await Promise.all(Array.from({ length: 50 }, (_, i) =>
+      clientFrom(port, `127.0.1.${i + 1}`, { clientId: `honest-${i}`, username: 'alice', password: 'alice-password' })));
     const received = honest.map(() => [] as string[]);
     await Promise.all(honest.map(async (c, i) => {
       c.on('message', (_topic, payload) => received[i]!.push(payload.toString()));
@@ -187,6 +183,67 @@ describe('guard', () => {
     } finally {
       await server.close();
     }
+  });
+
+  it('connection flood: 5,000 connections from one address in a few seconds are cut to its burst, while other addresses are served', async () => {
+    const { port } = await startMoat('flood', 'guard:\n  connections: { burst_per_address: 500, rate_per_address: 50 }\n');
+    let accepted = 0;
+    let refused = 0;
+    const opened: net.Socket[] = [];
+    const flood = async (): Promise<void> => {
+      for (let wave = 0; wave < 50; wave++) {
+        await Promise.all(Array.from({ length: 100 }, () => new Promise<void>((resolve) => {
+          const socket = net.connect({ port, host: '127.0.0.1', localAddress: '127.0.0.70' });
+          // The guard closes a refused socket as it arrives; an accepted one waits for its CONNECT.
+          const onClose = (): void => {
+            clearTimeout(timer);
+            refused++;
+            resolve();
+          };
+          const timer = setTimeout(() => {
+            socket.off('close', onClose);
+            accepted++;
+            opened.push(socket);
+            resolve();
+          }, 300);
+          socket.once('close', onClose);
+          socket.once('error', () => {});
+        })));
+      }
+    };
+    const started = Date.now();
+    const flooding = flood();
+    // Meanwhile, another address connects and is served at once.
+    const neighbour = await clientFrom(port, '127.0.0.71', { clientId: 'neighbour', username: 'alice', password: 'alice-password' });
+    await flooding;
+    const seconds = (Date.now() - started) / 1000;
+    for (const socket of opened) socket.destroy();
+    assert.ok(accepted >= 500 && accepted <= 500 + Math.ceil(seconds * 50) + 50, `accepted ${accepted} of 5,000 in ${seconds.toFixed(1)} s (burst 500, then 50/s)`);
+    assert.equal(accepted + refused, 5000);
+    assert.equal(neighbour.connected, true);
+    await neighbour.endAsync();
+  });
+
+  it('connections open at once from one address are capped; closing one makes room', async () => {
+    const { port } = await startMoat('concurrent', 'guard:\n  connections: { max_per_address: 20 }\n');
+    const held = await Promise.all(Array.from({ length: 20 }, (_, i) =>
+      clientFrom(port, '127.0.0.80', { clientId: `held-${i}`, username: 'alice', password: 'alice-password' })));
+    await assert.rejects(clientFrom(port, '127.0.0.80', { clientId: 'one-too-many', username: 'alice', password: 'alice-password' }), /closed before CONNACK|ECONNRESET|EPIPE/);
+    assert.equal(await attempt(port, '127.0.0.81', rawConnect({ clientId: 'elsewhere', username: 'alice', password: password('alice-password') })), 0, 'another address is not affected');
+    await held[0]!.endAsync();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const again = await clientFrom(port, '127.0.0.80', { clientId: 'room-again', username: 'alice', password: 'alice-password' });
+    for (const c of [...held.slice(1), again]) await c.endAsync();
+  });
+
+  it('honest fleet: 1,000 clients behind one address, the right password, all at the same moment: all accepted', async () => {
+    const { port } = await startMoat('fleet');
+    const started = Date.now();
+    const results = await Promise.all(Array.from({ length: 1000 }, (_, i) =>
+      attempt(port, '127.0.0.90', rawConnect({ clientId: `device-${i}`, username: 'alice', password: password('alice-password') }))));
+    const counts = new Map<string, number>();
+    for (const r of results) counts.set(String(r), (counts.get(String(r)) ?? 0) + 1);
+    assert.deepEqual([...counts], [['0', 1000]], `all accepted in ${Date.now() - started} ms`);
   });
 
   it('guard: { enabled: false } turns it off: wrong passwords are answered however many', async () => {
