@@ -102,7 +102,7 @@ export class PasswordFile {
 export interface PasswordProviderLimits {
   /** Password checks running at once (default 32); more wait their turn, addresses taking turns (FairGate). */
   concurrent?: number;
-  /** How long a check may wait for its turn (default 10 s, the CONNECT timeout); beyond it: CONNACK 3 / 0x89 Server busy. */
+  /** How long a check may wait for its turn (default 9 s, within the 10 s CONNECT timeout); beyond it: CONNACK 3 / 0x89 Server busy. */
   maxWaitMs?: number;
   /** How long an accepted user name and password are remembered (default 1 h; 0: never): a reconnecting fleet skips the hashing. */
   rememberMs?: number;
@@ -120,7 +120,7 @@ export class PasswordProvider implements AuthProvider {
   private readonly remembered = new Map<string, { digest: Buffer; entry: PasswordEntry; until: number }>();
 
   constructor(private readonly passwords: PasswordFile, private readonly limits: PasswordProviderLimits = {}) {
-    this.gate = new FairGate({ slots: limits.concurrent ?? 32, maxWaitMs: limits.maxWaitMs ?? 10_000 });
+    this.gate = new FairGate({ slots: limits.concurrent ?? 32, maxWaitMs: limits.maxWaitMs ?? 9_000 });
   }
 
   /**
