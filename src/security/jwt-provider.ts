@@ -1,7 +1,7 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import {
-  createLocalJWKSet, createRemoteJWKSet, jwtVerify,
+  createLocalJWKSet, errors, jwtVerify,
   type JWTPayload, type JWTVerifyGetKey, type JWTVerifyOptions,
 } from 'jose';
 import type { AuthenticateRequest, ClientIdentity } from '../broker/hooks.js';
@@ -10,8 +10,9 @@ import type { AuthProvider, ProviderAnswer } from './authentication.js';
 
 /**
  * JWT access tokens carried in the CONNECT password. The signature is checked
- * against a key from a file, a JWKS file or a JWKS URL (fetched with a timeout,
- * cached, refreshed at most every cooldown), only with the configured
+ * against a key from a file, a JWKS file or a JWKS URL (`RemoteKeySet`: one
+ * fetch at a time, cached, refreshed at most every cooldown, failures backed
+ * off), only with the configured
  * algorithms (so `alg: none` and an HMAC token signed with a public key are
  * refused); `exp`, `nbf`, `iss` and `aud` are checked. A claim may carry
  * topic permissions, which the authorizer then enforces, and the connection
@@ -123,11 +124,128 @@ export interface JwtProviderOptions {
   jwksCooldownMs?: number;
   jwksCacheMaxAgeMs?: number;
   jwksTimeoutMs?: number;
+  /** JWKS URL: after a failed fetch, no other before this delay (ms, default 1 s), doubled on each failure up to the maximum (default 60 s); a success resets it. */
+  jwksBackoffMs?: number;
+  jwksBackoffMaxMs?: number;
 }
 
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 
 type KeySource = Uint8Array | KeyObject | JWTVerifyGetKey;
+
+/** The key set of a `jwks_url` cannot be had (fetch failed, or backing off after a failure): a failing service, not bad credentials. */
+export class KeySetUnavailable extends Error {
+  override readonly name = 'KeySetUnavailable';
+  readonly code = 'ERR_JWKS_UNAVAILABLE';
+}
+
+type LocalKeySet = ReturnType<typeof createLocalJWKSet>;
+
+interface RemoteKeySetTiming {
+  cooldownMs: number;
+  cacheMaxAgeMs: number;
+  timeoutMs: number;
+  backoffMs: number;
+  backoffMaxMs: number;
+}
+
+/** Why a fetch failed, in words: "no answer in time", "fetch failed (ECONNREFUSED)". */
+function fetchFailure(err: unknown): string {
+  const e = err as Error & { cause?: { code?: string; message?: string } };
+  if (e.name === 'TimeoutError' || e.name === 'AbortError') return 'no answer in time';
+  const cause = e.cause?.code ?? e.cause?.message;
+  return cause ? `${e.message} (${cause})` : e.message;
+}
+
+/**
+ * The keys of a JWKS URL. Whatever the number of CONNECTs, at most one fetch is in flight and they all wait
+ * for it. A fetched set is used for `cacheMaxAgeMs`; a token whose key id is not in it refetches once the set
+ * is older than `cooldownMs` (a key rotation), and is refused as an unknown key before. A failed fetch (an
+ * answer other than 200 with a JWK set, no answer in time, no connection) is followed by no other for a
+ * backoff delay, doubled on each further failure up to `backoffMaxMs` and reset by a success: an unreachable
+ * identity provider costs one request per delay, whatever the clients do. Meanwhile the last good set still
+ * serves (also past its age), and a token whose key it does not have is refused as a service failure.
+ */
+class RemoteKeySet {
+  private keys: LocalKeySet | undefined;
+  private fetchedAt = Number.NEGATIVE_INFINITY;
+  private pending: Promise<void> | undefined;
+  private failures = 0;
+  private retryAt = 0;
+  private lastFailure = '';
+
+  constructor(private readonly url: URL, private readonly timing: RemoteKeySetTiming) {}
+
+  /** jose's key lookup for `jwtVerify`. */
+  readonly getKey: JWTVerifyGetKey = async (header, token) => {
+    if (this.keys === undefined || Date.now() >= this.fetchedAt + this.timing.cacheMaxAgeMs) {
+      try {
+        await this.refresh();
+      } catch (err) {
+        // An old set is better than none while the provider fails: its keys still verify their tokens.
+        if (this.keys === undefined) throw err;
+      }
+    }
+    try {
+      return await this.keys!(header, token);
+    } catch (err) {
+      if (!(err instanceof errors.JWKSNoMatchingKey)) throw err;
+      // A key the set does not have: an unknown key while the set is younger than the cooldown (and was
+      // not refused since); otherwise perhaps a rotation, worth one fetch (shared, and refused while backing off).
+      if (this.failures === 0 && Date.now() < this.fetchedAt + this.timing.cooldownMs) throw err;
+      await this.refresh();
+      return this.keys!(header, token);
+    }
+  };
+
+  /** Fetches the set, joining the fetch in flight; rejects with `KeySetUnavailable` while backing off or when the fetch fails. */
+  private refresh(): Promise<void> {
+    if (this.pending) return this.pending;
+    const now = Date.now();
+    if (now < this.retryAt) {
+      return Promise.reject(new KeySetUnavailable(`${this.url.href} failed (${this.lastFailure}); not asked again for ${this.retryAt - now} ms`));
+    }
+    const pending = this.fetchKeys().then((keys) => {
+      this.keys = keys;
+      this.fetchedAt = Date.now();
+      this.failures = 0;
+      this.retryAt = 0;
+    }, (err: unknown) => {
+      this.failures++;
+      const delay = Math.min(this.timing.backoffMs * 2 ** (this.failures - 1), this.timing.backoffMaxMs);
+      this.retryAt = Date.now() + delay;
+      this.lastFailure = fetchFailure(err);
+      throw new KeySetUnavailable(`${this.url.href} failed (${this.lastFailure}); not asked again for ${delay} ms`);
+    }).finally(() => {
+      this.pending = undefined;
+    });
+    this.pending = pending;
+    return pending;
+  }
+
+  private async fetchKeys(): Promise<LocalKeySet> {
+    const response = await fetch(this.url, {
+      redirect: 'manual',
+      signal: AbortSignal.timeout(this.timing.timeoutMs),
+      headers: { accept: 'application/json, application/jwk-set+json' },
+    });
+    if (response.status !== 200) {
+      await response.body?.cancel().catch(() => {});
+      throw new Error(`HTTP ${response.status}`);
+    }
+    let json: unknown;
+    try {
+      json = await response.json();
+    } catch (err) {
+      throw new Error(`the answer is not JSON: ${fetchFailure(err)}`);
+    }
+    try {
+      return createLocalJWKSet(json as Parameters<typeof createLocalJWKSet>[0]);
+    } catch (err) {
+      throw new Error(`the answer is not a JWK set: ${(err as Error).message}`);
+    }
+  }
+}
 
 function readKeyFile(file: string, what: string): string {
   try {
@@ -178,11 +296,17 @@ export class JwtProvider implements AuthProvider {
     }
     if (o.jwksFile) return createLocalJWKSet(JSON.parse(readKeyFile(o.jwksFile, 'JWKS file')) as Parameters<typeof createLocalJWKSet>[0]);
     if (o.jwksUrl) {
-      return createRemoteJWKSet(new URL(o.jwksUrl), {
-        cooldownDuration: o.jwksCooldownMs ?? 30_000,
-        cacheMaxAge: o.jwksCacheMaxAgeMs ?? 600_000,
-        timeoutDuration: o.jwksTimeoutMs ?? 5000,
-      });
+      const timing: RemoteKeySetTiming = {
+        cooldownMs: o.jwksCooldownMs ?? 30_000,
+        cacheMaxAgeMs: o.jwksCacheMaxAgeMs ?? 600_000,
+        timeoutMs: o.jwksTimeoutMs ?? 5000,
+        backoffMs: o.jwksBackoffMs ?? 1000,
+        backoffMaxMs: o.jwksBackoffMaxMs ?? 60_000,
+      };
+      for (const [name, ms] of Object.entries(timing)) {
+        if (!Number.isFinite(ms) || ms < 0) throw new Error(`jwt: jwks${name[0]!.toUpperCase()}${name.slice(1)} must be a number of milliseconds, 0 or more`);
+      }
+      return new RemoteKeySet(new URL(o.jwksUrl), timing).getKey;
     }
     const key = readPublicKey(o.publicKeyFile!);
     for (const alg of o.algorithms) {
@@ -206,7 +330,7 @@ export class JwtProvider implements AuthProvider {
       const code = (err as { code?: string }).code;
       const why = `token refused: ${code ?? 'ERR'} ${(err as Error).message}`;
       // The key set could not be fetched: a failing service (CONNACK 3 / 0x88), not bad credentials.
-      if (code === 'ERR_JWKS_TIMEOUT' || code === 'ERR_JOSE_GENERIC' || (err as Error).name === 'TypeError' && /fetch/i.test((err as Error).message)) {
+      if (err instanceof KeySetUnavailable || code === 'ERR_JWKS_TIMEOUT' || code === 'ERR_JOSE_GENERIC' || (err as Error).name === 'TypeError' && /fetch/i.test((err as Error).message)) {
         return { outcome: 'refuse', reason: 'unavailable', why };
       }
       return { outcome: 'refuse', reason: 'badCredentials', why };

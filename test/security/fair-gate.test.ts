@@ -1,0 +1,40 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { FairGate } from '../../src/security/fair-gate.js';
+
+/** The queue for password checks (pure code): addresses take turns, waits are bounded. */
+describe('FairGate', () => {
+  it('addresses take turns for a free slot: one address queueing many cannot hold the others back', async () => {
+    const gate = new FairGate({ slots: 1, maxWaitMs: 5000 });
+    const order: string[] = [];
+    const first = await gate.enter('flood');
+    const waits = [
+      ...Array.from({ length: 5 }, (_, i) => gate.enter('flood').then((release) => { order.push(`flood-${i}`); return release; })),
+      gate.enter('honest').then((release) => { order.push('honest'); return release; }),
+    ];
+    first!();
+    for (let i = 0; i < waits.length; i++) {
+      const release = await Promise.race(waits.filter((w) => w !== undefined));
+      release!();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await Promise.all(waits);
+    assert.equal(order.indexOf('honest'), 1, `the honest address is served second, not sixth: ${order.join(', ')}`);
+  });
+
+  it('a wait beyond maxWaitMs, or beyond the queue limits, is refused (undefined)', async () => {
+    const gate = new FairGate({ slots: 1, maxWaitMs: 50, maxQueued: 3, maxQueuedPerAddress: 2 });
+    const held = await gate.enter('a');
+    assert.ok(held);
+    const late = gate.enter('a');
+    const second = gate.enter('a');
+    assert.equal(await gate.enter('a'), undefined, 'per-address queue full');
+    const other = gate.enter('b');
+    assert.equal(await gate.enter('c'), undefined, 'whole queue full');
+    assert.equal(await late, undefined, 'waited too long');
+    assert.equal(await second, undefined);
+    assert.equal(await other, undefined);
+    held();
+    assert.ok(await gate.enter('a'), 'a free slot is granted at once');
+  });
+});
