@@ -63,6 +63,12 @@ export interface BrokerLimits {
   connectTimeout: number;
   /** Retained messages kept; a retained PUBLISH to a new topic beyond it is refused (MQTT 5: 0x97). 0 = no limit. */
   maxRetainedMessages: number;
+  /**
+   * Longest keep-alive in seconds (Mosquitto's `max_keepalive`); 0 = no cap. A client asking for more, or for 0
+   * (none), is held to it: MQTT 5 is told in CONNACK Server Keep Alive [MQTT-3.2.2-21]; MQTT 3.1/3.1.1 cannot be
+   * told, so it is refused with CONNACK 2, as Mosquitto does. A client asking for less keeps its own value.
+   */
+  maxKeepalive: number;
 }
 
 export const DEFAULT_LIMITS: BrokerLimits = {
@@ -80,6 +86,7 @@ export const DEFAULT_LIMITS: BrokerLimits = {
   maxOutboundBuffer: 1024 * 1024,
   connectTimeout: 10,
   maxRetainedMessages: 1_000_000,
+  maxKeepalive: 0,
 };
 
 /**
@@ -99,7 +106,7 @@ export interface BrokerCapabilities {
   outgoingTopicAliases: number;
   /** QoS 1/2 publishes a client may have unacknowledged toward the broker (our Receive Maximum). */
   receiveMaximum: number;
-  /** Keep-alive the broker imposes instead of the client's, in seconds; undefined = the client's. */
+  /** Keep-alive the broker imposes on MQTT 5 clients instead of theirs, in seconds; undefined = theirs. `limits.maxKeepalive` caps it. */
   serverKeepAlive: number | undefined;
   /** Longest Session Expiry Interval granted, in seconds; 0xFFFFFFFF = no cap. */
   maximumSessionExpiryInterval: number;

@@ -328,6 +328,7 @@ const LIMIT_KEYS: Record<keyof NonNullable<FileConfig['limits']>, keyof BrokerLi
   max_outbound_buffer: 'maxOutboundBuffer',
   connect_timeout: 'connectTimeout',
   max_retained_messages: 'maxRetainedMessages',
+  max_keepalive: 'maxKeepalive',
 };
 
 const CAPABILITY_KEYS: Record<keyof NonNullable<FileConfig['capabilities']>, keyof BrokerCapabilities> = {
@@ -434,12 +435,20 @@ function toGuard(guard: FileConfig['guard']): GuardOptions | false | undefined {
   if (guard.allow) options.allow = guard.allow;
   if (guard.failures?.max_per_address !== undefined) options.maxFailuresPerAddress = guard.failures.max_per_address;
   if (guard.failures?.window !== undefined) options.failureWindowSeconds = guard.failures.window;
+  if (guard.failures?.max_per_username !== undefined) options.maxFailuresPerUsername = guard.failures.max_per_username;
+  if (guard.failures?.max_delay !== undefined) options.maxDelaySeconds = guard.failures.max_delay;
   if (guard.ban?.first !== undefined) options.banSeconds = guard.ban.first;
   if (guard.ban?.max !== undefined) options.maxBanSeconds = guard.ban.max;
   if (guard.ban?.forget_after !== undefined) options.forgetAfterSeconds = guard.ban.forget_after;
   if (guard.flapping?.connects !== undefined) options.flappingConnects = guard.flapping.connects;
   if (guard.flapping?.window !== undefined) options.flappingWindowSeconds = guard.flapping.window;
   if (guard.flapping?.ban !== undefined) options.flappingBanSeconds = guard.flapping.ban;
+  const c = guard.connections;
+  if (c?.max_per_address !== undefined) options.maxConnectionsPerAddress = c.max_per_address;
+  if (c?.rate_per_address !== undefined) options.connectionRatePerAddress = c.rate_per_address;
+  if (c?.burst_per_address !== undefined) options.connectionBurstPerAddress = c.burst_per_address;
+  if (c?.rate !== undefined) options.connectionRate = c.rate;
+  if (c?.burst !== undefined) options.connectionBurst = c.burst;
   if (guard.bans) {
     options.bans = guard.bans.map((ban) => {
       const kind = (Object.keys(BAN_KINDS) as Array<keyof typeof BAN_KINDS>).find((k) => ban[k] !== undefined)!;

@@ -82,7 +82,6 @@ const UNMAPPED: Record<string, string> = {
   queue_qos0_messages: 'Moat does not queue QoS 0 messages for offline clients',
   set_tcp_nodelay: 'Moat always sets TCP_NODELAY',
   upgrade_outgoing_qos: 'non-standard; Moat follows the MQTT specification',
-  max_keepalive: 'no direct equivalent; capabilities.server_keep_alive imposes one keep-alive on MQTT 5 clients',
   retry_interval: 'Moat resends unacknowledged messages when the client reconnects, as MQTT 3.1.1 and 5 require',
   store_clean_interval: 'Moat has no message store to clean',
   psk_file: 'Moat has no TLS pre-shared keys',
@@ -301,7 +300,7 @@ class Converter {
         return;
       case 'retain_available': return this.flag(line, (v) => (this.retainAvailable = { value: v, line }));
       case 'sys_interval': return this.count(line, (n) => (this.sysInterval = { value: n, line }));
-      case 'max_inflight_messages': case 'max_inflight_bytes': case 'max_queued_messages': case 'max_queued_bytes': case 'max_packet_size':
+      case 'max_inflight_messages': case 'max_inflight_bytes': case 'max_queued_messages': case 'max_queued_bytes': case 'max_packet_size': case 'max_keepalive':
         return this.count(line, (n) => this.limits.set(name, { value: n, line }));
     }
     if (UNMAPPED[name]) return this.skip(line, UNMAPPED[name]);
@@ -549,6 +548,10 @@ class Converter {
     else if (packet && packet.value < 128) this.skip(packet.line, "Moat's smallest max_packet_size is 128");
     else if (packet) limit('max_packet_size', Math.min(packet.value, 268435460), packet.line);
     else this.notes.push("max_packet_size: Mosquitto accepts packets of any size by default, Moat up to 1 MiB (limits.max_packet_size); Moat's is kept");
+    const keepalive = this.limits.get('max_keepalive');
+    if (keepalive && keepalive.value > 65535) this.skip(keepalive.line, 'must be 0-65535');
+    else if (keepalive) limit('max_keepalive', keepalive.value, keepalive.line, keepalive.value === 0 ? '' : ': MQTT 3.1.1 clients asking for more (or 0) are refused, as in Mosquitto 2.0.12 and later');
+    else this.notes.push("max_keepalive: Mosquitto's default is 65535, which refuses 3.1.1 clients asking for keep-alive 0; Moat's default is no cap");
     const withMax = listeners.filter((l) => l.maxConnections);
     for (const l of withMax) {
       const s = l.maxConnections!;

@@ -48,6 +48,7 @@ export const configSchema = {
         max_outbound_buffer: { type: 'integer', minimum: 1024 },
         connect_timeout: { type: 'number', exclusiveMinimum: 0 },
         max_retained_messages: { type: 'integer', minimum: 0 },
+        max_keepalive: { type: 'integer', minimum: 0, maximum: 65535 },
       },
     },
     capabilities: {
@@ -171,6 +172,8 @@ export const configSchema = {
           additionalProperties: false,
           properties: {
             max_per_address: { type: 'integer', minimum: 1 },
+            max_per_username: { type: 'integer', minimum: 1 },
+            max_delay: { type: 'number', minimum: 0 },
             window: { type: 'number', exclusiveMinimum: 0 },
           },
         },
@@ -190,6 +193,17 @@ export const configSchema = {
             connects: { type: 'integer', minimum: 1 },
             window: { type: 'number', exclusiveMinimum: 0 },
             ban: { type: 'number', exclusiveMinimum: 0 },
+          },
+        },
+        connections: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            max_per_address: { type: 'integer', minimum: 1 },
+            rate_per_address: { type: 'number', exclusiveMinimum: 0 },
+            burst_per_address: { type: 'integer', minimum: 1 },
+            rate: { type: 'number', exclusiveMinimum: 0 },
+            burst: { type: 'integer', minimum: 1 },
           },
         },
         bans: {
@@ -293,6 +307,7 @@ export interface FileConfig {
     max_outbound_buffer?: number;
     connect_timeout?: number;
     max_retained_messages?: number;
+    max_keepalive?: number;
   };
   capabilities?: {
     maximum_qos?: 0 | 1 | 2;
@@ -335,8 +350,9 @@ export interface FileConfig {
 export interface FileGuard {
   enabled?: boolean;
   allow?: string[];
-  failures?: { max_per_address?: number; window?: number };
+  failures?: { max_per_address?: number; max_per_username?: number; max_delay?: number; window?: number };
   ban?: { first?: number; max?: number; forget_after?: number };
   flapping?: { connects?: number; window?: number; ban?: number };
+  connections?: { max_per_address?: number; rate_per_address?: number; burst_per_address?: number; rate?: number; burst?: number };
   bans?: Array<{ address?: string; network?: string; client_id?: string; username?: string; reason?: string }>;
 }

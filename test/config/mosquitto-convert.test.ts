@@ -163,6 +163,11 @@ describe('moat convert: store, limits and the rest', () => {
     comment(c, /Mosquitto's default: no persistence/);
   });
 
+  it('max_keepalive maps to limits.max_keepalive', () => {
+    const c = convert('listener 1883\nmax_keepalive 300\n');
+    assert.equal((c.config.limits as Record<string, unknown>).max_keepalive, 300);
+  });
+
   it('limits: max_connections (one listener), max_packet_size, max_inflight_messages, max_queued_messages; sys_interval', () => {
     const c = convert('listener 1883\nmax_connections 500\nmax_packet_size 65536\nmax_inflight_messages 20\nmax_queued_messages 300\nmax_queued_bytes 0\nsys_interval 30\nretain_available false\n');
     assert.deepEqual(c.config.limits, { max_connections: 500, max_packet_size: 65536, max_inflight_messages: 20, max_queued_messages: 300, max_queued_bytes: 0 });

@@ -236,6 +236,30 @@ describe('guard', () => {
     for (const c of [...held.slice(1), again]) await c.endAsync();
   });
 
+  it('distributed brute force on one user name from 50 addresses is slowed; its owner, from its usual address, still connects at once', async () => {
+    const { port } = await startMoat('distributed', 'guard:\n  failures: { max_per_address: 10 }\n');
+    // The owner has connected from its address before.
+    assert.equal(await attempt(port, '127.0.5.1', rawConnect({ clientId: 'owner', username: 'bob', password: password('bob-password') })), 0);
+    const timed = async (from: string, pass: string): Promise<{ code: number | 'closed'; ms: number }> => {
+      const started = Date.now();
+      const code = await attempt(port, from, rawConnect({ clientId: `c-${from}-${pass}`, username: 'bob', password: password(pass) }));
+      return { code, ms: Date.now() - started };
+    };
+    // 50 addresses, one wrong guess each, then one more round: no address reaches its own threshold.
+    const first = [];
+    for (let i = 0; i < 50; i++) first.push(await timed(`127.0.6.${i + 1}`, `guess-${i}`));
+    assert.ok(first.every((r) => r.code === 4), 'each guess refused as bad credentials');
+    const late = await timed('127.0.6.200', 'guess-late');
+    assert.equal(late.code, 4);
+    assert.ok(late.ms >= 450, `after 50 failures (threshold 20) the answer for "bob" waits 0.5 s (${late.ms} ms)`);
+    const owner = await timed('127.0.5.1', 'bob-password');
+    assert.equal(owner.code, 0);
+    assert.ok(owner.ms < 500, `the owner from its usual address is not delayed (${owner.ms} ms)`);
+    const started = Date.now();
+    assert.equal(await attempt(port, '127.0.6.201', rawConnect({ clientId: 'alice-elsewhere', username: 'alice', password: password('alice-password') })), 0);
+    assert.ok(Date.now() - started < 500, 'another user name is not slowed');
+  });
+
   it('honest fleet: 1,000 clients behind one address, the right password, all at the same moment: all accepted', async () => {
     const { port } = await startMoat('fleet');
     const started = Date.now();

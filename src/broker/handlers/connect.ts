@@ -27,7 +27,6 @@ export function handleConnect(conn: Connection, packet: ConnectPacket): void | P
   const caps = broker.capabilities;
   const v5 = packet.protocolVersion === 5;
   conn.version = packet.protocolVersion;
-  conn.keepalive = packet.keepalive;
   conn.state = 'connecting';
   if (v5) applyClientLimits(conn, packet.properties);
 
@@ -52,6 +51,19 @@ export function handleConnect(conn: Connection, packet: ConnectPacket): void | P
   if (broker.isClosing || broker.stats.connectedClients >= broker.limits.maxConnections) {
     return refuse(conn, ConnectReturnCode.ServerUnavailable);
   }
+  // limits.maxKeepalive holds a longer keep-alive (or 0, none) to the cap. MQTT 5 is told in CONNACK [MQTT-3.2.2-21];
+  // MQTT 3.1/3.1.1 cannot be, and silently enforcing it would cut idle clients off in a loop: refused, as Mosquitto does.
+  const maxKeepalive = broker.limits.maxKeepalive;
+  let keepalive = v5 ? caps.serverKeepAlive ?? packet.keepalive : packet.keepalive;
+  if (maxKeepalive > 0 && (keepalive === 0 || keepalive > maxKeepalive)) {
+    if (!v5) {
+      const fields = { clientId, remoteAddress: conn.peer.remoteAddress, keepalive, maxKeepalive };
+      broker.logger.info(fields, 'connection refused: keep-alive above limits.max_keepalive');
+      return refuse(conn, ConnectReturnCode.IdentifierRejected);
+    }
+    keepalive = maxKeepalive;
+  }
+  conn.keepalive = keepalive; // enforced by the housekeeper once connected [MQTT-3.1.2-24]
   const will = packet.will;
   if (will) {
     if (broker.topicLimitError(will.topic)) return refuse(conn, ConnectReturnCode.NotAuthorized, ReasonCode.TopicNameInvalid);
@@ -180,8 +192,9 @@ function completeConnect(conn: Connection, pending: PendingConnect, client: Clie
     const requested = packet.properties?.sessionExpiryInterval ?? 0;
     conn.requestedSessionExpiry = requested;
     expiry = Math.min(requested, caps.maximumSessionExpiryInterval);
-    properties = connackProperties(conn, expiry !== requested ? expiry : undefined, assigned ? clientId : undefined, authData);
-    if (caps.serverKeepAlive !== undefined) conn.keepalive = caps.serverKeepAlive; // [MQTT-3.2.2-21]
+    // Server Keep Alive whenever the broker does not use the client's own value [MQTT-3.2.2-21], [MQTT-3.2.2-22].
+    const serverKeepAlive = conn.keepalive !== packet.keepalive || caps.serverKeepAlive !== undefined ? conn.keepalive : undefined;
+    properties = connackProperties(conn, expiry !== requested ? expiry : undefined, assigned ? clientId : undefined, authData, serverKeepAlive);
   } else {
     // 3.1.1 persistent sessions last until a clean connect, unless the operator caps session lifetimes.
     expiry = packet.clean ? 0 : caps.maximumSessionExpiryInterval;
@@ -207,7 +220,10 @@ function ownedWill(will: WillMessage): WillMessage {
 }
 
 /** The CONNACK properties of MQTT 5: what the broker offers, from its capabilities. */
-function connackProperties(conn: Connection, grantedExpiry: number | undefined, assignedId: string | undefined, authData: Buffer | undefined): Properties {
+function connackProperties(
+  conn: Connection, grantedExpiry: number | undefined, assignedId: string | undefined, authData: Buffer | undefined,
+  serverKeepAlive: number | undefined,
+): Properties {
   const caps = conn.broker.capabilities;
   const p: Properties = { maximumPacketSize: conn.broker.limits.maxPacketSize };
   if (grantedExpiry !== undefined) p.sessionExpiryInterval = grantedExpiry;
@@ -219,7 +235,7 @@ function connackProperties(conn: Connection, grantedExpiry: number | undefined, 
   if (!caps.wildcardSubscriptionAvailable) p.wildcardSubscriptionAvailable = 0;
   if (!caps.subscriptionIdentifiersAvailable) p.subscriptionIdentifiersAvailable = 0;
   if (!caps.sharedSubscriptionAvailable) p.sharedSubscriptionAvailable = 0;
-  if (caps.serverKeepAlive !== undefined) p.serverKeepAlive = caps.serverKeepAlive;
+  if (serverKeepAlive !== undefined) p.serverKeepAlive = serverKeepAlive;
   if (conn.authMethod !== undefined) {
     p.authenticationMethod = conn.authMethod;
     if (authData) p.authenticationData = authData;

@@ -22,6 +22,14 @@ export interface GuardOptions {
   flappingConnects?: number;
   flappingWindowSeconds?: number;
   flappingBanSeconds?: number;
+  /**
+   * Failed authentications for one user name, from any addresses, within `failureWindowSeconds` after which its
+   * answers are delayed (default 20): a distributed guess is slowed, while an address with a recent success for
+   * that user name is never delayed.
+   */
+  maxFailuresPerUsername?: number;
+  /** The longest delay before the answer to a slowed user name (default 8 s, within the CONNECT timeout). */
+  maxDelaySeconds?: number;
   /** Connections open at once from one address (an IPv6 /64); more are closed when they arrive (default 10,000). */
   maxConnectionsPerAddress?: number;
   /** New connections a second from one address, after a first burst (defaults 100/s, burst 2,000: a NAT gateway's fleet reconnecting). */
@@ -49,7 +57,13 @@ export interface GuardCounters {
   refusedAtConnect: number;
   /** Connections closed on arrival by the per-address and global connection limits. */
   connectionsLimited: number;
+  /** Authentications whose answer was delayed, their user name being guessed at from many addresses. */
+  delayedAuthentications: number;
 }
+
+/** How long an address that authenticated as a user stays known for it (not delayed when the user name is under attack). */
+const KNOWN_ADDRESS_MS = 30 * 86_400_000;
+const KNOWN_ADDRESSES_MAX = 100_000;
 
 const DEFAULTS = {
   maxFailuresPerAddress: 10,
@@ -60,6 +74,8 @@ const DEFAULTS = {
   flappingConnects: 15,
   flappingWindowSeconds: 60,
   flappingBanSeconds: 300,
+  maxFailuresPerUsername: 20,
+  maxDelaySeconds: 8,
   maxConnectionsPerAddress: 10_000,
   connectionRatePerAddress: 100,
   connectionBurstPerAddress: 2_000,
@@ -85,6 +101,7 @@ export class Guard {
   readonly bans = new BanList();
   readonly counters: GuardCounters = {
     activeBans: 0, bansIssued: 0, authenticationFailures: 0, flappingBans: 0, refusedAtAccept: 0, refusedAtConnect: 0, connectionsLimited: 0,
+    delayedAuthentications: 0,
   };
   private readonly settings: typeof DEFAULTS;
   private readonly allow: AddressSet;
@@ -92,6 +109,9 @@ export class Guard {
   private readonly connects: SlidingWindow;
   private readonly offenders = new Map<string, Offender>();
   private readonly open = new Map<string, number>();
+  private readonly usernameFailures: SlidingWindow;
+  /** `${user}\n${address key}` → when that address last authenticated as that user. */
+  private readonly knownAddresses = new Map<string, number>();
   private readonly perAddressRate: TokenBuckets;
   private readonly globalRate: TokenBuckets;
   private readonly listeners: Array<(event: GuardEvent) => void> = [];
@@ -103,6 +123,8 @@ export class Guard {
     this.allow = new AddressSet(options.allow ?? DEFAULT_ALLOW);
     this.failures = new SlidingWindow(this.settings.maxFailuresPerAddress, this.settings.failureWindowSeconds * 1000);
     this.connects = new SlidingWindow(this.settings.flappingConnects + 1, this.settings.flappingWindowSeconds * 1000);
+    // Counted past the threshold, so the delay can grow with the attack.
+    this.usernameFailures = new SlidingWindow(this.settings.maxFailuresPerUsername * 16, this.settings.failureWindowSeconds * 1000);
     this.perAddressRate = new TokenBuckets(this.settings.connectionRatePerAddress, this.settings.connectionBurstPerAddress);
     this.globalRate = new TokenBuckets(this.settings.connectionRate, this.settings.connectionBurst, 1);
     const since = this.now();
@@ -163,10 +185,33 @@ export class Guard {
         this.emit({ type: 'refused', ban, remoteAddress: request.remoteAddress, at: 'connect' });
         return { ok: false, reason: 'banned' };
       }
-      const answer = chain(request);
-      if (answer instanceof Promise) return answer.then((a) => this.judge(request, a));
-      return this.judge(request, answer);
+      const delay = this.delayFor(request, now);
+      const ask = (): MaybePromise<AuthenticateResult> => {
+        const answer = chain(request);
+        if (answer instanceof Promise) return answer.then((a) => this.judge(request, a));
+        return this.judge(request, answer);
+      };
+      if (delay === 0) return ask();
+      this.counters.delayedAuthentications++;
+      return new Promise<void>((resolve) => setTimeout(resolve, delay).unref()).then(ask);
     };
+  }
+
+  /**
+   * A user name guessed at from many addresses: past the threshold each answer waits, twice as long for every
+   * further threshold's worth of failures, up to the maximum; never for an address that authenticated as that
+   * user before (its real owner), nor for an allow-listed address.
+   */
+  private delayFor(request: AuthenticateRequest, now: number): number {
+    const username = request.username;
+    if (username === undefined) return 0;
+    const failures = this.usernameFailures.count(username, now);
+    const threshold = this.settings.maxFailuresPerUsername;
+    if (failures < threshold || this.allow.has(request.remoteAddress)) return 0;
+    const known = this.knownAddresses.get(`${username}\n${addressKey(request.remoteAddress)}`);
+    if (known !== undefined && now - known < KNOWN_ADDRESS_MS) return 0;
+    const doublings = Math.floor((failures - threshold) / threshold);
+    return Math.min(250 * 2 ** doublings, this.settings.maxDelaySeconds * 1000);
   }
 
   private judge(request: AuthenticateRequest, answer: AuthenticateResult): MaybePromise<AuthenticateResult> {
@@ -175,10 +220,12 @@ export class Guard {
     const refused = answer === false || (typeof answer === 'object' && answer !== null && !answer.ok
       && (answer.reason === undefined || answer.reason === 'badCredentials' || answer.reason === 'notAuthorized'));
     if (refused) {
+      if (request.username !== undefined) this.usernameFailures.hit(request.username, now);
       this.failed(request.remoteAddress, now);
       return answer;
     }
     const accepted = answer === true || (typeof answer === 'object' && answer !== null && answer.ok);
+    if (accepted && request.username !== undefined) this.knownAddress(request.username, request.remoteAddress, now);
     if (accepted && request.clientId !== '') this.connected(request.clientId, now);
     return answer;
   }
@@ -201,6 +248,13 @@ export class Guard {
       else this.open.set(key, left);
     });
     return true;
+  }
+
+  private knownAddress(username: string, remoteAddress: string, now: number): void {
+    const key = `${username}\n${addressKey(remoteAddress)}`;
+    this.knownAddresses.delete(key);
+    this.knownAddresses.set(key, now);
+    if (this.knownAddresses.size > KNOWN_ADDRESSES_MAX) this.knownAddresses.delete(this.knownAddresses.keys().next().value!);
   }
 
   private failed(remoteAddress: string, now: number): void {
@@ -259,6 +313,7 @@ export class Guard {
       ['$SYS/broker/security/refused/accept', String(c.refusedAtAccept)],
       ['$SYS/broker/security/refused/connect', String(c.refusedAtConnect)],
       ['$SYS/broker/security/connections/limited', String(c.connectionsLimited)],
+      ['$SYS/broker/security/authentication/delayed', String(c.delayedAuthentications)],
     ];
   }
 }
