@@ -8,8 +8,8 @@ export type AuthStep =
   | { result: 'success'; data?: Buffer; identity?: ClientIdentity }
   /** Send `data` to the client in AUTH (Continue Authentication) and wait for its answer. */
   | { result: 'continue'; data?: Buffer }
-  /** Refused: CONNACK (or DISCONNECT) with Bad User Name or Password, or Not Authorized. */
-  | { result: 'failure'; reason?: 'badCredentials' | 'notAuthorized' };
+  /** Refused: CONNACK (or DISCONNECT) with Bad User Name or Password, Not Authorized, or Banned (0x8A). */
+  | { result: 'failure'; reason?: 'badCredentials' | 'notAuthorized' | 'banned' };
 
 /** One running exchange; `step` receives the client's Authentication Data each round. */
 export interface AuthExchange {

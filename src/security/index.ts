@@ -148,9 +148,10 @@ export function createSecurity(options: SecurityOptions, logger: SecurityLogger)
   if (authorization?.http) hooks.push(httpAuthorizer(authorization.http));
   const authMethods: Record<string, AuthMethod> = {};
   if (passwordFiles.length > 0) {
-    authMethods[SCRAM_METHOD] = new ScramMethod({
+    const scram = new ScramMethod({
       scramCredential: (username) => passwordFiles.map((f) => f.scramCredential(username)).find((c) => c !== undefined),
     }, undefined, audit);
+    authMethods[SCRAM_METHOD] = guard ? guard.wrapMethod(scram) : scram;
   }
 
   return {

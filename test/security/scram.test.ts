@@ -112,6 +112,25 @@ describe('SCRAM-SHA-256 over MQTT 5 AUTH against the password file', () => {
     assert.deepEqual(scramEvents, ['connect.accepted', 'connect.refused']);
   });
 
+  it('the guard counts a failed SCRAM exchange, and refuses a banned client before the exchange starts (0x8A)', async () => {
+    const guard = security.guard!;
+    const before = guard.counters.authenticationFailures;
+    const { connack } = await exchange('fay,=x', 'wrong-again');
+    assert.equal(connack.returnCode, 0x86);
+    assert.equal(guard.counters.authenticationFailures, before + 1, 'the failure is counted as a provider\'s would be');
+    guard.ban('clientId', 'scram-banned', 'test', 60);
+    try {
+      const raw = await RawClient.connect(tb.port, 5);
+      raws.push(raw);
+      const client = new ScramClient('fay,=x', 'fay-pw');
+      sendConnect(raw, { clientId: 'scram-banned', properties: { authenticationMethod: SCRAM_METHOD, authenticationData: Buffer.from(client.first()) } });
+      const refused = await expectType<ConnackPacket>(raw, T.CONNACK);
+      assert.equal(refused.returnCode, 0x8a, 'Banned, with no AUTH challenge first');
+    } finally {
+      guard.unban('clientId', 'scram-banned');
+    }
+  });
+
   it('a CONNECT user name other than the SCRAM user is refused (the identity is the SCRAM user)', async () => {
     const raw = await RawClient.connect(tb.port, 5);
     raws.push(raw);

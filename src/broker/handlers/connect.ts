@@ -123,6 +123,7 @@ function applyStep(conn: Connection, step: AuthStep): void | Promise<void> {
   conn.pendingConnect = undefined;
   if (step.result === 'success' && step.identity) conn.identity = step.identity;
   if (step.result === 'failure') {
+    if (step.reason === 'banned') return refuse(conn, ConnectReturnCode.NotAuthorized, ReasonCode.Banned);
     return refuse(conn, step.reason === 'notAuthorized' ? ConnectReturnCode.NotAuthorized : ConnectReturnCode.BadUsernameOrPassword);
   }
   return finishConnect(conn, pending, ConnectReturnCode.Accepted, step.data);

@@ -1,3 +1,4 @@
+import type { AuthMethod, AuthStep } from '../../broker/enhanced-auth.js';
 import type { AuthenticateRequest, AuthenticateResult, BrokerHooks, ClosingStream } from '../../broker/hooks.js';
 import type { AuditLog } from '../audit.js';
 import { addressKey, AddressSet } from './addresses.js';
@@ -194,6 +195,36 @@ export class Guard {
       if (delay === 0) return ask();
       this.counters.delayedAuthentications++;
       return new Promise<void>((resolve) => setTimeout(resolve, delay).unref()).then(ask);
+    };
+  }
+
+  /**
+   * Wraps an MQTT 5 enhanced authentication method (SCRAM): a banned client is refused before the exchange
+   * starts (0x8A), and the exchange's outcome counts as a provider's would (failures per address and user
+   * name, flapping on success).
+   */
+  wrapMethod(method: AuthMethod): AuthMethod {
+    return {
+      begin: (request, reauthenticate) => {
+        const ban = this.bans.size === 0 ? undefined : this.bans.forClient(request, this.now());
+        if (ban) {
+          this.counters.refusedAtConnect++;
+          this.emit({ type: 'refused', ban, remoteAddress: request.remoteAddress, at: 'connect' });
+          return { step: () => ({ result: 'failure', reason: 'banned' }) };
+        }
+        const exchange = method.begin(request, reauthenticate);
+        return {
+          step: (data) => {
+            const step = exchange.step(data);
+            const judge = (s: AuthStep): AuthStep => {
+              if (s.result === 'success') this.judge(request, true);
+              else if (s.result === 'failure') this.judge(request, false);
+              return s;
+            };
+            return step instanceof Promise ? step.then(judge) : judge(step);
+          },
+        };
+      },
     };
   }
 
