@@ -693,8 +693,12 @@ export class Broker extends EventEmitter<BrokerEvents> {
       for (const [topic, value] of sysTopics(snapshot, Date.now())) {
         this.route(topic, Buffer.from(value), 0, true, undefined);
       }
-      for (const [topic, value] of this.hooks.sysTopics?.() ?? []) {
-        this.route(topic, Buffer.from(value), 0, true, undefined);
+      if (this.hooks.sysTopics) {
+        try {
+          for (const [topic, value] of this.hooks.sysTopics()) this.route(topic, Buffer.from(value), 0, true, undefined);
+        } catch (err) {
+          this.logger.error({ err: (err as Error).message }, 'sysTopics hook threw');
+        }
       }
     } finally {
       this.publishingSys = false;

@@ -5,6 +5,7 @@ import type { AuthenticateRequest } from '../broker/hooks.js';
 import type { AuthProvider, ProviderAnswer } from './authentication.js';
 import { DEFAULT_SCRYPT, parsePasswordFile, verifyPassword, type PasswordEntry, type PasswordHash, type ScramCredential } from './password-file.js';
 import { FairGate } from './fair-gate.js';
+import { addressKey } from './guard/addresses.js';
 
 interface ErrorLogger {
   error(obj: object, msg?: string): void;
@@ -132,7 +133,7 @@ export class PasswordProvider implements AuthProvider {
     if (request.username === undefined) return { outcome: 'pass' };
     const known = this.recall(request.username, request.password);
     if (known) return known;
-    const release = await this.gate.enter(request.remoteAddress);
+    const release = await this.gate.enter(addressKey(request.remoteAddress));
     if (!release) return { outcome: 'refuse', reason: 'busy', why: 'too many password checks waiting' };
     // While this one waited, the same credentials may have been checked (a fleet sharing them): no hashing then.
     const meanwhile = this.recall(request.username, request.password);

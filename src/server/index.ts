@@ -166,7 +166,11 @@ export function createServer(options: ServerOptions = {}): MoatServer {
     get config() {
       return config;
     },
-    listen: () => broker.listen(),
+    async listen() {
+      const addresses = await broker.listen();
+      security.guard?.bans.readStored(); // anything a program did before the store was recovered is merged now
+      return addresses;
+    },
     reload,
     async close() {
       await broker.close();

@@ -110,6 +110,6 @@ describe('authentication timing', () => {
     const flood = await flooding;
     const floodMs = Date.now() - started;
     assert.deepEqual([...new Set(flood.map((r) => r.code))], [4], 'each made-up credential was checked and refused');
-    assert.ok(legitMs < 9000 && floodMs > 0, `the other address was served (${legitMs} ms; the flood took ${floodMs} ms)`);
+    assert.ok(legitMs <= floodMs, `the other address was served (in ${legitMs} ms) while the flood was still being checked (${floodMs} ms)`);
   });
 });

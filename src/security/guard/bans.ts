@@ -54,7 +54,12 @@ export class BanList {
 
   private unread = false;
 
-  private readStored(): void {
+  /**
+   * Reads the stored bans (again), adding those not known yet: called lazily at the first lookup, and by the
+   * server once the store is recovered, in case a program looked up or set bans before that.
+   */
+  readStored(): void {
+    if (!this.persistence) return;
     this.unread = false;
     const now = Date.now();
     for (const ban of this.persistence!.load()) {
@@ -65,6 +70,7 @@ export class BanList {
 
   add(ban: Ban): void {
     if (this.unread) this.readStored();
+    this.sweep(ban.since);
     if (ban.kind === 'network' || ban.kind === 'address') new AddressSet([ban.kind === 'network' ? ban.value : addressOnly(ban.value)]);
     this.put(ban);
     if (ban.source !== 'config') this.persistence?.save(keyOf(ban.kind, ban.value), ban);
@@ -119,6 +125,11 @@ export class BanList {
   get size(): number {
     if (this.unread) this.readStored();
     return this.bans.size;
+  }
+
+  /** Expired bans leave memory and the store when a new ban arrives, not only when next looked up. */
+  private sweep(now: number): void {
+    for (const ban of [...this.bans.values()]) if (ban.until !== undefined && ban.until <= now) this.remove(ban.kind, ban.value);
   }
 
   private live(ban: Ban, now: number): boolean {

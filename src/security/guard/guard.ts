@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { AuthMethod, AuthStep } from '../../broker/enhanced-auth.js';
 import type { AuthenticateRequest, AuthenticateResult, BrokerHooks, ClosingStream } from '../../broker/hooks.js';
 import type { AuditLog } from '../audit.js';
@@ -50,7 +51,6 @@ export type GuardEvent =
   | { type: 'refused'; ban: Ban; remoteAddress: string; at: 'accept' | 'connect' };
 
 export interface GuardCounters {
-  activeBans: number;
   bansIssued: number;
   authenticationFailures: number;
   flappingBans: number;
@@ -85,6 +85,12 @@ const DEFAULTS = {
 };
 
 const EVERYONE = '*';
+const OFFENDERS_MAX = 100_000;
+
+/** A user name as a key of fixed size: an attacker's 64 KiB user names cost no more memory than short ones. */
+function nameKey(username: string): string {
+  return createHash('sha256').update(username).digest('base64').slice(0, 22);
+}
 const DEFAULT_ALLOW = ['127.0.0.1', '::1'];
 
 /** How often an address was banned, and when last: the next ban is twice as long. */
@@ -101,7 +107,7 @@ interface Offender {
 export class Guard {
   readonly bans = new BanList();
   readonly counters: GuardCounters = {
-    activeBans: 0, bansIssued: 0, authenticationFailures: 0, flappingBans: 0, refusedAtAccept: 0, refusedAtConnect: 0, connectionsLimited: 0,
+    bansIssued: 0, authenticationFailures: 0, flappingBans: 0, refusedAtAccept: 0, refusedAtConnect: 0, connectionsLimited: 0,
     delayedAuthentications: 0,
   };
   private readonly settings: typeof DEFAULTS;
@@ -125,7 +131,7 @@ export class Guard {
     this.failures = new SlidingWindow(this.settings.maxFailuresPerAddress, this.settings.failureWindowSeconds * 1000);
     this.connects = new SlidingWindow(this.settings.flappingConnects + 1, this.settings.flappingWindowSeconds * 1000);
     // Counted past the threshold, so the delay can grow with the attack.
-    this.usernameFailures = new SlidingWindow(this.settings.maxFailuresPerUsername * 16, this.settings.failureWindowSeconds * 1000);
+    this.usernameFailures = new SlidingWindow(this.settings.maxFailuresPerUsername * 6, this.settings.failureWindowSeconds * 1000, 20_000);
     this.perAddressRate = new TokenBuckets(this.settings.connectionRatePerAddress, this.settings.connectionBurstPerAddress);
     this.globalRate = new TokenBuckets(this.settings.connectionRate, this.settings.connectionBurst, 1);
     const since = this.now();
@@ -161,7 +167,7 @@ export class Guard {
     return {
       acceptConnection: (peer, _listener, stream) => {
         const now = this.now();
-        const ban = this.bans.size === 0 ? undefined : this.bans.forAddress(peer.remoteAddress, now);
+        const ban = this.addressBan(peer.remoteAddress, now);
         if (ban) {
           this.counters.refusedAtAccept++;
           this.emit({ type: 'refused', ban, remoteAddress: peer.remoteAddress, at: 'accept' });
@@ -180,7 +186,7 @@ export class Guard {
   wrap(chain: NonNullable<BrokerHooks['authenticate']>): NonNullable<BrokerHooks['authenticate']> {
     return (request) => {
       const now = this.now();
-      const ban = this.bans.size === 0 ? undefined : this.bans.forClient(request, now);
+      const ban = this.clientBan(request, now);
       if (ban) {
         this.counters.refusedAtConnect++;
         this.emit({ type: 'refused', ban, remoteAddress: request.remoteAddress, at: 'connect' });
@@ -206,7 +212,7 @@ export class Guard {
   wrapMethod(method: AuthMethod): AuthMethod {
     return {
       begin: (request, reauthenticate) => {
-        const ban = this.bans.size === 0 ? undefined : this.bans.forClient(request, this.now());
+        const ban = this.clientBan(request, this.now());
         if (ban) {
           this.counters.refusedAtConnect++;
           this.emit({ type: 'refused', ban, remoteAddress: request.remoteAddress, at: 'connect' });
@@ -217,9 +223,13 @@ export class Guard {
           step: (data) => {
             const step = exchange.step(data);
             const judge = (s: AuthStep): AuthStep => {
-              if (s.result === 'success') this.judge(request, true);
-              else if (s.result === 'failure') this.judge(request, false);
-              return s;
+              if (s.result === 'failure') {
+                this.judge(request, false, reauthenticate);
+                return s;
+              }
+              if (s.result !== 'success') return s;
+              const verdict = this.judge(request, { ok: true, ...(s.identity && { identity: s.identity }) }, reauthenticate);
+              return typeof verdict === 'object' && verdict !== null && !verdict.ok ? { result: 'failure', reason: 'banned' } : s;
             };
             return step instanceof Promise ? step.then(judge) : judge(step);
           },
@@ -236,29 +246,52 @@ export class Guard {
   private delayFor(request: AuthenticateRequest, now: number): number {
     const username = request.username;
     if (username === undefined) return 0;
-    const failures = this.usernameFailures.count(username, now);
+    const failures = this.usernameFailures.count(nameKey(username), now);
     const threshold = this.settings.maxFailuresPerUsername;
     if (failures < threshold || this.allow.has(request.remoteAddress)) return 0;
-    const known = this.knownAddresses.get(`${username}\n${addressKey(request.remoteAddress)}`);
+    const known = this.knownAddresses.get(`${nameKey(username)}\n${addressKey(request.remoteAddress)}`);
     if (known !== undefined && now - known < KNOWN_ADDRESS_MS) return 0;
     const doublings = Math.floor((failures - threshold) / threshold);
     return Math.min(250 * 2 ** doublings, this.settings.maxDelaySeconds * 1000);
   }
 
-  private judge(request: AuthenticateRequest, answer: AuthenticateResult): MaybePromise<AuthenticateResult> {
+  private judge(request: AuthenticateRequest, answer: AuthenticateResult, reauthenticate = false): AuthenticateResult {
     const now = this.now();
     // Only a judgement on the credentials counts: "busy" or "unavailable" say nothing about the client.
     const refused = answer === false || (typeof answer === 'object' && answer !== null && !answer.ok
       && (answer.reason === undefined || answer.reason === 'badCredentials' || answer.reason === 'notAuthorized'));
     if (refused) {
-      if (request.username !== undefined) this.usernameFailures.hit(request.username, now);
+      if (request.username !== undefined) this.usernameFailures.hit(nameKey(request.username), now);
       this.failed(request.remoteAddress, now);
       return answer;
     }
     const accepted = answer === true || (typeof answer === 'object' && answer !== null && answer.ok);
-    if (accepted && request.username !== undefined) this.knownAddress(request.username, request.remoteAddress, now);
-    if (accepted && request.clientId !== '') this.connected(request.clientId, now);
+    if (!accepted) return answer;
+    // The user the credentials proved (a token's, a certificate's) may differ from the CONNECT user name.
+    const proven = typeof answer === 'object' && answer !== null && answer.ok ? answer.identity?.username : undefined;
+    if (proven !== undefined && proven !== request.username && this.bans.size > 0) {
+      const ban = this.bans.forClient({ remoteAddress: request.remoteAddress, username: proven }, now);
+      if (ban) {
+        this.counters.refusedAtConnect++;
+        this.emit({ type: 'refused', ban, remoteAddress: request.remoteAddress, at: 'connect' });
+        return { ok: false, reason: 'banned' };
+      }
+    }
+    const username = proven ?? request.username;
+    if (username !== undefined) this.knownAddress(username, request.remoteAddress, now);
+    if (!reauthenticate && request.clientId !== '') this.connected(request.clientId, now);
     return answer;
+  }
+
+  private clientBan(request: AuthenticateRequest, now: number): Ban | undefined {
+    const ban = this.bans.size === 0 ? undefined : this.bans.forClient(request, now);
+    return ban && ban.kind === 'address' && ban.source === 'guard' && this.allow.has(request.remoteAddress) ? undefined : ban;
+  }
+
+  /** The ban on an address, except a detected one on an allow-listed address (banned for a neighbour in its /64). */
+  private addressBan(remoteAddress: string, now: number): Ban | undefined {
+    const ban = this.bans.size === 0 ? undefined : this.bans.forAddress(remoteAddress, now);
+    return ban && ban.source === 'guard' && this.allow.has(remoteAddress) ? undefined : ban;
   }
 
   /** Per-address concurrency and rate, and the global accept rate; an allow-listed address has no per-address limit. */
@@ -266,8 +299,9 @@ export class Guard {
     const allowed = this.allow.has(remoteAddress);
     const key = addressKey(remoteAddress);
     const open = this.open.get(key) ?? 0;
-    const fits = this.globalRate.take(EVERYONE, now)
-      && (allowed || (open < this.settings.maxConnectionsPerAddress && this.perAddressRate.take(key, now)));
+    // Per address first: a flood refused there must not spend everyone's global tokens.
+    const fits = (allowed || (open < this.settings.maxConnectionsPerAddress && this.perAddressRate.take(key, now)))
+      && this.globalRate.take(EVERYONE, now);
     if (!fits) {
       this.counters.connectionsLimited++;
       return false;
@@ -282,7 +316,7 @@ export class Guard {
   }
 
   private knownAddress(username: string, remoteAddress: string, now: number): void {
-    const key = `${username}\n${addressKey(remoteAddress)}`;
+    const key = `${nameKey(username)}\n${addressKey(remoteAddress)}`;
     this.knownAddresses.delete(key);
     this.knownAddresses.set(key, now);
     if (this.knownAddresses.size > KNOWN_ADDRESSES_MAX) this.knownAddresses.delete(this.knownAddresses.keys().next().value!);
@@ -292,11 +326,15 @@ export class Guard {
     this.counters.authenticationFailures++;
     if (this.allow.has(remoteAddress)) return;
     const key = addressKey(remoteAddress);
+    // Answers still in flight when the ban fell are part of the same offence, not new ones.
+    if (this.bans.forAddress(remoteAddress, now)) return;
     if (this.failures.hit(key, now) < this.settings.maxFailuresPerAddress) return;
     this.failures.forget(key);
     const previous = this.offenders.get(key);
     const offences = previous && now - previous.last < this.settings.forgetAfterSeconds * 1000 ? previous.offences + 1 : 1;
+    this.offenders.delete(key);
     this.offenders.set(key, { offences, last: now });
+    if (this.offenders.size > OFFENDERS_MAX) this.offenders.delete(this.offenders.keys().next().value!);
     const seconds = Math.min(this.settings.banSeconds * 2 ** (offences - 1), this.settings.maxBanSeconds);
     const ban: Ban = {
       kind: 'address', value: remoteAddress, since: now, until: now + seconds * 1000, source: 'guard',
@@ -331,7 +369,13 @@ export class Guard {
     } else if (event.type === 'unbanned') {
       this.audit?.record({ event: 'guard.unbanned', clientId: '', ban: `${event.kind} ${event.value}` });
     }
-    for (const listener of this.listeners) listener(event);
+    for (const listener of this.listeners) {
+      try {
+        listener(event);
+      } catch {
+        // a listener's mistake never changes what the guard decided
+      }
+    }
   }
 
   private sysTopics(): Array<[string, string]> {
