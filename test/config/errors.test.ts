@@ -8,6 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { ConfigError, defaultConfig, DESCRIBED_KEYWORDS, loadConfigFile, parseConfig, PATTERN_WORDS } from '../../src/config/load.js';
 import { configSchema } from '../../src/config/schema.js';
 import { makePki, type TestPki } from '../../bench/lib/pki.js';
+import { configError } from '../helpers/config.js';
 
 /**
  * Configuration errors are found by loadConfigFile/parseConfig, before anything starts, and say where
@@ -16,15 +17,6 @@ import { makePki, type TestPki } from '../../bench/lib/pki.js';
 
 const FILE = '/etc/moat/moat.yaml';
 
-function configError(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (err) {
-    assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${String(err)}`);
-    return err;
-  }
-  assert.fail('expected a ConfigError, nothing was thrown');
-}
 
 /** The whole message, and the same parts in the error's fields. */
 function assertError(fn: () => unknown, file: string, line: number | undefined, key: string | undefined, problem: string): void {

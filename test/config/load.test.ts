@@ -5,19 +5,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ConfigError, loadConfigFile, parseConfig } from '../../src/config/load.js';
+import { configError } from '../helpers/config.js';
 
 const FILE = '/etc/moat/test-config.yaml';
 
-/** Runs `fn`, asserts it throws a ConfigError and returns it. */
-function configError(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (err) {
-    assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${String(err)}`);
-    return err;
-  }
-  assert.fail('expected a ConfigError, nothing was thrown');
-}
 
 /** The error names file, line and key in its fields and in its message. */
 function assertLocated(err: ConfigError, file: string, line: number, key: string | undefined): void {

@@ -5,7 +5,7 @@
  */
 import fc from 'fast-check';
 import { encodePacket, PacketType, type ConnectPacket, type Packet, type ProtocolVersion } from '../../src/protocol/index.js';
-import { connectArb, packetArbs } from '../helpers/codec.js';
+import { connectArb, packetArbs, varint } from '../helpers/codec.js';
 import { connectV5Arb, packetArbsV5, PROPERTY_TABLE, WILL, type PropType } from '../helpers/codec-v5.js';
 
 export type Version = 3 | 4 | 5;
@@ -241,14 +241,7 @@ export function layoutOf(buf: Buffer, version: Version): Layout {
 }
 
 export function encodeVarint(n: number): Buffer {
-  const out: number[] = [];
-  do {
-    let b = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) b |= 0x80;
-    out.push(b);
-  } while (n > 0);
-  return Buffer.from(out);
+  return Buffer.from(varint(n));
 }
 
 export type { ProtocolVersion };
