@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ConfigError, defaultConfig, DESCRIBED_KEYWORDS, loadConfigFile, parseConfig, PATTERN_WORDS } from '../../src/config/load.js';
+import { defaultConfig, DESCRIBED_KEYWORDS, loadConfigFile, parseConfig, PATTERN_WORDS } from '../../src/config/load.js';
 import { configSchema } from '../../src/config/schema.js';
 import { makePki, type TestPki } from '../../bench/lib/pki.js';
 import { configError } from '../helpers/config.js';
