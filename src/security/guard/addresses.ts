@@ -6,11 +6,15 @@ import net from 'node:net';
  * addresses (`::ffff:192.0.2.1`, as a dual-stack listener reports them) are their IPv4 address.
  */
 export function addressKey(address: string): string {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (mapped) return mapped[1]!;
+  address = unmapped(address);
   if (net.isIPv4(address)) return address;
   if (!net.isIPv6(address)) return address;
   return `${expandIPv6(address).slice(0, 4).join(':')}::/64`;
+}
+
+/** `::ffff:192.0.2.1` (an IPv4 client on a dual-stack listener) as `192.0.2.1`; any other address as it is. */
+function unmapped(address: string): string {
+  return /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)?.[1] ?? address;
 }
 
 /** The eight hextets of an IPv6 address, without leading zeros ("2001:db8::1" → 2001, db8, 0, 0, 0, 0, 0, 1). */
@@ -47,8 +51,7 @@ export class AddressSet {
 
   has(address: string): boolean {
     if (this.entries.size === 0) return false;
-    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-    const plain = mapped ? mapped[1]! : address;
+    const plain = unmapped(address);
     const family = net.isIPv4(plain) ? 'ipv4' : net.isIPv6(plain) ? 'ipv6' : undefined;
     return family !== undefined && this.list.check(plain, family);
   }

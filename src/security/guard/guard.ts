@@ -188,8 +188,7 @@ export class Guard {
       const now = this.now();
       const ban = this.clientBan(request, now);
       if (ban) {
-        this.counters.refusedAtConnect++;
-        this.emit({ type: 'refused', ban, remoteAddress: request.remoteAddress, at: 'connect' });
+        this.refusedAtConnect(ban, request);
         return { ok: false, reason: 'banned' };
       }
       const delay = this.delayFor(request, now);
@@ -214,8 +213,7 @@ export class Guard {
       begin: (request, reauthenticate) => {
         const ban = this.clientBan(request, this.now());
         if (ban) {
-          this.counters.refusedAtConnect++;
-          this.emit({ type: 'refused', ban, remoteAddress: request.remoteAddress, at: 'connect' });
+          this.refusedAtConnect(ban, request);
           return { step: () => ({ result: 'failure', reason: 'banned' }) };
         }
         const exchange = method.begin(request, reauthenticate);
@@ -272,8 +270,7 @@ export class Guard {
     if (proven !== undefined && proven !== request.username && this.bans.size > 0) {
       const ban = this.bans.forClient({ remoteAddress: request.remoteAddress, username: proven }, now);
       if (ban) {
-        this.counters.refusedAtConnect++;
-        this.emit({ type: 'refused', ban, remoteAddress: request.remoteAddress, at: 'connect' });
+        this.refusedAtConnect(ban, request);
         return { ok: false, reason: 'banned' };
       }
     }
@@ -281,6 +278,11 @@ export class Guard {
     if (username !== undefined) this.knownAddress(username, request.remoteAddress, now);
     if (!reauthenticate && request.clientId !== '') this.connected(request.clientId, now);
     return answer;
+  }
+
+  private refusedAtConnect(ban: Ban, request: AuthenticateRequest): void {
+    this.counters.refusedAtConnect++;
+    this.emit({ type: 'refused', ban, remoteAddress: request.remoteAddress, at: 'connect' });
   }
 
   private clientBan(request: AuthenticateRequest, now: number): Ban | undefined {
