@@ -12,7 +12,7 @@ import { TcpListener } from '../transport/tcp.js';
 import { certificateIdentity, TlsListener } from '../transport/tls.js';
 import { Connection, type ListenerInfo, type PeerInfo } from './connection.js';
 import { Delivery } from './delivery.js';
-import { BANNED, SERVER_BUSY, composeHooks, type AuthenticateRequest, type AuthenticateResult, type BrokerHooks, type CertificateIdentity, type ClientInfo, type HandshakeFailure, type PublishRequest } from './hooks.js';
+import { BANNED, SERVER_BUSY, composeHooks, type AuthenticateRequest, type AuthenticateResult, type BrokerHooks, type CertificateIdentity, type ClientInfo, type HandshakeFailure, type PublishAllowance, type PublishRequest } from './hooks.js';
 import { Housekeeper } from './housekeeper.js';
 import { silentLogger, type Logger } from './logger.js';
 import { expiryDeadline, heldSize, isExpired, type Message } from './message.js';
@@ -395,6 +395,18 @@ export class Broker extends EventEmitter<BrokerEvents> {
 
   private anonymousVerdict(conn: Connection): number {
     return conn.listener.allowAnonymous ? ConnectReturnCode.Accepted : ConnectReturnCode.NotAuthorized;
+  }
+
+  /** The client's publishing allowance from the hooks; a hook that throws leaves the client unlimited (and is logged). */
+  publishAllowance(client: ClientInfo): PublishAllowance | undefined {
+    const hook = this.hooks.publishAllowance;
+    if (!hook) return undefined;
+    try {
+      return hook(client);
+    } catch (err) {
+      this.logger.error({ err: (err as Error).message, clientId: client.id }, 'publishAllowance hook threw');
+      return undefined;
+    }
   }
 
   /**

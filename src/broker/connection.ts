@@ -7,7 +7,7 @@ import {
 import type { AuthExchange } from './enhanced-auth.js';
 import type { Broker } from './broker.js';
 import { dispatch } from './handlers/index.js';
-import type { CertificateIdentity, ClientIdentity, ClientInfo } from './hooks.js';
+import type { CertificateIdentity, ClientIdentity, ClientInfo, PublishAllowance } from './hooks.js';
 import { topicByteLength, type Message } from './message.js';
 import { coalesce, COALESCE_CHUNK } from './coalesce.js';
 import type { Session } from './session.js';
@@ -97,6 +97,8 @@ export class Connection {
   authMethod: string | undefined;
   authExchange: AuthExchange | undefined;
   pendingConnect: { packet: ConnectPacket; clientId: string; assigned: boolean } | undefined;
+  /** The client's publishing allowance (rate limits), set once connected; undefined: unlimited and free. */
+  allowance: PublishAllowance | undefined;
 
   /** Packets written this turn, sent together by `flush`. */
   private batch: Buffer[] | undefined;
@@ -111,6 +113,8 @@ export class Connection {
   private waitingForPeer = false;
   private waitingForTurn = false;
   private waitingForPeers = false;
+  /** Reading stops while the client is over its publishing allowance. */
+  private waitingForAllowance = false;
   /** Bytes read since this connection last let the others have the event loop. */
   private turnBytes = 0;
   /** Made on the first long read: most connections never need it. */
@@ -163,11 +167,19 @@ export class Connection {
     }
   }
 
-  private handlePacket(packet: Packet, _size: number): boolean {
+  private handlePacket(packet: Packet, size: number): boolean {
     if (this.state === 'closed' || this.state === 'closing') return false;
     // Keep-alive counts Control Packets, not bytes: a trickled partial packet does not keep a client alive.
     this.lastActivity = this.broker.clock;
     this.broker.stats.packetsReceived++;
+    let overdrawn = 0;
+    if (this.allowance !== undefined && packet.type === PacketType.PUBLISH) {
+      overdrawn = this.allowance.take(size, this.broker.clock);
+      if (overdrawn > 0 && this.allowance.action === 'disconnect') {
+        this.overAllowance();
+        return false;
+      }
+    }
     let pending: void | Promise<void>;
     try {
       pending = dispatch(this, packet);
@@ -183,14 +195,47 @@ export class Connection {
         () => {
           if (this.state === 'closed' || this.state === 'closing') return;
           this.setReading('hook', true);
-          const error = this.decoder.resume(this.onPacket);
-          if (error) this.protocolError(error);
+          this.resumeDecoding();
         },
         (err) => this.fail(err),
       );
+      if (overdrawn > 0) this.pauseForAllowance(overdrawn);
+      return false;
+    }
+    if (overdrawn > 0 && this.isOpen) {
+      this.pauseForAllowance(overdrawn);
       return false;
     }
     return this.isOpen;
+  }
+
+  /** Packets already read wait until neither a hook nor the allowance holds them back. */
+  private resumeDecoding(): void {
+    if (this.waitingForHook || this.waitingForAllowance || !this.isOpen) return;
+    const error = this.decoder.resume(this.onPacket);
+    if (error) this.protocolError(error);
+  }
+
+  /** Backpressure: the message is handled, then nothing more is read until the allowance is in credit again. */
+  private pauseForAllowance(ms: number): void {
+    this.setReading('allowance', false);
+    setTimeout(() => {
+      if (!this.isOpen) return;
+      this.setReading('allowance', true);
+      this.resumeDecoding();
+    }, ms).unref();
+  }
+
+  /** The client sent more than its allowance and is disconnected (MQTT 5: 0x96 Message rate too high, 0x97 for bytes). */
+  private overAllowance(): void {
+    const bytes = this.allowance!.exceeded === 'bytes';
+    this.broker.stats.publishDropped++;
+    this.disconnect(bytes ? ReasonCode.QuotaExceeded : ReasonCode.MessageRateTooHigh, bytes ? 'publishing above its byte rate' : 'publishing above its message rate');
+  }
+
+  /** Whether the broker itself is not reading from the client (its silence then does not count against its keep-alive). */
+  get heldBack(): boolean {
+    return this.waitingForAllowance;
   }
 
   /** Re-read through a getter: handlers change the state while a packet is processed. */
@@ -203,13 +248,14 @@ export class Connection {
     if (held !== this.waitingForPeers) this.setReading('peers', !held);
   }
 
-  private setReading(reason: 'hook' | 'peer' | 'turn' | 'peers', allowed: boolean): void {
+  private setReading(reason: 'hook' | 'peer' | 'turn' | 'peers' | 'allowance', allowed: boolean): void {
     if (reason === 'hook') this.waitingForHook = !allowed;
     else if (reason === 'peer') this.waitingForPeer = !allowed;
     else if (reason === 'turn') this.waitingForTurn = !allowed;
-    else this.waitingForPeers = !allowed;
+    else if (reason === 'peers') this.waitingForPeers = !allowed;
+    else this.waitingForAllowance = !allowed;
     if (this.state === 'closed') return;
-    if (this.waitingForHook || this.waitingForPeer || this.waitingForTurn || this.waitingForPeers) this.socket.pause();
+    if (this.waitingForHook || this.waitingForPeer || this.waitingForTurn || this.waitingForPeers || this.waitingForAllowance) this.socket.pause();
     else this.socket.resume();
   }
 

@@ -86,6 +86,22 @@ export interface PublishRequest {
 }
 
 /**
+ * A client's allowance for publishing, asked for once when it connects (`BrokerHooks.publishAllowance`).
+ * The broker calls `take` for each PUBLISH the client sends, after handling it.
+ */
+export interface PublishAllowance {
+  /** Spends one message of `bytes`: 0 while within the allowance, else the milliseconds until it is in credit again. */
+  take(bytes: number, now: number): number;
+  /**
+   * Past the allowance: `pause` stops reading from the client for that long (nothing is lost: the client's
+   * own writes back up); `disconnect` closes the connection (MQTT 5: DISCONNECT 0x96, or 0x97 for bytes).
+   */
+  readonly action: 'pause' | 'disconnect';
+  /** The limit the last `take` that answered non-zero ran into. */
+  readonly exceeded: 'messages' | 'bytes';
+}
+
+/**
  * Hooks let an embedding program (and Moat's own security providers) decide.
  * Every hook is optional; unused ones cost nothing. `authorizeDelivery` runs for
  * each message and subscriber and must answer synchronously.
@@ -110,6 +126,11 @@ export interface BrokerHooks {
    * ban). Every such hook must agree.
    */
   acceptConnection?(peer: { remoteAddress: string; remotePort: number }, listener: string, stream: ClosingStream): boolean;
+  /**
+   * The publishing allowance of a client that just connected (rate limits); undefined: unlimited. Asked once
+   * per connection, so a connection without one costs nothing per message. The first answer given is used.
+   */
+  publishAllowance?(client: ClientInfo): PublishAllowance | undefined;
   /** Extra `$SYS` topics and values, read every `sysInterval` seconds (the guard's counters). */
   sysTopics?(): Iterable<[topic: string, value: string]>;
 }
@@ -186,6 +207,17 @@ export function composeHooks(list: BrokerHooks[]): BrokerHooks {
   const acceptors = list.flatMap((h) => (h.acceptConnection ? [h.acceptConnection.bind(h)] : []));
   if (acceptors.length === 1) composed.acceptConnection = acceptors[0]!;
   else if (acceptors.length > 0) composed.acceptConnection = (peer, listener, stream) => acceptors.every((accept) => accept(peer, listener, stream));
+  const allowances = list.flatMap((h) => (h.publishAllowance ? [h.publishAllowance.bind(h)] : []));
+  if (allowances.length === 1) composed.publishAllowance = allowances[0]!;
+  else if (allowances.length > 0) {
+    composed.publishAllowance = (client) => {
+      for (const allowance of allowances) {
+        const answer = allowance(client);
+        if (answer !== undefined) return answer;
+      }
+      return undefined;
+    };
+  }
   const sysSources = list.flatMap((h) => (h.sysTopics ? [h.sysTopics.bind(h)] : []));
   if (sysSources.length > 0) composed.sysTopics = () => sysSources.flatMap((source) => [...source()]);
   const deliverers = list.flatMap((h) => (h.authorizeDelivery ? [h.authorizeDelivery.bind(h)] : []));

@@ -42,7 +42,8 @@ export class Housekeeper {
           break;
         case 'connected':
           // While the broker holds reading (multi-core backpressure) a client's PINGREQ waits unread.
-          if (this.broker.isReadingHeld) conn.lastActivity = now;
+          // So does one the broker stopped reading for going over its publishing allowance.
+          if (this.broker.isReadingHeld || conn.heldBack) conn.lastActivity = now;
           if (conn.keepalive > 0 && now - conn.lastActivity > conn.keepalive * 1500) {
             conn.disconnect(ReasonCode.KeepAliveTimeout, 'keep-alive timeout');
           } else if (conn.client!.identity?.expiresAt !== undefined && now >= conn.client!.identity.expiresAt) {

@@ -9,7 +9,8 @@ import type { AuthenticationSource, SecurityOptions } from '../security/index.js
 import { checkSecurityFiles, errnoWords, readTlsFiles } from './file-checks.js';
 import { isAddressOrNetwork } from '../security/guard/addresses.js';
 import type { GuardOptions } from '../security/guard/guard.js';
-import { configSchema, type FileBinding, type FileConfig, type FileRule } from './schema.js';
+import { configSchema, type FileBinding, type FileConfig, type FileRateLimit, type FileRule } from './schema.js';
+import type { RateLimit } from '../security/guard/publish-rate.js';
 
 /** A configuration problem, located: file, line, key and what was expected. */
 export class ConfigError extends Error {
@@ -388,11 +389,14 @@ function toSecurity(config: FileConfig, base: string): SecurityOptions {
   }
   const authz = config.authorization;
   if (authz) {
+    const roleEntries = Object.entries(authz.roles ?? {});
     const rules: AclConfig = {
-      roles: Object.fromEntries(Object.entries(authz.roles ?? {}).map(([name, list]) => [name, list.map(toRule)])),
+      roles: Object.fromEntries(roleEntries.map(([name, role]) => [name, (Array.isArray(role) ? role : role.rules).map(toRule)])),
       users: authz.users ?? {},
       groups: authz.groups ?? {},
     };
+    const roleLimits = roleEntries.flatMap(([name, role]) => (!Array.isArray(role) && role.rate_limit ? [[name, toRateLimit(role.rate_limit)] as const] : []));
+    if (roleLimits.length > 0) rules.roleLimits = Object.fromEntries(roleLimits);
     if (authz.anonymous) rules.anonymous = authz.anonymous;
     if (authz.everyone) rules.everyone = authz.everyone;
     const hasRules = authz.roles || authz.users || authz.groups || authz.anonymous || authz.everyone;
@@ -402,7 +406,17 @@ function toSecurity(config: FileConfig, base: string): SecurityOptions {
   }
   const guard = toGuard(config.guard);
   if (guard !== undefined) security.guard = guard;
+  if (config.guard?.rate_limit && config.guard.enabled !== false) security.rateLimit = toRateLimit(config.guard.rate_limit);
   return security;
+}
+
+function toRateLimit(r: FileRateLimit): RateLimit {
+  const limit: RateLimit = {};
+  if (r.messages_per_second !== undefined) limit.messagesPerSecond = r.messages_per_second;
+  if (r.bytes_per_second !== undefined) limit.bytesPerSecond = r.bytes_per_second;
+  if (r.burst !== undefined) limit.burstSeconds = r.burst;
+  if (r.action !== undefined) limit.action = r.action;
+  return limit;
 }
 
 const BAN_KINDS = { address: 'address', network: 'network', client_id: 'clientId', username: 'username' } as const;

@@ -132,20 +132,17 @@ export const configSchema = {
         unauthorized_publish: { enum: ['acknowledge', 'disconnect'] },
         roles: {
           type: 'object',
+          // A role is its list of rules, or the list with the publishing rate limit the role carries.
           additionalProperties: {
-            type: 'array',
-            items: {
-              type: 'object',
-              additionalProperties: false,
-              required: ['topic'],
-              properties: {
-                topic: { type: 'string', minLength: 1 },
-                actions: { type: 'array', minItems: 1, items: { enum: ['publish', 'subscribe'] } },
-                effect: { enum: ['allow', 'deny'] },
-                max_qos: { enum: [0, 1, 2] },
-                retain: { type: 'boolean' },
+            oneOf: [
+              { $ref: '#/$defs/rules' },
+              {
+                type: 'object',
+                additionalProperties: false,
+                required: ['rules'],
+                properties: { rules: { $ref: '#/$defs/rules' }, rate_limit: { $ref: '#/$defs/rate_limit' } },
               },
-            },
+            ],
           },
         },
         users: { type: 'object', additionalProperties: { $ref: '#/$defs/binding' } },
@@ -206,6 +203,7 @@ export const configSchema = {
             burst: { type: 'integer', minimum: 1 },
           },
         },
+        rate_limit: { $ref: '#/$defs/rate_limit' },
         bans: {
           type: 'array',
           items: {
@@ -235,6 +233,32 @@ export const configSchema = {
     },
   },
   $defs: {
+    rules: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['topic'],
+        properties: {
+          topic: { type: 'string', minLength: 1 },
+          actions: { type: 'array', minItems: 1, items: { enum: ['publish', 'subscribe'] } },
+          effect: { enum: ['allow', 'deny'] },
+          max_qos: { enum: [0, 1, 2] },
+          retain: { type: 'boolean' },
+        },
+      },
+    },
+    rate_limit: {
+      type: 'object',
+      additionalProperties: false,
+      minProperties: 1,
+      properties: {
+        messages_per_second: { type: 'number', exclusiveMinimum: 0 },
+        bytes_per_second: { type: 'integer', minimum: 1 },
+        burst: { type: 'number', exclusiveMinimum: 0 },
+        action: { enum: ['pause', 'disconnect'] },
+      },
+    },
     binding: {
       type: 'object',
       additionalProperties: false,
@@ -334,7 +358,7 @@ export interface FileConfig {
     acl_file?: string;
     http?: { url: string; timeout_ms?: number };
     unauthorized_publish?: 'acknowledge' | 'disconnect';
-    roles?: Record<string, FileRule[]>;
+    roles?: Record<string, FileRule[] | { rules: FileRule[]; rate_limit?: FileRateLimit }>;
     users?: Record<string, FileBinding>;
     groups?: Record<string, FileBinding>;
     anonymous?: FileBinding;
@@ -347,6 +371,13 @@ export interface FileConfig {
   log?: { level?: string; format?: 'auto' | 'json' | 'pretty' };
 }
 
+export interface FileRateLimit {
+  messages_per_second?: number;
+  bytes_per_second?: number;
+  burst?: number;
+  action?: 'pause' | 'disconnect';
+}
+
 export interface FileGuard {
   enabled?: boolean;
   allow?: string[];
@@ -355,4 +386,5 @@ export interface FileGuard {
   flapping?: { connects?: number; window?: number; ban?: number };
   connections?: { max_per_address?: number; rate_per_address?: number; burst_per_address?: number; rate?: number; burst?: number };
   bans?: Array<{ address?: string; network?: string; client_id?: string; username?: string; reason?: string }>;
+  rate_limit?: FileRateLimit;
 }

@@ -1,5 +1,6 @@
 import type { QoS } from '../protocol/index.js';
 import { covers, matchesTopic } from './filters.js';
+import { mostGenerous, type RateLimit } from './guard/publish-rate.js';
 
 /**
  * Topic permissions: ordered rules {filter, actions, allow/deny, max QoS,
@@ -50,6 +51,8 @@ export interface AclConfig {
   anonymous?: AclUser;
   /** Roles every client gets after its own (Mosquitto's `pattern` lines). */
   everyone?: AclUser;
+  /** Publishing rate limits a role carries, by role name: a client gets the most generous of its roles'. */
+  roleLimits?: Record<string, RateLimit>;
 }
 
 export type Decision = { allowed: true; qos: QoS } | { allowed: false; reason: string };
@@ -73,6 +76,7 @@ export class AccessControl {
   private groups = new Map<string, AclGroup>();
   private anonymous: AclUser = {};
   private everyone: AclUser = {};
+  private roleLimits = new Map<string, RateLimit>();
   /** Bumped on every change, so callers can drop what they cached. */
   generation = 0;
 
@@ -87,16 +91,21 @@ export class AccessControl {
     this.groups = new Map(Object.entries(config.groups ?? {}));
     this.anonymous = config.anonymous ?? {};
     this.everyone = config.everyone ?? {};
+    this.roleLimits = new Map(Object.entries(config.roleLimits ?? {}));
     this.generation++;
   }
 
-  setRole(name: string, rules: readonly AclRule[]): void {
+  /** `limit`: the publishing rate limit the role carries (left out: none); connections made from now on get it. */
+  setRole(name: string, rules: readonly AclRule[], limit?: RateLimit): void {
     this.roles.set(name, rules);
+    if (limit) this.roleLimits.set(name, limit);
+    else this.roleLimits.delete(name);
     this.generation++;
   }
 
   deleteRole(name: string): void {
     this.roles.delete(name);
+    this.roleLimits.delete(name);
     this.generation++;
   }
 
@@ -123,14 +132,24 @@ export class AccessControl {
   /** The rules that apply to `p`, in the order they are tried. */
   rulesFor(p: Principal): AclRule[] {
     const rules: AclRule[] = [...(p.rules ?? [])];
-    const addRoles = (names: readonly string[] | undefined): void => {
-      for (const name of names ?? []) rules.push(...(this.roles.get(name) ?? []));
-    };
-    const user = p.username === undefined ? this.anonymous : this.users.get(p.username);
-    addRoles(user?.roles);
-    for (const group of [...(user?.groups ?? []), ...(p.groups ?? [])]) addRoles(this.groups.get(group)?.roles);
-    addRoles(this.everyone.roles);
+    for (const name of this.roleNames(p)) rules.push(...(this.roles.get(name) ?? []));
     return rules;
+  }
+
+  /** The publishing rate limit of `p`: the most generous its roles carry; undefined if none carries one. */
+  rateLimitFor(p: Principal): RateLimit | undefined {
+    if (this.roleLimits.size === 0) return undefined;
+    const limits = this.roleNames(p).flatMap((name) => this.roleLimits.get(name) ?? []);
+    return mostGenerous(limits);
+  }
+
+  /** The roles of `p` in order: its user's (or the anonymous ones), its groups', then everyone's. */
+  private roleNames(p: Principal): string[] {
+    const user = p.username === undefined ? this.anonymous : this.users.get(p.username);
+    const names = [...(user?.roles ?? [])];
+    for (const group of [...(user?.groups ?? []), ...(p.groups ?? [])]) names.push(...(this.groups.get(group)?.roles ?? []));
+    names.push(...(this.everyone.roles ?? []));
+    return names;
   }
 
   /** A PUBLISH to `topic` (a will is judged the same way). */
@@ -177,13 +196,14 @@ export class AccessControl {
 
 /** Several configurations as one (e.g. a Mosquitto acl_file and YAML rules): roles by name, and each user's, group's and client class's roles in order. */
 export function mergeAcl(...configs: AclConfig[]): AclConfig {
-  const merged: Required<AclConfig> = { roles: {}, users: {}, groups: {}, anonymous: {}, everyone: {} };
+  const merged: Required<AclConfig> = { roles: {}, users: {}, groups: {}, anonymous: {}, everyone: {}, roleLimits: {} };
   const join = (a: AclUser | undefined, b: AclUser | undefined): AclUser => ({
     roles: [...(a?.roles ?? []), ...(b?.roles ?? [])],
     groups: [...(a?.groups ?? []), ...(b?.groups ?? [])],
   });
   for (const c of configs) {
     Object.assign(merged.roles, c.roles);
+    Object.assign(merged.roleLimits, c.roleLimits);
     for (const [name, user] of Object.entries(c.users ?? {})) merged.users[name] = join(merged.users[name], user);
     for (const [name, group] of Object.entries(c.groups ?? {})) merged.groups[name] = { roles: [...(merged.groups[name]?.roles ?? []), ...(group.roles ?? [])] };
     merged.anonymous = join(merged.anonymous, c.anonymous);

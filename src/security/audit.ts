@@ -6,7 +6,7 @@
 
 export interface AuditEvent {
   event: 'connect.accepted' | 'connect.anonymous' | 'connect.refused' | 'publish.refused' | 'subscribe.refused' | 'will.refused' | 'tls.refused'
-    | 'guard.banned' | 'guard.unbanned';
+    | 'guard.banned' | 'guard.unbanned' | 'guard.rate-limited' | 'guard.overload' | 'guard.session-dropped';
   /**
    * The identifier the session has: the one the broker assigned when the CONNECT carried an empty one
    * [MQTT-3.1.3-6]. Empty only for `tls.refused`: the handshake failed before any CONNECT.
@@ -22,6 +22,8 @@ export interface AuditEvent {
   rule?: string;
   ban?: string;
   until?: string;
+  /** guard: what was done (paused, disconnected, refusing, recovered, dropped). */
+  action?: string;
 }
 
 export interface AuditLog {

@@ -19,6 +19,18 @@ interface ClientState {
 const DELIVERY_CACHE_LIMIT = 1024;
 const DELIVERY_CACHE_TOPIC_LENGTH = 256;
 
+/** Who a connected client is to the access rules. */
+export function principalOf(client: ClientInfo): Principal {
+  const identity = client.identity;
+  return {
+    clientId: client.id,
+    // Who authentication said the client is; the CONNECT user name only when nothing vouched for it.
+    username: identity ? identity.username : client.username,
+    ...(identity?.groups && { groups: identity.groups }),
+    ...(Array.isArray(identity?.permissions) && { rules: identity.permissions as AclRule[] }),
+  };
+}
+
 /**
  * The broker hooks that enforce an AccessControl: publish (and wills),
  * subscribe (a shared subscription is judged by its inner filter) and every
@@ -38,14 +50,7 @@ export function createAuthorizer(
   const stateOf = (client: ClientInfo): ClientState => {
     let state = states.get(client);
     if (!state || state.generation !== acl.generation) {
-      const identity = client.identity;
-      const principal: Principal = {
-        clientId: client.id,
-        // Who authentication said the client is; the CONNECT user name only when nothing vouched for it.
-        username: identity ? identity.username : client.username,
-        ...(identity?.groups && { groups: identity.groups }),
-        ...(Array.isArray(identity?.permissions) && { rules: identity.permissions as AclRule[] }),
-      };
+      const principal = principalOf(client);
       state = { generation: acl.generation, principal, rules: acl.rulesFor(principal), deliveries: new Map() };
       states.set(client, state);
     }

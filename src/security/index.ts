@@ -5,7 +5,8 @@ import { SCRAM_METHOD, ScramMethod } from './scram.js';
 import { AccessControl, mergeAcl, type AclConfig } from './acl.js';
 import { loggerAudit, type AuditLog } from './audit.js';
 import { createAuthChain, type AuthProvider } from './authentication.js';
-import { createAuthorizer } from './authorizer.js';
+import { createAuthorizer, principalOf } from './authorizer.js';
+import { PublishRate, type RateLimit } from './guard/publish-rate.js';
 import { parseMosquittoAcl } from './mosquitto-acl.js';
 import { CertificateProvider, type CertificateProviderOptions } from './certificate-provider.js';
 import { PasswordFile, PasswordProvider } from './password-provider.js';
@@ -54,6 +55,8 @@ export interface SecurityOptions {
   audit?: AuditLog;
   /** Detection and response (bans, flapping): on by default whenever authentication is configured; false turns it off. */
   guard?: GuardOptions | false;
+  /** The publishing rate limit of every client whose roles carry none (default: none). */
+  rateLimit?: RateLimit;
 }
 
 interface SecurityLogger {
@@ -146,6 +149,16 @@ export function createSecurity(options: SecurityOptions, logger: SecurityLogger)
   }
 
   if (authorization?.http) hooks.push(httpAuthorizer(authorization.http));
+  let defaultRateLimit = options.rateLimit;
+  hooks.push({
+    publishAllowance(client) {
+      const limit = acl?.rateLimitFor(principalOf(client)) ?? defaultRateLimit;
+      if (!limit || (!limit.messagesPerSecond && !limit.bytesPerSecond)) return undefined;
+      return new PublishRate(limit, Date.now(), (exceeded, action) => {
+        audit.record({ event: 'guard.rate-limited', clientId: client.id, remoteAddress: client.remoteAddress, reason: `over its ${exceeded} rate`, action });
+      });
+    },
+  });
   const authMethods: Record<string, AuthMethod> = {};
   if (passwordFiles.length > 0) {
     const scram = new ScramMethod({
@@ -198,6 +211,7 @@ export function createSecurity(options: SecurityOptions, logger: SecurityLogger)
         throw err;
       }
       restriction.restrictAll = hasRules(authorization);
+      defaultRateLimit = next.rateLimit;
       // Swapped in place: the authentication chain and SCRAM read these arrays on every attempt.
       closeOwned(providers.filter((provider) => !nextBuilt.providers.includes(provider)));
       providers.splice(0, providers.length, ...nextBuilt.providers);

@@ -203,6 +203,7 @@ function completeConnect(conn: Connection, pending: PendingConnect, client: Clie
 
   const { session, present } = broker.attachSession(conn, clientId, packet.clean, expiry);
   conn.state = 'connected';
+  conn.allowance = broker.publishAllowance(conn.client!);
   // Session present is 0 for a clean session [MQTT-3.2.2-1] and tells whether state was resumed otherwise [MQTT-3.2.2-2].
   conn.sendConnack(ConnectReturnCode.Accepted, present, properties);
   if (present) {
