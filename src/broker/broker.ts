@@ -14,6 +14,8 @@ import { Connection, type ListenerInfo, type PeerInfo } from './connection.js';
 import { Delivery } from './delivery.js';
 import { BANNED, SERVER_BUSY, composeHooks, type AuthenticateRequest, type AuthenticateResult, type BrokerHooks, type CertificateIdentity, type ClientInfo, type HandshakeFailure, type PublishAllowance, type PublishRequest } from './hooks.js';
 import { Housekeeper } from './housekeeper.js';
+import { MemoryWatch, OVERLOAD_OUTBOUND_LIMIT, type MemoryReading } from './overload.js';
+import { SessionCaps, type SessionOwner } from './session-caps.js';
 import { silentLogger, type Logger } from './logger.js';
 import { expiryDeadline, heldSize, isExpired, type Message } from './message.js';
 import {
@@ -42,6 +44,12 @@ export interface BrokerEvents {
   publish: [message: PublishRequest, client: ClientInfo | undefined];
   /** Each `$SYS/broker/...` update the broker publishes (every `sysInterval` seconds). */
   sys: [message: PublishRequest];
+  /** Memory went past the high-water mark (true) or back below the low-water mark (false); `used` in bytes. */
+  overload: [overloaded: boolean, used: number];
+  /** A stored session was dropped to make room under a session cap. */
+  sessionDropped: [clientId: string, reason: string, owner: SessionOwner];
+  /** A client was refused because a session cap was reached and no offline session could make room. */
+  sessionRefused: [clientId: string, owner: SessionOwner];
 }
 
 export interface ListenerAddress {
@@ -78,6 +86,11 @@ export class Broker extends EventEmitter<BrokerEvents> {
   readonly version = VERSION;
   /** Wall clock (ms) as of the last chunk received or sweep: cheap enough to read per packet. */
   clock = Date.now();
+  /** Overload protection: whether memory is past the high-water mark. */
+  readonly memory: MemoryWatch;
+  /** Unsent bytes past which a client is a slow consumer: limits.maxOutboundBuffer, less while overloaded. */
+  outboundLimit: number;
+  readonly sessionCaps: SessionCaps;
 
   private readonly housekeeper: Housekeeper;
   private readonly listenerOptions: ListenerOptions[];
@@ -110,7 +123,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.logger = options.logger ?? silentLogger;
     this.listenerOptions = options.listeners ?? [{ host: '127.0.0.1', port: 1883 }];
     this.sysInterval = options.sysInterval ?? 10;
-    this.delivery = new Delivery(this.limits, this.store, this.stats, this.logger, this.hooks);
+    this.outboundLimit = this.limits.maxOutboundBuffer;
+    this.memory = new MemoryWatch(this.limits, (overloaded, reading) => this.overloadChanged(overloaded, reading));
+    this.sessionCaps = new SessionCaps(this.limits);
+    this.delivery = new Delivery(this.limits, this.store, this.stats, this.logger, this.hooks, this.memory);
     this.bindListeners = options.bindListeners ?? true;
     this.peers = options.peers;
     this.assignClientId = options.assignClientId;
@@ -126,6 +142,35 @@ export class Broker extends EventEmitter<BrokerEvents> {
    */
   updateLimits(limits: Partial<BrokerLimits>): void {
     Object.assign(this.limits, DEFAULT_LIMITS, limits);
+    this.memory.sample();
+    this.setOutboundLimit();
+  }
+
+  private setOutboundLimit(): void {
+    const max = this.limits.maxOutboundBuffer;
+    this.outboundLimit = this.memory.overloaded ? Math.min(max, OVERLOAD_OUTBOUND_LIMIT) : max;
+  }
+
+  /** Past the high-water mark: new clients refused, QoS 0 shed to clients more than 64 KiB behind; undone below the low one. */
+  private overloadChanged(overloaded: boolean, reading: MemoryReading): void {
+    this.setOutboundLimit();
+    const fields = { usedBytes: reading.used, highWater: this.limits.memoryHighWater, heapUsed: reading.heapUsed };
+    if (overloaded) {
+      this.stats.overloads++;
+      this.logger.warn(fields, 'memory past the high-water mark: refusing new connections and shedding QoS 0 to slow consumers');
+    } else {
+      this.logger.info(fields, 'memory back below the low-water mark: accepting connections again');
+    }
+    this.emitSafely('overload', overloaded, reading.used);
+  }
+
+  /** Events raised from timers and socket handlers: a throwing listener is logged, never fatal. */
+  private emitSafely<K extends keyof BrokerEvents>(event: K, ...args: BrokerEvents[K]): void {
+    try {
+      (this.emit as (e: K, ...a: BrokerEvents[K]) => boolean)(event, ...args);
+    } catch (err) {
+      this.logger.error({ err: (err as Error).message, event }, 'an event listener threw');
+    }
   }
 
   get isClosing(): boolean {
@@ -173,6 +218,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       throw err;
     }
     this.housekeeper.start();
+    this.memory.start();
     if (this.sysInterval > 0) {
       this.publishSys();
       this.sysTimer = setInterval(() => this.publishSys(), this.sysInterval * 1000).unref();
@@ -303,6 +349,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     }));
     for (const conn of this.connections) conn.destroy();
     this.housekeeper.stop();
+    this.memory.stop();
     if (this.sysTimer) clearInterval(this.sysTimer);
     await Promise.all([...stopping, ...gone]);
     await this.store.close();
@@ -394,7 +441,34 @@ export class Broker extends EventEmitter<BrokerEvents> {
   }
 
   private anonymousVerdict(conn: Connection): number {
-    return conn.listener.allowAnonymous ? ConnectReturnCode.Accepted : ConnectReturnCode.NotAuthorized;
+    if (!conn.listener.allowAnonymous) return ConnectReturnCode.NotAuthorized;
+    conn.anonymous = true;
+    return ConnectReturnCode.Accepted;
+  }
+
+  /**
+   * Room for the stored session a connecting client is about to leave behind, under the session caps: offline
+   * sessions of its owner (then of anyone, for the overall cap) are dropped to make it; false if none can be.
+   */
+  roomForSession(conn: Connection, clientId: string, clean: boolean): boolean {
+    const existing = this.sessions.get(clientId);
+    if (existing?.persistent && !clean) return true; // resumed, not a new one
+    const owner = ownerOf(conn);
+    const room = this.sessionCaps.makeRoom(owner, existing, (victim, why) => this.dropSession(victim, why));
+    if (!room) {
+      this.stats.sessionsRefused++;
+      this.logger.warn({ clientId, ...owner }, 'connection refused: stored session caps reached and every stored session is connected');
+      this.emitSafely('sessionRefused', clientId, owner);
+    }
+    return room;
+  }
+
+  private dropSession(victim: Session, why: string): void {
+    const owner = victim.owner ?? {};
+    this.stats.sessionsDropped++;
+    this.logger.info({ clientId: victim.clientId, ...owner, reason: why }, 'stored session dropped to make room');
+    this.endSession(victim);
+    this.emitSafely('sessionDropped', victim.clientId, why, owner);
   }
 
   /** The client's publishing allowance from the hooks; a hook that throws leaves the client unlimited (and is logged). */
@@ -434,7 +508,11 @@ export class Broker extends EventEmitter<BrokerEvents> {
     }
     session.expiryInterval = expiryInterval;
     session.expiresAt = undefined;
+    session.offlineSince = undefined;
     this.expiring.delete(session);
+    this.sessionCaps.cameBack(session);
+    const owner = ownerOf(conn);
+    if (session.owner?.username !== owner.username || session.owner?.remoteAddress !== owner.remoteAddress) this.sessionCaps.track(session, owner);
     this.saveSessionRecord(session);
     session.connection = conn;
     session.client = conn.client;
@@ -473,10 +551,14 @@ export class Broker extends EventEmitter<BrokerEvents> {
         will = undefined;
       }
       if (session.expiryInterval === 0) this.endSession(session);
-      else if (session.expiryInterval !== NEVER_EXPIRES) {
-        session.expiresAt = now + session.expiryInterval * 1000;
-        this.expiring.add(session);
-        this.saveSessionRecord(session);
+      else {
+        session.offlineSince = now;
+        this.sessionCaps.wentOffline(session);
+        if (session.expiryInterval !== NEVER_EXPIRES) {
+          session.expiresAt = now + session.expiryInterval * 1000;
+          this.expiring.add(session);
+          this.saveSessionRecord(session);
+        }
       }
     }
     if (will) this.publishWillSafely(client, will);
@@ -532,6 +614,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     session.queuedBytes = 0;
     session.clearInflight();
     if (this.sessions.get(session.clientId) === session) this.sessions.delete(session.clientId);
+    this.sessionCaps.forget(session);
     if (session.persistent) this.store.deleteSession(session.clientId);
     for (const { message, share } of orphans) {
       const group = this.router.group(share);
@@ -699,6 +782,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
       disconnectedSessions: disconnected,
       subscriptions: this.router.subscriptionCount,
       retained: this.retained.size,
+      overloaded: this.memory.overloaded,
+      storedSessions: this.sessionCaps.size,
     };
     this.publishingSys = true;
     try {
@@ -772,6 +857,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (!session.persistent) return;
     const record: SessionRecord = { clientId: session.clientId, createdAt: session.createdAt, expiryInterval: session.expiryInterval };
     if (session.expiresAt !== undefined && !session.connection) record.expiresAt = session.expiresAt;
+    if (session.owner?.username !== undefined) record.username = session.owner.username;
+    if (session.owner?.remoteAddress !== undefined) record.remoteAddress = session.owner.remoteAddress;
     this.store.saveSession(record);
   }
 
@@ -801,8 +888,21 @@ export class Broker extends EventEmitter<BrokerEvents> {
     }
     for (const id of stored.incomingQos2) session.incomingQos2.add(id);
     this.sessions.set(session.clientId, session);
+    const owner: SessionOwner = {};
+    if (record.username !== undefined) owner.username = record.username;
+    if (record.remoteAddress !== undefined) owner.remoteAddress = record.remoteAddress;
+    this.sessionCaps.track(session, owner);
+    session.offlineSince = now;
+    this.sessionCaps.wentOffline(session);
     return true;
   }
+}
+
+/** Who a connection's stored session counts against: the user authentication proved (else the CONNECT one), and its address. */
+function ownerOf(conn: Connection): SessionOwner {
+  const client = conn.client;
+  const username = client?.identity ? client.identity.username : client?.username;
+  return username === undefined ? { remoteAddress: conn.peer.remoteAddress } : { username, remoteAddress: conn.peer.remoteAddress };
 }
 
 /** The shared-subscription parts of a filter as the router keys them, or undefined for a plain filter. */

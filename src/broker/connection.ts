@@ -97,6 +97,8 @@ export class Connection {
   authMethod: string | undefined;
   authExchange: AuthExchange | undefined;
   pendingConnect: { packet: ConnectPacket; clientId: string; assigned: boolean } | undefined;
+  /** Accepted by the listener's anonymous policy, with no authentication vouching for it. */
+  anonymous = false;
   /** The client's publishing allowance (rate limits), set once connected; undefined: unlimited and free. */
   allowance: PublishAllowance | undefined;
 
@@ -144,7 +146,7 @@ export class Connection {
 
   /** The peer stopped reading: its unsent bytes passed the outbound limit. */
   get congested(): boolean {
-    return this.socket.writableLength + this.batchBytes + this.outboxBytes + this.awaitingDurability > this.broker.limits.maxOutboundBuffer;
+    return this.socket.writableLength + this.batchBytes + this.outboxBytes + this.awaitingDurability > this.broker.outboundLimit;
   }
 
   /** @internal socket listener */

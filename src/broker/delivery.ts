@@ -27,6 +27,7 @@ export class Delivery {
     private readonly stats: BrokerStats,
     private readonly logger: Logger,
     private readonly hooks: BrokerHooks = {},
+    private readonly pressure: { readonly overloaded: boolean } = { overloaded: false },
   ) {}
 
   /** `share`: the `$share/...` subscription the message came through, so it can move to another member. */
@@ -40,6 +41,7 @@ export class Delivery {
     if (qos === 0) {
       if (!online || conn.congested) {
         this.stats.publishDropped++;
+        if (online && this.pressure.overloaded) this.stats.shed++;
         return;
       }
       if (conn.version === 5) {

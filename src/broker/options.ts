@@ -3,6 +3,7 @@ import type { QoS } from '../protocol/index.js';
 import type { BrokerStore } from '../store/store.js';
 import type { AuthMethod } from './enhanced-auth.js';
 import type { BrokerHooks } from './hooks.js';
+import { defaultMemoryHighWater } from './overload.js';
 import type { Logger } from './logger.js';
 
 export interface ListenerOptions {
@@ -69,6 +70,21 @@ export interface BrokerLimits {
    * told, so it is refused with CONNACK 2, as Mosquitto does. A client asking for less keeps its own value.
    */
   maxKeepalive: number;
+  /**
+   * Overload protection: past this many bytes held (V8 heap in use plus Buffers) the broker refuses new connections
+   * (CONNACK 3 / 0x89 Server busy) and sheds QoS 0 messages to slow consumers first, until it is back below
+   * `memoryLowWater` (0: 80% of the high-water mark). Default: three quarters of the memory the process may use;
+   * 0 turns it off (past 85% of V8's heap limit still counts, as the process would abort there).
+   */
+  memoryHighWater: number;
+  memoryLowWater: number;
+  /** Stored sessions (clean session off, or a session expiry) in all; 0 = no cap. At the cap the oldest offline one goes. */
+  maxSessions: number;
+  /** Stored sessions per user name, and per source address (an IPv6 /64); 0 = no cap. The owner's oldest offline one goes first. */
+  maxSessionsPerUser: number;
+  maxSessionsPerAddress: number;
+  /** Longest session expiry, in seconds, for clients no authentication vouched for (anonymous); 0 = no cap of its own. */
+  maxSessionExpiryAnonymous: number;
 }
 
 export const DEFAULT_LIMITS: BrokerLimits = {
@@ -87,6 +103,12 @@ export const DEFAULT_LIMITS: BrokerLimits = {
   connectTimeout: 10,
   maxRetainedMessages: 1_000_000,
   maxKeepalive: 0,
+  memoryHighWater: defaultMemoryHighWater(),
+  memoryLowWater: 0,
+  maxSessions: 1_000_000,
+  maxSessionsPerUser: 0,
+  maxSessionsPerAddress: 0,
+  maxSessionExpiryAnonymous: 86_400,
 };
 
 /**

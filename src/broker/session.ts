@@ -5,6 +5,7 @@ import { Deque } from './deque.js';
 import { LazyMap, LazySet } from './lazy.js';
 import { heldSize } from './message.js';
 import type { ClientInfo } from './hooks.js';
+import type { SessionOwner } from './session-caps.js';
 
 /** Session Expiry Interval meaning "never" [MQTT-3.1.2-?: 0xFFFFFFFF]. */
 export const NEVER_EXPIRES = 0xffff_ffff;
@@ -42,6 +43,9 @@ export class Session {
   /** Epoch ms at which an offline session ends; undefined while connected or if it never expires. */
   expiresAt: number | undefined;
   pendingWill: PendingWill | undefined;
+  /** Who left a stored session behind (SessionCaps keeps this), and since when it has been offline. */
+  owner: SessionOwner | undefined;
+  offlineSince: number | undefined;
 
   /** Router scratch: the message this session was last matched for, and what the matches add up to. */
   matchStamp = 0;

@@ -15,6 +15,15 @@ export class BrokerStats {
   retainedRefused = 0;
   /** TLS handshakes that failed, on every TLS listener. */
   tlsHandshakesFailed = 0;
+  /** CONNECTs refused because memory was past the high-water mark. */
+  overloadRefused = 0;
+  /** QoS 0 messages not sent to slow consumers while memory was past the high-water mark (also in publishDropped). */
+  shed = 0;
+  /** Times memory went past the high-water mark. */
+  overloads = 0;
+  /** Stored sessions dropped to make room under a session cap, and new ones refused because nothing could be dropped. */
+  sessionsDropped = 0;
+  sessionsRefused = 0;
   connectedClients = 0;
   maxConnectedClients = 0;
   totalConnections = 0;

@@ -6,6 +6,8 @@ export interface SysSnapshot {
   disconnectedSessions: number;
   subscriptions: number;
   retained: number;
+  overloaded: boolean;
+  storedSessions: number;
 }
 
 /**
@@ -37,5 +39,12 @@ export function sysTopics(s: SysSnapshot, now: number): Array<[string, string]> 
     ['$SYS/broker/bytes/received', String(stats.bytesReceived)],
     ['$SYS/broker/bytes/sent', String(stats.bytesSent)],
     ['$SYS/broker/heap/current', String(process.memoryUsage().heapUsed)],
+    ['$SYS/broker/security/overload/active', s.overloaded ? '1' : '0'],
+    ['$SYS/broker/security/overload/count', String(stats.overloads)],
+    ['$SYS/broker/security/overload/refused', String(stats.overloadRefused)],
+    ['$SYS/broker/security/overload/shed', String(stats.shed)],
+    ['$SYS/broker/security/sessions/stored', String(s.storedSessions)],
+    ['$SYS/broker/security/sessions/dropped', String(stats.sessionsDropped)],
+    ['$SYS/broker/security/sessions/refused', String(stats.sessionsRefused)],
   ];
 }

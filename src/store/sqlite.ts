@@ -26,7 +26,7 @@ export interface SqliteStoreOptions {
 export { StoreError } from './errors.js';
 
 /** Schema version written to PRAGMA user_version; MIGRATIONS[v] upgrades a database from version v to v + 1. */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 const MIGRATIONS: ReadonlyArray<(db: Database.Database) => void> = [
   (db) => db.exec(`
     CREATE TABLE sessions (client_id TEXT PRIMARY KEY, created_at INTEGER NOT NULL, expiry_interval INTEGER);
@@ -44,6 +44,11 @@ const MIGRATIONS: ReadonlyArray<(db: Database.Database) => void> = [
   (db) => db.exec(`
     ALTER TABLE sessions ADD COLUMN expires_at INTEGER;
     CREATE TABLE records (kind TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (kind, key));
+  `),
+  // 3: who left each session behind, for the caps on stored sessions per user and per address.
+  (db) => db.exec(`
+    ALTER TABLE sessions ADD COLUMN username TEXT;
+    ALTER TABLE sessions ADD COLUMN remote_address TEXT;
   `),
 ];
 
@@ -182,8 +187,9 @@ export class SqliteStore implements BrokerStore {
   private prepare(db: Database.Database) {
     const msgCols = 'topic, payload, msg_qos, retain, props, expires_at';
     return {
-      saveSession: db.prepare(`INSERT INTO sessions (client_id, created_at, expiry_interval, expires_at) VALUES (?, ?, ?, ?)
-        ON CONFLICT (client_id) DO UPDATE SET expiry_interval = excluded.expiry_interval, expires_at = excluded.expires_at`),
+      saveSession: db.prepare(`INSERT INTO sessions (client_id, created_at, expiry_interval, expires_at, username, remote_address) VALUES (?, ?, ?, ?, ?, ?)
+        ON CONFLICT (client_id) DO UPDATE SET expiry_interval = excluded.expiry_interval, expires_at = excluded.expires_at,
+          username = excluded.username, remote_address = excluded.remote_address`),
       deleteSession: ['sessions', 'subscriptions', 'queue', 'inflight', 'incoming_qos2'].map((t) => db.prepare(`DELETE FROM ${t} WHERE client_id = ?`)),
       putSubscription: db.prepare('INSERT OR REPLACE INTO subscriptions (client_id, filter, record) VALUES (?, ?, ?)'),
       deleteSubscription: db.prepare('DELETE FROM subscriptions WHERE client_id = ? AND filter = ?'),
@@ -202,11 +208,16 @@ export class SqliteStore implements BrokerStore {
 
   private load(db: Database.Database): RecoveredState {
     const sessions = new Map<string, RecoveredSession>();
-    type SessionRow = { client_id: string; created_at: number; expiry_interval: number | null; expires_at: number | null };
-    for (const row of db.prepare('SELECT client_id, created_at, expiry_interval, expires_at FROM sessions').iterate() as Iterable<SessionRow>) {
+    type SessionRow = {
+      client_id: string; created_at: number; expiry_interval: number | null; expires_at: number | null; username: string | null; remote_address: string | null;
+    };
+    const sessionColumns = 'client_id, created_at, expiry_interval, expires_at, username, remote_address';
+    for (const row of db.prepare(`SELECT ${sessionColumns} FROM sessions`).iterate() as Iterable<SessionRow>) {
       const record: SessionRecord = { clientId: row.client_id, createdAt: row.created_at };
       if (row.expiry_interval !== null) record.expiryInterval = row.expiry_interval;
       if (row.expires_at !== null) record.expiresAt = row.expires_at;
+      if (row.username !== null) record.username = row.username;
+      if (row.remote_address !== null) record.remoteAddress = row.remote_address;
       sessions.set(row.client_id, { record, subscriptions: [], queue: [], inflight: [], incomingQos2: [] });
     }
     for (const row of db.prepare('SELECT client_id, record FROM subscriptions').iterate() as Iterable<{ client_id: string; record: string }>) {
@@ -280,7 +291,7 @@ export class SqliteStore implements BrokerStore {
   }
 
   saveSession(r: SessionRecord): void {
-    this.change(() => this.statements.saveSession.run(r.clientId, r.createdAt, r.expiryInterval ?? null, r.expiresAt ?? null));
+    this.change(() => this.statements.saveSession.run(r.clientId, r.createdAt, r.expiryInterval ?? null, r.expiresAt ?? null, r.username ?? null, r.remoteAddress ?? null));
   }
 
   deleteSession(clientId: string): void {

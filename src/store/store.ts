@@ -22,6 +22,9 @@ export interface SessionRecord {
    * one is connected (and for sessions that never expire), so a restart keeps the clock.
    */
   expiresAt?: number;
+  /** Who left the session behind (the session caps count by them): the user name and source address it last connected with. */
+  username?: string;
+  remoteAddress?: string;
 }
 
 export interface SubscriptionRecord {

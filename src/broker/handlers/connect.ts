@@ -51,6 +51,11 @@ export function handleConnect(conn: Connection, packet: ConnectPacket): void | P
   if (broker.isClosing || broker.stats.connectedClients >= broker.limits.maxConnections) {
     return refuse(conn, ConnectReturnCode.ServerUnavailable);
   }
+  // Overload protection: memory past the high-water mark takes no one new until it is back below the low one.
+  if (broker.memory.overloaded) {
+    broker.stats.overloadRefused++;
+    return refuse(conn, ConnectReturnCode.ServerUnavailable, ReasonCode.ServerBusy);
+  }
   // limits.maxKeepalive holds a longer keep-alive (or 0, none) to the cap. MQTT 5 is told in CONNACK [MQTT-3.2.2-21];
   // MQTT 3.1/3.1.1 cannot be, and silently enforcing it would cut idle clients off in a loop: refused, as Mosquitto does.
   const maxKeepalive = broker.limits.maxKeepalive;
@@ -189,16 +194,22 @@ function completeConnect(conn: Connection, pending: PendingConnect, client: Clie
 
   let expiry: number;
   let properties: Properties | undefined;
+  // A client no authentication vouched for may leave a session behind for a shorter time.
+  const anonymousCap = conn.anonymous && broker.limits.maxSessionExpiryAnonymous > 0 ? broker.limits.maxSessionExpiryAnonymous : Infinity;
+  const maxExpiry = Math.min(caps.maximumSessionExpiryInterval, anonymousCap);
   if (packet.protocolVersion === 5) {
     const requested = packet.properties?.sessionExpiryInterval ?? 0;
     conn.requestedSessionExpiry = requested;
-    expiry = Math.min(requested, caps.maximumSessionExpiryInterval);
+    expiry = Math.min(requested, maxExpiry);
     // Server Keep Alive whenever the broker does not use the client's own value [MQTT-3.2.2-21], [MQTT-3.2.2-22].
     const serverKeepAlive = conn.keepalive !== packet.keepalive || caps.serverKeepAlive !== undefined ? conn.keepalive : undefined;
     properties = connackProperties(conn, expiry !== requested ? expiry : undefined, assigned ? clientId : undefined, authData, serverKeepAlive);
   } else {
     // 3.1.1 persistent sessions last until a clean connect, unless the operator caps session lifetimes.
-    expiry = packet.clean ? 0 : caps.maximumSessionExpiryInterval;
+    expiry = packet.clean ? 0 : maxExpiry;
+  }
+  if (expiry > 0 && !broker.roomForSession(conn, clientId, packet.clean)) {
+    return refuse(conn, ConnectReturnCode.ServerUnavailable, ReasonCode.QuotaExceeded);
   }
 
   const { session, present } = broker.attachSession(conn, clientId, packet.clean, expiry);

@@ -7,7 +7,8 @@ const DAY = 24 * 3600 * 1000;
 describe('MQTT 5 session expiry over days', () => {
   let tb: TestBroker;
   before(async () => {
-    tb = await startBroker();
+    // These clients are anonymous: without this, limits.max_session_expiry_anonymous (a day) would cap them.
+    tb = await startBroker({ limits: { maxSessionExpiryAnonymous: 0 } });
   });
   after(() => tb.close());
 
