@@ -237,7 +237,7 @@ async function main(): Promise<void> {
     fail(`configuration error: ${(err as Error).message}`);
   }
   const reload = (): void => logReload(logger, server.reload(), args.config);
-  if (links) return serveAsWorker(server.broker, links.links, reload, logger);
+  if (links) return serveAsWorker(server.broker, links.links, reload, logger, server.security.guard);
   process.on('SIGHUP', () => {
     logger.info({}, 'SIGHUP: reloading the configuration');
     reload();

@@ -1,11 +1,31 @@
-/** IPC between the primary and its workers (multi-core mode). */
+import type { Ban, BanKind } from '../security/guard/bans.js';
+
+/**
+ * IPC between the primary and its workers (multi-core mode). Bans travel here too: a worker reports each ban
+ * added or removed in it (`ban-added`, `ban-removed`), the primary keeps the table of bans in force and passes
+ * each change on to the other workers, which apply it without reporting it again.
+ */
 export type PrimaryToWorker =
   /** A client's socket (the IPC handle), the bytes the primary read from it, and its listener (index). */
   | { type: 'socket'; listener: number; head: Uint8Array }
   /** SIGHUP: read the password and ACL files again. */
   | { type: 'reload' }
-  | { type: 'shutdown' };
+  | { type: 'shutdown' }
+  /** Once every worker is ready, before any socket: the bans in force (what all the workers had stored). */
+  | { type: 'bans'; bans: Ban[] }
+  /** A ban added or removed in another worker: applied here, stored, not reported back (no audit line, not counted). */
+  | { type: 'ban-added'; ban: Ban }
+  | { type: 'ban-removed'; ban: Ban }
+  /** On behalf of a program in the primary (the admin API): ban or unban as `guard.ban` / `guard.unban` here would, then `answer`. */
+  | { type: 'ban-request'; id: number; kind: BanKind; value: string; reason: string; seconds?: number }
+  | { type: 'unban-request'; id: number; kind: BanKind; value: string };
 
 export type WorkerToPrimary =
-  | { type: 'ready' }
-  | { type: 'failed'; reason: string };
+  /** The state is recovered and the peers linked; `bans`: those in its store (configuration bans are not sent). */
+  | { type: 'ready'; bans: Ban[] }
+  | { type: 'failed'; reason: string }
+  /** A ban added or removed in this worker, by its guard or a program (not one applied from the primary). */
+  | { type: 'ban-added'; ban: Ban }
+  | { type: 'ban-removed'; ban: Ban }
+  /** The outcome of a `ban-request` (the ban) or an `unban-request` (whether there was one), or why it failed. */
+  | { type: 'answer'; id: number; ban?: Ban; removed?: boolean; error?: string };

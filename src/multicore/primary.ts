@@ -8,6 +8,7 @@ import { closeServer, listenOn } from '../transport/server.js';
 import { workerFor } from './affinity.js';
 import { peekClientId } from './connect-peek.js';
 import type { PrimaryToWorker, WorkerToPrimary } from './messages.js';
+import { SharedBans } from './shared-bans.js';
 import { workerEnvironment } from './worker.js';
 
 /**
@@ -49,7 +50,8 @@ const STOP_TIMEOUT_MS = 15_000;
  * reads just enough of its CONNECT to learn the Client Identifier, and hands the socket
  * to the worker that owns that identifier (`workerFor`), so a client's session always
  * lives in one worker. Connections without an identifier go round robin (the worker
- * assigns one that maps back to it). The primary holds no MQTT state itself.
+ * assigns one that maps back to it). The primary holds no MQTT state itself; it relays the
+ * bans each worker's guard sets to the others and keeps the table of those in force (`bans`).
  */
 export class Primary {
   private readonly workers: ChildProcess[] = [];
@@ -60,6 +62,16 @@ export class Primary {
   /** Resolves with the exit code the primary should end with. */
   readonly done: Promise<number>;
   private finish: (code: number) => void = () => {};
+  /** The bans in force in every worker; a program here (the admin API) lists, adds and lifts them through it. */
+  readonly bans: SharedBans = new SharedBans({
+    count: () => this.workers.length,
+    send: (index, message) => {
+      const child = this.workers[index];
+      if (!child?.connected) return false;
+      child.send(message);
+      return true;
+    },
+  });
 
   constructor(private readonly options: PrimaryOptions) {
     this.done = new Promise((resolve) => (this.finish = resolve));
@@ -105,7 +117,11 @@ export class Primary {
       child.on('error', (err) => logger.error({ worker: index, err: err.message }, 'multi-core: IPC with a worker failed'));
       ready.push(new Promise<void>((resolve, reject) => {
         child.on('message', (message: WorkerToPrimary) => {
-          if (message.type === 'ready') resolve();
+          if (this.bans.received(index, message)) return;
+          if (message.type === 'ready') {
+            this.bans.merge(message.bans);
+            resolve();
+          }
           if (message.type === 'failed') reject(new Error(`worker ${index}: ${message.reason}`));
         });
         child.once('exit', (code, signal) => {
@@ -124,6 +140,8 @@ export class Primary {
       await this.stop(1);
       throw err;
     }
+    // Every worker holds the bans any of them had stored before it is handed a connection.
+    this.bans.distribute();
     const early = waiting;
     waiting = undefined;
     for (const [socket, index] of early) if (!socket.destroyed) this.dispatch(socket, index);
@@ -135,6 +153,7 @@ export class Primary {
   async stop(code: number): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    this.bans.close();
     // Not awaited: a server that handed sockets to workers counts them as its own until the
     // workers have closed them, which they do only once told to stop.
     for (const server of this.servers) void closeServer(server);

@@ -4,6 +4,7 @@ import type { Logger } from '../broker/logger.js';
 import { affineClientIdAssigner } from './affinity.js';
 import { PeerRoutingLinks } from './peer-routing.js';
 import type { PrimaryToWorker, WorkerToPrimary } from './messages.js';
+import { WorkerBans, type BanAuthority } from './shared-bans.js';
 
 /** What a worker process learns from its environment (set by the primary). */
 export interface WorkerPlace {
@@ -39,13 +40,17 @@ export function workerBrokerOptions(place: WorkerPlace, logger: Logger): {
 
 /**
  * Runs the worker side: recovers the broker's state, links to the other workers, tells
- * the primary it is ready, then serves the sockets the primary hands over (each with the
- * bytes the primary read to choose this worker) until told to stop.
+ * the primary it is ready (with the bans it has stored), then serves the sockets the primary
+ * hands over (each with the bytes the primary read to choose this worker) until told to stop.
+ * `guard`: its bans are shared with the other workers through the primary.
  */
-export async function serveAsWorker(broker: Broker, links: PeerRoutingLinks, reload: () => void, logger: Logger): Promise<void> {
+export async function serveAsWorker(
+  broker: Broker, links: PeerRoutingLinks, reload: () => void, logger: Logger, guard?: BanAuthority,
+): Promise<void> {
   const send = (message: WorkerToPrimary): void => {
-    process.send?.(message);
+    if (process.connected) process.send?.(message);
   };
+  const bans = new WorkerBans(guard, send);
   let stopping = false;
   const stop = async (code: number): Promise<void> => {
     if (stopping) return;
@@ -61,6 +66,7 @@ export async function serveAsWorker(broker: Broker, links: PeerRoutingLinks, rel
     process.exit(code);
   };
   process.on('message', (message: PrimaryToWorker, handle: unknown) => {
+    if (bans.handle(message)) return;
     switch (message.type) {
       case 'socket': {
         const socket = handle as net.Socket | undefined;
@@ -97,5 +103,5 @@ export async function serveAsWorker(broker: Broker, links: PeerRoutingLinks, rel
     send({ type: 'failed', reason: (err as Error).message });
     process.exit(1);
   }
-  send({ type: 'ready' });
+  send({ type: 'ready', bans: bans.stored() });
 }

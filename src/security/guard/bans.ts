@@ -31,7 +31,25 @@ export interface Suspect {
   username?: string;
 }
 
-const keyOf = (kind: BanKind, value: string): string => `${kind}:${kind === 'address' ? addressKey(value) : value}`;
+/** What identifies a ban: its kind and value (an IPv6 address by its /64). A newer ban with the same key replaces the older. */
+export const banKey = (kind: BanKind, value: string): string => `${kind}:${kind === 'address' ? addressKey(value) : value}`;
+const keyOf = banKey;
+
+/**
+ * Whether ban `a` replaces ban `b` with the same key: the one set later wins; at the same millisecond, the
+ * longer; then an arbitrary but fixed order. Every process that shares bans (the workers of multi-core mode and
+ * their primary) applies the same rule, so all keep the same ban whatever order the news reached them in.
+ */
+export function supersedes(a: Ban, b: Ban): boolean {
+  if (a.since !== b.since) return a.since > b.since;
+  const untilA = a.until ?? Infinity;
+  const untilB = b.until ?? Infinity;
+  if (untilA !== untilB) return untilA > untilB;
+  return JSON.stringify(a) > JSON.stringify(b);
+}
+
+/** A change made here (not one applied from elsewhere, not an expiry, not a configuration ban), for those who share bans. */
+export type BanChange = { type: 'added'; ban: Ban } | { type: 'removed'; ban: Ban };
 
 /**
  * The bans in force. Lookups are map reads (and one BlockList check when network bans exist), so a banned
@@ -41,6 +59,7 @@ export class BanList {
   private readonly bans = new Map<string, Ban>();
   private readonly networks = new AddressSet();
   private persistence: BanPersistence | undefined;
+  private readonly changeListeners: Array<(change: BanChange) => void> = [];
 
   /**
    * From here on every change (but configuration bans) is written to `persistence` too. The stored bans are
@@ -68,12 +87,63 @@ export class BanList {
     }
   }
 
+  /**
+   * Tells `listener` of every ban added and removed here from now on (by the guard's detection or a program),
+   * but not of configuration bans, expiries, or changes applied with `apply` and `withdraw`: multi-core mode
+   * passes these on to the other workers, which apply them without passing them on again.
+   */
+  onChange(listener: (change: BanChange) => void): void {
+    this.changeListeners.push(listener);
+  }
+
   add(ban: Ban): void {
     if (this.unread) this.readStored();
     this.sweep(ban.since);
     if (ban.kind === 'network' || ban.kind === 'address') new AddressSet([ban.kind === 'network' ? ban.value : addressOnly(ban.value)]);
     this.put(ban);
-    if (ban.source !== 'config') this.persistence?.save(keyOf(ban.kind, ban.value), ban);
+    if (ban.source === 'config') return;
+    this.persistence?.save(keyOf(ban.kind, ban.value), ban);
+    this.changed({ type: 'added', ban });
+  }
+
+  /**
+   * A ban set elsewhere (another worker): kept and stored like one set here, but no listener is told. Ignored
+   * when it has expired or the ban here with the same key `supersedes` it. Returns whether it is in force here now.
+   */
+  apply(ban: Ban, now = Date.now()): boolean {
+    if (this.unread) this.readStored();
+    if (ban.until !== undefined && ban.until <= now) return false;
+    const key = keyOf(ban.kind, ban.value);
+    const found = this.bans.get(key);
+    const here = found && this.live(found, now) ? found : undefined;
+    if (here && (here.source === 'config' || supersedes(here, ban))) return false;
+    if (here && JSON.stringify(here) === JSON.stringify(ban)) return true;
+    this.put(ban);
+    if (ban.source !== 'config') this.persistence?.save(key, ban);
+    return true;
+  }
+
+  /**
+   * A ban removed elsewhere (another worker): removed here too, without telling any listener, unless the ban here
+   * is a newer one (set after the removed one, which it `supersedes`) or comes from the configuration.
+   */
+  withdraw(removed: Ban): boolean {
+    if (this.unread) this.readStored();
+    const key = keyOf(removed.kind, removed.value);
+    const here = this.bans.get(key);
+    if (!here || here.source === 'config' || supersedes(here, removed)) return false;
+    this.drop(key, here);
+    return true;
+  }
+
+  private changed(change: BanChange): void {
+    for (const listener of this.changeListeners) {
+      try {
+        listener(change);
+      } catch {
+        // a listener's mistake never changes the bans
+      }
+    }
   }
 
   private put(ban: Ban): void {
@@ -89,10 +159,15 @@ export class BanList {
     const key = keyOf(kind, value);
     const ban = this.bans.get(key);
     if (!ban) return false;
+    this.drop(key, ban);
+    if (ban.source !== 'config') this.changed({ type: 'removed', ban });
+    return true;
+  }
+
+  private drop(key: string, ban: Ban): void {
     this.bans.delete(key);
     if (ban.kind === 'network') this.networks.delete(ban.value);
     if (ban.source !== 'config') this.persistence?.delete(key);
-    return true;
   }
 
   /** The bans in force, oldest first. */
@@ -129,12 +204,13 @@ export class BanList {
 
   /** Expired bans leave memory and the store when a new ban arrives, not only when next looked up. */
   private sweep(now: number): void {
-    for (const ban of [...this.bans.values()]) if (ban.until !== undefined && ban.until <= now) this.remove(ban.kind, ban.value);
+    for (const [key, ban] of [...this.bans]) if (ban.until !== undefined && ban.until <= now) this.drop(key, ban);
   }
 
+  /** An expired ban leaves here (every process sharing it sees it expire on its own: nothing to pass on). */
   private live(ban: Ban, now: number): boolean {
     if (ban.until === undefined || ban.until > now) return true;
-    this.remove(ban.kind, ban.value);
+    this.drop(keyOf(ban.kind, ban.value), ban);
     return false;
   }
 }
