@@ -420,6 +420,16 @@ export class Broker extends EventEmitter<BrokerEvents> {
     return result.then((r) => this.authVerdict(r, conn), (err: unknown) => this.authenticationFailed(err, conn));
   }
 
+  /** The screenConnect hooks' verdict; one that throws refuses the client (fail closed) and is logged. */
+  screenConnect(conn: Connection, packet: ConnectPacket): 'banned' | 'failed' | undefined {
+    try {
+      return this.hooks.screenConnect!(this.authenticationRequest(conn, packet));
+    } catch (err) {
+      this.logger.error({ err: (err as Error).message, remoteAddress: conn.peer.remoteAddress }, 'screenConnect hook threw');
+      return 'failed';
+    }
+  }
+
   /** Fail closed: an authenticator that breaks lets nobody in (CONNACK 3, server unavailable). */
   private authenticationFailed(err: unknown, conn: Connection): number {
     this.logger.error({ err, remoteAddress: conn.peer.remoteAddress }, 'authenticate hook failed');

@@ -131,6 +131,11 @@ export interface BrokerHooks {
    * per connection, so a connection without one costs nothing per message. The first answer given is used.
    */
   publishAllowance?(client: ClientInfo): PublishAllowance | undefined;
+  /**
+   * Asked at CONNECT before any authentication work: `banned` refuses the client (CONNACK 5 / 0x8A Banned). For
+   * bans on client identifiers and user names where no authentication hook runs; any one hook may refuse.
+   */
+  screenConnect?(request: AuthenticateRequest): 'banned' | undefined;
   /** Extra `$SYS` topics and values, read every `sysInterval` seconds (the guard's counters). */
   sysTopics?(): Iterable<[topic: string, value: string]>;
 }
@@ -218,6 +223,9 @@ export function composeHooks(list: BrokerHooks[]): BrokerHooks {
       return undefined;
     };
   }
+  const screens = list.flatMap((h) => (h.screenConnect ? [h.screenConnect.bind(h)] : []));
+  if (screens.length === 1) composed.screenConnect = screens[0]!;
+  else if (screens.length > 0) composed.screenConnect = (request) => (screens.some((screen) => screen(request) === 'banned') ? 'banned' : undefined);
   const sysSources = list.flatMap((h) => (h.sysTopics ? [h.sysTopics.bind(h)] : []));
   if (sysSources.length > 0) composed.sysTopics = () => sysSources.flatMap((source) => [...source()]);
   const deliverers = list.flatMap((h) => (h.authorizeDelivery ? [h.authorizeDelivery.bind(h)] : []));

@@ -330,6 +330,12 @@ const LIMIT_KEYS: Record<keyof NonNullable<FileConfig['limits']>, keyof BrokerLi
   connect_timeout: 'connectTimeout',
   max_retained_messages: 'maxRetainedMessages',
   max_keepalive: 'maxKeepalive',
+  memory_high_water: 'memoryHighWater',
+  memory_low_water: 'memoryLowWater',
+  max_sessions: 'maxSessions',
+  max_sessions_per_user: 'maxSessionsPerUser',
+  max_sessions_per_address: 'maxSessionsPerAddress',
+  max_session_expiry_anonymous: 'maxSessionExpiryAnonymous',
 };
 
 const CAPABILITY_KEYS: Record<keyof NonNullable<FileConfig['capabilities']>, keyof BrokerCapabilities> = {
@@ -450,6 +456,7 @@ function toGuard(guard: FileConfig['guard']): GuardOptions | false | undefined {
   if (guard.failures?.max_per_address !== undefined) options.maxFailuresPerAddress = guard.failures.max_per_address;
   if (guard.failures?.window !== undefined) options.failureWindowSeconds = guard.failures.window;
   if (guard.failures?.max_per_username !== undefined) options.maxFailuresPerUsername = guard.failures.max_per_username;
+  if (guard.failures?.max_per_client_id !== undefined) options.maxFailuresPerClientId = guard.failures.max_per_client_id;
   if (guard.failures?.max_delay !== undefined) options.maxDelaySeconds = guard.failures.max_delay;
   if (guard.ban?.first !== undefined) options.banSeconds = guard.ban.first;
   if (guard.ban?.max !== undefined) options.maxBanSeconds = guard.ban.max;

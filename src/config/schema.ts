@@ -49,6 +49,12 @@ export const configSchema = {
         connect_timeout: { type: 'number', exclusiveMinimum: 0 },
         max_retained_messages: { type: 'integer', minimum: 0 },
         max_keepalive: { type: 'integer', minimum: 0, maximum: 65535 },
+        memory_high_water: { type: 'integer', minimum: 0 },
+        memory_low_water: { type: 'integer', minimum: 0 },
+        max_sessions: { type: 'integer', minimum: 0 },
+        max_sessions_per_user: { type: 'integer', minimum: 0 },
+        max_sessions_per_address: { type: 'integer', minimum: 0 },
+        max_session_expiry_anonymous: { type: 'integer', minimum: 0, maximum: 4294967295 },
       },
     },
     capabilities: {
@@ -170,6 +176,7 @@ export const configSchema = {
           properties: {
             max_per_address: { type: 'integer', minimum: 1 },
             max_per_username: { type: 'integer', minimum: 1 },
+            max_per_client_id: { type: 'integer', minimum: 1 },
             max_delay: { type: 'number', minimum: 0 },
             window: { type: 'number', exclusiveMinimum: 0 },
           },
@@ -332,6 +339,12 @@ export interface FileConfig {
     connect_timeout?: number;
     max_retained_messages?: number;
     max_keepalive?: number;
+    memory_high_water?: number;
+    memory_low_water?: number;
+    max_sessions?: number;
+    max_sessions_per_user?: number;
+    max_sessions_per_address?: number;
+    max_session_expiry_anonymous?: number;
   };
   capabilities?: {
     maximum_qos?: 0 | 1 | 2;
@@ -381,7 +394,7 @@ export interface FileRateLimit {
 export interface FileGuard {
   enabled?: boolean;
   allow?: string[];
-  failures?: { max_per_address?: number; max_per_username?: number; max_delay?: number; window?: number };
+  failures?: { max_per_address?: number; max_per_username?: number; max_per_client_id?: number; max_delay?: number; window?: number };
   ban?: { first?: number; max?: number; forget_after?: number };
   flapping?: { connects?: number; window?: number; ban?: number };
   connections?: { max_per_address?: number; rate_per_address?: number; burst_per_address?: number; rate?: number; burst?: number };

@@ -1,4 +1,4 @@
-import type { AuthenticateRequest, AuthenticateResult, BrokerHooks, ClientIdentity } from '../broker/hooks.js';
+import type { AuthenticateRequest, AuthenticateResult, ClientIdentity } from '../broker/hooks.js';
 import type { AuditLog } from './audit.js';
 
 type MaybePromise<T> = T | Promise<T>;
@@ -34,6 +34,23 @@ export interface AuthProvider {
 }
 
 /**
+ * A refusal the client is told as `unavailable`: a provider refused the credentials after another had failed
+ * open, and the outage must not tell a wrong password from an unknown user. `concealed` is the refusal the
+ * answer hides, for the guard to count as a failed authentication; the broker reads only `ok` and `reason`.
+ */
+export interface ConcealedRefusal {
+  ok: false;
+  reason: 'unavailable';
+  concealed: 'badCredentials' | 'notAuthorized';
+}
+
+/** What the chain answers: an `authenticate` hook's answer, or one that conceals a refusal. */
+export type ChainResult = AuthenticateResult | ConcealedRefusal;
+
+/** The authentication chain: an `authenticate` hook whose answers may carry a concealed refusal. */
+export type AuthChain = (request: AuthenticateRequest) => MaybePromise<ChainResult>;
+
+/**
  * The providers, tried in configured order: the first definite answer wins.
  * When all pass, a client that presented a user name or password is refused
  * as bad credentials (CONNACK 4 / 0x86), exactly as a wrong password is, so the
@@ -46,13 +63,14 @@ export interface AuthProvider {
  * client in (or, without credentials, the listener's anonymous policy), and
  * anything else is answered `unavailable` too, a later refusal of the
  * credentials included: the failed service might have accepted them, and an
- * outage must not tell a wrong password from an unknown user. A ban or a busy
+ * outage must not tell a wrong password from an unknown user (the answer carries
+ * the refusal it conceals, so the guard counts it all the same). A ban or a busy
  * refusal stands. Every accept and refusal goes to the audit log; secrets never do.
  */
-export function createAuthChain(providers: readonly AuthProvider[], audit: AuditLog): NonNullable<BrokerHooks['authenticate']> {
+export function createAuthChain(providers: readonly AuthProvider[], audit: AuditLog): AuthChain {
   return (request) => {
     /** `failed`: why a provider before this answer failed open, if one did. */
-    const finish = (answer: ProviderAnswer, method: string | undefined, failed: string | undefined): AuthenticateResult => {
+    const finish = (answer: ProviderAnswer, method: string | undefined, failed: string | undefined): ChainResult => {
       const who = { clientId: request.clientId, username: request.username, remoteAddress: request.remoteAddress, listener: request.listener };
       if (answer.outcome === 'accept') {
         // The user the client is from now on (a certificate's, a token's), which the CONNECT may not name.
@@ -62,7 +80,7 @@ export function createAuthChain(providers: readonly AuthProvider[], audit: Audit
       if (answer.outcome === 'refuse') {
         if (failed !== undefined && (answer.reason === 'badCredentials' || answer.reason === 'notAuthorized')) {
           audit.record({ event: 'connect.refused', ...who, method, reason: `${answer.why}; ${failed}` });
-          return { ok: false, reason: 'unavailable' };
+          return { ok: false, reason: 'unavailable', concealed: answer.reason };
         }
         audit.record({ event: 'connect.refused', ...who, method, reason: answer.why });
         return { ok: false, reason: answer.reason };
@@ -83,10 +101,10 @@ export function createAuthChain(providers: readonly AuthProvider[], audit: Audit
       return { ok: false, reason: 'badCredentials' };
     };
 
-    const broke = (provider: AuthProvider, err: unknown, failed: string | undefined): AuthenticateResult =>
+    const broke = (provider: AuthProvider, err: unknown, failed: string | undefined): ChainResult =>
       finish({ outcome: 'refuse', reason: 'unavailable', why: `${provider.method} failed: ${(err as Error).message}` }, provider.method, failed);
 
-    const ask = (from: number, failed: string | undefined): MaybePromise<AuthenticateResult> => {
+    const ask = (from: number, failed: string | undefined): MaybePromise<ChainResult> => {
       for (let i = from; i < providers.length; i++) {
         const provider = providers[i]!;
         let answer: MaybePromise<ProviderAnswer>;

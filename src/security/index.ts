@@ -12,18 +12,21 @@ import { CertificateProvider, type CertificateProviderOptions } from './certific
 import { PasswordFile, PasswordProvider } from './password-provider.js';
 import { JwtProvider, type JwtProviderOptions } from './jwt-provider.js';
 import { HttpAuthProvider, httpAuthorizer, type HttpProviderOptions } from './http-provider.js';
-import { Guard, type GuardOptions } from './guard/index.js';
+import { Guard, type GuardEvent, type GuardOptions } from './guard/index.js';
 
 export { AccessControl, mergeAcl, type AclAction, type AclConfig, type AclRule, type Principal } from './acl.js';
 export { MemoryAudit, loggerAudit, type AuditEvent, type AuditLog } from './audit.js';
-export { createAuthChain, type AuthProvider, type ProviderAnswer } from './authentication.js';
+export { createAuthChain, type AuthChain, type AuthProvider, type ChainResult, type ConcealedRefusal, type ProviderAnswer } from './authentication.js';
 export { createAuthorizer } from './authorizer.js';
 export { parseMosquittoAcl, AclFileError } from './mosquitto-acl.js';
 export { PasswordFile, PasswordProvider } from './password-provider.js';
 export { JwtProvider, type JwtAlgorithm, type JwtProviderOptions } from './jwt-provider.js';
 export { HttpAuthProvider, httpAuthorizer, type HttpProviderOptions } from './http-provider.js';
 export { CertificateProvider, type CertificateProviderOptions } from './certificate-provider.js';
-export { Guard, BanList, AddressSet, addressKey, type Ban, type BanKind, type BanPersistence, type GuardEvent, type GuardOptions, type GuardCounters } from './guard/index.js';
+export {
+  Guard, BanList, AddressSet, addressKey, type Ban, type BanKind, type BanPersistence, type GuardEvent, type GuardEvents, type GuardOptions, type GuardCounters,
+  type OffencePersistence, type RateLimitedEvent, type ReportedEvent,
+} from './guard/index.js';
 export { SCRAM_METHOD, ScramMethod, type ScramUsers } from './scram.js';
 export { PasswordFileError, createEntry, formatEntry, parsePasswordFile, verifyPassword } from './password-file.js';
 
@@ -55,6 +58,8 @@ export interface SecurityOptions {
   audit?: AuditLog;
   /** Detection and response (bans, flapping): on by default whenever authentication is configured; false turns it off. */
   guard?: GuardOptions | false;
+  /** Told of every guard event (as `security.guard.on('event', …)` is); the one given at creation stays across reloads. */
+  onGuardEvent?: (event: GuardEvent) => void;
   /** The publishing rate limit of every client whose roles carry none (default: none). */
   rateLimit?: RateLimit;
 }
@@ -121,12 +126,15 @@ export function createSecurity(options: SecurityOptions, logger: SecurityLogger)
       audit.record({ event: 'tls.refused', clientId: '', ...(remoteAddress !== undefined && { remoteAddress }), listener, reason }),
   }];
   // The guard is on whenever something authenticates (unless turned off): it answers before the providers.
-  const guard = providers.length > 0 && options.guard !== false ? new Guard(options.guard ?? {}, audit) : undefined;
+  // Without authentication, only when configured (a `guard:` section): static bans, connection limits, flapping.
+  const guard = options.guard !== false && (providers.length > 0 || options.guard !== undefined) ? new Guard(options.guard ?? {}, audit) : undefined;
+  if (guard && options.onGuardEvent) guard.on('event', options.onGuardEvent);
   if (providers.length > 0) {
     const chain = createAuthChain(providers, audit);
     hooks.push({ authenticate: guard ? guard.wrap(chain) : chain });
   }
   if (guard) hooks.push(guard.hooks());
+  if (guard && providers.length === 0) hooks.push({ screenConnect: (request) => guard.screenConnect(request) });
 
   let acl: AccessControl | undefined;
   let authorization = options.authorization;
@@ -155,7 +163,10 @@ export function createSecurity(options: SecurityOptions, logger: SecurityLogger)
       const limit = acl?.rateLimitFor(principalOf(client)) ?? defaultRateLimit;
       if (!limit || (!limit.messagesPerSecond && !limit.bytesPerSecond)) return undefined;
       return new PublishRate(limit, Date.now(), (exceeded, action) => {
-        audit.record({ event: 'guard.rate-limited', clientId: client.id, remoteAddress: client.remoteAddress, reason: `over its ${exceeded} rate`, action });
+        const event = { type: 'rate-limited' as const, clientId: client.id, remoteAddress: client.remoteAddress, limit: exceeded, action };
+        // Without authentication there is no guard: the audit line alone.
+        if (guard) guard.report(client.username === undefined ? event : { ...event, username: client.username });
+        else audit.record({ event: 'guard.rate-limited', clientId: client.id, remoteAddress: client.remoteAddress, reason: `over its ${exceeded} rate`, action });
       });
     },
   });

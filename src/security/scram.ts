@@ -1,7 +1,8 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { AuthExchange, AuthMethod, AuthStep } from '../broker/enhanced-auth.js';
+import type { AuthMethod, AuthStep } from '../broker/enhanced-auth.js';
 import type { AuthenticateRequest } from '../broker/hooks.js';
 import type { AuditLog } from './audit.js';
+import type { ClaimingExchange } from './guard/index.js';
 import { DEFAULT_SCRAM_ITERATIONS, type ScramCredential } from './password-file.js';
 
 /**
@@ -45,7 +46,7 @@ function attributes(text: string): Array<[string, string]> | undefined {
 
 const failure: AuthStep = { result: 'failure', reason: 'badCredentials' };
 
-class ScramExchange implements AuthExchange {
+class ScramExchange implements ClaimingExchange {
   private stage: 'first' | 'final' | 'done' = 'first';
   private clientFirstBare = '';
   private serverFirst = '';
@@ -63,6 +64,11 @@ class ScramExchange implements AuthExchange {
     private readonly request: AuthenticateRequest,
     private readonly expectedUser: string | undefined,
   ) {}
+
+  /** The SCRAM user (`n=`) once the client-first message is read: the guard counts a failure against it. */
+  get claimedUser(): string | undefined {
+    return this.username === '' ? undefined : this.username;
+  }
 
   step(data: Buffer | undefined): AuthStep {
     const text = data?.toString('utf8');
@@ -140,7 +146,7 @@ export class ScramMethod implements AuthMethod {
     return hmac(this.secret, username).subarray(0, 16);
   }
 
-  begin(request: AuthenticateRequest, _reauthenticate: boolean): AuthExchange {
+  begin(request: AuthenticateRequest, _reauthenticate: boolean): ClaimingExchange {
     return new ScramExchange(this, request, request.username);
   }
 }

@@ -117,6 +117,21 @@ export function createServer(options: ServerOptions = {}): MoatServer {
     save: (key, ban) => broker.saveRecord(BAN_RECORDS, key, ban),
     delete: (key) => broker.deleteRecord(BAN_RECORDS, key),
   });
+  // And how often each address offended, so a ban after a restart still doubles (records of kind "offender").
+  security.guard?.attachOffences({
+    load: () => [...(broker.records.get('offender') ?? [])],
+    save: (key, offence) => broker.saveRecord('offender', key, offence),
+    delete: (key) => broker.deleteRecord('offender', key),
+  });
+
+  // Overload protection and the session caps live in the broker; their reactions are audited here.
+  broker.on('overload', (overloaded, used) => audit.record({
+    event: 'guard.overload', clientId: '', action: overloaded ? 'refusing' : 'recovered', reason: `${Math.round(used / 1_048_576)} MiB held`,
+  }));
+  broker.on('sessionDropped', (clientId, reason, owner) => audit.record({ event: 'guard.session-dropped', clientId, ...owner, reason, action: 'dropped' }));
+  broker.on('sessionRefused', (clientId, owner) => audit.record({
+    event: 'guard.session-refused', clientId, ...owner, reason: 'stored session caps reached', action: 'refused',
+  }));
 
   const reload = (): ReloadResult => {
     let next: LoadedConfig;

@@ -58,7 +58,7 @@ describe('guard decisions', () => {
 
   it('a listener that throws does not change the decision', () => {
     const guard = new Guard({ maxFailuresPerAddress: 1 }, undefined, () => 1_000_000);
-    guard.on(() => {
+    guard.on('event', () => {
       throw new Error('listener bug');
     });
     const authenticate = guard.wrap(refuse);

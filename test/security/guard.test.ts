@@ -162,7 +162,7 @@ describe('guard', () => {
     try {
       const guard = server.security.guard!;
       const events: string[] = [];
-      guard.on((e) => events.push(e.type === 'banned' ? `banned ${e.ban.kind} ${e.ban.value}` : e.type === 'unbanned' ? `unbanned ${e.kind} ${e.value}` : `refused ${e.at}`));
+      guard.on('event', (e) => events.push(e.type === 'banned' ? `banned ${e.ban.kind} ${e.ban.value}` : e.type === 'unbanned' ? `unbanned ${e.kind} ${e.value}` : e.type === 'refused' ? `refused ${e.at}` : e.type));
       guard.ban('clientId', 'intruder', 'testing', 60);
       assert.deepEqual(guard.bans.list().map((b) => [b.kind, b.value, b.reason, b.source]), [['clientId', 'intruder', 'testing', 'api']]);
       assert.equal(await attempt(port, '127.0.0.40', rawConnect({ clientId: 'intruder', username: 'bob', password: password('bob-password') })), 5);

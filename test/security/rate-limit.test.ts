@@ -7,7 +7,7 @@ import { after, afterEach, before, describe, it } from 'node:test';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { createEntry, formatEntry } from '../../src/security/index.js';
 import { PacketType } from '../../src/protocol/index.js';
-import { RawClient } from '../helpers/broker.js';
+import { RawClient, waitFor } from '../helpers/broker.js';
 import { rawConnect, rawPublish } from '../helpers/codec.js';
 import { freePort, killAll, spawnProc, type Proc } from '../helpers/process.js';
 
@@ -31,14 +31,6 @@ async function collector(port: number, topic: string): Promise<{ client: MqttCli
   client.on('message', (_t, payload) => got.push(payload.toString()));
   await client.subscribeAsync(topic, { qos: 1 });
   return { client, got };
-}
-
-async function until(predicate: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!predicate()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 /** Publishes `count` messages without waiting between them; resolves when every one was handed to the socket and acknowledged (QoS 1). */
@@ -97,7 +89,7 @@ describe('publishing rate limits', () => {
     const qos1 = await publishAll(alice, 'rate/alice', 300, 1);
     assert.ok(qos1 >= 1800, `300 QoS 1 messages at 100/s took ${qos1} ms`);
     const qos0 = await publishAll(alice, 'rate/alice0', 300, 0);
-    await until(() => sub.got.length === 600, 10_000, 'all 600 messages');
+    await waitFor(() => sub.got.length === 600, 10_000, 'all 600 messages');
     const alices = sub.got.filter((m) => !m.startsWith('b'));
     assert.deepEqual(alices.slice(0, 300), Array.from({ length: 300 }, (_, i) => `${String(i).padStart(5, '0')}:`), 'QoS 1: every message, in order');
     assert.equal(new Set(alices.slice(300)).size, 300, `QoS 0: every message arrived (published in ${qos0} ms)`);
@@ -108,7 +100,7 @@ describe('publishing rate limits', () => {
     const [bobMs, carolMs] = await Promise.all([publishAll(bob, 'rate/bob', 60, 1), publishAll(carol, 'rate/carol', 300, 1)]);
     assert.ok(bobMs >= 1800, `bob's 60 messages at 20/s took ${bobMs} ms`);
     assert.ok(carolMs < 1500, `carol's 300 messages under the generous role took ${carolMs} ms`);
-    await until(() => sub.got.length === 960, 10_000, 'bob and carol\'s messages');
+    await waitFor(() => sub.got.length === 960, 10_000, 'bob and carol\'s messages');
 
     const audit = auditLines();
     assert.deepEqual(audit.map((l) => l.clientId).sort(), ['alice', 'bob'], 'audited once per limited connection');
@@ -128,7 +120,7 @@ describe('publishing rate limits', () => {
       rawPublish({ topic: 'big/one', payload: [...Buffer.alloc(10_000, 0x31)] }),
       rawPublish({ topic: 'big/two', payload: [...Buffer.from('after')] }),
     ]));
-    await until(() => sub.got.includes('after'), 15_000, 'the message after the pause');
+    await waitFor(() => sub.got.includes('after'), 15_000, 'the message after the pause');
     const waited = Date.now() - started;
     assert.ok(waited >= 3000, `the second message waited for the allowance (${waited} ms)`);
     assert.equal(raw.closed, false, 'still connected after 3 s of a 1 s keep-alive: the broker, not the client, was silent');

@@ -76,6 +76,11 @@ export function handleConnect(conn: Connection, packet: ConnectPacket): void | P
     if (v5 && will.retain && !caps.retainAvailable) return refuse(conn, ConnectReturnCode.NotAuthorized, ReasonCode.RetainNotSupported);
   }
 
+  if (broker.hooks.screenConnect) {
+    const screened = broker.screenConnect(conn, packet);
+    if (screened === 'banned') return refuse(conn, ConnectReturnCode.NotAuthorized, ReasonCode.Banned);
+    if (screened === 'failed') return refuse(conn, ConnectReturnCode.ServerUnavailable);
+  }
   const pending: PendingConnect = { packet, clientId, assigned };
   const method = packet.properties?.authenticationMethod;
   if (method === undefined && packet.properties?.authenticationData !== undefined) {

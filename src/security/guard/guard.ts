@@ -1,10 +1,13 @@
-import { createHash } from 'node:crypto';
-import type { AuthMethod, AuthStep } from '../../broker/enhanced-auth.js';
+import { EventEmitter } from 'node:events';
+import type { AuthExchange, AuthMethod, AuthStep } from '../../broker/enhanced-auth.js';
 import type { AuthenticateRequest, AuthenticateResult, BrokerHooks, ClosingStream } from '../../broker/hooks.js';
 import type { AuditLog } from '../audit.js';
+import type { AuthChain, ChainResult } from '../authentication.js';
 import { addressKey, AddressSet } from './addresses.js';
 import { BanList, type Ban, type BanKind, type BanPersistence } from './bans.js';
 import { TokenBuckets } from './buckets.js';
+import { Offenders, type OffencePersistence } from './offenders.js';
+import { SpreadGuesses } from './spread-guesses.js';
 import { SlidingWindow } from './window.js';
 
 type MaybePromise<T> = T | Promise<T>;
@@ -30,7 +33,9 @@ export interface GuardOptions {
    * that user name is never delayed.
    */
   maxFailuresPerUsername?: number;
-  /** The longest delay before the answer to a slowed user name (default 8 s, within the CONNECT timeout). */
+  /** The same for one client identifier (default 20): its answers are delayed, but not for an address it authenticated from. */
+  maxFailuresPerClientId?: number;
+  /** The longest delay before the answer to a slowed user name or client identifier (default 8 s, within the CONNECT timeout). */
   maxDelaySeconds?: number;
   /** Connections open at once from one address (an IPv6 /64); more are closed when they arrive (default 10,000). */
   maxConnectionsPerAddress?: number;
@@ -44,11 +49,41 @@ export interface GuardOptions {
   bans?: Array<{ kind: BanKind; value: string; reason?: string }>;
 }
 
-/** Something the guard detected or did; each is an audit line, a library event and a counter. */
+/** A client that went over its publishing rate limit (reported by the broker's limiter through `Guard.report`). */
+export interface RateLimitedEvent {
+  type: 'rate-limited';
+  clientId: string;
+  username?: string;
+  remoteAddress: string;
+  limit: 'messages' | 'bytes';
+  action: 'paused' | 'disconnected';
+}
+
+/** Something the guard detected or did; each is a library event and a counter, and most an audit line (docs/security.md). */
 export type GuardEvent =
   | { type: 'banned'; ban: Ban; rule: 'failed-authentication' | 'flapping' | 'api'; offences?: number }
   | { type: 'unbanned'; kind: BanKind; value: string }
-  | { type: 'refused'; ban: Ban; remoteAddress: string; at: 'accept' | 'connect' };
+  | { type: 'refused'; ban: Ban; remoteAddress: string; at: 'accept' | 'connect' }
+  /** A user name or client identifier reached its threshold of failures from any addresses: its answers wait from now on. */
+  | { type: 'slowed'; name: 'username' | 'clientId'; value: string; failures: number }
+  | RateLimitedEvent;
+
+/** What other parts of the broker detect and tell the guard of, to be audited, emitted and counted with its own. */
+export type ReportedEvent = RateLimitedEvent;
+
+/**
+ * The guard's events by name, for `guard.on(...)`: every event as `event`, and each under its own type
+ * (`guard.on('banned', (e) => e.ban)` gets the `banned` event, typed).
+ */
+export type GuardEvents = { event: [GuardEvent] } & { [T in GuardEvent['type']]: [Extract<GuardEvent, { type: T }>] };
+
+/**
+ * An exchange that tells which user the client claims to be once it has read it (SCRAM's `n=`), so a failure
+ * counts against that user name although the CONNECT may carry none.
+ */
+export interface ClaimingExchange extends AuthExchange {
+  readonly claimedUser: string | undefined;
+}
 
 export interface GuardCounters {
   bansIssued: number;
@@ -58,13 +93,13 @@ export interface GuardCounters {
   refusedAtConnect: number;
   /** Connections closed on arrival by the per-address and global connection limits. */
   connectionsLimited: number;
-  /** Authentications whose answer was delayed, their user name being guessed at from many addresses. */
+  /** Authentications whose answer was delayed, their user name or client identifier being guessed at from many addresses. */
   delayedAuthentications: number;
+  /** User names and client identifiers that reached their threshold of failures from any addresses (`slowed` events). */
+  namesSlowed: number;
+  /** Clients that went over their publishing rate limit (`rate-limited` events). */
+  rateLimited: number;
 }
-
-/** How long an address that authenticated as a user stays known for it (not delayed when the user name is under attack). */
-const KNOWN_ADDRESS_MS = 30 * 86_400_000;
-const KNOWN_ADDRESSES_MAX = 100_000;
 
 const DEFAULTS = {
   maxFailuresPerAddress: 10,
@@ -76,6 +111,7 @@ const DEFAULTS = {
   flappingWindowSeconds: 60,
   flappingBanSeconds: 300,
   maxFailuresPerUsername: 20,
+  maxFailuresPerClientId: 20,
   maxDelaySeconds: 8,
   maxConnectionsPerAddress: 10_000,
   connectionRatePerAddress: 100,
@@ -85,53 +121,45 @@ const DEFAULTS = {
 };
 
 const EVERYONE = '*';
-const OFFENDERS_MAX = 100_000;
-
-/** A user name as a key of fixed size: an attacker's 64 KiB user names cost no more memory than short ones. */
-function nameKey(username: string): string {
-  return createHash('sha256').update(username).digest('base64').slice(0, 22);
-}
 const DEFAULT_ALLOW = ['127.0.0.1', '::1'];
 
-/** How often an address was banned, and when last: the next ban is twice as long. */
-interface Offender {
-  offences: number;
-  last: number;
-}
+const wait = (ms: number): Promise<void> => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
 
 /**
  * Detection and response, apart from the authentication providers: counts failed authentications per address,
- * bans an address past the threshold (longer on each repeat offence), bans flapping client identifiers, and
- * refuses whatever a ban names before any credential work (an address already when it connects).
+ * bans an address past the threshold (longer on each repeat offence), slows names guessed at from many
+ * addresses, bans flapping client identifiers, and refuses whatever a ban names before any credential work (an
+ * address already when it connects). Its events: `guard.on('event', (e) => …)`, or one type (`'banned'`…).
  */
-export class Guard {
+export class Guard extends EventEmitter<GuardEvents> {
   readonly bans = new BanList();
   readonly counters: GuardCounters = {
     bansIssued: 0, authenticationFailures: 0, flappingBans: 0, refusedAtAccept: 0, refusedAtConnect: 0, connectionsLimited: 0,
-    delayedAuthentications: 0,
+    delayedAuthentications: 0, namesSlowed: 0, rateLimited: 0,
   };
   private readonly settings: typeof DEFAULTS;
   private readonly allow: AddressSet;
   private readonly failures: SlidingWindow;
   private readonly connects: SlidingWindow;
-  private readonly offenders = new Map<string, Offender>();
+  private readonly offenders: Offenders;
   private readonly open = new Map<string, number>();
-  private readonly usernameFailures: SlidingWindow;
-  /** `${user}\n${address key}` → when that address last authenticated as that user. */
-  private readonly knownAddresses = new Map<string, number>();
+  private readonly guessedUsernames: SpreadGuesses;
+  private readonly guessedClientIds: SpreadGuesses;
   private readonly perAddressRate: TokenBuckets;
   private readonly globalRate: TokenBuckets;
-  private readonly listeners: Array<(event: GuardEvent) => void> = [];
 
   constructor(options: GuardOptions = {}, private readonly audit?: AuditLog, private readonly now: () => number = Date.now) {
+    super();
     this.settings = { ...DEFAULTS, ...definedOnly(options) };
     // The machine itself by default: a local proxy or tool speaks for many clients, and banning it would lock
     // them all out. Configuring `allow` replaces this.
     this.allow = new AddressSet(options.allow ?? DEFAULT_ALLOW);
     this.failures = new SlidingWindow(this.settings.maxFailuresPerAddress, this.settings.failureWindowSeconds * 1000);
     this.connects = new SlidingWindow(this.settings.flappingConnects + 1, this.settings.flappingWindowSeconds * 1000);
-    // Counted past the threshold, so the delay can grow with the attack.
-    this.usernameFailures = new SlidingWindow(this.settings.maxFailuresPerUsername * 6, this.settings.failureWindowSeconds * 1000, 20_000);
+    const windowMs = this.settings.failureWindowSeconds * 1000;
+    this.guessedUsernames = new SpreadGuesses(this.settings.maxFailuresPerUsername, windowMs, this.settings.maxDelaySeconds * 1000);
+    this.guessedClientIds = new SpreadGuesses(this.settings.maxFailuresPerClientId, windowMs, this.settings.maxDelaySeconds * 1000);
+    this.offenders = new Offenders(this.settings.forgetAfterSeconds * 1000);
     this.perAddressRate = new TokenBuckets(this.settings.connectionRatePerAddress, this.settings.connectionBurstPerAddress);
     this.globalRate = new TokenBuckets(this.settings.connectionRate, this.settings.connectionBurst, 1);
     const since = this.now();
@@ -143,8 +171,15 @@ export class Guard {
     this.bans.attach(persistence);
   }
 
-  on(listener: (event: GuardEvent) => void): void {
-    this.listeners.push(listener);
+  /** Keeps the offence counts of banned addresses in the broker's store, so a ban after a restart still doubles. */
+  attachOffences(persistence: OffencePersistence): void {
+    this.offenders.attach(persistence);
+  }
+
+  /** Something detected elsewhere (the publishing rate limiter): audited, emitted and counted like the guard's own events. */
+  report(event: ReportedEvent): void {
+    if (event.type === 'rate-limited') this.counters.rateLimited++;
+    this.notify(event);
   }
 
   /** Bans by hand (library, admin API); `seconds` absent: until removed. */
@@ -152,13 +187,13 @@ export class Guard {
     const now = this.now();
     const ban: Ban = { kind, value, reason, since: now, source: 'api', ...(seconds !== undefined && { until: now + seconds * 1000 }) };
     this.bans.add(ban);
-    this.emit({ type: 'banned', ban, rule: 'api' });
+    this.notify({ type: 'banned', ban, rule: 'api' });
     return ban;
   }
 
   unban(kind: BanKind, value: string): boolean {
     const removed = this.bans.remove(kind, value);
-    if (removed) this.emit({ type: 'unbanned', kind, value });
+    if (removed) this.notify({ type: 'unbanned', kind, value });
     return removed;
   }
 
@@ -170,7 +205,7 @@ export class Guard {
         const ban = this.addressBan(peer.remoteAddress, now);
         if (ban) {
           this.counters.refusedAtAccept++;
-          this.emit({ type: 'refused', ban, remoteAddress: peer.remoteAddress, at: 'accept' });
+          this.notify({ type: 'refused', ban, remoteAddress: peer.remoteAddress, at: 'accept' });
           return false;
         }
         return this.withinConnectionLimits(peer.remoteAddress, stream, now);
@@ -181,9 +216,10 @@ export class Guard {
 
   /**
    * Wraps an authentication chain: a banned client is refused before the chain runs (no credential work);
-   * the chain's refusals count against the address, its acceptances against flapping.
+   * the chain's refusals (those it conceals behind `unavailable` too) count against the address, the user name
+   * and the client identifier, its acceptances against flapping.
    */
-  wrap(chain: NonNullable<BrokerHooks['authenticate']>): NonNullable<BrokerHooks['authenticate']> {
+  wrap(chain: AuthChain): NonNullable<BrokerHooks['authenticate']> {
     return (request) => {
       const now = this.now();
       const ban = this.clientBan(request, now);
@@ -191,7 +227,7 @@ export class Guard {
         this.refusedAtConnect(ban, request);
         return { ok: false, reason: 'banned' };
       }
-      const delay = this.delayFor(request, now);
+      const delay = this.delayFor(request, request.username, now);
       const ask = (): MaybePromise<AuthenticateResult> => {
         const answer = chain(request);
         if (answer instanceof Promise) return answer.then((a) => this.judge(request, a));
@@ -199,14 +235,15 @@ export class Guard {
       };
       if (delay === 0) return ask();
       this.counters.delayedAuthentications++;
-      return new Promise<void>((resolve) => setTimeout(resolve, delay).unref()).then(ask);
+      return wait(delay).then(ask);
     };
   }
 
   /**
    * Wraps an MQTT 5 enhanced authentication method (SCRAM): a banned client is refused before the exchange
-   * starts (0x8A), and the exchange's outcome counts as a provider's would (failures per address and user
-   * name, flapping on success).
+   * starts (0x8A); the exchange's outcome counts as a provider's would (failures per address, user name (the
+   * one the exchange claims) and client identifier, flapping on success), and waits as a password check would
+   * when its user name or client identifier is being guessed at from many addresses.
    */
   wrapMethod(method: AuthMethod): AuthMethod {
     return {
@@ -217,49 +254,58 @@ export class Guard {
           return { step: () => ({ result: 'failure', reason: 'banned' }) };
         }
         const exchange = method.begin(request, reauthenticate);
+        const outcome = (s: AuthStep): MaybePromise<AuthStep> => {
+          if (s.result === 'continue') return s;
+          const username = (exchange as Partial<ClaimingExchange>).claimedUser ?? request.username;
+          // Known only now (the user is in the exchange, not the CONNECT); every outcome waits, a success too,
+          // so that a quick answer does not give a guess away.
+          const delay = this.delayFor(request, username, this.now());
+          if (delay === 0) return this.judgeStep(request, username, s, reauthenticate);
+          this.counters.delayedAuthentications++;
+          return wait(delay).then(() => this.judgeStep(request, username, s, reauthenticate));
+        };
         return {
           step: (data) => {
             const step = exchange.step(data);
-            const judge = (s: AuthStep): AuthStep => {
-              if (s.result === 'failure') {
-                this.judge(request, false, reauthenticate);
-                return s;
-              }
-              if (s.result !== 'success') return s;
-              const verdict = this.judge(request, { ok: true, ...(s.identity && { identity: s.identity }) }, reauthenticate);
-              return typeof verdict === 'object' && verdict !== null && !verdict.ok ? { result: 'failure', reason: 'banned' } : s;
-            };
-            return step instanceof Promise ? step.then(judge) : judge(step);
+            return step instanceof Promise ? step.then(outcome) : outcome(step);
           },
         };
       },
     };
   }
 
-  /**
-   * A user name guessed at from many addresses: past the threshold each answer waits, twice as long for every
-   * further threshold's worth of failures, up to the maximum; never for an address that authenticated as that
-   * user before (its real owner), nor for an allow-listed address.
-   */
-  private delayFor(request: AuthenticateRequest, now: number): number {
-    const username = request.username;
-    if (username === undefined) return 0;
-    const failures = this.usernameFailures.count(nameKey(username), now);
-    const threshold = this.settings.maxFailuresPerUsername;
-    if (failures < threshold || this.allow.has(request.remoteAddress)) return 0;
-    const known = this.knownAddresses.get(`${nameKey(username)}\n${addressKey(request.remoteAddress)}`);
-    if (known !== undefined && now - known < KNOWN_ADDRESS_MS) return 0;
-    const doublings = Math.floor((failures - threshold) / threshold);
-    return Math.min(250 * 2 ** doublings, this.settings.maxDelaySeconds * 1000);
+  private judgeStep(request: AuthenticateRequest, username: string | undefined, s: AuthStep, reauthenticate: boolean): AuthStep {
+    if (s.result === 'failure') {
+      this.judge(request, { ok: false, reason: s.reason ?? 'badCredentials' }, reauthenticate, username);
+      return s;
+    }
+    if (s.result !== 'success') return s;
+    const verdict = this.judge(request, { ok: true, ...(s.identity && { identity: s.identity }) }, reauthenticate, username);
+    return typeof verdict === 'object' && verdict !== null && !verdict.ok ? { result: 'failure', reason: 'banned' } : s;
   }
 
-  private judge(request: AuthenticateRequest, answer: AuthenticateResult, reauthenticate = false): AuthenticateResult {
+  /**
+   * A user name or client identifier guessed at from many addresses: past its threshold each answer waits,
+   * twice as long for every further threshold's worth of failures, up to the maximum; never for an address
+   * that authenticated under that name before (its real owner), nor for an allow-listed address.
+   */
+  private delayFor(request: AuthenticateRequest, username: string | undefined, now: number): number {
+    const byUsername = username === undefined ? 0 : this.guessedUsernames.delay(username, request.remoteAddress, now);
+    const byClientId = request.clientId === '' ? 0 : this.guessedClientIds.delay(request.clientId, request.remoteAddress, now);
+    const delay = Math.max(byUsername, byClientId);
+    return delay > 0 && this.allow.has(request.remoteAddress) ? 0 : delay;
+  }
+
+  /** `username`: the user the client claims, which an enhanced method may read from its exchange rather than the CONNECT. */
+  private judge(request: AuthenticateRequest, answer: ChainResult, reauthenticate = false, username = request.username): AuthenticateResult {
     const now = this.now();
-    // Only a judgement on the credentials counts: "busy" or "unavailable" say nothing about the client.
+    // Only a judgement on the credentials counts: "busy" or "unavailable" say nothing about the client, unless
+    // the unavailable answer conceals a provider's refusal (another one failed open).
     const refused = answer === false || (typeof answer === 'object' && answer !== null && !answer.ok
-      && (answer.reason === undefined || answer.reason === 'badCredentials' || answer.reason === 'notAuthorized'));
+      && (answer.reason === undefined || answer.reason === 'badCredentials' || answer.reason === 'notAuthorized' || 'concealed' in answer));
     if (refused) {
-      if (request.username !== undefined) this.usernameFailures.hit(nameKey(request.username), now);
+      if (username !== undefined && this.guessedUsernames.failed(username, now)) this.slowed('username', username, this.settings.maxFailuresPerUsername);
+      if (request.clientId !== '' && this.guessedClientIds.failed(request.clientId, now)) this.slowed('clientId', request.clientId, this.settings.maxFailuresPerClientId);
       this.failed(request.remoteAddress, now);
       return answer;
     }
@@ -274,15 +320,36 @@ export class Guard {
         return { ok: false, reason: 'banned' };
       }
     }
-    const username = proven ?? request.username;
-    if (username !== undefined) this.knownAddress(username, request.remoteAddress, now);
+    const owner = proven ?? username;
+    if (owner !== undefined) this.guessedUsernames.succeeded(owner, request.remoteAddress, now);
+    if (request.clientId !== '') this.guessedClientIds.succeeded(request.clientId, request.remoteAddress, now);
     if (!reauthenticate && request.clientId !== '') this.connected(request.clientId, now);
     return answer;
   }
 
+  private slowed(name: 'username' | 'clientId', value: string, failures: number): void {
+    this.counters.namesSlowed++;
+    this.notify({ type: 'slowed', name, value, failures });
+  }
+
+  /**
+   * At CONNECT on a broker that authenticates nobody: a client identifier or user name ban refuses the client,
+   * and connections count toward flapping (with authentication, `wrap` does both, counting only acceptances).
+   */
+  screenConnect(request: AuthenticateRequest): 'banned' | undefined {
+    const now = this.now();
+    const ban = this.clientBan(request, now);
+    if (ban) {
+      this.refusedAtConnect(ban, request);
+      return 'banned';
+    }
+    if (request.clientId !== '') this.connected(request.clientId, now);
+    return undefined;
+  }
+
   private refusedAtConnect(ban: Ban, request: AuthenticateRequest): void {
     this.counters.refusedAtConnect++;
-    this.emit({ type: 'refused', ban, remoteAddress: request.remoteAddress, at: 'connect' });
+    this.notify({ type: 'refused', ban, remoteAddress: request.remoteAddress, at: 'connect' });
   }
 
   private clientBan(request: AuthenticateRequest, now: number): Ban | undefined {
@@ -317,13 +384,6 @@ export class Guard {
     return true;
   }
 
-  private knownAddress(username: string, remoteAddress: string, now: number): void {
-    const key = `${nameKey(username)}\n${addressKey(remoteAddress)}`;
-    this.knownAddresses.delete(key);
-    this.knownAddresses.set(key, now);
-    if (this.knownAddresses.size > KNOWN_ADDRESSES_MAX) this.knownAddresses.delete(this.knownAddresses.keys().next().value!);
-  }
-
   private failed(remoteAddress: string, now: number): void {
     this.counters.authenticationFailures++;
     if (this.allow.has(remoteAddress)) return;
@@ -332,11 +392,7 @@ export class Guard {
     if (this.bans.forAddress(remoteAddress, now)) return;
     if (this.failures.hit(key, now) < this.settings.maxFailuresPerAddress) return;
     this.failures.forget(key);
-    const previous = this.offenders.get(key);
-    const offences = previous && now - previous.last < this.settings.forgetAfterSeconds * 1000 ? previous.offences + 1 : 1;
-    this.offenders.delete(key);
-    this.offenders.set(key, { offences, last: now });
-    if (this.offenders.size > OFFENDERS_MAX) this.offenders.delete(this.offenders.keys().next().value!);
+    const offences = this.offenders.offend(key, now);
     const seconds = Math.min(this.settings.banSeconds * 2 ** (offences - 1), this.settings.maxBanSeconds);
     const ban: Ban = {
       kind: 'address', value: remoteAddress, since: now, until: now + seconds * 1000, source: 'guard',
@@ -344,7 +400,7 @@ export class Guard {
     };
     this.bans.add(ban);
     this.counters.bansIssued++;
-    this.emit({ type: 'banned', ban, rule: 'failed-authentication', offences });
+    this.notify({ type: 'banned', ban, rule: 'failed-authentication', offences });
   }
 
   private connected(clientId: string, now: number): void {
@@ -357,10 +413,24 @@ export class Guard {
     this.bans.add(ban);
     this.counters.bansIssued++;
     this.counters.flappingBans++;
-    this.emit({ type: 'banned', ban, rule: 'flapping' });
+    this.notify({ type: 'banned', ban, rule: 'flapping' });
   }
 
-  private emit(event: GuardEvent): void {
+  /** Audits `event`, then tells the listeners of `event` and of its type (and `onGuardEvent`), each on its own. */
+  private notify(event: GuardEvent): void {
+    this.record(event);
+    for (const name of ['event', event.type] as const) {
+      for (const listener of this.rawListeners(name) as Array<(e: GuardEvent) => void>) {
+        try {
+          listener.call(this, event);
+        } catch {
+          // a listener's mistake never changes what the guard decided, nor keeps the others from hearing of it
+        }
+      }
+    }
+  }
+
+  private record(event: GuardEvent): void {
     if (event.type === 'banned') {
       const { ban } = event;
       this.audit?.record({
@@ -370,13 +440,17 @@ export class Guard {
       });
     } else if (event.type === 'unbanned') {
       this.audit?.record({ event: 'guard.unbanned', clientId: '', ban: `${event.kind} ${event.value}` });
-    }
-    for (const listener of this.listeners) {
-      try {
-        listener(event);
-      } catch {
-        // a listener's mistake never changes what the guard decided
-      }
+    } else if (event.type === 'slowed') {
+      this.audit?.record({
+        event: 'guard.slowed', clientId: event.name === 'clientId' ? event.value : '', ...(event.name === 'username' && { username: event.value }),
+        rule: event.name === 'username' ? 'failures-per-username' : 'failures-per-client-id',
+        reason: `${event.failures} failed authentications within ${this.settings.failureWindowSeconds} s from any addresses; answers delayed`,
+      });
+    } else if (event.type === 'rate-limited') {
+      this.audit?.record({
+        event: 'guard.rate-limited', clientId: event.clientId, username: event.username, remoteAddress: event.remoteAddress,
+        reason: `over its ${event.limit} rate`, action: event.action,
+      });
     }
   }
 
@@ -391,6 +465,8 @@ export class Guard {
       ['$SYS/broker/security/refused/connect', String(c.refusedAtConnect)],
       ['$SYS/broker/security/connections/limited', String(c.connectionsLimited)],
       ['$SYS/broker/security/authentication/delayed', String(c.delayedAuthentications)],
+      ['$SYS/broker/security/authentication/slowed', String(c.namesSlowed)],
+      ['$SYS/broker/security/rate-limited', String(c.rateLimited)],
     ];
   }
 }
