@@ -72,6 +72,19 @@ function parseCommandLine(): { config?: string; host?: string; port?: string; wo
   }
 }
 
+/**
+ * Each worker of multi-core mode watches its own memory: left at its default, the overload high-water mark is the
+ * workers' share of it, so that together they stay within the memory the default allows one process.
+ */
+function withMemoryShare(adjust: ((config: LoadedConfig) => void) | undefined, workers: number | undefined): ((config: LoadedConfig) => void) | undefined {
+  if (workers === undefined || workers <= 1) return adjust;
+  return (config) => {
+    adjust?.(config);
+    const limits = (config.broker.limits ??= {});
+    limits.memoryHighWater ??= Math.floor(DEFAULT_LIMITS.memoryHighWater / workers);
+  };
+}
+
 /** --host and --port replace the configured listeners with one. */
 function overrides(host: string | undefined, port: string | undefined): ((config: LoadedConfig) => void) | undefined {
   if (host === undefined && port === undefined) return undefined;
@@ -208,7 +221,7 @@ async function main(): Promise<void> {
     return;
   }
   const args = parseCommandLine();
-  const adjust = overrides(args.host, args.port);
+  const adjust = withMemoryShare(overrides(args.host, args.port), workerPlace()?.workers);
   let config: LoadedConfig;
   try {
     config = args.config ? loadConfigFile(args.config) : defaultConfig();
