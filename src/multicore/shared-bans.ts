@@ -7,10 +7,11 @@ import type { PrimaryToWorker, WorkerToPrimary } from './messages.js';
  * Each worker's guard decides on its own (failed authentications and flapping it sees, `guard.ban` by a
  * program) and reports every ban it adds or removes to the primary. The primary keeps the table of bans in
  * force and sends each change to the other workers, which apply it to their ban lists silently: no audit
- * line, no event, not counted, not reported back. Every worker stores the bans it holds in its own store; at
- * start-up each reports what it has stored, and the primary sends the union (expired bans left out) to all
- * before any connection is handed over. Competing changes to one ban converge on the one `supersedes` picks,
- * in every process.
+ * line, no event, not counted, not reported back. A detected address ban carries its offence count, which they
+ * count too, so the next ban of that address doubles whichever worker sets it. Every worker stores the bans it
+ * holds in its own store; at start-up each reports what it has stored, and the primary sends the union
+ * (expired bans left out) to all before any connection is handed over. Competing changes to one ban converge
+ * on the one `supersedes` picks, in every process.
  */
 
 /** Where the primary's messages go: worker `index`, if it is still connected (false otherwise). */
@@ -137,6 +138,8 @@ export interface BanAuthority {
   readonly bans: BanList;
   ban(kind: BanKind, value: string, reason: string, seconds?: number): Ban;
   unban(kind: BanKind, value: string): boolean;
+  /** Counts the offence a detected address ban set elsewhere punishes, so the next ban here doubles. */
+  adoptOffence(ban: Ban): void;
 }
 
 /**
@@ -161,10 +164,10 @@ export class WorkerBans {
     const bans = this.guard?.bans;
     switch (message.type) {
       case 'bans':
-        for (const ban of message.bans) bans?.apply(ban);
+        for (const ban of message.bans) this.adopt(ban);
         return true;
       case 'ban-added':
-        bans?.apply(message.ban);
+        this.adopt(message.ban);
         return true;
       case 'ban-removed':
         bans?.withdraw(message.ban);
@@ -178,6 +181,15 @@ export class WorkerBans {
       default:
         return false;
     }
+  }
+
+  /**
+   * A ban from elsewhere, and the offence it punishes: counted even when a ban here supersedes it, as both
+   * workers saw the address offend (the counts merge, the higher standing).
+   */
+  private adopt(ban: Ban): void {
+    this.guard?.bans.apply(ban);
+    this.guard?.adoptOffence(ban);
   }
 
   private answer(id: number, act: (guard: BanAuthority) => { ban?: Ban; removed?: boolean }): void {

@@ -140,6 +140,33 @@ describe('bans shared by the workers of multi-core mode', () => {
     await stopMoat(proc);
   });
 
+  it('offence counts are shared: an address banned by one worker and offending again on the other once the ban expired is banned twice as long, and again', async () => {
+    const port = await freePort();
+    const proc = await startMoat(configFile('offences', port, '  ban: { first: 1 }\nlog:\n  level: info\n  format: json\n'));
+    /** Three wrong passwords from 127.0.0.6 on `worker`: its `nth` ban, and how long it lasts (ms) by its audit line. */
+    const offend = async (worker: number, nth: number): Promise<{ ms: number; until: number }> => {
+      for (let n = 0; n < 3; n++) assert.equal(await outcome(port, '127.0.0.6', alice(idOn(worker, 'guess'), `guess-${n}`)), 4, `worker ${worker}, guess ${n}`);
+      await waitFor(() => auditLines(proc.stdout, 'guard.banned').length >= nth, 3000, `ban ${nth} audited`);
+      const lines = auditLines(proc.stdout, 'guard.banned');
+      assert.equal(lines.length, nth, `one audit line a ban: ${JSON.stringify(lines)}`);
+      const line = lines[nth - 1] as { time: number; until: string; remoteAddress: string };
+      assert.equal(line.remoteAddress, '127.0.0.6');
+      return { ms: Date.parse(line.until) - line.time, until: Date.parse(line.until) };
+    };
+    const expired = (ban: { until: number }): Promise<void> => delay(Math.max(0, ban.until - Date.now() + 100));
+
+    const first = await offend(0, 1);
+    assert.ok(Math.abs(first.ms - 1000) < 100, `worker 0's ban, the first offence: 1 s (${first.ms} ms)`);
+    await expired(first);
+    const second = await offend(1, 2);
+    assert.ok(Math.abs(second.ms - 2000) < 100, `worker 1's ban, the second offence: 2 s (${second.ms} ms)`);
+    await expired(second);
+    // Back on worker 0, which had counted one offence itself and learnt of the second from worker 1.
+    const third = await offend(0, 3);
+    assert.ok(Math.abs(third.ms - 4000) < 100, `worker 0's ban, the third offence: 4 s (${third.ms} ms)`);
+    await stopMoat(proc);
+  });
+
   it('a ban only one worker had in its store is in force in every worker from the start; an expired one is not brought back', async () => {
     const port = await freePort();
     const data = path.join(dir, 'one-store-data');

@@ -15,6 +15,11 @@ export interface Ban {
   since: number;
   /** Who set it: the configuration file, the guard's detection, or a program (library or admin API). */
   source: 'config' | 'guard' | 'api';
+  /**
+   * An address ban the guard detected: which offence of that address it punishes (1 the first time), so the
+   * workers of multi-core mode that apply it count it too. Absent on other bans and on those stored by older versions.
+   */
+  offences?: number;
 }
 
 /** Where bans that outlive the process are kept (the broker's store records). */

@@ -176,6 +176,15 @@ export class Guard extends EventEmitter<GuardEvents> {
     this.offenders.attach(persistence);
   }
 
+  /**
+   * A detected address ban set elsewhere (another worker of multi-core mode): its offence counts here too, so
+   * this worker's next ban of the address doubles. Bans without a count (stored by older versions) teach nothing.
+   */
+  adoptOffence(ban: Ban): void {
+    if (ban.kind !== 'address' || ban.source !== 'guard' || ban.offences === undefined) return;
+    this.offenders.adopt(addressKey(ban.value), { offences: ban.offences, last: ban.since }, this.now());
+  }
+
   /** Something detected elsewhere (the publishing rate limiter): audited, emitted and counted like the guard's own events. */
   report(event: ReportedEvent): void {
     if (event.type === 'rate-limited') this.counters.rateLimited++;
@@ -395,7 +404,7 @@ export class Guard extends EventEmitter<GuardEvents> {
     const offences = this.offenders.offend(key, now);
     const seconds = Math.min(this.settings.banSeconds * 2 ** (offences - 1), this.settings.maxBanSeconds);
     const ban: Ban = {
-      kind: 'address', value: remoteAddress, since: now, until: now + seconds * 1000, source: 'guard',
+      kind: 'address', value: remoteAddress, since: now, until: now + seconds * 1000, source: 'guard', offences,
       reason: `${this.settings.maxFailuresPerAddress} failed authentications within ${this.settings.failureWindowSeconds} s`,
     };
     this.bans.add(ban);

@@ -43,7 +43,29 @@ export class Offenders {
     if (this.unread) this.readStored(now);
     const previous = this.counts.get(key);
     const offences = previous && now - previous.last < this.forgetAfterMs ? previous.offences + 1 : 1;
-    const offence = { offences, last: now };
+    this.keep(key, { offences, last: now });
+    return offences;
+  }
+
+  /**
+   * An offence counted elsewhere (another worker of multi-core mode, which knew of those here): counted and stored
+   * as if it were one here, so the next ban here doubles. Two workers may ban at once, each unaware of the
+   * other's ban: the higher count and the later time stand. Returns whether anything changed.
+   */
+  adopt(key: string, offence: Offence, now: number): boolean {
+    if (this.unread) this.readStored(now);
+    if (!isOffence(offence) || now - offence.last >= this.forgetAfterMs) return false;
+    const here = this.counts.get(key);
+    if (!here || now - here.last >= this.forgetAfterMs) {
+      this.keep(key, { offences: offence.offences, last: offence.last });
+      return true;
+    }
+    if (offence.offences <= here.offences && offence.last <= here.last) return false;
+    this.keep(key, { offences: Math.max(here.offences, offence.offences), last: Math.max(here.last, offence.last) });
+    return true;
+  }
+
+  private keep(key: string, offence: Offence): void {
     this.counts.delete(key); // re-inserted: Map order is then longest quiet first
     this.counts.set(key, offence);
     this.persistence?.save(key, offence);
@@ -52,7 +74,6 @@ export class Offenders {
       this.counts.delete(quietest);
       this.persistence?.delete(quietest);
     }
-    return offences;
   }
 
   private readStored(now: number): void {
