@@ -518,7 +518,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     }
     session.expiryInterval = expiryInterval;
     session.expiresAt = undefined;
-    session.offlineSince = undefined;
+    session.leftAt = undefined;
     this.expiring.delete(session);
     this.sessionCaps.cameBack(session);
     const owner = ownerOf(conn);
@@ -562,13 +562,13 @@ export class Broker extends EventEmitter<BrokerEvents> {
       }
       if (session.expiryInterval === 0) this.endSession(session);
       else {
-        session.offlineSince = now;
+        session.leftAt = now;
         this.sessionCaps.wentOffline(session);
         if (session.expiryInterval !== NEVER_EXPIRES) {
           session.expiresAt = now + session.expiryInterval * 1000;
           this.expiring.add(session);
-          this.saveSessionRecord(session);
         }
+        this.saveSessionRecord(session); // when it left, for the caps after a restart (and when it expires)
       }
     }
     if (will) this.publishWillSafely(client, will);
@@ -831,9 +831,12 @@ export class Broker extends EventEmitter<BrokerEvents> {
       ofKind.set(key, value);
     }
     let restored = 0;
-    for (const stored of state.sessions) {
+    // Offline the longest first, for the session caps (a session whose client was connected at the stop left now).
+    const leftAt = (r: SessionRecord): number => r.leftAt ?? now;
+    for (const stored of [...state.sessions].sort((a, b) => leftAt(a.record) - leftAt(b.record))) {
       if (this.restoreSession(stored, now)) restored++;
       else continue;
+      this.sessionCaps.wentOffline(this.sessions.get(stored.record.clientId)!);
       for (const entry of stored.queue) {
         if (isExpired(entry.message, now)) {
           this.store.dequeue(stored.record.clientId, entry.seq);
@@ -869,6 +872,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (session.expiresAt !== undefined && !session.connection) record.expiresAt = session.expiresAt;
     if (session.owner?.username !== undefined) record.username = session.owner.username;
     if (session.owner?.remoteAddress !== undefined) record.remoteAddress = session.owner.remoteAddress;
+    if (session.leftAt !== undefined && !session.connection) record.leftAt = session.leftAt;
     this.store.saveSession(record);
   }
 
@@ -884,6 +888,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     }
     const session = new Session(record.clientId, true, record.createdAt);
     session.expiryInterval = expiryInterval;
+    session.leftAt = record.leftAt ?? now;
     if (expiresAt !== undefined) {
       session.expiresAt = expiresAt;
       this.expiring.add(session);
@@ -902,16 +907,14 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (record.username !== undefined) owner.username = record.username;
     if (record.remoteAddress !== undefined) owner.remoteAddress = record.remoteAddress;
     this.sessionCaps.track(session, owner);
-    session.offlineSince = now;
-    this.sessionCaps.wentOffline(session);
     return true;
   }
 }
 
 /** Who a connection's stored session counts against: the user authentication proved (else the CONNECT one), and its address. */
 function ownerOf(conn: Connection): SessionOwner {
-  const client = conn.client;
-  const username = client?.identity ? client.identity.username : client?.username;
+  // An unproven CONNECT user name is not counted: anyone could claim "alice" and push her sessions out.
+  const username = conn.client?.identity?.username;
   return username === undefined ? { remoteAddress: conn.peer.remoteAddress } : { username, remoteAddress: conn.peer.remoteAddress };
 }
 

@@ -7,7 +7,7 @@ import {
 import type { AuthExchange } from './enhanced-auth.js';
 import type { Broker } from './broker.js';
 import { dispatch } from './handlers/index.js';
-import type { CertificateIdentity, ClientIdentity, ClientInfo, PublishAllowance } from './hooks.js';
+import { MAX_ALLOWANCE_PAUSE_MS, type CertificateIdentity, type ClientIdentity, type ClientInfo, type PublishAllowance } from './hooks.js';
 import { topicByteLength, type Message } from './message.js';
 import { coalesce, COALESCE_CHUNK } from './coalesce.js';
 import type { Session } from './session.js';
@@ -115,8 +115,9 @@ export class Connection {
   private waitingForPeer = false;
   private waitingForTurn = false;
   private waitingForPeers = false;
-  /** Reading stops while the client is over its publishing allowance. */
+  /** Reading stops while the client is over its publishing allowance, until this timer fires. */
   private waitingForAllowance = false;
+  private allowanceTimer: NodeJS.Timeout | undefined;
   /** Bytes read since this connection last let the others have the event loop. */
   private turnBytes = 0;
   /** Made on the first long read: most connections never need it. */
@@ -177,7 +178,7 @@ export class Connection {
     let overdrawn = 0;
     if (this.allowance !== undefined && packet.type === PacketType.PUBLISH) {
       overdrawn = this.allowance.take(size, this.broker.clock);
-      if (overdrawn > 0 && this.allowance.action === 'disconnect') {
+      if (overdrawn > 0 && (this.allowance.action === 'disconnect' || overdrawn > MAX_ALLOWANCE_PAUSE_MS)) {
         this.overAllowance();
         return false;
       }
@@ -221,8 +222,10 @@ export class Connection {
   /** Backpressure: the message is handled, then nothing more is read until the allowance is in credit again. */
   private pauseForAllowance(ms: number): void {
     this.setReading('allowance', false);
-    setTimeout(() => {
+    this.allowanceTimer = setTimeout(() => {
+      this.allowanceTimer = undefined;
       if (!this.isOpen) return;
+      this.broker.clock = Date.now(); // the packets waiting are charged as of now, not as of the chunk before the pause
       this.setReading('allowance', true);
       this.resumeDecoding();
     }, ms).unref();
@@ -527,6 +530,7 @@ export class Connection {
     const wasConnected = this.state === 'connected';
     this.state = 'closing';
     this.closingSince = Date.now();
+    if (this.allowanceTimer) clearTimeout(this.allowanceTimer); // a closed connection is not kept for it
     this.flush();
     this.socket.once('close', () => {
       this.state = 'closed';

@@ -86,15 +86,22 @@ export interface PublishRequest {
 }
 
 /**
+ * The longest a client is held back for going over its publishing allowance: a paused socket's end goes unseen,
+ * so a client that went away must not look connected for long. A message that would need longer closes it.
+ */
+export const MAX_ALLOWANCE_PAUSE_MS = 60_000;
+
+/**
  * A client's allowance for publishing, asked for once when it connects (`BrokerHooks.publishAllowance`).
- * The broker calls `take` for each PUBLISH the client sends, after handling it.
+ * The broker calls `take` for each PUBLISH the client sends, before handling it.
  */
 export interface PublishAllowance {
   /** Spends one message of `bytes`: 0 while within the allowance, else the milliseconds until it is in credit again. */
   take(bytes: number, now: number): number;
   /**
    * Past the allowance: `pause` stops reading from the client for that long (nothing is lost: the client's
-   * own writes back up); `disconnect` closes the connection (MQTT 5: DISCONNECT 0x96, or 0x97 for bytes).
+   * own writes back up; over MAX_ALLOWANCE_PAUSE_MS it is closed); `disconnect` closes the connection (MQTT 5:
+   * DISCONNECT 0x96, or 0x97 for bytes).
    */
   readonly action: 'pause' | 'disconnect';
   /** The limit the last `take` that answered non-zero ran into. */

@@ -62,12 +62,9 @@ export class MemoryWatch {
   }
 
   sample(): void {
-    const high = this.marks.memoryHighWater;
-    if (high <= 0) {
-      if (this.overloaded) this.set(false, this.read());
-      return;
-    }
-    const low = this.marks.memoryLowWater > 0 ? Math.min(this.marks.memoryLowWater, high) : Math.floor(high * 0.8);
+    // Without a mark only V8's heap limit counts.
+    const high = this.marks.memoryHighWater > 0 ? this.marks.memoryHighWater : Infinity;
+    const low = this.marks.memoryLowWater > 0 ? Math.min(this.marks.memoryLowWater, high) : high * 0.8;
     const reading = this.read();
     if (!this.overloaded && (reading.used > high || reading.heapUsed > reading.heapLimit * HEAP_HIGH)) this.set(true, reading);
     else if (this.overloaded && reading.used < low && reading.heapUsed < reading.heapLimit * HEAP_LOW) this.set(false, reading);

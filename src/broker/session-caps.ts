@@ -16,8 +16,9 @@ export interface SessionOwner {
  */
 export class SessionCaps {
   private readonly byOwner = new Map<string, Set<Session>>();
-  /** Offline stored sessions, the longest offline first. */
+  /** Offline stored sessions, the longest offline first: of everyone, and of each owner. */
   private readonly offline = new Set<Session>();
+  private readonly offlineByOwner = new Map<string, Set<Session>>();
   private stored = 0;
 
   constructor(private readonly limits: BrokerLimits) {}
@@ -29,100 +30,98 @@ export class SessionCaps {
   /**
    * Makes room for one more stored session of `owner`, dropping sessions with `drop` (which must call `forget`).
    * `replacing`: a session of the same client identifier that the new one replaces (it does not count).
-   * Returns false if a cap is reached and no offline session can go.
+   * Returns false, dropping nothing, if a cap would still be exceeded with every offline session that may go gone.
    */
   makeRoom(owner: SessionOwner, replacing: Session | undefined, drop: (victim: Session, why: string) => void): boolean {
     const keys = ownerKeys(owner);
-    const caps: Array<[key: string | undefined, max: number]> = [
-      [keys.user, this.limits.maxSessionsPerUser],
-      [keys.address, this.limits.maxSessionsPerAddress],
+    // Victims are chosen for every cap first: none goes unless all the caps can be met.
+    const victims = new Map<Session, string>();
+    const gone = (session: Session): boolean => session === replacing || victims.has(session);
+    const caps: Array<[key: string | undefined, max: number, what: string]> = [
+      [keys.user, this.limits.maxSessionsPerUser, `user ${owner.username}`],
+      [keys.address, this.limits.maxSessionsPerAddress, `address ${owner.remoteAddress}`],
     ];
-    for (const [key, max] of caps) {
+    for (const [key, max, what] of caps) {
       if (key === undefined || max <= 0) continue;
-      while (this.count(key, replacing) >= max) {
-        const victim = this.oldestOffline(this.byOwner.get(key), replacing);
+      const owned = this.byOwner.get(key);
+      const left = (): number => (owned === undefined ? 0 : [...victims.keys()].filter((v) => owned.has(v)).length);
+      while ((owned?.size ?? 0) - (replacing !== undefined && owned?.has(replacing) ? 1 : 0) - left() >= max) {
+        const victim = first(this.offlineByOwner.get(key), gone);
         if (!victim) return false;
-        drop(victim, `more than ${max} stored sessions for ${key.startsWith('u:') ? 'user' : 'address'} ${key.slice(2)}`);
+        victims.set(victim, `more than ${max} stored sessions for ${what}`);
       }
     }
     const max = this.limits.maxSessions;
     if (max > 0) {
-      while (this.stored - (replacing?.persistent ? 1 : 0) >= max) {
-        const own = [keys.user, keys.address].map((k) => (k === undefined ? undefined : this.oldestOffline(this.byOwner.get(k), replacing)));
-        const victim = own[0] ?? own[1] ?? this.oldestOffline(this.offline, replacing);
+      while (this.stored - (replacing?.persistent && replacing.owner !== undefined ? 1 : 0) - victims.size >= max) {
+        const victim = (keys.user === undefined ? undefined : first(this.offlineByOwner.get(keys.user), gone))
+          ?? (keys.address === undefined ? undefined : first(this.offlineByOwner.get(keys.address), gone))
+          ?? first(this.offline, gone);
         if (!victim) return false;
-        drop(victim, `more than ${max} stored sessions in all`);
+        victims.set(victim, `more than ${max} stored sessions in all`);
       }
     }
+    for (const [victim, why] of victims) drop(victim, why);
     return true;
   }
 
   /** A stored session now belongs to `owner` (created, restored, or taken over by another user or address). */
   track(session: Session, owner: SessionOwner): void {
     if (!session.persistent) return;
+    const wasOffline = this.offline.has(session);
     if (session.owner !== undefined) this.unindex(session);
     else this.stored++;
     session.owner = owner;
-    const keys = ownerKeys(owner);
-    for (const key of [keys.user, keys.address]) {
-      if (key === undefined) continue;
-      let set = this.byOwner.get(key);
-      if (!set) this.byOwner.set(key, (set = new Set()));
-      set.add(session);
-    }
+    for (const key of keysOf(owner)) add(this.byOwner, key, session);
+    if (wasOffline) this.wentOffline(session);
   }
 
   forget(session: Session): void {
     if (!session.persistent || session.owner === undefined) return;
     this.unindex(session);
     session.owner = undefined;
-    this.offline.delete(session);
     this.stored--;
   }
 
   wentOffline(session: Session): void {
-    if (session.persistent && session.owner !== undefined) this.offline.add(session);
+    if (!session.persistent || session.owner === undefined) return;
+    this.offline.add(session);
+    for (const key of keysOf(session.owner)) add(this.offlineByOwner, key, session);
   }
 
   cameBack(session: Session): void {
-    this.offline.delete(session);
+    if (!this.offline.delete(session)) return;
+    for (const key of keysOf(session.owner!)) remove(this.offlineByOwner, key, session);
   }
 
   private unindex(session: Session): void {
-    const keys = ownerKeys(session.owner!);
-    for (const key of [keys.user, keys.address]) {
-      if (key === undefined) continue;
-      const set = this.byOwner.get(key);
-      set?.delete(session);
-      if (set?.size === 0) this.byOwner.delete(key);
-    }
+    this.cameBack(session);
+    for (const key of keysOf(session.owner!)) remove(this.byOwner, key, session);
   }
+}
 
-  private count(key: string, replacing: Session | undefined): number {
-    const set = this.byOwner.get(key);
-    if (!set) return 0;
-    return set.size - (replacing !== undefined && set.has(replacing) ? 1 : 0);
-  }
+/** The first of `among` (the one offline the longest) that is not already `gone`. */
+function first(among: ReadonlySet<Session> | undefined, gone: (session: Session) => boolean): Session | undefined {
+  if (among) for (const session of among) if (!gone(session)) return session;
+  return undefined;
+}
 
-  /** The session of `among` offline the longest (sets keep insertion order: the offline set is ordered by leaving). */
-  private oldestOffline(among: ReadonlySet<Session> | undefined, except: Session | undefined): Session | undefined {
-    if (!among) return undefined;
-    if (among === this.offline) {
-      for (const session of among) if (session !== except) return session;
-      return undefined;
-    }
-    let oldest: Session | undefined;
-    let oldestAt = Infinity;
-    for (const session of among) {
-      if (session === except || !this.offline.has(session)) continue;
-      const at = session.offlineSince ?? 0;
-      if (at < oldestAt) {
-        oldest = session;
-        oldestAt = at;
-      }
-    }
-    return oldest;
-  }
+function add(index: Map<string, Set<Session>>, key: string, session: Session): void {
+  let set = index.get(key);
+  if (!set) index.set(key, (set = new Set()));
+  set.add(session);
+}
+
+function remove(index: Map<string, Set<Session>>, key: string, session: Session): void {
+  const set = index.get(key);
+  if (!set) return;
+  set.delete(session);
+  if (set.size === 0) index.delete(key);
+}
+
+function keysOf(owner: SessionOwner): string[] {
+  const keys = ownerKeys(owner);
+  return [keys.user, keys.address].filter((k): k is string => k !== undefined);
 }
 
 function ownerKeys(owner: SessionOwner): { user?: string; address?: string } {

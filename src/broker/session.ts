@@ -43,9 +43,9 @@ export class Session {
   /** Epoch ms at which an offline session ends; undefined while connected or if it never expires. */
   expiresAt: number | undefined;
   pendingWill: PendingWill | undefined;
-  /** Who left a stored session behind (SessionCaps keeps this), and since when it has been offline. */
+  /** Who left a stored session behind (SessionCaps keeps this), and when its client last left (epoch ms; undefined while connected). */
   owner: SessionOwner | undefined;
-  offlineSince: number | undefined;
+  leftAt: number | undefined;
 
   /** Router scratch: the message this session was last matched for, and what the matches add up to. */
   matchStamp = 0;

@@ -168,6 +168,9 @@ function checkRoleReferences(config: FileConfig, located: (path: string[], probl
   const authz = config.authorization;
   if (!authz) return;
   const roles = new Set(Object.keys(authz.roles ?? {}));
+  for (const [name, role] of Object.entries(authz.roles ?? {})) {
+    if (!Array.isArray(role) && role.rate_limit) checkRateLimit(role.rate_limit, ['authorization', 'roles', name, 'rate_limit'], located);
+  }
   const check = (binding: FileBinding | undefined, at: string[]): void => {
     binding?.roles?.forEach((role, i) => {
       if (!roles.has(role)) throw located([...at, 'roles', String(i)], `unknown role "${role}" (defined roles: ${[...roles].join(', ') || 'none'})`);
@@ -186,10 +189,16 @@ function errorPath(error: ErrorObject): string[] {
   return path;
 }
 
-/** The error to report: a oneOf/anyOf at the same place as the first error speaks for its branches. */
+/**
+ * The error to report: a oneOf/anyOf at the same place as the first error speaks for its branches, unless a
+ * branch got inside the value (it had the right shape) and failed deeper down: that error names the key.
+ */
 function reported(errors: ErrorObject[]): ErrorObject {
   const first = errors[0]!;
-  return errors.find((e) => (e.keyword === 'oneOf' || e.keyword === 'anyOf') && e.instancePath === first.instancePath) ?? first;
+  const choice = errors.find((e) => (e.keyword === 'oneOf' || e.keyword === 'anyOf') && e.instancePath === first.instancePath);
+  if (!choice) return first;
+  const deeper = errors.filter((e) => e.instancePath.startsWith(`${choice.instancePath}/`) || (e.instancePath === choice.instancePath && (e.keyword === 'additionalProperties' || e.keyword === 'required')));
+  return deeper.length > 0 ? deeper.reduce((a, b) => (errorPath(b).length > errorPath(a).length ? b : a)) : choice;
 }
 
 const TYPE_WORDS: Record<string, string> = {
@@ -443,8 +452,16 @@ function checkGuard(config: FileConfig, located: (path: string[], problem: strin
     if (kind === 'address' && (value.includes('/') || !isAddressOrNetwork(value))) throw located([...at, kind], `"${value}" is not an IP address (a network is "network: ${value}")`);
     if (kind === 'network' && (!value.includes('/') || !isAddressOrNetwork(value))) throw located([...at, kind], `"${value}" is not a network in CIDR notation (e.g. 198.51.100.0/24)`);
   });
+  if (guard.rate_limit) checkRateLimit(guard.rate_limit, ['guard', 'rate_limit'], located);
   if (guard.ban?.first !== undefined && guard.ban.max !== undefined && guard.ban.max < guard.ban.first) {
     throw located(['guard', 'ban', 'max'], `must be at least ban.first (${guard.ban.first} s)`);
+  }
+}
+
+/** A rate limit limits something: `{ action: disconnect }` alone would read as a limit and be none. */
+function checkRateLimit(limit: FileRateLimit, at: string[], located: (path: string[], problem: string) => ConfigError): void {
+  if (limit.messages_per_second === undefined && limit.bytes_per_second === undefined) {
+    throw located(at, 'a rate limit needs messages_per_second, bytes_per_second or both');
   }
 }
 

@@ -165,7 +165,8 @@ export function createSecurity(options: SecurityOptions, logger: SecurityLogger)
       return new PublishRate(limit, Date.now(), (exceeded, action) => {
         const event = { type: 'rate-limited' as const, clientId: client.id, remoteAddress: client.remoteAddress, limit: exceeded, action };
         // Without authentication there is no guard: the audit line alone.
-        if (guard) guard.report(client.username === undefined ? event : { ...event, username: client.username });
+        const username = client.identity ? client.identity.username : client.username;
+        if (guard) guard.report(username === undefined ? event : { ...event, username });
         else audit.record({ event: 'guard.rate-limited', clientId: client.id, remoteAddress: client.remoteAddress, reason: `over its ${exceeded} rate`, action });
       });
     },

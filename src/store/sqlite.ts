@@ -49,6 +49,7 @@ const MIGRATIONS: ReadonlyArray<(db: Database.Database) => void> = [
   (db) => db.exec(`
     ALTER TABLE sessions ADD COLUMN username TEXT;
     ALTER TABLE sessions ADD COLUMN remote_address TEXT;
+    ALTER TABLE sessions ADD COLUMN left_at INTEGER;
   `),
 ];
 
@@ -187,9 +188,10 @@ export class SqliteStore implements BrokerStore {
   private prepare(db: Database.Database) {
     const msgCols = 'topic, payload, msg_qos, retain, props, expires_at';
     return {
-      saveSession: db.prepare(`INSERT INTO sessions (client_id, created_at, expiry_interval, expires_at, username, remote_address) VALUES (?, ?, ?, ?, ?, ?)
+      saveSession: db.prepare(`INSERT INTO sessions (client_id, created_at, expiry_interval, expires_at, username, remote_address, left_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?)
         ON CONFLICT (client_id) DO UPDATE SET expiry_interval = excluded.expiry_interval, expires_at = excluded.expires_at,
-          username = excluded.username, remote_address = excluded.remote_address`),
+          username = excluded.username, remote_address = excluded.remote_address, left_at = excluded.left_at`),
       deleteSession: ['sessions', 'subscriptions', 'queue', 'inflight', 'incoming_qos2'].map((t) => db.prepare(`DELETE FROM ${t} WHERE client_id = ?`)),
       putSubscription: db.prepare('INSERT OR REPLACE INTO subscriptions (client_id, filter, record) VALUES (?, ?, ?)'),
       deleteSubscription: db.prepare('DELETE FROM subscriptions WHERE client_id = ? AND filter = ?'),
@@ -209,15 +211,17 @@ export class SqliteStore implements BrokerStore {
   private load(db: Database.Database): RecoveredState {
     const sessions = new Map<string, RecoveredSession>();
     type SessionRow = {
-      client_id: string; created_at: number; expiry_interval: number | null; expires_at: number | null; username: string | null; remote_address: string | null;
+      client_id: string; created_at: number; expiry_interval: number | null; expires_at: number | null; username: string | null;
+      remote_address: string | null; left_at: number | null;
     };
-    const sessionColumns = 'client_id, created_at, expiry_interval, expires_at, username, remote_address';
+    const sessionColumns = 'client_id, created_at, expiry_interval, expires_at, username, remote_address, left_at';
     for (const row of db.prepare(`SELECT ${sessionColumns} FROM sessions`).iterate() as Iterable<SessionRow>) {
       const record: SessionRecord = { clientId: row.client_id, createdAt: row.created_at };
       if (row.expiry_interval !== null) record.expiryInterval = row.expiry_interval;
       if (row.expires_at !== null) record.expiresAt = row.expires_at;
       if (row.username !== null) record.username = row.username;
       if (row.remote_address !== null) record.remoteAddress = row.remote_address;
+      if (row.left_at !== null) record.leftAt = row.left_at;
       sessions.set(row.client_id, { record, subscriptions: [], queue: [], inflight: [], incomingQos2: [] });
     }
     for (const row of db.prepare('SELECT client_id, record FROM subscriptions').iterate() as Iterable<{ client_id: string; record: string }>) {
@@ -291,7 +295,7 @@ export class SqliteStore implements BrokerStore {
   }
 
   saveSession(r: SessionRecord): void {
-    this.change(() => this.statements.saveSession.run(r.clientId, r.createdAt, r.expiryInterval ?? null, r.expiresAt ?? null, r.username ?? null, r.remoteAddress ?? null));
+    this.change(() => this.statements.saveSession.run(r.clientId, r.createdAt, r.expiryInterval ?? null, r.expiresAt ?? null, r.username ?? null, r.remoteAddress ?? null, r.leftAt ?? null));
   }
 
   deleteSession(clientId: string): void {

@@ -22,6 +22,8 @@ export interface SessionRecord {
    * one is connected (and for sessions that never expire), so a restart keeps the clock.
    */
   expiresAt?: number;
+  /** Epoch ms at which its client last left (absent while one is connected): the session caps drop the longest gone first. */
+  leftAt?: number;
   /** Who left the session behind (the session caps count by them): the user name and source address it last connected with. */
   username?: string;
   remoteAddress?: string;

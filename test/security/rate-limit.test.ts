@@ -136,9 +136,11 @@ describe('publishing rate limits', () => {
       '    everything:\n      - topic: "#"',
       '    strict:\n      rules:\n        - topic: "#"\n      rate_limit:\n        messages_per_second: 5\n        action: disconnect',
       '    bytes:\n      rules:\n        - topic: "#"\n      rate_limit:\n        bytes_per_second: 1000\n        action: disconnect',
+      '    slowbytes:\n      rules:\n        - topic: "#"\n      rate_limit:\n        bytes_per_second: 1000',
       '  users:',
       '    bob:\n      roles: [strict]',
       '    dave:\n      roles: [bytes]',
+      '    carol:\n      roles: [slowbytes]',
       '  everyone:\n    roles: [everything]',
     ].join('\n'));
     const disconnectCode = (client: MqttClient): Promise<number> => new Promise((resolve) => {
@@ -154,12 +156,18 @@ describe('publishing rate limits', () => {
     dave.publish('bytes/x', Buffer.alloc(3000), { qos: 0 });
     assert.equal(await daveTold, 0x97);
 
+    // With `pause` too, a message that would hold its client back over 60 s (100 KB at 1,000 B/s) closes it.
+    const carol = await connect(port, { clientId: 'carol5', username: 'carol', password: 'carol-password', protocolVersion: 5 });
+    const carolTold = disconnectCode(carol);
+    carol.publish('bytes/x', Buffer.alloc(100_000), { qos: 0 });
+    assert.equal(await carolTold, 0x97);
+
     const bob4 = await connect(port, { clientId: 'bob4', username: 'bob', password: 'bob-password' });
     const closed = new Promise<void>((resolve) => bob4.once('close', () => resolve()));
     for (let i = 0; i < 20; i++) bob4.publish('strict/x', String(i), { qos: 0 });
     await closed;
     const audit = auditLines();
-    assert.deepEqual(audit.map((l) => `${String(l.clientId)} ${String(l.action)}`).sort(), ['bob4 disconnected', 'bob5 disconnected', 'dave5 disconnected']);
-    for (const c of [bob, dave, bob4]) c.end(true);
+    assert.deepEqual(audit.map((l) => `${String(l.clientId)} ${String(l.action)}`).sort(), ['bob4 disconnected', 'bob5 disconnected', 'carol5 disconnected', 'dave5 disconnected']);
+    for (const c of [bob, dave, carol, bob4]) c.end(true);
   });
 });

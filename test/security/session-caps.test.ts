@@ -69,7 +69,12 @@ describe('stored session caps', () => {
       'limits:\n  max_sessions_per_user: 3',
     ].join('\n');
     await startMoat(config);
-    for (const id of ['a1', 'a2', 'a3']) await leaveSession(port, id, alice);
+    // Created a1, a2, a3 but left a2, a1, a3: a2 is the one offline the longest.
+    const first = await Promise.all(['a1', 'a2', 'a3'].map((id) => connack(port, { clientId: id, clean: false, ...alice })));
+    for (const i of [1, 0, 2]) {
+      await first[i]!.client!.endAsync();
+      await new Promise((r) => setTimeout(r, 20));
+    }
     await leaveSession(port, 'b1', { username: 'bob', password: 'bob-password' });
     // The owners are stored with the sessions: after a restart the fourth of alice's still pushes out her oldest.
     proc.kill('SIGTERM');
@@ -77,15 +82,15 @@ describe('stored session caps', () => {
     await startMoat(config);
     await leaveSession(port, 'a4', alice);
     const dropped = audit('guard.session-dropped');
-    assert.deepEqual(dropped.map((l) => l.clientId), ['a1'], 'alice\'s oldest offline session, and only it');
+    assert.deepEqual(dropped.map((l) => l.clientId), ['a2'], 'the session of alice\'s offline the longest, and only it');
     assert.equal(dropped[0]!.username, 'alice');
-    for (const [id, present] of [['a1', false], ['b1', true]] as const) {
+    for (const [id, present] of [['a2', false], ['b1', true]] as const) {
       const again = await connack(port, { clientId: id, clean: false, ...(id === 'b1' ? { username: 'bob', password: 'bob-password' } : alice) });
       assert.equal(again.present, present, `${id}: session present ${present}`);
       await again.client!.endAsync();
     }
-    // a1 came back (pushing out a2); now a1, a3, a4 connected at once leave nothing offline to drop.
-    const online = await Promise.all(['a1', 'a3', 'a4'].map((id) => connack(port, { clientId: id, clean: false, ...alice })));
+    // a2 came back as a new session (pushing out a1); now a2, a3, a4 connected at once leave nothing offline to drop.
+    const online = await Promise.all(['a2', 'a3', 'a4'].map((id) => connack(port, { clientId: id, clean: false, ...alice })));
     assert.ok(online.every((r) => r.code === 0));
     assert.equal((await connack(port, { clientId: 'a5', clean: false, ...alice })).code, 3, '3.1.1: server unavailable');
     assert.equal((await connack(port, { clientId: 'a5', protocolVersion: 5, properties: { sessionExpiryInterval: 60 }, ...alice })).code, 0x97, 'MQTT 5: quota exceeded');
@@ -93,6 +98,7 @@ describe('stored session caps', () => {
     const clean = await connack(port, { clientId: 'a6', clean: true, ...alice });
     assert.equal(clean.code, 0);
     assert.equal(audit('guard.session-refused').length, 2);
+    assert.deepEqual(audit('guard.session-dropped').map((l) => l.clientId), ['a2', 'a1']);
     for (const r of [...online, clean]) await r.client!.endAsync();
   });
 
@@ -113,6 +119,20 @@ describe('stored session caps', () => {
     const anonymous = await connack(port, { clientId: 'anon5', protocolVersion: 5, properties: { sessionExpiryInterval: 0xffffffff } }, '127.0.0.5');
     assert.equal(anonymous.expiry, 86_400);
     await anonymous.client!.endAsync();
+  });
+
+  it('nothing is dropped for a newcomer that another cap refuses anyway', async () => {
+    port = await freePort();
+    await startMoat('store:\n  type: memory\nauthentication:\n  - type: password_file\n    path: users.pw\nlimits:\n  max_sessions_per_user: 1\n  max_sessions_per_address: 1');
+    await leaveSession(port, 'alice-phone', alice, '127.0.0.2');
+    const bob = await connack(port, { clientId: 'bob-desk', clean: false, username: 'bob', password: 'bob-password' }, '127.0.0.3');
+    assert.equal(bob.code, 0);
+    // alice's laptop shares bob's address: her cap could drop her phone's session, but the address cap cannot be met.
+    assert.equal((await connack(port, { clientId: 'alice-laptop', clean: false, ...alice }, '127.0.0.3')).code, 3);
+    assert.deepEqual(audit('guard.session-dropped'), []);
+    const phone = await connack(port, { clientId: 'alice-phone', clean: false, ...alice }, '127.0.0.2');
+    assert.equal(phone.present, true, 'the phone\'s session is still there');
+    for (const c of [bob.client!, phone.client!]) await c.endAsync();
   });
 
   it('the cap on anonymous sessions does not apply to authenticated clients', async () => {

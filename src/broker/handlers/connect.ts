@@ -36,6 +36,12 @@ export function handleConnect(conn: Connection, packet: ConnectPacket): void | P
   if (packet.protocolVersion === 3 && [...clientId].length > MAX_CLIENT_ID_LENGTH_V31) {
     return refuse(conn, ConnectReturnCode.IdentifierRejected);
   }
+  // Before an identifier is assigned: an empty one names no one, to ban or to count as flapping.
+  if (broker.hooks.screenConnect) {
+    const screened = broker.screenConnect(conn, packet);
+    if (screened === 'banned') return refuse(conn, ConnectReturnCode.NotAuthorized, ReasonCode.Banned);
+    if (screened === 'failed') return refuse(conn, ConnectReturnCode.ServerUnavailable);
+  }
   if (clientId.length === 0) {
     // 3.1 requires an identifier; 3.1.1 allows an empty one only with a clean session [MQTT-3.1.3-8];
     // MQTT 5 always assigns one and says which in CONNACK [MQTT-3.2.2-16].
@@ -52,7 +58,8 @@ export function handleConnect(conn: Connection, packet: ConnectPacket): void | P
     return refuse(conn, ConnectReturnCode.ServerUnavailable);
   }
   // Overload protection: memory past the high-water mark takes no one new until it is back below the low one.
-  if (broker.memory.overloaded) {
+  // A client resuming its stored session is let in: what waits for it is part of that memory, and leaves with it.
+  if (broker.memory.overloaded && (packet.clean || broker.sessions.get(clientId)?.persistent !== true)) {
     broker.stats.overloadRefused++;
     return refuse(conn, ConnectReturnCode.ServerUnavailable, ReasonCode.ServerBusy);
   }
@@ -76,11 +83,6 @@ export function handleConnect(conn: Connection, packet: ConnectPacket): void | P
     if (v5 && will.retain && !caps.retainAvailable) return refuse(conn, ConnectReturnCode.NotAuthorized, ReasonCode.RetainNotSupported);
   }
 
-  if (broker.hooks.screenConnect) {
-    const screened = broker.screenConnect(conn, packet);
-    if (screened === 'banned') return refuse(conn, ConnectReturnCode.NotAuthorized, ReasonCode.Banned);
-    if (screened === 'failed') return refuse(conn, ConnectReturnCode.ServerUnavailable);
-  }
   const pending: PendingConnect = { packet, clientId, assigned };
   const method = packet.properties?.authenticationMethod;
   if (method === undefined && packet.properties?.authenticationData !== undefined) {

@@ -1,4 +1,4 @@
-import type { PublishAllowance } from '../../broker/hooks.js';
+import { MAX_ALLOWANCE_PAUSE_MS, type PublishAllowance } from '../../broker/hooks.js';
 
 /** How fast one client may publish; a limit left out is no limit. */
 export interface RateLimit {
@@ -10,7 +10,7 @@ export interface RateLimit {
   action?: 'pause' | 'disconnect';
 }
 
-/** The first time a connection goes over its allowance (counted and audited once per connection, not per message). */
+/** The first time a connection is held back, and when it is closed, for its allowance (not once per message). */
 export type OverLimit = (limit: 'messages' | 'bytes', action: 'paused' | 'disconnected') => void;
 
 /**
@@ -43,8 +43,9 @@ export class PublishRate implements PublishAllowance {
   }
 
   take(bytes: number, now: number): number {
-    const elapsed = (now - this.last) / 1000;
-    this.last = now;
+    // The broker's clock is read once per chunk and may lag the one this started with: never a negative refill.
+    const elapsed = Math.max(0, now - this.last) / 1000;
+    if (now > this.last) this.last = now;
     let wait = 0;
     if (this.messageRate > 0) {
       this.messages = Math.min(this.messageBurst, this.messages + elapsed * this.messageRate) - 1;
@@ -62,9 +63,11 @@ export class PublishRate implements PublishAllowance {
       }
     }
     if (wait === 0) return 0;
-    if (!this.told) {
+    // The broker closes a connection that would wait too long even under `pause` (see MAX_ALLOWANCE_PAUSE_MS).
+    const closes = this.action === 'disconnect' || wait > MAX_ALLOWANCE_PAUSE_MS;
+    if (closes || !this.told) {
       this.told = true;
-      this.overLimit?.(this.exceeded, this.action === 'pause' ? 'paused' : 'disconnected');
+      this.overLimit?.(this.exceeded, closes ? 'disconnected' : 'paused');
     }
     return Math.ceil(wait);
   }
