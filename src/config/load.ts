@@ -369,6 +369,7 @@ function toRule(r: FileRule): AclRule {
 
 function toSecurity(config: FileConfig, base: string): SecurityOptions {
   const security: SecurityOptions = {};
+  if (config.limits?.connect_timeout !== undefined) security.connectTimeoutMs = config.limits.connect_timeout * 1000;
   if (config.authentication) {
     security.authentication = config.authentication.map((a): AuthenticationSource => {
       if (a.type === 'password_file') return { type: 'passwordFile', path: path.resolve(base, a.path!), watch: a.watch ?? true };

@@ -58,6 +58,8 @@ export interface SecurityOptions {
   audit?: AuditLog;
   /** Detection and response (bans, flapping): on by default whenever authentication is configured; false turns it off. */
   guard?: GuardOptions | false;
+  /** The broker's CONNECT timeout, ms (default 10 s): a password check waits its turn at most this less a margin (passwordCheckWaitMs). */
+  connectTimeoutMs?: number;
   /** Told of every guard event (as `security.guard.on('event', …)` is); the one given at creation stays across reloads. */
   onGuardEvent?: (event: GuardEvent) => void;
   /** The publishing rate limit of every client whose roles carry none (default: none). */
@@ -103,12 +105,12 @@ export function createSecurity(options: SecurityOptions, logger: SecurityLogger)
     for (const provider of list) if (owned.has(provider)) provider.close?.();
   };
   /** Builds the providers of `sources` (reading their files now: a bad file throws, changing nothing). */
-  const buildProviders = (sources: readonly AuthenticationSource[]): { providers: AuthProvider[]; passwordFiles: PasswordFile[] } => {
+  const buildProviders = (sources: readonly AuthenticationSource[], connectTimeoutMs = options.connectTimeoutMs): { providers: AuthProvider[]; passwordFiles: PasswordFile[] } => {
     const files: PasswordFile[] = [];
     const built: AuthProvider[] = [];
     try {
       for (const source of sources) {
-        const provider = buildProvider(source, files, logger);
+        const provider = buildProvider(source, files, logger, connectTimeoutMs);
         if (source.type !== 'provider') owned.add(provider);
         built.push(provider);
       }
@@ -198,7 +200,7 @@ export function createSecurity(options: SecurityOptions, logger: SecurityLogger)
     },
     update(next) {
       const nextSources = next.authentication ?? [];
-      const nextBuilt = buildProviders(nextSources);
+      const nextBuilt = buildProviders(nextSources, next.connectTimeoutMs);
       const wantsAcl = hasRules(next.authorization) || nextBuilt.providers.some((p) => p.grantsPermissions);
       // Turning authentication or authorization on or off changes which hooks the broker runs and each
       // listener's anonymous policy, fixed at start: nothing of it is applied, so nothing is half applied.
@@ -238,7 +240,7 @@ export function createSecurity(options: SecurityOptions, logger: SecurityLogger)
   };
 }
 
-function buildProvider(source: AuthenticationSource, passwordFiles: PasswordFile[], logger: SecurityLogger): AuthProvider {
+function buildProvider(source: AuthenticationSource, passwordFiles: PasswordFile[], logger: SecurityLogger, connectTimeoutMs: number | undefined): AuthProvider {
   if (source.type === 'provider') return source.provider;
   if (source.type === 'jwt') return new JwtProvider(source);
   if (source.type === 'http') return new HttpAuthProvider(source);
@@ -246,7 +248,7 @@ function buildProvider(source: AuthenticationSource, passwordFiles: PasswordFile
     const file = new PasswordFile(path, logger);
     if (watch !== false) file.watch();
     passwordFiles.push(file);
-    return new PasswordProvider(file);
+    return new PasswordProvider(file, connectTimeoutMs === undefined ? {} : { connectTimeoutMs });
   };
   if (source.type === 'certificate') {
     const options: CertificateProviderOptions = {};

@@ -101,16 +101,46 @@ export class PasswordFile {
  * like a wrong password.
  */
 export interface PasswordProviderLimits {
-  /** Password checks running at once (default 32); more wait their turn, addresses taking turns (FairGate). */
+  /**
+   * Password checks running at once (default: libuv's thread pool less one thread); more wait their turn, addresses
+   * taking turns (FairGate). More would only queue inside the pool, where turns are not fair and the store's
+   * fsync and file reads wait behind the hashing.
+   */
   concurrent?: number;
-  /** How long a check may wait for its turn (default 9 s, within the 10 s CONNECT timeout); beyond it: CONNACK 3 / 0x89 Server busy. */
+  /**
+   * The broker's CONNECT timeout (default 10 s, the broker's default): a check waits its turn at most this long
+   * less a margin (`passwordCheckWaitMs`), so that a client the broker cannot serve in time is told "server busy"
+   * rather than closed in silence, and a longer CONNECT timeout lets a larger storm wait its turn.
+   */
+  connectTimeoutMs?: number;
+  /** How long a check may wait for its turn, when it must differ from what `connectTimeoutMs` gives; beyond it: CONNACK 3 / 0x89 Server busy. */
   maxWaitMs?: number;
   /** How long an accepted user name and password are remembered (default 1 h; 0: never): a reconnecting fleet skips the hashing. */
   rememberMs?: number;
 }
 
+/** scrypt runs in libuv's thread pool (4 threads unless UV_THREADPOOL_SIZE says otherwise): one is left for the rest. */
+const DEFAULT_CONCURRENT_CHECKS = Math.max(1, (Number(process.env.UV_THREADPOOL_SIZE) || 4) - 1);
+
 /** Accepted credentials kept at most (a keyed digest each, never the password). */
 const REMEMBERED_MAX = 100_000;
+
+/**
+ * How long a password check may wait for its turn under a CONNECT timeout of `connectTimeoutMs`: the timeout
+ * less 1 s (less a tenth of it when it is shorter than 10 s), so the "server busy" answer leaves before the
+ * broker closes the connection. 10 s gives 9 s; 30 s gives 29 s.
+ */
+export function passwordCheckWaitMs(connectTimeoutMs: number): number {
+  return Math.max(0, connectTimeoutMs - Math.min(1000, connectTimeoutMs / 10));
+}
+
+/** The same hash (kind, parameters, salt and digest): a reloaded file's unchanged line gives a new but equal entry. */
+function sameHash(a: PasswordHash, b: PasswordHash): boolean {
+  if (a.kind !== b.kind || !a.salt.equals(b.salt) || !a.hash.equals(b.hash)) return false;
+  if (a.kind === 'scrypt' && b.kind === 'scrypt') return a.logN === b.logN && a.r === b.r && a.p === b.p;
+  if (a.kind === 'mosquitto-pbkdf2' && b.kind === 'mosquitto-pbkdf2') return a.iterations === b.iterations;
+  return true;
+}
 
 export class PasswordProvider implements AuthProvider {
   readonly method = 'password';
@@ -121,7 +151,8 @@ export class PasswordProvider implements AuthProvider {
   private readonly remembered = new Map<string, { digest: Buffer; entry: PasswordEntry; until: number }>();
 
   constructor(private readonly passwords: PasswordFile, private readonly limits: PasswordProviderLimits = {}) {
-    this.gate = new FairGate({ slots: limits.concurrent ?? 32, maxWaitMs: limits.maxWaitMs ?? 9_000 });
+    const maxWaitMs = limits.maxWaitMs ?? passwordCheckWaitMs(limits.connectTimeoutMs ?? 10_000);
+    this.gate = new FairGate({ slots: limits.concurrent ?? DEFAULT_CONCURRENT_CHECKS, maxWaitMs });
   }
 
   /**
@@ -152,14 +183,20 @@ export class PasswordProvider implements AuthProvider {
     return createHmac('sha256', this.digestKey).update(username).update('\0').update(password).digest();
   }
 
-  /** An accept without hashing, for credentials accepted before against the same entry of the file. */
+  /**
+   * An accept without hashing, for credentials accepted before against the same entry of the file. A reload
+   * (a user added with `moat passwd`, another's password changed) keeps what it did not change: the entry is
+   * compared by its hash, not by identity.
+   */
   private recall(username: string, password: Buffer | undefined): ProviderAnswer | undefined {
     const kept = this.remembered.get(username);
     if (!kept || password === undefined) return undefined;
-    if (kept.until <= Date.now() || this.passwords.get(username) !== kept.entry) {
+    const current = this.passwords.get(username);
+    if (kept.until <= Date.now() || current === undefined || (current !== kept.entry && !sameHash(current.hash, kept.entry.hash))) {
       this.remembered.delete(username);
       return undefined;
     }
+    kept.entry = current;
     if (!timingSafeEqual(kept.digest, this.digest(username, password))) return undefined;
     return { outcome: 'accept', identity: { method: this.method, username } };
   }

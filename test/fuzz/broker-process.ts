@@ -1,6 +1,7 @@
 /**
  * The broker under fuzz: a real `moat` process (`node dist/src/cli/moat.js -c <yaml>`) on a free port of
- * 127.0.0.1, with the memory store or SQLite in a temporary directory. Its JSON log is read line by line
+ * 127.0.0.1, with the memory store or SQLite in a temporary directory, anonymous or (`auth`) with a password
+ * file, the guard and topic permissions. Its JSON log is read line by line
  * (never kept whole: a long run logs a line per protocol error): error and fatal lines, and protocol
  * errors whose reason shows the codec threw something other than a ProtocolError, are findings.
  *
@@ -28,6 +29,11 @@ export interface BrokerOptions {
   connectTimeout?: number;
   /** Hard limit on the process (SIGKILL), ms. */
   limitMs: number;
+  /**
+   * An authenticated run: the text of a password file (written as `passwords` beside the configuration) and
+   * the YAML that uses it (authentication, guard, authorization).
+   */
+  auth?: { passwords: string; yaml: string };
 }
 
 export interface LogFindings {
@@ -68,6 +74,7 @@ export class BrokerProcess {
   private constructor(readonly options: BrokerOptions) {
     this.dir = mkdtempSync(path.join(tmpdir(), 'moat-fuzz-'));
     const config = path.join(this.dir, 'moat.yaml');
+    if (options.auth) writeFileSync(path.join(this.dir, 'passwords'), options.auth.passwords, { mode: 0o600 });
     writeFileSync(config, [
       'listeners:',
       '  - host: 127.0.0.1',
@@ -80,6 +87,7 @@ export class BrokerProcess {
       'log:',
       '  level: debug',
       '  format: json',
+      options.auth?.yaml ?? '',
       '',
     ].join('\n'));
     this.child = spawn(process.execPath, ['--expose-gc', '--import', GC_PRELOAD, options.moatPath ?? MOAT, '-c', config], {

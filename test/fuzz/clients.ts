@@ -10,6 +10,12 @@ import {
   type ConnackPacket, type ConnectPacket, type Packet, type ProtocolVersion, type PublishPacket, type QoS,
 } from '../../src/protocol/index.js';
 
+/** A user name and password for the well-behaved clients of an authenticated run. */
+export interface Credentials {
+  username: string;
+  password: Buffer;
+}
+
 export class RawClient {
   private readonly decoder = new PacketDecoder();
   private waiters: Array<{ match: (p: Packet) => boolean; resolve: (p: Packet) => void }> = [];
@@ -129,8 +135,8 @@ export class Canary {
 
   private constructor(private readonly client: RawClient, private readonly topic: string, private readonly timeoutMs: number) {}
 
-  static async start(port: number, tag: string, timeoutMs: number): Promise<Canary> {
-    const client = await RawClient.connect(port, { protocolVersion: 4, clean: true, keepalive: 0, clientId: `canary-${tag}` });
+  static async start(port: number, tag: string, timeoutMs: number, credentials?: Credentials): Promise<Canary> {
+    const client = await RawClient.connect(port, { protocolVersion: 4, clean: true, keepalive: 0, clientId: `canary-${tag}`, ...credentials });
     const topic = `fuzz-canary/${tag}/round-trip`;
     await client.subscribe(topic, 1);
     const canary = new Canary(client, topic, timeoutMs);
@@ -199,8 +205,8 @@ export class SysMonitor {
 
   private constructor(private readonly client: RawClient) {}
 
-  static async start(port: number, tag: string): Promise<SysMonitor> {
-    const client = await RawClient.connect(port, { protocolVersion: 4, clean: true, keepalive: 0, clientId: `sysmon-${tag}` });
+  static async start(port: number, tag: string, credentials?: Credentials): Promise<SysMonitor> {
+    const client = await RawClient.connect(port, { protocolVersion: 4, clean: true, keepalive: 0, clientId: `sysmon-${tag}`, ...credentials });
     const monitor = new SysMonitor(client);
     client.onPacket = (p) => {
       if (p.type !== PacketType.PUBLISH) return;
@@ -235,19 +241,32 @@ export class SysMonitor {
 
 // ---------------------------------------------------------------- sweeper
 
-/** Ends each stored session (MQTT 5 Clean Start, Session Expiry 0), `concurrency` at a time. */
-export async function sweepSessions(port: number, clientIds: Iterable<string>, concurrency = 16): Promise<{ swept: number; failed: string[] }> {
+/**
+ * Ends each stored session (MQTT 5 Clean Start, Session Expiry 0), `concurrency` at a time. In an
+ * authenticated run a Client Identifier may be banned for flapping (the fuzz configuration bans for 2 s):
+ * a refusal as banned (0x8A) is tried again after the ban, for up to `bannedRetryMs`.
+ */
+export async function sweepSessions(port: number, clientIds: Iterable<string>, concurrency = 16, credentials?: Credentials, bannedRetryMs = 10_000): Promise<{ swept: number; failed: string[] }> {
   const queue = [...clientIds];
   const failed: string[] = [];
   let swept = 0;
   const worker = async (): Promise<void> => {
     for (let id = queue.shift(); id !== undefined; id = queue.shift()) {
-      try {
-        const c = await RawClient.connect(port, { protocolVersion: 5, clean: true, keepalive: 0, clientId: id });
-        await c.close();
-        swept++;
-      } catch (err) {
-        failed.push(`${JSON.stringify(id)}: ${(err as Error).message}`);
+      const deadline = Date.now() + bannedRetryMs;
+      for (;;) {
+        try {
+          const c = await RawClient.connect(port, { protocolVersion: 5, clean: true, keepalive: 0, clientId: id, ...credentials });
+          await c.close();
+          swept++;
+        } catch (err) {
+          const message = (err as Error).message;
+          if (message.startsWith('CONNACK 138 ') && Date.now() < deadline) {
+            await new Promise((r) => setTimeout(r, 500));
+            continue;
+          }
+          failed.push(`${JSON.stringify(id)}: ${message}`);
+        }
+        break;
       }
     }
   };
@@ -256,8 +275,8 @@ export async function sweepSessions(port: number, clientIds: Iterable<string>, c
 }
 
 /** Clears every retained message under `#` (publishes an empty retained message to each topic found). */
-export async function sweepRetained(port: number, tag: string, quietMs = 300, limitMs = 15_000): Promise<number> {
-  const client = await RawClient.connect(port, { protocolVersion: 5, clean: true, keepalive: 0, clientId: `sweeper-${tag}` });
+export async function sweepRetained(port: number, tag: string, quietMs = 300, limitMs = 15_000, credentials?: Credentials): Promise<number> {
+  const client = await RawClient.connect(port, { protocolVersion: 5, clean: true, keepalive: 0, clientId: `sweeper-${tag}`, ...credentials });
   const topics = new Set<string>();
   let last = Date.now();
   client.onPacket = (p) => {

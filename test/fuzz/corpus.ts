@@ -111,6 +111,21 @@ function sampleEntries(arb: fc.Arbitrary<Packet>, version: Version, seed: number
   return out;
 }
 
+/**
+ * Encodes a corpus CONNECT again with a user name and password (authenticated runs), with its layout. An
+ * MQTT 5 Authentication Method is dropped with them: the credentials are for the password file, not an
+ * enhanced method (the corpus's made-up method names stay on the CONNECTs left as they were).
+ */
+export function withCredentials(entry: CorpusEntry, username: string, password: Buffer): CorpusEntry {
+  const packet: ConnectPacket = { ...(entry.packet as ConnectPacket), username, password };
+  if (packet.properties?.authenticationMethod !== undefined) {
+    const { authenticationMethod: _method, authenticationData: _data, ...rest } = packet.properties;
+    packet.properties = rest;
+  }
+  const bytes = encodePacket(packet, entry.version);
+  return { ...entry, packet, bytes, layout: layoutOf(bytes, entry.version) };
+}
+
 /** Encodes a corpus CONNECT again with another Client Identifier (or clean flag), with its layout. */
 export function withClientId(entry: CorpusEntry, clientId: string, clean?: boolean): CorpusEntry {
   const packet = { ...(entry.packet as ConnectPacket), clientId };

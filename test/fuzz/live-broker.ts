@@ -18,11 +18,12 @@
  */
 import net from 'node:net';
 import { PacketDecoder, PacketType, type Packet } from '../../src/protocol/index.js';
+import { createEntry, formatEntry } from '../../src/security/password-file.js';
 import { BrokerProcess, type StoreKind } from './broker-process.js';
-import { Canary, sweepRetained, sweepSessions, SysMonitor, type CanaryReport } from './clients.js';
+import { Canary, sweepRetained, sweepSessions, SysMonitor, type CanaryReport, type Credentials } from './clients.js';
 import { buildCorpus, type Corpus } from './corpus.js';
 import { Prng } from './prng.js';
-import { buildScript, wantsStoredSession, type Script } from './streams.js';
+import { buildScript, wantsStoredSession, type AuthPlan, type Script } from './streams.js';
 
 export interface FuzzOptions {
   seed: number;
@@ -45,6 +46,12 @@ export interface FuzzOptions {
   maxViolations?: number;
   /** Called every second or so with the figures so far. */
   progress?: (report: FuzzReport) => void;
+  /**
+   * Fuzz an authenticated broker: a password file, the guard (on with it) and topic permissions; the canary,
+   * the $SYS monitor and the sweeper connect from 127.0.0.1 with valid credentials, the fuzz clients from other
+   * loopback addresses with right, wrong and made-up ones (streams.ts, AuthPlan).
+   */
+  auth?: boolean;
 }
 
 export interface Violation {
@@ -87,6 +94,8 @@ export interface FuzzReport {
   /** Buffers outside the heap (`process.memoryUsage().arrayBuffers`) after the same collection. */
   arrayBufferBytes: { before: number; after: number; limit: number };
   sys: { before: Record<string, number | undefined>; after: Record<string, number | undefined> };
+  /** Authenticated runs: the guard's $SYS counters after the run (before it they are 0) and the audit lines by event. */
+  auth?: { security: Record<string, number | undefined>; audit: Record<string, number> };
   log: { lines: number; protocolErrorKinds: Array<[string, number]>; messages: Array<[string, number]> };
   exit?: { code: number | null; signal: string | null };
   /** Wall time of each phase: start-up and baseline, fuzzing, sweeping, final checks and stop. */
@@ -95,6 +104,64 @@ export interface FuzzReport {
 }
 
 const SYS_KEYS = ['clients/connected', 'clients/disconnected', 'retained messages/count', 'subscriptions/count'];
+const SECURITY_KEYS = [
+  'bans/issued', 'bans/active', 'bans/flapping', 'authentication/failures', 'authentication/delayed', 'refused/accept', 'refused/connect',
+  'connections/limited',
+];
+const AUDIT_EVENTS = ['connect.accepted', 'connect.refused', 'connect.anonymous', 'guard.banned', 'publish.refused', 'subscribe.refused', 'will.refused'];
+
+/** The cost of the fuzz password file's scrypt hashes (N = 2^8): the fuzzer is after the protocol, not the hashing. */
+const AUTH_LOG_N = 8;
+
+interface AuthSetup {
+  passwords: string;
+  yaml: string;
+  plan: AuthPlan;
+  canary: Credentials;
+  monitor: Credentials;
+  sweeper: Credentials;
+}
+
+/**
+ * The password file and configuration of an authenticated run. Operators (canary, monitor, sweeper) may do
+ * anything, $SYS included; fuzz users 0-3 may publish and subscribe anywhere, 4-7 only as a device role allows
+ * (their own `devices/%c/#`, elsewhere subscribe and publish at QoS 1 at most without retain, never under
+ * `private/`). Flapping bans last 2 s, so the sweeper can end a banned Client Identifier's stored session.
+ */
+async function authSetup(): Promise<AuthSetup> {
+  const users = Array.from({ length: 8 }, (_, i) => ({ username: `fuzz-user-${i}`, password: `fuzz-password-${i}` }));
+  const operators = ['fuzz-canary', 'fuzz-monitor', 'fuzz-sweeper'].map((username) => ({ username, password: `${username}-password` }));
+  const victims = ['fuzz-victim-0', 'fuzz-victim-1'];
+  const everyone = [...operators, ...users, ...victims.map((username) => ({ username, password: `${username}-secret-nobody-sends` }))];
+  const entries = await Promise.all(everyone.map((u) => createEntry(u.username, Buffer.from(u.password), { logN: AUTH_LOG_N, r: 8, p: 1 })));
+  const credentials = (i: number): Credentials => ({ username: operators[i]!.username, password: Buffer.from(operators[i]!.password) });
+  const yaml = [
+    'authentication:',
+    '  - type: password_file',
+    '    path: passwords',
+    'guard:',
+    '  flapping: { ban: 2 }',
+    'authorization:',
+    '  roles:',
+    '    operator:',
+    "      - { topic: '#', actions: [publish, subscribe] }",
+    "      - { topic: '$SYS/#', actions: [subscribe] }",
+    '    anywhere:',
+    "      - { topic: '#', actions: [publish, subscribe] }",
+    '    device:',
+    "      - { topic: 'devices/%c/#', actions: [publish, subscribe] }",
+    "      - { topic: 'private/#', effect: deny }",
+    "      - { topic: '#', actions: [subscribe], max_qos: 1 }",
+    "      - { topic: '#', actions: [publish], max_qos: 1, retain: false }",
+    '  users:',
+    ...operators.map((u) => `    ${u.username}: { roles: [operator] }`),
+    ...users.map((u, i) => `    ${u.username}: { roles: [${i < 4 ? 'anywhere' : 'device'}] }`),
+  ].join('\n');
+  return {
+    passwords: `${entries.map(formatEntry).join('\n')}\n`, yaml, plan: { users, victims },
+    canary: credentials(0), monitor: credentials(1), sweeper: credentials(2),
+  };
+}
 
 export const DEFAULT_MAX_PACKET_SIZE = 1_048_576;
 /** Heap allowed above the baseline after the run, both measured after a full collection. */
@@ -136,7 +203,7 @@ interface ConnectionOutcome {
 /** Plays one script on a fresh connection and judges how the broker ended it. */
 function playScript(port: number, script: Script, options: Required<Pick<FuzzOptions, 'closeDeadlineMs' | 'connectTimeout'>>): Promise<ConnectionOutcome> {
   return new Promise((resolve) => {
-    const socket = net.connect({ host: '127.0.0.1', port });
+    const socket = net.connect({ host: '127.0.0.1', port, ...(script.localAddress !== undefined && { localAddress: script.localAddress }) });
     socket.setNoDelay(true);
     let clientEnded = false;
     let brokerClosedAt: number | undefined;
@@ -252,9 +319,18 @@ function playScript(port: number, script: Script, options: Required<Pick<FuzzOpt
       });
       const gap = script.gaps[i] ?? -1;
       if (i >= script.chunks.length) {
-        // Wait for the last write to be handed to the kernel before judging.
-        if (socket.writableNeedDrain) socket.once('drain', writeNext);
-        else setImmediate(writeNext);
+        // Wait for the last write to be handed to the kernel before judging; a connection the broker closes
+        // first (a banned address is closed as it arrives) never drains, and is judged once closed.
+        if (socket.writableNeedDrain) {
+          let resumed = false;
+          const resume = (): void => {
+            if (resumed) return;
+            resumed = true;
+            writeNext();
+          };
+          socket.once('drain', resume);
+          onClosed = resume;
+        } else setImmediate(writeNext);
       } else if (gap < 0) writeNext();
       else if (gap === 0) setImmediate(writeNext);
       else later(gap, writeNext);
@@ -312,12 +388,16 @@ export async function runLiveFuzz(options: FuzzOptions): Promise<FuzzReport> {
   const master = new Prng(options.seed);
   phase('corpus');
 
-  const broker = await BrokerProcess.start({ store: options.store, moatPath: options.moatPath, connectTimeout, limitMs: options.maxDurationMs + 180_000 });
+  const auth = options.auth ? await authSetup() : undefined;
+  const broker = await BrokerProcess.start({
+    store: options.store, moatPath: options.moatPath, connectTimeout, limitMs: options.maxDurationMs + 180_000,
+    ...(auth && { auth: { passwords: auth.passwords, yaml: auth.yaml } }),
+  });
   let monitor: SysMonitor | undefined;
   let canary: Canary | undefined;
   try {
-    monitor = await SysMonitor.start(broker.port, tag);
-    canary = await Canary.start(broker.port, tag, closeDeadlineMs);
+    monitor = await SysMonitor.start(broker.port, tag, auth?.monitor);
+    canary = await Canary.start(broker.port, tag, closeDeadlineMs, auth?.canary);
     await monitor.nextRounds(2, 5000);
     const memoryBefore = await settledMemory(broker, monitor);
     report.heapBytes.before = memoryBefore.heap;
@@ -342,7 +422,7 @@ export async function runLiveFuzz(options: FuzzOptions): Promise<FuzzReport> {
             break;
           }
           const index = report.scripts++;
-          const script = buildScript(index, corpus, master.fork(), { maxPacketSize: DEFAULT_MAX_PACKET_SIZE, tag });
+          const script = buildScript(index, corpus, master.fork(), { maxPacketSize: DEFAULT_MAX_PACKET_SIZE, tag, ...(auth && { auth: auth.plan }) });
           if (options.onlyScript !== undefined && index !== options.onlyScript) {
             if (index > options.onlyScript) stop = true;
             continue;
@@ -397,10 +477,10 @@ export async function runLiveFuzz(options: FuzzOptions): Promise<FuzzReport> {
 
     phase('fuzz');
     // ---------------------------------------------------------------- what was left behind
-    const sessions = await sweepSessions(broker.port, storedSessions);
+    const sessions = await sweepSessions(broker.port, storedSessions, 16, auth?.sweeper);
     report.sweep.sessions = sessions.swept;
     for (const f of sessions.failed.slice(0, 5)) violate({ what: 'a stored session could not be taken over to end it', detail: f });
-    report.sweep.retained = await sweepRetained(broker.port, tag);
+    report.sweep.retained = await sweepRetained(broker.port, tag, 300, 15_000, auth?.sweeper);
     report.canary = await canary.stop();
     canary = undefined;
     for (const f of report.canary.failures) violate({ what: `canary: ${f}` });
@@ -418,6 +498,12 @@ export async function runLiveFuzz(options: FuzzOptions): Promise<FuzzReport> {
       violate({ what: `Buffers outside the heap after a full collection: ${mib(report.arrayBufferBytes.after)}, baseline ${mib(report.arrayBufferBytes.before)} (allowed ${mib(HEAP_SLACK_BYTES)} more)` });
     }
     report.sys.after = readSys(monitor);
+    if (auth) {
+      report.auth = {
+        security: Object.fromEntries(SECURITY_KEYS.map((k) => [k, monitor!.number(`security/${k}`)])),
+        audit: Object.fromEntries(AUDIT_EVENTS.map((e) => [e, broker.log.messages.get(e) ?? 0])),
+      };
+    }
     const expectSys = (key: string, expected: number | undefined, what: string): void => {
       const actual = report.sys.after[key];
       if (actual !== expected) violate({ what: `$SYS/broker/${key} is ${actual} after the run, ${expected} before: ${what}` });
@@ -475,6 +561,7 @@ export function summarize(r: FuzzReport): string {
     `swept ${r.sweep.sessions} stored sessions and ${r.sweep.retained} retained messages`,
     `fd ${r.fd.before} → ${r.fd.after}; RSS ${mib(r.rssBytes.before)} → ${mib(r.rssBytes.after)} (peak ${mib(r.rssBytes.peak)}); after a full GC: heap ${mib(r.heapBytes.before)} → ${mib(r.heapBytes.after)}, Buffers ${(r.arrayBufferBytes.before / 1024).toFixed(0)} KiB → ${(r.arrayBufferBytes.after / 1024).toFixed(0)} KiB`,
     `$SYS before ${JSON.stringify(r.sys.before)} after ${JSON.stringify(r.sys.after)}`,
+    ...(r.auth ? [`authenticated: $SYS/broker/security after ${JSON.stringify(r.auth.security)}; audit ${JSON.stringify(r.auth.audit)}`] : []),
     `log lines by message: ${r.log.messages.slice(0, 6).map(([k, n]) => `${n}× ${k}`).join(' | ')}`,
     `exit ${JSON.stringify(r.exit)}; ${r.log.lines} log lines; protocol errors: ${r.log.protocolErrorKinds.slice(0, 8).map(([k, n]) => `${n}× ${k}`).join(' | ')}`,
     `phases (ms): ${JSON.stringify(r.phasesMs)}`,

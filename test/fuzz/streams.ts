@@ -11,9 +11,9 @@
  * Each gives the write after which the broker has every byte it needs to decide; the earlier one counts.
  */
 import { PacketDecoder, PacketType, PACKET_TYPE_NAMES, type ConnectPacket, type Packet } from '../../src/protocol/index.js';
-import { withClientId, type Corpus, type CorpusEntry, type Version } from './corpus.js';
+import { withClientId, withCredentials, type Corpus, type CorpusEntry, type Version } from './corpus.js';
 import { mutate } from './mutators.js';
-import type { Prng } from './prng.js';
+import { Prng } from './prng.js';
 
 export type Kind =
   | 'valid' | 'mutated' | 'mutated-connect' | 'no-connect' | 'connect-then-garbage' | 'garbage' | 'cross-version'
@@ -45,6 +45,45 @@ export interface Script {
   lingerMs: number;
   /** The CONNECT the broker will have read (reference decoder), when there is one. */
   connect?: ConnectPacket;
+  /** Authenticated runs: the source address of the connection (anonymous runs: the default, 127.0.0.1). */
+  localAddress?: string;
+}
+
+/**
+ * An authenticated run (docs/fuzzing.md): the broker has a password file and the guard. Fuzz clients connect
+ * from loopback addresses other than 127.0.0.1 (which the guard allow-lists, and the canary uses): most from
+ * a crowd of 4,064 addresses (127.1.0-15.1-254) that rarely reach a ban, some from four "attacker" addresses
+ * (127.0.0.2-5) that are banned and then closed at accept. Their CONNECTs carry a user's right password, a
+ * wrong password for a user they can only guess at, an unknown user name, or the corpus's own credentials.
+ */
+export interface AuthPlan {
+  /** Users whose password fuzz clients know. */
+  users: ReadonlyArray<{ username: string; password: string }>;
+  /** Users in the file whose password fuzz clients only guess at. */
+  victims: readonly string[];
+}
+
+/** Credentials and address of one script, from a generator of its own (so an anonymous run's scripts stay as they were). */
+function authChoice(plan: AuthPlan, rng: Prng): { localAddress: string; credentials?: { username: string; password: Buffer }; note: string } {
+  const attacker = rng.chance(0.15);
+  const localAddress = attacker ? `127.0.0.${2 + rng.int(4)}` : `127.1.${rng.int(16)}.${1 + rng.int(254)}`;
+  const kind = rng.weighted(attacker
+    ? [[1, 'right'], [6, 'wrong'], [3, 'unknown']] as const
+    : [[55, 'right'], [15, 'wrong'], [10, 'unknown'], [20, 'corpus']] as const);
+  const from = `from ${localAddress}${attacker ? ' (attacker)' : ''}`;
+  if (kind === 'right') {
+    const user = rng.pick(plan.users);
+    return { localAddress, credentials: { username: user.username, password: Buffer.from(user.password) }, note: `${from} as ${user.username}, right password` };
+  }
+  if (kind === 'wrong') {
+    const username = rng.pick(plan.victims);
+    return { localAddress, credentials: { username, password: Buffer.from(`guess-${rng.u32().toString(36)}`) }, note: `${from} as ${username}, wrong password` };
+  }
+  if (kind === 'unknown') {
+    const username = `ghost-${rng.int(1000)}`;
+    return { localAddress, credentials: { username, password: rng.bytes(rng.range(1, 24)) }, note: `${from} as unknown ${username}` };
+  }
+  return { localAddress, note: `${from} with the corpus's credentials` };
 }
 
 export interface ScriptOptions {
@@ -52,6 +91,8 @@ export interface ScriptOptions {
   maxPacketSize: number;
   /** Tag used in generated Client Identifiers (unique per run). */
   tag: string;
+  /** An authenticated run: credentials and source addresses for the scripts. */
+  auth?: AuthPlan;
 }
 
 interface Piece {
@@ -96,7 +137,14 @@ export function buildScript(index: number, corpus: Corpus, rng: Prng, options: S
       pieces.push({ bytes: entry.bytes });
     }
   };
-  const connect = connectFor(corpus, version, rng, options.tag, index);
+  let connect = connectFor(corpus, version, rng, options.tag, index);
+  let localAddress: string | undefined;
+  if (options.auth) {
+    const choice = authChoice(options.auth, new Prng((rng.seed ^ 0x5ec0_a17d) >>> 0));
+    localAddress = choice.localAddress;
+    if (choice.credentials) connect = withCredentials(connect, choice.credentials.username, choice.credentials.password);
+    notes.push(choice.note);
+  }
   switch (kind) {
     case 'valid':
     case 'trickle': {
@@ -181,6 +229,7 @@ export function buildScript(index: number, corpus: Corpus, rng: Prng, options: S
     ending: rng.chance(0.5) ? 'end' : 'destroy',
     lingerMs: rng.chance(0.7) ? 0 : rng.range(1, 40),
   };
+  if (localAddress !== undefined) script.localAddress = localAddress;
   // Verdict from the mutations: the first piece that must close, at the write that completes it.
   pieces.forEach((p, i) => {
     if (p.mustClose && !script.mustClose) {

@@ -20,6 +20,12 @@ export class SlidingWindow {
     list.push(now);
     if (list.length > this.limit) list.shift();
     this.times.set(key, list);
+    // A key unseen for a whole window holds nothing: the least recently seen (first in Map order) go now,
+    // not only when the map is full (20,000 one-off client identifiers kept 11 MiB for good).
+    for (const [oldest, times] of this.times) {
+      if (times[times.length - 1]! > from) break;
+      this.times.delete(oldest);
+    }
     if (this.times.size > this.maxKeys) this.times.delete(this.times.keys().next().value!);
     return list.length;
   }
