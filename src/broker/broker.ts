@@ -388,6 +388,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       remotePort: conn.peer.remotePort,
       listener: conn.listener.name,
       allowAnonymous: conn.listener.allowAnonymous,
+      openedAt: conn.openedAt,
       ...(conn.peer.certificate && { certificate: conn.peer.certificate }),
     };
   }

@@ -36,8 +36,11 @@ export class FairGate {
     this.maxQueuedPerAddress = options.maxQueuedPerAddress ?? 2_000;
   }
 
-  /** Resolves with the function that frees the slot, or undefined when the wait is refused (too long, too many). */
-  enter(address: string): Promise<(() => void) | undefined> {
+  /**
+   * Resolves with the function that frees the slot, or undefined when the wait is refused (too long, too many).
+   * `maxWaitMs`: this one's own limit, when less time is left (its connection has been waiting already).
+   */
+  enter(address: string, maxWaitMs = this.maxWaitMs): Promise<(() => void) | undefined> {
     if (this.running < this.slots && this.queued === 0) return Promise.resolve(this.take());
     const list = this.waiting.get(address) ?? [];
     if (this.queued >= this.maxQueued || list.length >= this.maxQueuedPerAddress) return Promise.resolve(undefined);
@@ -52,7 +55,7 @@ export class FairGate {
           if (mine!.length === 0) this.waiting.delete(address);
           this.queued--;
           grant(undefined);
-        }, this.maxWaitMs),
+        }, maxWaitMs),
       };
       list.push(waiter);
       this.waiting.set(address, list);

@@ -145,14 +145,15 @@ function sameHash(a: PasswordHash, b: PasswordHash): boolean {
 export class PasswordProvider implements AuthProvider {
   readonly method = 'password';
   private readonly gate: FairGate;
+  private readonly maxWaitMs: number;
   /** A random key for this process: the digests mean nothing outside it. */
   private readonly digestKey = randomBytes(32);
   /** user → the digest of the password that was accepted, the entry it matched, and until when. */
   private readonly remembered = new Map<string, { digest: Buffer; entry: PasswordEntry; until: number }>();
 
   constructor(private readonly passwords: PasswordFile, private readonly limits: PasswordProviderLimits = {}) {
-    const maxWaitMs = limits.maxWaitMs ?? passwordCheckWaitMs(limits.connectTimeoutMs ?? 10_000);
-    this.gate = new FairGate({ slots: limits.concurrent ?? DEFAULT_CONCURRENT_CHECKS, maxWaitMs });
+    this.maxWaitMs = limits.maxWaitMs ?? passwordCheckWaitMs(limits.connectTimeoutMs ?? 10_000);
+    this.gate = new FairGate({ slots: limits.concurrent ?? DEFAULT_CONCURRENT_CHECKS, maxWaitMs: this.maxWaitMs });
   }
 
   /**
@@ -164,7 +165,9 @@ export class PasswordProvider implements AuthProvider {
     if (request.username === undefined) return { outcome: 'pass' };
     const known = this.recall(request.username, request.password);
     if (known) return known;
-    const release = await this.gate.enter(addressKey(request.remoteAddress));
+    // The CONNECT timeout runs from when the socket opened: what the connection already waited is not granted twice.
+    const waited = request.openedAt === undefined ? 0 : Math.max(0, Date.now() - request.openedAt);
+    const release = await this.gate.enter(addressKey(request.remoteAddress), Math.max(0, this.maxWaitMs - waited));
     if (!release) return { outcome: 'refuse', reason: 'busy', why: 'too many password checks waiting' };
     // While this one waited, the same credentials may have been checked (a fleet sharing them): no hashing then.
     const meanwhile = this.recall(request.username, request.password);

@@ -36,4 +36,18 @@ describe('FairGate', () => {
     held();
     assert.ok(await gate.enter('a'), 'a free slot is granted at once');
   });
+
+  it('a caller with less time left waits only that long (its connection has been open a while)', async () => {
+    const gate = new FairGate({ slots: 1, maxWaitMs: 5000 });
+    const held = await gate.enter('a');
+    const started = Date.now();
+    assert.equal(await gate.enter('b', 50), undefined, 'refused once its own 50 ms are up');
+    const waited = Date.now() - started;
+    assert.ok(waited < 1000, `not the gate's 5 s (${waited} ms)`);
+    const patient = gate.enter('c');
+    held!();
+    const release = await patient;
+    assert.ok(release, 'the gate\'s own limit still applies to the others');
+    release();
+  });
 });
