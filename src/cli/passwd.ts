@@ -37,8 +37,9 @@ let typedAhead = '';
 function readHidden(prompt: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const input = process.stdin;
-    process.stderr.write(prompt);
+    // Echo off before the prompt shows: what is typed as soon as it appears must not be echoed.
     input.setRawMode(true);
+    process.stderr.write(prompt);
     let typed = '';
     const onData = (data: Buffer | string): void => {
       const chars = [...data.toString()];
