@@ -10,6 +10,7 @@ import { MemoryStore } from '../store/memory.js';
 import type { BrokerStore, RecoveredSession, SessionRecord, SubscriptionRecord } from '../store/store.js';
 import { TcpListener } from '../transport/tcp.js';
 import { certificateIdentity, TlsListener } from '../transport/tls.js';
+import { WebSocketListener } from '../transport/websocket.js';
 import { Connection, type ListenerInfo, type PeerInfo } from './connection.js';
 import { Delivery } from './delivery.js';
 import { BANNED, SERVER_BUSY, composeHooks, type AuthenticateRequest, type AuthenticateResult, type BrokerHooks, type CertificateIdentity, type ClientInfo, type HandshakeFailure, type PublishAllowance, type PublishRequest } from './hooks.js';
@@ -20,6 +21,7 @@ import { silentLogger, type Logger } from './logger.js';
 import { expiryDeadline, heldSize, isExpired, type Message } from './message.js';
 import {
   DEFAULT_CAPABILITIES, DEFAULT_LIMITS, type BrokerCapabilities, type BrokerLimits, type BrokerOptions, type ListenerOptions, type TlsListenerOptions,
+  type WebSocketOptions,
 } from './options.js';
 import type { AuthMethod } from './enhanced-auth.js';
 import { RetainedMessages } from './retained.js';
@@ -60,8 +62,14 @@ export interface ListenerAddress {
 
 interface RunningListener {
   info: ListenerInfo;
-  transport: TcpListener | TlsListener;
+  transport: TcpListener | TlsListener | WebSocketListener;
   address: ListenerAddress;
+}
+
+/** A listener as planned: where, which transport, and what the broker tells hooks about it. */
+interface ListenerPlan {
+  opts: { host: string; port: number; tls?: TlsListenerOptions; websocket?: WebSocketOptions };
+  info: ListenerInfo;
 }
 
 /** The MQTT broker: sessions, routing, retained messages, wills and $SYS, over any stream transport. */
@@ -100,7 +108,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
   private readonly bindListeners: boolean;
   private readonly peers: PeerRouting | undefined;
   readonly assignClientId: ClientIdAssigner | undefined;
-  private planned: Array<{ opts: { host: string; port: number; tls?: TlsListenerOptions }; info: ListenerInfo }> = [];
+  private planned: ListenerPlan[] = [];
   private readingHeld = false;
   private toFlush: Connection[] = [];
   private flushScheduled = false;
@@ -194,13 +202,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.planned = plans;
     try {
       for (const plan of this.bindListeners ? plans : []) {
-        const transport = plan.opts.tls === undefined
-          ? new TcpListener(plan.opts, (socket) => this.serveWhenRecovered(socket, () => this.acceptSocket(socket, plan.info)))
-          : new TlsListener(
-            { host: plan.opts.host, port: plan.opts.port, tls: plan.opts.tls },
-            (socket) => this.serveWhenRecovered(socket, () => this.acceptSocket(socket, plan.info, certificateIdentity(socket))),
-            (err, remoteAddress) => this.handshakeFailed({ listener: plan.info.name, remoteAddress, reason: err.message }),
-          );
+        const transport = this.transportFor(plan);
         const bound = await transport.listen(plan.info.name);
         if (this.closing) {
           await transport.close();
@@ -225,17 +227,39 @@ export class Broker extends EventEmitter<BrokerEvents> {
     }
     this.serveEarly();
     for (const { info, address } of this.running) {
-      const tls = this.planned.find((p) => p.info === info)?.opts.tls !== undefined;
-      this.logger.info({ listener: info.name, host: address.host, port: address.port, tls, anonymous: info.allowAnonymous }, 'listening');
+      const opts = this.planned.find((p) => p.info === info)?.opts;
+      const websocket = opts?.websocket === undefined ? {} : { websocket: opts.websocket.path ?? '/mqtt' };
+      this.logger.info({ listener: info.name, host: address.host, port: address.port, tls: opts?.tls !== undefined, ...websocket, anonymous: info.allowAnonymous }, 'listening');
     }
     return this.addresses;
+  }
+
+  private transportFor(plan: ListenerPlan): TcpListener | TlsListener | WebSocketListener {
+    const { opts, info } = plan;
+    const handshakeFailed = (err: Error, remoteAddress: string | undefined): void =>
+      this.handshakeFailed({ listener: info.name, remoteAddress, reason: err.message });
+    if (opts.websocket !== undefined) {
+      return new WebSocketListener(
+        { host: opts.host, port: opts.port, websocket: opts.websocket, maxPayload: this.limits.maxPacketSize, ...(opts.tls && { tls: opts.tls }) },
+        (stream, peer) => this.serveWhenRecovered(stream, () => this.accept(stream, info, peer)),
+        handshakeFailed,
+      );
+    }
+    if (opts.tls !== undefined) {
+      return new TlsListener(
+        { host: opts.host, port: opts.port, tls: opts.tls },
+        (socket) => this.serveWhenRecovered(socket, () => this.acceptSocket(socket, info, certificateIdentity(socket))),
+        handshakeFailed,
+      );
+    }
+    return new TcpListener(opts, (socket) => this.serveWhenRecovered(socket, () => this.acceptSocket(socket, info)));
   }
 
   /**
    * Serves a socket now, or once the state is recovered. A waiting socket that errors (a reset) is destroyed
    * and dropped; beyond the socket limit, new ones are closed at once, as `accept` would.
    */
-  private serveWhenRecovered(socket: net.Socket, accept: () => void): void {
+  private serveWhenRecovered(socket: Duplex, accept: () => void): void {
     if (!this.early) return accept();
     if (this.early.length >= this.socketCap) {
       socket.destroy();
@@ -272,7 +296,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     }
   }
 
-  private planListener(opts: ListenerOptions): { opts: { host: string; port: number; tls?: TlsListenerOptions }; info: ListenerInfo } {
+  private planListener(opts: ListenerOptions): ListenerPlan {
     const host = opts.host ?? '127.0.0.1';
     const port = opts.port ?? 1883;
     const name = opts.name ?? `${host}:${port}`;
@@ -280,7 +304,14 @@ export class Broker extends EventEmitter<BrokerEvents> {
       name, host, allowAnonymous: opts.allowAnonymous, authenticationConfigured: this.hooks.authenticate !== undefined,
     });
     if (policy.warning) this.logger.warn({ listener: name }, policy.warning);
-    return { opts: { host, port, ...(opts.tls && { tls: opts.tls }) }, info: { name, allowAnonymous: policy.allowAnonymous } };
+    if (opts.websocket && policy.allowAnonymous && opts.websocket.allowedOrigins === undefined) {
+      // A page on any web site can make a visitor's browser open ws://127.0.0.1:...: it would be let in.
+      this.logger.warn({ listener: name }, `listener ${name} takes anonymous WebSocket clients from any web page a browser on this machine visits; set websocket.allowed_origins`);
+    }
+    return {
+      opts: { host, port, ...(opts.tls && { tls: opts.tls }), ...(opts.websocket && { websocket: opts.websocket }) },
+      info: { name, allowAnonymous: policy.allowAnonymous },
+    };
   }
 
   /**
@@ -309,7 +340,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
    */
   acceptOn(index: number, socket: net.Socket): void {
     const plan = this.planned[index];
-    if (!plan || plan.opts.tls) {
+    if (!plan || plan.opts.tls || plan.opts.websocket) {
       socket.destroy();
       this.logger.error({ listener: index }, 'a socket was handed over for a listener that is not a plain TCP listener');
       return;

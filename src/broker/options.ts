@@ -17,8 +17,22 @@ export interface ListenerOptions {
    * authentication refuses to start unless this is set to true explicitly.
    */
   allowAnonymous?: boolean;
-  /** MQTT over TLS on this listener (usually port 8883). */
+  /** MQTT over TLS on this listener (usually port 8883); with `websocket`, `wss://`. */
   tls?: TlsListenerOptions;
+  /** MQTT over WebSockets on this listener (browsers; usually port 8083, or 8084 with `tls`). */
+  websocket?: WebSocketOptions;
+}
+
+export interface WebSocketOptions {
+  /** The URL path clients connect to (default "/mqtt"); others get 404. */
+  path?: string;
+  /**
+   * Origins a browser may connect from, e.g. "https://app.example.com"; a request with another Origin gets 403
+   * before the upgrade. A client that sends no Origin (not a browser) is not judged by it. Absent: any.
+   */
+  allowedOrigins?: string[];
+  /** permessage-deflate compression (default off: CPU on every message, and compression can leak secrets). */
+  perMessageDeflate?: boolean;
 }
 
 /** Keys and certificates in PEM, as Node's `tls.createServer` takes them. */

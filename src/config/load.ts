@@ -3,13 +3,13 @@ import path from 'node:path';
 import { availableParallelism } from 'node:os';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { isMap, isScalar, LineCounter, parseDocument, type Document, type YAMLError } from 'yaml';
-import type { BrokerCapabilities, BrokerLimits, BrokerOptions, TlsListenerOptions } from '../broker/options.js';
+import type { BrokerCapabilities, BrokerLimits, BrokerOptions, TlsListenerOptions, WebSocketOptions } from '../broker/options.js';
 import type { AclConfig, AclRule } from '../security/acl.js';
 import type { AuthenticationSource, SecurityOptions } from '../security/index.js';
 import { checkSecurityFiles, errnoWords, readTlsFiles } from './file-checks.js';
 import { isAddressOrNetwork } from '../security/guard/addresses.js';
 import type { GuardOptions } from '../security/guard/guard.js';
-import { configSchema, type FileBinding, type FileConfig, type FileRateLimit, type FileRule } from './schema.js';
+import { configSchema, type FileBinding, type FileConfig, type FileRateLimit, type FileRule, type FileWebSocket } from './schema.js';
 import type { RateLimit } from '../security/guard/publish-rate.js';
 
 /** A configuration problem, located: file, line, key and what was expected. */
@@ -119,12 +119,13 @@ function yamlProblem(error: YAMLError, text: string): string {
   }
 }
 
-/** Multi-core mode hands plain TCP sockets between processes; a TLS session cannot follow. */
+/** Multi-core mode hands plain TCP sockets between processes; a TLS session or a WebSocket cannot follow. */
 function checkWorkers(config: FileConfig, located: (path: string[], problem: string) => ConfigError): void {
   if (workerCount(config.workers) === 1) return;
-  const index = (config.listeners ?? []).findIndex((l) => l.tls !== undefined);
+  const index = (config.listeners ?? []).findIndex((l) => l.tls !== undefined || l.websocket !== undefined);
   if (index !== -1) {
-    throw located(['listeners', String(index), 'tls'], 'TLS listeners are served with workers: 1 only (multi-core mode hands plain TCP sockets to its workers)');
+    const key = config.listeners![index]!.tls !== undefined ? 'tls' : 'websocket';
+    throw located(['listeners', String(index), key], `${key === 'tls' ? 'TLS' : 'WebSocket'} listeners are served with workers: 1 only (multi-core mode hands plain TCP sockets to its workers)`);
   }
 }
 
@@ -210,6 +211,8 @@ const TYPE_WORDS: Record<string, string> = {
 export const PATTERN_WORDS: Record<string, string> = {
   '^rediss?://': 'must be a redis:// or rediss:// URL',
   '^https?://': 'must be an http:// or https:// URL',
+  '^/': 'must be a URL path starting with "/"',
+  '^https?://[^/]+$': 'must be an origin as a browser sends it: scheme, host and port if any, no path (e.g. "https://app.example.com")',
 };
 
 /** Lists named after what they hold. */
@@ -426,6 +429,14 @@ function toSecurity(config: FileConfig, base: string): SecurityOptions {
   return security;
 }
 
+function toWebSocket(w: FileWebSocket): WebSocketOptions {
+  const options: WebSocketOptions = {};
+  if (w.path !== undefined) options.path = w.path;
+  if (w.allowed_origins !== undefined) options.allowedOrigins = w.allowed_origins;
+  if (w.per_message_deflate !== undefined) options.perMessageDeflate = w.per_message_deflate;
+  return options;
+}
+
 function toRateLimit(r: FileRateLimit): RateLimit {
   const limit: RateLimit = {};
   if (r.messages_per_second !== undefined) limit.messagesPerSecond = r.messages_per_second;
@@ -514,6 +525,7 @@ function toOptions(config: FileConfig, base: string, tls: Map<number, TlsListene
     broker.listeners = config.listeners.map((l, index) => ({
       name: l.name, host: l.host ?? '127.0.0.1', port: l.port, allowAnonymous: l.allow_anonymous,
       ...(tls.has(index) && { tls: tls.get(index)! }),
+      ...(l.websocket && { websocket: toWebSocket(l.websocket) }),
     }));
   }
   if (config.sys_interval !== undefined) broker.sysInterval = config.sys_interval;

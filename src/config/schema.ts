@@ -17,6 +17,15 @@ export const configSchema = {
           host: { type: 'string', minLength: 1 },
           port: { type: 'integer', minimum: 0, maximum: 65535 },
           allow_anonymous: { type: 'boolean' },
+          websocket: {
+            type: 'object',
+            additionalProperties: false,
+            properties: {
+              path: { type: 'string', pattern: '^/' },
+              allowed_origins: { type: 'array', minItems: 1, items: { type: 'string', pattern: '^https?://[^/]+$' } },
+              per_message_deflate: { type: 'boolean' },
+            },
+          },
           tls: {
             type: 'object',
             additionalProperties: false,
@@ -315,6 +324,12 @@ export interface FileBinding {
   groups?: string[];
 }
 
+export interface FileWebSocket {
+  path?: string;
+  allowed_origins?: string[];
+  per_message_deflate?: boolean;
+}
+
 export interface FileTls {
   cert_file: string;
   key_file: string;
@@ -324,7 +339,7 @@ export interface FileTls {
 }
 
 export interface FileConfig {
-  listeners?: Array<{ name?: string; host?: string; port: number; allow_anonymous?: boolean; tls?: FileTls }>;
+  listeners?: Array<{ name?: string; host?: string; port: number; allow_anonymous?: boolean; tls?: FileTls; websocket?: FileWebSocket }>;
   limits?: {
     max_packet_size?: number;
     max_connections?: number;

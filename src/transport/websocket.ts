@@ -1,0 +1,144 @@
+import http from 'node:http';
+import https from 'node:https';
+import type net from 'node:net';
+import { Duplex } from 'node:stream';
+import type tls from 'node:tls';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { CertificateIdentity } from '../broker/hooks.js';
+import type { TlsListenerOptions, WebSocketOptions } from '../broker/options.js';
+import { closeServer, listenOn } from './server.js';
+import { certificateIdentity } from './tls.js';
+
+export interface WebSocketListenerConfig {
+  host: string;
+  port: number;
+  websocket: WebSocketOptions;
+  /** `wss://` when given. */
+  tls?: TlsListenerOptions;
+  /** The largest WebSocket message accepted (the broker's maximum packet size): larger ones close the connection (1009). */
+  maxPayload: number;
+}
+
+export interface WebSocketPeer {
+  remoteAddress: string;
+  remotePort: number;
+  certificate?: CertificateIdentity;
+}
+
+/** Subprotocols a client may ask for, in order of preference: "mqtt" [MQTT-6.0.0-3], "mqttv3.1" for 3.1 clients. */
+const SUBPROTOCOLS = ['mqtt', 'mqttv3.1'];
+
+/**
+ * MQTT over WebSockets (section 6 of the specifications): an HTTP(S) server that upgrades requests for `path`
+ * from an allowed Origin and hands each connection on as a Duplex of the bytes in its binary frames. The broker
+ * sees a stream and a peer, as for TCP; nothing of WebSockets reaches it.
+ */
+export class WebSocketListener {
+  private readonly server: http.Server | https.Server;
+  private readonly wss: WebSocketServer;
+
+  constructor(
+    private readonly config: WebSocketListenerConfig,
+    onStream: (stream: Duplex, peer: WebSocketPeer) => void,
+    onHandshakeError: (err: Error, remoteAddress: string | undefined) => void,
+  ) {
+    const o = config.tls;
+    this.server = o === undefined ? http.createServer() : https.createServer({
+      cert: o.cert, key: o.key, ...(o.ca !== undefined && { ca: o.ca }),
+      requestCert: o.requireClientCertificate === true || o.requestClientCertificate === true,
+      rejectUnauthorized: o.requireClientCertificate === true,
+    });
+    this.server.on('connection', (socket: net.Socket) => socket.setNoDelay(true));
+    if (o !== undefined) {
+      this.server.on('tlsClientError', (err: Error, socket: tls.TLSSocket) => onHandshakeError(err, socket.remoteAddress));
+    }
+    // A plain HTTP request gets a short answer, never a page.
+    this.server.on('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
+      res.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket', connection: 'close' }).end('MQTT over WebSocket only\n');
+    });
+    this.wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: config.maxPayload,
+      perMessageDeflate: config.websocket.perMessageDeflate === true,
+      handleProtocols: (offered) => SUBPROTOCOLS.find((p) => offered.has(p)) ?? false,
+    });
+    this.server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+      socket.on('error', () => socket.destroy());
+      const refusal = this.refusal(req);
+      if (refusal !== undefined) {
+        socket.end(`HTTP/1.1 ${refusal}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+        return;
+      }
+      this.wss.handleUpgrade(req, socket, head, (ws) => {
+        const peer: WebSocketPeer = { remoteAddress: socket.remoteAddress ?? '', remotePort: socket.remotePort ?? 0 };
+        const certificate = o === undefined ? undefined : certificateIdentity(socket as tls.TLSSocket);
+        if (certificate) peer.certificate = certificate;
+        onStream(new WebSocketStream(ws), peer);
+      });
+    });
+  }
+
+  /** Why an upgrade request is refused (an HTTP status line), or undefined to accept it. */
+  private refusal(req: http.IncomingMessage): string | undefined {
+    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    if (path !== (this.config.websocket.path ?? '/mqtt')) return '404 Not Found';
+    const allowed = this.config.websocket.allowedOrigins;
+    // Browsers always send Origin; a client without one (a device, a script) is not a web page acting for a user.
+    const origin = req.headers.origin;
+    if (allowed !== undefined && origin !== undefined && !allowed.includes(origin)) return '403 Forbidden';
+    return undefined;
+  }
+
+  listen(name?: string): Promise<net.AddressInfo> {
+    return listenOn(this.server, this.config.port, this.config.host, name);
+  }
+
+  async close(): Promise<void> {
+    await closeServer(this.server);
+    this.wss.close();
+  }
+}
+
+/**
+ * The bytes of a WebSocket's binary messages as a stream, and what is written as binary messages. A text
+ * message closes the connection [MQTT-6.0.0-1]. Reading is paused at the WebSocket when the stream's buffer
+ * is full, so a client the broker stops reading is held back as a TCP one would be.
+ */
+class WebSocketStream extends Duplex {
+  constructor(private readonly ws: WebSocket) {
+    super({ allowHalfOpen: false });
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      if (!isBinary) {
+        ws.close(1003, 'MQTT is carried in binary frames');
+        this.destroy();
+        return;
+      }
+      if (!this.push(data)) ws.pause();
+    });
+    ws.once('close', () => {
+      this.push(null);
+      this.destroy();
+    });
+    ws.on('error', (err) => this.destroy(err));
+  }
+
+  override _read(): void {
+    if (this.ws.isPaused) this.ws.resume();
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, done: (err?: Error | null) => void): void {
+    this.ws.send(chunk, { binary: true }, done);
+  }
+
+  override _final(done: (err?: Error | null) => void): void {
+    this.ws.close(1000);
+    done();
+  }
+
+  override _destroy(err: Error | null, done: (err?: Error | null) => void): void {
+    // ws ends the socket itself if the peer does not answer the closing handshake.
+    if (this.ws.readyState === this.ws.OPEN) this.ws.close(1000);
+    else if (this.ws.readyState !== this.ws.CLOSED) this.ws.terminate();
+    done(err);
+  }
+}
