@@ -90,9 +90,9 @@ const UNMAPPED: Record<string, string> = {
   auth_plugin: 'Mosquitto plugins do not load in Moat; see its HTTP hook (authentication type http) or the library API',
   global_plugin: 'Mosquitto plugins do not load in Moat',
   auth_plugin_deny_special_chars: 'Mosquitto plugins do not load in Moat',
-  websockets_log_level: 'Moat has no WebSocket listener yet',
-  websockets_headers_size: 'Moat has no WebSocket listener yet',
-  http_dir: 'Moat has no WebSocket listener yet',
+  websockets_log_level: 'moat convert does not convert WebSocket listeners yet',
+  websockets_headers_size: 'moat convert does not convert WebSocket listeners yet',
+  http_dir: 'moat convert does not convert WebSocket listeners yet',
   bind_interface: 'Moat binds addresses, not interfaces; give the interface address in listener',
   mount_point: 'Moat has no mount points',
   max_qos: 'per listener in Mosquitto; Moat has one broker-wide capabilities.maximum_qos',
@@ -385,7 +385,7 @@ class Converter {
       const settings = l.dropped.length ? `, and with it ${l.dropped.map((d) => `${d.name} (${d.at})`).join(', ')}` : '';
       this.notConverted.push({
         index: first.index,
-        text: `${first.at}: ${l.line ? l.line.text : 'the default listener'} — protocol websockets (${l.websockets.at}): Moat has no WebSocket listener yet; this listener is left out${settings}`,
+        text: `${first.at}: ${l.line ? l.line.text : 'the default listener'} — protocol websockets (${l.websockets.at}): moat convert does not convert WebSocket listeners yet (write its websocket: map by hand, docs/configuration.md); this listener is left out${settings}`,
       });
     }
     return all.filter((l) => !l.websockets);
@@ -458,7 +458,7 @@ class Converter {
       this.renderTls(l, emit);
     }
     for (const l of [...this.explicit, this.defaultListener].filter((w) => w.websockets)) {
-      emit(`  # ${l.line ? `${l.line.text} (${l.line.at})` : 'the default listener'}, protocol websockets (${l.websockets!.at}): not converted, Moat has no WebSocket listener yet`);
+      emit(`  # ${l.line ? `${l.line.text} (${l.line.at})` : 'the default listener'}, protocol websockets (${l.websockets!.at}): not converted yet: write its websocket: map by hand (docs/configuration.md)`);
       emit(`  # - host: ${scalar(this.host(l))}`);
       emit(`  #   port: ${l.port}`);
     }

@@ -79,7 +79,7 @@ describe('moat convert: listeners', () => {
     const c = convert('listener 1883 127.0.0.1\nprotocol mqtt\nlistener 9001\nprotocol websockets\nhttp_dir /www\nmax_connections 7\n');
     assert.deepEqual(c.config.listeners, [{ host: '127.0.0.1', port: 1883, allow_anonymous: false }]);
     const why = comment(c, /mosquitto\.conf:3: listener 9001 — protocol websockets \(mosquitto\.conf:4\)/);
-    assert.match(why, /no WebSocket listener yet/);
+    assert.match(why, /does not convert WebSocket listeners yet/);
     assert.match(why, /http_dir \(mosquitto\.conf:5\), max_connections \(mosquitto\.conf:6\)/);
     assert.equal(c.config.limits?.max_connections, undefined, "the left-out listener's limit is not applied");
     comment(c, /^ {2}# {2}port: 9001$|^ {2}# - host: "::"$/);
