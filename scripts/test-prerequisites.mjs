@@ -21,6 +21,7 @@ export const PREREQUISITES = [
   { command: 'unshare', pkg: 'util-linux', why: 'full-disk tests' },
   { command: 'taskset', pkg: 'util-linux', why: 'benchmark harness' },
   { command: 'prlimit', pkg: 'util-linux', why: 'benchmark harness' },
+  { command: 'chromium', pkg: 'chromium', why: 'MQTT over WebSockets from a browser (driven by playwright-core)' },
 ];
 
 function onPath(command, searchPath = process.env.PATH ?? '') {
