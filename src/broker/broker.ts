@@ -11,6 +11,8 @@ import type { BrokerStore, RecoveredSession, SessionRecord, SubscriptionRecord }
 import { TcpListener } from '../transport/tcp.js';
 import { certificateIdentity, TlsListener } from '../transport/tls.js';
 import { WebSocketListener } from '../transport/websocket.js';
+import { readProxyHeader } from '../transport/proxy-protocol.js';
+import { AddressSet } from '../security/guard/addresses.js';
 import { Connection, type ListenerInfo, type PeerInfo } from './connection.js';
 import { Delivery } from './delivery.js';
 import { BANNED, SERVER_BUSY, composeHooks, type AuthenticateRequest, type AuthenticateResult, type BrokerHooks, type CertificateIdentity, type ClientInfo, type HandshakeFailure, type PublishAllowance, type PublishRequest } from './hooks.js';
@@ -68,7 +70,7 @@ interface RunningListener {
 
 /** A listener as planned: where, which transport, and what the broker tells hooks about it. */
 interface ListenerPlan {
-  opts: { host: string; port: number; tls?: TlsListenerOptions; websocket?: WebSocketOptions };
+  opts: { host: string; port: number; tls?: TlsListenerOptions; websocket?: WebSocketOptions; proxyProtocol?: boolean; trustedProxies?: string[] };
   info: ListenerInfo;
 }
 
@@ -252,7 +254,24 @@ export class Broker extends EventEmitter<BrokerEvents> {
         handshakeFailed,
       );
     }
+    if (opts.proxyProtocol) return this.proxiedTcp(opts, info);
     return new TcpListener(opts, (socket) => this.serveWhenRecovered(socket, () => this.acceptSocket(socket, info)));
+  }
+
+  /** Plain TCP behind a load balancer: the PROXY header names the client, whose address the broker then uses. */
+  private proxiedTcp(opts: ListenerPlan['opts'], info: ListenerInfo): TcpListener {
+    const trusted = opts.trustedProxies && new AddressSet(opts.trustedProxies);
+    return new TcpListener(opts, (socket) => {
+      if (trusted && !trusted.has(socket.remoteAddress ?? '')) {
+        this.logger.debug({ listener: info.name, remoteAddress: socket.remoteAddress }, 'connection refused: not from a trusted proxy');
+        socket.destroy();
+        return;
+      }
+      readProxyHeader(socket, this.limits.connectTimeout * 1000, (peer) => this.serveWhenRecovered(socket, () => {
+        this.accept(socket, info, peer);
+        socket.resume(); // left paused by readProxyHeader so nothing after the header was lost meanwhile
+      }), (why) => this.logger.debug({ listener: info.name, remoteAddress: socket.remoteAddress, reason: why }, 'connection refused: PROXY protocol'));
+    });
   }
 
   /**
@@ -309,7 +328,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
       this.logger.warn({ listener: name }, `listener ${name} takes anonymous WebSocket clients from any web page a browser on this machine visits; set websocket.allowed_origins`);
     }
     return {
-      opts: { host, port, ...(opts.tls && { tls: opts.tls }), ...(opts.websocket && { websocket: opts.websocket }) },
+      opts: {
+        host, port, ...(opts.tls && { tls: opts.tls }), ...(opts.websocket && { websocket: opts.websocket }),
+        ...(opts.proxyProtocol && { proxyProtocol: true }), ...(opts.trustedProxies && { trustedProxies: opts.trustedProxies }),
+      },
       info: { name, allowAnonymous: policy.allowAnonymous },
     };
   }

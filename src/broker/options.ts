@@ -21,6 +21,14 @@ export interface ListenerOptions {
   tls?: TlsListenerOptions;
   /** MQTT over WebSockets on this listener (browsers; usually port 8083, or 8084 with `tls`). */
   websocket?: WebSocketOptions;
+  /**
+   * Behind a load balancer (plain TCP listeners): every connection starts with a PROXY protocol header (v1 or v2)
+   * naming the client, whose address is then the client's everywhere (logs, audit, hooks, bans, limits). A
+   * connection without a valid one is closed.
+   */
+  proxyProtocol?: boolean;
+  /** Addresses and CIDR networks allowed to connect to a `proxyProtocol` listener (the balancers); absent: any. */
+  trustedProxies?: string[];
 }
 
 export interface WebSocketOptions {

@@ -174,8 +174,8 @@ async function runPrimary(
   config: LoadedConfig, workers: number, configFile: string | undefined, adjust: ((config: LoadedConfig) => void) | undefined,
 ): Promise<void> {
   const listeners = config.broker.listeners ?? [{ host: '127.0.0.1', port: 1883 }];
-  const tls = listeners.find((l) => l.tls !== undefined || l.websocket !== undefined);
-  if (tls) fail(`configuration error: listener ${tls.name ?? `${tls.host}:${tls.port}`}: TLS and WebSocket listeners are served with workers: 1 only`);
+  const tls = listeners.find((l) => l.tls !== undefined || l.websocket !== undefined || l.proxyProtocol === true);
+  if (tls) fail(`configuration error: listener ${tls.name ?? `${tls.host}:${tls.port}`}: TLS, WebSocket and PROXY protocol listeners are served with workers: 1 only`);
   const logger = createLogger(config.log.level, config.log.format);
   let lock: { release(): Promise<void> | void } | undefined;
   const primary = new Primary({

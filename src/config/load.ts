@@ -82,6 +82,7 @@ export function parseConfig(text: string, file: string): LoadedConfig {
   checkRoleReferences(data, located);
   checkAuthentication(data, located);
   checkGuard(data, located);
+  checkProxyListeners(data, located);
   checkWorkers(data, located);
   const base = path.dirname(path.resolve(file));
   checkSecurityFiles(data, base, located);
@@ -122,11 +123,25 @@ function yamlProblem(error: YAMLError, text: string): string {
 /** Multi-core mode hands plain TCP sockets between processes; a TLS session or a WebSocket cannot follow. */
 function checkWorkers(config: FileConfig, located: (path: string[], problem: string) => ConfigError): void {
   if (workerCount(config.workers) === 1) return;
-  const index = (config.listeners ?? []).findIndex((l) => l.tls !== undefined || l.websocket !== undefined);
+  const index = (config.listeners ?? []).findIndex((l) => l.tls !== undefined || l.websocket !== undefined || l.proxy_protocol === true);
   if (index !== -1) {
-    const key = config.listeners![index]!.tls !== undefined ? 'tls' : 'websocket';
-    throw located(['listeners', String(index), key], `${key === 'tls' ? 'TLS' : 'WebSocket'} listeners are served with workers: 1 only (multi-core mode hands plain TCP sockets to its workers)`);
+    const l = config.listeners![index]!;
+    const [key, what] = l.tls !== undefined ? ['tls', 'TLS'] : l.websocket !== undefined ? ['websocket', 'WebSocket'] : ['proxy_protocol', 'PROXY protocol'];
+    throw located(['listeners', String(index), key], `${what} listeners are served with workers: 1 only (multi-core mode hands plain TCP sockets to its workers)`);
   }
+}
+
+/** The PROXY protocol is read on plain TCP listeners (so far); trusted proxies are addresses or networks that parse. */
+function checkProxyListeners(config: FileConfig, located: (path: string[], problem: string) => ConfigError): void {
+  (config.listeners ?? []).forEach((l, i) => {
+    if (l.proxy_protocol && (l.tls !== undefined || l.websocket !== undefined)) {
+      throw located(['listeners', String(i), 'proxy_protocol'], 'the PROXY protocol is read on plain TCP listeners only (not yet with tls or websocket)');
+    }
+    if (l.trusted_proxies && !l.proxy_protocol) throw located(['listeners', String(i), 'trusted_proxies'], 'only means something with proxy_protocol: true');
+    l.trusted_proxies?.forEach((entry, j) => {
+      if (!isAddressOrNetwork(entry)) throw located(['listeners', String(i), 'trusted_proxies', String(j)], `"${entry}" is not an IP address or a network in CIDR notation (e.g. 10.0.0.0/8)`);
+    });
+  });
 }
 
 function workerCount(workers: number | 'auto' | undefined): number {
@@ -526,6 +541,7 @@ function toOptions(config: FileConfig, base: string, tls: Map<number, TlsListene
       name: l.name, host: l.host ?? '127.0.0.1', port: l.port, allowAnonymous: l.allow_anonymous,
       ...(tls.has(index) && { tls: tls.get(index)! }),
       ...(l.websocket && { websocket: toWebSocket(l.websocket) }),
+      ...(l.proxy_protocol && { proxyProtocol: true }), ...(l.trusted_proxies && { trustedProxies: l.trusted_proxies }),
     }));
   }
   if (config.sys_interval !== undefined) broker.sysInterval = config.sys_interval;

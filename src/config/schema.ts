@@ -17,6 +17,8 @@ export const configSchema = {
           host: { type: 'string', minLength: 1 },
           port: { type: 'integer', minimum: 0, maximum: 65535 },
           allow_anonymous: { type: 'boolean' },
+          proxy_protocol: { type: 'boolean' },
+          trusted_proxies: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } },
           websocket: {
             type: 'object',
             additionalProperties: false,
@@ -339,7 +341,10 @@ export interface FileTls {
 }
 
 export interface FileConfig {
-  listeners?: Array<{ name?: string; host?: string; port: number; allow_anonymous?: boolean; tls?: FileTls; websocket?: FileWebSocket }>;
+  listeners?: Array<{
+    name?: string; host?: string; port: number; allow_anonymous?: boolean; tls?: FileTls; websocket?: FileWebSocket;
+    proxy_protocol?: boolean; trusted_proxies?: string[];
+  }>;
   limits?: {
     max_packet_size?: number;
     max_connections?: number;
