@@ -242,7 +242,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
       this.handshakeFailed({ listener: info.name, remoteAddress, reason: err.message });
     if (opts.websocket !== undefined) {
       return new WebSocketListener(
-        { host: opts.host, port: opts.port, websocket: opts.websocket, maxPayload: this.limits.maxPacketSize, ...(opts.tls && { tls: opts.tls }) },
+        {
+          host: opts.host, port: opts.port, websocket: opts.websocket, maxPayload: this.limits.maxPacketSize, ...(opts.tls && { tls: opts.tls }),
+          ...(opts.trustedProxies && { trustedProxy: trustedBy(opts.trustedProxies) }),
+        },
         (stream, peer) => this.serveWhenRecovered(stream, () => this.accept(stream, info, peer)),
         handshakeFailed,
       );
@@ -260,9 +263,9 @@ export class Broker extends EventEmitter<BrokerEvents> {
 
   /** Plain TCP behind a load balancer: the PROXY header names the client, whose address the broker then uses. */
   private proxiedTcp(opts: ListenerPlan['opts'], info: ListenerInfo): TcpListener {
-    const trusted = opts.trustedProxies && new AddressSet(opts.trustedProxies);
+    const trusted = opts.trustedProxies && trustedBy(opts.trustedProxies);
     return new TcpListener(opts, (socket) => {
-      if (trusted && !trusted.has(socket.remoteAddress ?? '')) {
+      if (trusted && !trusted(socket.remoteAddress ?? '')) {
         this.logger.debug({ listener: info.name, remoteAddress: socket.remoteAddress }, 'connection refused: not from a trusted proxy');
         socket.destroy();
         return;
@@ -963,6 +966,12 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.sessionCaps.track(session, owner);
     return true;
   }
+}
+
+/** A predicate for the addresses and networks of `trusted_proxies`. */
+function trustedBy(entries: string[]): (address: string) => boolean {
+  const set = new AddressSet(entries);
+  return (address) => set.has(address);
 }
 
 /** Who a connection's stored session counts against: the user authentication proved (else the CONNECT one), and its address. */

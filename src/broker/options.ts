@@ -27,7 +27,10 @@ export interface ListenerOptions {
    * connection without a valid one is closed.
    */
   proxyProtocol?: boolean;
-  /** Addresses and CIDR networks allowed to connect to a `proxyProtocol` listener (the balancers); absent: any. */
+  /**
+   * With `proxyProtocol`: the addresses and CIDR networks allowed to connect (the balancers); absent: any. On a
+   * WebSocket listener: the reverse proxies whose `Forwarded` / `X-Forwarded-For` name the client.
+   */
   trustedProxies?: string[];
 }
 

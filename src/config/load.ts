@@ -137,7 +137,9 @@ function checkProxyListeners(config: FileConfig, located: (path: string[], probl
     if (l.proxy_protocol && (l.tls !== undefined || l.websocket !== undefined)) {
       throw located(['listeners', String(i), 'proxy_protocol'], 'the PROXY protocol is read on plain TCP listeners only (not yet with tls or websocket)');
     }
-    if (l.trusted_proxies && !l.proxy_protocol) throw located(['listeners', String(i), 'trusted_proxies'], 'only means something with proxy_protocol: true');
+    if (l.trusted_proxies && !l.proxy_protocol && l.websocket === undefined) {
+      throw located(['listeners', String(i), 'trusted_proxies'], 'only means something with proxy_protocol: true or on a websocket listener');
+    }
     l.trusted_proxies?.forEach((entry, j) => {
       if (!isAddressOrNetwork(entry)) throw located(['listeners', String(i), 'trusted_proxies', String(j)], `"${entry}" is not an IP address or a network in CIDR notation (e.g. 10.0.0.0/8)`);
     });

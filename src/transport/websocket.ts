@@ -1,6 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
-import type net from 'node:net';
+import net from 'node:net';
 import { Duplex } from 'node:stream';
 import type tls from 'node:tls';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -17,6 +17,8 @@ export interface WebSocketListenerConfig {
   tls?: TlsListenerOptions;
   /** The largest WebSocket message accepted (the broker's maximum packet size): larger ones close the connection (1009). */
   maxPayload: number;
+  /** Reverse proxies whose `Forwarded` / `X-Forwarded-For` headers are believed (the client's address is taken from them). */
+  trustedProxy?: (address: string) => boolean;
 }
 
 export interface WebSocketPeer {
@@ -71,6 +73,11 @@ export class WebSocketListener {
       }
       this.wss.handleUpgrade(req, socket, head, (ws) => {
         const peer: WebSocketPeer = { remoteAddress: socket.remoteAddress ?? '', remotePort: socket.remotePort ?? 0 };
+        const trusted = this.config.trustedProxy;
+        if (trusted && trusted(peer.remoteAddress)) {
+          const forwarded = forwardedClient(req, trusted);
+          if (forwarded !== undefined) peer.remoteAddress = forwarded;
+        }
         const certificate = o === undefined ? undefined : certificateIdentity(socket as tls.TLSSocket);
         if (certificate) peer.certificate = certificate;
         onStream(new WebSocketStream(ws), peer);
@@ -97,6 +104,38 @@ export class WebSocketListener {
     await closeServer(this.server);
     this.wss.close();
   }
+}
+
+/**
+ * The client's address as a trusted reverse proxy reports it: `Forwarded` (RFC 7239) if present, else
+ * `X-Forwarded-For`, read from the right (the nearest proxy's entry first) past every trusted proxy; undefined
+ * if the headers name no valid address.
+ */
+export function forwardedClient(req: http.IncomingMessage, trusted: (address: string) => boolean): string | undefined {
+  const header = (name: string): string => {
+    const value = req.headers[name];
+    return Array.isArray(value) ? value.join(',') : value ?? '';
+  };
+  const forwarded = header('forwarded');
+  const chain = forwarded !== ''
+    ? forwarded.split(',').map((element) => /(?:^|;)\s*for=("?)([^;",]*)\1/i.exec(element.trim())?.[2] ?? '')
+    : header('x-forwarded-for').split(',');
+  const addresses = chain.map(bareAddress);
+  for (let i = addresses.length - 1; i >= 0; i--) {
+    const address = addresses[i]!;
+    if (net.isIP(address) === 0) return undefined; // a hop we cannot read: stop trusting the rest
+    if (i === 0 || !trusted(address)) return address;
+  }
+  return undefined;
+}
+
+/** "[2001:db8::1]:4711" → "2001:db8::1", "192.0.2.60:8080" → "192.0.2.60". */
+function bareAddress(entry: string): string {
+  const text = entry.trim();
+  const bracketed = /^\[([^\]]+)\](?::\d+)?$/.exec(text);
+  if (bracketed) return bracketed[1]!;
+  const withPort = /^(\d{1,3}(?:\.\d{1,3}){3}):\d+$/.exec(text);
+  return withPort ? withPort[1]! : text;
 }
 
 /**

@@ -57,18 +57,20 @@ describe('MQTT over WebSockets', () => {
   let ws: number;
   let wss: number;
   let guarded: number;
+  let proxied: number;
   before(async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'moat-ws-'));
     pki = makePki();
     const entry = formatEntry(await createEntry('alice', Buffer.from('alice-password'), { logN: 10, r: 8, p: 1 }));
     writeFileSync(path.join(dir, 'users.pw'), `${entry}\n`);
-    [tcp, ws, wss, guarded] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    [tcp, ws, wss, guarded, proxied] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
     writeFileSync(path.join(dir, 'moat.yaml'), [
       'listeners:',
       `  - { port: ${tcp}, host: 127.0.0.1 }`,
       `  - { port: ${ws}, host: 127.0.0.1, websocket: {} }`,
       `  - { port: ${wss}, host: 127.0.0.1, websocket: { path: /secure }, tls: { cert_file: ${pki.serverCertFile}, key_file: ${pki.serverKeyFile} } }`,
       `  - { port: ${guarded}, host: 127.0.0.1, allow_anonymous: false, websocket: { allowed_origins: ["https://app.example.com"] } }`,
+      `  - { port: ${proxied}, host: 127.0.0.1, websocket: {}, trusted_proxies: [127.0.0.0/8] }`,
       'authentication:\n  - type: password_file\n    path: users.pw',
       'log:\n  format: json',
       'store:\n  type: memory',
@@ -161,6 +163,28 @@ describe('MQTT over WebSockets', () => {
     assert.equal(await raw.closed, 1009);
     await other.publishAsync('still/here', 'yes', { qos: 1 });
     await other.endAsync();
+  });
+
+  it('behind a trusted reverse proxy the client is the one Forwarded / X-Forwarded-For names; elsewhere the headers are ignored', async () => {
+    const login = (clientId: string) => rawConnect({ clientId, username: 'alice', password: [...Buffer.from('alice-password')] });
+    const cases: Array<[number, Record<string, string>, string]> = [
+      [proxied, { 'X-Forwarded-For': '203.0.113.5' }, 'xff'],
+      [proxied, { 'X-Forwarded-For': '198.51.100.1, 127.0.0.9' }, 'xff-chain'],
+      [proxied, { Forwarded: 'for="[2001:db8::7]:4711";proto=https' }, 'forwarded'],
+      [ws, { 'X-Forwarded-For': '203.0.113.5' }, 'untrusted-listener'],
+    ];
+    for (const [port, headers, clientId] of cases) {
+      const raw = await rawSocket(`ws://127.0.0.1:${port}/mqtt`, ['mqtt'], headers);
+      raw.ws.send(login(clientId));
+      await waitFor(() => raw.packets.length === 1, 5000, `CONNACK for ${clientId}`);
+      raw.ws.close();
+    }
+    const address = (clientId: string): unknown => proc.stdout.split('\n').filter((l) => l.includes('"client connected"'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.clientId === clientId)?.remoteAddress;
+    assert.equal(address('xff'), '203.0.113.5');
+    assert.equal(address('xff-chain'), '198.51.100.1', 'read from the right, past the trusted proxies');
+    assert.equal(address('forwarded'), '2001:db8::7');
+    assert.equal(address('untrusted-listener'), '127.0.0.1', 'a listener without trusted_proxies believes no header');
   });
 });
 
