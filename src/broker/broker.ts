@@ -111,6 +111,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
   private readonly peers: PeerRouting | undefined;
   readonly assignClientId: ClientIdAssigner | undefined;
   private planned: ListenerPlan[] = [];
+  /** Open connections of each listener with its own `maxConnections`. */
+  private readonly openByListener = new Map<string, number>();
   private readingHeld = false;
   private toFlush: Connection[] = [];
   private flushScheduled = false;
@@ -335,7 +337,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
         host, port, ...(opts.tls && { tls: opts.tls }), ...(opts.websocket && { websocket: opts.websocket }),
         ...(opts.proxyProtocol && { proxyProtocol: true }), ...(opts.trustedProxies && { trustedProxies: opts.trustedProxies }),
       },
-      info: { name, allowAnonymous: policy.allowAnonymous },
+      info: { name, allowAnonymous: policy.allowAnonymous, ...(opts.maxConnections !== undefined && { maxConnections: opts.maxConnections }) },
     };
   }
 
@@ -348,6 +350,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
       stream.destroy();
       return;
     }
+    if (listener.maxConnections !== undefined && !this.listenerHasRoom(listener, stream)) {
+      stream.destroy();
+      return;
+    }
     if (this.hooks.acceptConnection && !this.acceptConnection(peer, listener.name, stream)) {
       stream.destroy();
       return;
@@ -357,6 +363,18 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (this.readingHeld) conn.holdForPeers(true);
     this.stats.totalConnections++;
     if (this.closing) conn.close('server shutting down', { publishWill: false });
+  }
+
+  /** Counts a connection against its listener's own cap, until its stream closes; false at the cap. */
+  private listenerHasRoom(listener: ListenerInfo, stream: Duplex): boolean {
+    const open = this.openByListener.get(listener.name) ?? 0;
+    if (open >= listener.maxConnections!) {
+      this.logger.debug({ listener: listener.name, open }, 'connection closed: the listener\'s max_connections reached');
+      return false;
+    }
+    this.openByListener.set(listener.name, open + 1);
+    stream.once('close', () => this.openByListener.set(listener.name, (this.openByListener.get(listener.name) ?? 1) - 1));
+    return true;
   }
 
   /**

@@ -22,6 +22,8 @@ function outgoingProperties(message: Message): Properties | undefined {
 export interface ListenerInfo {
   readonly name: string;
   readonly allowAnonymous: boolean;
+  /** Connections open at once on this listener; more are closed as they arrive (absent: only the broker's limit). */
+  readonly maxConnections?: number;
 }
 
 export interface PeerInfo {

@@ -17,6 +17,8 @@ export interface ListenerOptions {
    * authentication refuses to start unless this is set to true explicitly.
    */
   allowAnonymous?: boolean;
+  /** Connections open at once on this listener (Mosquitto's per-listener max_connections); more are closed as they arrive. */
+  maxConnections?: number;
   /** MQTT over TLS on this listener (usually port 8883); with `websocket`, `wss://`. */
   tls?: TlsListenerOptions;
   /** MQTT over WebSockets on this listener (browsers; usually port 8083, or 8084 with `tls`). */

@@ -544,6 +544,7 @@ function toOptions(config: FileConfig, base: string, tls: Map<number, TlsListene
       ...(tls.has(index) && { tls: tls.get(index)! }),
       ...(l.websocket && { websocket: toWebSocket(l.websocket) }),
       ...(l.proxy_protocol && { proxyProtocol: true }), ...(l.trusted_proxies && { trustedProxies: l.trusted_proxies }),
+      ...(l.max_connections !== undefined && { maxConnections: l.max_connections }),
     }));
   }
   if (config.sys_interval !== undefined) broker.sysInterval = config.sys_interval;

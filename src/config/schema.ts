@@ -18,6 +18,7 @@ export const configSchema = {
           port: { type: 'integer', minimum: 0, maximum: 65535 },
           allow_anonymous: { type: 'boolean' },
           proxy_protocol: { type: 'boolean' },
+          max_connections: { type: 'integer', minimum: 1 },
           trusted_proxies: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } },
           websocket: {
             type: 'object',
@@ -343,7 +344,7 @@ export interface FileTls {
 export interface FileConfig {
   listeners?: Array<{
     name?: string; host?: string; port: number; allow_anonymous?: boolean; tls?: FileTls; websocket?: FileWebSocket;
-    proxy_protocol?: boolean; trusted_proxies?: string[];
+    proxy_protocol?: boolean; trusted_proxies?: string[]; max_connections?: number;
   }>;
   limits?: {
     max_packet_size?: number;
