@@ -185,6 +185,19 @@ export class Broker extends EventEmitter<BrokerEvents> {
     }
   }
 
+  /**
+   * New TLS certificate, key and CA for the listener at `index` of the options (a reload): handshakes from now on
+   * use them, connections already open are untouched. False if that listener is not a running TLS one.
+   */
+  updateTls(index: number, tls: TlsListenerOptions): boolean {
+    const plan = this.planned[index];
+    const running = plan && this.running.find((l) => l.info === plan.info);
+    if (!running || plan.opts.tls === undefined || running.transport instanceof TcpListener) return false;
+    running.transport.updateCredentials(tls);
+    plan.opts.tls = { ...plan.opts.tls, ...tls };
+    return true;
+  }
+
   get isClosing(): boolean {
     return this.closing;
   }

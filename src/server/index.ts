@@ -45,7 +45,7 @@ export interface MoatServer {
   /**
    * Reads the configuration file again and applies what can change while the broker runs: authentication,
    * users, groups, roles and ACL files (connected clients follow at once), the audit file, limits (for new
-   * connections and messages) and the log level. Listeners, store, capabilities, workers, sys_interval and
+   * connections and messages), TLS certificates (for new handshakes) and the log level. Listeners, store, capabilities, workers, sys_interval and
    * the log format need a restart; they are named in the result. A file with an error changes nothing.
    */
   reload(): ReloadResult;
@@ -62,7 +62,10 @@ class SwitchableAudit implements AuditLog {
 
 /** Sections a reload cannot apply, with how to read each from a configuration. */
 const RESTART_SECTIONS: Record<string, (c: LoadedConfig) => unknown> = {
-  listeners: (c) => c.broker.listeners,
+  // Certificates, keys and CAs are reloaded in place (tlsCredentials); the rest of a listener needs a restart.
+  listeners: (c) => c.broker.listeners?.map(({ tls, ...listener }) => ({
+    ...listener, ...(tls && { tls: { request: tls.requestClientCertificate, require: tls.requireClientCertificate } }),
+  })),
   store: (c) => c.store,
   capabilities: (c) => c.broker.capabilities,
   sys_interval: (c) => c.broker.sysInterval,
@@ -161,6 +164,12 @@ export function createServer(options: ServerOptions = {}): MoatServer {
       auditSink = nextSink;
       audit.target = nextSink.audit;
       applied.push('audit');
+    }
+    // New certificates for TLS listeners that are otherwise unchanged: in force for the next handshakes.
+    if (!restartNeeded.includes('listeners')) {
+      const renewed = (next.broker.listeners ?? []).flatMap((listener, index) =>
+        listener.tls && !same(config.broker.listeners?.[index]?.tls, listener.tls) && broker.updateTls(index, listener.tls) ? [index] : []);
+      if (renewed.length > 0) applied.push('tls certificates');
     }
     if (!same(config.broker.limits, next.broker.limits)) {
       broker.updateLimits(next.broker.limits ?? {});

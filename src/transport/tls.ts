@@ -59,10 +59,20 @@ export class TlsListener {
     return listenOn(this.server, this.config.port, this.config.host, name);
   }
 
+  /** New certificate, key and CA for the handshakes from now on; connections already open keep theirs. */
+  updateCredentials(tls: TlsListenerOptions): void {
+    this.server.setSecureContext(credentials(tls));
+  }
+
   /** Stops accepting; resolves once the server is closed (open sockets are the broker's to end). */
   close(): Promise<void> {
     return closeServer(this.server);
   }
+}
+
+/** What `setSecureContext` takes from a listener's TLS options. */
+export function credentials(o: TlsListenerOptions): tls.SecureContextOptions {
+  return { cert: o.cert, key: o.key, ...(o.ca !== undefined && { ca: o.ca }) };
 }
 
 /** The address of the TCP socket under a TLS one (Node keeps it as `_parent`; best effort, for logs and the audit trail). */

@@ -7,7 +7,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { CertificateIdentity } from '../broker/hooks.js';
 import type { TlsListenerOptions, WebSocketOptions } from '../broker/options.js';
 import { closeServer, listenOn } from './server.js';
-import { certificateIdentity } from './tls.js';
+import { certificateIdentity, credentials } from './tls.js';
 
 export interface WebSocketListenerConfig {
   host: string;
@@ -103,6 +103,11 @@ export class WebSocketListener {
   async close(): Promise<void> {
     await closeServer(this.server);
     this.wss.close();
+  }
+
+  /** wss: new certificate, key and CA for the handshakes from now on. */
+  updateCredentials(tls: TlsListenerOptions): void {
+    if (this.server instanceof https.Server) this.server.setSecureContext(credentials(tls));
   }
 }
 
