@@ -61,6 +61,12 @@ export interface TlsListenerOptions {
   requestClientCertificate?: boolean;
   /** Refuse, at the handshake, clients without a verified certificate (mutual TLS). Implies requestClientCertificate. */
   requireClientCertificate?: boolean;
+  /** The passphrase of an encrypted `key`. */
+  passphrase?: string;
+  /** The oldest TLS version accepted (default TLS 1.2). */
+  minVersion?: 'TLSv1.2' | 'TLSv1.3';
+  /** OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are OpenSSL's defaults); default Node's. */
+  ciphers?: string;
 }
 
 export type QueueOverflowPolicy = 'drop_new' | 'drop_oldest';

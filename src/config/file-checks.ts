@@ -95,10 +95,19 @@ export function readTlsFiles(config: FileConfig, base: string, located: Locate):
       throw located(at('cert_file'), `${notACertificate(certFile, certPem, 'a certificate')}${swapped ? ': are cert_file and key_file swapped?' : ''}`);
     }
     let privateKey: KeyObject;
+    // The passphrase of an encrypted key is kept in a file of its own (readable by the broker only), never in the YAML.
+    const passphraseFile = t.key_passphrase_file !== undefined ? path.resolve(base, t.key_passphrase_file) : undefined;
+    const passphrase = passphraseFile !== undefined ? readAt(located, at('key_passphrase_file'), passphraseFile).toString('utf8').replace(/\r?\n$/, '') : undefined;
     if (PEM_ENCRYPTED.test(keyPem)) {
-      throw located(at('key_file'), `${keyFile} is encrypted with a passphrase; Moat needs the key unencrypted (openssl pkey -in ${path.basename(keyFile)} -out <new file>)`);
-    }
-    try {
+      if (passphrase === undefined) {
+        throw located(at('key_file'), `${keyFile} is encrypted with a passphrase: give it in a file named by key_passphrase_file, or decrypt the key (openssl pkey -in ${path.basename(keyFile)} -out <new file>)`);
+      }
+      try {
+        privateKey = createPrivateKey({ key, passphrase });
+      } catch {
+        throw located(at('key_passphrase_file'), `the passphrase in ${passphraseFile} does not decrypt ${keyFile}`);
+      }
+    } else try {
       privateKey = createPrivateKey(key);
     } catch {
       const what = !PEM_PRIVATE_KEY.test(keyPem) && (certificates(keyPem)?.length ?? 0) > 0 ? 'a certificate, not a private key (PEM)' : 'not a private key (PEM)';
@@ -113,9 +122,19 @@ export function readTlsFiles(config: FileConfig, base: string, located: Locate):
     }
     const options: TlsListenerOptions = { cert, key };
     if (ca !== undefined) options.ca = ca;
+    if (passphrase !== undefined) options.passphrase = passphrase;
+    if (t.min_version !== undefined) options.minVersion = t.min_version;
+    if (t.ciphers !== undefined) {
+      try {
+        createSecureContext({ ciphers: t.ciphers });
+      } catch (err) {
+        throw located(at('ciphers'), `"${t.ciphers}" is not a cipher list OpenSSL accepts: ${opensslWords(err)}`);
+      }
+      options.ciphers = t.ciphers;
+    }
     // What node:tls itself says of them (a key too weak for OpenSSL's security level, …), at the listener's tls key.
     try {
-      createSecureContext({ cert, key, ...(ca !== undefined && { ca }) });
+      createSecureContext({ cert, key, ...(ca !== undefined && { ca }), ...(passphrase !== undefined && { passphrase }) });
     } catch (err) {
       throw located(['listeners', String(index), 'tls'], `${certFile} and ${keyFile} cannot be used for TLS: ${opensslWords(err)}`);
     }

@@ -36,7 +36,10 @@ export const configSchema = {
             properties: {
               cert_file: { type: 'string', minLength: 1 },
               key_file: { type: 'string', minLength: 1 },
+              key_passphrase_file: { type: 'string', minLength: 1 },
               ca_file: { type: 'string', minLength: 1 },
+              min_version: { enum: ['TLSv1.2', 'TLSv1.3'] },
+              ciphers: { type: 'string', minLength: 1 },
               request_client_certificate: { type: 'boolean' },
               require_client_certificate: { type: 'boolean' },
             },
@@ -336,7 +339,10 @@ export interface FileWebSocket {
 export interface FileTls {
   cert_file: string;
   key_file: string;
+  key_passphrase_file?: string;
   ca_file?: string;
+  min_version?: 'TLSv1.2' | 'TLSv1.3';
+  ciphers?: string;
   request_client_certificate?: boolean;
   require_client_certificate?: boolean;
 }

@@ -26,9 +26,8 @@ export class TlsListener {
     const o = config.tls;
     const request = o.requireClientCertificate === true || o.requestClientCertificate === true;
     this.server = tls.createServer({
-      cert: o.cert,
-      key: o.key,
-      ...(o.ca !== undefined && { ca: o.ca }),
+      ...credentials(o),
+      ...protocolOptions(o),
       requestCert: request,
       // With a certificate only requested, one that does not verify still ends the handshake:
       // `certificate` in the hooks is always a verified one. Without a certificate the client goes on.
@@ -72,7 +71,12 @@ export class TlsListener {
 
 /** What `setSecureContext` takes from a listener's TLS options. */
 export function credentials(o: TlsListenerOptions): tls.SecureContextOptions {
-  return { cert: o.cert, key: o.key, ...(o.ca !== undefined && { ca: o.ca }) };
+  return { cert: o.cert, key: o.key, ...(o.ca !== undefined && { ca: o.ca }), ...(o.passphrase !== undefined && { passphrase: o.passphrase }), ...protocolOptions(o) };
+}
+
+/** The protocol versions and ciphers a listener accepts. */
+export function protocolOptions(o: TlsListenerOptions): tls.SecureContextOptions {
+  return { minVersion: o.minVersion ?? 'TLSv1.2', ...(o.ciphers !== undefined && { ciphers: o.ciphers }) };
 }
 
 /** The address of the TCP socket under a TLS one (Node keeps it as `_parent`; best effort, for logs and the audit trail). */

@@ -46,7 +46,7 @@ export class WebSocketListener {
   ) {
     const o = config.tls;
     this.server = o === undefined ? http.createServer() : https.createServer({
-      cert: o.cert, key: o.key, ...(o.ca !== undefined && { ca: o.ca }),
+      ...credentials(o),
       requestCert: o.requireClientCertificate === true || o.requestClientCertificate === true,
       rejectUnauthorized: o.requireClientCertificate === true,
     });

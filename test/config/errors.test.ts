@@ -275,10 +275,22 @@ describe('config errors: the files the configuration names are checked at load t
         'listeners.1.tls.cert_file', `${pki.serverKeyFile} holds a private key, not a certificate (PEM): are cert_file and key_file swapped?`);
     });
 
-    it('a key encrypted with a passphrase', () => {
+    it('a key encrypted with a passphrase: without the passphrase file, with a wrong one, with the right one', () => {
       const encrypted = path.join(dir, 'encrypted.key');
       assertError(() => parseConfig(tlsYaml({ cert_file: pki.serverCertFile, key_file: encrypted }), file), file, 6,
-        'listeners.1.tls.key_file', `${encrypted} is encrypted with a passphrase; Moat needs the key unencrypted (openssl pkey -in encrypted.key -out <new file>)`);
+        'listeners.1.tls.key_file', `${encrypted} is encrypted with a passphrase: give it in a file named by key_passphrase_file, or decrypt the key (openssl pkey -in encrypted.key -out <new file>)`);
+      writeFileSync(path.join(dir, 'wrong.pass'), 'not-it\n');
+      writeFileSync(path.join(dir, 'right.pass'), 'secret\n');
+      assertError(() => parseConfig(tlsYaml({ cert_file: pki.serverCertFile, key_file: encrypted, key_passphrase_file: 'wrong.pass' }), file), file, 7,
+        'listeners.1.tls.key_passphrase_file', `the passphrase in ${dir}/wrong.pass does not decrypt ${encrypted}`);
+      const loaded = parseConfig(tlsYaml({ cert_file: pki.serverCertFile, key_file: encrypted, key_passphrase_file: 'right.pass' }), file);
+      assert.equal(loaded.broker.listeners![1]!.tls!.passphrase, 'secret', 'the final newline of the file is not part of it');
+    });
+
+    it('a cipher list OpenSSL does not know', () => {
+      const err = configError(() => parseConfig(tlsYaml({ cert_file: pki.serverCertFile, key_file: pki.serverKeyFile, ciphers: 'NO-SUCH-CIPHER' }), file));
+      assert.deepEqual([err.line, err.key], [7, 'listeners.1.tls.ciphers']);
+      assert.match(err.problem, /^"NO-SUCH-CIPHER" is not a cipher list OpenSSL accepts/);
     });
 
     it('a CA file that is not a certificate, or holds a key', () => {

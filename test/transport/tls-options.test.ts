@@ -8,9 +8,10 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import mqtt from 'mqtt';
 import { makePki, type TestPki } from '../../bench/lib/pki.js';
-import { freePort, killAll, spawnProc, type Proc } from '../helpers/process.js';
+import { execFileSync } from 'node:child_process';
+import { freePort, killAll, run, spawnProc, type Proc } from '../helpers/process.js';
 
-/** New TLS certificates without a restart: SIGHUP re-reads them; open connections keep theirs (a real `moat` process). */
+/** New TLS certificates without a restart, and the listener's TLS options (real `moat` processes, MQTT.js and mosquitto_pub). */
 
 const MOAT = path.join(fileURLToPath(new URL('../../../', import.meta.url)), 'dist', 'src', 'cli', 'moat.js');
 
@@ -64,5 +65,34 @@ describe('TLS certificate reload', () => {
     assert.equal(await got, 'across the reload');
     await before.endAsync();
     await after.endAsync();
+  });
+});
+
+describe('TLS listener options', () => {
+  it('an encrypted key with its passphrase file, and min_version TLSv1.3 refusing a TLS 1.2 client', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'moat-tls-options-'));
+    try {
+      const pki = makePki();
+      execFileSync('openssl', ['pkey', '-in', pki.serverKeyFile, '-aes256', '-passout', 'pass:s3cret', '-out', path.join(dir, 'server.key')], { stdio: 'pipe' });
+      writeFileSync(path.join(dir, 'passphrase'), 's3cret\n');
+      const port = await freePort();
+      writeFileSync(path.join(dir, 'moat.yaml'), [
+        'listeners:',
+        `  - { port: ${port}, host: 127.0.0.1, tls: { cert_file: ${pki.serverCertFile}, key_file: server.key, key_passphrase_file: passphrase, min_version: TLSv1.3 } }`,
+        'log:\n  format: json\nstore:\n  type: memory\n',
+      ].join('\n'));
+      const proc = spawnProc(process.execPath, [MOAT, '-c', 'moat.yaml'], { cwd: dir, limitMs: 60_000 });
+      await proc.waitStdout((out) => out.includes('"moat started"'), 15_000, 'moat started');
+      const pub = await run('mosquitto_pub', ['-p', String(port), '--cafile', pki.caFile, '-t', 'tls/options', '-m', 'hi', '-q', '1']);
+      assert.equal(pub.code, 0, pub.stderr);
+      await assert.rejects(new Promise((resolve, reject) => {
+        const socket = tls.connect({ host: '127.0.0.1', port, ca: pki.ca, servername: 'localhost', maxVersion: 'TLSv1.2' }, () => resolve(socket));
+        socket.once('error', reject);
+      }), /protocol version|alert/i, 'a TLS 1.2 client is refused at the handshake');
+      proc.kill('SIGTERM');
+      await proc.waitExit(10_000);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
