@@ -341,6 +341,9 @@ export class Broker extends EventEmitter<BrokerEvents> {
       name, host, allowAnonymous: opts.allowAnonymous, authenticationConfigured: this.hooks.authenticate !== undefined,
     });
     if (policy.warning) this.logger.warn({ listener: name }, policy.warning);
+    if (opts.proxyProtocol && opts.trustedProxies === undefined) {
+      this.logger.warn({ listener: name }, `listener ${name} reads PROXY headers from anyone who reaches it: a client that can connect directly can claim any address; set trusted_proxies`);
+    }
     if (opts.websocket && policy.allowAnonymous && opts.websocket.allowedOrigins === undefined) {
       // A page on any web site can make a visitor's browser open ws://127.0.0.1:...: it would be let in.
       this.logger.warn({ listener: name }, `listener ${name} takes anonymous WebSocket clients from any web page a browser on this machine visits; set websocket.allowed_origins`);

@@ -46,6 +46,11 @@ export interface WebSocketOptions {
   allowedOrigins?: string[];
   /** permessage-deflate compression (default off: CPU on every message, and compression can leak secrets). */
   perMessageDeflate?: boolean;
+  /**
+   * With `trustedProxies`: the header the reverse proxy maintains (sets or appends to, whatever the client sent):
+   * `x-forwarded-for` (default) or `forwarded`. Only that one is read.
+   */
+  forwardedHeader?: 'x-forwarded-for' | 'forwarded';
 }
 
 /** Keys and certificates in PEM, as Node's `tls.createServer` takes them. */

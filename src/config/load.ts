@@ -451,6 +451,7 @@ function toWebSocket(w: FileWebSocket): WebSocketOptions {
   if (w.path !== undefined) options.path = w.path;
   if (w.allowed_origins !== undefined) options.allowedOrigins = w.allowed_origins;
   if (w.per_message_deflate !== undefined) options.perMessageDeflate = w.per_message_deflate;
+  if (w.forwarded_header !== undefined) options.forwardedHeader = w.forwarded_header;
   return options;
 }
 

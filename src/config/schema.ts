@@ -27,6 +27,7 @@ export const configSchema = {
               path: { type: 'string', pattern: '^/' },
               allowed_origins: { type: 'array', minItems: 1, items: { type: 'string', pattern: '^https?://[^/]+$' } },
               per_message_deflate: { type: 'boolean' },
+              forwarded_header: { enum: ['x-forwarded-for', 'forwarded'] },
             },
           },
           tls: {
@@ -334,6 +335,7 @@ export interface FileWebSocket {
   path?: string;
   allowed_origins?: string[];
   per_message_deflate?: boolean;
+  forwarded_header?: 'x-forwarded-for' | 'forwarded';
 }
 
 export interface FileTls {

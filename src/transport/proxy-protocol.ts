@@ -53,6 +53,10 @@ function parseV2(data: Buffer): ProxyHeader | 'more' | { error: string } {
     return { length, source: { address: [...data.subarray(16, 20)].join('.'), port: data.readUInt16BE(24) } };
   }
   if (family === 0x21 && length >= 16 + 36) {
+    // An IPv4 client seen through a dual-stack balancer (::ffff:a.b.c.d) is that IPv4 address, as Node would say.
+    if (data.subarray(16, 26).every((b) => b === 0) && data.readUInt16BE(26) === 0xffff) {
+      return { length, source: { address: [...data.subarray(28, 32)].join('.'), port: data.readUInt16BE(48) } };
+    }
     const groups = Array.from({ length: 8 }, (_, i) => data.readUInt16BE(16 + i * 2).toString(16));
     return { length, source: { address: compressIPv6(groups), port: data.readUInt16BE(48) } };
   }

@@ -53,7 +53,18 @@ export class WebSocketListener {
     this.server.on('connection', (socket: net.Socket) => socket.setNoDelay(true));
     if (o !== undefined) {
       this.server.on('tlsClientError', (err: Error, socket: tls.TLSSocket) => onHandshakeError(err, socket.remoteAddress));
+      // As on a TLS listener: a certificate that was requested and does not verify ends the connection.
+      const requested = o.requestClientCertificate === true || o.requireClientCertificate === true;
+      this.server.on('secureConnection', (socket: tls.TLSSocket) => {
+        if (requested && !socket.authorized && socket.getPeerCertificate().subject !== undefined) {
+          onHandshakeError(new Error(`client certificate not trusted: ${String(socket.authorizationError)}`), socket.remoteAddress);
+          socket.destroy();
+        }
+      });
     }
+    // A client must finish its HTTP request head in time (Node's defaults are a minute and more).
+    this.server.headersTimeout = 10_000;
+    this.server.requestTimeout = 10_000;
     // A plain HTTP request gets a short answer, never a page.
     this.server.on('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
       res.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket', connection: 'close' }).end('MQTT over WebSocket only\n');
@@ -75,7 +86,7 @@ export class WebSocketListener {
         const peer: WebSocketPeer = { remoteAddress: socket.remoteAddress ?? '', remotePort: socket.remotePort ?? 0 };
         const trusted = this.config.trustedProxy;
         if (trusted && trusted(peer.remoteAddress)) {
-          const forwarded = forwardedClient(req, trusted);
+          const forwarded = forwardedClient(req, trusted, this.config.websocket.forwardedHeader ?? 'x-forwarded-for');
           if (forwarded !== undefined) peer.remoteAddress = forwarded;
         }
         const certificate = o === undefined ? undefined : certificateIdentity(socket as tls.TLSSocket);
@@ -87,7 +98,12 @@ export class WebSocketListener {
 
   /** Why an upgrade request is refused (an HTTP status line), or undefined to accept it. */
   private refusal(req: http.IncomingMessage): string | undefined {
-    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    let path: string;
+    try {
+      path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    } catch {
+      return '400 Bad Request'; // a request target no URL parser reads: never let it reach further
+    }
     if (path !== (this.config.websocket.path ?? '/mqtt')) return '404 Not Found';
     const allowed = this.config.websocket.allowedOrigins;
     // Browsers always send Origin; a client without one (a device, a script) is not a web page acting for a user.
@@ -101,7 +117,10 @@ export class WebSocketListener {
   }
 
   async close(): Promise<void> {
-    await closeServer(this.server);
+    const closed = closeServer(this.server);
+    // Requests still half-read would hold the close; upgraded sockets are the broker's, already closed.
+    this.server.closeAllConnections();
+    await closed;
     this.wss.close();
   }
 
@@ -112,19 +131,18 @@ export class WebSocketListener {
 }
 
 /**
- * The client's address as a trusted reverse proxy reports it: `Forwarded` (RFC 7239) if present, else
- * `X-Forwarded-For`, read from the right (the nearest proxy's entry first) past every trusted proxy; undefined
- * if the headers name no valid address.
+ * The client's address as a trusted reverse proxy reports it in the one header it is configured to maintain
+ * (`X-Forwarded-For`, or `Forwarded` of RFC 7239: never a fallback to the other, which a client could send
+ * itself), read from the right (the nearest proxy's entry first) past every trusted proxy; undefined if the
+ * header names no valid address.
  */
-export function forwardedClient(req: http.IncomingMessage, trusted: (address: string) => boolean): string | undefined {
-  const header = (name: string): string => {
-    const value = req.headers[name];
-    return Array.isArray(value) ? value.join(',') : value ?? '';
-  };
-  const forwarded = header('forwarded');
-  const chain = forwarded !== ''
-    ? forwarded.split(',').map((element) => /(?:^|;)\s*for=("?)([^;",]*)\1/i.exec(element.trim())?.[2] ?? '')
-    : header('x-forwarded-for').split(',');
+export function forwardedClient(req: http.IncomingMessage, trusted: (address: string) => boolean, name: 'x-forwarded-for' | 'forwarded'): string | undefined {
+  const value = req.headers[name];
+  const text = Array.isArray(value) ? value.join(',') : value ?? '';
+  if (text === '') return undefined;
+  const chain = name === 'forwarded'
+    ? text.split(',').map((element) => /(?:^|;)\s*for=("?)([^;",]*)\1/i.exec(element.trim())?.[2] ?? '')
+    : text.split(',');
   const addresses = chain.map(bareAddress);
   for (let i = addresses.length - 1; i >= 0; i--) {
     const address = addresses[i]!;
@@ -160,8 +178,10 @@ class WebSocketStream extends Duplex {
       if (!this.push(data)) ws.pause();
     });
     ws.once('close', () => {
+      // What the client sent before it closed is read first (the broker may be holding the stream back).
       this.push(null);
-      this.destroy();
+      if (this.readableLength === 0) this.destroy();
+      else this.once('end', () => this.destroy());
     });
     ws.on('error', (err) => this.destroy(err));
   }
@@ -180,9 +200,9 @@ class WebSocketStream extends Duplex {
   }
 
   override _destroy(err: Error | null, done: (err?: Error | null) => void): void {
-    // ws ends the socket itself if the peer does not answer the closing handshake.
-    if (this.ws.readyState === this.ws.OPEN) this.ws.close(1000);
-    else if (this.ws.readyState !== this.ws.CLOSED) this.ws.terminate();
+    // Destroyed (a refusal, a forced close): the socket goes now, not after a closing handshake a peer may never
+    // answer, so caps on connections bound open sockets. An orderly close goes through _final.
+    if (this.ws.readyState !== this.ws.CLOSED) this.ws.terminate();
     done(err);
   }
 }

@@ -39,6 +39,8 @@ describe('PROXY protocol header parser', () => {
     const ipv6 = v2(1, 0x21, [0x20, 0x01, 0x0d, 0xb8, ...Array(10).fill(0), 0x00, 0x07, ...Array(16).fill(0), 0x1f, 0x90, 0x07, 0x5b]);
     assert.deepEqual(parseProxyHeader(ipv6), { length: 52, source: { address: '2001:db8::7', port: 8080 } });
     assert.deepEqual(parseProxyHeader(v2(0, 0x00, [])), { length: 16 });
+    const mapped = v2(1, 0x21, [...Array(10).fill(0), 0xff, 0xff, 192, 0, 2, 1, ...Array(16).fill(0), 0x1f, 0x90, 0x07, 0x5b]);
+    assert.deepEqual(parseProxyHeader(mapped), { length: 52, source: { address: '192.0.2.1', port: 8080 } }, 'IPv4-mapped: the IPv4 address');
     assert.ok('error' in (parseProxyHeader(Buffer.from([...SIGNATURE, 0x31, 0x11, 0, 0])) as object), 'version 3');
   });
 });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -58,12 +59,14 @@ describe('MQTT over WebSockets', () => {
   let wss: number;
   let guarded: number;
   let proxied: number;
+  let rfc7239: number;
+  let mutual: number;
   before(async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'moat-ws-'));
     pki = makePki();
     const entry = formatEntry(await createEntry('alice', Buffer.from('alice-password'), { logN: 10, r: 8, p: 1 }));
     writeFileSync(path.join(dir, 'users.pw'), `${entry}\n`);
-    [tcp, ws, wss, guarded, proxied] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
+    [tcp, ws, wss, guarded, proxied, rfc7239, mutual] = await Promise.all(Array.from({ length: 7 }, () => freePort()));
     writeFileSync(path.join(dir, 'moat.yaml'), [
       'listeners:',
       `  - { port: ${tcp}, host: 127.0.0.1 }`,
@@ -71,6 +74,8 @@ describe('MQTT over WebSockets', () => {
       `  - { port: ${wss}, host: 127.0.0.1, websocket: { path: /secure }, tls: { cert_file: ${pki.serverCertFile}, key_file: ${pki.serverKeyFile} } }`,
       `  - { port: ${guarded}, host: 127.0.0.1, allow_anonymous: false, websocket: { allowed_origins: ["https://app.example.com"] } }`,
       `  - { port: ${proxied}, host: 127.0.0.1, websocket: {}, trusted_proxies: [127.0.0.0/8] }`,
+      `  - { port: ${rfc7239}, host: 127.0.0.1, websocket: { forwarded_header: forwarded }, trusted_proxies: [127.0.0.0/8] }`,
+      `  - { port: ${mutual}, host: 127.0.0.1, websocket: {}, tls: { cert_file: ${pki.serverCertFile}, key_file: ${pki.serverKeyFile}, ca_file: ${pki.caFile}, request_client_certificate: true } }`,
       'authentication:\n  - type: password_file\n    path: users.pw',
       'log:\n  format: json',
       'store:\n  type: memory',
@@ -111,6 +116,14 @@ describe('MQTT over WebSockets', () => {
     await client.publishAsync('secure/x', 'over wss', { qos: 1 });
     assert.equal(await got, 'over wss');
     await client.endAsync();
+  });
+
+  it('wss with a requested client certificate: one that does not verify ends the connection, as on a TLS listener', async () => {
+    const options = { username: 'alice', password: 'alice-password', ca: pki.ca, servername: 'localhost' };
+    const trusted = await connect(`wss://127.0.0.1:${mutual}/mqtt`, { ...options, cert: pki.clientCert, key: pki.clientKey });
+    await trusted.endAsync();
+    await assert.rejects(connect(`wss://127.0.0.1:${mutual}/mqtt`, { ...options, cert: pki.strangerCert, key: pki.strangerKey }));
+    await waitFor(() => proc.stdout.includes('client certificate not trusted'), 5000, 'the refusal audited');
   });
 
   it('authentication as on TCP: a wrong password is refused over ws', async () => {
@@ -156,6 +169,20 @@ describe('MQTT over WebSockets', () => {
     assert.equal(await raw.closed, 1003, 'closed: MQTT is carried in binary frames');
   });
 
+  it('an upgrade request whose target no URL parser reads gets 400, and the broker carries on', async () => {
+    const answer = await new Promise<string>((resolve) => {
+      const socket = net.connect({ port: ws, host: '127.0.0.1' }, () => socket.write(
+        'GET http://[ HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n'));
+      let text = '';
+      socket.on('data', (d: Buffer) => (text += d.toString()));
+      socket.on('close', () => resolve(text));
+      socket.on('error', () => resolve(text));
+    });
+    assert.match(answer, /^HTTP\/1\.1 400/);
+    const client = await connect(`ws://127.0.0.1:${ws}/mqtt`, { username: 'alice', password: 'alice-password' });
+    await client.endAsync();
+  });
+
   it('a message larger than the maximum packet size closes that connection, and others carry on', async () => {
     const raw = await rawSocket(`ws://127.0.0.1:${ws}/mqtt`);
     const other = await connect(`ws://127.0.0.1:${ws}/mqtt`, { username: 'alice', password: 'alice-password' });
@@ -170,7 +197,9 @@ describe('MQTT over WebSockets', () => {
     const cases: Array<[number, Record<string, string>, string]> = [
       [proxied, { 'X-Forwarded-For': '203.0.113.5' }, 'xff'],
       [proxied, { 'X-Forwarded-For': '198.51.100.1, 127.0.0.9' }, 'xff-chain'],
-      [proxied, { Forwarded: 'for="[2001:db8::7]:4711";proto=https' }, 'forwarded'],
+      // The proxy maintains X-Forwarded-For: a Forwarded header the client sent itself is not believed.
+      [proxied, { 'X-Forwarded-For': '203.0.113.5', Forwarded: 'for=198.51.100.77' }, 'spoofed-forwarded'],
+      [rfc7239, { Forwarded: 'for="[2001:db8::7]:4711";proto=https' }, 'forwarded'],
       [ws, { 'X-Forwarded-For': '203.0.113.5' }, 'untrusted-listener'],
     ];
     for (const [port, headers, clientId] of cases) {
@@ -183,6 +212,7 @@ describe('MQTT over WebSockets', () => {
       .map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.clientId === clientId)?.remoteAddress;
     assert.equal(address('xff'), '203.0.113.5');
     assert.equal(address('xff-chain'), '198.51.100.1', 'read from the right, past the trusted proxies');
+    assert.equal(address('spoofed-forwarded'), '203.0.113.5', 'only the configured header is read');
     assert.equal(address('forwarded'), '2001:db8::7');
     assert.equal(address('untrusted-listener'), '127.0.0.1', 'a listener without trusted_proxies believes no header');
   });
