@@ -6,10 +6,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import mqtt, { type IClientOptions, type IConnackPacket, type MqttClient } from 'mqtt';
-import { workerFor } from '../../src/multicore/affinity.js';
 import { encodePacket, PacketType } from '../../src/protocol/index.js';
 import { connectClient, delay, RawClient, waitFor } from '../helpers/broker.js';
 import { rawConnectV5, rawPublishV5 } from '../helpers/codec-v5.js';
+import { idOn } from '../helpers/multicore.js';
 import { freePort, killAll, run, spawnProc, type Proc } from '../helpers/process.js';
 
 /**
@@ -22,14 +22,8 @@ const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const MOAT = path.join(ROOT, 'dist', 'src', 'cli', 'moat.js');
 const WORKERS = 2;
 
+/** Unique topics for each test. */
 let counter = 0;
-/** A fresh client identifier that the primary hands to `worker`. */
-function idOn(worker: number, prefix: string): string {
-  for (;;) {
-    const id = `${prefix}-${(counter++).toString(36)}`;
-    if (workerFor(id, WORKERS) === worker) return id;
-  }
-}
 
 /** The worker processes of a primary, lowest PID (worker 0, forked first) first; read from /proc (no procps needed). */
 function workerPids(primary: number): number[] {

@@ -7,10 +7,10 @@ import { fileURLToPath } from 'node:url';
 import { after, afterEach, before, describe, it } from 'node:test';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { silentLogger } from '../../src/broker/logger.js';
-import { workerFor } from '../../src/multicore/affinity.js';
 import { Primary } from '../../src/multicore/primary.js';
 import { createEntry, formatEntry } from '../../src/security/index.js';
 import { delay, waitFor } from '../helpers/broker.js';
+import { idOn } from '../helpers/multicore.js';
 import { freePort, killAll, run, spawnProc, type Proc } from '../helpers/process.js';
 
 /**
@@ -23,14 +23,6 @@ const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const MOAT = path.join(ROOT, 'dist', 'src', 'cli', 'moat.js');
 const WORKERS = 2;
 
-let counter = 0;
-/** A fresh client identifier that the primary hands to `worker`. */
-function idOn(worker: number, prefix: string): string {
-  for (;;) {
-    const id = `${prefix}-${(counter++).toString(36)}`;
-    if (workerFor(id, WORKERS) === worker) return id;
-  }
-}
 
 /** An MQTT.js client from a given loopback address: 0 once accepted (then closed), the CONNACK's refusal code, or 'closed' without a CONNACK. */
 function outcome(port: number, from: string, options: IClientOptions): Promise<number | 'closed'> {
