@@ -9,13 +9,13 @@ import { anonymousPolicy } from '../security/listener-policy.js';
 import { MemoryStore } from '../store/memory.js';
 import type { BrokerStore, RecoveredSession, SessionRecord, SubscriptionRecord } from '../store/store.js';
 import { TcpListener } from '../transport/tcp.js';
-import { certificateIdentity, TlsListener } from '../transport/tls.js';
+import { tlsPeerIdentity, TlsListener } from '../transport/tls.js';
 import { WebSocketListener } from '../transport/websocket.js';
 import { readProxyHeader } from '../transport/proxy-protocol.js';
 import { AddressSet } from '../security/guard/addresses.js';
 import { Connection, type ListenerInfo, type PeerInfo } from './connection.js';
 import { Delivery } from './delivery.js';
-import { BANNED, SERVER_BUSY, composeHooks, type AuthenticateRequest, type AuthenticateResult, type BrokerHooks, type CertificateIdentity, type ClientInfo, type HandshakeFailure, type PublishAllowance, type PublishRequest } from './hooks.js';
+import { BANNED, SERVER_BUSY, composeHooks, type AuthenticateRequest, type AuthenticateResult, type BrokerHooks, type ClientInfo, type HandshakeFailure, type PublishAllowance, type PublishRequest } from './hooks.js';
 import { Housekeeper } from './housekeeper.js';
 import { MemoryWatch, OVERLOAD_OUTBOUND_LIMIT, type MemoryReading } from './overload.js';
 import { SessionCaps, type SessionOwner } from './session-caps.js';
@@ -268,7 +268,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (opts.tls !== undefined) {
       return new TlsListener(
         { host: opts.host, port: opts.port, tls: opts.tls },
-        (socket) => this.serveWhenRecovered(socket, () => this.acceptSocket(socket, info, certificateIdentity(socket))),
+        (socket) => this.serveWhenRecovered(socket, () => this.acceptSocket(socket, info, tlsPeerIdentity(socket))),
         handshakeFailed,
       );
     }
@@ -408,9 +408,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.acceptSocket(socket, plan.info);
   }
 
-  private acceptSocket(socket: net.Socket, info: ListenerInfo, certificate?: CertificateIdentity): void {
-    const peer: PeerInfo = { remoteAddress: socket.remoteAddress ?? '', remotePort: socket.remotePort ?? 0 };
-    if (certificate) peer.certificate = certificate;
+  private acceptSocket(socket: net.Socket, info: ListenerInfo, identity?: Pick<PeerInfo, 'certificate' | 'pskIdentity'>): void {
+    const peer: PeerInfo = { remoteAddress: socket.remoteAddress ?? '', remotePort: socket.remotePort ?? 0, ...identity };
     this.accept(socket, info, peer);
   }
 

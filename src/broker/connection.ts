@@ -31,6 +31,8 @@ export interface PeerInfo {
   remotePort: number;
   /** Set by a TLS transport for a verified client certificate. */
   certificate?: CertificateIdentity;
+  /** Set by a TLS transport for a client that proved a pre-shared key (TLS-PSK): the identity it used. */
+  pskIdentity?: string;
 }
 
 /** Bytes a connection reads before it lets the others have the event loop (Node reads a TCP socket 64 KiB at a time). */

@@ -25,15 +25,7 @@ export class TlsListener {
   ) {
     const o = config.tls;
     const request = o.requireClientCertificate === true || o.requestClientCertificate === true;
-    this.server = tls.createServer({
-      ...credentials(o),
-      ...protocolOptions(o),
-      requestCert: request,
-      // With a certificate only requested, one that does not verify still ends the handshake:
-      // `certificate` in the hooks is always a verified one. Without a certificate the client goes on.
-      rejectUnauthorized: o.requireClientCertificate === true,
-      noDelay: true,
-    } as tls.TlsOptions & net.ServerOpts, (socket) => {
+    this.server = tls.createServer({ ...serverOptions(o), noDelay: true } as tls.TlsOptions & net.ServerOpts, (socket) => {
       // Only reachable when the certificate was requested but not required (a required one is checked by Node).
       if (request && !socket.authorized && socket.getPeerCertificate().subject !== undefined) {
         onHandshakeError(new Error(`client certificate not trusted: ${String(socket.authorizationError)}`), socket.remoteAddress);
@@ -69,6 +61,17 @@ export class TlsListener {
   }
 }
 
+/** The options of a TLS server (a TLS listener, or a WebSocket listener serving wss://) from a listener's TLS options. */
+export function serverOptions(o: TlsListenerOptions): tls.TlsOptions {
+  return {
+    ...credentials(o),
+    requestCert: o.requireClientCertificate === true || o.requestClientCertificate === true,
+    // With a certificate only requested, one that does not verify still ends the handshake:
+    // `certificate` in the hooks is always a verified one. Without a certificate the client goes on.
+    rejectUnauthorized: o.requireClientCertificate === true,
+  };
+}
+
 /** What `setSecureContext` takes from a listener's TLS options. */
 export function credentials(o: TlsListenerOptions): tls.SecureContextOptions {
   return { cert: o.cert, key: o.key, ...(o.ca !== undefined && { ca: o.ca }), ...(o.passphrase !== undefined && { passphrase: o.passphrase }), ...protocolOptions(o) };
@@ -82,6 +85,12 @@ export function protocolOptions(o: TlsListenerOptions): tls.SecureContextOptions
 /** The address of the TCP socket under a TLS one (Node keeps it as `_parent`; best effort, for logs and the audit trail). */
 function tcpAddressOf(socket: tls.TLSSocket): string | undefined {
   return (socket as tls.TLSSocket & { _parent?: net.Socket })._parent?.remoteAddress;
+}
+
+/** What a TLS handshake proved about the client, for `PeerInfo`: a verified certificate. */
+export function tlsPeerIdentity(socket: tls.TLSSocket): { certificate?: CertificateIdentity } {
+  const certificate = certificateIdentity(socket);
+  return certificate ? { certificate } : {};
 }
 
 /** The verified client certificate of a TLS socket, in the form the authentication hooks get; undefined without one. */

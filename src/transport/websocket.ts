@@ -7,7 +7,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { CertificateIdentity } from '../broker/hooks.js';
 import type { TlsListenerOptions, WebSocketOptions } from '../broker/options.js';
 import { closeServer, listenOn } from './server.js';
-import { certificateIdentity, credentials } from './tls.js';
+import { credentials, serverOptions, tlsPeerIdentity } from './tls.js';
 
 export interface WebSocketListenerConfig {
   host: string;
@@ -25,6 +25,7 @@ export interface WebSocketPeer {
   remoteAddress: string;
   remotePort: number;
   certificate?: CertificateIdentity;
+  pskIdentity?: string;
 }
 
 /** Subprotocols a client may ask for, in order of preference: "mqtt" [MQTT-6.0.0-3], "mqttv3.1" for 3.1 clients. */
@@ -45,11 +46,7 @@ export class WebSocketListener {
     onHandshakeError: (err: Error, remoteAddress: string | undefined) => void,
   ) {
     const o = config.tls;
-    this.server = o === undefined ? http.createServer() : https.createServer({
-      ...credentials(o),
-      requestCert: o.requireClientCertificate === true || o.requestClientCertificate === true,
-      rejectUnauthorized: o.requireClientCertificate === true,
-    });
+    this.server = o === undefined ? http.createServer() : https.createServer(serverOptions(o));
     this.server.on('connection', (socket: net.Socket) => socket.setNoDelay(true));
     if (o !== undefined) {
       this.server.on('tlsClientError', (err: Error, socket: tls.TLSSocket) => onHandshakeError(err, socket.remoteAddress));
@@ -89,8 +86,7 @@ export class WebSocketListener {
           const forwarded = forwardedClient(req, trusted, this.config.websocket.forwardedHeader ?? 'x-forwarded-for');
           if (forwarded !== undefined) peer.remoteAddress = forwarded;
         }
-        const certificate = o === undefined ? undefined : certificateIdentity(socket as tls.TLSSocket);
-        if (certificate) peer.certificate = certificate;
+        if (o !== undefined) Object.assign(peer, tlsPeerIdentity(socket as tls.TLSSocket));
         onStream(new WebSocketStream(ws), peer);
       });
     });
