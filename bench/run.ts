@@ -80,9 +80,9 @@ async function main(): Promise<void> {
   ctx.log(`machine: ${machineDescription()}${twoCores ? '; broker on CPU 0, load generator on CPU 1' : '; one CPU, nothing pinned'}`);
   const reports: ScenarioReport[] = [];
   for (const name of names) reports.push(await SCENARIOS[name]!(ctx));
-  // The verdicts are written only from a run of every side-by-side row, so they never mix runs.
+  // The verdicts are written only from a run of every side-by-side row they judge (not the WebSocket ones), so they never mix runs.
   const targets = judgeTargets(reports);
-  const everyRow = [...COMPARISONS.map((d) => d.id), 'idle', 'tls'].every((id) => names.includes(id));
+  const everyRow = [...COMPARISONS.filter((d) => d.transport === undefined).map((d) => d.id), 'idle', 'tls'].every((id) => names.includes(id));
   if (targets && everyRow) reports.push(targets);
   else if (targets) ctx.log(`\ntargets (from this partial run, not written):\n${targets.table}`);
 

@@ -21,6 +21,7 @@ export const PREREQUISITES = [
   { command: 'unshare', pkg: 'util-linux', why: 'full-disk tests' },
   { command: 'taskset', pkg: 'util-linux', why: 'benchmark harness' },
   { command: 'prlimit', pkg: 'util-linux', why: 'benchmark harness' },
+  { command: 'stdbuf', pkg: 'coreutils', why: 'line-buffered output of mosquitto_sub (TLS-PSK tests)' },
   { command: 'chromium', pkg: 'chromium', why: 'MQTT over WebSockets from a browser (driven by playwright-core)' },
 ];
 

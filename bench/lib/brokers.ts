@@ -7,6 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connectPacket } from './frames.js';
 import { pin } from './system.js';
+import { WebSocketLink } from './ws-link.js';
 
 /**
  * The brokers a benchmark can run: Moat and its peers, each a real process on a
@@ -48,6 +49,11 @@ export interface BrokerLaunch {
   nofile?: number;
   /** Serve MQTT over TLS with this certificate and key (PEM files) instead of plain TCP. */
   tls?: { certFile: string; keyFile: string };
+  /**
+   * Serve MQTT over WebSockets, `ws://127.0.0.1:port/mqtt`, instead of plain TCP (Moat, Mosquitto and Aedes; not
+   * with `tls`): Moat `websocket: {}`, Mosquitto `protocol websockets`, Aedes on `ws` (bench/brokers/aedes-server.ts).
+   */
+  websocket?: boolean;
   timeoutMs?: number;
 }
 
@@ -60,7 +66,9 @@ export async function freePort(): Promise<number> {
 }
 
 /** Resolves true once a CONNECT on `port` gets a CONNACK. */
-function connackOnce(port: number, overTls: boolean): Promise<boolean> {
+function connackOnce(port: number, transport: 'tcp' | 'tls' | 'ws'): Promise<boolean> {
+  if (transport === 'ws') return connackOverWebSocket(port);
+  const overTls = transport === 'tls';
   return new Promise((resolve) => {
     const socket = overTls ? tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false }) : net.connect(port, '127.0.0.1');
     const done = (ok: boolean): void => {
@@ -74,8 +82,36 @@ function connackOnce(port: number, overTls: boolean): Promise<boolean> {
   });
 }
 
-/** The command line of each broker, given its port and a scratch directory for its configuration. */
-function commandOf(kind: BrokerKind, port: number, dir: string, o: BrokerLaunch): string[] {
+/** The same over WebSockets: the upgrade, then a CONNECT in one frame, and its CONNACK. */
+async function connackOverWebSocket(port: number): Promise<boolean> {
+  let link: WebSocketLink;
+  try {
+    link = await WebSocketLink.open(port, '127.0.0.1');
+  } catch {
+    return false;
+  }
+  return new Promise((resolve) => {
+    const done = (ok: boolean): void => {
+      clearTimeout(timer);
+      link.destroy();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => done(false), 2000);
+    let connack = Buffer.alloc(0);
+    link.on('error', () => done(false));
+    link.on('data', (chunk) => {
+      connack = Buffer.concat([connack, chunk]); // Aedes sends a packet in several frames
+      if (connack.length >= 4) done(connack[0] === 0x20 && connack[3] === 0);
+    });
+    link.write(connectPacket(`bench-probe-${process.pid}`, true));
+  });
+}
+
+/**
+ * The command line of each broker, given its port and a scratch directory for its configuration
+ * (`spare`: a second free port, for the TCP listener Mosquitto needs beside a WebSocket one).
+ */
+function commandOf(kind: BrokerKind, port: number, dir: string, o: BrokerLaunch, spare: number): string[] {
   switch (kind) {
     case 'moat':
     case 'moat-2-workers': {
@@ -84,7 +120,8 @@ function commandOf(kind: BrokerKind, port: number, dir: string, o: BrokerLaunch)
       const queue = o.maxQueuedMessages === undefined ? '' : `limits:\n  max_queued_messages: ${o.maxQueuedMessages}\n`;
       const sys = o.yaml?.includes('sys_interval:') ? '' : 'sys_interval: 0\n';
       const tls = o.tls ? `    tls:\n      cert_file: ${o.tls.certFile}\n      key_file: ${o.tls.keyFile}\n` : '';
-      writeFileSync(config, `${workers}listeners:\n  - port: ${port}\n    host: 127.0.0.1\n${tls}${sys}log:\n  level: warn\n  format: json\n${queue}${o.yaml ?? ''}`);
+      const websocket = o.websocket ? '    websocket: {}\n' : '';
+      writeFileSync(config, `${workers}listeners:\n  - port: ${port}\n    host: 127.0.0.1\n${tls}${websocket}${sys}log:\n  level: warn\n  format: json\n${queue}${o.yaml ?? ''}`);
       // Moat runs as the `moat` command does, with the Node flags of its #! line; BENCH_MOAT_NODE_FLAGS
       // replaces them (for the Moat processes only, not the load generator) to compare settings.
       const flags = (process.env.BENCH_MOAT_NODE_FLAGS ?? moatNodeFlags()).split(' ').filter((f) => f !== '');
@@ -93,7 +130,10 @@ function commandOf(kind: BrokerKind, port: number, dir: string, o: BrokerLaunch)
     case 'mosquitto':
     case 'mosquitto-nodelay': {
       const config = path.join(dir, 'mosquitto.conf');
-      const lines = [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence false', 'log_dest none', 'sys_interval 0'];
+      // Debian's Mosquitto 2.0.11 does not start with a WebSocket listener alone ("Unable to start any listening
+      // sockets"): a plain one, unused, goes beside it.
+      const listeners = o.websocket ? [`listener ${spare} 127.0.0.1`, `listener ${port} 127.0.0.1`, 'protocol websockets'] : [`listener ${port} 127.0.0.1`];
+      const lines = [...listeners, 'allow_anonymous true', 'persistence false', 'log_dest none', 'sys_interval 0'];
       if (o.maxQueuedMessages !== undefined) lines.push(`max_queued_messages ${o.maxQueuedMessages}`);
       if (kind === 'mosquitto-nodelay') lines.push('set_tcp_nodelay true');
       if (o.tls) lines.push(`certfile ${o.tls.certFile}`, `keyfile ${o.tls.keyFile}`);
@@ -102,7 +142,7 @@ function commandOf(kind: BrokerKind, port: number, dir: string, o: BrokerLaunch)
     }
     case 'aedes':
     case 'aedes-nodelay':
-      return [process.execPath, AEDES_SERVER, String(port), kind === 'aedes-nodelay' ? 'nodelay' : 'delay', ...(o.tls ? [o.tls.certFile, o.tls.keyFile] : [])];
+      return [process.execPath, AEDES_SERVER, String(port), o.websocket ? 'ws' : kind === 'aedes-nodelay' ? 'nodelay' : 'delay', ...(o.tls ? [o.tls.certFile, o.tls.keyFile] : [])];
     case 'node-relay':
       return [process.execPath, NODE_RELAY, String(port)];
   }
@@ -148,7 +188,7 @@ export async function startCommand(name: string, commandFor: (port: number, dir:
   const deadline = started + (o.timeoutMs ?? 120_000);
   let readyMs = -1;
   while (performance.now() < deadline && !gone) {
-    if (await connackOnce(port, o.tls !== undefined)) {
+    if (await connackOnce(port, o.websocket ? 'ws' : o.tls ? 'tls' : 'tcp')) {
       readyMs = performance.now() - started;
       break;
     }
@@ -178,7 +218,9 @@ export async function startCommand(name: string, commandFor: (port: number, dir:
 
 /** Starts a broker on a free loopback port and waits until it answers a CONNECT. */
 export async function startBroker(kind: BrokerKind, o: BrokerLaunch = {}): Promise<BrokerProcess> {
-  const server = await startCommand(kind, (port, dir) => commandOf(kind, port, dir, o), o);
+  if (o.websocket && (o.tls || kind === 'node-relay')) throw new Error(`${kind}: the benchmark serves WebSockets from Moat, Mosquitto and Aedes, without TLS`);
+  const spare = o.websocket && kind.startsWith('mosquitto') ? await freePort() : 0;
+  const server = await startCommand(kind, (port, dir) => commandOf(kind, port, dir, o, spare), o);
   return { kind, pid: server.pid, port: server.port, readyMs: server.readyMs, stop: () => server.stop() };
 }
 

@@ -4,6 +4,8 @@ export interface WorkerSetup {
   role: 'publish' | 'subscribe';
   host: string;
   port: number;
+  /** TCP, or MQTT over WebSockets (`ws://host:port/mqtt`, bench/lib/ws-link.ts). */
+  transport: 'tcp' | 'ws';
   /** Client ids start with it, so runs and roles never collide. */
   idPrefix: string;
   /** Publishers (role publish) or subscribers (role subscribe); stream s publishes to `${topicPrefix}/${s}`. */

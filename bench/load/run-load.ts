@@ -7,6 +7,8 @@ const WORKER = fileURLToPath(new URL('./worker.js', import.meta.url));
 
 export interface LoadOptions {
   port: number;
+  /** How the clients reach the broker: TCP (the default) or MQTT over WebSockets at `ws://127.0.0.1:port/mqtt`. */
+  transport?: 'tcp' | 'ws';
   /** The broker's PID, for its CPU time. */
   brokerPid: number;
   /** CPU for the load generator processes (undefined: not pinned). */
@@ -101,7 +103,7 @@ class Worker {
 /** One run: subscribers, then publishers, each role in its own process; measured over a window after a warm-up. */
 export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   const base: Omit<WorkerSetup, 'role' | 'streams'> = {
-    host: '127.0.0.1', port: o.port, idPrefix: o.idPrefix, topicPrefix: `bench/${o.idPrefix}`, wildcard: o.wildcard,
+    host: '127.0.0.1', port: o.port, transport: o.transport ?? 'tcp', idPrefix: o.idPrefix, topicPrefix: `bench/${o.idPrefix}`, wildcard: o.wildcard,
     qos: o.qos, cleanSubscribers: o.cleanSubscribers, payloadSize: o.payloadSize, window: o.window, rate: o.rate ?? 0,
   };
   const subs = new Worker(o.cpu);

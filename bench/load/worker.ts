@@ -1,12 +1,14 @@
 /**
  * A load-generator process (started with fork by bench/load/run-load.ts): raw
  * sockets, packets encoded once, every delivery checked by stream and sequence
- * number. Role `subscribe` holds subscribers and acknowledges what they get;
+ * number; `transport: 'ws'` puts the same bytes in WebSocket frames instead
+ * (bench/lib/ws-link.ts). Role `subscribe` holds subscribers and acknowledges what they get;
  * role `publish` keeps a window of QoS 1/2 messages in flight per publisher (or a
  * fixed rate) and counts acknowledgements.
  */
 import net from 'node:net';
 import { connectPacket, FrameReader, PublishTemplate, subscribePacket, DISCONNECT } from '../lib/frames.js';
+import { WebSocketLink, type Link } from '../lib/ws-link.js';
 import { filterOf, topicOf, type Counters, type WorkerCommand, type WorkerReply, type WorkerSetup } from './protocol.js';
 
 const send = (reply: WorkerReply): void => {
@@ -25,6 +27,29 @@ function connect(port: number, host: string, clientId: string, clean: boolean, l
       else resolve({ socket, sessionPresent: (chunk[2]! & 1) === 1 });
     });
   });
+}
+
+/** The same handshake over WebSockets (`transport: 'ws'`). */
+async function connectWs(port: number, host: string, clientId: string, clean: boolean): Promise<{ socket: Link; sessionPresent: boolean }> {
+  const link = await WebSocketLink.open(port, host);
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => reject(err);
+    let connack = Buffer.alloc(0);
+    const onConnack = (chunk: Buffer): void => {
+      connack = Buffer.concat([connack, chunk]); // some brokers (Aedes) send a packet in several frames
+      if (connack.length < 4) return;
+      link.off('data', onConnack).off('error', onError);
+      if (connack[0] !== 0x20 || connack[3] !== 0) reject(new Error(`CONNACK refused for ${clientId}: ${connack.toString('hex')}`));
+      else resolve({ socket: link, sessionPresent: (connack[2]! & 1) === 1 });
+    };
+    link.on('error', onError).on('data', onConnack);
+    link.write(connectPacket(clientId, clean));
+  });
+}
+
+/** A client connection over the setup's transport, CONNACK received. */
+function open(setup: WorkerSetup, clientId: string, clean: boolean): Promise<{ socket: Link; sessionPresent: boolean }> {
+  return setup.transport === 'ws' ? connectWs(setup.port, setup.host, clientId, clean) : connect(setup.port, setup.host, clientId, clean);
 }
 
 function ack(type: number, packetId: number): Buffer {
@@ -46,10 +71,10 @@ class SubscriberSide {
   constructor(private readonly setup: WorkerSetup) {}
 
   async start(): Promise<void> {
-    const { streams, port, host, qos } = this.setup;
+    const { streams, qos } = this.setup;
     for (let s = 0; s < streams; s++) {
       const clientId = `${this.setup.idPrefix}-sub-${s}`;
-      const { socket } = await connect(port, host, clientId, this.setup.cleanSubscribers);
+      const { socket } = await open(this.setup, clientId, this.setup.cleanSubscribers);
       socket.on('error', () => {});
       const expected: number[] = [];
       this.expected.push(expected);
@@ -127,7 +152,7 @@ class Publisher {
   private rateTimer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly socket: net.Socket,
+    private readonly socket: Link,
     private readonly stream: number,
     private readonly setup: WorkerSetup,
   ) {
@@ -200,13 +225,13 @@ class Publisher {
 
 class PublisherSide {
   private publishers: Publisher[] = [];
-  private sockets: net.Socket[] = [];
+  private sockets: Link[] = [];
 
   constructor(private readonly setup: WorkerSetup) {}
 
   async start(): Promise<void> {
     for (let s = 0; s < this.setup.streams; s++) {
-      const { socket } = await connect(this.setup.port, this.setup.host, `${this.setup.idPrefix}-pub-${s}`, true);
+      const { socket } = await open(this.setup, `${this.setup.idPrefix}-pub-${s}`, true);
       this.sockets.push(socket);
       this.publishers.push(new Publisher(socket, s, this.setup));
     }

@@ -11,7 +11,7 @@ import type { BenchContext, ScenarioReport } from './context.js';
  * all alike), each broker pinned to the same CPU.
  */
 
-type Shape = Omit<LoadOptions, 'port' | 'brokerPid' | 'cpu' | 'idPrefix' | 'warmupMs' | 'measureMs'>;
+type Shape = Omit<LoadOptions, 'port' | 'transport' | 'brokerPid' | 'cpu' | 'idPrefix' | 'warmupMs' | 'measureMs'>;
 
 export interface CompareRow {
   broker: BrokerKind;
@@ -47,6 +47,8 @@ export interface CompareDefinition {
   measureStalls?: boolean;
   /** Load from bench/load/latency-probe.c instead of the Node.js workers (one paced QoS 0 pair). */
   nativeGenerator?: boolean;
+  /** Every client over WebSockets (`ws://127.0.0.1:port/mqtt`, each broker's WebSocket listener) instead of TCP. */
+  transport?: 'ws';
 }
 
 /** A side-by-side row's report: the rows per broker, and the machine's stalls where the row measured them. */
@@ -70,10 +72,10 @@ export async function compareBrokers(ctx: BenchContext, def: CompareDefinition):
   const shape: Shape = ctx.quick ? quickShape(def.shape) : def.shape;
   for (let round = 0; round < ctx.rounds; round++) {
     for (const kind of kinds) {
-      const broker = await startBroker(kind, { cpu, maxQueuedMessages: def.maxQueuedMessages });
+      const broker = await startBroker(kind, { cpu, maxQueuedMessages: def.maxQueuedMessages, websocket: def.transport === 'ws' });
       try {
         const result = await (def.nativeGenerator ? runNativeLatency : runLoad)({
-          ...shape, port: broker.port, brokerPid: broker.pid, cpu: ctx.loadCpu, idPrefix: `${def.id}-${kind}-${round}`,
+          ...shape, port: broker.port, transport: def.transport, brokerPid: broker.pid, cpu: ctx.loadCpu, idPrefix: `${def.id}-${kind}-${round}`,
           warmupMs: ctx.quick ? 300 : 1500, measureMs: ctx.quick ? 700 : 5000,
         });
         runs.get(kind)!.push(result);
@@ -142,6 +144,15 @@ function quickShape(shape: Shape): Shape {
 
 const BIG_QUEUE = 1_000_000;
 
+/**
+ * The WebSocket rows: one configuration per broker, since Nagle's algorithm is off on every WebSocket connection
+ * here whatever the setting (libwebsockets sets TCP_NODELAY, and so does Node's HTTP server).
+ */
+const WS_BROKERS: BrokerKind[] = ['moat', 'mosquitto', 'aedes'];
+const WS_SETUP = 'binary frames, subprotocol `mqtt`, path `/mqtt`; what a client writes in one turn, a batch of publishes or the acknowledgements for one read, is one frame: ' +
+  'Moat `websocket: {}`; Mosquitto `listener` + `protocol websockets` (libwebsockets); ' +
+  "Aedes on a Node HTTP server with `ws` and `createWebSocketStream`, as its documentation shows";
+
 export const COMPARISONS: CompareDefinition[] = [
   {
     id: 'fanin-qos0', title: 'QoS 0 fan-in, 8 → 1', cpuPer: 'delivery', latency: false,
@@ -180,5 +191,27 @@ export const COMPARISONS: CompareDefinition[] = [
       '(`bench/load/latency-probe.c`); latency from the publisher\'s write to the subscriber\'s read',
     shape: { publishers: 1, subscribers: 1, wildcard: false, qos: 0, cleanSubscribers: true, payloadSize: 64, window: 1, rate: 1000 },
     references: ['node-relay'], measureStalls: true, nativeGenerator: true,
+  },
+  {
+    id: 'fanin-qos0-ws', title: 'QoS 0 fan-in over WebSockets, 8 → 1', cpuPer: 'delivery', latency: false, transport: 'ws',
+    describe: 'as QoS 0 fan-in (8 publishers as fast as their sockets take it, 16-byte payloads → 1 subscriber of `prefix/+`, QoS 0), ' +
+      `every client over \`ws://\` (${WS_SETUP})`,
+    shape: { publishers: 8, subscribers: 1, wildcard: true, qos: 0, cleanSubscribers: true, payloadSize: 16, window: 64 },
+    brokers: WS_BROKERS,
+  },
+  {
+    id: 'p2p-qos1-ws', title: 'QoS 1 point-to-point over WebSockets, 4 pairs', cpuPer: 'delivery', latency: true, maxQueuedMessages: BIG_QUEUE, transport: 'ws',
+    describe: 'as QoS 1 point-to-point (4 publisher → subscriber pairs, QoS 1 both ways, 16 messages in flight per publisher, 64-byte payloads), ' +
+      `every client over \`ws://\` (${WS_SETUP})`,
+    shape: { publishers: 4, subscribers: 4, wildcard: false, qos: 1, cleanSubscribers: true, payloadSize: 64, window: 16 },
+    brokers: WS_BROKERS,
+  },
+  {
+    id: 'p2p-qos1-ws-2cores', title: 'QoS 1 point-to-point over WebSockets, 4 pairs, second core allowed', cpuPer: 'delivery', latency: true,
+    maxQueuedMessages: BIG_QUEUE, transport: 'ws',
+    describe: 'as QoS 1 point-to-point over WebSockets, with each broker allowed CPUs 0 and 1; in multi-core mode half the ' +
+      'connections run their WebSocket in the worker that does not own them and are relayed (docs/multicore.md)',
+    shape: { publishers: 4, subscribers: 4, wildcard: false, qos: 1, cleanSubscribers: true, payloadSize: 64, window: 16 },
+    brokers: ['moat', 'moat-2-workers'], brokerCpus: '0,1',
   },
 ];

@@ -8,10 +8,11 @@ import {
 import { anonymousPolicy } from '../security/listener-policy.js';
 import { MemoryStore } from '../store/memory.js';
 import type { BrokerStore, RecoveredSession, SessionRecord, SubscriptionRecord } from '../store/store.js';
-import { TcpListener } from '../transport/tcp.js';
-import { tlsPeerIdentity, TlsListener } from '../transport/tls.js';
-import { WebSocketListener } from '../transport/websocket.js';
-import { readProxyHeader } from '../transport/proxy-protocol.js';
+import { Acceptor, proxyStage } from '../transport/listener.js';
+import { endpointName, type Endpoint } from '../transport/server.js';
+import { PlainTransport } from '../transport/tcp.js';
+import { TlsTransport } from '../transport/tls.js';
+import { WebSocketTransport } from '../transport/websocket.js';
 import { AddressSet } from '../security/guard/addresses.js';
 import { Connection, type ListenerInfo, type PeerInfo } from './connection.js';
 import { Delivery } from './delivery.js';
@@ -27,7 +28,7 @@ import {
 } from './options.js';
 import type { AuthMethod } from './enhanced-auth.js';
 import { RetainedMessages } from './retained.js';
-import type { ClientIdAssigner, PeerRouting, SharedGroupFilter } from './peers.js';
+import type { ClientIdAssigner, ConnectionRouting, PeerRouting, SharedGroupFilter } from './peers.js';
 import { asPublished, Router } from './router.js';
 import { NEVER_EXPIRES, Session } from './session.js';
 import { BrokerStats } from './stats.js';
@@ -58,20 +59,27 @@ export interface BrokerEvents {
 
 export interface ListenerAddress {
   name: string;
+  /** The bound address; for a Unix domain socket listener, its path (and `port` 0). */
   host: string;
   port: number;
+  /** A Unix domain socket listener's path. */
+  path?: string;
 }
 
 interface RunningListener {
   info: ListenerInfo;
-  transport: TcpListener | TlsListener | WebSocketListener;
+  acceptor: Acceptor;
   address: ListenerAddress;
 }
 
 /** A listener as planned: where, which transport, and what the broker tells hooks about it. */
 interface ListenerPlan {
-  opts: { host: string; port: number; tls?: TlsListenerOptions; websocket?: WebSocketOptions; proxyProtocol?: boolean; trustedProxies?: string[] };
+  opts: { endpoint: Endpoint; tls?: TlsListenerOptions; websocket?: WebSocketOptions; proxyProtocol?: boolean; trustedProxies?: string[] };
   info: ListenerInfo;
+  /** Built at `listen`, in every process (a multi-core worker binds nothing but runs the transports). */
+  transport?: PlainTransport | TlsTransport | WebSocketTransport;
+  /** A connected socket's way in: the PROXY stage if any, then the transport. */
+  admit?: (socket: net.Socket) => void;
 }
 
 /** The MQTT broker: sessions, routing, retained messages, wills and $SYS, over any stream transport. */
@@ -109,10 +117,13 @@ export class Broker extends EventEmitter<BrokerEvents> {
   private sysTimer: NodeJS.Timeout | undefined;
   private readonly bindListeners: boolean;
   private readonly peers: PeerRouting | undefined;
+  private readonly connectionRouting: ConnectionRouting | undefined;
   readonly assignClientId: ClientIdAssigner | undefined;
   private planned: ListenerPlan[] = [];
   /** Open connections of each listener with its own `maxConnections`. */
   private readonly openByListener = new Map<string, number>();
+  /** Sockets accepted here whose transport has not yet handed on a stream (PROXY header, TLS handshake, HTTP upgrade). */
+  private readonly handshaking = new Set<net.Socket>();
   private readingHeld = false;
   private toFlush: Connection[] = [];
   private flushScheduled = false;
@@ -141,6 +152,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.delivery = new Delivery(this.limits, this.store, this.stats, this.logger, this.hooks, this.memory);
     this.bindListeners = options.bindListeners ?? true;
     this.peers = options.peers;
+    this.connectionRouting = options.connectionRouting;
     this.assignClientId = options.assignClientId;
     this.router = new Router(this.delivery, this.hooks, this.peers);
     this.retained = new RetainedMessages(this.store);
@@ -191,11 +203,18 @@ export class Broker extends EventEmitter<BrokerEvents> {
    */
   updateTls(index: number, tls: TlsListenerOptions): boolean {
     const plan = this.planned[index];
-    const running = plan && this.running.find((l) => l.info === plan.info);
-    if (!running || plan.opts.tls === undefined || running.transport instanceof TcpListener) return false;
-    running.transport.updateCredentials(tls);
+    if (!plan?.transport || plan.opts.tls === undefined || plan.transport instanceof PlainTransport) return false;
+    plan.transport.updateCredentials(tls);
     plan.opts.tls = { ...plan.opts.tls, ...tls };
     return true;
+  }
+
+  /**
+   * The keys (48 bytes) that seal TLS session tickets on every TLS and wss listener: replaced on rotation, and the
+   * same in every multi-core worker, so a client resumes whichever worker its next connection reaches.
+   */
+  setTicketKeys(keys: Buffer): void {
+    for (const plan of this.planned) if (plan.transport && !(plan.transport instanceof PlainTransport)) plan.transport.setTicketKeys(keys);
   }
 
   get isClosing(): boolean {
@@ -217,15 +236,23 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.started = true;
     const plans = this.listenerOptions.map((opts) => this.planListener(opts));
     this.planned = plans;
+    plans.forEach((plan, index) => {
+      plan.transport = this.transportFor(plan, index);
+      plan.admit = this.admission(plan, plan.transport);
+    });
     try {
       for (const plan of this.bindListeners ? plans : []) {
-        const transport = this.transportFor(plan);
-        const bound = await transport.listen(plan.info.name);
+        const acceptor = new Acceptor(plan.opts.endpoint, plan.admit!);
+        const bound = await acceptor.listen(plan.info.name);
         if (this.closing) {
-          await transport.close();
+          await acceptor.close();
           throw new Error('the broker was closed while starting');
         }
-        this.running.push({ info: plan.info, transport, address: { name: plan.info.name, host: bound.address, port: bound.port } });
+        const { endpoint } = plan.opts;
+        const address: ListenerAddress = 'path' in endpoint
+          ? { name: plan.info.name, host: endpoint.path, port: 0, path: endpoint.path }
+          : { name: plan.info.name, host: bound.address, port: bound.port };
+        this.running.push({ info: plan.info, acceptor, address });
       }
       await this.recover();
       if (this.closing) {
@@ -246,49 +273,81 @@ export class Broker extends EventEmitter<BrokerEvents> {
     for (const { info, address } of this.running) {
       const opts = this.planned.find((p) => p.info === info)?.opts;
       const websocket = opts?.websocket === undefined ? {} : { websocket: opts.websocket.path ?? '/mqtt' };
-      this.logger.info({ listener: info.name, host: address.host, port: address.port, tls: opts?.tls !== undefined, ...websocket, anonymous: info.allowAnonymous }, 'listening');
+      const where = address.path !== undefined ? { path: address.path } : { host: address.host, port: address.port };
+      this.logger.info({ listener: info.name, ...where, tls: opts?.tls !== undefined, ...websocket, ...(opts?.proxyProtocol && { proxyProtocol: true }), anonymous: info.allowAnonymous }, 'listening');
     }
     return this.addresses;
   }
 
-  private transportFor(plan: ListenerPlan): TcpListener | TlsListener | WebSocketListener {
+  /**
+   * The listener's transport. What it hands on is served here, unless multi-core mode's connection routing sends it
+   * to the worker that owns its Client Identifier (a TLS or WebSocket connection cannot be handed over as a socket).
+   */
+  private transportFor(plan: ListenerPlan, index: number): PlainTransport | TlsTransport | WebSocketTransport {
     const { opts, info } = plan;
     const handshakeFailed = (err: Error, remoteAddress: string | undefined): void =>
       this.handshakeFailed({ listener: info.name, remoteAddress, reason: err.message });
+    const serve = (stream: Duplex, peer: PeerInfo, socket: net.Socket): void => {
+      this.handshaking.delete(socket);
+      const here = (): void => this.acceptFrom(index, stream, peer);
+      if (this.connectionRouting) this.connectionRouting.route(stream, peer, index, here);
+      else here();
+    };
     if (opts.websocket !== undefined) {
-      return new WebSocketListener(
+      return new WebSocketTransport(
         {
-          host: opts.host, port: opts.port, websocket: opts.websocket, maxPayload: this.limits.maxPacketSize, ...(opts.tls && { tls: opts.tls }),
-          ...(opts.trustedProxies && { trustedProxy: trustedBy(opts.trustedProxies) }),
+          websocket: opts.websocket, maxPayload: this.limits.maxPacketSize, handshakeTimeoutMs: this.limits.connectTimeout * 1000,
+          ...(opts.tls && { tls: opts.tls }),
+          ...(opts.trustedProxies && { trustedProxy: trustedBy(opts.trustedProxies) }), ...(opts.proxyProtocol && { proxied: true }),
         },
-        (stream, peer) => this.serveWhenRecovered(stream, () => this.accept(stream, info, peer)),
-        handshakeFailed,
+        serve, handshakeFailed,
       );
     }
-    if (opts.tls !== undefined) {
-      return new TlsListener(
-        { host: opts.host, port: opts.port, tls: opts.tls },
-        (socket) => this.serveWhenRecovered(socket, () => this.acceptSocket(socket, info, tlsPeerIdentity(socket))),
-        handshakeFailed,
-      );
-    }
-    if (opts.proxyProtocol) return this.proxiedTcp(opts, info);
-    return new TcpListener(opts, (socket) => this.serveWhenRecovered(socket, () => this.acceptSocket(socket, info)));
+    if (opts.tls !== undefined) return new TlsTransport(opts.tls, this.limits.connectTimeout * 1000, serve, handshakeFailed);
+    // Plain TCP reaches a multi-core worker already routed by the primary, unless a PROXY header came first.
+    return new PlainTransport(opts.proxyProtocol ? serve : (socket, peer) => this.acceptFrom(index, socket, peer));
   }
 
-  /** Plain TCP behind a load balancer: the PROXY header names the client, whose address the broker then uses. */
-  private proxiedTcp(opts: ListenerPlan['opts'], info: ListenerInfo): TcpListener {
-    const trusted = opts.trustedProxies && trustedBy(opts.trustedProxies);
-    return new TcpListener(opts, (socket) => {
-      if (trusted && !trusted(socket.remoteAddress ?? '')) {
-        this.logger.debug({ listener: info.name, remoteAddress: socket.remoteAddress }, 'connection refused: not from a trusted proxy');
+  /**
+   * A connected socket's way in: the PROXY stage (behind a load balancer), then the transport. Sockets still in a
+   * handshake (PROXY header, TLS, HTTP upgrade) count against the socket limit too: a flood of connections that
+   * never finish one cannot use up the process's file descriptors.
+   */
+  private admission(plan: ListenerPlan, transport: PlainTransport | TlsTransport | WebSocketTransport): (socket: net.Socket) => void {
+    const trusted = plan.opts.trustedProxies && trustedBy(plan.opts.trustedProxies);
+    const next = !plan.opts.proxyProtocol ? (socket: net.Socket): void => transport.adopt(socket) : proxyStage({
+      ...(trusted && { trusted }),
+      timeoutMs: () => this.limits.connectTimeout * 1000,
+      refused: (socket, why) => this.logger.debug({ listener: plan.info.name, remoteAddress: socket.remoteAddress, reason: why }, 'connection refused: PROXY protocol'),
+    }, (socket, origin) => transport.adopt(socket, origin));
+    // Plain TCP without a PROXY stage reaches `accept` at once, which counts it there.
+    if (transport instanceof PlainTransport && !plan.opts.proxyProtocol) return next;
+    return (socket) => {
+      if (this.handshaking.size + this.connections.size >= this.socketCap) {
         socket.destroy();
         return;
       }
-      readProxyHeader(socket, this.limits.connectTimeout * 1000, (peer) => this.serveWhenRecovered(socket, () => {
-        this.accept(socket, info, peer);
-        socket.resume(); // left paused by readProxyHeader so nothing after the header was lost meanwhile
-      }), (why) => this.logger.debug({ listener: info.name, remoteAddress: socket.remoteAddress, reason: why }, 'connection refused: PROXY protocol'));
+      this.handshaking.add(socket);
+      socket.once('close', () => this.handshaking.delete(socket));
+      next(socket);
+    };
+  }
+
+  /**
+   * Serves a stream of the listener at `index` of the options (now, or once the state is recovered) whose transport
+   * ran here or in another process (multi-core mode relays TLS and WebSocket clients to the worker that owns them).
+   * The stream may be paused with bytes put back: it is resumed once the connection reads it.
+   */
+  acceptFrom(index: number, stream: Duplex, peer: PeerInfo): void {
+    const info = this.planned[index]?.info;
+    if (!info) {
+      stream.destroy();
+      return;
+    }
+    this.serveWhenRecovered(stream, () => {
+      // Data flows from the next tick: the connection's reader is attached by then (and may pause it again).
+      stream.resume();
+      this.accept(stream, info, peer);
     });
   }
 
@@ -334,9 +393,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
   }
 
   private planListener(opts: ListenerOptions): ListenerPlan {
-    const host = opts.host ?? '127.0.0.1';
-    const port = opts.port ?? 1883;
-    const name = opts.name ?? `${host}:${port}`;
+    const endpoint: Endpoint = opts.path !== undefined ? { path: opts.path } : { host: opts.host ?? '127.0.0.1', port: opts.port ?? 1883 };
+    const name = opts.name ?? endpointName(endpoint);
+    // A Unix domain socket is reached from this machine only, as a loopback address is.
+    const host = 'path' in endpoint ? '127.0.0.1' : endpoint.host;
     const policy = anonymousPolicy({
       name, host, allowAnonymous: opts.allowAnonymous, authenticationConfigured: this.hooks.authenticate !== undefined,
     });
@@ -350,7 +410,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     }
     return {
       opts: {
-        host, port, ...(opts.tls && { tls: opts.tls }), ...(opts.websocket && { websocket: opts.websocket }),
+        endpoint, ...(opts.tls && { tls: opts.tls }), ...(opts.websocket && { websocket: opts.websocket }),
         ...(opts.proxyProtocol && { proxyProtocol: true }), ...(opts.trustedProxies && { trustedProxies: opts.trustedProxies }),
       },
       info: { name, allowAnonymous: policy.allowAnonymous, ...(opts.maxConnections !== undefined && { maxConnections: opts.maxConnections }) },
@@ -394,23 +454,17 @@ export class Broker extends EventEmitter<BrokerEvents> {
   }
 
   /**
-   * Serves a socket accepted elsewhere for the plain TCP listener at `index` of the options
-   * (with `bindListeners: false`; multi-core mode passes sockets between processes).
+   * Serves a socket accepted elsewhere for the listener at `index` of the options (with `bindListeners: false`;
+   * multi-core mode passes sockets between processes): through its PROXY stage and transport, as if accepted here.
    */
   acceptOn(index: number, socket: net.Socket): void {
     const plan = this.planned[index];
-    if (!plan || plan.opts.tls || plan.opts.websocket) {
+    if (!plan?.admit) {
       socket.destroy();
-      this.logger.error({ listener: index }, 'a socket was handed over for a listener that is not a plain TCP listener');
+      this.logger.error({ listener: index }, 'a socket was handed over for a listener this broker does not have');
       return;
     }
-    socket.setNoDelay(true);
-    this.acceptSocket(socket, plan.info);
-  }
-
-  private acceptSocket(socket: net.Socket, info: ListenerInfo, identity?: Pick<PeerInfo, 'certificate' | 'pskIdentity'>): void {
-    const peer: PeerInfo = { remoteAddress: socket.remoteAddress ?? '', remotePort: socket.remotePort ?? 0, ...identity };
-    this.accept(socket, info, peer);
+    plan.admit(socket);
   }
 
   /** Stops listening, closes every connection, and makes the state durable. */
@@ -429,7 +483,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.closing = true;
     // Connections that came while the state was being recovered are closed with the rest.
     this.serveEarly();
-    const stopping = this.running.map((l) => l.transport.close());
+    const stopping = [...this.running.map((l) => l.acceptor.close()), ...this.planned.map((p) => p.transport?.close())];
     // MQTT 5 clients are told why [MQTT-3.14.2-1]: 0x8B, Server shutting down.
     for (const conn of this.connections) conn.disconnect(ReasonCode.ServerShuttingDown, 'server shutting down', { publishWill: false });
     const gone = [...this.connections].map((conn) => new Promise<void>((resolve) => {
@@ -479,6 +533,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       allowAnonymous: conn.listener.allowAnonymous,
       openedAt: conn.openedAt,
       ...(conn.peer.certificate && { certificate: conn.peer.certificate }),
+      ...(conn.peer.pskIdentity !== undefined && { pskIdentity: conn.peer.pskIdentity }),
     };
   }
 

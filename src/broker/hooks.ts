@@ -56,6 +56,8 @@ export interface AuthenticateRequest {
   remotePort: number;
   /** The verified client certificate, when the client connected over TLS with one. */
   certificate?: CertificateIdentity;
+  /** The identity whose pre-shared key the client proved in its TLS handshake (TLS-PSK). */
+  pskIdentity?: string;
   /** Epoch ms at which the connection opened: the CONNECT timeout runs from here (a hook that makes it wait knows how long is left). */
   openedAt?: number;
 }

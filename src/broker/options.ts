@@ -1,4 +1,4 @@
-import type { ClientIdAssigner, PeerRouting } from './peers.js';
+import type { ClientIdAssigner, ConnectionRouting, PeerRouting } from './peers.js';
 import type { QoS } from '../protocol/index.js';
 import type { BrokerStore } from '../store/store.js';
 import type { AuthMethod } from './enhanced-auth.js';
@@ -11,6 +11,8 @@ export interface ListenerOptions {
   name?: string;
   host?: string;
   port?: number;
+  /** A Unix domain socket to listen on instead of `host` and `port` (local bridges, sidecars); its clients count as local. */
+  path?: string;
   /**
    * Accept clients that no authenticate hook vouched for. Defaults to true on
    * loopback addresses and false elsewhere; a non-loopback listener with no
@@ -55,10 +57,31 @@ export interface WebSocketOptions {
 
 /** Keys and certificates in PEM, as Node's `tls.createServer` takes them. */
 export interface TlsListenerOptions {
-  cert: string | Buffer;
-  key: string | Buffer;
+  /** The server's certificate chain (PEM); required unless `psk` is given (a PSK-only listener). */
+  cert?: string | Buffer;
+  /** Its private key (PEM); given with `cert`. */
+  key?: string | Buffer;
   /** Certificate authorities that client certificates must chain to (default: Node's bundled roots). */
   ca?: string | Buffer;
+  /**
+   * Certificate revocation lists (PEM, one list per string) of the client certificates' CAs: a revoked certificate
+   * is refused at the handshake. Node then checks the whole chain, so each CA in it needs its CRL, and one past its next update
+   * fails every certificate it covers.
+   */
+  crl?: string | Buffer | Array<string | Buffer>;
+  /**
+   * TLS-PSK: the pre-shared key of each identity (a Map, or a `PskKeys` whose contents a reload replaces). A client
+   * that proves one is that identity (`pskIdentity` in the authentication request), over TLS 1.2 (PSK suites) or
+   * TLS 1.3; the listener then issues no session tickets.
+   */
+  psk?: Pick<ReadonlyMap<string, Buffer>, 'get'>;
+  /** With `psk`: the identity hint sent to TLS 1.2 clients (TLS 1.3 has none). */
+  pskIdentityHint?: string;
+  /**
+   * The files these options were read from (set by the configuration loader): a running `moat` watches them and
+   * applies a change to new handshakes. The broker itself does not read it.
+   */
+  sourceFiles?: string[];
   /**
    * Ask clients for a certificate. A verified one reaches the authentication hooks as
    * `certificate`; one that does not verify ends the handshake.
@@ -70,7 +93,10 @@ export interface TlsListenerOptions {
   passphrase?: string;
   /** The oldest TLS version accepted (default TLS 1.2). */
   minVersion?: 'TLSv1.2' | 'TLSv1.3';
-  /** OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are OpenSSL's defaults); default Node's. */
+  /**
+   * OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are OpenSSL's defaults unless named); default Node's, or with
+   * `psk` the PSK suites first, then Node's.
+   */
   ciphers?: string;
 }
 
@@ -211,6 +237,8 @@ export interface BrokerOptions {
   bindListeners?: boolean;
   /** Brokers sharing this one's routing (multi-core mode, src/multicore). */
   peers?: PeerRouting;
+  /** Which broker serves a connection whose transport ran here (multi-core mode, src/multicore). */
+  connectionRouting?: ConnectionRouting;
   /** Makes identifiers for clients that send none; default `moat-` and 12 random base64url characters. */
   assignClientId?: ClientIdAssigner;
 }

@@ -1,3 +1,5 @@
+import type { Duplex } from 'node:stream';
+import type { PeerInfo } from './connection.js';
 import type { Message } from './message.js';
 
 /**
@@ -26,3 +28,13 @@ export type SharedGroupFilter = (key: string) => boolean;
 
 /** A client identifier for a client that sent none [MQTT-3.1.3-6]. */
 export type ClientIdAssigner = () => string;
+
+/**
+ * Multi-core mode: which process serves a connection whose transport (TLS, WebSocket, a PROXY header) ran in this
+ * one. A TLS session or a WebSocket cannot move to another process, so the implementation reads the start of the
+ * CONNECT from `stream` and either calls `serveHere` (with what it read put back) or relays the stream to the process
+ * that owns the Client Identifier. The broker core knows nothing of how.
+ */
+export interface ConnectionRouting {
+  route(stream: Duplex, peer: PeerInfo, listener: number, serveHere: () => void): void;
+}

@@ -91,7 +91,7 @@ function overrides(host: string | undefined, port: string | undefined): ((config
   const portNumber = port === undefined ? undefined : Number(port);
   if (portNumber !== undefined && (!Number.isInteger(portNumber) || portNumber < 0 || portNumber > 65535)) fail(`--port: expected 0-65535, got "${port}"`);
   return (config) => {
-    const first = config.broker.listeners?.[0] ?? {};
+    const { path: _socketPath, ...first } = config.broker.listeners?.[0] ?? {};
     config.broker.listeners = [{ ...first, name: undefined, host: host ?? first.host ?? '127.0.0.1', port: portNumber ?? first.port ?? 1883 }];
   };
 }
@@ -174,13 +174,17 @@ async function runPrimary(
   config: LoadedConfig, workers: number, configFile: string | undefined, adjust: ((config: LoadedConfig) => void) | undefined,
 ): Promise<void> {
   const listeners = config.broker.listeners ?? [{ host: '127.0.0.1', port: 1883 }];
-  const tls = listeners.find((l) => l.tls !== undefined || l.websocket !== undefined || l.proxyProtocol === true);
-  if (tls) fail(`configuration error: listener ${tls.name ?? `${tls.host}:${tls.port}`}: TLS, WebSocket and PROXY protocol listeners are served with workers: 1 only`);
   const logger = createLogger(config.log.level, config.log.format);
   let lock: { release(): Promise<void> | void } | undefined;
   const primary = new Primary({
     workers,
-    listeners: listeners.map((l) => ({ ...(l.name !== undefined && { name: l.name }), host: l.host ?? '127.0.0.1', port: l.port ?? 1883 })),
+    listeners: listeners.map((l) => ({
+      ...(l.name !== undefined && { name: l.name }),
+      endpoint: l.path !== undefined ? { path: l.path } : { host: l.host ?? '127.0.0.1', port: l.port ?? 1883 },
+      // Plain MQTT on the socket: the primary reads the identifier. Anything else goes to the workers in turn.
+      routed: l.tls === undefined && l.websocket === undefined && l.proxyProtocol !== true,
+      tls: l.tls !== undefined,
+    })),
     connectTimeout: config.broker.limits?.connectTimeout ?? DEFAULT_LIMITS.connectTimeout,
     maxPacketSize: config.broker.limits?.maxPacketSize ?? DEFAULT_LIMITS.maxPacketSize,
     logger,
@@ -238,7 +242,8 @@ async function main(): Promise<void> {
   if (!place && workers > 1) return runPrimary(config, workers, args.config, adjust);
   const logger = createLogger(config.log.level, config.log.format);
   let server: MoatServer;
-  const links = place && workerBrokerOptions(place, logger);
+  // Read per relayed connection, once the server exists.
+  const links = place && workerBrokerOptions(place, logger, () => server.broker.limits);
   try {
     server = createServer({
       config, logger,
@@ -250,7 +255,7 @@ async function main(): Promise<void> {
     fail(`configuration error: ${(err as Error).message}`);
   }
   const reload = (): void => logReload(logger, server.reload(), args.config);
-  if (links) return serveAsWorker(server.broker, links.links, reload, logger, server.security.guard);
+  if (links) return serveAsWorker(server.broker, links.links, links.relay, reload, logger, server.security.guard);
   process.on('SIGHUP', () => {
     logger.info({}, 'SIGHUP: reloading the configuration');
     reload();

@@ -6,6 +6,7 @@ import type { TlsListenerOptions } from '../broker/options.js';
 import { algorithmsFor, describeKey, isHmac, keyMismatch, keyNeeded, publicKeyFromPem, type JwtAlgorithm } from '../security/jwt-provider.js';
 import { parseMosquittoAcl } from '../security/mosquitto-acl.js';
 import { parsePasswordFile } from '../security/password-file.js';
+import { parsePskFile, PskFileError, PskKeys } from '../transport/tls-psk.js';
 import type { ConfigError } from './load.js';
 import type { FileAuthentication, FileConfig } from './schema.js';
 
@@ -71,8 +72,9 @@ function notACertificate(file: string, pem: string, what: string): string {
 }
 
 /**
- * The PEM files of each TLS listener, read and checked now (as node:tls will use them): a certificate that is
- * one, a private key that is one and belongs to it, CA certificates that are certificates.
+ * The files of each TLS listener, read and checked now (as node:tls will use them): a certificate that is one, a
+ * private key that is one and belongs to it, CA certificates that are certificates, revocation lists that parse and
+ * are current, PSK files in Mosquitto's format.
  */
 export function readTlsFiles(config: FileConfig, base: string, located: Locate): Map<number, TlsListenerOptions> {
   const byListener = new Map<number, TlsListenerOptions>();
@@ -80,49 +82,49 @@ export function readTlsFiles(config: FileConfig, base: string, located: Locate):
     const t = listener.tls;
     if (!t) return;
     const at = (key: string): string[] => ['listeners', String(index), 'tls', key];
-    const certFile = path.resolve(base, t.cert_file);
-    const keyFile = path.resolve(base, t.key_file);
-    const cert = readAt(located, at('cert_file'), certFile);
-    const key = readAt(located, at('key_file'), keyFile);
-    const caFile = t.ca_file !== undefined ? path.resolve(base, t.ca_file) : undefined;
+    const files: string[] = [];
+    const resolve = (name: string): string => {
+      const file = path.resolve(base, name);
+      files.push(file);
+      return file;
+    };
+    const options: TlsListenerOptions = {};
+    let pair: { certFile: string; keyFile: string } | undefined;
+    if (t.cert_file === undefined || t.key_file === undefined) {
+      // Located at the missing key: the line of the tls block.
+      if (t.cert_file !== undefined) throw located(at('key_file'), 'is required but missing: the private key of cert_file');
+      if (t.key_file !== undefined) throw located(at('cert_file'), 'is required but missing: the certificate of key_file');
+      if (t.psk_file === undefined) throw located(at('cert_file'), 'is required but missing: a TLS listener needs cert_file and key_file (or psk_file, for a listener of pre-shared keys only)');
+      if (t.key_passphrase_file !== undefined) throw located(at('key_passphrase_file'), 'only means something with key_file');
+    } else {
+      pair = readCertificatePair(t.cert_file, t.key_file, t.key_passphrase_file, resolve, at, located, options);
+    }
+    const requested = t.request_client_certificate === true || t.require_client_certificate === true;
+    const caFile = t.ca_file !== undefined ? resolve(t.ca_file) : undefined;
     const ca = caFile !== undefined ? readAt(located, at('ca_file'), caFile) : undefined;
-
-    const certPem = cert.toString('latin1');
-    const keyPem = key.toString('latin1');
-    const chain = certificates(certPem);
-    if (!chain?.length) {
-      const swapped = PEM_PRIVATE_KEY.test(certPem) && (certificates(keyPem)?.length ?? 0) > 0;
-      throw located(at('cert_file'), `${notACertificate(certFile, certPem, 'a certificate')}${swapped ? ': are cert_file and key_file swapped?' : ''}`);
-    }
-    let privateKey: KeyObject;
-    // The passphrase of an encrypted key is kept in a file of its own (readable by the broker only), never in the YAML.
-    const passphraseFile = t.key_passphrase_file !== undefined ? path.resolve(base, t.key_passphrase_file) : undefined;
-    const passphrase = passphraseFile !== undefined ? readAt(located, at('key_passphrase_file'), passphraseFile).toString('utf8').replace(/\r?\n$/, '') : undefined;
-    if (PEM_ENCRYPTED.test(keyPem)) {
-      if (passphrase === undefined) {
-        throw located(at('key_file'), `${keyFile} is encrypted with a passphrase: give it in a file named by key_passphrase_file, or decrypt the key (openssl pkey -in ${path.basename(keyFile)} -out <new file>)`);
-      }
-      try {
-        privateKey = createPrivateKey({ key, passphrase });
-      } catch {
-        throw located(at('key_passphrase_file'), `the passphrase in ${passphraseFile} does not decrypt ${keyFile}`);
-      }
-    } else try {
-      privateKey = createPrivateKey(key);
-    } catch {
-      const what = !PEM_PRIVATE_KEY.test(keyPem) && (certificates(keyPem)?.length ?? 0) > 0 ? 'a certificate, not a private key (PEM)' : 'not a private key (PEM)';
-      throw located(at('key_file'), `${keyFile} is ${what}`);
-    }
-    if (!chain[0]!.checkPrivateKey(privateKey)) {
-      throw located(at('key_file'), `the key in ${keyFile} does not belong to the certificate in ${certFile}`);
-    }
     if (ca !== undefined) {
       const caPem = ca.toString('latin1');
       if (!certificates(caPem)?.length) throw located(at('ca_file'), notACertificate(caFile!, caPem, 'a CA certificate'));
+      options.ca = ca;
     }
-    const options: TlsListenerOptions = { cert, key };
-    if (ca !== undefined) options.ca = ca;
-    if (passphrase !== undefined) options.passphrase = passphrase;
+    if (t.crl_file !== undefined) {
+      if (!requested) throw located(at('crl_file'), 'only means something when client certificates are asked for (request_client_certificate or require_client_certificate)');
+      options.crl = readCrl(resolve(t.crl_file), at('crl_file'), located);
+    }
+    if (t.psk_hint !== undefined && t.psk_file === undefined) throw located(at('psk_hint'), 'only means something with psk_file');
+    if (t.psk_file !== undefined) {
+      if (t.require_client_certificate === true) {
+        throw located(at('psk_file'), 'cannot be combined with require_client_certificate: a client that proves a pre-shared key presents no certificate');
+      }
+      const pskFile = resolve(t.psk_file);
+      try {
+        options.psk = new PskKeys(parsePskFile(readAt(located, at('psk_file'), pskFile).toString('utf8'), pskFile));
+      } catch (err) {
+        if (err instanceof PskFileError) throw located(at('psk_file'), err.message);
+        throw err;
+      }
+      if (t.psk_hint !== undefined) options.pskIdentityHint = t.psk_hint;
+    }
     if (t.min_version !== undefined) options.minVersion = t.min_version;
     if (t.ciphers !== undefined) {
       try {
@@ -133,16 +135,130 @@ export function readTlsFiles(config: FileConfig, base: string, located: Locate):
       options.ciphers = t.ciphers;
     }
     // What node:tls itself says of them (a key too weak for OpenSSL's security level, …), at the listener's tls key.
-    try {
-      createSecureContext({ cert, key, ...(ca !== undefined && { ca }), ...(passphrase !== undefined && { passphrase }) });
-    } catch (err) {
-      throw located(['listeners', String(index), 'tls'], `${certFile} and ${keyFile} cannot be used for TLS: ${opensslWords(err)}`);
+    if (pair !== undefined) {
+      try {
+        createSecureContext({ cert: options.cert, key: options.key!, ...(ca !== undefined && { ca }), ...(options.passphrase !== undefined && { passphrase: options.passphrase }) });
+      } catch (err) {
+        throw located(['listeners', String(index), 'tls'], `${pair.certFile} and ${pair.keyFile} cannot be used for TLS: ${opensslWords(err)}`);
+      }
     }
     if (t.request_client_certificate !== undefined) options.requestClientCertificate = t.request_client_certificate;
     if (t.require_client_certificate !== undefined) options.requireClientCertificate = t.require_client_certificate;
+    options.sourceFiles = files;
     byListener.set(index, options);
   });
   return byListener;
+}
+
+/** The server's certificate and key (and the passphrase of an encrypted key) into `options`; returns their files. */
+function readCertificatePair(
+  certName: string, keyName: string, passphraseName: string | undefined, resolve: (name: string) => string,
+  at: (key: string) => string[], located: Locate, options: TlsListenerOptions,
+): { certFile: string; keyFile: string } {
+  const certFile = resolve(certName);
+  const keyFile = resolve(keyName);
+  const cert = readAt(located, at('cert_file'), certFile);
+  const key = readAt(located, at('key_file'), keyFile);
+  const certPem = cert.toString('latin1');
+  const keyPem = key.toString('latin1');
+  const chain = certificates(certPem);
+  if (!chain?.length) {
+    const swapped = PEM_PRIVATE_KEY.test(certPem) && (certificates(keyPem)?.length ?? 0) > 0;
+    throw located(at('cert_file'), `${notACertificate(certFile, certPem, 'a certificate')}${swapped ? ': are cert_file and key_file swapped?' : ''}`);
+  }
+  let privateKey: KeyObject;
+  // The passphrase of an encrypted key is kept in a file of its own (readable by the broker only), never in the YAML.
+  const passphraseFile = passphraseName !== undefined ? resolve(passphraseName) : undefined;
+  const passphrase = passphraseFile !== undefined ? readAt(located, at('key_passphrase_file'), passphraseFile).toString('utf8').replace(/\r?\n$/, '') : undefined;
+  if (PEM_ENCRYPTED.test(keyPem)) {
+    if (passphrase === undefined) {
+      throw located(at('key_file'), `${keyFile} is encrypted with a passphrase: give it in a file named by key_passphrase_file, or decrypt the key (openssl pkey -in ${path.basename(keyFile)} -out <new file>)`);
+    }
+    try {
+      privateKey = createPrivateKey({ key, passphrase });
+    } catch {
+      throw located(at('key_passphrase_file'), `the passphrase in ${passphraseFile} does not decrypt ${keyFile}`);
+    }
+  } else try {
+    privateKey = createPrivateKey(key);
+  } catch {
+    const what = !PEM_PRIVATE_KEY.test(keyPem) && (certificates(keyPem)?.length ?? 0) > 0 ? 'a certificate, not a private key (PEM)' : 'not a private key (PEM)';
+    throw located(at('key_file'), `${keyFile} is ${what}`);
+  }
+  if (!chain[0]!.checkPrivateKey(privateKey)) {
+    throw located(at('key_file'), `the key in ${keyFile} does not belong to the certificate in ${certFile}`);
+  }
+  options.cert = cert;
+  options.key = key;
+  if (passphrase !== undefined) options.passphrase = passphrase;
+  return { certFile, keyFile };
+}
+
+const PEM_CRL = /-----BEGIN X509 CRL-----([\s\S]*?)-----END X509 CRL-----/g;
+
+/**
+ * A PEM file of certificate revocation lists: each one parses, and none is past its next update. One PEM block
+ * each, as node:tls reads a single CRL from each string it is given.
+ */
+function readCrl(file: string, at: string[], located: Locate): string[] {
+  const crl = readAt(located, at, file);
+  const pem = crl.toString('latin1');
+  const blocks = [...pem.matchAll(PEM_CRL)];
+  if (blocks.length === 0) {
+    const what = certificates(pem)?.length ? 'a certificate' : PEM_PRIVATE_KEY.test(pem) ? 'a private key' : 'something else';
+    throw located(at, `${file} holds ${what}, not a certificate revocation list (PEM, "BEGIN X509 CRL"; openssl ca -gencrl makes one)`);
+  }
+  const lists = blocks.map(([block]) => block);
+  try {
+    createSecureContext({ crl: lists });
+  } catch (err) {
+    throw located(at, `${file} holds a revocation list that does not parse (damaged PEM): ${opensslWords(err)}`);
+  }
+  for (const [, body] of blocks) {
+    let nextUpdate: Date | undefined;
+    try {
+      nextUpdate = crlNextUpdate(Buffer.from(body!.replace(/\s+/g, ''), 'base64'));
+    } catch {
+      nextUpdate = undefined; // OpenSSL read it: its dates are OpenSSL's to judge at the handshake
+    }
+    if (nextUpdate !== undefined && nextUpdate.getTime() <= Date.now()) {
+      throw located(at, `a revocation list in ${file} expired on ${nextUpdate.toISOString()} (its next update): every certificate it covers would be refused; issue a new one (openssl ca -gencrl)`);
+    }
+  }
+  return lists;
+}
+
+/**
+ * The nextUpdate of a DER CertificateList (RFC 5280 section 5.1): tbsCertList is a SEQUENCE of an optional
+ * version, the signature algorithm, the issuer, thisUpdate and an optional nextUpdate. Undefined when it has none.
+ */
+function crlNextUpdate(der: Buffer): Date | undefined {
+  /** The element at `offset`: its tag, where its contents start and where it ends. */
+  const element = (offset: number): { tag: number; start: number; end: number } => {
+    const tag = der[offset]!;
+    let length = der[offset + 1]!;
+    let start = offset + 2;
+    if (length & 0x80) {
+      const bytes = length & 0x7f;
+      length = 0;
+      for (let i = 0; i < bytes; i++) length = length * 256 + der[start + i]!;
+      start += bytes;
+    }
+    return { tag, start, end: start + length };
+  };
+  const tbs = element(element(0).start);
+  let offset = tbs.start;
+  if (der[offset] === 0x02) offset = element(offset).end; // version
+  offset = element(offset).end; // signature
+  offset = element(offset).end; // issuer
+  offset = element(offset).end; // thisUpdate
+  const next = element(offset);
+  if (next.tag !== 0x17 && next.tag !== 0x18) return undefined;
+  const text = der.toString('latin1', next.start, next.end);
+  // UTCTime YYMMDDHHMMSSZ (years 1950–2049), GeneralizedTime YYYYMMDDHHMMSSZ
+  const full = next.tag === 0x17 ? `${Number(text.slice(0, 2)) < 50 ? '20' : '19'}${text}` : text;
+  const m = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(full);
+  return m ? new Date(Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!)) : undefined;
 }
 
 /** "error:0A00018F:SSL routines::ee key too small" → "ee key too small" */

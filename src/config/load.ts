@@ -82,8 +82,7 @@ export function parseConfig(text: string, file: string): LoadedConfig {
   checkRoleReferences(data, located);
   checkAuthentication(data, located);
   checkGuard(data, located);
-  checkProxyListeners(data, located);
-  checkWorkers(data, located);
+  checkListeners(data, located);
   const base = path.dirname(path.resolve(file));
   checkSecurityFiles(data, base, located);
   return toOptions(data, base, readTlsFiles(data, base, located));
@@ -120,25 +119,15 @@ function yamlProblem(error: YAMLError, text: string): string {
   }
 }
 
-/** Multi-core mode hands plain TCP sockets between processes; a TLS session or a WebSocket cannot follow. */
-function checkWorkers(config: FileConfig, located: (path: string[], problem: string) => ConfigError): void {
-  if (workerCount(config.workers) === 1) return;
-  const index = (config.listeners ?? []).findIndex((l) => l.tls !== undefined || l.websocket !== undefined || l.proxy_protocol === true);
-  if (index !== -1) {
-    const l = config.listeners![index]!;
-    const [key, what] = l.tls !== undefined ? ['tls', 'TLS'] : l.websocket !== undefined ? ['websocket', 'WebSocket'] : ['proxy_protocol', 'PROXY protocol'];
-    throw located(['listeners', String(index), key], `${what} listeners are served with workers: 1 only (multi-core mode hands plain TCP sockets to its workers)`);
-  }
-}
-
-/** The PROXY protocol is read on plain TCP listeners (so far); trusted proxies are addresses or networks that parse. */
-function checkProxyListeners(config: FileConfig, located: (path: string[], problem: string) => ConfigError): void {
+/** Each listener has a port or a socket path; trusted proxies mean something only where proxies are read, and parse. */
+function checkListeners(config: FileConfig, located: (path: string[], problem: string) => ConfigError): void {
   (config.listeners ?? []).forEach((l, i) => {
-    if (l.proxy_protocol && (l.tls !== undefined || l.websocket !== undefined)) {
-      throw located(['listeners', String(i), 'proxy_protocol'], 'the PROXY protocol is read on plain TCP listeners only (not yet with tls or websocket)');
-    }
+    const at = (key: string): string[] => ['listeners', String(i), key];
+    if (l.path !== undefined && l.port !== undefined) throw located(at('path'), 'a listener has either a port (TCP) or a path (a Unix domain socket), not both');
+    if (l.path !== undefined && l.host !== undefined) throw located(at('host'), 'a Unix domain socket listener (path) has no host');
+    if (l.path === undefined && l.port === undefined) throw located(['listeners', String(i)], 'needs a port (TCP) or a path (a Unix domain socket)');
     if (l.trusted_proxies && !l.proxy_protocol && l.websocket === undefined) {
-      throw located(['listeners', String(i), 'trusted_proxies'], 'only means something with proxy_protocol: true or on a websocket listener');
+      throw located(at('trusted_proxies'), 'only means something with proxy_protocol: true or on a websocket listener');
     }
     l.trusted_proxies?.forEach((entry, j) => {
       if (!isAddressOrNetwork(entry)) throw located(['listeners', String(i), 'trusted_proxies', String(j)], `"${entry}" is not an IP address or a network in CIDR notation (e.g. 10.0.0.0/8)`);
@@ -154,6 +143,7 @@ function workerCount(workers: number | 'auto' | undefined): number {
 const PASSWORD_FILE_KEYS = new Set(['type', 'path', 'watch']);
 const HTTP_KEYS = new Set(['type', 'url', 'timeout_ms', 'cache_ttl_ms', 'fail_open']);
 const CERTIFICATE_KEYS = new Set(['type', 'username_from', 'require_username_match', 'also_password_file', 'watch']);
+const PSK_KEYS = new Set(['type', 'require_username_match']);
 const JWT_KEY_SOURCES = ['secret_file', 'public_key_file', 'jwks_file', 'jwks_url'] as const;
 
 /** Each provider has what its type needs, and nothing another type uses. */
@@ -172,6 +162,11 @@ function checkAuthentication(config: FileConfig, located: (path: string[], probl
     }
     if (a.type === 'certificate') {
       for (const key of Object.keys(a)) if (!CERTIFICATE_KEYS.has(key)) throw located([...at, key], 'not a certificate setting');
+      return;
+    }
+    if (a.type === 'psk') {
+      for (const key of Object.keys(a)) if (!PSK_KEYS.has(key)) throw located([...at, key], 'not a psk setting');
+      if (!(config.listeners ?? []).some((l) => l.tls?.psk_file !== undefined)) throw located([...at, 'type'], 'no listener has tls.psk_file: nobody could prove a pre-shared key');
       return;
     }
     for (const key of ['path', 'watch', 'url', 'timeout_ms', 'cache_ttl_ms', 'fail_open', 'username_from', 'also_password_file']) if (key in a) throw located([...at, key], 'not a jwt setting');
@@ -400,6 +395,7 @@ function toSecurity(config: FileConfig, base: string): SecurityOptions {
         if (a.also_password_file) certificate.alsoPasswordFile = { path: path.resolve(base, a.also_password_file), watch: a.watch ?? true };
         return certificate;
       }
+      if (a.type === 'psk') return a.require_username_match === undefined ? { type: 'psk' } : { type: 'psk', requireUsernameMatch: a.require_username_match };
       if (a.type === 'http') {
         const http: AuthenticationSource = { type: 'http', url: a.url! };
         if (a.timeout_ms !== undefined) http.timeoutMs = a.timeout_ms;
@@ -541,7 +537,9 @@ function toOptions(config: FileConfig, base: string, tls: Map<number, TlsListene
   }
   if (config.listeners) {
     broker.listeners = config.listeners.map((l, index) => ({
-      name: l.name, host: l.host ?? '127.0.0.1', port: l.port, allowAnonymous: l.allow_anonymous,
+      name: l.name, allowAnonymous: l.allow_anonymous,
+      // A socket path, like every path in the file, is relative to the file's directory.
+      ...(l.path !== undefined ? { path: path.resolve(base, l.path) } : { host: l.host ?? '127.0.0.1', port: l.port }),
       ...(tls.has(index) && { tls: tls.get(index)! }),
       ...(l.websocket && { websocket: toWebSocket(l.websocket) }),
       ...(l.proxy_protocol && { proxyProtocol: true }), ...(l.trusted_proxies && { trustedProxies: l.trusted_proxies }),

@@ -44,6 +44,7 @@ interface Listener extends Security {
   line?: Line;
   port: number;
   host?: string;
+  /** `protocol websockets`: MQTT over WebSockets (`websocket: {}`); absent or `protocol mqtt`: plain MQTT. */
   websockets?: Line;
   socketDomain?: 'ipv4' | 'ipv6';
   certfile?: Src<string>;
@@ -52,11 +53,12 @@ interface Listener extends Security {
   requireCertificate?: Src<boolean>;
   identity?: Src<'common_name' | 'subject'>;
   maxConnections?: Src<number>;
-  /** Lines that belong to this listener and were dropped with it (a WebSocket listener). */
-  dropped: Line[];
 }
 
 const BOOLEAN: Record<string, boolean> = { true: true, false: false };
+
+/** The largest HTTP request head Node reads (its default --max-http-header-size), for a WebSocket upgrade too. */
+const HEAD_LIMIT = 16 * 1024;
 
 /** Options with no Moat equivalent, and why. */
 const UNMAPPED: Record<string, string> = {
@@ -90,9 +92,9 @@ const UNMAPPED: Record<string, string> = {
   auth_plugin: 'Mosquitto plugins do not load in Moat; see its HTTP hook (authentication type http) or the library API',
   global_plugin: 'Mosquitto plugins do not load in Moat',
   auth_plugin_deny_special_chars: 'Mosquitto plugins do not load in Moat',
-  websockets_log_level: 'moat convert does not convert WebSocket listeners yet',
-  websockets_headers_size: 'moat convert does not convert WebSocket listeners yet',
-  http_dir: 'moat convert does not convert WebSocket listeners yet',
+  websockets_log_level: 'ignored: Moat logs WebSocket clients as it logs the others (log.level)',
+  websockets_headers_size: `ignored: Moat takes HTTP request heads up to ${HEAD_LIMIT} bytes (Node's limit) without a setting`,
+  http_dir: 'not supported: Moat serves no files (a plain HTTP request to a WebSocket listener gets 426); serve them from a web server',
   bind_interface: 'Moat binds addresses, not interfaces; give the interface address in listener',
   mount_point: 'Moat has no mount points',
   max_qos: 'per listener in Mosquitto; Moat has one broker-wide capabilities.maximum_qos',
@@ -173,7 +175,7 @@ class Converter {
   private read = 0;
   private readonly notes: string[] = [];
   private readonly explicit: Listener[] = [];
-  private readonly defaultListener: Listener = { port: 1883, dropped: [] };
+  private readonly defaultListener: Listener = { port: 1883 };
   private defaultUsed = false;
   private perListener = false;
   private readonly security: Security = {};
@@ -263,10 +265,6 @@ class Converter {
     if (name === 'include_dir') return this.skip(line, 'include_dir is read from the main configuration file only');
     if (name === 'per_listener_settings') return this.flag(line, () => undefined);
     const listener = this.current();
-    if (listener.websockets && (LISTENER_OPTIONS.has(name) || (this.perListener && SECURITY_OPTIONS.has(name)))) {
-      listener.dropped.push(line);
-      return;
-    }
     if (LISTENER_OPTIONS.has(name) && this.explicit.length === 0 && !this.marksDefault(line)) return this.listenerOption(line, listener);
     if (LISTENER_OPTIONS.has(name) && this.explicit.length === 0) this.defaultUsed = true;
     if (LISTENER_OPTIONS.has(name)) return this.listenerOption(line, listener);
@@ -276,7 +274,7 @@ class Converter {
         const port = integer(args[0]);
         if (port === undefined || port > 65535 || args.length > 2) return this.skip(line, 'expected "listener <port> [address]"');
         if (port === 0) return this.skip(line, 'Moat has no Unix socket listeners');
-        this.explicit.push({ line, port, ...(args[1] !== undefined && { host: args[1] }), dropped: [] });
+        this.explicit.push({ line, port, ...(args[1] !== undefined && { host: args[1] }) });
         return;
       }
       case 'port': {
@@ -302,6 +300,9 @@ class Converter {
       case 'sys_interval': return this.count(line, (n) => (this.sysInterval = { value: n, line }));
       case 'max_inflight_messages': case 'max_inflight_bytes': case 'max_queued_messages': case 'max_queued_bytes': case 'max_packet_size': case 'max_keepalive':
         return this.count(line, (n) => this.limits.set(name, { value: n, line }));
+      case 'websockets_headers_size':
+        // libwebsockets' buffer for request heads (0: its default, 1024 bytes); only a larger one than Node's matters.
+        return this.count(line, (n) => this.skip(line, n > HEAD_LIMIT ? `${UNMAPPED[name]}; larger heads, which this value allowed, are refused (HTTP 431)` : UNMAPPED[name]!));
     }
     if (UNMAPPED[name]) return this.skip(line, UNMAPPED[name]);
     if (name.startsWith('plugin_opt_') || name.startsWith('auth_opt_')) return this.skip(line, 'Mosquitto plugins do not load in Moat');
@@ -322,7 +323,10 @@ class Converter {
     const { name, args } = line;
     switch (name) {
       case 'protocol':
-        if (args[0] === 'mqtt') return;
+        if (args[0] === 'mqtt') {
+          delete listener.websockets; // the listener's last protocol line counts
+          return;
+        }
         if (args[0] === 'websockets') {
           listener.websockets = line;
           return;
@@ -377,23 +381,8 @@ class Converter {
     set(value);
   }
 
-  private listeners(): Listener[] {
-    const all = [...this.explicit, ...(this.defaultUsed ? [this.defaultListener] : [])];
-    for (const l of all) {
-      if (!l.websockets) continue;
-      const first = l.line ?? l.websockets;
-      const settings = l.dropped.length ? `, and with it ${l.dropped.map((d) => `${d.name} (${d.at})`).join(', ')}` : '';
-      this.notConverted.push({
-        index: first.index,
-        text: `${first.at}: ${l.line ? l.line.text : 'the default listener'} — protocol websockets (${l.websockets.at}): moat convert does not convert WebSocket listeners yet (write its websocket: map by hand, docs/configuration.md); this listener is left out${settings}`,
-      });
-    }
-    return all.filter((l) => !l.websockets);
-  }
-
   private render(): string {
-    const mosquittoListeners = this.explicit.length + (this.defaultUsed ? 1 : 0);
-    const listeners = this.listeners();
+    const listeners = [...this.explicit, ...(this.defaultUsed ? [this.defaultListener] : [])];
     const out: string[] = [];
     const emit = (line: string): number => out.push(line);
 
@@ -431,9 +420,8 @@ class Converter {
 
     // Listeners
     emit('');
-    const listenersAt = emit('listeners:');
-    let converted = 0;
-    if (mosquittoListeners === 0) {
+    emit('listeners:');
+    if (listeners.length === 0) {
       const explicit = (this.perListener ? this.defaultListener : this.security).allowAnonymous;
       emit('  # Mosquitto 2 without a listener listens on this machine only (127.0.0.1 and ::1, port 1883) and accepts anonymous clients.');
       emit("  # Add a listener with host: '::1' if clients connect over IPv6.");
@@ -442,11 +430,9 @@ class Converter {
       if (explicit && !explicit.value) {
         emit(`    allow_anonymous: false   # ${explicit.line.at}: Mosquitto 2.0 ignores this without a listener and accepts anonymous clients anyway; kept as written`);
       } else emit('    allow_anonymous: true');
-      converted++;
     }
     const authConfigured = auth.length > 0;
     for (const l of listeners) {
-      converted++;
       emit(l.line ? `  # ${l.line.text} (${l.line.at})` : '  # the default listener');
       emit(`  - host: ${scalar(this.host(l))}`);
       emit(`    port: ${l.port}`);
@@ -455,14 +441,9 @@ class Converter {
       if (!(anonymous?.value ?? false) && !authConfigured && !isLoopback(this.host(l))) {
         this.notes.push(`${l.line?.at ?? 'default listener'}: no password_file and anonymous clients refused: Mosquitto accepts nobody on this listener, and Moat refuses to start such a network listener; configure authentication or set allow_anonymous`);
       }
+      if (l.websockets) this.renderWebSocket(l, emit);
       this.renderTls(l, emit);
     }
-    for (const l of [...this.explicit, this.defaultListener].filter((w) => w.websockets)) {
-      emit(`  # ${l.line ? `${l.line.text} (${l.line.at})` : 'the default listener'}, protocol websockets (${l.websockets!.at}): not converted yet: write its websocket: map by hand (docs/configuration.md)`);
-      emit(`  # - host: ${scalar(this.host(l))}`);
-      emit(`  #   port: ${l.port}`);
-    }
-    if (converted === 0) out[listenersAt - 1] = '# listeners: none converted; without this key Moat listens on 127.0.0.1:1883';
 
     if (auth.length > 0) {
       emit('');
@@ -508,6 +489,14 @@ class Converter {
   private host(l: Listener): string {
     if (l.host) return l.host;
     return l.socketDomain === 'ipv4' ? '0.0.0.0' : '::';
+  }
+
+  /** `protocol websockets`: Moat's `websocket` map with its defaults; TLS (wss://) as on any listener. */
+  private renderWebSocket(l: Listener, emit: (line: string) => void): void {
+    emit(`    websocket: {}   # protocol websockets (${l.websockets!.at}): ${l.certfile && l.keyfile ? 'wss' : 'ws'}://, path /mqtt`);
+    this.notes.push(`${l.line?.at ?? 'default listener'}: protocol websockets: Mosquitto answers WebSocket clients on any URL path, Moat only on websocket.path ` +
+      '(default /mqtt, the path of MQTT.js and most browser clients); set path: if your clients connect to another one. ' +
+      'Moat can also limit the web pages that may connect (websocket.allowed_origins, docs/configuration.md)');
   }
 
   private renderTls(l: Listener, emit: (line: string) => void): void {

@@ -11,11 +11,11 @@ export const configSchema = {
       items: {
         type: 'object',
         additionalProperties: false,
-        required: ['port'],
         properties: {
           name: { type: 'string', minLength: 1 },
           host: { type: 'string', minLength: 1 },
           port: { type: 'integer', minimum: 0, maximum: 65535 },
+          path: { type: 'string', minLength: 1 },
           allow_anonymous: { type: 'boolean' },
           proxy_protocol: { type: 'boolean' },
           max_connections: { type: 'integer', minimum: 1 },
@@ -33,12 +33,15 @@ export const configSchema = {
           tls: {
             type: 'object',
             additionalProperties: false,
-            required: ['cert_file', 'key_file'],
+            // cert_file and key_file, unless psk_file alone (file-checks.ts says which is missing)
             properties: {
               cert_file: { type: 'string', minLength: 1 },
               key_file: { type: 'string', minLength: 1 },
               key_passphrase_file: { type: 'string', minLength: 1 },
               ca_file: { type: 'string', minLength: 1 },
+              crl_file: { type: 'string', minLength: 1 },
+              psk_file: { type: 'string', minLength: 1 },
+              psk_hint: { type: 'string', minLength: 1, maxLength: 128 },
               min_version: { enum: ['TLSv1.2', 'TLSv1.3'] },
               ciphers: { type: 'string', minLength: 1 },
               request_client_certificate: { type: 'boolean' },
@@ -108,7 +111,7 @@ export const configSchema = {
         additionalProperties: false,
         required: ['type'],
         properties: {
-          type: { enum: ['password_file', 'jwt', 'http', 'certificate'] },
+          type: { enum: ['password_file', 'jwt', 'http', 'certificate', 'psk'] },
           // certificate
           username_from: { enum: ['common_name', 'subject'] },
           also_password_file: { type: 'string', minLength: 1 },
@@ -302,7 +305,7 @@ export interface FileRule {
 }
 
 export interface FileAuthentication {
-  type: 'password_file' | 'jwt' | 'http' | 'certificate';
+  type: 'password_file' | 'jwt' | 'http' | 'certificate' | 'psk';
   username_from?: 'common_name' | 'subject';
   also_password_file?: string;
   url?: string;
@@ -339,10 +342,13 @@ export interface FileWebSocket {
 }
 
 export interface FileTls {
-  cert_file: string;
-  key_file: string;
+  cert_file?: string;
+  key_file?: string;
   key_passphrase_file?: string;
   ca_file?: string;
+  crl_file?: string;
+  psk_file?: string;
+  psk_hint?: string;
   min_version?: 'TLSv1.2' | 'TLSv1.3';
   ciphers?: string;
   request_client_certificate?: boolean;
@@ -351,7 +357,7 @@ export interface FileTls {
 
 export interface FileConfig {
   listeners?: Array<{
-    name?: string; host?: string; port: number; allow_anonymous?: boolean; tls?: FileTls; websocket?: FileWebSocket;
+    name?: string; host?: string; port?: number; path?: string; allow_anonymous?: boolean; tls?: FileTls; websocket?: FileWebSocket;
     proxy_protocol?: boolean; trusted_proxies?: string[]; max_connections?: number;
   }>;
   limits?: {

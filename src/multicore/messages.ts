@@ -10,6 +10,8 @@ export type PrimaryToWorker =
   | { type: 'socket'; listener: number; head: Uint8Array }
   /** SIGHUP: read the password and ACL files again. */
   | { type: 'reload' }
+  /** The keys that seal TLS session tickets, the same in every worker (sent before any socket, and on each rotation). */
+  | { type: 'ticket-keys'; keys: Uint8Array }
   | { type: 'shutdown' }
   /** Once every worker is ready, before any socket: the bans in force (what all the workers had stored). */
   | { type: 'bans'; bans: Ban[] }

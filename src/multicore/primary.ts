@@ -4,7 +4,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { Logger } from '../broker/logger.js';
-import { closeServer, listenOn } from '../transport/server.js';
+import { closeServer, endpointName, listenOn, type Endpoint } from '../transport/server.js';
+import { TicketKeyRotation } from '../transport/ticket-keys.js';
 import { workerFor } from './affinity.js';
 import { peekClientId } from './connect-peek.js';
 import type { PrimaryToWorker, WorkerToPrimary } from './messages.js';
@@ -27,7 +28,12 @@ function stopReading(socket: net.Socket): void {
 
 export interface PrimaryOptions {
   workers: number;
-  listeners: Array<{ name?: string; host: string; port: number }>;
+  /**
+   * `routed`: plain MQTT on the socket, read by the primary up to the Client Identifier and handed to the worker that
+   * owns it; otherwise (TLS, WebSocket, PROXY) handed at once to the next worker in turn, which relays the client to
+   * its owner once its transport has run (src/multicore/connection-relay.ts). `tls`: ticket keys are needed.
+   */
+  listeners: Array<{ name?: string; endpoint: Endpoint; routed: boolean; tls?: boolean }>;
   /** Seconds a new connection has to send the start of its CONNECT. */
   connectTimeout: number;
   /** The largest packet the workers accept: a CONNECT can be read up to that far for its identifier. */
@@ -49,7 +55,8 @@ const STOP_TIMEOUT_MS = 15_000;
  * The primary of multi-core mode: starts the workers, accepts every connection,
  * reads just enough of its CONNECT to learn the Client Identifier, and hands the socket
  * to the worker that owns that identifier (`workerFor`), so a client's session always
- * lives in one worker. Connections without an identifier go round robin (the worker
+ * lives in one worker. A connection it cannot read (TLS, WebSocket, PROXY) goes to the
+ * workers in turn, which relay it to its owner. Connections without an identifier go round robin (the worker
  * assigns one that maps back to it). The primary holds no MQTT state itself; it relays the
  * bans each worker's guard sets to the others and keeps the table of those in force (`bans`).
  */
@@ -58,6 +65,10 @@ export class Primary {
   private readonly servers: net.Server[] = [];
   private readonly socketDir = mkdtempSync(path.join(os.tmpdir(), 'moat-workers-'));
   private roundRobin = 0;
+  /** Session ticket keys for TLS and wss listeners: one set for all workers, rotated here. */
+  private readonly ticketKeys = new TicketKeyRotation((keys) => {
+    for (const child of this.workers) if (child.connected) child.send({ type: 'ticket-keys', keys } satisfies PrimaryToWorker);
+  });
   private stopping = false;
   /** Resolves with the exit code the primary should end with. */
   readonly done: Promise<number>;
@@ -84,11 +95,11 @@ export class Primary {
    */
   async start(): Promise<Array<{ name: string; host: string; port: number }>> {
     const { workers, script, args, logger } = this.options;
-    const bound: Array<{ name: string; host: string; port: number }> = [];
+    const bound: Array<{ name: string; host: string; port: number; path?: string }> = [];
     let waiting: Array<[net.Socket, number]> | undefined = [];
     try {
       for (const [index, listener] of this.options.listeners.entries()) {
-        const name = listener.name ?? `${listener.host}:${listener.port}`;
+        const name = listener.name ?? endpointName(listener.endpoint);
         const server = net.createServer({ noDelay: true }, (socket) => {
           if (!waiting) return this.dispatch(socket, index);
           // Until the workers are ready: a reset is the socket's end, never the primary's.
@@ -97,8 +108,8 @@ export class Primary {
           else waiting.push([socket, index]);
         });
         this.servers.push(server);
-        const address = await listenOn(server, listener.port, listener.host, name);
-        bound.push({ name, host: address.address, port: address.port });
+        const address = await listenOn(server, listener.endpoint, name);
+        bound.push('path' in listener.endpoint ? { name, host: listener.endpoint.path, port: 0, path: listener.endpoint.path } : { name, host: address.address, port: address.port });
       }
       await this.options.beforeWorkers?.();
     } catch (err) {
@@ -142,10 +153,14 @@ export class Primary {
     }
     // Every worker holds the bans any of them had stored before it is handed a connection.
     this.bans.distribute();
+    if (this.options.listeners.some((l) => l.tls)) this.ticketKeys.start();
     const early = waiting;
     waiting = undefined;
     for (const [socket, index] of early) if (!socket.destroyed) this.dispatch(socket, index);
-    for (const { name, host, port } of bound) logger.info({ listener: name, host, port, tls: false, workers }, 'listening');
+    for (const { name, host, port, path } of bound) {
+      const listener = this.options.listeners[bound.findIndex((b) => b.name === name)];
+      logger.info({ listener: name, ...(path !== undefined ? { path } : { host, port }), tls: listener?.tls === true, workers }, 'listening');
+    }
     return bound;
   }
 
@@ -154,6 +169,7 @@ export class Primary {
     if (this.stopping) return;
     this.stopping = true;
     this.bans.close();
+    this.ticketKeys.stop();
     // Not awaited: a server that handed sockets to workers counts them as its own until the
     // workers have closed them, which they do only once told to stop.
     for (const server of this.servers) void closeServer(server);
@@ -179,6 +195,10 @@ export class Primary {
   }
 
   private dispatch(socket: net.Socket, listener: number): void {
+    if (!this.options.listeners[listener]?.routed) {
+      this.handOver(socket, listener, this.roundRobin++ % this.workers.length, Buffer.alloc(0));
+      return;
+    }
     let head: Buffer = Buffer.alloc(0);
     const timer = setTimeout(() => socket.destroy(), this.options.connectTimeout * 1000);
     socket.on('error', () => socket.destroy());

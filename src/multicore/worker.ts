@@ -2,6 +2,7 @@ import type net from 'node:net';
 import type { Broker } from '../broker/broker.js';
 import type { Logger } from '../broker/logger.js';
 import { affineClientIdAssigner } from './affinity.js';
+import { ConnectionRelay } from './connection-relay.js';
 import { PeerRoutingLinks } from './peer-routing.js';
 import type { PrimaryToWorker, WorkerToPrimary } from './messages.js';
 import { WorkerBans, type BanAuthority } from './shared-bans.js';
@@ -30,22 +31,31 @@ export function workerEnvironment(place: WorkerPlace): Record<string, string> {
   return { [ENV_INDEX]: String(place.index), [ENV_WORKERS]: String(place.workers), [ENV_SOCKET_DIR]: place.socketDir };
 }
 
-/** The broker options a worker adds: no listeners of its own, peers, and identifiers that map back to it. */
-export function workerBrokerOptions(place: WorkerPlace, logger: Logger): {
-  links: PeerRoutingLinks; options: { bindListeners: false; peers: PeerRoutingLinks; assignClientId: () => string };
+/**
+ * The broker options a worker adds: no listeners of its own, peers, identifiers that map back to it, and the relay
+ * that passes connections whose transport ran here (TLS, WebSocket, PROXY) to the worker that owns them.
+ * `limits`: the broker's connect timeout and packet size limit, read per connection.
+ */
+export function workerBrokerOptions(place: WorkerPlace, logger: Logger, limits: () => { connectTimeout: number; maxPacketSize: number }): {
+  links: PeerRoutingLinks; relay: ConnectionRelay;
+  options: { bindListeners: false; peers: PeerRoutingLinks; connectionRouting: ConnectionRelay; assignClientId: () => string };
 } {
   const links = new PeerRoutingLinks({ ...place, logger });
-  return { links, options: { bindListeners: false, peers: links, assignClientId: affineClientIdAssigner(place.index, place.workers) } };
+  const relay = new ConnectionRelay({ ...place, logger, limits });
+  return {
+    links, relay,
+    options: { bindListeners: false, peers: links, connectionRouting: relay, assignClientId: affineClientIdAssigner(place.index, place.workers) },
+  };
 }
 
 /**
- * Runs the worker side: recovers the broker's state, links to the other workers, tells
+ * Runs the worker side: recovers the broker's state, opens its relay socket, links to the other workers, tells
  * the primary it is ready (with the bans it has stored), then serves the sockets the primary
  * hands over (each with the bytes the primary read to choose this worker) until told to stop.
  * `guard`: its bans are shared with the other workers through the primary.
  */
 export async function serveAsWorker(
-  broker: Broker, links: PeerRoutingLinks, reload: () => void, logger: Logger, guard?: BanAuthority,
+  broker: Broker, links: PeerRoutingLinks, relay: ConnectionRelay, reload: () => void, logger: Logger, guard?: BanAuthority,
 ): Promise<void> {
   const send = (message: WorkerToPrimary): void => {
     if (process.connected) process.send?.(message);
@@ -58,6 +68,7 @@ export async function serveAsWorker(
     links.beginClose();
     try {
       await broker.close();
+      await relay.close();
       await links.close();
     } catch (err) {
       logger.error({ err }, 'error during worker shutdown');
@@ -79,6 +90,9 @@ export async function serveAsWorker(
       case 'reload':
         reload();
         return;
+      case 'ticket-keys':
+        broker.setTicketKeys(Buffer.from(message.keys.buffer, message.keys.byteOffset, message.keys.byteLength));
+        return;
       case 'shutdown':
         void stop(0);
         return;
@@ -97,6 +111,7 @@ export async function serveAsWorker(
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => {});
   try {
     await broker.listen();
+    await relay.start(broker);
     await links.start(broker);
   } catch (err) {
     logger.error({ err: (err as Error).message }, 'worker failed to start');

@@ -9,6 +9,7 @@ import { createAuthorizer, principalOf } from './authorizer.js';
 import { PublishRate, type RateLimit } from './guard/publish-rate.js';
 import { parseMosquittoAcl } from './mosquitto-acl.js';
 import { CertificateProvider, type CertificateProviderOptions } from './certificate-provider.js';
+import { PskProvider } from './psk-provider.js';
 import { PasswordFile, PasswordProvider } from './password-provider.js';
 import { JwtProvider, type JwtProviderOptions } from './jwt-provider.js';
 import { HttpAuthProvider, httpAuthorizer, type HttpProviderOptions } from './http-provider.js';
@@ -23,6 +24,7 @@ export { PasswordFile, PasswordProvider } from './password-provider.js';
 export { JwtProvider, type JwtAlgorithm, type JwtProviderOptions } from './jwt-provider.js';
 export { HttpAuthProvider, httpAuthorizer, type HttpProviderOptions } from './http-provider.js';
 export { CertificateProvider, type CertificateProviderOptions } from './certificate-provider.js';
+export { PskProvider, type PskProviderOptions } from './psk-provider.js';
 export {
   Guard, BanList, AddressSet, addressKey, type Ban, type BanKind, type BanPersistence, type GuardEvent, type GuardEvents, type GuardOptions, type GuardCounters,
   type OffencePersistence, type RateLimitedEvent, type ReportedEvent,
@@ -41,6 +43,11 @@ export type AuthenticationSource =
     requireUsernameMatch?: boolean;
     /** Also check the CONNECT password against this password file: certificate and password. */
     alsoPasswordFile?: { path: string; watch?: boolean };
+  }
+  | {
+    /** A client that proved a TLS pre-shared key is its identity (see PskProvider). */
+    type: 'psk';
+    requireUsernameMatch?: boolean;
   }
   | { type: 'provider'; provider: AuthProvider };
 
@@ -244,6 +251,7 @@ function buildProvider(source: AuthenticationSource, passwordFiles: PasswordFile
   if (source.type === 'provider') return source.provider;
   if (source.type === 'jwt') return new JwtProvider(source);
   if (source.type === 'http') return new HttpAuthProvider(source);
+  if (source.type === 'psk') return new PskProvider(source.requireUsernameMatch === undefined ? {} : { requireUsernameMatch: source.requireUsernameMatch });
   const passwordProvider = (path: string, watch: boolean | undefined): PasswordProvider => {
     const file = new PasswordFile(path, logger);
     if (watch !== false) file.watch();

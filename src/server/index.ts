@@ -1,10 +1,14 @@
+import { watch } from 'node:fs';
+import path from 'node:path';
 import type { Logger as PinoLogger } from 'pino';
+import { TicketKeyRotation } from '../transport/ticket-keys.js';
 import { createBroker, type Broker, type ListenerAddress } from '../broker/broker.js';
 import type { BrokerHooks } from '../broker/hooks.js';
 import type { BrokerOptions } from '../broker/options.js';
 import { defaultConfig, loadConfigFile, type LoadedConfig } from '../config/load.js';
 import { createFileLogger, createLogger } from '../log/logger.js';
 import { createSecurity, loggerAudit, type AuditEvent, type AuditLog, type Ban, type Security } from '../security/index.js';
+import { PskKeys } from '../transport/tls-psk.js';
 import { createStore, describeStore, storeForWorker } from './store.js';
 
 export { describeStore } from './store.js';
@@ -62,9 +66,10 @@ class SwitchableAudit implements AuditLog {
 
 /** Sections a reload cannot apply, with how to read each from a configuration. */
 const RESTART_SECTIONS: Record<string, (c: LoadedConfig) => unknown> = {
-  // Certificates, keys and CAs are reloaded in place (tlsCredentials); the rest of a listener needs a restart.
+  // Certificates, keys, CAs, CRLs and PSK keys are reloaded in place (applyTls); the rest of a listener needs a restart.
   listeners: (c) => c.broker.listeners?.map(({ tls, ...listener }) => ({
-    ...listener, ...(tls && { tls: { request: tls.requestClientCertificate, require: tls.requireClientCertificate } }),
+    ...listener,
+    ...(tls && { tls: { request: tls.requestClientCertificate, require: tls.requireClientCertificate, psk: tls.psk !== undefined, pskHint: tls.pskIdentityHint } }),
   })),
   store: (c) => c.store,
   capabilities: (c) => c.broker.capabilities,
@@ -78,6 +83,45 @@ const RESTART_SECTIONS: Record<string, (c: LoadedConfig) => unknown> = {
 const BAN_RECORDS = 'ban';
 
 const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
+
+/** How long TLS files must stay unchanged before they are read: a certificate and its key are replaced one after the other. */
+const TLS_SETTLE_MS = 300;
+
+/**
+ * Watches files through their directories (a file replaced by rename, as certbot and `mv` do, is seen too) and
+ * calls `changed` once they have settled. Kubernetes replaces a mounted secret by swapping a `..data` link, so a
+ * change to a `..` entry counts as well. Returns the function that stops watching.
+ */
+function watchFiles(files: readonly string[], changed: () => void, failed: (directory: string, err: Error) => void): () => void {
+  const byDirectory = new Map<string, Set<string>>();
+  for (const file of files) {
+    const directory = path.dirname(file);
+    const names = byDirectory.get(directory) ?? new Set<string>();
+    names.add(path.basename(file));
+    byDirectory.set(directory, names);
+  }
+  let timer: NodeJS.Timeout | undefined;
+  const watchers = [...byDirectory].flatMap(([directory, names]) => {
+    try {
+      const watcher = watch(directory, (_event, name) => {
+        if (name !== null && !names.has(name) && !name.startsWith('..')) return;
+        clearTimeout(timer);
+        timer = setTimeout(changed, TLS_SETTLE_MS);
+        timer.unref();
+      });
+      watcher.on('error', (err) => failed(directory, err));
+      watcher.unref();
+      return [watcher];
+    } catch (err) {
+      failed(directory, err as Error);
+      return [];
+    }
+  });
+  return () => {
+    clearTimeout(timer);
+    for (const watcher of watchers) watcher.close();
+  };
+}
 
 export function createServer(options: ServerOptions = {}): MoatServer {
   const read = (): LoadedConfig => {
@@ -166,11 +210,7 @@ export function createServer(options: ServerOptions = {}): MoatServer {
       applied.push('audit');
     }
     // New certificates for TLS listeners that are otherwise unchanged: in force for the next handshakes.
-    if (!restartNeeded.includes('listeners')) {
-      const renewed = (next.broker.listeners ?? []).flatMap((listener, index) =>
-        listener.tls && !same(config.broker.listeners?.[index]?.tls, listener.tls) && broker.updateTls(index, listener.tls) ? [index] : []);
-      if (renewed.length > 0) applied.push('tls certificates');
-    }
+    if (!restartNeeded.includes('listeners') && applyTls(next).length > 0) applied.push('tls certificates');
     if (!same(config.broker.limits, next.broker.limits)) {
       broker.updateLimits(next.broker.limits ?? {});
       applied.push('limits');
@@ -180,9 +220,66 @@ export function createServer(options: ServerOptions = {}): MoatServer {
       applied.push('log.level');
     }
     config = next;
+    if (unwatchTls !== undefined) watchTls(); // the files may be others now
     return { ok: true, applied, restartNeeded };
   };
 
+  /**
+   * The TLS files of `next` (certificates, keys, CAs, CRLs, PSK keys) for each listener whose files changed: in force
+   * for the next handshakes. Returns the names of the listeners that took them.
+   */
+  const applyTls = (next: LoadedConfig): string[] => (next.broker.listeners ?? []).flatMap((listener, index) => {
+    const current = config.broker.listeners?.[index]?.tls;
+    if (!listener.tls || same(current, listener.tls)) return [];
+    // The server's PSK lookup was fixed when it was made: the keys it holds take the new ones.
+    if (current?.psk instanceof PskKeys && listener.tls.psk instanceof PskKeys) {
+      current.psk.replace(listener.tls.psk);
+      listener.tls.psk = current.psk;
+    }
+    return broker.updateTls(index, listener.tls) ? [listener.name ?? String(index)] : [];
+  });
+
+  /**
+   * A TLS file changed on disk (a renewed certificate, a new CRL or PSK file): the configuration is read again and
+   * its TLS files applied, nothing else. Files that do not go together yet (a new certificate whose key is still the
+   * old one) change nothing: the running ones stay, and the next change is tried again.
+   */
+  const tlsFilesChanged = (): void => {
+    let next: LoadedConfig;
+    try {
+      next = read();
+    } catch (err) {
+      logger.warn({ config: options.configFile, err: (err as Error).message }, 'TLS files changed, but not applied: the running ones stay until the next change');
+      return;
+    }
+    if (!same(RESTART_SECTIONS.listeners!(config), RESTART_SECTIONS.listeners!(next))) {
+      logger.warn({ config: options.configFile }, 'TLS files changed, but so did the listeners in the configuration file: not applied; reload (SIGHUP) or restart');
+      return;
+    }
+    const renewed = applyTls(next);
+    if (renewed.length === 0) return;
+    // Only the TLS options move on (a copy: the configuration the broker started with stays as it was).
+    const listeners = config.broker.listeners?.map((listener, index) => {
+      const tls = next.broker.listeners?.[index]?.tls;
+      return tls ? { ...listener, tls } : listener;
+    });
+    config = { ...config, broker: { ...config.broker, ...(listeners && { listeners }) } };
+    logger.info({ listeners: renewed }, 'TLS files changed: in force for new connections');
+  };
+
+  /** Set while the TLS files are watched (from listen to close). */
+  let unwatchTls: (() => void) | undefined;
+  /** (Re)starts watching the TLS files of the configuration in force; only a configuration read from a file. */
+  const watchTls = (): void => {
+    unwatchTls?.();
+    unwatchTls = undefined;
+    const files = (config.broker.listeners ?? []).flatMap((listener) => listener.tls?.sourceFiles ?? []);
+    if (options.configFile === undefined || files.length === 0) return;
+    unwatchTls = watchFiles(files, tlsFilesChanged, (directory, err) =>
+      logger.error({ directory, err: err.message }, 'cannot watch TLS files; changes apply on reload (SIGHUP) only'));
+  };
+
+  const ticketKeys = new TicketKeyRotation((keys) => broker.setTicketKeys(keys));
   return {
     broker,
     security,
@@ -193,10 +290,16 @@ export function createServer(options: ServerOptions = {}): MoatServer {
     async listen() {
       const addresses = await broker.listen();
       security.guard?.bans.readStored(); // anything a program did before the store was recovered is merged now
+      watchTls();
+      // A multi-core worker is given its keys by the primary (the same in every worker).
+      if (!options.worker && config.broker.listeners?.some((l) => l.tls !== undefined)) ticketKeys.start();
       return addresses;
     },
     reload,
     async close() {
+      unwatchTls?.();
+      unwatchTls = undefined;
+      ticketKeys.stop();
       await broker.close();
       security.close();
       auditSink.close();

@@ -1,29 +1,16 @@
-import net from 'node:net';
-import { closeServer, listenOn } from './server.js';
+import type net from 'node:net';
+import { socketAddress, type PeerAddress, type Transport } from './listener.js';
 
-export interface TcpListenerOptions {
-  host: string;
-  port: number;
-}
+/** MQTT straight on the socket: no handshake, the socket is the stream. */
+export class PlainTransport implements Transport {
+  constructor(private readonly onStream: (socket: net.Socket, peer: PeerAddress, tcp: net.Socket) => void) {}
 
-/** A plain TCP listener; hands every accepted socket to `onSocket`. */
-export class TcpListener {
-  private readonly server: net.Server;
-
-  constructor(
-    private readonly options: TcpListenerOptions,
-    onSocket: (socket: net.Socket) => void,
-  ) {
-    this.server = net.createServer({ noDelay: true }, onSocket);
+  adopt(socket: net.Socket, origin?: PeerAddress): void {
+    socket.setNoDelay(true);
+    this.onStream(socket, socketAddress(socket, origin), socket);
   }
 
-  /** `name` is how errors name the listener (default "host:port"). */
-  listen(name?: string): Promise<net.AddressInfo> {
-    return listenOn(this.server, this.options.port, this.options.host, name);
-  }
-
-  /** Stops accepting; resolves once the server is closed (open sockets are the broker's to end). */
   close(): Promise<void> {
-    return closeServer(this.server);
+    return Promise.resolve();
   }
 }

@@ -2,16 +2,16 @@ import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import { Duplex } from 'node:stream';
-import type tls from 'node:tls';
+import { TLSSocket } from 'node:tls';
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { CertificateIdentity } from '../broker/hooks.js';
+import type { PeerInfo } from '../broker/connection.js';
 import type { TlsListenerOptions, WebSocketOptions } from '../broker/options.js';
-import { closeServer, listenOn } from './server.js';
-import { credentials, serverOptions, tlsPeerIdentity } from './tls.js';
+import { socketAddress, type PeerAddress, type Transport } from './listener.js';
+import { ServerTicketKeys } from './ticket-keys.js';
+import { credentials, serverOptions, tcpSocketOf, tlsPeerIdentity } from './tls.js';
+import { attachSessionCache } from './tls-sessions.js';
 
-export interface WebSocketListenerConfig {
-  host: string;
-  port: number;
+export interface WebSocketTransportConfig {
   websocket: WebSocketOptions;
   /** `wss://` when given. */
   tls?: TlsListenerOptions;
@@ -19,13 +19,10 @@ export interface WebSocketListenerConfig {
   maxPayload: number;
   /** Reverse proxies whose `Forwarded` / `X-Forwarded-For` headers are believed (the client's address is taken from them). */
   trustedProxy?: (address: string) => boolean;
-}
-
-export interface WebSocketPeer {
-  remoteAddress: string;
-  remotePort: number;
-  certificate?: CertificateIdentity;
-  pskIdentity?: string;
+  /** The time a client has for its TLS handshake and its HTTP request (the broker's CONNECT timeout). */
+  handshakeTimeoutMs: number;
+  /** Connections start with a PROXY header (read before the transport), which names the client. */
+  proxied?: boolean;
 }
 
 /** Subprotocols a client may ask for, in order of preference: "mqtt" [MQTT-6.0.0-3], "mqttv3.1" for 3.1 clients. */
@@ -34,34 +31,45 @@ const SUBPROTOCOLS = ['mqtt', 'mqttv3.1'];
 /**
  * MQTT over WebSockets (section 6 of the specifications): an HTTP(S) server that upgrades requests for `path`
  * from an allowed Origin and hands each connection on as a Duplex of the bytes in its binary frames. The broker
- * sees a stream and a peer, as for TCP; nothing of WebSockets reaches it.
+ * sees a stream and a peer, as for TCP; nothing of WebSockets reaches it. The server is never bound itself.
  */
-export class WebSocketListener {
+export class WebSocketTransport implements Transport {
   private readonly server: http.Server | https.Server;
   private readonly wss: WebSocketServer;
+  /** Addresses learnt before the HTTP request (PROXY headers), by TCP socket. */
+  private readonly origins = new WeakMap<net.Socket, PeerAddress>();
+  /** Each socket's time limit for its handshake and upgrade request, by TCP socket. */
+  private readonly deadlines = new WeakMap<net.Socket, NodeJS.Timeout>();
+  private ticketKeys: ServerTicketKeys | undefined;
 
   constructor(
-    private readonly config: WebSocketListenerConfig,
-    onStream: (stream: Duplex, peer: WebSocketPeer) => void,
+    private readonly config: WebSocketTransportConfig,
+    onStream: (stream: Duplex, peer: PeerInfo, tcp: net.Socket) => void,
     onHandshakeError: (err: Error, remoteAddress: string | undefined) => void,
   ) {
     const o = config.tls;
-    this.server = o === undefined ? http.createServer() : https.createServer(serverOptions(o));
-    this.server.on('connection', (socket: net.Socket) => socket.setNoDelay(true));
+    // The server is never bound, so Node's own request timeouts (checked by a bound server) do not run: `adopt` times
+    // the handshake and the request head itself.
+    this.server = o === undefined ? http.createServer() : https.createServer({ ...serverOptions(o), handshakeTimeout: config.handshakeTimeoutMs });
+    if (o !== undefined && this.server instanceof https.Server) {
+      attachSessionCache(this.server, o);
+      this.ticketKeys = new ServerTicketKeys(this.server, o);
+    }
     if (o !== undefined) {
-      this.server.on('tlsClientError', (err: Error, socket: tls.TLSSocket) => onHandshakeError(err, socket.remoteAddress));
+      this.server.on('tlsClientError', (err: Error, socket: TLSSocket) => {
+        onHandshakeError(err, this.peerAddress(socket).remoteAddress);
+        // With a listener for this event Node leaves the socket open (a handshake that timed out would stay).
+        socket.destroy();
+      });
       // As on a TLS listener: a certificate that was requested and does not verify ends the connection.
       const requested = o.requestClientCertificate === true || o.requireClientCertificate === true;
-      this.server.on('secureConnection', (socket: tls.TLSSocket) => {
+      this.server.on('secureConnection', (socket: TLSSocket) => {
         if (requested && !socket.authorized && socket.getPeerCertificate().subject !== undefined) {
-          onHandshakeError(new Error(`client certificate not trusted: ${String(socket.authorizationError)}`), socket.remoteAddress);
+          onHandshakeError(new Error(`client certificate not trusted: ${String(socket.authorizationError)}`), this.peerAddress(socket).remoteAddress);
           socket.destroy();
         }
       });
     }
-    // A client must finish its HTTP request head in time (Node's defaults are a minute and more).
-    this.server.headersTimeout = 10_000;
-    this.server.requestTimeout = 10_000;
     // A plain HTTP request gets a short answer, never a page.
     this.server.on('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
       res.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket', connection: 'close' }).end('MQTT over WebSocket only\n');
@@ -74,20 +82,22 @@ export class WebSocketListener {
     });
     this.server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
       socket.on('error', () => socket.destroy());
+      clearTimeout(this.deadlines.get(socket instanceof TLSSocket ? tcpSocketOf(socket) ?? socket : socket));
       const refusal = this.refusal(req);
       if (refusal !== undefined) {
         socket.end(`HTTP/1.1 ${refusal}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
         return;
       }
       this.wss.handleUpgrade(req, socket, head, (ws) => {
-        const peer: WebSocketPeer = { remoteAddress: socket.remoteAddress ?? '', remotePort: socket.remotePort ?? 0 };
+        const peer: PeerInfo = { ...this.peerAddress(socket) };
         const trusted = this.config.trustedProxy;
-        if (trusted && trusted(peer.remoteAddress)) {
+        // Behind a PROXY header the balancer has named the client: forwarded headers are not read on top of it.
+        if (trusted && !this.config.proxied && trusted(peer.remoteAddress)) {
           const forwarded = forwardedClient(req, trusted, this.config.websocket.forwardedHeader ?? 'x-forwarded-for');
           if (forwarded !== undefined) peer.remoteAddress = forwarded;
         }
-        if (o !== undefined) Object.assign(peer, tlsPeerIdentity(socket as tls.TLSSocket));
-        onStream(new WebSocketStream(ws), peer);
+        if (o !== undefined) Object.assign(peer, tlsPeerIdentity(socket as TLSSocket));
+        onStream(new WebSocketStream(ws), peer, socket instanceof TLSSocket ? tcpSocketOf(socket) ?? socket : socket);
       });
     });
   }
@@ -108,21 +118,41 @@ export class WebSocketListener {
     return undefined;
   }
 
-  listen(name?: string): Promise<net.AddressInfo> {
-    return listenOn(this.server, this.config.port, this.config.host, name);
+  adopt(socket: net.Socket, origin?: PeerAddress): void {
+    socket.setNoDelay(true);
+    this.origins.set(socket, socketAddress(socket, origin));
+    // The TLS handshake and the upgrade request must be done within the CONNECT timeout (Node's defaults are minutes).
+    const deadline = setTimeout(() => socket.destroy(), this.config.handshakeTimeoutMs);
+    this.deadlines.set(socket, deadline);
+    socket.once('close', () => clearTimeout(deadline));
+    this.server.emit('connection', socket);
+    // A PROXY stage leaves the socket paused (nothing after the header lost): the HTTP server reads it from here.
+    socket.resume();
   }
 
-  async close(): Promise<void> {
-    const closed = closeServer(this.server);
-    // Requests still half-read would hold the close; upgraded sockets are the broker's, already closed.
+  close(): Promise<void> {
+    // Requests still half-read would keep their sockets; upgraded sockets are the broker's, already closed.
     this.server.closeAllConnections();
-    await closed;
     this.wss.close();
+    return Promise.resolve();
+  }
+
+  /** wss: the keys session tickets are sealed with (48 bytes). */
+  setTicketKeys(keys: Buffer): void {
+    this.ticketKeys?.set(keys);
+  }
+
+  /** The client's address: learnt before the request (PROXY), else the TCP socket's (under the TLS one for wss). */
+  private peerAddress(socket: net.Socket): PeerAddress {
+    const raw = socket instanceof TLSSocket ? tcpSocketOf(socket) ?? socket : socket;
+    return this.origins.get(raw) ?? socketAddress(raw);
   }
 
   /** wss: new certificate, key and CA for the handshakes from now on. */
   updateCredentials(tls: TlsListenerOptions): void {
-    if (this.server instanceof https.Server) this.server.setSecureContext(credentials(tls));
+    if (!(this.server instanceof https.Server)) return;
+    this.server.setSecureContext(credentials(tls));
+    this.ticketKeys?.credentialsChanged(tls);
   }
 }
 

@@ -5,12 +5,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { SCENARIOS, writeSection } from '../../bench/run.js';
-import type { CompareReport, CompareRow } from '../../bench/scenarios/compare.js';
+import { COMPARISONS, type CompareReport, type CompareRow } from '../../bench/scenarios/compare.js';
 import type { BenchContext, ScenarioReport } from '../../bench/scenarios/context.js';
 import type { IdleRow } from '../../bench/scenarios/idle.js';
 import { judgeTargets } from '../../bench/scenarios/targets.js';
 import { buildLatencyProbe, runNativeLatency } from '../../bench/load/native-latency.js';
-import { FrameReader } from '../../bench/lib/frames.js';
+import { connectPacket, FrameReader } from '../../bench/lib/frames.js';
+import { availableBrokers, startBroker, type BrokerKind } from '../../bench/lib/brokers.js';
+import { runLoad } from '../../bench/load/run-load.js';
 
 /**
  * A short run of the benchmark harness against real `moat` processes, so that
@@ -61,6 +63,37 @@ describe('bench harness (smoke run)', () => {
         assert.ok(moat!.p99.median >= moat!.p50.median && moat!.p50.median > 0, 'latency percentiles measured');
       }
       assert.match(report.table, /\| Moat \|/);
+    }
+  });
+
+  it('WebSocket rows: the load generator speaks MQTT over ws:// to Moat, Mosquitto and Aedes, each serving WebSockets only on its port', async () => {
+    const kinds = (['moat', 'mosquitto', 'aedes'] as BrokerKind[]).filter((k) => availableBrokers().includes(k));
+    for (const kind of kinds) {
+      const broker = await startBroker(kind, { websocket: true });
+      try {
+        assert.notEqual((await firstAnswer(broker.port))[0], 0x20, `${kind}: plain MQTT gets no CONNACK on the WebSocket port`);
+        for (const qos of kind === 'moat' ? [1, 0] as const : [1] as const) { // QoS 0 only once: its publishers' backlog on a slower broker takes long to drain
+          const result = await runLoad({
+            port: broker.port, transport: 'ws', brokerPid: broker.pid, idPrefix: `ws-${kind}-${qos}-${process.pid}`,
+            publishers: 2, subscribers: qos === 1 ? 2 : 1, wildcard: qos === 0, qos, cleanSubscribers: true, payloadSize: 64,
+            window: 16, warmupMs: 100, measureMs: 400,
+          });
+          assert.ok(result.deliveriesPerSecond > 0, `${kind} QoS ${qos}: deliveries counted`);
+          assert.equal(result.duplicates, 0, `${kind} QoS ${qos}: nothing repeated`);
+          if (qos === 1) assert.equal(result.missing + result.undelivered, 0, `${kind}: QoS 1 loses nothing`);
+        }
+      } finally {
+        await broker.stop();
+      }
+    }
+    for (const id of ['fanin-qos0', 'p2p-qos1']) {
+      const tcp = COMPARISONS.find((d) => d.id === id)!;
+      const ws = COMPARISONS.find((d) => d.id === `${id}-ws`)!;
+      assert.equal(tcp.transport, undefined, `${id} stays on TCP`);
+      assert.equal(ws.transport, 'ws');
+      assert.deepEqual(ws.shape, tcp.shape, `${id}-ws: the load of ${id}`);
+      assert.deepEqual(ws.brokers, ['moat', 'mosquitto', 'aedes']);
+      assert.ok(SCENARIOS[ws.id], `${ws.id} can be run with --only`);
     }
   });
 
@@ -190,6 +223,21 @@ describe('bench harness (smoke run)', () => {
     assert.ok(appended.includes('## X\n\n<!-- bench:x -->'));
   });
 });
+
+/** What a server answers first to a plain MQTT CONNECT (empty if it closes without a word). */
+function firstAnswer(port: number): Promise<Buffer> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1', () => socket.write(connectPacket(`plain-${process.pid}`, true)));
+    const done = (answer: Buffer): void => {
+      socket.destroy();
+      resolve(answer);
+    };
+    socket.once('data', done);
+    socket.once('close', () => done(Buffer.alloc(0)));
+    socket.once('error', () => done(Buffer.alloc(0)));
+    socket.setTimeout(3000, () => done(Buffer.alloc(0)));
+  });
+}
 
 /** A relay like bench/brokers/node-relay-floor.ts that drops every `dropEvery`-th PUBLISH and sends every `repeatEvery`-th twice. */
 async function lossyRelay(dropEvery: number, repeatEvery: number): Promise<{ port: number; seen(): number; dropped(): number; repeated(): number; close(): void }> {

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, afterEach, describe, it } from 'node:test';
+import mqtt, { type MqttClient } from 'mqtt';
 import { parse } from 'yaml';
 import { loadConfigFile } from '../../src/config/load.js';
 import type { FileConfig } from '../../src/config/schema.js';
@@ -77,6 +78,19 @@ async function subscribe(port: number, args: string[], probe: string[], during: 
   await sub.waitStdout((out) => out.includes(lastLine), 10_000, lastLine);
   sub.kill();
   return sub.stdout.split('\n').filter((l) => l !== '' && !l.endsWith(' ready'));
+}
+
+/** An MQTT.js client over WebSockets once connected, or why it could not connect. */
+function wsClient(url: string): Promise<MqttClient | Error> {
+  return new Promise((resolve) => {
+    const client = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 5000, clientId: `ws-${process.pid}-${url.length}` });
+    client.once('connect', () => resolve(client));
+    client.once('error', (err) => {
+      client.end(true);
+      resolve(err);
+    });
+    client.once('close', () => resolve(new Error('closed before CONNACK')));
+  });
 }
 
 describe('moat convert (command line)', () => {
@@ -159,6 +173,62 @@ describe('converted configurations run: Moat and Mosquitto answer the same comma
         assert.equal((await pub(port, ['-t', 'hello/world', '-m', 'from-mosquitto_pub'])).code, 0);
       }, 'hello/world from-mosquitto_pub');
       assert.deepEqual(lines, ['hello/world from-mosquitto_pub'], broker);
+      proc.kill();
+      await proc.waitExit(10_000);
+    }
+  });
+
+  it('a WebSocket listener beside a TCP one: MQTT.js over ws:// gets what mosquitto_pub sends over TCP on both brokers; Moat serves /mqtt only', async () => {
+    for (const broker of ['moat', 'mosquitto'] as const) {
+      const home = path.join(dir, `ws-${broker}`);
+      mkdirSync(path.join(home, 'www'), { recursive: true });
+      const tcp = await freePort();
+      const ws = await freePort();
+      const conf = path.join(home, 'mosquitto.conf');
+      // Debian's Mosquitto (2.0.11) opens no WebSocket listener without a plain one, the usual pair anyway;
+      // user root keeps it able to read the test's private directory (http_dir).
+      writeFileSync(conf, [
+        'user root',
+        `listener ${tcp} 127.0.0.1`,
+        'protocol mqtt',
+        `listener ${ws} 127.0.0.1`,
+        'protocol websockets',
+        'http_dir www',
+        'websockets_log_level 0',
+        'allow_anonymous true',
+        'persistence false',
+        '',
+      ].join('\n'));
+      let proc: Proc;
+      if (broker === 'moat') {
+        const yaml = path.join(home, 'moat.yaml');
+        const config = await convertTo(conf, yaml);
+        assert.deepEqual(config.listeners, [
+          { host: '127.0.0.1', port: tcp, allow_anonymous: true },
+          { host: '127.0.0.1', port: ws, allow_anonymous: true, websocket: {} },
+        ]);
+        const text = readFileSync(yaml, 'utf8');
+        assert.match(text, /mosquitto\.conf:6: http_dir www — not supported: Moat serves no files/);
+        assert.match(text, /mosquitto\.conf:4: protocol websockets: Mosquitto answers WebSocket clients on any URL path, Moat only on websocket\.path/);
+        proc = await startMoat(yaml, tmpdir());
+      } else {
+        proc = startMosquitto(conf, home);
+      }
+      await untilAccepted(tcp, ['-t', 'boot', '-m', 'x'], broker);
+      const client = await wsClient(`ws://127.0.0.1:${ws}/mqtt`);
+      assert.ok(!(client instanceof Error), `${broker}: MQTT.js connects over ws:// (${String(client)})`);
+      try {
+        await client.subscribeAsync('web/#', { qos: 1 });
+        const received = new Promise<string>((resolve) => client.once('message', (topic, payload) => resolve(`${topic} ${payload.toString()}`)));
+        assert.equal((await pub(tcp, ['-t', 'web/hello', '-m', 'from-tcp'])).code, 0);
+        assert.equal(await received, 'web/hello from-tcp', broker);
+      } finally {
+        client.end(true);
+      }
+      const elsewhere = await wsClient(`ws://127.0.0.1:${ws}/elsewhere`);
+      if (!(elsewhere instanceof Error)) elsewhere.end(true);
+      if (broker === 'mosquitto') assert.ok(!(elsewhere instanceof Error), 'Mosquitto serves any path');
+      else assert.ok(elsewhere instanceof Error, 'Moat serves websocket.path only (the note in the output says so)');
       proc.kill();
       await proc.waitExit(10_000);
     }

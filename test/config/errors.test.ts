@@ -152,7 +152,7 @@ describe('config errors: schema problems in words, never ajv\'s (finding 3)', ()
     assertError(() => parseConfig('listeners:\n', FILE), FILE, 1, 'listeners', 'expected array (a list), got nothing');
     assertError(() => parseConfig('log:\n  level: verbose\n', FILE), FILE, 2, 'log.level',
       'expected one of "trace", "debug", "info", "warn", "error", "fatal", "silent", got "verbose"');
-    assertError(() => parseConfig('listeners:\n  - host: 127.0.0.1\n', FILE), FILE, 2, 'listeners.0.port', 'is required but missing');
+    assertError(() => parseConfig('listeners:\n  - host: 127.0.0.1\n', FILE), FILE, 2, 'listeners.0', 'needs a port (TCP) or a path (a Unix domain socket)');
     assertError(() => parseConfig('limits:\n  max_packet_sise: 1000\n', FILE), FILE, 2, 'limits.max_packet_sise', 'unknown key (did you mean "max_packet_size"?)');
     assertError(() => parseConfig('colour: blue\n', FILE), FILE, 1, 'colour', 'unknown key');
   });

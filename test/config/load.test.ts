@@ -148,14 +148,24 @@ describe('config: errors name the file, the 1-based line, the dotted key and wha
     assertLocated(noKey, FILE, 3, 'listeners.0.tls.key_file');
   });
 
-  it('missing required port in a listener points at that listener', () => {
+  it('a listener without a port or a path points at that listener', () => {
     const text = 'listeners:\n  - port: 1883\n  - name: second\n    host: 127.0.0.1\n';
     const err = configError(() => parseConfig(text, FILE));
-    assert.equal(err.key, 'listeners.1.port');
+    assert.equal(err.key, 'listeners.1');
     assert.equal(err.line, 3);
     assert.ok(err.message.includes(`${FILE}:3`), err.message);
-    assert.ok(err.message.includes('listeners.1.port'), err.message);
-    assert.match(err.problem, /required/);
+    assert.match(err.problem, /needs a port \(TCP\) or a path/);
+  });
+
+  it('a Unix domain socket listener: path relative to the file, and neither a port nor a host with it', () => {
+    const loaded = parseConfig('listeners:\n  - path: run/moat.sock\n', '/etc/moat/moat.yaml');
+    assert.equal(loaded.broker.listeners?.[0]?.path, '/etc/moat/run/moat.sock');
+    assert.equal(loaded.broker.listeners?.[0]?.port, undefined);
+    const both = configError(() => parseConfig('listeners:\n  - port: 1883\n    path: /run/m.sock\n', FILE));
+    assert.equal(both.key, 'listeners.0.path');
+    assert.match(both.problem, /either a port \(TCP\) or a path/);
+    const host = configError(() => parseConfig('listeners:\n  - host: 0.0.0.0\n    path: /run/m.sock\n', FILE));
+    assert.equal(host.key, 'listeners.0.host');
   });
 
   it('invalid enum for log.level lists the allowed values', () => {

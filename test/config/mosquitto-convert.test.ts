@@ -75,14 +75,47 @@ describe('moat convert: listeners', () => {
     assert.deepEqual(c.config.listeners?.map((l) => [l.host, l.port, l.allow_anonymous]), [['127.0.0.1', 18934, true], ['::', 1883, true]]);
   });
 
-  it('protocol mqtt is accepted; protocol websockets leaves the listener out, commented with the reason', () => {
-    const c = convert('listener 1883 127.0.0.1\nprotocol mqtt\nlistener 9001\nprotocol websockets\nhttp_dir /www\nmax_connections 7\n');
-    assert.deepEqual(c.config.listeners, [{ host: '127.0.0.1', port: 1883, allow_anonymous: false }]);
-    const why = comment(c, /mosquitto\.conf:3: listener 9001 — protocol websockets \(mosquitto\.conf:4\)/);
-    assert.match(why, /does not convert WebSocket listeners yet/);
-    assert.match(why, /http_dir \(mosquitto\.conf:5\), max_connections \(mosquitto\.conf:6\)/);
-    assert.equal(c.config.limits?.max_connections, undefined, "the left-out listener's limit is not applied");
-    comment(c, /^ {2}# {2}port: 9001$|^ {2}# - host: "::"$/);
+  it('protocol websockets becomes websocket: {} on the listener, which keeps its other options; protocol mqtt stays plain MQTT', () => {
+    const c = convert('listener 1883 127.0.0.1\nprotocol mqtt\nlistener 9001\nprotocol websockets\nhttp_dir /www\nmax_connections 7\nallow_anonymous true\n');
+    assert.deepEqual(c.config.listeners, [
+      { host: '127.0.0.1', port: 1883, allow_anonymous: true },
+      { host: '::', port: 9001, allow_anonymous: true, websocket: {} },
+    ]);
+    comment(c, /^ {4}websocket: \{\} {3}# protocol websockets \(mosquitto\.conf:4\): ws:\/\/, path \/mqtt$/);
+    assert.match(comment(c, /mosquitto\.conf:3: protocol websockets: /), /Moat only on websocket\.path \(default \/mqtt/);
+    assert.match(comment(c, /mosquitto\.conf:5: http_dir \/www — /), /not supported: Moat serves no files/);
+    assert.match(comment(c, /mosquitto\.conf:6: max_connections 7 — /), /per listener in Mosquitto/, 'counted as a listener like any other');
+    parseConfig(c.yaml, '/tmp/moat.yaml');
+  });
+
+  it('the listener\'s last protocol line counts: protocol mqtt after protocol websockets is plain MQTT', () => {
+    const c = convert('listener 9001 127.0.0.1\nprotocol websockets\nprotocol mqtt\n');
+    assert.deepEqual(c.config.listeners, [{ host: '127.0.0.1', port: 9001, allow_anonymous: false }]);
+    assert.ok(!c.yaml.includes('websocket'), c.yaml);
+  });
+
+  it('protocol websockets before any listener line makes the default listener a WebSocket one', () => {
+    const c = convert('port 8080\nprotocol websockets\nallow_anonymous true\n');
+    assert.deepEqual(c.config.listeners, [{ host: '::', port: 8080, allow_anonymous: true, websocket: {} }]);
+    comment(c, /mosquitto\.conf:1: protocol websockets: Mosquitto answers WebSocket clients on any URL path/);
+  });
+
+  it('wss: certfile, keyfile, cafile and require_certificate of a websockets listener become its tls, as on a TCP listener', () => {
+    const c = convert('per_listener_settings true\nlistener 9443 10.0.0.5\nprotocol websockets\ncertfile s.crt\nkeyfile s.key\ncafile ca.crt\nrequire_certificate true\nallow_anonymous true\n');
+    assert.deepEqual(c.config.listeners, [{
+      host: '10.0.0.5', port: 9443, allow_anonymous: true, websocket: {},
+      tls: { cert_file: '/etc/mq/s.crt', key_file: '/etc/mq/s.key', ca_file: '/etc/mq/ca.crt', require_client_certificate: true },
+    }]);
+    comment(c, /websocket: \{\} {3}# protocol websockets \(mosquitto\.conf:3\): wss:\/\//);
+  });
+
+  it('websockets_headers_size and websockets_log_level are ignored, each with the reason; a size beyond Node\'s limit is flagged', () => {
+    const c = convert('websockets_headers_size 4096\nwebsockets_log_level 255\nwebsockets_headers_size 65536\nwebsockets_headers_size big\n');
+    assert.match(comment(c, /mosquitto\.conf:1: websockets_headers_size 4096 — /), /ignored: Moat takes HTTP request heads up to 16384 bytes \(Node's limit\) without a setting$/);
+    assert.match(comment(c, /mosquitto\.conf:2: websockets_log_level 255 — /), /ignored: Moat logs WebSocket clients as it logs the others/);
+    assert.match(comment(c, /mosquitto\.conf:3: websockets_headers_size 65536 — /), /larger heads, which this value allowed, are refused \(HTTP 431\)/);
+    comment(c, /mosquitto\.conf:4: websockets_headers_size big — expected a whole number/);
+    assert.deepEqual(c.config.listeners, [{ host: '127.0.0.1', port: 1883, allow_anonymous: true }], 'global options: no listener made');
   });
 
   it('allow_anonymous applies to every listener (per_listener_settings false)', () => {

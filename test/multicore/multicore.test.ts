@@ -434,16 +434,6 @@ describe('multi-core mode: lifecycle and configuration', () => {
     assert.match(moat.proc.stdout, /a worker stopped; stopping the broker/);
   });
 
-  it('workers with a TLS listener is a configuration error naming the file, line and key', async () => {
-    const file = path.join(dir, 'tls.yaml');
-    writeFileSync(file, 'workers: 2\nlisteners:\n  - port: 8883\n    tls:\n      cert_file: c.pem\n      key_file: k.pem\n');
-    const r = await run(process.execPath, [MOAT, '--config', file], { cwd: dir, limitMs: 10_000 });
-    assert.equal(r.code, 1, r.stderr);
-    assert.ok(r.stderr.includes(`${file}:4`), `file and line: ${r.stderr}`);
-    assert.ok(r.stderr.includes('listeners.0.tls'), `key: ${r.stderr}`);
-    assert.match(r.stderr, /workers: 1/);
-  });
-
   it('workers out of range is a configuration error; --workers is checked too', async () => {
     const file = path.join(dir, 'zero.yaml');
     writeFileSync(file, 'listeners:\n  - port: 1883\nworkers: 0\n');

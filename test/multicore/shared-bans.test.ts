@@ -193,7 +193,7 @@ describe('bans shared by the workers of multi-core mode', () => {
     // The workers inherit this process's stdout: only errors are logged there, the audit trail goes to a file.
     const file = configFile('api', port, `log:\n  level: error\naudit:\n  file: ${audit}\n`);
     const primaryFor = (): Primary => new Primary({
-      workers: WORKERS, listeners: [{ host: '127.0.0.1', port }], connectTimeout: 10, maxPacketSize: 1 << 20,
+      workers: WORKERS, listeners: [{ endpoint: { host: '127.0.0.1', port }, routed: true }], connectTimeout: 10, maxPacketSize: 1 << 20,
       logger: silentLogger, script: MOAT, args: ['-c', file],
     });
     const brief = idOn(1, 'brief');

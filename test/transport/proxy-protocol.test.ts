@@ -3,8 +3,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
+import { WebSocket } from 'ws';
+import { makePki, type TestPki } from '../../bench/lib/pki.js';
 import { parseProxyHeader } from '../../src/transport/proxy-protocol.js';
 import { rawConnect } from '../helpers/codec.js';
 import { freePort, killAll, spawnProc, type Proc } from '../helpers/process.js';
@@ -106,5 +109,94 @@ describe('a listener behind a load balancer (proxy_protocol: true)', () => {
     assert.equal(await attempt(open, [rawConnect({ clientId: 'no-header' })]), 'closed');
     assert.equal(await attempt(open, [Buffer.from('PROXY TCP4 nonsense\r\n'), rawConnect({ clientId: 'bad' })]), 'closed');
     assert.equal(await attempt(strict, [Buffer.from('PROXY TCP4 203.0.113.9 10.0.0.1 51234 1883\r\n'), rawConnect({ clientId: 'untrusted' })]), 'closed', '127.0.0.1 is not in 10.0.0.0/8');
+  });
+});
+
+describe('the PROXY protocol before TLS and before a WebSocket upgrade', () => {
+  let dir: string;
+  let proc: Proc;
+  let pki: TestPki;
+  let tlsPort: number;
+  let wsPort: number;
+  before(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'moat-proxy-tls-'));
+    pki = makePki();
+    [tlsPort, wsPort] = [await freePort(), await freePort()];
+    writeFileSync(path.join(dir, 'moat.yaml'), [
+      'listeners:',
+      `  - { port: ${tlsPort}, host: 127.0.0.1, proxy_protocol: true, trusted_proxies: [127.0.0.1], tls: { cert_file: ${pki.serverCertFile}, key_file: ${pki.serverKeyFile} } }`,
+      // trusted_proxies would also make X-Forwarded-For believed: behind a PROXY header it is not read.
+      `  - { port: ${wsPort}, host: 127.0.0.1, proxy_protocol: true, trusted_proxies: [127.0.0.1], websocket: { path: /mqtt } }`,
+      'log:\n  format: json',
+      'store:\n  type: memory',
+    ].join('\n'));
+    proc = spawnProc(process.execPath, [MOAT, '-c', 'moat.yaml'], { cwd: dir, limitMs: 60_000 });
+    await proc.waitStdout((out) => out.includes('"moat started"'), 15_000, 'moat started');
+  });
+  after(() => {
+    killAll();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const connectedFrom = async (clientId: string): Promise<string | undefined> => {
+    const line = (l: string): boolean => l.includes('"client connected"') && l.includes(`"clientId":"${clientId}"`);
+    await proc.waitStdout((out) => out.split('\n').some(line), 5_000, `${clientId} connected`);
+    return (JSON.parse(proc.stdout.split('\n').find(line)!) as { remoteAddress: string }).remoteAddress;
+  };
+
+  it('TLS: the header comes in the clear, then the handshake; the client is the header\'s address', async () => {
+    const code = await new Promise<number>((resolve, reject) => {
+      const raw = net.connect({ port: tlsPort, host: '127.0.0.1' }, () => {
+        // The header and the ClientHello in one segment: what follows the header must reach the TLS layer.
+        raw.cork();
+        raw.write(v2ipv4([198, 51, 100, 42], 40_001));
+        const socket = tls.connect({ socket: raw, ca: pki.ca, servername: 'localhost' }, () => socket.write(rawConnect({ clientId: 'tls-behind' })));
+        process.nextTick(() => raw.uncork());
+        socket.once('data', (chunk: Buffer) => {
+          socket.destroy();
+          resolve(chunk[3]!);
+        });
+        socket.once('error', reject);
+      });
+      raw.once('error', reject);
+    });
+    assert.equal(code, 0);
+    assert.equal(await connectedFrom('tls-behind'), '198.51.100.42');
+  });
+
+  it('WebSocket: the header, then the HTTP upgrade; X-Forwarded-For is not read on top of it', async () => {
+    const code = await new Promise<number>((resolve, reject) => {
+      const ws = new WebSocket(`ws://127.0.0.1:${wsPort}/mqtt`, 'mqtt', {
+        headers: { 'x-forwarded-for': '192.0.2.250' },
+        createConnection: () => {
+          const raw = net.connect({ port: wsPort, host: '127.0.0.1' });
+          raw.write('PROXY TCP4 203.0.113.77 10.0.0.1 40002 8083\r\n');
+          return raw;
+        },
+      });
+      ws.once('open', () => ws.send(rawConnect({ clientId: 'ws-behind' })));
+      ws.once('message', (data: Buffer) => {
+        ws.terminate();
+        resolve(data[3]!);
+      });
+      ws.once('error', reject);
+    });
+    assert.equal(code, 0);
+    assert.equal(await connectedFrom('ws-behind'), '203.0.113.77');
+  });
+
+  it('without a header the TLS and WebSocket listeners close the connection', async () => {
+    const tlsOutcome = await new Promise<string>((resolve) => {
+      const socket = tls.connect({ host: '127.0.0.1', port: tlsPort, ca: pki.ca, servername: 'localhost' }, () => resolve('handshake'));
+      socket.once('error', () => resolve('closed'));
+      socket.once('close', () => resolve('closed'));
+    });
+    assert.equal(tlsOutcome, 'closed');
+    const wsOutcome = await new Promise<string>((resolve) => {
+      const ws = new WebSocket(`ws://127.0.0.1:${wsPort}/mqtt`, 'mqtt');
+      ws.once('open', () => resolve('upgraded'));
+      ws.once('error', () => resolve('closed'));
+    });
+    assert.equal(wsOutcome, 'closed');
   });
 });

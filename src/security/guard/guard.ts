@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { EventEmitter } from 'node:events';
 import type { AuthExchange, AuthMethod, AuthStep } from '../../broker/enhanced-auth.js';
 import type { AuthenticateRequest, AuthenticateResult, BrokerHooks, ClosingStream } from '../../broker/hooks.js';
@@ -302,7 +303,7 @@ export class Guard extends EventEmitter<GuardEvents> {
     const byUsername = username === undefined ? 0 : this.guessedUsernames.delay(username, request.remoteAddress, now);
     const byClientId = request.clientId === '' ? 0 : this.guessedClientIds.delay(request.clientId, request.remoteAddress, now);
     const delay = Math.max(byUsername, byClientId);
-    return delay > 0 && this.allow.has(request.remoteAddress) ? 0 : delay;
+    return delay > 0 && this.exempt(request.remoteAddress) ? 0 : delay;
   }
 
   /** `username`: the user the client claims, which an enhanced method may read from its exchange rather than the CONNECT. */
@@ -363,18 +364,26 @@ export class Guard extends EventEmitter<GuardEvents> {
 
   private clientBan(request: AuthenticateRequest, now: number): Ban | undefined {
     const ban = this.bans.size === 0 ? undefined : this.bans.forClient(request, now);
-    return ban && ban.kind === 'address' && ban.source === 'guard' && this.allow.has(request.remoteAddress) ? undefined : ban;
+    return ban && ban.kind === 'address' && ban.source === 'guard' && this.exempt(request.remoteAddress) ? undefined : ban;
   }
 
   /** The ban on an address, except a detected one on an allow-listed address (banned for a neighbour in its /64). */
+  /**
+   * Not judged by address: the allow list, and peers without an IP address (Unix domain socket clients, on this
+   * machine: an address ban there would shut out every local client at once).
+   */
+  private exempt(remoteAddress: string): boolean {
+    return net.isIP(remoteAddress) === 0 || this.allow.has(remoteAddress);
+  }
+
   private addressBan(remoteAddress: string, now: number): Ban | undefined {
     const ban = this.bans.size === 0 ? undefined : this.bans.forAddress(remoteAddress, now);
-    return ban && ban.source === 'guard' && this.allow.has(remoteAddress) ? undefined : ban;
+    return ban && ban.source === 'guard' && this.exempt(remoteAddress) ? undefined : ban;
   }
 
   /** Per-address concurrency and rate, and the global accept rate; an allow-listed address has no per-address limit. */
   private withinConnectionLimits(remoteAddress: string, stream: ClosingStream, now: number): boolean {
-    const allowed = this.allow.has(remoteAddress);
+    const allowed = this.exempt(remoteAddress);
     const key = addressKey(remoteAddress);
     const open = this.open.get(key) ?? 0;
     // Per address first: a flood refused there must not spend everyone's global tokens.
@@ -395,7 +404,7 @@ export class Guard extends EventEmitter<GuardEvents> {
 
   private failed(remoteAddress: string, now: number): void {
     this.counters.authenticationFailures++;
-    if (this.allow.has(remoteAddress)) return;
+    if (this.exempt(remoteAddress)) return;
     const key = addressKey(remoteAddress);
     // Answers still in flight when the ban fell are part of the same offence, not new ones.
     if (this.bans.forAddress(remoteAddress, now)) return;
