@@ -296,7 +296,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (opts.websocket !== undefined) {
       return new WebSocketTransport(
         {
-          websocket: opts.websocket, maxPayload: this.limits.maxPacketSize, handshakeTimeoutMs: this.limits.connectTimeout * 1000,
+          websocket: opts.websocket, maxPayload: () => this.limits.maxPacketSize, handshakeTimeoutMs: this.limits.connectTimeout * 1000,
           ...(opts.tls && { tls: opts.tls }),
           ...(opts.trustedProxies && { trustedProxy: trustedBy(opts.trustedProxies) }), ...(opts.proxyProtocol && { proxied: true }),
         },

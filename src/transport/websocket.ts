@@ -16,7 +16,7 @@ export interface WebSocketTransportConfig {
   /** `wss://` when given. */
   tls?: TlsListenerOptions;
   /** The largest WebSocket message accepted (the broker's maximum packet size): larger ones close the connection (1009). */
-  maxPayload: number;
+  maxPayload: () => number;
   /** Reverse proxies whose `Forwarded` / `X-Forwarded-For` headers are believed (the client's address is taken from them). */
   trustedProxy?: (address: string) => boolean;
   /** The time a client has for its TLS handshake and its HTTP request (the broker's CONNECT timeout). */
@@ -76,7 +76,7 @@ export class WebSocketTransport implements Transport {
     });
     this.wss = new WebSocketServer({
       noServer: true,
-      maxPayload: config.maxPayload,
+      maxPayload: config.maxPayload(),
       perMessageDeflate: config.websocket.perMessageDeflate === true,
       handleProtocols: (offered) => SUBPROTOCOLS.find((p) => offered.has(p)) ?? false,
     });
@@ -88,6 +88,8 @@ export class WebSocketTransport implements Transport {
         socket.end(`HTTP/1.1 ${refusal}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
         return;
       }
+      // Read per connection (ws takes it from its options at each upgrade): a reload may change the packet size limit.
+      this.wss.options.maxPayload = this.config.maxPayload();
       this.wss.handleUpgrade(req, socket, head, (ws) => {
         const peer: PeerInfo = { ...this.peerAddress(socket) };
         const trusted = this.config.trustedProxy;

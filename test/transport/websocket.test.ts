@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -190,6 +190,25 @@ describe('MQTT over WebSockets', () => {
     assert.equal(await raw.closed, 1009);
     await other.publishAsync('still/here', 'yes', { qos: 1 });
     await other.endAsync();
+  });
+
+  it('a reload that raises max_packet_size reaches the WebSocket listeners: a larger message is then served, not closed with 1009', async () => {
+    const file = path.join(dir, 'moat.yaml');
+    writeFileSync(file, `${readFileSync(file, 'utf8')}\nlimits:\n  max_packet_size: 4194304\n`);
+    const before = proc.stdout.length;
+    proc.kill('SIGHUP');
+    await proc.waitStdout((out) => out.slice(before).includes('"configuration reloaded"'), 10_000, 'the reload');
+    const client = await connect(`ws://127.0.0.1:${ws}/mqtt`, { username: 'alice', password: 'alice-password' });
+    await client.subscribeAsync('big/one', { qos: 1 });
+    const got = new Promise<number>((resolve) => client.once('message', (_t, payload) => resolve(payload.length)));
+    await client.publishAsync('big/one', Buffer.alloc(2 * 1024 * 1024, 7), { qos: 1 });
+    assert.equal(await got, 2 * 1024 * 1024);
+    await client.endAsync();
+    // Back to the default for the tests that follow.
+    writeFileSync(file, readFileSync(file, 'utf8').replace('\nlimits:\n  max_packet_size: 4194304\n', ''));
+    const again = proc.stdout.length;
+    proc.kill('SIGHUP');
+    await proc.waitStdout((out) => out.slice(again).includes('"configuration reloaded"'), 10_000, 'the second reload');
   });
 
   it('behind a trusted reverse proxy the client is the one Forwarded / X-Forwarded-For names; elsewhere the headers are ignored', async () => {
