@@ -1,5 +1,7 @@
 import path from 'node:path';
+import tls from 'node:tls';
 import { stringify } from 'yaml';
+import { pskCipherList } from '../transport/tls-psk.js';
 
 /**
  * `moat convert`: a Mosquitto 2.x configuration file in, the equivalent Moat
@@ -38,24 +40,38 @@ interface Security {
   allowAnonymous?: Src<boolean>;
   passwordFile?: Src<string>;
   aclFile?: Src<string>;
+  /** Mosquitto's `identity:hexkey` file, which Moat reads as it is (`tls.psk_file`); used by psk_hint listeners only. */
+  pskFile?: Src<string>;
 }
 
 interface Listener extends Security {
   line?: Line;
   port: number;
   host?: string;
+  /** `listener 0 <path>`: a Unix domain socket (Moat's `path`), absolute. */
+  path?: string;
   /** `protocol websockets`: MQTT over WebSockets (`websocket: {}`); absent or `protocol mqtt`: plain MQTT. */
   websockets?: Line;
-  socketDomain?: 'ipv4' | 'ipv6';
+  socketDomain?: Src<'ipv4' | 'ipv6'>;
   certfile?: Src<string>;
   keyfile?: Src<string>;
   cafile?: Src<string>;
+  crlfile?: Src<string>;
+  /** `psk_hint`: TLS-PSK on this listener (Mosquitto's switch for it), with the keys of `psk_file`. */
+  pskHint?: Src<string>;
+  /** `ciphers` (TLS 1.2) and `ciphers_tls1.3`: colon-separated OpenSSL names. */
+  ciphers?: Src<string>;
+  ciphers13?: Src<string>;
+  tlsVersion?: Src<'TLSv1.2' | 'TLSv1.3'>;
   requireCertificate?: Src<boolean>;
   identity?: Src<'common_name' | 'subject'>;
   maxConnections?: Src<number>;
 }
 
 const BOOLEAN: Record<string, boolean> = { true: true, false: false };
+
+/** Mosquitto's tls_version (the oldest version accepted, since 2.0) as Moat's tls.min_version. */
+const TLS_VERSIONS = new Map<string, 'TLSv1.2' | 'TLSv1.3'>([['tlsv1.2', 'TLSv1.2'], ['tlsv1.3', 'TLSv1.3']]);
 
 /** The largest HTTP request head Node reads (its default --max-http-header-size), for a WebSocket upgrade too. */
 const HEAD_LIMIT = 16 * 1024;
@@ -86,8 +102,6 @@ const UNMAPPED: Record<string, string> = {
   upgrade_outgoing_qos: 'non-standard; Moat follows the MQTT specification',
   retry_interval: 'Moat resends unacknowledged messages when the client reconnects, as MQTT 3.1.1 and 5 require',
   store_clean_interval: 'Moat has no message store to clean',
-  psk_file: 'Moat has no TLS pre-shared keys',
-  psk_hint: 'Moat has no TLS pre-shared keys',
   plugin: 'Mosquitto plugins do not load in Moat; see its HTTP hook (authentication type http) or the library API',
   auth_plugin: 'Mosquitto plugins do not load in Moat; see its HTTP hook (authentication type http) or the library API',
   global_plugin: 'Mosquitto plugins do not load in Moat',
@@ -101,14 +115,10 @@ const UNMAPPED: Record<string, string> = {
   max_topic_alias: 'per listener in Mosquitto; Moat has one broker-wide capabilities.topic_alias_maximum',
   use_username_as_clientid: 'Moat does not replace client identifiers',
   capath: 'Moat reads one CA file (tls.ca_file); concatenate the PEM files of the directory into one',
-  ciphers: "Moat uses Node's default TLS ciphers",
-  'ciphers_tls1.3': "Moat uses Node's default TLS ciphers",
-  crlfile: 'Moat does not read certificate revocation lists',
   dhparamfile: 'Moat uses ECDHE key exchange only',
   tls_engine: 'Moat reads keys from PEM files only',
   tls_engine_kpass_sha1: 'Moat reads keys from PEM files only',
   tls_keyform: 'Moat reads keys from PEM files only',
-  tls_version: "Moat uses Node's minimum TLS version (1.2)",
   require_certificate_hostname: 'not a Moat setting',
 };
 
@@ -273,7 +283,12 @@ class Converter {
       case 'listener': {
         const port = integer(args[0]);
         if (port === undefined || port > 65535 || args.length > 2) return this.skip(line, 'expected "listener <port> [address]"');
-        if (port === 0) return this.skip(line, 'Moat has no Unix socket listeners');
+        if (port === 0) {
+          // Mosquitto 2.0: port 0 with a path is a Unix domain socket; port 0 alone stops it at start.
+          if (args[1] === undefined) return this.skip(line, 'a listener with port 0 needs a Unix socket path ("listener 0 <path>")');
+          this.explicit.push({ line, port, path: this.resolve(args[1]) });
+          return;
+        }
         this.explicit.push({ line, port, ...(args[1] !== undefined && { host: args[1] }) });
         return;
       }
@@ -334,12 +349,35 @@ class Converter {
         return this.skip(line, 'expected mqtt or websockets');
       case 'socket_domain':
         if (args[0] !== 'ipv4' && args[0] !== 'ipv6') return this.skip(line, 'expected ipv4 or ipv6');
-        listener.socketDomain = args[0];
+        listener.socketDomain = { value: args[0], line };
         return;
-      case 'certfile': case 'keyfile': case 'cafile':
+      case 'certfile': case 'keyfile': case 'cafile': case 'crlfile':
         if (!line.rest) return this.skip(line, 'expected a file');
         listener[name] = { value: this.resolve(line.rest), line };
         return;
+      case 'psk_hint':
+        if (!line.rest) return this.skip(line, 'expected a hint');
+        if (Buffer.byteLength(line.rest) > 128) return this.skip(line, "longer than 128 bytes, Moat's limit for tls.psk_hint");
+        listener.pskHint = { value: line.rest, line };
+        return;
+      case 'ciphers': case 'ciphers_tls1.3': {
+        const names = line.rest.split(':').filter((c) => c !== '');
+        if (names.length === 0) return this.skip(line, 'expected a cipher list');
+        const tls13 = name === 'ciphers_tls1.3';
+        // Moat takes one list, Node's: names starting with TLS_ are TLS 1.3 suites, the others OpenSSL's TLS 1.2 list.
+        if (names.some((c) => c.startsWith('TLS_') !== tls13)) {
+          return this.skip(line, tls13 ? 'expected TLS 1.3 suite names (TLS_…) only' : 'TLS 1.3 suites (TLS_…) belong in ciphers_tls1.3');
+        }
+        listener[tls13 ? 'ciphers13' : 'ciphers'] = { value: names.join(':'), line };
+        return;
+      }
+      case 'tls_version': {
+        const version = TLS_VERSIONS.get(args[0] ?? '');
+        if (args[0] === 'tlsv1.1') return this.skip(line, 'Moat accepts TLS 1.2 and later only: TLS 1.1 clients, which this let in, fail the handshake');
+        if (version === undefined || args.length > 1) return this.skip(line, 'expected tlsv1.3, tlsv1.2 or tlsv1.1');
+        listener.tlsVersion = { value: version, line };
+        return;
+      }
       case 'require_certificate': return this.flag(line, (v) => (listener.requireCertificate = { value: v, line }));
       case 'use_identity_as_username': case 'use_subject_as_username':
         return this.flag(line, (v) => {
@@ -357,10 +395,11 @@ class Converter {
     const target = listener ?? this.security;
     switch (line.name) {
       case 'allow_anonymous': return this.flag(line, (v) => (target.allowAnonymous = { value: v, line }));
-      case 'password_file': case 'acl_file': {
+      case 'password_file': case 'acl_file': case 'psk_file': {
         if (!line.rest) return this.skip(line, 'expected a file');
         const value = { value: this.resolve(line.rest), line };
         if (line.name === 'password_file') target.passwordFile = value;
+        else if (line.name === 'psk_file') target.pskFile = value;
         else target.aclFile = value;
         if (listener && this.explicit.length === 0) this.defaultUsed ||= line.name === 'password_file';
         return;
@@ -382,13 +421,21 @@ class Converter {
   }
 
   private render(): string {
-    const listeners = [...this.explicit, ...(this.defaultUsed ? [this.defaultListener] : [])];
+    const all = [...this.explicit, ...(this.defaultUsed ? [this.defaultListener] : [])];
+    // A PSK listener without keys: Mosquitto serves nobody on it (unless a plugin has keys); left out, never opened without TLS.
+    const keyless = new Set(all.filter((l) => this.isPsk(l) && !this.pskFileOf(l)));
+    for (const l of keyless) this.skip(l.pskHint!.line, 'no psk_file, so this PSK listener has no keys (a Mosquitto plugin may have had them): the listener is left out rather than opened without TLS; give it tls.psk_file');
+    const listeners = all.filter((l) => !keyless.has(l));
+    for (const psk of this.perListener ? all.map((l) => (this.isPsk(l) ? undefined : l.pskFile)) : [all.some((l) => this.isPsk(l)) ? undefined : this.security.pskFile]) {
+      if (psk) this.skip(psk.line, 'no PSK listener uses it (psk_hint turns TLS-PSK on in Mosquitto, on a listener without certfile): these keys serve nobody');
+    }
     const out: string[] = [];
     const emit = (line: string): number => out.push(line);
 
-    // Authentication: certificate identity first (it passes clients without a certificate on), then the password file.
+    // Authentication: certificate identity first (it passes clients without a certificate on), then the PSK
+    // identity (it passes clients without one), then the password file.
     const auth: string[] = [];
-    const identities = listeners.filter((l) => l.identity);
+    const identities = listeners.filter((l) => l.identity && !this.isPsk(l));
     const identity = identities[0]?.identity;
     if (identity) {
       auth.push('  - type: certificate', `    username_from: ${identity.value}   # ${identity.line.text} (${identity.line.at})`,
@@ -398,6 +445,19 @@ class Converter {
       }
       for (const l of listeners) {
         if (l.certfile && l.keyfile && !l.identity && l.requireCertificate?.value) this.notes.push(`${l.line?.at ?? 'default listener'}: Moat's certificate authentication applies to every TLS listener, so a client certificate is enough on this one too (Mosquitto also asked it for a password)`);
+      }
+    }
+    // use_identity_as_username on a psk_hint listener: the PSK identity is the user name (Moat's psk provider).
+    const pskListeners = listeners.filter((l) => this.isPsk(l));
+    for (const l of pskListeners) {
+      if (l.identity?.value === 'subject') this.skip(l.identity.line, 'a PSK client presents no certificate, so it has no subject to be named after');
+    }
+    const pskIdentity = pskListeners.find((l) => l.identity?.value === 'common_name')?.identity;
+    if (pskIdentity) {
+      auth.push(`  - type: psk   # ${pskIdentity.line.text} (${pskIdentity.line.at}) on a psk_hint listener: the PSK identity is the user name`,
+        "    require_username_match: false   # Mosquitto replaces the client's user name with the PSK identity");
+      for (const l of pskListeners) {
+        if (l.identity?.value !== 'common_name') this.notes.push(`${l.line?.at ?? 'default listener'}: Moat's psk authentication applies to every PSK listener, so the key alone lets a client in on this one too (Mosquitto checked the user name and password of its CONNECT)`);
       }
     }
     const passwordFiles = this.perListener ? listeners.map((l) => l.passwordFile).filter((p): p is Src<string> => p !== undefined) : this.security.passwordFile ? [this.security.passwordFile] : [];
@@ -421,7 +481,7 @@ class Converter {
     // Listeners
     emit('');
     emit('listeners:');
-    if (listeners.length === 0) {
+    if (all.length === 0) {
       const explicit = (this.perListener ? this.defaultListener : this.security).allowAnonymous;
       emit('  # Mosquitto 2 without a listener listens on this machine only (127.0.0.1 and ::1, port 1883) and accepts anonymous clients.');
       emit("  # Add a listener with host: '::1' if clients connect over IPv6.");
@@ -432,13 +492,23 @@ class Converter {
       } else emit('    allow_anonymous: true');
     }
     const authConfigured = auth.length > 0;
-    for (const l of listeners) {
+    for (const l of all) {
+      if (keyless.has(l)) {
+        emit(`  # ${l.line?.text ?? 'the default listener'}${l.line ? ` (${l.line.at})` : ''}: left out, a PSK listener without psk_file (see "Not converted")`);
+        continue;
+      }
       emit(l.line ? `  # ${l.line.text} (${l.line.at})` : '  # the default listener');
-      emit(`  - host: ${scalar(this.host(l))}`);
-      emit(`    port: ${l.port}`);
+      if (l.path) {
+        emit(`  - path: ${scalar(l.path)}   # a Unix domain socket (port 0)`);
+        if (l.socketDomain) this.skip(l.socketDomain.line, 'a Unix socket listener has no IP address family');
+      } else {
+        emit(`  - host: ${scalar(this.host(l))}`);
+        emit(`    port: ${l.port}`);
+      }
       const anonymous = (this.perListener ? l : this.security).allowAnonymous;
       emit(`    allow_anonymous: ${anonymous?.value ?? false}   # ${anonymous ? anonymous.line.at : 'Mosquitto 2 default once a listener is configured'}`);
-      if (!(anonymous?.value ?? false) && !authConfigured && !isLoopback(this.host(l))) {
+      // A Unix socket is local, like loopback: Moat starts it without authentication.
+      if (!(anonymous?.value ?? false) && !authConfigured && !l.path && !isLoopback(this.host(l))) {
         this.notes.push(`${l.line?.at ?? 'default listener'}: no password_file and anonymous clients refused: Mosquitto accepts nobody on this listener, and Moat refuses to start such a network listener; configure authentication or set allow_anonymous`);
       }
       if (l.websockets) this.renderWebSocket(l, emit);
@@ -488,7 +558,7 @@ class Converter {
   /** Mosquitto binds every address (IPv4 and IPv6) unless told otherwise. */
   private host(l: Listener): string {
     if (l.host) return l.host;
-    return l.socketDomain === 'ipv4' ? '0.0.0.0' : '::';
+    return l.socketDomain?.value === 'ipv4' ? '0.0.0.0' : '::';
   }
 
   /** `protocol websockets`: Moat's `websocket` map with its defaults; TLS (wss://) as on any listener. */
@@ -499,22 +569,55 @@ class Converter {
       'Moat can also limit the web pages that may connect (websocket.allowed_origins, docs/configuration.md)');
   }
 
+  /** A listener Mosquitto serves with TLS-PSK: psk_hint, and no certificate (Mosquitto refuses both on one listener). */
+  private isPsk(l: Listener): boolean {
+    return l.pskHint !== undefined && !l.certfile && !l.keyfile;
+  }
+
+  /** The keys of a PSK listener: its own psk_file with per_listener_settings true, else the global one. */
+  private pskFileOf(l: Listener): Src<string> | undefined {
+    return (this.perListener ? l : this.security).pskFile;
+  }
+
   private renderTls(l: Listener, emit: (line: string) => void): void {
-    if (!l.certfile !== !l.keyfile) {
-      const given = (l.certfile ?? l.keyfile)!;
-      this.skip(given.line, 'TLS needs both certfile and keyfile; this listener stays plain MQTT');
-      return;
+    if (l.pskHint && !this.isPsk(l)) {
+      this.skip(l.pskHint.line, 'Mosquitto refuses certificate and PSK encryption on one listener ("Cannot use both certificate and psk encryption in a single listener"); converted with the certificate only');
     }
-    if (!l.certfile || !l.keyfile) {
-      for (const s of [l.cafile, l.requireCertificate, l.identity]) if (s) this.skip(s.line, 'this listener has no certfile and keyfile, so no TLS');
+    const psk = this.isPsk(l) ? this.pskFileOf(l) : undefined;
+    const certs = l.certfile && l.keyfile ? { cert: l.certfile, key: l.keyfile } : undefined;
+    if (!certs && (l.certfile || l.keyfile)) this.skip((l.certfile ?? l.keyfile)!.line, 'TLS needs both certfile and keyfile; this listener stays plain MQTT');
+    if (!certs && !psk) {
+      for (const s of [l.cafile, l.crlfile, l.requireCertificate, l.identity, l.ciphers, l.ciphers13, l.tlsVersion]) if (s) this.skip(s.line, 'this listener has no certfile and keyfile, so no TLS');
       return;
     }
     emit('    tls:');
-    emit(`      cert_file: ${scalar(l.certfile.value)}   # ${l.certfile.line.at}`);
-    emit(`      key_file: ${scalar(l.keyfile.value)}   # ${l.keyfile.line.at}`);
-    if (l.cafile) emit(`      ca_file: ${scalar(l.cafile.value)}   # ${l.cafile.line.at}`);
-    if (l.requireCertificate?.value) emit(`      require_client_certificate: true   # ${l.requireCertificate.line.at}`);
-    else if (l.identity) emit(`      request_client_certificate: true   # ${l.identity.line.at}: the certificate names the user`);
+    if (certs) {
+      emit(`      cert_file: ${scalar(certs.cert.value)}   # ${certs.cert.line.at}`);
+      emit(`      key_file: ${scalar(certs.key.value)}   # ${certs.key.line.at}`);
+    }
+    if (psk) {
+      emit(`      psk_file: ${scalar(psk.value)}   # ${psk.line.at}: Mosquitto's identity:hexkey lines, read as they are`);
+      emit(`      psk_hint: ${scalar(l.pskHint!.value)}   # ${l.pskHint!.line.at}: TLS-PSK on this listener, without certificate`);
+    }
+    const noCertificates = 'a PSK listener uses no certificates';
+    if (l.cafile) {
+      if (certs) emit(`      ca_file: ${scalar(l.cafile.value)}   # ${l.cafile.line.at}`);
+      else this.skip(l.cafile.line, noCertificates);
+    }
+    if (l.requireCertificate && !certs) this.skip(l.requireCertificate.line, noCertificates);
+    else if (l.requireCertificate?.value) emit(`      require_client_certificate: true   # ${l.requireCertificate.line.at}`);
+    else if (l.identity && certs) emit(`      request_client_certificate: true   # ${l.identity.line.at}: the certificate names the user`);
+    if (l.crlfile) {
+      if (certs && (l.requireCertificate?.value || l.identity)) {
+        emit(`      crl_file: ${scalar(l.crlfile.value)}   # ${l.crlfile.line.at}`);
+        this.notes.push(`${l.crlfile.line.at}: crlfile: Moat checks revocation along the client's whole chain, so with intermediate CAs the file needs the list of each CA in it (docs/configuration.md); and a list past its next update stops Moat at start: renew it in time`);
+      } else {
+        this.skip(l.crlfile.line, certs ? 'Mosquitto uses it only with require_certificate true, and this listener asks clients for no certificate' : noCertificates);
+      }
+    }
+    if (l.tlsVersion) emit(`      min_version: ${l.tlsVersion.value}   # ${l.tlsVersion.line.text} (${l.tlsVersion.line.at})`);
+    const ciphers = cipherList(l, psk !== undefined);
+    if (ciphers) emit(`      ciphers: ${scalar(ciphers.value)}   # ${ciphers.why}`);
   }
 
   private renderLimits(listeners: Listener[], emit: (line: string) => void): void {
@@ -554,6 +657,22 @@ class Converter {
     emit('limits:');
     for (const line of lines) emit(line);
   }
+}
+
+/**
+ * Mosquitto's two cipher lists, `ciphers` (TLS 1.2) and `ciphers_tls1.3`, as Moat's one (Node's: names starting
+ * with TLS_ are TLS 1.3 suites, the others the TLS 1.2 list). A list without TLS 1.3 suites keeps Node's, as
+ * Mosquitto keeps OpenSSL's; one of TLS 1.3 suites alone would turn TLS 1.2 off, so Moat's default TLS 1.2 list
+ * (on a PSK listener with the PSK suites first, src/transport/tls-psk.ts) is written after them.
+ */
+function cipherList(l: Listener, psk: boolean): { value: string; why: string } | undefined {
+  if (!l.ciphers && !l.ciphers13) return undefined;
+  const tls12 = l.ciphers?.value ?? (psk ? pskCipherList() : tls.DEFAULT_CIPHERS).split(':').filter((c) => !c.startsWith('TLS_')).join(':');
+  const why = [
+    l.ciphers13 ? `TLS 1.3: ciphers_tls1.3 (${l.ciphers13.line.at})` : "TLS 1.3: Node's suites, as Mosquitto's default",
+    l.ciphers ? `TLS 1.2: ciphers (${l.ciphers.line.at})` : "TLS 1.2: Moat's default list, written out (TLS 1.3 suites alone would turn TLS 1.2 off)",
+  ];
+  return { value: l.ciphers13 ? `${l.ciphers13.value}:${tls12}` : tls12, why: why.join('; ') };
 }
 
 function integer(text: string | undefined): number | undefined {

@@ -234,6 +234,63 @@ describe('converted configurations run: Moat and Mosquitto answer the same comma
     }
   });
 
+  it('a TLS-PSK listener (psk_hint, psk_file, use_identity_as_username) and a Unix socket listener: mosquitto_pub --psk gets through to a subscriber on the socket on both brokers', async () => {
+    const KEY = '6d6f61742d636f6e766572742d70736b';
+    for (const broker of ['moat', 'mosquitto'] as const) {
+      const home = path.join(dir, `psk-${broker}`);
+      mkdirSync(home, { recursive: true });
+      writeFileSync(path.join(home, 'keys.psk'), `dev1:${KEY}\n`);
+      // Anonymous clients (the socket's) may read; dev1, named by its PSK identity, may write under devices/dev1/.
+      writeFileSync(path.join(home, 'rules.acl'), 'topic read devices/#\n\nuser dev1\ntopic readwrite devices/dev1/#\n');
+      const port = await freePort();
+      const conf = path.join(home, 'mosquitto.conf');
+      // Relative paths: Mosquitto takes them from its working directory (home), Moat gets them absolute.
+      writeFileSync(conf, [
+        'user root',
+        `listener ${port} 127.0.0.1`,
+        'psk_hint moat-convert',
+        'use_identity_as_username true',
+        'listener 0 mq.sock',
+        'allow_anonymous true',
+        'psk_file keys.psk',
+        'acl_file rules.acl',
+        'persistence false',
+        '',
+      ].join('\n'));
+      const socket = path.join(home, 'mq.sock');
+      let proc: Proc;
+      if (broker === 'moat') {
+        const yaml = path.join(home, 'moat.yaml');
+        const config = await convertTo(conf, yaml);
+        assert.deepEqual(config.listeners, [
+          { host: '127.0.0.1', port, allow_anonymous: true, tls: { psk_file: path.join(home, 'keys.psk'), psk_hint: 'moat-convert' } },
+          { path: socket, allow_anonymous: true },
+        ]);
+        assert.deepEqual(config.authentication, [{ type: 'psk', require_username_match: false }]);
+        proc = await startMoat(yaml, tmpdir());
+      } else {
+        proc = startMosquitto(conf, home);
+      }
+      const psk = (key: string): string[] => ['--psk', key, '--psk-identity', 'dev1'];
+      await untilAccepted(port, [...psk(KEY), '-t', 'devices/dev1/boot', '-m', 'x'], broker);
+      const wrong = await pub(port, [...psk('00112233445566778899aabbccddeeff'), '-t', 'devices/dev1/t', '-m', 'no']);
+      assert.notEqual(wrong.code, 0, `${broker}: a wrong key fails the handshake`);
+
+      // Line-buffered, so that its debug lines (the SUBACK) arrive as they are printed.
+      const sub = spawnProc('stdbuf', ['-oL', 'mosquitto_sub', '--unix', socket, '-t', 'devices/#', '-v', '-q', '1', '-C', '1', '-W', '10', '-d'], { limitMs: 15_000 });
+      await sub.waitStdout((out) => out.includes('SUBACK'), 8000, `${broker}: the SUBACK on the Unix socket`);
+      // The ACL lets dev1 write only under devices/dev1/: what arrives was published as user dev1, the PSK identity.
+      assert.equal((await pub(port, [...psk(KEY), '-t', 'devices/dev2/t', '-m', 'not-dev1'])).code, 0);
+      assert.equal((await pub(port, [...psk(KEY), '-u', 'someone-else', '-t', 'devices/dev1/t', '-m', 'from-psk'])).code, 0, `${broker}: the CONNECT user name is replaced by the identity`);
+      const status = await sub.waitExit(10_000);
+      assert.equal(status.code, 0, `${broker}: ${sub.stderr}`);
+      const lines = sub.stdout.split('\n').filter((l) => l !== '' && !l.startsWith('Client ') && !l.startsWith('Subscribed ('));
+      assert.deepEqual(lines, ['devices/dev1/t from-psk'], broker);
+      proc.kill();
+      await proc.waitExit(10_000);
+    }
+  });
+
   it('TLS, a mosquitto_passwd password file and an acl_file: the same clients pass and fail on both brokers', async () => {
     const pki = makePki();
     try {

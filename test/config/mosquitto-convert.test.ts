@@ -183,6 +183,110 @@ describe('moat convert: security', () => {
   });
 });
 
+describe('moat convert: Unix sockets, revocation lists, TLS versions and ciphers', () => {
+  it('listener 0 <path> is a Unix domain socket listener (path:, absolute); its socket_domain is commented', () => {
+    const c = convert('listener 0 run/mq.sock\nsocket_domain ipv4\nlistener 0 /var/run/other.sock\nallow_anonymous false\n');
+    assert.deepEqual(c.config.listeners, [
+      { path: '/etc/mq/run/mq.sock', allow_anonymous: false },
+      { path: '/var/run/other.sock', allow_anonymous: false },
+    ]);
+    comment(c, /# listener 0 run\/mq\.sock \(mosquitto\.conf:1\)/);
+    comment(c, /mosquitto\.conf:2: socket_domain ipv4 — a Unix socket listener has no IP address family/);
+    assert.ok(!c.yaml.includes('Moat refuses to start such a network listener'), 'a Unix socket is local: Moat starts it without authentication');
+    parseConfig(c.yaml, '/tmp/moat.yaml');
+  });
+
+  it('crlfile becomes tls.crl_file where client certificates are asked for, with a note; elsewhere it is commented', () => {
+    const c = convert('listener 8883\ncertfile s.crt\nkeyfile s.key\ncafile ca.crt\nrequire_certificate true\ncrlfile ca.crl\nlistener 8884\ncertfile s.crt\nkeyfile s.key\ncrlfile ca.crl\n');
+    assert.deepEqual(c.config.listeners?.map((l) => l.tls?.crl_file), ['/etc/mq/ca.crl', undefined]);
+    assert.equal(c.config.listeners?.[0]?.tls?.require_client_certificate, true);
+    assert.match(comment(c, /mosquitto\.conf:6: crlfile: /), /whole chain.*a list past its next update stops Moat at start/);
+    comment(c, /mosquitto\.conf:10: crlfile ca\.crl — Mosquitto uses it only with require_certificate true/);
+  });
+
+  it('tls_version becomes tls.min_version; tlsv1.1 (older than Moat accepts) and unknown versions are commented', () => {
+    const c = convert('listener 8883\ncertfile s.crt\nkeyfile s.key\ntls_version tlsv1.3\nlistener 8884\ncertfile s.crt\nkeyfile s.key\ntls_version tlsv1.2\ntls_version tlsv1.1\ntls_version sslv3\n');
+    assert.deepEqual(c.config.listeners?.map((l) => l.tls?.min_version), ['TLSv1.3', 'TLSv1.2']);
+    comment(c, /mosquitto\.conf:9: tls_version tlsv1\.1 — Moat accepts TLS 1\.2 and later only/);
+    comment(c, /mosquitto\.conf:10: tls_version sslv3 — expected tlsv1\.3, tlsv1\.2 or tlsv1\.1/);
+  });
+
+  it('ciphers and ciphers_tls1.3 become one tls.ciphers list: TLS 1.3 suites first; TLS 1.3 suites alone get the TLS 1.2 defaults after them', () => {
+    const c = convert([
+      'listener 8883', 'certfile s.crt', 'keyfile s.key', 'ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256',
+      'listener 8884', 'certfile s.crt', 'keyfile s.key', 'ciphers_tls1.3 TLS_AES_128_GCM_SHA256', 'ciphers ECDHE-RSA-AES256-GCM-SHA384',
+      'listener 8885', 'certfile s.crt', 'keyfile s.key', 'ciphers_tls1.3 TLS_CHACHA20_POLY1305_SHA256',
+      'ciphers TLS_AES_128_GCM_SHA256', 'ciphers_tls1.3 ECDHE-RSA-AES256-GCM-SHA384',
+      'listener 1883', 'ciphers ECDHE-RSA-AES256-GCM-SHA384',
+    ].join('\n'));
+    const ciphers = c.config.listeners?.map((l) => l.tls?.ciphers);
+    assert.equal(ciphers?.[0], 'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256', 'TLS 1.3 keeps its default suites');
+    assert.equal(ciphers?.[1], 'TLS_AES_128_GCM_SHA256:ECDHE-RSA-AES256-GCM-SHA384');
+    assert.ok(ciphers?.[2]?.startsWith('TLS_CHACHA20_POLY1305_SHA256:ECDHE-'), ciphers?.[2]);
+    assert.ok(ciphers?.[2]?.split(':').filter((x) => x.startsWith('TLS_')).length === 1, 'no other TLS 1.3 suite');
+    assert.equal(ciphers?.[3], undefined);
+    assert.match(comment(c, /ciphers: TLS_CHACHA20/), /TLS 1\.2: Moat's default list, written out/);
+    comment(c, /mosquitto\.conf:14: ciphers TLS_AES_128_GCM_SHA256 — TLS 1\.3 suites \(TLS_…\) belong in ciphers_tls1\.3/);
+    comment(c, /mosquitto\.conf:15: ciphers_tls1\.3 ECDHE-RSA-AES256-GCM-SHA384 — expected TLS 1\.3 suite names/);
+    comment(c, /mosquitto\.conf:17: ciphers ECDHE-RSA-AES256-GCM-SHA384 — this listener has no certfile and keyfile, so no TLS/);
+  });
+});
+
+describe('moat convert: TLS-PSK', () => {
+  it('psk_hint with the global psk_file: a PSK listener (tls.psk_file, tls.psk_hint, no certificate); use_identity_as_username: the psk provider', () => {
+    const c = convert('listener 8883\npsk_hint moat bridge\nuse_identity_as_username true\nallow_anonymous false\npsk_file keys/psk.txt\n');
+    assert.deepEqual(c.config.listeners, [{
+      host: '::', port: 8883, allow_anonymous: false, tls: { psk_file: '/etc/mq/keys/psk.txt', psk_hint: 'moat bridge' },
+    }]);
+    assert.deepEqual(c.config.authentication, [{ type: 'psk', require_username_match: false }]);
+    comment(c, /psk_file: \/etc\/mq\/keys\/psk\.txt {3}# mosquitto\.conf:5: Mosquitto's identity:hexkey lines/);
+    comment(c, /- type: psk {3}# use_identity_as_username true \(mosquitto\.conf:3\) on a psk_hint listener/);
+  });
+
+  it('certificate and PSK identities side by side; a PSK listener without use_identity_as_username is noted; use_subject_as_username is commented there', () => {
+    const c = convert([
+      'listener 8883', 'certfile s.crt', 'keyfile s.key', 'cafile ca.crt', 'require_certificate true', 'use_identity_as_username true',
+      'listener 8884', 'psk_hint a', 'use_identity_as_username true', 'ciphers_tls1.3 TLS_AES_128_GCM_SHA256',
+      'listener 8885', 'psk_hint b', 'use_subject_as_username true', 'password_file pw', 'psk_file psk.txt',
+    ].join('\n'));
+    assert.deepEqual(c.config.authentication, [
+      { type: 'certificate', username_from: 'common_name', require_username_match: false },
+      { type: 'psk', require_username_match: false },
+      { type: 'password_file', path: '/etc/mq/pw' },
+    ]);
+    assert.deepEqual(c.config.listeners?.map((l) => [l.tls?.cert_file, l.tls?.psk_hint]), [['/etc/mq/s.crt', undefined], [undefined, 'a'], [undefined, 'b']]);
+    assert.match(c.config.listeners?.[1]?.tls?.ciphers ?? '', /^TLS_AES_128_GCM_SHA256:ECDHE-PSK-CHACHA20-POLY1305:PSK-/, 'the PSK suites follow for TLS 1.2');
+    comment(c, /mosquitto\.conf:13: use_subject_as_username true — a PSK client presents no certificate/);
+    comment(c, /mosquitto\.conf:11: Moat's psk authentication applies to every PSK listener/);
+  });
+
+  it('per_listener_settings true: each PSK listener has its own psk_file; one without is left out, never opened without TLS', () => {
+    const c = convert([
+      'per_listener_settings true',
+      'listener 8883 127.0.0.1', 'psk_hint one', 'psk_file one.psk', 'allow_anonymous true',
+      'listener 8884', 'psk_hint none',
+      'listener 8885 127.0.0.1', 'psk_file unused.psk', 'allow_anonymous true',
+      'listener 8886 127.0.0.1', 'certfile s.crt', 'keyfile s.key', 'psk_hint both', 'psk_file both.psk',
+    ].join('\n'));
+    assert.deepEqual(c.config.listeners?.map((l) => [l.port, l.tls]), [
+      [8883, { psk_file: '/etc/mq/one.psk', psk_hint: 'one' }],
+      [8885, undefined],
+      [8886, { cert_file: '/etc/mq/s.crt', key_file: '/etc/mq/s.key' }],
+    ]);
+    comment(c, /mosquitto\.conf:7: psk_hint none — no psk_file, so this PSK listener has no keys .* left out rather than opened without TLS/);
+    comment(c, /# listener 8884 \(mosquitto\.conf:6\): left out/);
+    comment(c, /mosquitto\.conf:9: psk_file unused\.psk — no PSK listener uses it/);
+    comment(c, /mosquitto\.conf:14: psk_hint both — Mosquitto refuses certificate and PSK encryption on one listener/);
+    comment(c, /mosquitto\.conf:15: psk_file both\.psk — no PSK listener uses it/);
+  });
+
+  it('a psk_file without any psk_hint listener is commented', () => {
+    const c = convert('listener 1883 127.0.0.1\npsk_file psk.txt\n');
+    comment(c, /mosquitto\.conf:2: psk_file psk\.txt — no PSK listener uses it \(psk_hint turns TLS-PSK on/);
+    assert.equal(c.config.listeners?.[0]?.tls, undefined);
+  });
+});
+
 describe('moat convert: store, limits and the rest', () => {
   it('persistence true with persistence_location: the SQLite store in that directory (absolute)', () => {
     const c = convert('persistence true\npersistence_location data/\n');
@@ -239,12 +343,12 @@ describe('moat convert: store, limits and the rest', () => {
   });
 
   it('unknown and invalid lines are commented, never fatal', () => {
-    const c = convert('frobnicate 3\nlistener abc\nallow_anonymous maybe\nmax_packet_size -5\nlistener 0 /run/mq.sock\n\t  \n:::\n');
+    const c = convert('frobnicate 3\nlistener abc\nallow_anonymous maybe\nmax_packet_size -5\nlistener 0\n\t  \n:::\n');
     comment(c, /frobnicate 3 — not a Mosquitto 2\.x option/);
     comment(c, /listener abc — expected "listener <port> \[address\]"/);
     comment(c, /allow_anonymous maybe — expected true or false/);
     comment(c, /max_packet_size -5 — expected a whole number/);
-    comment(c, /listener 0 \/run\/mq\.sock — Moat has no Unix socket listeners/);
+    comment(c, /mosquitto\.conf:5: listener 0 — a listener with port 0 needs a Unix socket path/);
     parseConfig(c.yaml, '/tmp/moat.yaml');
   });
 });
