@@ -8,7 +8,7 @@ import {
 import { anonymousPolicy } from '../security/listener-policy.js';
 import { MemoryStore } from '../store/memory.js';
 import type { BrokerStore, RecoveredSession, SessionRecord, SubscriptionRecord } from '../store/store.js';
-import { Acceptor, proxyStage } from '../transport/listener.js';
+import { Acceptor, proxyStage, unixPeer } from '../transport/listener.js';
 import { endpointName, type Endpoint } from '../transport/server.js';
 import { PlainTransport } from '../transport/tcp.js';
 import { TlsTransport } from '../transport/tls.js';
@@ -122,7 +122,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
   private planned: ListenerPlan[] = [];
   /** Open connections of each listener with its own `maxConnections`. */
   private readonly openByListener = new Map<string, number>();
-  /** Sockets accepted here whose transport has not yet handed on a stream (PROXY header, TLS handshake, HTTP upgrade). */
+  /**
+   * Sockets accepted here that are not (yet) connections of this broker: in a PROXY header, TLS handshake or HTTP
+   * upgrade, waited on for a CONNECT, or relayed to another worker (multi-core mode).
+   */
   private readonly handshaking = new Set<net.Socket>();
   private readingHeld = false;
   private toFlush: Connection[] = [];
@@ -288,22 +291,26 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const handshakeFailed = (err: Error, remoteAddress: string | undefined): void =>
       this.handshakeFailed({ listener: info.name, remoteAddress, reason: err.message });
     const serve = (stream: Duplex, peer: PeerInfo, socket: net.Socket): void => {
-      this.handshaking.delete(socket);
-      const here = (): void => this.acceptFrom(index, stream, peer);
+      // Until served here, the socket stays counted: a client waited on for its CONNECT, or relayed to another
+      // worker for as long as it is open, holds a socket of this process.
+      const here = (): void => {
+        this.handshaking.delete(socket);
+        this.acceptFrom(index, stream, peer);
+      };
       if (this.connectionRouting) this.connectionRouting.route(stream, peer, index, here);
       else here();
     };
     if (opts.websocket !== undefined) {
       return new WebSocketTransport(
         {
-          websocket: opts.websocket, maxPayload: () => this.limits.maxPacketSize, handshakeTimeoutMs: this.limits.connectTimeout * 1000,
+          websocket: opts.websocket, maxPayload: () => this.limits.maxPacketSize, handshakeTimeoutMs: () => this.limits.connectTimeout * 1000,
           ...(opts.tls && { tls: opts.tls }),
           ...(opts.trustedProxies && { trustedProxy: trustedBy(opts.trustedProxies) }), ...(opts.proxyProtocol && { proxied: true }),
         },
         serve, handshakeFailed,
       );
     }
-    if (opts.tls !== undefined) return new TlsTransport(opts.tls, this.limits.connectTimeout * 1000, serve, handshakeFailed);
+    if (opts.tls !== undefined) return new TlsTransport(opts.tls, () => this.limits.connectTimeout * 1000, serve, handshakeFailed);
     // Plain TCP reaches a multi-core worker already routed by the primary, unless a PROXY header came first.
     return new PlainTransport(opts.proxyProtocol ? serve : (socket, peer) => this.acceptFrom(index, socket, peer));
   }
@@ -315,7 +322,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
    */
   private admission(plan: ListenerPlan, transport: PlainTransport | TlsTransport | WebSocketTransport): (socket: net.Socket) => void {
     const trusted = plan.opts.trustedProxies && trustedBy(plan.opts.trustedProxies);
-    const next = !plan.opts.proxyProtocol ? (socket: net.Socket): void => transport.adopt(socket) : proxyStage({
+    const { endpoint } = plan.opts;
+    // A Unix domain socket's clients have no address: they are named by its path.
+    const local = 'path' in endpoint ? unixPeer(endpoint.path) : undefined;
+    const next = !plan.opts.proxyProtocol ? (socket: net.Socket): void => transport.adopt(socket, local) : proxyStage({
       ...(trusted && { trusted }),
       timeoutMs: () => this.limits.connectTimeout * 1000,
       refused: (socket, why) => this.logger.debug({ listener: plan.info.name, remoteAddress: socket.remoteAddress, reason: why }, 'connection refused: PROXY protocol'),

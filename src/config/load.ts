@@ -126,6 +126,9 @@ function checkListeners(config: FileConfig, located: (path: string[], problem: s
     if (l.path !== undefined && l.port !== undefined) throw located(at('path'), 'a listener has either a port (TCP) or a path (a Unix domain socket), not both');
     if (l.path !== undefined && l.host !== undefined) throw located(at('host'), 'a Unix domain socket listener (path) has no host');
     if (l.path === undefined && l.port === undefined) throw located(['listeners', String(i)], 'needs a port (TCP) or a path (a Unix domain socket)');
+    if (l.trusted_proxies && l.path !== undefined) {
+      throw located(at('trusted_proxies'), 'a Unix domain socket listener has no client addresses to check: whoever may open the socket file may send PROXY headers (set its permissions instead)');
+    }
     if (l.trusted_proxies && !l.proxy_protocol && l.websocket === undefined) {
       throw located(at('trusted_proxies'), 'only means something with proxy_protocol: true or on a websocket listener');
     }

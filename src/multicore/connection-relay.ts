@@ -1,3 +1,4 @@
+import { timingSafeEqual } from 'node:crypto';
 import net from 'node:net';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
@@ -12,6 +13,8 @@ export interface RelayOptions {
   index: number;
   workers: number;
   socketDir: string;
+  /** Hex, from the primary: every worker's relay header carries it. */
+  relaySecret: string;
   /** Read per connection: a reload may change them. */
   limits: () => { connectTimeout: number; maxPacketSize: number };
   logger: Logger;
@@ -23,9 +26,35 @@ const MAX_HEADER = 64 * 1024;
 /** A worker sends a relay header as its first write: one that takes longer is not a worker's. */
 const HEADER_TIMEOUT_MS = 5_000;
 
+/** How long a stopping worker lets the connections it relays end from the owner's side (told why) before cutting them. */
+const CLOSE_GRACE_MS = 2_000;
+
 interface RelayHeader {
+  /** The primary's secret for this broker's workers, hex: only a worker may name a client's identity. */
+  secret: string;
   listener: number;
   peer: PeerInfo;
+}
+
+/** A relay header as JSON says it, checked field by field; undefined if anything is off. */
+function readHeader(value: unknown, secret: Buffer): { listener: number; peer: PeerInfo } | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const { secret: given, listener, peer } = value as Record<string, unknown>;
+  if (typeof given !== 'string' || !/^[0-9a-f]+$/.test(given)) return undefined;
+  const proof = Buffer.from(given, 'hex');
+  if (proof.length !== secret.length || !timingSafeEqual(proof, secret)) return undefined;
+  if (!Number.isInteger(listener) || (listener as number) < 0) return undefined;
+  if (typeof peer !== 'object' || peer === null) return undefined;
+  const { remoteAddress, remotePort, certificate, pskIdentity } = peer as Record<string, unknown>;
+  if (typeof remoteAddress !== 'string' || !Number.isInteger(remotePort)) return undefined;
+  if (pskIdentity !== undefined && typeof pskIdentity !== 'string') return undefined;
+  if (certificate !== undefined) {
+    const c = certificate as Record<string, unknown> | null;
+    if (typeof c !== 'object' || c === null || typeof c.subject !== 'string' || typeof c.fingerprint256 !== 'string') return undefined;
+    if (c.commonName !== undefined && typeof c.commonName !== 'string') return undefined;
+    if (c.issuer !== undefined && typeof c.issuer !== 'string') return undefined;
+  }
+  return { listener: listener as number, peer: peer as PeerInfo };
 }
 
 /**
@@ -39,8 +68,12 @@ interface RelayHeader {
 export class ConnectionRelay implements ConnectionRouting {
   private server: net.Server | undefined;
   private readonly relayed = new Set<net.Socket>();
+  private readonly secret: Buffer;
 
-  constructor(private readonly options: RelayOptions) {}
+  constructor(private readonly options: RelayOptions) {
+    this.secret = Buffer.from(options.relaySecret, 'hex');
+    if (this.secret.length < 16) throw new Error('multi-core: the workers\' relay secret is missing (a worker is started by its primary)');
+  }
 
   static socketPath(dir: string, index: number): string {
     return path.join(dir, `relay${index}.sock`);
@@ -59,9 +92,22 @@ export class ConnectionRelay implements ConnectionRouting {
     });
   }
 
-  close(): Promise<void> {
-    for (const socket of this.relayed) socket.destroy();
-    return new Promise((resolve) => (this.server?.listening ? this.server.close(() => resolve()) : resolve()));
+  /**
+   * Stops taking relayed connections. Those this worker relays end from their owner's side as it closes its clients
+   * (told why, no will); what is left after a grace period is cut.
+   */
+  async close(): Promise<void> {
+    const server = this.server;
+    const stopped = new Promise<void>((resolve) => (server?.listening ? server.close(() => resolve()) : resolve()));
+    const ended = Promise.all([...this.relayed].map((link) => new Promise<void>((resolve) => {
+      if (link.destroyed) resolve();
+      else link.once('close', () => resolve());
+    })));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([ended, new Promise<void>((resolve) => (timer = setTimeout(resolve, CLOSE_GRACE_MS)))]);
+    clearTimeout(timer);
+    for (const link of this.relayed) link.destroy();
+    await stopped;
   }
 
   route(stream: Duplex, peer: PeerInfo, listener: number, serveHere: () => void): void {
@@ -106,10 +152,10 @@ export class ConnectionRelay implements ConnectionRouting {
   }
 
   /** Copies the client's stream to the owner's relay socket and back; either side closing closes the other. */
-  private relay(stream: Duplex, header: RelayHeader, owner: number, head: Buffer): void {
+  private relay(stream: Duplex, header: Omit<RelayHeader, 'secret'>, owner: number, head: Buffer): void {
     const link = net.connect(ConnectionRelay.socketPath(this.options.socketDir, owner));
     this.relayed.add(link);
-    const json = Buffer.from(JSON.stringify(header));
+    const json = Buffer.from(JSON.stringify({ secret: this.secret.toString('hex'), ...header } satisfies RelayHeader));
     const prefix = Buffer.alloc(HEADER_PREFIX);
     prefix.writeUInt32BE(json.length);
     link.write(Buffer.concat([prefix, json, head]));
@@ -137,10 +183,14 @@ export class ConnectionRelay implements ConnectionRouting {
       const length = buffered.readUInt32BE(0);
       if (length > MAX_HEADER) return fail();
       if (buffered.length < HEADER_PREFIX + length) return;
-      let header: RelayHeader;
+      let header: { listener: number; peer: PeerInfo } | undefined;
       try {
-        header = JSON.parse(buffered.toString('utf8', HEADER_PREFIX, HEADER_PREFIX + length)) as RelayHeader;
+        header = readHeader(JSON.parse(buffered.toString('utf8', HEADER_PREFIX, HEADER_PREFIX + length)), this.secret);
       } catch {
+        header = undefined;
+      }
+      if (!header) {
+        this.options.logger.warn({}, 'multi-core: a connection to the relay socket without a valid header was closed (not from a worker of this broker)');
         return fail();
       }
       cleanup();

@@ -1,4 +1,5 @@
 import { fork, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -65,6 +66,8 @@ export class Primary {
   private readonly servers: net.Server[] = [];
   private readonly socketDir = mkdtempSync(path.join(os.tmpdir(), 'moat-workers-'));
   private roundRobin = 0;
+  /** Proves a connection to a worker's relay socket comes from another worker (connection-relay.ts). */
+  private readonly relaySecret = randomBytes(32);
   /** Session ticket keys for TLS and wss listeners: one set for all workers, rotated here. */
   private readonly ticketKeys = new TicketKeyRotation((keys) => {
     for (const child of this.workers) if (child.connected) child.send({ type: 'ticket-keys', keys } satisfies PrimaryToWorker);
@@ -119,7 +122,7 @@ export class Primary {
     const ready: Array<Promise<void>> = [];
     for (let index = 0; index < workers; index++) {
       const child = fork(script, args, {
-        env: { ...process.env, ...workerEnvironment({ index, workers, socketDir: this.socketDir }) },
+        env: { ...process.env, ...workerEnvironment({ index, workers, socketDir: this.socketDir, relaySecret: this.relaySecret.toString('hex') }) },
         serialization: 'advanced',
         stdio: 'inherit',
       });

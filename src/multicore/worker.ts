@@ -12,6 +12,8 @@ export interface WorkerPlace {
   index: number;
   workers: number;
   socketDir: string;
+  /** Hex: proves a connection to a worker's relay socket comes from another worker of this broker. */
+  relaySecret: string;
 }
 
 const ENV_INDEX = 'MOAT_WORKER_INDEX';
@@ -19,16 +21,20 @@ const ENV_INDEX = 'MOAT_WORKER_INDEX';
 const LINK_LOST_GRACE_MS = 1000;
 const ENV_WORKERS = 'MOAT_WORKERS';
 const ENV_SOCKET_DIR = 'MOAT_WORKER_SOCKETS';
+const ENV_RELAY_SECRET = 'MOAT_WORKER_RELAY_SECRET';
 
 /** This process's place among the workers, or undefined if it is not a worker. */
 export function workerPlace(env: NodeJS.ProcessEnv = process.env): WorkerPlace | undefined {
   const index = env[ENV_INDEX];
   if (index === undefined || process.send === undefined) return undefined;
-  return { index: Number(index), workers: Number(env[ENV_WORKERS]), socketDir: env[ENV_SOCKET_DIR] ?? '' };
+  return { index: Number(index), workers: Number(env[ENV_WORKERS]), socketDir: env[ENV_SOCKET_DIR] ?? '', relaySecret: env[ENV_RELAY_SECRET] ?? '' };
 }
 
 export function workerEnvironment(place: WorkerPlace): Record<string, string> {
-  return { [ENV_INDEX]: String(place.index), [ENV_WORKERS]: String(place.workers), [ENV_SOCKET_DIR]: place.socketDir };
+  return {
+    [ENV_INDEX]: String(place.index), [ENV_WORKERS]: String(place.workers), [ENV_SOCKET_DIR]: place.socketDir,
+    [ENV_RELAY_SECRET]: place.relaySecret,
+  };
 }
 
 /**

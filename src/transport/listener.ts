@@ -20,12 +20,14 @@ export interface Transport {
   close(): Promise<void>;
 }
 
-/** The socket's own address and port; a Unix domain socket has neither, and is named by its listener's path. */
+/** The address and port learnt before the transport (`origin`), else the socket's own ('' if it has none: closed). */
 export function socketAddress(socket: net.Socket, origin?: PeerAddress): PeerAddress {
-  if (origin) return origin;
-  if (socket.remoteAddress !== undefined) return { remoteAddress: socket.remoteAddress, remotePort: socket.remotePort ?? 0 };
-  const local = (socket as net.Socket & { server?: net.Server }).server?.address();
-  return { remoteAddress: typeof local === 'string' ? `unix:${local}` : 'unix:', remotePort: 0 };
+  return origin ?? { remoteAddress: socket.remoteAddress ?? '', remotePort: socket.remotePort ?? 0 };
+}
+
+/** How a client of a Unix domain socket listener is named (it has no address): the socket's path. */
+export function unixPeer(path: string): PeerAddress {
+  return { remoteAddress: `unix:${path}`, remotePort: 0 };
 }
 
 /**

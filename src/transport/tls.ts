@@ -18,27 +18,31 @@ export class TlsTransport implements Transport {
   private readonly server: tls.Server;
   /** Addresses learnt before the handshake (PROXY headers), by the TCP socket under the TLS one. */
   private readonly origins = new WeakMap<net.Socket, PeerAddress>();
+  /** Each socket's time limit for its handshake, by TCP socket. */
+  private readonly deadlines = new WeakMap<net.Socket, NodeJS.Timeout>();
   private readonly ticketKeys: ServerTicketKeys;
 
   /**
    * `handshakeTimeoutMs`: a client that has not completed its handshake by then is closed (Node's default, two
-   * minutes, would let silent connections hold sockets). `onStream` gets the TCP socket under the TLS one too.
+   * minutes, would let silent connections hold sockets; read per connection, a reload may change it). `onStream`
+   * gets the TCP socket under the TLS one too.
    */
   constructor(
     options: TlsListenerOptions,
-    handshakeTimeoutMs: number,
+    private readonly handshakeTimeoutMs: () => number,
     onStream: (socket: tls.TLSSocket, peer: PeerInfo, tcp: net.Socket) => void,
     onHandshakeError: (err: Error, remoteAddress: string | undefined) => void,
   ) {
     const request = options.requireClientCertificate === true || options.requestClientCertificate === true;
-    this.server = tls.createServer({ ...serverOptions(options, MQTT_ALPN), handshakeTimeout: handshakeTimeoutMs }, (socket) => {
+    this.server = tls.createServer(serverOptions(options, MQTT_ALPN), (socket) => {
+      const raw = tcpSocketOf(socket);
+      if (raw) clearTimeout(this.deadlines.get(raw));
       // Only reachable when the certificate was requested but not required (a required one is checked by Node).
       if (request && !socket.authorized && socket.getPeerCertificate().subject !== undefined) {
         onHandshakeError(new Error(`client certificate not trusted: ${String(socket.authorizationError)}`), this.addressOf(socket));
         socket.destroy();
         return;
       }
-      const raw = tcpSocketOf(socket);
       onStream(socket, { ...socketAddress(raw ?? socket, raw && this.origins.get(raw)), ...tlsPeerIdentity(socket) }, raw ?? socket);
     });
     this.server.on('tlsClientError', (err, socket) => {
@@ -57,6 +61,9 @@ export class TlsTransport implements Transport {
     socket.setNoDelay(true);
     // Read now: a socket that Node destroys after a handshake whose certificate did not verify no longer knows it.
     this.origins.set(socket, socketAddress(socket, origin));
+    const deadline = setTimeout(() => socket.destroy(), this.handshakeTimeoutMs());
+    this.deadlines.set(socket, deadline);
+    socket.once('close', () => clearTimeout(deadline));
     this.server.emit('connection', socket);
   }
 

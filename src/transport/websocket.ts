@@ -20,7 +20,8 @@ export interface WebSocketTransportConfig {
   /** Reverse proxies whose `Forwarded` / `X-Forwarded-For` headers are believed (the client's address is taken from them). */
   trustedProxy?: (address: string) => boolean;
   /** The time a client has for its TLS handshake and its HTTP request (the broker's CONNECT timeout). */
-  handshakeTimeoutMs: number;
+  /** Read per connection: a reload may change it. */
+  handshakeTimeoutMs: () => number;
   /** Connections start with a PROXY header (read before the transport), which names the client. */
   proxied?: boolean;
 }
@@ -50,7 +51,7 @@ export class WebSocketTransport implements Transport {
     const o = config.tls;
     // The server is never bound, so Node's own request timeouts (checked by a bound server) do not run: `adopt` times
     // the handshake and the request head itself.
-    this.server = o === undefined ? http.createServer() : https.createServer({ ...serverOptions(o), handshakeTimeout: config.handshakeTimeoutMs });
+    this.server = o === undefined ? http.createServer() : https.createServer(serverOptions(o));
     if (o !== undefined && this.server instanceof https.Server) {
       attachSessionCache(this.server, o);
       this.ticketKeys = new ServerTicketKeys(this.server, o);
@@ -82,15 +83,16 @@ export class WebSocketTransport implements Transport {
     });
     this.server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
       socket.on('error', () => socket.destroy());
-      clearTimeout(this.deadlines.get(socket instanceof TLSSocket ? tcpSocketOf(socket) ?? socket : socket));
       const refusal = this.refusal(req);
       if (refusal !== undefined) {
-        socket.end(`HTTP/1.1 ${refusal}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+        // Closed once the answer is out, whether or not the client ever closes its side.
+        socket.end(`HTTP/1.1 ${refusal}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`, () => socket.destroy());
         return;
       }
       // Read per connection (ws takes it from its options at each upgrade): a reload may change the packet size limit.
       this.wss.options.maxPayload = this.config.maxPayload();
       this.wss.handleUpgrade(req, socket, head, (ws) => {
+        clearTimeout(this.deadlines.get(socket instanceof TLSSocket ? tcpSocketOf(socket) ?? socket : socket));
         const peer: PeerInfo = { ...this.peerAddress(socket) };
         const trusted = this.config.trustedProxy;
         // Behind a PROXY header the balancer has named the client: forwarded headers are not read on top of it.
@@ -124,7 +126,7 @@ export class WebSocketTransport implements Transport {
     socket.setNoDelay(true);
     this.origins.set(socket, socketAddress(socket, origin));
     // The TLS handshake and the upgrade request must be done within the CONNECT timeout (Node's defaults are minutes).
-    const deadline = setTimeout(() => socket.destroy(), this.config.handshakeTimeoutMs);
+    const deadline = setTimeout(() => socket.destroy(), this.config.handshakeTimeoutMs());
     this.deadlines.set(socket, deadline);
     socket.once('close', () => clearTimeout(deadline));
     this.server.emit('connection', socket);

@@ -166,6 +166,9 @@ describe('config: errors name the file, the 1-based line, the dotted key and wha
     assert.match(both.problem, /either a port \(TCP\) or a path/);
     const host = configError(() => parseConfig('listeners:\n  - host: 0.0.0.0\n    path: /run/m.sock\n', FILE));
     assert.equal(host.key, 'listeners.0.host');
+    const trusted = configError(() => parseConfig('listeners:\n  - path: /run/m.sock\n    proxy_protocol: true\n    trusted_proxies: [10.0.0.1]\n', FILE));
+    assert.equal(trusted.key, 'listeners.0.trusted_proxies');
+    assert.match(trusted.problem, /no client addresses to check/);
   });
 
   it('invalid enum for log.level lists the allowed values', () => {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -151,6 +151,28 @@ describe('multi-core mode serves TLS, WebSocket, PROXY and Unix socket listeners
     const pub = await run('mosquitto_pub', ['--unix', socketPath, '-i', idOn(1, 'unix-pub'), '-q', '1', '-t', 'mc/unix', '-m', 'over the socket'], { limitMs: 10_000 });
     assert.equal(pub.code, 0, pub.stderr);
     assert.equal(await got, 'over the socket');
+    await proc.waitStdout((out) => out.includes('"clientId":"unix-pub'), 5_000, 'the publisher logged');
+    const line = proc.stdout.split('\n').find((l) => l.includes('"client connected"') && l.includes('"clientId":"unix-pub'))!;
+    assert.equal((JSON.parse(line) as { remoteAddress: string }).remoteAddress, `unix:${socketPath}`, 'named by the socket path in the worker too');
+  });
+
+  it('a connection to a worker\'s relay socket that is not from a worker (no secret) is closed, never served', async () => {
+    const primary = proc.pid;
+    const children = readFileSync(`/proc/${primary}/task/${primary}/children`, 'utf8').trim().split(/\s+/);
+    const environ = readFileSync(`/proc/${children[0]}/environ`, 'utf8').split('\0');
+    const socketDir = environ.find((e) => e.startsWith('MOAT_WORKER_SOCKETS='))!.slice('MOAT_WORKER_SOCKETS='.length);
+    const forged = Buffer.from(JSON.stringify({ secret: '00'.repeat(32), listener: 1, peer: { remoteAddress: '10.9.9.9', remotePort: 1, pskIdentity: 'admin' } }));
+    const prefix = Buffer.alloc(4);
+    prefix.writeUInt32BE(forged.length);
+    const answer = await new Promise<string>((resolve) => {
+      const socket = net.connect(path.join(socketDir, 'relay0.sock'), () => socket.write(Buffer.concat([prefix, forged, rawConnect({ clientId: 'forged' })])));
+      socket.once('data', () => resolve('answered'));
+      socket.once('close', () => resolve('closed'));
+      socket.once('error', () => resolve('closed'));
+    });
+    assert.equal(answer, 'closed');
+    await proc.waitStdout((out) => out.includes('not from a worker of this broker'), 5_000, 'the warning');
+    assert.ok(!proc.stdout.includes('"clientId":"forged"'));
   });
 
   it('after a certificate reload (SIGHUP), tickets issued by one worker still resume on the other', async () => {
@@ -180,5 +202,40 @@ describe('multi-core mode serves TLS, WebSocket, PROXY and Unix socket listeners
       }));
     }
     assert.deepEqual(reused, [true, true, true, true]);
+  });
+});
+
+describe('multi-core mode: clients waited on for their CONNECT count against each worker\'s socket limit', () => {
+  it('TLS clients that finish the handshake and stay silent are capped, then closed at connect_timeout', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'moat-mc-cap-'));
+    const pki = makePki();
+    const port = await freePort();
+    // max_connections 4: each worker holds at most 4 + 16 sockets.
+    writeFileSync(path.join(dir, 'moat.yaml'), [
+      'workers: 2',
+      `listeners:\n  - { port: ${port}, allow_anonymous: true, tls: { cert_file: ${pki.serverCertFile}, key_file: ${pki.serverKeyFile} } }`,
+      'limits:\n  max_connections: 4\n  connect_timeout: 3',
+      'log:\n  format: json', 'store:\n  type: memory',
+    ].join('\n'));
+    const proc = spawnProc(process.execPath, [MOAT, '-c', 'moat.yaml'], { cwd: dir, limitMs: 60_000 });
+    try {
+      await proc.waitStdout((out) => out.includes('"moat started"'), 20_000, 'moat started');
+      const sockets = Array.from({ length: 60 }, () => {
+        const socket = tls.connect({ host: '127.0.0.1', port, ca: pki.ca, servername: 'localhost' });
+        socket.on('error', () => {});
+        return socket;
+      });
+      await new Promise((r) => setTimeout(r, 1500));
+      const open = sockets.filter((s) => !s.destroyed && !s.readableEnded).length;
+      assert.ok(open <= 40, `${open} silent TLS clients still open (at most 2 × 20)`);
+      assert.ok(open >= 20, `${open}: the cap is the limit, not a refusal of everyone`);
+      await new Promise((r) => setTimeout(r, 3000));
+      assert.equal(sockets.filter((s) => !s.destroyed && !s.readableEnded).length, 0, 'closed at connect_timeout');
+      for (const s of sockets) s.destroy();
+    } finally {
+      proc.kill('SIGTERM');
+      await proc.waitExit(15_000);
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

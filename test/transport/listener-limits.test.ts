@@ -94,6 +94,7 @@ describe('connections still in a handshake (TLS, WebSocket upgrade) count agains
       });
       socket.on('error', () => {});
     });
+    socket.resume(); // an answer is read and dropped: its end is seen
     return { socket, closedAfter };
   }
 
@@ -109,5 +110,21 @@ describe('connections still in a handshake (TLS, WebSocket upgrade) count agains
     await new Promise((r) => setTimeout(r, 200));
     const client = await mqtt.connectAsync(`mqtts://127.0.0.1:${tlsPort}`, { ca: pki.ca, servername: 'localhost', reconnectPeriod: 0 });
     await client.endAsync();
+  });
+
+  it('a refused upgrade (wrong path) is let go after its answer even if the client never closes its side', async () => {
+    // Half-open clients: they read the 404 and its end, and never send their own.
+    const held = Array.from({ length: 25 }, () => {
+      const socket = net.connect({ port: wsPort, host: '127.0.0.1', allowHalfOpen: true });
+      socket.on('error', () => {});
+      socket.resume();
+      socket.write('GET /nope HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+      return socket;
+    });
+    await new Promise((r) => setTimeout(r, 500));
+    // Had the broker kept their sockets, the socket limit (20) would shut WebSocket and TLS clients out.
+    const client = await mqtt.connectAsync(`ws://127.0.0.1:${wsPort}/mqtt`, { reconnectPeriod: 0, connectTimeout: 3000 });
+    await client.endAsync();
+    for (const socket of held) socket.destroy();
   });
 });

@@ -1,4 +1,3 @@
-import net from 'node:net';
 import { EventEmitter } from 'node:events';
 import type { AuthExchange, AuthMethod, AuthStep } from '../../broker/enhanced-auth.js';
 import type { AuthenticateRequest, AuthenticateResult, BrokerHooks, ClosingStream } from '../../broker/hooks.js';
@@ -369,11 +368,11 @@ export class Guard extends EventEmitter<GuardEvents> {
 
   /** The ban on an address, except a detected one on an allow-listed address (banned for a neighbour in its /64). */
   /**
-   * Not judged by address: the allow list, and peers without an IP address (Unix domain socket clients, on this
-   * machine: an address ban there would shut out every local client at once).
+   * Not judged by address: the allow list, and Unix domain socket clients (`unix:<path>`: on this machine, and all
+   * named alike, so an address ban would shut out every local client at once).
    */
   private exempt(remoteAddress: string): boolean {
-    return net.isIP(remoteAddress) === 0 || this.allow.has(remoteAddress);
+    return remoteAddress.startsWith('unix:') || this.allow.has(remoteAddress);
   }
 
   private addressBan(remoteAddress: string, now: number): Ban | undefined {
