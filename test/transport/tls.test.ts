@@ -13,6 +13,7 @@ import { ConfigError, parseConfig } from '../../src/config/load.js';
 import { connectClient, delay, waitFor } from '../helpers/broker.js';
 import { freePort, killAll, run, spawnProc } from '../helpers/process.js';
 import { makePki, type TestPki } from '../../bench/lib/pki.js';
+import { TicketKeyRotation } from '../../src/transport/ticket-keys.js';
 
 /** MQTT over TLS and mutual TLS, with MQTT.js, mosquitto_pub/sub and raw sockets as clients. */
 
@@ -247,5 +248,59 @@ describe('TLS in the configuration file', () => {
     assert.equal(sub.stdout.trim(), 'cli over tls');
     moat.kill('SIGTERM');
     await moat.waitExit(10_000);
+  });
+});
+
+describe('TLS session ticket keys', () => {
+  /** A first connection's ticket, then whether a connection offering it resumes, after `between` ran. */
+  async function resumesAfter(port: number, between: () => void | Promise<void>): Promise<boolean> {
+    const options = { host: '127.0.0.1', port, ca: pki.ca, servername: 'localhost' };
+    const ticket = await new Promise<Buffer>((resolve, reject) => {
+      const socket = tls.connect(options);
+      socket.once('session', (session: Buffer) => {
+        socket.destroy();
+        resolve(session);
+      });
+      socket.once('error', reject);
+    });
+    await between();
+    return new Promise<boolean>((resolve, reject) => {
+      const socket = tls.connect({ ...options, session: ticket }, () => {
+        resolve(socket.isSessionReused());
+        socket.destroy();
+      });
+      socket.once('error', reject);
+    });
+  }
+
+  it('tickets resume under the same keys, not after a rotation, and the rotation replaces them on its interval', async () => {
+    const { broker, port } = await tlsBroker({});
+    try {
+      broker.setTicketKeys(crypto.randomBytes(48));
+      assert.equal(await resumesAfter(port, () => {}), true, 'same keys: resumed');
+      assert.equal(await resumesAfter(port, () => broker.setTicketKeys(crypto.randomBytes(48))), false, 'rotated: a full handshake');
+      const applied: Buffer[] = [];
+      const rotation = new TicketKeyRotation((keys) => applied.push(keys), 50);
+      rotation.start();
+      await delay(180);
+      rotation.stop();
+      assert.ok(applied.length >= 3, `${applied.length} sets applied`);
+      assert.equal(new Set(applied.map((k) => k.toString('hex'))).size, applied.length, 'each set new');
+      assert.ok(applied.every((k) => k.length === 48));
+    } finally {
+      await broker.close();
+    }
+  });
+
+  it('new credentials (a reload, here a new CA) give new ticket keys: a ticket from before does not resume past them', async () => {
+    const { broker, port } = await tlsBroker({});
+    try {
+      broker.setTicketKeys(crypto.randomBytes(48));
+      // The same certificate, a new CA for client certificates: a ticket sealed before must not skip the new check.
+      const other = makePki();
+      assert.equal(await resumesAfter(port, () => void broker.updateTls(0, { cert: pki.serverCert, key: pki.serverKey, ca: other.ca })), false);
+    } finally {
+      await broker.close();
+    }
   });
 });
