@@ -14,6 +14,7 @@ export const PREREQUISITES = [
   { command: 'mosquitto_sub', pkg: 'mosquitto-clients', why: 'interoperability tests' },
   { command: 'mosquitto_passwd', pkg: 'mosquitto', why: 'Mosquitto password files' },
   { command: 'mosquitto', pkg: 'mosquitto', why: 'moat convert, side by side with Mosquitto' },
+  { command: 'mosquitto_ctrl', pkg: 'mosquitto', why: "Mosquitto's dynamic-security API (mosquitto_ctrl dynsec)" },
   { command: 'redis-server', pkg: 'redis-server', why: 'the Redis store' },
   { command: 'openssl', pkg: 'openssl', why: 'TLS test certificates' },
   { command: 'cc', pkg: 'gcc', why: "the benchmark's latency probe (harness smoke test)" },

@@ -28,11 +28,11 @@ import {
 } from './options.js';
 import type { AuthMethod } from './enhanced-auth.js';
 import { RetainedMessages } from './retained.js';
-import type { ClientIdAssigner, ConnectionRouting, PeerRouting, SharedGroupFilter } from './peers.js';
+import type { ClientIdAssigner, ConnectionRouting, PeerRouting, SharedGroupFilter, SysAggregation, SysReport } from './peers.js';
 import { asPublished, Router } from './router.js';
 import { NEVER_EXPIRES, Session } from './session.js';
 import { BrokerStats } from './stats.js';
-import { sysTopics } from './sys.js';
+import { sysTopics, type SysSnapshot } from './sys.js';
 import { VERSION } from './version.js';
 
 export interface BrokerEvents {
@@ -118,6 +118,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
   private readonly bindListeners: boolean;
   private readonly peers: PeerRouting | undefined;
   private readonly connectionRouting: ConnectionRouting | undefined;
+  private readonly sysAggregation: SysAggregation | undefined;
   readonly assignClientId: ClientIdAssigner | undefined;
   private planned: ListenerPlan[] = [];
   /** Open connections of each listener with its own `maxConnections`. */
@@ -156,6 +157,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.bindListeners = options.bindListeners ?? true;
     this.peers = options.peers;
     this.connectionRouting = options.connectionRouting;
+    this.sysAggregation = options.sysAggregation;
     this.assignClientId = options.assignClientId;
     this.router = new Router(this.delivery, this.hooks, this.peers);
     this.retained = new RetainedMessages(this.store);
@@ -222,6 +224,11 @@ export class Broker extends EventEmitter<BrokerEvents> {
 
   get isClosing(): boolean {
     return this.closing;
+  }
+
+  /** Serving clients: every listener bound, the stored state recovered, not closing (the admin listener's /readyz). */
+  get isReady(): boolean {
+    return this.started && this.early === undefined && !this.closing;
   }
 
   /** Where each listener is bound (useful with port 0). */
@@ -938,10 +945,11 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (deliver) this.router.route(message, undefined, servesGroup);
   }
 
-  private publishSys(): void {
+  /** This broker's figures behind $SYS (read at each $SYS interval; an admin API or metrics may read them too). */
+  sysSnapshot(): SysSnapshot {
     let disconnected = 0;
     for (const session of this.sessions.values()) if (!session.connection) disconnected++;
-    const snapshot = {
+    return {
       stats: this.stats,
       version: `moat ${this.version}`,
       disconnectedSessions: disconnected,
@@ -949,18 +957,27 @@ export class Broker extends EventEmitter<BrokerEvents> {
       retained: this.retained.size,
       overloaded: this.memory.overloaded,
       storedSessions: this.sessionCaps.size,
+      heapUsed: process.memoryUsage().heapUsed,
     };
+  }
+
+  private publishSys(): void {
+    let extra: Array<[string, string]> = [];
+    if (this.hooks.sysTopics) {
+      try {
+        extra = [...this.hooks.sysTopics()];
+      } catch (err) {
+        this.logger.error({ err: (err as Error).message }, 'sysTopics hook threw');
+      }
+    }
+    const local: SysReport = { snapshot: this.sysSnapshot(), extra };
+    // Multi-core mode: one worker publishes the whole broker's figures (retained, so every worker's subscribers get them).
+    const report = this.sysAggregation ? this.sysAggregation.combine(local) : local;
+    if (!report) return;
     this.publishingSys = true;
     try {
-      for (const [topic, value] of sysTopics(snapshot, Date.now())) {
+      for (const [topic, value] of [...sysTopics(report.snapshot, Date.now()), ...report.extra]) {
         this.route(topic, Buffer.from(value), 0, true, undefined);
-      }
-      if (this.hooks.sysTopics) {
-        try {
-          for (const [topic, value] of this.hooks.sysTopics()) this.route(topic, Buffer.from(value), 0, true, undefined);
-        } catch (err) {
-          this.logger.error({ err: (err as Error).message }, 'sysTopics hook threw');
-        }
       }
     } finally {
       this.publishingSys = false;

@@ -149,6 +149,12 @@ export interface BrokerHooks {
   screenConnect?(request: AuthenticateRequest): 'banned' | undefined;
   /** Extra `$SYS` topics and values, read every `sysInterval` seconds (the guard's counters). */
   sysTopics?(): Iterable<[topic: string, value: string]>;
+  /**
+   * A client's PUBLISH to a `$` topic, which the broker never routes (e.g. `$CONTROL/...` commands): true if the hook
+   * takes it (acknowledged as accepted, still not routed), false to refuse it (not authorized), undefined if the topic
+   * is not its own. The first hook that answers decides; without one the publish is refused.
+   */
+  receiveControl?(client: ClientInfo, message: PublishRequest): boolean | undefined;
 }
 
 /** What a hook may watch of a new connection: its end (to count connections per address). */
@@ -243,6 +249,17 @@ export function composeHooks(list: BrokerHooks[]): BrokerHooks {
   if (deliverers.length === 1) composed.authorizeDelivery = deliverers[0]!;
   else if (deliverers.length > 0) {
     composed.authorizeDelivery = (client, message) => deliverers.every((allow) => allow(client, message));
+  }
+  const controls = list.flatMap((h) => (h.receiveControl ? [h.receiveControl.bind(h)] : []));
+  if (controls.length === 1) composed.receiveControl = controls[0]!;
+  else if (controls.length > 0) {
+    composed.receiveControl = (client, message) => {
+      for (const receive of controls) {
+        const answer = receive(client, message);
+        if (answer !== undefined) return answer;
+      }
+      return undefined;
+    };
   }
   const listeners = list.flatMap((h) => (h.handshakeFailed ? [h.handshakeFailed.bind(h)] : []));
   if (listeners.length > 0) composed.handshakeFailed = (event) => listeners.forEach((tell) => tell(event));

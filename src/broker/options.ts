@@ -1,4 +1,4 @@
-import type { ClientIdAssigner, ConnectionRouting, PeerRouting } from './peers.js';
+import type { ClientIdAssigner, ConnectionRouting, PeerRouting, SysAggregation } from './peers.js';
 import type { QoS } from '../protocol/index.js';
 import type { BrokerStore } from '../store/store.js';
 import type { AuthMethod } from './enhanced-auth.js';
@@ -239,6 +239,8 @@ export interface BrokerOptions {
   peers?: PeerRouting;
   /** Which broker serves a connection whose transport ran here (multi-core mode, src/multicore). */
   connectionRouting?: ConnectionRouting;
+  /** Whose figures $SYS publishes (multi-core mode: the whole broker's, from one worker). */
+  sysAggregation?: SysAggregation;
   /** Makes identifiers for clients that send none; default `moat-` and 12 random base64url characters. */
   assignClientId?: ClientIdAssigner;
 }

@@ -1,5 +1,6 @@
 import type { Duplex } from 'node:stream';
 import type { PeerInfo } from './connection.js';
+import type { SysSnapshot } from './sys.js';
 import type { Message } from './message.js';
 
 /**
@@ -37,4 +38,19 @@ export type ClientIdAssigner = () => string;
  */
 export interface ConnectionRouting {
   route(stream: Duplex, peer: PeerInfo, listener: number, serveHere: () => void): void;
+}
+
+/** A broker's $SYS figures: the core's snapshot and the topics hooks add (the guard's). */
+export interface SysReport {
+  snapshot: SysSnapshot;
+  extra: Array<[string, string]>;
+}
+
+/**
+ * Multi-core mode: $SYS describes the whole broker. Given this broker's figures at each $SYS interval, returns
+ * the figures to publish (the sum over every broker, from the one that publishes them), or undefined if another
+ * broker publishes them.
+ */
+export interface SysAggregation {
+  combine(local: SysReport): SysReport | undefined;
 }

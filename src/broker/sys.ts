@@ -8,6 +8,8 @@ export interface SysSnapshot {
   retained: number;
   overloaded: boolean;
   storedSessions: number;
+  /** V8 heap in use, bytes (summed over the processes of a multi-core broker). */
+  heapUsed: number;
 }
 
 /**
@@ -38,7 +40,7 @@ export function sysTopics(s: SysSnapshot, now: number): Array<[string, string]> 
     ['$SYS/broker/publish/messages/dropped/queue full', String(stats.queueDropped)],
     ['$SYS/broker/bytes/received', String(stats.bytesReceived)],
     ['$SYS/broker/bytes/sent', String(stats.bytesSent)],
-    ['$SYS/broker/heap/current', String(process.memoryUsage().heapUsed)],
+    ['$SYS/broker/heap/current', String(s.heapUsed)],
     ['$SYS/broker/security/overload/active', s.overloaded ? '1' : '0'],
     ['$SYS/broker/security/overload/count', String(stats.overloads)],
     ['$SYS/broker/security/overload/refused', String(stats.overloadRefused)],

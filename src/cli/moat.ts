@@ -238,6 +238,8 @@ async function main(): Promise<void> {
   }
   adjust?.(config);
   const workers = workerCount(config, args.workers);
+  if (config.security.runtime && workers > 1) fail(`configuration error: authorization.dynamic_security: not yet in multi-core mode (--workers ${workers}): run with one worker`);
+  if (config.admin && workers > 1) fail(`configuration error: admin: not yet in multi-core mode (--workers ${workers}): run with one worker, or remove the admin section`);
   const place = workerPlace();
   if (!place && workers > 1) return runPrimary(config, workers, args.config, adjust);
   const logger = createLogger(config.log.level, config.log.format);
@@ -255,7 +257,7 @@ async function main(): Promise<void> {
     fail(`configuration error: ${(err as Error).message}`);
   }
   const reload = (): void => logReload(logger, server.reload(), args.config);
-  if (links) return serveAsWorker(server.broker, links.links, links.relay, reload, logger, server.security.guard);
+  if (links) return serveAsWorker(server.broker, links, reload, logger, server.security.guard);
   process.on('SIGHUP', () => {
     logger.info({}, 'SIGHUP: reloading the configuration');
     reload();

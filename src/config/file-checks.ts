@@ -43,7 +43,7 @@ function cannotRead(file: string, err: unknown): string {
   return `cannot read ${file}: ${errnoWords(err)}`;
 }
 
-function readAt(located: Locate, at: string[], file: string): Buffer {
+export function readAt(located: Locate, at: string[], file: string): Buffer {
   try {
     return readFileSync(file);
   } catch (err) {
@@ -151,7 +151,7 @@ export function readTlsFiles(config: FileConfig, base: string, located: Locate):
 }
 
 /** The server's certificate and key (and the passphrase of an encrypted key) into `options`; returns their files. */
-function readCertificatePair(
+export function readCertificatePair(
   certName: string, keyName: string, passphraseName: string | undefined, resolve: (name: string) => string,
   at: (key: string) => string[], located: Locate, options: TlsListenerOptions,
 ): { certFile: string; keyFile: string } {
@@ -262,7 +262,7 @@ function crlNextUpdate(der: Buffer): Date | undefined {
 }
 
 /** "error:0A00018F:SSL routines::ee key too small" → "ee key too small" */
-function opensslWords(err: unknown): string {
+export function opensslWords(err: unknown): string {
   const message = (err as Error).message;
   return /::(.+)$/.exec(message)?.[1] ?? message;
 }

@@ -7,6 +7,8 @@ import type { BrokerCapabilities, BrokerLimits, BrokerOptions, TlsListenerOption
 import type { AclConfig, AclRule } from '../security/acl.js';
 import type { AuthenticationSource, SecurityOptions } from '../security/index.js';
 import { checkSecurityFiles, errnoWords, readTlsFiles } from './file-checks.js';
+import { readAdmin } from './admin.js';
+import type { AdminOptions } from '../admin/options.js';
 import { isAddressOrNetwork } from '../security/guard/addresses.js';
 import type { GuardOptions } from '../security/guard/guard.js';
 import { configSchema, type FileBinding, type FileConfig, type FileRateLimit, type FileRule, type FileWebSocket } from './schema.js';
@@ -50,6 +52,8 @@ export interface LoadedConfig {
   auditFile?: string;
   /** Worker processes (multi-core mode, docs/multicore.md); 1 = one process. */
   workers: number;
+  /** The admin listener (health, metrics, API; docs/operations.md); absent: off. */
+  admin?: AdminOptions;
 }
 
 export function loadConfigFile(file: string): LoadedConfig {
@@ -83,9 +87,13 @@ export function parseConfig(text: string, file: string): LoadedConfig {
   checkAuthentication(data, located);
   checkGuard(data, located);
   checkListeners(data, located);
+  checkDynamicSecurity(data, located);
   const base = path.dirname(path.resolve(file));
   checkSecurityFiles(data, base, located);
-  return toOptions(data, base, readTlsFiles(data, base, located));
+  const loaded = toOptions(data, base, readTlsFiles(data, base, located));
+  const admin = readAdmin(data, data.workers, base, located);
+  if (admin) loaded.admin = admin;
+  return loaded;
 }
 
 /** The yaml library's error as a sentence: its message goes on with an excerpt of the file that a one-line report cannot show. */
@@ -116,6 +124,14 @@ function yamlProblem(error: YAMLError, text: string): string {
     }
     case 'MULTIPLE_DOCS': return 'the file holds more than one YAML document (a second "---" line); a configuration is one document';
     default: return `${first}${column}`;
+  }
+}
+
+/** Runtime users, groups and roles live in one store; a multi-core broker has one per worker. */
+function checkDynamicSecurity(config: FileConfig, located: (path: string[], problem: string) => ConfigError): void {
+  const workers = config.workers;
+  if (config.authorization?.dynamic_security?.enabled && (workers === 'auto' || (workers ?? 1) > 1)) {
+    throw located(['authorization', 'dynamic_security', 'enabled'], `not yet in multi-core mode (workers: ${workers}): runtime users and roles would differ between the workers' stores; run with workers: 1`);
   }
 }
 
@@ -228,12 +244,13 @@ export const PATTERN_WORDS: Record<string, string> = {
   '^https?://': 'must be an http:// or https:// URL',
   '^/': 'must be a URL path starting with "/"',
   '^https?://[^/]+$': 'must be an origin as a browser sends it: scheme, host and port if any, no path (e.g. "https://app.example.com")',
+  '^[0-9a-fA-F]{64}$': 'must be a SHA-256 digest: 64 hexadecimal digits (e.g. the first field of: sha256sum token.txt)',
 };
 
 /** Lists named after what they hold. */
 const ITEM_NOUNS: Record<string, [string, string]> = {
   listeners: ['listener', 'listeners'], algorithms: ['algorithm', 'algorithms'], actions: ['action', 'actions'],
-  roles: ['role', 'roles'], groups: ['group', 'groups'],
+  roles: ['role', 'roles'], groups: ['group', 'groups'], tokens: ['token', 'tokens'], scopes: ['scope', 'scopes'],
 };
 
 /** Every keyword the schema may use that `describe` puts in words; test/config/errors.test.ts checks the schema against it. */
@@ -438,6 +455,7 @@ function toSecurity(config: FileConfig, base: string): SecurityOptions {
     security.authorization = hasRules || !authz.http ? { rules } : {};
     if (authz.http) security.authorization.http = { url: authz.http.url, ...(authz.http.timeout_ms !== undefined && { timeoutMs: authz.http.timeout_ms }) };
     if (authz.acl_file) security.authorization.aclFile = path.resolve(base, authz.acl_file);
+    if (authz.dynamic_security?.enabled) security.runtime = { controlApi: true, adminRole: authz.dynamic_security.admin_role ?? 'admin' };
   }
   const guard = toGuard(config.guard);
   if (guard !== undefined) security.guard = guard;

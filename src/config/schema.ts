@@ -155,6 +155,12 @@ export const configSchema = {
           },
         },
         unauthorized_publish: { enum: ['acknowledge', 'disconnect'] },
+        dynamic_security: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['enabled'],
+          properties: { enabled: { type: 'boolean' }, admin_role: { type: 'string', minLength: 1 } },
+        },
         roles: {
           type: 'object',
           // A role is its list of rules, or the list with the publishing rate limit the role carries.
@@ -242,6 +248,42 @@ export const configSchema = {
               client_id: { type: 'string', minLength: 1 },
               username: { type: 'string', minLength: 1 },
               reason: { type: 'string', minLength: 1 },
+            },
+          },
+        },
+      },
+    },
+    admin: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        host: { type: 'string', minLength: 1 },
+        port: { type: 'integer', minimum: 0, maximum: 65535 },
+        tls: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['cert_file', 'key_file'],
+          properties: {
+            cert_file: { type: 'string', minLength: 1 },
+            key_file: { type: 'string', minLength: 1 },
+            key_passphrase_file: { type: 'string', minLength: 1 },
+            min_version: { enum: ['TLSv1.2', 'TLSv1.3'] },
+            ciphers: { type: 'string', minLength: 1 },
+          },
+        },
+        metrics_auth: { type: 'boolean' },
+        admin_role: { type: 'string', minLength: 1 },
+        tokens: {
+          type: 'array',
+          items: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['name', 'scopes'],
+            properties: {
+              name: { type: 'string', minLength: 1 },
+              token_file: { type: 'string', minLength: 1 },
+              token_sha256: { type: 'string', pattern: '^[0-9a-fA-F]{64}$' },
+              scopes: { type: 'array', minItems: 1, uniqueItems: true, items: { enum: ['read', 'write', 'metrics'] } },
             },
           },
         },
@@ -406,6 +448,7 @@ export interface FileConfig {
     acl_file?: string;
     http?: { url: string; timeout_ms?: number };
     unauthorized_publish?: 'acknowledge' | 'disconnect';
+    dynamic_security?: { enabled: boolean; admin_role?: string };
     roles?: Record<string, FileRule[] | { rules: FileRule[]; rate_limit?: FileRateLimit }>;
     users?: Record<string, FileBinding>;
     groups?: Record<string, FileBinding>;
@@ -414,6 +457,7 @@ export interface FileConfig {
   };
   audit?: { file?: string };
   guard?: FileGuard;
+  admin?: FileAdmin;
   sys_interval?: number;
   workers?: number | 'auto';
   log?: { level?: string; format?: 'auto' | 'json' | 'pretty' };
@@ -435,4 +479,13 @@ export interface FileGuard {
   connections?: { max_per_address?: number; rate_per_address?: number; burst_per_address?: number; rate?: number; burst?: number };
   bans?: Array<{ address?: string; network?: string; client_id?: string; username?: string; reason?: string }>;
   rate_limit?: FileRateLimit;
+}
+
+export interface FileAdmin {
+  host?: string;
+  port?: number;
+  tls?: { cert_file: string; key_file: string; key_passphrase_file?: string; min_version?: 'TLSv1.2' | 'TLSv1.3'; ciphers?: string };
+  metrics_auth?: boolean;
+  admin_role?: string;
+  tokens?: Array<{ name: string; token_file?: string; token_sha256?: string; scopes: Array<'read' | 'write' | 'metrics'> }>;
 }

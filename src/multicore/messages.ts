@@ -1,3 +1,4 @@
+import type { SysReport } from '../broker/peers.js';
 import type { Ban, BanKind } from '../security/guard/bans.js';
 
 /**
@@ -10,6 +11,8 @@ export type PrimaryToWorker =
   | { type: 'socket'; listener: number; head: Uint8Array }
   /** SIGHUP: read the password and ACL files again. */
   | { type: 'reload' }
+  /** Another worker's $SYS figures (to worker 0, which publishes the whole broker's). */
+  | { type: 'sys-report'; index: number; report: SysReport }
   /** The keys that seal TLS session tickets, the same in every worker (sent before any socket, and on each rotation). */
   | { type: 'ticket-keys'; keys: Uint8Array }
   | { type: 'shutdown' }
@@ -26,6 +29,8 @@ export type WorkerToPrimary =
   /** The state is recovered and the peers linked; `bans`: those in its store (configuration bans are not sent). */
   | { type: 'ready'; bans: Ban[] }
   | { type: 'failed'; reason: string }
+  /** This worker's $SYS figures, at each $SYS interval (workers other than 0). */
+  | { type: 'sys-report'; report: SysReport }
   /** A ban added or removed in this worker, by its guard or a program (not one applied from the primary). */
   | { type: 'ban-added'; ban: Ban }
   | { type: 'ban-removed'; ban: Ban }

@@ -247,7 +247,6 @@ export class PeerRoutingLinks implements PeerRouting {
   published(message: Message, retain: boolean): SharedGroupFilter | undefined {
     const topic = message.topic;
     this.forwarded = 0;
-    if (topic.startsWith('$SYS/')) return undefined; // each worker reports on itself
     this.mask = 0;
     this.remote.match(topic, this.collect);
     const mask = this.mask;

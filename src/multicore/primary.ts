@@ -132,6 +132,11 @@ export class Primary {
       ready.push(new Promise<void>((resolve, reject) => {
         child.on('message', (message: WorkerToPrimary) => {
           if (this.bans.received(index, message)) return;
+          if (message.type === 'sys-report') {
+            const publisher = this.workers[0];
+            if (publisher?.connected) publisher.send({ type: 'sys-report', index, report: message.report } satisfies PrimaryToWorker);
+            return;
+          }
           if (message.type === 'ready') {
             this.bans.merge(message.bans);
             resolve();

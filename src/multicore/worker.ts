@@ -4,6 +4,7 @@ import type { Logger } from '../broker/logger.js';
 import { affineClientIdAssigner } from './affinity.js';
 import { ConnectionRelay } from './connection-relay.js';
 import { PeerRoutingLinks } from './peer-routing.js';
+import { WorkerSysAggregation } from './sys-aggregation.js';
 import type { PrimaryToWorker, WorkerToPrimary } from './messages.js';
 import { WorkerBans, type BanAuthority } from './shared-bans.js';
 
@@ -43,14 +44,21 @@ export function workerEnvironment(place: WorkerPlace): Record<string, string> {
  * `limits`: the broker's connect timeout and packet size limit, read per connection.
  */
 export function workerBrokerOptions(place: WorkerPlace, logger: Logger, limits: () => { connectTimeout: number; maxPacketSize: number }): {
-  links: PeerRoutingLinks; relay: ConnectionRelay;
-  options: { bindListeners: false; peers: PeerRoutingLinks; connectionRouting: ConnectionRelay; assignClientId: () => string };
+  links: PeerRoutingLinks; relay: ConnectionRelay; sys: WorkerSysAggregation;
+  options: {
+    bindListeners: false; peers: PeerRoutingLinks; connectionRouting: ConnectionRelay; sysAggregation: WorkerSysAggregation; assignClientId: () => string;
+  };
 } {
   const links = new PeerRoutingLinks({ ...place, logger });
   const relay = new ConnectionRelay({ ...place, logger, limits });
+  const sys = new WorkerSysAggregation(place.index, (report) => {
+    if (process.connected) process.send?.({ type: 'sys-report', report } satisfies WorkerToPrimary);
+  });
   return {
-    links, relay,
-    options: { bindListeners: false, peers: links, connectionRouting: relay, assignClientId: affineClientIdAssigner(place.index, place.workers) },
+    links, relay, sys,
+    options: {
+      bindListeners: false, peers: links, connectionRouting: relay, sysAggregation: sys, assignClientId: affineClientIdAssigner(place.index, place.workers),
+    },
   };
 }
 
@@ -61,8 +69,9 @@ export function workerBrokerOptions(place: WorkerPlace, logger: Logger, limits: 
  * `guard`: its bans are shared with the other workers through the primary.
  */
 export async function serveAsWorker(
-  broker: Broker, links: PeerRoutingLinks, relay: ConnectionRelay, reload: () => void, logger: Logger, guard?: BanAuthority,
+  broker: Broker, parts: { links: PeerRoutingLinks; relay: ConnectionRelay; sys: WorkerSysAggregation }, reload: () => void, logger: Logger, guard?: BanAuthority,
 ): Promise<void> {
+  const { links, relay, sys } = parts;
   const send = (message: WorkerToPrimary): void => {
     if (process.connected) process.send?.(message);
   };
@@ -95,6 +104,9 @@ export async function serveAsWorker(
       }
       case 'reload':
         reload();
+        return;
+      case 'sys-report':
+        sys.received(message.index, message.report);
         return;
       case 'ticket-keys':
         broker.setTicketKeys(Buffer.from(message.keys.buffer, message.keys.byteOffset, message.keys.byteLength));

@@ -11,7 +11,8 @@ import { mostGenerous, type RateLimit } from './guard/publish-rate.js';
  * makes the rule not apply at all.
  */
 
-export type AclAction = 'publish' | 'subscribe';
+/** `receive`: deliveries only (Mosquitto's publishClientReceive): it decides no subscription, only which messages reach one. */
+export type AclAction = 'publish' | 'subscribe' | 'receive';
 
 export interface AclRule {
   filter: string;
@@ -144,7 +145,7 @@ export class AccessControl {
   }
 
   /** The roles of `p` in order: its user's (or the anonymous ones), its groups', then everyone's. */
-  private roleNames(p: Principal): string[] {
+  roleNames(p: Principal): string[] {
     const user = p.username === undefined ? this.anonymous : this.users.get(p.username);
     const names = [...(user?.roles ?? [])];
     for (const group of [...(user?.groups ?? []), ...(p.groups ?? [])]) names.push(...(this.groups.get(group)?.roles ?? []));
@@ -185,7 +186,7 @@ export class AccessControl {
   /** May a message on `topic` reach this subscriber? (Live and retained messages alike.) */
   deliver(p: Principal, topic: string, rules = this.rulesFor(p)): boolean {
     for (const rule of rules) {
-      if (!rule.actions.includes('subscribe')) continue;
+      if (!rule.actions.includes('subscribe') && !rule.actions.includes('receive')) continue;
       const filter = substitute(rule.filter, p);
       if (filter === undefined || !matchesTopic(filter, topic)) continue;
       return rule.effect === 'allow';

@@ -6,7 +6,8 @@
 
 export interface AuditEvent {
   event: 'connect.accepted' | 'connect.anonymous' | 'connect.refused' | 'publish.refused' | 'subscribe.refused' | 'will.refused' | 'tls.refused'
-    | 'guard.banned' | 'guard.unbanned' | 'guard.slowed' | 'guard.rate-limited' | 'guard.overload' | 'guard.session-dropped' | 'guard.session-refused';
+    | 'guard.banned' | 'guard.unbanned' | 'guard.slowed' | 'guard.rate-limited' | 'guard.overload' | 'guard.session-dropped' | 'guard.session-refused'
+    | 'admin.request' | 'dynsec.command';
   /**
    * The identifier the session has: the one the broker assigned when the CONNECT carried an empty one
    * [MQTT-3.1.3-6]. Empty only for `tls.refused`: the handshake failed before any CONNECT.
@@ -24,6 +25,11 @@ export interface AuditEvent {
   until?: string;
   /** guard: what was done (paused, disconnected, refusing, recovered, dropped). */
   action?: string;
+  /** admin.request: who asked ("token:<name>", "user:<name>", "anonymous" on an open endpoint, "unauthenticated"), what, and the HTTP status answered. */
+  principal?: string;
+  httpMethod?: string;
+  path?: string;
+  status?: number;
 }
 
 export interface AuditLog {
@@ -40,7 +46,8 @@ export function loggerAudit(logger: InfoLogger): AuditLog {
   return {
     record(event) {
       const line = { audit: true, ...event };
-      if (event.event.endsWith('.refused') || event.event === 'guard.banned') logger.warn(line, event.event);
+      const refused = event.event.endsWith('.refused') || event.event === 'guard.banned' || (event.status !== undefined && event.status >= 400);
+      if (refused) logger.warn(line, event.event);
       else logger.info(line, event.event);
     },
   };

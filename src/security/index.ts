@@ -14,6 +14,9 @@ import { PasswordFile, PasswordProvider } from './password-provider.js';
 import { JwtProvider, type JwtProviderOptions } from './jwt-provider.js';
 import { HttpAuthProvider, httpAuthorizer, type HttpProviderOptions } from './http-provider.js';
 import { Guard, type GuardEvent, type GuardOptions } from './guard/index.js';
+import { RuntimeSecurity } from './runtime-store.js';
+import { RuntimeProvider } from './runtime-provider.js';
+import { DynamicSecurity, RESPONSE_RULE } from './dynsec.js';
 
 export { AccessControl, mergeAcl, type AclAction, type AclConfig, type AclRule, type Principal } from './acl.js';
 export { MemoryAudit, loggerAudit, type AuditEvent, type AuditLog } from './audit.js';
@@ -30,6 +33,11 @@ export {
   type OffencePersistence, type RateLimitedEvent, type ReportedEvent,
 } from './guard/index.js';
 export { SCRAM_METHOD, ScramMethod, type ScramUsers } from './scram.js';
+export {
+  RuntimeSecurity, RuntimeSecurityError, type Binding, type RuntimeGroup, type RuntimePersistence, type RuntimeRole, type RuntimeRule, type RuntimeUser, type UserChange,
+} from './runtime-store.js';
+export { RuntimeProvider } from './runtime-provider.js';
+export { DynamicSecurity, DYNSEC_TOPIC, DYNSEC_RESPONSE_TOPIC, handleRequest as handleDynsecRequest } from './dynsec.js';
 export { PasswordFileError, createEntry, formatEntry, parsePasswordFile, verifyPassword } from './password-file.js';
 
 export type AuthenticationSource =
@@ -71,6 +79,12 @@ export interface SecurityOptions {
   onGuardEvent?: (event: GuardEvent) => void;
   /** The publishing rate limit of every client whose roles carry none (default: none). */
   rateLimit?: RateLimit;
+  /**
+   * Users, groups and roles changed while the broker runs (`security.runtime`), kept in the store (see attach), and
+   * with `controlApi` Mosquitto's dynamic-security API on them for clients holding `adminRole` (default "admin").
+   * Off when absent; turning it on or off, or changing it, needs a restart.
+   */
+  runtime?: { controlApi?: boolean; adminRole?: string };
 }
 
 interface SecurityLogger {
@@ -89,6 +103,10 @@ export interface Security {
   readonly passwordFiles: readonly PasswordFile[];
   /** Bans and detection (undefined when nothing authenticates or the guard is off). */
   readonly guard: Guard | undefined;
+  /** Users, groups and roles changed at runtime, kept in the store (undefined unless `runtime` is given). */
+  readonly runtime: RuntimeSecurity | undefined;
+  /** Mosquitto's dynamic-security API (undefined unless `runtime.controlApi`); its answers go where `attach` says. */
+  readonly dynamicSecurity: DynamicSecurity | undefined;
   /** Reads password and ACL files again (SIGHUP); a file that no longer parses keeps its previous content. */
   reload(): void;
   /**
@@ -128,7 +146,11 @@ export function createSecurity(options: SecurityOptions, logger: SecurityLogger)
     return { providers: built, passwordFiles: files };
   };
   const initial = buildProviders(options.authentication ?? []);
-  providers.push(...initial.providers);
+  // Runtime users come after the configured providers: a user a password file defines is the file's.
+  const runtime = options.runtime ? new RuntimeSecurity() : undefined;
+  const runtimeProvider = runtime ? new RuntimeProvider(runtime, options.connectTimeoutMs === undefined ? {} : { connectTimeoutMs: options.connectTimeoutMs }) : undefined;
+  const withRuntime = (list: AuthProvider[]): AuthProvider[] => (runtimeProvider ? [...list, runtimeProvider] : list);
+  providers.push(...withRuntime(initial.providers));
   passwordFiles.push(...initial.passwordFiles);
   const hooks: BrokerHooks[] = [{
     handshakeFailed: ({ listener, remoteAddress, reason }) =>
@@ -153,10 +175,30 @@ export function createSecurity(options: SecurityOptions, logger: SecurityLogger)
     if (authorization?.rules) parts.push(authorization.rules);
     return mergeAcl(...parts);
   };
+  const adminRole = options.runtime?.adminRole ?? 'admin';
+  const controlApi = options.runtime?.controlApi === true;
+  /** What the files and YAML declare; the permissions in force add the runtime items the configuration does not name. */
+  let declared: AclConfig = {};
+  const inForce = (): AclConfig => {
+    const config = runtime ? runtime.overlay(declared) : declared;
+    // The admins hear the control API's answers.
+    return controlApi ? { ...config, roles: { ...config.roles, [adminRole]: [RESPONSE_RULE, ...(config.roles?.[adminRole] ?? [])] } } : config;
+  };
+  const applyAcl = (config: AclConfig): void => {
+    declared = config;
+    runtime?.declare({
+      user: (name) => Object.hasOwn(config.users ?? {}, name) || passwordFiles.some((file) => file.get(name) !== undefined),
+      group: (name) => Object.hasOwn(config.groups ?? {}, name),
+      role: (name) => Object.hasOwn(config.roles ?? {}, name),
+    });
+    acl?.load(inForce());
+  };
+  runtime?.onChange(() => acl?.load(inForce()));
   const hasRules = (a: SecurityOptions['authorization']): boolean => a?.aclFile !== undefined || a?.rules !== undefined;
   const restriction = { restrictAll: hasRules(authorization) };
   if (restriction.restrictAll || providers.some((p) => p.grantsPermissions)) {
-    acl = new AccessControl(aclConfig());
+    acl = new AccessControl();
+    applyAcl(aclConfig());
     // Without configured rules, only clients whose credentials carry permissions are restricted (by those).
     hooks.push(createAuthorizer(acl, restriction, {
       refused(client, action, topic, reason) {
@@ -165,6 +207,8 @@ export function createSecurity(options: SecurityOptions, logger: SecurityLogger)
     }));
   }
 
+  const dynamicSecurity = runtime && acl && controlApi ? new DynamicSecurity(runtime, acl, audit, { adminRole }) : undefined;
+  if (dynamicSecurity) hooks.push(dynamicSecurity.hooks());
   if (authorization?.http) hooks.push(httpAuthorizer(authorization.http));
   let defaultRateLimit = options.rateLimit;
   hooks.push({
@@ -181,9 +225,9 @@ export function createSecurity(options: SecurityOptions, logger: SecurityLogger)
     },
   });
   const authMethods: Record<string, AuthMethod> = {};
-  if (passwordFiles.length > 0) {
+  if (passwordFiles.length > 0 || runtime) {
     const scram = new ScramMethod({
-      scramCredential: (username) => passwordFiles.map((f) => f.scramCredential(username)).find((c) => c !== undefined),
+      scramCredential: (username) => passwordFiles.map((f) => f.scramCredential(username)).find((c) => c !== undefined) ?? runtime?.get(username)?.scram,
     }, undefined, audit);
     authMethods[SCRAM_METHOD] = guard ? guard.wrapMethod(scram) : scram;
   }
@@ -194,25 +238,27 @@ export function createSecurity(options: SecurityOptions, logger: SecurityLogger)
     acl,
     passwordFiles,
     guard,
+    runtime,
+    dynamicSecurity,
     reload() {
       for (const file of passwordFiles) file.reload();
       if (acl && authorization?.aclFile) {
         try {
-          acl.load(aclConfig());
+          applyAcl(aclConfig());
           logger.info({ file: authorization.aclFile }, 'ACL file reloaded');
         } catch (err) {
           logger.error({ err: (err as Error).message }, 'ACL file not reloaded; the previous rules stay in force');
         }
-      }
+      } else if (runtime) applyAcl(declared); // the password files may name other users now
     },
     update(next) {
       const nextSources = next.authentication ?? [];
       const nextBuilt = buildProviders(nextSources, next.connectTimeoutMs);
-      const wantsAcl = hasRules(next.authorization) || nextBuilt.providers.some((p) => p.grantsPermissions);
+      const wantsAcl = hasRules(next.authorization) || withRuntime(nextBuilt.providers).some((p) => p.grantsPermissions);
       // Turning authentication or authorization on or off changes which hooks the broker runs and each
       // listener's anonymous policy, fixed at start: nothing of it is applied, so nothing is half applied.
       const shape: string[] = [];
-      if ((nextSources.length > 0) !== (providers.length > 0)) shape.push('authentication turned on or off');
+      if ((withRuntime(nextBuilt.providers).length > 0) !== (providers.length > 0)) shape.push('authentication turned on or off');
       if (wantsAcl !== (acl !== undefined)) shape.push('authorization turned on or off');
       if (shape.length > 0) {
         closeOwned(nextBuilt.providers);
@@ -220,12 +266,15 @@ export function createSecurity(options: SecurityOptions, logger: SecurityLogger)
         return shape;
       }
       const restartNeeded: string[] = [];
-      if ((nextBuilt.passwordFiles.length > 0) !== (passwordFiles.length > 0)) restartNeeded.push('SCRAM-SHA-256 (password files added or removed)');
+      if (!runtime && (nextBuilt.passwordFiles.length > 0) !== (passwordFiles.length > 0)) restartNeeded.push('SCRAM-SHA-256 (password files added or removed)');
+      if (JSON.stringify(next.runtime) !== JSON.stringify(options.runtime)) restartNeeded.push('authorization.dynamic_security');
       if (JSON.stringify(next.authorization?.http) !== JSON.stringify(authorization?.http)) restartNeeded.push('authorization.http');
       const previous = authorization;
       authorization = next.authorization;
+      // Read before anything changes: an unreadable ACL file changes nothing.
+      let nextDeclared: AclConfig;
       try {
-        acl?.load(aclConfig());
+        nextDeclared = aclConfig();
       } catch (err) {
         authorization = previous;
         closeOwned(nextBuilt.providers);
@@ -235,8 +284,10 @@ export function createSecurity(options: SecurityOptions, logger: SecurityLogger)
       defaultRateLimit = next.rateLimit;
       // Swapped in place: the authentication chain and SCRAM read these arrays on every attempt.
       closeOwned(providers.filter((provider) => !nextBuilt.providers.includes(provider)));
-      providers.splice(0, providers.length, ...nextBuilt.providers);
+      providers.splice(0, providers.length, ...withRuntime(nextBuilt.providers));
       passwordFiles.splice(0, passwordFiles.length, ...nextBuilt.passwordFiles);
+      // After the password files: which users the configuration defines follows them.
+      if (acl) applyAcl(nextDeclared);
       for (const file of passwordFiles) logger.info({ file: file.file, users: file.size }, 'password file reloaded');
       if (acl && authorization?.aclFile) logger.info({ file: authorization.aclFile }, 'ACL file reloaded');
       return restartNeeded;

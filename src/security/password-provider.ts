@@ -94,8 +94,16 @@ export class PasswordFile {
   }
 }
 
+/** Where a PasswordProvider finds users: a PasswordFile, or the users kept at runtime (RuntimeSecurity). */
+export interface PasswordSource {
+  get(username: string): PasswordEntry | undefined;
+  /** A hash no password matches, as costly to check as the source's own: checked for unknown users. */
+  readonly standIn: PasswordHash;
+  close(): void;
+}
+
 /**
- * Authenticates user name + password against a PasswordFile. An unknown user
+ * Authenticates user name + password against a PasswordFile (or another PasswordSource). An unknown user
  * costs the same hashing as a known one (a stand-in hash is checked) and then
  * passes to the next provider; with none left the chain refuses it exactly
  * like a wrong password.
@@ -151,7 +159,7 @@ export class PasswordProvider implements AuthProvider {
   /** user → the digest of the password that was accepted, the entry it matched, and until when. */
   private readonly remembered = new Map<string, { digest: Buffer; entry: PasswordEntry; until: number }>();
 
-  constructor(private readonly passwords: PasswordFile, private readonly limits: PasswordProviderLimits = {}) {
+  constructor(private readonly passwords: PasswordSource, private readonly limits: PasswordProviderLimits = {}) {
     this.maxWaitMs = limits.maxWaitMs ?? passwordCheckWaitMs(limits.connectTimeoutMs ?? 10_000);
     this.gate = new FairGate({ slots: limits.concurrent ?? DEFAULT_CONCURRENT_CHECKS, maxWaitMs: this.maxWaitMs });
   }

@@ -10,6 +10,7 @@ import { createFileLogger, createLogger } from '../log/logger.js';
 import { createSecurity, loggerAudit, type AuditEvent, type AuditLog, type Ban, type Security } from '../security/index.js';
 import { PskKeys } from '../transport/tls-psk.js';
 import { createStore, describeStore, storeForWorker } from './store.js';
+import { createAdmin, type AdminListener } from '../admin/index.js';
 
 export { describeStore } from './store.js';
 
@@ -44,6 +45,8 @@ export interface MoatServer {
   readonly logger: PinoLogger;
   /** The configuration in force. */
   readonly config: LoadedConfig;
+  /** The admin listener (health, metrics, API), when the configuration has an `admin` section. */
+  readonly admin: AdminListener | undefined;
   /** Binds the listeners, then recovers the stored state. */
   listen(): Promise<ListenerAddress[]>;
   /**
@@ -78,6 +81,7 @@ const RESTART_SECTIONS: Record<string, (c: LoadedConfig) => unknown> = {
   'log.format': (c) => c.log.format,
   'authorization.unauthorized_publish': (c) => c.broker.unauthorizedPublish,
   guard: (c) => c.security.guard,
+  admin: (c) => c.admin,
 };
 
 const BAN_RECORDS = 'ban';
@@ -164,6 +168,13 @@ export function createServer(options: ServerOptions = {}): MoatServer {
     save: (key, ban) => broker.saveRecord(BAN_RECORDS, key, ban),
     delete: (key) => broker.deleteRecord(BAN_RECORDS, key),
   });
+  // Users, groups and roles changed at runtime live in the store too, as records of kind "user", "group" and "role".
+  security.runtime?.attach({
+    load: (kind) => broker.records.get(kind) ?? [],
+    save: (kind, key, value) => broker.saveRecord(kind, key, value),
+    delete: (kind, key) => broker.deleteRecord(kind, key),
+  });
+  security.dynamicSecurity?.attach((topic, payload) => broker.publish({ topic, payload, qos: 1 }));
   // And how often each address offended, so a ban after a restart still doubles (records of kind "offender").
   security.guard?.attachOffences({
     load: () => [...(broker.records.get('offender') ?? [])],
@@ -279,17 +290,33 @@ export function createServer(options: ServerOptions = {}): MoatServer {
       logger.error({ directory, err: err.message }, 'cannot watch TLS files; changes apply on reload (SIGHUP) only'));
   };
 
+  // Single-process mode only: the configuration refuses `admin` with workers (src/config/admin.ts).
+  const admin = config.admin && !worker ? createAdmin({ options: config.admin, broker, security, audit, logger }) : undefined;
+
   const ticketKeys = new TicketKeyRotation((keys) => broker.setTicketKeys(keys));
   return {
     broker,
     security,
     logger,
+    admin,
     get config() {
       return config;
     },
     async listen() {
-      const addresses = await broker.listen();
+      // The admin port first: a port in use fails the start before any MQTT listener or the store is touched.
+      if (admin) {
+        const bound = await admin.listen();
+        logger.info({ listener: 'admin', host: bound.address, port: bound.port, tls: config.admin?.tls !== undefined }, 'admin listening');
+      }
+      let addresses: ListenerAddress[];
+      try {
+        addresses = await broker.listen();
+      } catch (err) {
+        await admin?.close();
+        throw err;
+      }
       security.guard?.bans.readStored(); // anything a program did before the store was recovered is merged now
+      security.runtime?.readStored();
       watchTls();
       // A multi-core worker is given its keys by the primary (the same in every worker).
       if (!options.worker && config.broker.listeners?.some((l) => l.tls !== undefined)) ticketKeys.start();
@@ -300,6 +327,7 @@ export function createServer(options: ServerOptions = {}): MoatServer {
       unwatchTls?.();
       unwatchTls = undefined;
       ticketKeys.stop();
+      await admin?.close();
       await broker.close();
       security.close();
       auditSink.close();

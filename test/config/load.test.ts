@@ -157,6 +157,12 @@ describe('config: errors name the file, the 1-based line, the dotted key and wha
     assert.match(err.problem, /needs a port \(TCP\) or a path/);
   });
 
+  it('dynamic security is refused in multi-core mode, naming the key', () => {
+    const err = configError(() => parseConfig('workers: 2\nauthorization:\n  dynamic_security:\n    enabled: true\n', FILE));
+    assert.equal(err.key, 'authorization.dynamic_security.enabled');
+    assert.match(err.problem, /not yet in multi-core mode/);
+  });
+
   it('a Unix domain socket listener: path relative to the file, and neither a port nor a host with it', () => {
     const loaded = parseConfig('listeners:\n  - path: run/moat.sock\n', '/etc/moat/moat.yaml');
     assert.equal(loaded.broker.listeners?.[0]?.path, '/etc/moat/run/moat.sock');

@@ -91,19 +91,13 @@ describe('multi-core mode (workers: 2)', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('the primary spreads clients over the workers by client identifier ($SYS counts each worker\'s own clients)', async () => {
-    // Each worker publishes its own $SYS; a watcher on worker 0 sees worker 0's count only.
-    const watcher = await client(idOn(0, 'sys'));
-    let connected = -1;
-    watcher.on('message', (_t, payload) => (connected = Number(payload.toString())));
-    await watcher.subscribeAsync('$SYS/broker/clients/connected');
-    await waitFor(() => connected >= 1, 3000, 'a $SYS count');
-    const base = connected;
-    for (let i = 0; i < 3; i++) await client(idOn(1, 'elsewhere'));
-    await delay(600);
-    assert.equal(connected, base, 'clients of worker 1 are not counted by worker 0');
-    await client(idOn(0, 'here'));
-    await waitFor(() => connected === base + 1, 3000, 'worker 0 to count its new client');
+  it('the primary spreads clients over the workers by client identifier (each is logged by the worker it maps to)', async () => {
+    const pids = workerPids(moat.proc.pid);
+    const ids: Array<[string, number]> = [[idOn(0, 'here'), 0], [idOn(1, 'elsewhere'), 1], [idOn(1, 'elsewhere'), 1], [idOn(0, 'here'), 0]];
+    for (const [id] of ids) await client(id);
+    const line = (id: string): string | undefined => moat.proc.stdout.split('\n').find((l) => l.includes('"client connected"') && l.includes(`"clientId":"${id}"`));
+    await waitFor(() => ids.every(([id]) => line(id) !== undefined), 3000, 'every client logged');
+    for (const [id, worker] of ids) assert.equal((JSON.parse(line(id)!) as { pid: number }).pid, pids[worker], `${id} on worker ${worker}`);
   });
 
   for (const qos of [0, 1, 2] as const) {

@@ -18,8 +18,12 @@ export function handlePublish(conn: Connection, packet: PublishPacket): void | P
     conn.acknowledge(PacketType.PUBREC, packet.packetId!, ReasonCode.Success, broker.store.changes); // not ahead of the first PUBREC
     return;
   }
-  // '$' topics belong to the broker; a client's publish to one is acknowledged and dropped.
-  if (packet.topic.charCodeAt(0) === 0x24) return acknowledge(conn, packet, ReasonCode.NotAuthorized);
+  // '$' topics belong to the broker; a client's publish to one is acknowledged and dropped, unless a hook takes it
+  // as a command (`$CONTROL/...`), which is not routed either.
+  if (packet.topic.charCodeAt(0) === 0x24) {
+    const taken = broker.hooks.receiveControl?.(conn.client!, packet) === true;
+    return acknowledge(conn, packet, taken ? ReasonCode.Success : ReasonCode.NotAuthorized, false);
+  }
   // Bounded growth: a new retained topic beyond the limit is refused (counted), not stored over others.
   if (packet.retain && packet.payload.length > 0 && broker.retained.wouldExceed(packet.topic, broker.limits.maxRetainedMessages)) {
     broker.stats.retainedRefused++;
@@ -67,12 +71,14 @@ function checkV5(conn: Connection, packet: PublishPacket): void {
   }
 }
 
-/** Routes the message if allowed, then acknowledges once the store has it durably. */
-function acknowledge(conn: Connection, packet: PublishPacket, verdict: number): void {
+/** Routes the message if allowed (and `route`), then acknowledges once the store has it durably. */
+function acknowledge(conn: Connection, packet: PublishPacket, verdict: number, route = true): void {
   const broker = conn.broker;
   const changesBefore = broker.store.changes;
   let reasonCode: number = verdict;
-  if (verdict === ReasonCode.Success) {
+  if (verdict === ReasonCode.Success && !route) {
+    // Taken by a hook (a command): nothing to route.
+  } else if (verdict === ReasonCode.Success) {
     const delivered = broker.publishFromClient(
       conn, packet, forwardable(packet.properties), expiryDeadline(packet.properties?.messageExpiryInterval),
     );

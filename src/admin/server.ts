@@ -1,0 +1,166 @@
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
+import { closeServer, listenOn } from '../transport/server.js';
+import type { AuditLog } from '../security/audit.js';
+import type { AdminAuth, AdminPrincipal } from './auth.js';
+import type { AdminOptions, AdminScope } from './options.js';
+
+/**
+ * The admin listener's HTTP(S) server: routing, authentication per route, JSON errors, limits (body size,
+ * header and request timeouts, open sockets), and one audit line per request. Routes are data.
+ */
+
+/** What a handler answers: JSON (an object) or text with its content type. */
+export type Reply = { status?: number; json: unknown } | { status?: number; text: string; contentType: string };
+
+export interface Route {
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  path: string;
+  /** `open`: anyone; a scope: a token with it, or an admin user. A function decides per request (metrics_auth). */
+  access: 'open' | AdminScope | (() => 'open' | AdminScope);
+  /** Health probes are not audited: they come every few seconds, carry no principal and change nothing. */
+  audited?: boolean;
+  handle(request: { principal: AdminPrincipal | undefined; body: Buffer }): Reply | Promise<Reply>;
+}
+
+/** Larger request bodies are refused (413) before they are read whole. */
+export const MAX_BODY_BYTES = 64 * 1024;
+const HEADERS_TIMEOUT_MS = 5_000;
+const REQUEST_TIMEOUT_MS = 10_000;
+const IDLE_TIMEOUT_MS = 30_000;
+/** Sockets open at once on the admin port; more are closed as they arrive. */
+const MAX_SOCKETS = 256;
+
+export class AdminHttpServer {
+  private readonly server: http.Server;
+  private bound: { address: string; port: number } | undefined;
+
+  constructor(
+    private readonly options: AdminOptions,
+    private readonly routes: readonly Route[],
+    private readonly auth: AdminAuth,
+    private readonly audit: AuditLog,
+    private readonly onError: (err: Error) => void,
+  ) {
+    const handler = (req: IncomingMessage, res: ServerResponse): void => {
+      this.serve(req, res).catch((err: unknown) => {
+        this.onError(err as Error);
+        if (!res.headersSent) send(res, 500, { error: 'internal error' });
+        else res.destroy();
+      });
+    };
+    const tls = options.tls;
+    this.server = tls
+      ? https.createServer({
+        cert: tls.cert, key: tls.key, ...(tls.passphrase !== undefined && { passphrase: tls.passphrase }),
+        minVersion: tls.minVersion ?? 'TLSv1.2', ...(tls.ciphers !== undefined && { ciphers: tls.ciphers }),
+      }, handler)
+      : http.createServer(handler);
+    this.server.headersTimeout = HEADERS_TIMEOUT_MS;
+    this.server.requestTimeout = REQUEST_TIMEOUT_MS;
+    this.server.keepAliveTimeout = 5_000;
+    this.server.maxConnections = MAX_SOCKETS;
+    this.server.setTimeout(IDLE_TIMEOUT_MS, (socket) => socket.destroy());
+  }
+
+  get address(): { address: string; port: number } | undefined {
+    return this.bound;
+  }
+
+  /** Binds the port; rejects with a ListenError (port in use, permission, no such address) naming the admin listener. */
+  async listen(): Promise<{ address: string; port: number }> {
+    this.bound = await listenOn(this.server, { host: this.options.host, port: this.options.port }, 'admin');
+    return this.bound;
+  }
+
+  async close(): Promise<void> {
+    const closing = closeServer(this.server);
+    this.server.closeAllConnections();
+    await closing;
+  }
+
+  private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = new URL(req.url ?? '/', 'http://admin').pathname;
+    const peer = { remoteAddress: normalise(req.socket.remoteAddress ?? ''), remotePort: req.socket.remotePort ?? 0 };
+    let principal: string | undefined;
+    let status = 500;
+    let route: Route | undefined;
+    try {
+      const onPath = this.routes.filter((r) => r.path === path);
+      const method = req.method === 'HEAD' ? 'GET' : req.method;
+      route = onPath.find((r) => r.method === method);
+      if (onPath.length === 0) return void (status = send(res, 404, { error: `no such endpoint: ${path}` }));
+      if (!route) {
+        res.setHeader('Allow', [...new Set(onPath.map((r) => r.method))].join(', '));
+        return void (status = send(res, 405, { error: `${req.method} is not allowed on ${path}` }));
+      }
+      const access = typeof route.access === 'function' ? route.access() : route.access;
+      let who: AdminPrincipal | undefined;
+      if (access === 'open') principal = 'anonymous';
+      else {
+        const outcome = await this.auth.check(req.headers.authorization, peer, access);
+        if (!outcome.ok) {
+          principal = outcome.principal;
+          if (outcome.status === 401) res.setHeader('WWW-Authenticate', 'Bearer realm="moat", Basic realm="moat", charset="UTF-8"');
+          return void (status = send(res, outcome.status, { error: outcome.error }));
+        }
+        who = outcome.principal;
+        principal = who.id;
+      }
+      const body = await readBody(req);
+      if (body === undefined) {
+        res.setHeader('Connection', 'close');
+        return void (status = send(res, 413, { error: `request body larger than ${MAX_BODY_BYTES} bytes` }));
+      }
+      const reply = await route.handle({ principal: who, body });
+      status = 'json' in reply ? send(res, reply.status ?? 200, reply.json) : sendText(res, reply.status ?? 200, reply.text, reply.contentType);
+    } finally {
+      if (route?.audited !== false) {
+        this.audit.record({
+          event: 'admin.request', clientId: '', listener: 'admin', remoteAddress: peer.remoteAddress,
+          principal: principal ?? 'unauthenticated', httpMethod: req.method ?? '', path, status,
+        });
+      }
+    }
+  }
+}
+
+/** An IPv4 client on a dual-stack socket (::ffff:a.b.c.d) is that IPv4 address, as the MQTT listeners say. */
+function normalise(address: string): string {
+  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+}
+
+function send(res: ServerResponse, status: number, json: unknown): number {
+  return sendText(res, status, `${JSON.stringify(json)}\n`, 'application/json; charset=utf-8');
+}
+
+function sendText(res: ServerResponse, status: number, text: string, contentType: string): number {
+  res.statusCode = status;
+  res.setHeader('Content-Type', contentType);
+  res.setHeader('Cache-Control', 'no-store');
+  res.setHeader('X-Content-Type-Options', 'nosniff');
+  res.end(res.req.method === 'HEAD' ? undefined : text);
+  return status;
+}
+
+/** The body, or undefined once it passes MAX_BODY_BYTES (the rest is not read). */
+function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > MAX_BODY_BYTES) return Promise.resolve(undefined);
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) {
+        req.removeAllListeners('data');
+        req.pause();
+        resolve(undefined);
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
