@@ -24,12 +24,60 @@ export type AuthOutcome =
 export interface AdminAuthSources {
   tokens: readonly AdminToken[];
   adminRole: string;
-  /** The broker's authentication hook (the chain, wrapped by the guard); undefined when nothing authenticates. */
-  authenticate: BrokerHooks['authenticate'];
-  /** The permissions in force (roles of users and groups); undefined without authorization. */
-  acl: AccessControl | undefined;
+  /** Judges a user's name and password: `localAdminUsers` in one process, a worker over IPC in multi-core mode. */
+  users: AdminUsers;
   /** An address ban in force for this address (the guard's), if any. */
   banned?: (remoteAddress: string) => boolean;
+}
+
+/** A user's credentials from `Authorization: Basic`, and where they came from. */
+export interface AdminLogin {
+  username: string;
+  password: Uint8Array;
+  remoteAddress: string;
+  remotePort: number;
+}
+
+/**
+ * What the broker's authentication says of an admin login: accepted with the user's roles, or why not: `bad` (wrong
+ * name or password), `banned`, `unavailable` (busy, or a provider cannot answer now), `failed` (no answer: an error, or
+ * no answer in time), `none` (nothing authenticates users). Plain data: it crosses the IPC of multi-core mode.
+ */
+export type UserVerdict = { ok: true; name: string; roles: string[] } | { ok: false; reason: 'bad' | 'banned' | 'unavailable' | 'failed' | 'none' };
+
+export type AdminUsers = (login: AdminLogin) => Promise<UserVerdict>;
+
+/**
+ * Admin logins judged by this process's security layer: the broker's authentication hook (the chain, wrapped by the
+ * guard: an admin user is who MQTT says, and guessing is banned alike) and the roles the ACL gives the user.
+ * `authenticate` undefined: nothing authenticates. `acl` undefined: no authorization (no roles).
+ */
+export function localAdminUsers(authenticate: BrokerHooks['authenticate'], acl: () => AccessControl | undefined): AdminUsers {
+  return async ({ username, password, remoteAddress, remotePort }) => {
+    if (!authenticate) return { ok: false, reason: 'none' };
+    const request: AuthenticateRequest = {
+      // No MQTT client identifier: the guard judges the address and the user name.
+      clientId: '', username, password: Buffer.from(password.buffer, password.byteOffset, password.byteLength), protocolVersion: 5,
+      remoteAddress, remotePort, listener: 'admin', allowAnonymous: false, openedAt: Date.now(),
+    };
+    let result: AuthenticateResult;
+    try {
+      result = await authenticate(request);
+    } catch {
+      return { ok: false, reason: 'failed' };
+    }
+    if (result === true || (typeof result === 'object' && result.ok)) {
+      const identity = typeof result === 'object' && result.ok ? result.identity : undefined;
+      const name = identity?.username ?? username;
+      const roles = acl()?.roleNames({ clientId: '', username: name, ...(identity?.groups && { groups: identity.groups }) }) ?? [];
+      return { ok: true, name, roles };
+    }
+    if (typeof result === 'object' && !result.ok) {
+      if (result.reason === 'banned') return { ok: false, reason: 'banned' };
+      if (result.reason === 'busy' || result.reason === 'unavailable') return { ok: false, reason: 'unavailable' };
+    }
+    return { ok: false, reason: 'bad' };
+  };
 }
 
 /** Where the request came from, for the authentication chain and the guard. */
@@ -80,33 +128,20 @@ export class AdminAuth {
     const colon = decoded.indexOf(':');
     if (colon < 0) return { ok: false, status: 401, error: 'malformed Basic credentials' };
     const username = decoded.slice(0, colon);
-    const authenticate = this.sources.authenticate;
-    if (!authenticate) return { ok: false, status: 401, error: 'no authentication is configured for users: use an API token', principal: `user:${username}` };
-    const request: AuthenticateRequest = {
-      // No MQTT client identifier: the guard judges the address and the user name.
-      clientId: '', username, password: Buffer.from(decoded.slice(colon + 1), 'utf8'), protocolVersion: 5,
-      remoteAddress: peer.remoteAddress, remotePort: peer.remotePort, listener: 'admin', allowAnonymous: false, openedAt: Date.now(),
-    };
-    let result: AuthenticateResult;
-    try {
-      result = await authenticate(request);
-    } catch {
-      return { ok: false, status: 503, error: 'authentication failed to answer', principal: `user:${username}` };
-    }
     const principal = `user:${username}`;
-    if (result === true || (typeof result === 'object' && result.ok)) {
-      const identity = typeof result === 'object' && result.ok ? result.identity : undefined;
-      const name = identity?.username ?? username;
-      const roles = this.sources.acl?.roleNames({ clientId: '', username: name, ...(identity?.groups && { groups: identity.groups }) }) ?? [];
-      if (!roles.includes(this.sources.adminRole)) {
-        return { ok: false, status: 403, error: `user ${name} does not have the "${this.sources.adminRole}" role`, principal: `user:${name}` };
+    const verdict = await this.sources.users({ username, password: Buffer.from(decoded.slice(colon + 1), 'utf8'), ...peer });
+    if (verdict.ok) {
+      if (!verdict.roles.includes(this.sources.adminRole)) {
+        return { ok: false, status: 403, error: `user ${verdict.name} does not have the "${this.sources.adminRole}" role`, principal: `user:${verdict.name}` };
       }
-      return { ok: true, principal: { id: `user:${name}`, scopes: ADMIN_SCOPES } };
+      return { ok: true, principal: { id: `user:${verdict.name}`, scopes: ADMIN_SCOPES } };
     }
-    if (typeof result === 'object' && !result.ok) {
-      if (result.reason === 'banned') return { ok: false, status: 403, error: 'banned', principal };
-      if (result.reason === 'busy' || result.reason === 'unavailable') return { ok: false, status: 503, error: 'authentication is unavailable; try again later', principal };
+    switch (verdict.reason) {
+      case 'none': return { ok: false, status: 401, error: 'no authentication is configured for users: use an API token', principal };
+      case 'banned': return { ok: false, status: 403, error: 'banned', principal };
+      case 'unavailable': return { ok: false, status: 503, error: 'authentication is unavailable; try again later', principal };
+      case 'failed': return { ok: false, status: 503, error: 'authentication failed to answer', principal };
+      case 'bad': return { ok: false, status: 401, error: 'bad user name or password', principal };
     }
-    return { ok: false, status: 401, error: 'bad user name or password', principal };
   }
 }

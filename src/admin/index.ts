@@ -1,17 +1,24 @@
 import type { Broker } from '../broker/broker.js';
 import type { AuditLog } from '../security/audit.js';
 import type { Security } from '../security/index.js';
-import { AdminAuth } from './auth.js';
-import { readiness } from './health.js';
+import { AdminAuth, localAdminUsers, type AdminUsers } from './auth.js';
 import { createMetrics } from './metrics.js';
 import type { AdminOptions } from './options.js';
 import { AdminHttpServer, type Route } from './server.js';
+import { localBrokerView, type BrokerView } from './view.js';
+import { apiRoutes, type ApiServer } from './api/index.js';
 
 export { DEFAULT_ADMIN_PORT, DEFAULT_ADMIN_ROLE, type AdminOptions, type AdminScope, type AdminToken } from './options.js';
+export { localAdminUsers, type AdminLogin, type AdminUsers, type UserVerdict } from './auth.js';
+export { brokerFigures, processFigures, type BrokerFigures, type ProcessFigures, type ScrapeFigures } from './figures.js';
+export { apiRoutes, type ApiContext, type ApiReloadResult, type ApiServer } from './api/index.js';
+export { OPENAPI_DOCUMENT } from './openapi.js';
+export { localBrokerView, type BrokerInfo, type BrokerView, type WorkerState } from './view.js';
 
 /**
  * The admin listener (docs/operations.md): health for load balancers, metrics for Prometheus, and the API, on an
- * HTTP(S) port of its own. It reads the broker and its security layer; the broker core knows nothing of it.
+ * HTTP(S) port of its own. It reads the broker through a `BrokerView` (this process's broker, or in multi-core mode
+ * the primary's view over the workers) and judges users through `AdminUsers`; the broker core knows nothing of it.
  */
 export interface AdminListener {
   /** Binds the port; rejects with a ListenError naming the admin listener. */
@@ -27,24 +34,53 @@ export interface AdminDependencies {
   security: Security;
   audit: AuditLog;
   logger: { error(obj: object, msg?: string): void };
+  /** The server around the broker (src/server): the configuration in force and reload, for /api/v1/broker/config and /reload. */
+  server?: ApiServer;
 }
 
-export function createAdmin({ options, broker, security, audit, logger }: AdminDependencies): AdminListener {
-  const auth = new AdminAuth({
-    tokens: options.tokens,
-    adminRole: options.adminRole,
+/** One process: the admin listener over this process's broker and security layer. */
+export function createAdmin({ options, broker, security, audit, logger, server }: AdminDependencies): AdminListener {
+  const local = localBrokerView(broker, security.guard);
+  return createAdminListener({
+    options, audit, logger,
+    // GET /api/v1/broker with what one process also knows: clients, sessions, limits and capabilities.
+    view: {
+      ...local,
+      info: async () => ({
+        ...(await local.info()), connected_clients: broker.stats.connectedClients, sessions: broker.sessions.size,
+        limits: broker.limits, capabilities: broker.capabilities,
+      }),
+    },
+    // The REST API (src/admin/api/), single-process mode for now.
+    api: apiRoutes({ broker, security, server }),
     // The broker's own chain, the guard around it: an admin user is who MQTT says, and guessing is banned alike.
-    authenticate: security.hooks.find((h) => h.authenticate)?.authenticate,
-    acl: security.acl,
+    users: localAdminUsers(security.hooks.find((h) => h.authenticate)?.authenticate, () => security.acl),
     banned: (address) => security.guard?.bans.forAddress(address) !== undefined,
   });
-  const registry = createMetrics({ broker, guard: security.guard });
+}
+
+export interface AdminListenerParts {
+  options: AdminOptions;
+  view: BrokerView;
+  users: AdminUsers;
+  /** An address ban in force: the address is refused before its credentials are looked at. */
+  banned?: (remoteAddress: string) => boolean;
+  /** Further routes: the REST API under /api/v1/ (src/admin/api/). */
+  api?: readonly Route[];
+  audit: AuditLog;
+  logger: { error(obj: object, msg?: string): void };
+}
+
+/** The admin listener over any `BrokerView`: one process, or the primary of multi-core mode. */
+export function createAdminListener({ options, view, users, banned, api, audit, logger }: AdminListenerParts): AdminListener {
+  const auth = new AdminAuth({ tokens: options.tokens, adminRole: options.adminRole, users, ...(banned && { banned }) });
+  const registry = createMetrics(view);
   const routes: Route[] = [
     { method: 'GET', path: '/healthz', access: 'open', audited: false, handle: () => ({ json: { status: 'ok' } }) },
     {
       method: 'GET', path: '/readyz', access: 'open', audited: false,
       handle: () => {
-        const r = readiness(broker);
+        const r = view.readiness();
         return { status: r.ready ? 200 : 503, json: r.ready ? { status: 'ready' } : { status: 'not ready', reasons: r.reasons } };
       },
     },
@@ -52,17 +88,8 @@ export function createAdmin({ options, broker, security, audit, logger }: AdminD
       method: 'GET', path: '/metrics', access: () => (options.metricsAuth ? 'metrics' : 'open'),
       handle: async () => ({ text: await registry.metrics(), contentType: registry.contentType }),
     },
-    {
-      method: 'GET', path: '/api/v1/broker', access: 'read',
-      handle: () => ({
-        json: {
-          version: broker.version,
-          uptime_seconds: Math.floor((Date.now() - broker.stats.startedAt) / 1000),
-          listeners: broker.addresses,
-          ready: readiness(broker).ready,
-        },
-      }),
-    },
+    { method: 'GET', path: '/api/v1/broker', access: 'read', handle: async () => ({ json: await view.info() }) },
+    ...(api ?? []),
   ];
   const server = new AdminHttpServer(options, routes, auth, audit, (err) => logger.error({ err: err.message }, 'admin request failed'));
   return {

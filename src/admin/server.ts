@@ -13,14 +13,58 @@ import type { AdminOptions, AdminScope } from './options.js';
 /** What a handler answers: JSON (an object) or text with its content type. */
 export type Reply = { status?: number; json: unknown } | { status?: number; text: string; contentType: string };
 
+/** What a handler is given: who asked, the body, the path's parameters (decoded) and the query string. */
+export interface RouteRequest {
+  principal: AdminPrincipal | undefined;
+  body: Buffer;
+  params: Readonly<Record<string, string>>;
+  query: URLSearchParams;
+}
+
 export interface Route {
-  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE' | 'PATCH';
+  /**
+   * The path; a segment `{name}` takes one segment (percent-decoded, so `%2F` is a "/" inside it), a last segment
+   * `{name*}` takes the rest of the path (a topic with its levels). A path without parameters wins over one with.
+   */
   path: string;
   /** `open`: anyone; a scope: a token with it, or an admin user. A function decides per request (metrics_auth). */
   access: 'open' | AdminScope | (() => 'open' | AdminScope);
   /** Health probes are not audited: they come every few seconds, carry no principal and change nothing. */
   audited?: boolean;
-  handle(request: { principal: AdminPrincipal | undefined; body: Buffer }): Reply | Promise<Reply>;
+  handle(request: RouteRequest): Reply | Promise<Reply>;
+}
+
+/** Thrown by a handler: answered with this status and `{"error": message}`. */
+export class HttpError extends Error {
+  constructor(readonly status: 400 | 404 | 409 | 503, message: string) {
+    super(message);
+  }
+}
+
+/** The parameters of `path` if it matches the route's path, else undefined. */
+export function matchPath(pattern: string, path: string): Record<string, string> | undefined {
+  if (!pattern.includes('{')) return pattern === path ? {} : undefined;
+  const want = pattern.split('/');
+  const got = path.split('/');
+  const params: Record<string, string> = {};
+  for (let i = 0; i < want.length; i++) {
+    const segment = want[i]!;
+    const name = /^\{(\w+)(\*?)\}$/.exec(segment);
+    if (!name) {
+      if (got[i] !== segment) return undefined;
+      continue;
+    }
+    const raw = name[2] === '*' ? got.slice(i).join('/') : got[i];
+    if (raw === undefined || raw === '' || (name[2] === '' && i === want.length - 1 && got.length !== want.length)) return undefined;
+    try {
+      params[name[1]!] = decodeURIComponent(raw);
+    } catch {
+      return undefined;
+    }
+    if (name[2] === '*') return params;
+  }
+  return got.length === want.length ? params : undefined;
 }
 
 /** Larger request bodies are refused (413) before they are read whole. */
@@ -80,13 +124,16 @@ export class AdminHttpServer {
   }
 
   private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const path = new URL(req.url ?? '/', 'http://admin').pathname;
+    const url = new URL(req.url ?? '/', 'http://admin');
+    const path = url.pathname;
     const peer = { remoteAddress: normalise(req.socket.remoteAddress ?? ''), remotePort: req.socket.remotePort ?? 0 };
     let principal: string | undefined;
     let status = 500;
     let route: Route | undefined;
     try {
-      const onPath = this.routes.filter((r) => r.path === path);
+      // Exact paths first: /api/v1/broker/config is not a broker named "config".
+      const exact = this.routes.filter((r) => r.path === path);
+      const onPath = exact.length > 0 ? exact : this.routes.filter((r) => matchPath(r.path, path) !== undefined);
       const method = req.method === 'HEAD' ? 'GET' : req.method;
       route = onPath.find((r) => r.method === method);
       if (onPath.length === 0) return void (status = send(res, 404, { error: `no such endpoint: ${path}` }));
@@ -112,7 +159,13 @@ export class AdminHttpServer {
         res.setHeader('Connection', 'close');
         return void (status = send(res, 413, { error: `request body larger than ${MAX_BODY_BYTES} bytes` }));
       }
-      const reply = await route.handle({ principal: who, body });
+      let reply: Reply;
+      try {
+        reply = await route.handle({ principal: who, body, params: matchPath(route.path, path) ?? {}, query: url.searchParams });
+      } catch (err) {
+        if (!(err instanceof HttpError)) throw err;
+        reply = { status: err.status, json: { error: err.message } };
+      }
       status = 'json' in reply ? send(res, reply.status ?? 200, reply.json) : sendText(res, reply.status ?? 200, reply.text, reply.contentType);
     } finally {
       if (route?.audited !== false) {

@@ -137,6 +137,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
   private publishingSys = false;
   /** Connections accepted while the state is being recovered, served once it is. */
   private early: Array<() => void> | undefined = [];
+  /** When each connection's CONNECT was accepted (epoch ms), for the admin API's client listing. */
+  private readonly connectedAt = new WeakMap<Connection, number>();
 
   constructor(options: BrokerOptions = {}) {
     super();
@@ -698,6 +700,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     stats.connectedClients++;
     if (stats.connectedClients > stats.maxConnectedClients) stats.maxConnectedClients = stats.connectedClients;
     const client = conn.client!;
+    this.connectedAt.set(conn, Date.now());
     this.logger.info(
       { clientId: client.id, username: client.username, remoteAddress: client.remoteAddress, listener: client.listener, clean: client.clean },
       'client connected',
@@ -945,6 +948,56 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (deliver) this.router.route(message, undefined, servesGroup);
   }
 
+  // ---- read-only views and administrative actions (the admin API; the core never imports it) ----------------
+
+  /** Every connected client (CONNECT accepted), as the admin API lists them: read-only figures, no live objects. */
+  *connectedClients(): IterableIterator<ConnectedClientView> {
+    for (const conn of this.connections) {
+      const client = conn.client;
+      const session = conn.session;
+      if (conn.state !== 'connected' || !client || !session) continue;
+      yield {
+        id: client.id, username: client.identity?.username ?? client.username, remoteAddress: client.remoteAddress, remotePort: client.remotePort,
+        listener: client.listener, protocolVersion: client.protocolVersion, connectedAt: this.connectedAt.get(conn) ?? conn.openedAt,
+        keepalive: client.keepalive, clean: client.clean, sessionExpiryInterval: session.expiryInterval,
+      };
+    }
+  }
+
+  /** One session (a client online or a stored session waiting for it), with its subscriptions and counts; undefined if none. */
+  sessionView(clientId: string): SessionView | undefined {
+    const session = this.sessions.get(clientId);
+    return session && viewOf(session);
+  }
+
+  /** Every session held, online and offline. */
+  *sessionViews(): IterableIterator<SessionView> {
+    for (const session of this.sessions.values()) yield viewOf(session);
+  }
+
+  /**
+   * Disconnects a connected client by administrative action: an MQTT 5 client is sent DISCONNECT 0x98 first
+   * [MQTT-3.14.2-1]; its will is published, as for any disconnection the client did not ask for. False if not connected.
+   */
+  disconnectClient(clientId: string, reason = 'disconnected by an administrator'): boolean {
+    const conn = this.sessions.get(clientId)?.connection;
+    if (!conn) return false;
+    conn.disconnect(ReasonCode.AdministrativeAction, reason);
+    return true;
+  }
+
+  /**
+   * Ends a session, in memory and in the store, as its expiry would (a will still waiting is published): a
+   * connected client is disconnected first (0x98). False if there is no such session.
+   */
+  removeSession(clientId: string): boolean {
+    if (!this.sessions.has(clientId)) return false;
+    this.disconnectClient(clientId, 'session removed by an administrator');
+    const session = this.sessions.get(clientId);
+    if (session && !session.connection) this.endSession(session);
+    return true;
+  }
+
   /** This broker's figures behind $SYS (read at each $SYS interval; an admin API or metrics may read them too). */
   sysSnapshot(): SysSnapshot {
     let disconnected = 0;
@@ -1100,6 +1153,50 @@ function ownerOf(conn: Connection): SessionOwner {
 function shareOf(filter: string): { key: string; filter: string } | undefined {
   const shared = parseSharedFilter(filter);
   return shared && { key: filter, filter: shared.filter };
+}
+
+/** A connected client as the admin API shows it. */
+export interface ConnectedClientView {
+  id: string;
+  /** The user authentication proved, else the CONNECT user name. */
+  username: string | undefined;
+  remoteAddress: string;
+  remotePort: number;
+  listener: string;
+  protocolVersion: number;
+  /** Epoch ms the CONNECT was accepted. */
+  connectedAt: number;
+  keepalive: number;
+  /** Clean session (3.1.1) or clean start (5). */
+  clean: boolean;
+  /** Seconds the session outlives the connection (0: ends with it; 0xFFFFFFFF: never expires). */
+  sessionExpiryInterval: number;
+}
+
+/** A session as the admin API shows it. */
+export interface SessionView {
+  clientId: string;
+  online: boolean;
+  persistent: boolean;
+  createdAt: number;
+  /** Epoch ms the client left (offline sessions). */
+  leftAt: number | undefined;
+  /** Epoch ms the session expires (offline sessions with an expiry). */
+  expiresAt: number | undefined;
+  expiryInterval: number;
+  subscriptions: SubscriptionRecord[];
+  inflight: number;
+  queued: number;
+  queuedBytes: number;
+}
+
+function viewOf(session: Session): SessionView {
+  return {
+    clientId: session.clientId, online: session.connection !== undefined, persistent: session.persistent, createdAt: session.createdAt,
+    leftAt: session.leftAt, expiresAt: session.expiresAt, expiryInterval: session.expiryInterval,
+    subscriptions: [...session.subscriptions.values()].map((s) => ({ ...s })),
+    inflight: session.inflight.size, queued: session.queue.length, queuedBytes: session.queuedBytes,
+  };
 }
 
 export function createBroker(options: BrokerOptions = {}): Broker {

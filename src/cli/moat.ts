@@ -17,7 +17,11 @@ import { ListenError } from '../transport/server.js';
 import { runPasswd } from './passwd.js';
 import { runConvert } from './convert.js';
 import { Primary } from '../multicore/primary.js';
-import { serveAsWorker, workerBrokerOptions, workerPlace } from '../multicore/worker.js';
+import { serveAsWorker, workerBrokerOptions, workerPlace, workerQueryHandlers } from '../multicore/worker.js';
+import { PrimaryBrokerView, primaryBanCheck, workerAdminUsers } from '../multicore/admin-view.js';
+import { createAdminListener, type AdminListener } from '../admin/index.js';
+import { createFileLogger } from '../log/logger.js';
+import { loggerAudit } from '../security/index.js';
 
 const HELP = `moat ${VERSION}: an MQTT broker
 
@@ -204,13 +208,36 @@ async function runPrimary(
     logger.info({}, 'SIGHUP: every worker reloads the configuration');
     primary.reload(configFile === undefined ? undefined : primaryLimits(configFile, adjust));
   });
+  // The admin listener runs here, over the whole broker: the workers are asked over IPC (docs/multicore.md).
+  let admin: AdminListener | undefined;
+  let auditFile: { close(): void } | undefined;
+  if (config.admin) {
+    const file = config.auditFile ? createFileLogger(config.auditFile) : undefined;
+    auditFile = file;
+    const guard = config.security.guard;
+    admin = createAdminListener({
+      options: config.admin,
+      view: new PrimaryBrokerView(primary, VERSION),
+      users: workerAdminUsers(primary.queries),
+      banned: primaryBanCheck(() => primary.bans.list(), guard ? guard.bans ?? [] : []),
+      audit: loggerAudit(file?.logger ?? logger),
+      logger,
+    });
+  }
   try {
+    // The admin port first, as in one process: a port in use fails the start before any MQTT listener is bound.
+    if (admin) {
+      const bound = await admin.listen();
+      logger.info({ listener: 'admin', host: bound.address, port: bound.port, tls: config.admin?.tls !== undefined }, 'admin listening');
+    }
     await primary.start();
   } catch (err) {
     fail(startFailure(err));
   }
   logger.info({ version: VERSION, config: configFile ?? '(embedded default)', store: describeStore(config.store), workers }, 'moat started');
   const code = await primary.done;
+  await admin?.close();
+  auditFile?.close();
   await lock?.release();
   process.exit(code);
 }
@@ -238,8 +265,8 @@ async function main(): Promise<void> {
   }
   adjust?.(config);
   const workers = workerCount(config, args.workers);
-  if (config.security.runtime && workers > 1) fail(`configuration error: authorization.dynamic_security: not yet in multi-core mode (--workers ${workers}): run with one worker`);
-  if (config.admin && workers > 1) fail(`configuration error: admin: not yet in multi-core mode (--workers ${workers}): run with one worker, or remove the admin section`);
+  // Dynamic security only: the runtime store the admin API turns on stays empty in workers (the API's users live in one process).
+  if (config.security.runtime?.controlApi && workers > 1) fail(`configuration error: authorization.dynamic_security: not yet in multi-core mode (--workers ${workers}): run with one worker`);
   const place = workerPlace();
   if (!place && workers > 1) return runPrimary(config, workers, args.config, adjust);
   const logger = createLogger(config.log.level, config.log.format);
@@ -257,7 +284,7 @@ async function main(): Promise<void> {
     fail(`configuration error: ${(err as Error).message}`);
   }
   const reload = (): void => logReload(logger, server.reload(), args.config);
-  if (links) return serveAsWorker(server.broker, links, reload, logger, server.security.guard);
+  if (links) return serveAsWorker(server.broker, links, reload, logger, server.security.guard, workerQueryHandlers(server.broker, server.security));
   process.on('SIGHUP', () => {
     logger.info({}, 'SIGHUP: reloading the configuration');
     reload();

@@ -10,12 +10,9 @@ import type { FileConfig } from './schema.js';
  * The `admin:` section as the admin listener uses it: token files read and hashed, the TLS pair read and checked,
  * everything located on its line when it is wrong. Undefined when there is no section (the listener is off).
  */
-export function readAdmin(config: FileConfig, workers: number | 'auto' | undefined, base: string, located: Locate): AdminOptions | undefined {
+export function readAdmin(config: FileConfig, base: string, located: Locate): AdminOptions | undefined {
   const admin = config.admin;
   if (!admin) return undefined;
-  if (workers === 'auto' || (workers ?? 1) > 1) {
-    throw located(['admin'], `not yet in multi-core mode (workers: ${workers}): run with workers: 1, or remove the admin section`);
-  }
   const names = new Set<string>();
   const tokens = (admin.tokens ?? []).map((t, i): AdminToken => {
     const at = (key: string): string[] => ['admin', 'tokens', String(i), key];

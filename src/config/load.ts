@@ -91,7 +91,7 @@ export function parseConfig(text: string, file: string): LoadedConfig {
   const base = path.dirname(path.resolve(file));
   checkSecurityFiles(data, base, located);
   const loaded = toOptions(data, base, readTlsFiles(data, base, located));
-  const admin = readAdmin(data, data.workers, base, located);
+  const admin = readAdmin(data, base, located);
   if (admin) loaded.admin = admin;
   return loaded;
 }
@@ -457,6 +457,10 @@ function toSecurity(config: FileConfig, base: string): SecurityOptions {
     if (authz.acl_file) security.authorization.aclFile = path.resolve(base, authz.acl_file);
     if (authz.dynamic_security?.enabled) security.runtime = { controlApi: true, adminRole: authz.dynamic_security.admin_role ?? 'admin' };
   }
+  // The admin API manages users, groups and roles through the runtime store: on with an admin listener wherever
+  // something authenticates (without authentication it would turn authentication on for every listener), in one
+  // process only (multi-core workers would each keep their own, as with dynamic_security).
+  if (!security.runtime && config.admin && (config.authentication?.length ?? 0) > 0 && (config.workers ?? 1) === 1) security.runtime = { controlApi: false };
   const guard = toGuard(config.guard);
   if (guard !== undefined) security.guard = guard;
   if (config.guard?.rate_limit && config.guard.enabled !== false) security.rateLimit = toRateLimit(config.guard.rate_limit);

@@ -1,5 +1,22 @@
 import type { SysReport } from '../broker/peers.js';
 import type { Ban, BanKind } from '../security/guard/bans.js';
+import type { AdminLogin, BrokerFigures, ProcessFigures, UserVerdict } from '../admin/index.js';
+
+/**
+ * Questions the primary asks a worker for a program there (the admin listener), each answered by one `reply` with
+ * the same id (src/multicore/worker-queries.ts). The primary gives up on an answer after its timeout.
+ */
+export type WorkerQuery =
+  /** This worker's figures for /metrics: its broker's, and its process's. */
+  | { kind: 'figures' }
+  /** Judge an admin user's Basic credentials with this worker's authentication chain, guard and ACL. */
+  | { kind: 'admin-login'; login: AdminLogin };
+
+/** What each query is answered with. */
+export interface WorkerAnswers {
+  figures: { broker: BrokerFigures; process: ProcessFigures };
+  'admin-login': UserVerdict;
+}
 
 /**
  * IPC between the primary and its workers (multi-core mode). Bans travel here too: a worker reports each ban
@@ -23,7 +40,9 @@ export type PrimaryToWorker =
   | { type: 'ban-removed'; ban: Ban }
   /** On behalf of a program in the primary (the admin API): ban or unban as `guard.ban` / `guard.unban` here would, then `answer`. */
   | { type: 'ban-request'; id: number; kind: BanKind; value: string; reason: string; seconds?: number }
-  | { type: 'unban-request'; id: number; kind: BanKind; value: string };
+  | { type: 'unban-request'; id: number; kind: BanKind; value: string }
+  /** A question for the admin listener, answered with a `reply` of the same id. */
+  | { type: 'query'; id: number; query: WorkerQuery };
 
 export type WorkerToPrimary =
   /** The state is recovered and the peers linked; `bans`: those in its store (configuration bans are not sent). */
@@ -35,4 +54,8 @@ export type WorkerToPrimary =
   | { type: 'ban-added'; ban: Ban }
   | { type: 'ban-removed'; ban: Ban }
   /** The outcome of a `ban-request` (the ban) or an `unban-request` (whether there was one), or why it failed. */
-  | { type: 'answer'; id: number; ban?: Ban; removed?: boolean; error?: string };
+  | { type: 'answer'; id: number; ban?: Ban; removed?: boolean; error?: string }
+  /** The answer to a `query` (what `WorkerAnswers` says for its kind), or why there is none. */
+  | { type: 'reply'; id: number; result?: unknown; error?: string }
+  /** The worker's memory went past its high-water mark (it refuses new clients) or came back under it; /readyz reads it. */
+  | { type: 'overload'; overloaded: boolean };

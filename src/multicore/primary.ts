@@ -4,13 +4,16 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import type { ListenerAddress } from '../broker/broker.js';
 import type { Logger } from '../broker/logger.js';
+import type { WorkerState } from '../admin/view.js';
 import { closeServer, endpointName, listenOn, type Endpoint } from '../transport/server.js';
 import { TicketKeyRotation } from '../transport/ticket-keys.js';
 import { workerFor } from './affinity.js';
 import { peekClientId } from './connect-peek.js';
 import type { PrimaryToWorker, WorkerToPrimary } from './messages.js';
-import { SharedBans } from './shared-bans.js';
+import { SharedBans, type WorkerChannels } from './shared-bans.js';
+import { WorkerQueries } from './worker-queries.js';
 import { workerEnvironment } from './worker.js';
 
 /**
@@ -59,7 +62,8 @@ const STOP_TIMEOUT_MS = 15_000;
  * lives in one worker. A connection it cannot read (TLS, WebSocket, PROXY) goes to the
  * workers in turn, which relay it to its owner. Connections without an identifier go round robin (the worker
  * assigns one that maps back to it). The primary holds no MQTT state itself; it relays the
- * bans each worker's guard sets to the others and keeps the table of those in force (`bans`).
+ * bans each worker's guard sets to the others and keeps the table of those in force (`bans`), and answers for the
+ * whole broker to the admin listener (`queries`, `workerStates`; src/multicore/admin-view.ts).
  */
 export class Primary {
   private readonly workers: ChildProcess[] = [];
@@ -72,12 +76,19 @@ export class Primary {
   private readonly ticketKeys = new TicketKeyRotation((keys) => {
     for (const child of this.workers) if (child.connected) child.send({ type: 'ticket-keys', keys } satisfies PrimaryToWorker);
   });
-  private stopping = false;
+  private isStopping = false;
+  /** Each worker's state as the primary knows it: starting until it said it is ready, stopped once it exited. */
+  private readonly states: Array<'starting' | 'ready' | 'stopped'> = [];
+  /** Each worker's overload state, as it reports it (memory past its high-water mark: new clients refused). */
+  private readonly overloaded: boolean[] = [];
+  private bound: ListenerAddress[] = [];
+  private isStarted = false;
+  readonly startedAt = Date.now();
   /** Resolves with the exit code the primary should end with. */
   readonly done: Promise<number>;
   private finish: (code: number) => void = () => {};
   /** The bans in force in every worker; a program here (the admin API) lists, adds and lifts them through it. */
-  readonly bans: SharedBans = new SharedBans({
+  private readonly channels: WorkerChannels = {
     count: () => this.workers.length,
     send: (index, message) => {
       const child = this.workers[index];
@@ -85,10 +96,34 @@ export class Primary {
       child.send(message);
       return true;
     },
-  });
+  };
+  readonly bans: SharedBans = new SharedBans(this.channels);
+  /** Questions to the workers, with a timeout each (the admin listener's figures and logins). */
+  readonly queries: WorkerQueries = new WorkerQueries(this.channels);
 
   constructor(private readonly options: PrimaryOptions) {
     this.done = new Promise((resolve) => (this.finish = resolve));
+  }
+
+  /** Every worker ready and the connections that waited handed over. */
+  get started(): boolean {
+    return this.isStarted;
+  }
+
+  get stopping(): boolean {
+    return this.isStopping;
+  }
+
+  /** The listeners bound (empty until they are). */
+  get listening(): ListenerAddress[] {
+    return this.bound;
+  }
+
+  /** Each worker (all of them, once started), with its process id and state. */
+  workerStates(): Array<{ index: number; pid: number | undefined; state: WorkerState }> {
+    return Array.from({ length: this.options.workers }, (_, index) => ({
+      index, pid: this.workers[index]?.pid, state: this.states[index] === 'ready' && this.overloaded[index] ? 'overloaded' : this.states[index] ?? 'starting',
+    }));
   }
 
   /**
@@ -114,6 +149,7 @@ export class Primary {
         const address = await listenOn(server, listener.endpoint, name);
         bound.push('path' in listener.endpoint ? { name, host: listener.endpoint.path, port: 0, path: listener.endpoint.path } : { name, host: address.address, port: address.port });
       }
+      this.bound = bound;
       await this.options.beforeWorkers?.();
     } catch (err) {
       await this.stop(1);
@@ -127,25 +163,32 @@ export class Primary {
         stdio: 'inherit',
       });
       this.workers.push(child);
+      this.states.push('starting');
       // A send to a worker that has just died fails here instead of taking the primary down.
       child.on('error', (err) => logger.error({ worker: index, err: err.message }, 'multi-core: IPC with a worker failed'));
       ready.push(new Promise<void>((resolve, reject) => {
         child.on('message', (message: WorkerToPrimary) => {
-          if (this.bans.received(index, message)) return;
+          if (this.bans.received(index, message) || this.queries.received(message)) return;
+          if (message.type === 'overload') {
+            this.overloaded[index] = message.overloaded;
+            return;
+          }
           if (message.type === 'sys-report') {
             const publisher = this.workers[0];
             if (publisher?.connected) publisher.send({ type: 'sys-report', index, report: message.report } satisfies PrimaryToWorker);
             return;
           }
           if (message.type === 'ready') {
+            if (this.states[index] === 'starting') this.states[index] = 'ready';
             this.bans.merge(message.bans);
             resolve();
           }
           if (message.type === 'failed') reject(new Error(`worker ${index}: ${message.reason}`));
         });
         child.once('exit', (code, signal) => {
+          this.states[index] = 'stopped';
           reject(new Error(`worker ${index} exited (${signal ?? `code ${code}`}) while starting`));
-          if (!this.stopping) {
+          if (!this.isStopping) {
             logger.error({ worker: index, code, signal }, 'multi-core: a worker stopped; stopping the broker');
             void this.stop(1);
           }
@@ -165,6 +208,7 @@ export class Primary {
     const early = waiting;
     waiting = undefined;
     for (const [socket, index] of early) if (!socket.destroyed) this.dispatch(socket, index);
+    this.isStarted = true;
     for (const { name, host, port, path } of bound) {
       const listener = this.options.listeners[bound.findIndex((b) => b.name === name)];
       logger.info({ listener: name, ...(path !== undefined ? { path } : { host, port }), tls: listener?.tls === true, workers }, 'listening');
@@ -174,9 +218,10 @@ export class Primary {
 
   /** Asks every worker to close its broker (clients are told, state is made durable), then ends. */
   async stop(code: number): Promise<void> {
-    if (this.stopping) return;
-    this.stopping = true;
+    if (this.isStopping) return;
+    this.isStopping = true;
     this.bans.close();
+    this.queries.close();
     this.ticketKeys.stop();
     // Not awaited: a server that handed sockets to workers counts them as its own until the
     // workers have closed them, which they do only once told to stop.

@@ -7,6 +7,9 @@ import { PeerRoutingLinks } from './peer-routing.js';
 import { WorkerSysAggregation } from './sys-aggregation.js';
 import type { PrimaryToWorker, WorkerToPrimary } from './messages.js';
 import { WorkerBans, type BanAuthority } from './shared-bans.js';
+import { answerQuery, type QueryHandlers } from './worker-queries.js';
+import { brokerFigures, localAdminUsers, processFigures } from '../admin/index.js';
+import type { Security } from '../security/index.js';
 
 /** What a worker process learns from its environment (set by the primary). */
 export interface WorkerPlace {
@@ -63,6 +66,21 @@ export function workerBrokerOptions(place: WorkerPlace, logger: Logger, limits: 
 }
 
 /**
+ * How a worker answers the primary's questions for the admin listener: its figures for /metrics, and admin logins
+ * judged by its own authentication chain (guard included) and ACL, as one process judges them.
+ */
+export function workerQueryHandlers(broker: Broker, security: Security): QueryHandlers {
+  const users = localAdminUsers(security.hooks.find((h) => h.authenticate)?.authenticate, () => security.acl);
+  return {
+    figures: async () => {
+      const figures = brokerFigures(broker, security.guard);
+      return { broker: figures, process: await processFigures() };
+    },
+    'admin-login': (query) => users(query.login),
+  };
+}
+
+/**
  * Runs the worker side: recovers the broker's state, opens its relay socket, links to the other workers, tells
  * the primary it is ready (with the bans it has stored), then serves the sockets the primary
  * hands over (each with the bytes the primary read to choose this worker) until told to stop.
@@ -70,6 +88,7 @@ export function workerBrokerOptions(place: WorkerPlace, logger: Logger, limits: 
  */
 export async function serveAsWorker(
   broker: Broker, parts: { links: PeerRoutingLinks; relay: ConnectionRelay; sys: WorkerSysAggregation }, reload: () => void, logger: Logger, guard?: BanAuthority,
+  queries?: QueryHandlers,
 ): Promise<void> {
   const { links, relay, sys } = parts;
   const send = (message: WorkerToPrimary): void => {
@@ -114,8 +133,14 @@ export async function serveAsWorker(
       case 'shutdown':
         void stop(0);
         return;
+      case 'query':
+        if (queries) answerQuery(message, queries, send);
+        else send({ type: 'reply', id: message.id, error: 'this worker answers no queries' });
+        return;
     }
   });
+  // The primary's /readyz: a worker past its memory high-water mark refuses new clients.
+  broker.on('overload', (overloaded) => send({ type: 'overload', overloaded }));
   // The primary went away: nobody hands out sockets any more.
   process.on('disconnect', () => void stop(0));
   // Without its link to a peer this worker would deliver only part of what is published: the primary

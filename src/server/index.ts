@@ -290,8 +290,10 @@ export function createServer(options: ServerOptions = {}): MoatServer {
       logger.error({ directory, err: err.message }, 'cannot watch TLS files; changes apply on reload (SIGHUP) only'));
   };
 
-  // Single-process mode only: the configuration refuses `admin` with workers (src/config/admin.ts).
-  const admin = config.admin && !worker ? createAdmin({ options: config.admin, broker, security, audit, logger }) : undefined;
+  // One process only: in multi-core mode the admin listener runs in the primary (src/cli/moat.ts), over every worker.
+  const admin = config.admin && !worker
+    ? createAdmin({ options: config.admin, broker, security, audit, logger, server: { config: () => config, reload: () => reload() } })
+    : undefined;
 
   const ticketKeys = new TicketKeyRotation((keys) => broker.setTicketKeys(keys));
   return {

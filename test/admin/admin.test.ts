@@ -17,7 +17,7 @@ import { freePort, killAll, run, spawnProc } from '../helpers/process.js';
  * The admin listener against a real `moat` process: health endpoints open, /metrics and the API behind API tokens
  * with scopes or admin users (Basic, the broker's own authentication chain, the admin role), a Prometheus scrape
  * parsed by a real parser while MQTT.js clients connect and publish, every call in the audit file, the guard banning
- * guesses at the admin API, and the start refused for a port in use, a bad key or multi-core mode.
+ * guesses at the admin API, and the start refused for a port in use or a bad key.
  */
 
 const MOAT = path.join(fileURLToPath(new URL('../../../', import.meta.url)), 'dist', 'src', 'cli', 'moat.js');
@@ -320,13 +320,6 @@ describe('admin listener: refused starts', () => {
       await new Promise<void>((resolve) => blocker.close(() => resolve()));
     }
   });
-
-  it('--workers 2 with an admin section is refused, naming the key', async () => {
-    writeFileSync(path.join(dir, 'workers.yaml'), `listeners:\n  - { host: 127.0.0.1, port: ${await freePort()} }\nadmin: {}\nstore: { type: memory }\n`);
-    const result = await run(process.execPath, [MOAT, '-c', 'workers.yaml', '--workers', '2'], { cwd: dir, limitMs: 15_000 });
-    assert.equal(result.code, 1);
-    assert.equal(result.stderr, 'moat: configuration error: admin: not yet in multi-core mode (--workers 2): run with one worker, or remove the admin section\n');
-  });
 });
 
 describe('admin configuration errors name file, line and key', () => {
@@ -360,10 +353,10 @@ describe('admin configuration errors name file, line and key', () => {
     }
   });
 
-  it('admin with workers above 1 (or auto) is refused: not yet in multi-core mode', () => {
-    assert.equal(problem('workers: 2\nadmin:\n  port: 18083\n'), `${FILE}:2: admin: not yet in multi-core mode (workers: 2): run with workers: 1, or remove the admin section`);
-    assert.equal(problem('workers: auto\nadmin: {}\n'), `${FILE}:2: admin: not yet in multi-core mode (workers: auto): run with workers: 1, or remove the admin section`);
-    const loaded = parseConfig('workers: 1\nadmin: {}\n', FILE);
-    assert.deepEqual({ ...loaded.admin }, { host: '127.0.0.1', port: 18083, metricsAuth: true, adminRole: 'admin', tokens: [] });
+  it('an admin section with its defaults, in one process or several (test/multicore/admin.test.ts)', () => {
+    const defaults = { host: '127.0.0.1', port: 18083, metricsAuth: true, adminRole: 'admin', tokens: [] };
+    assert.deepEqual({ ...parseConfig('workers: 1\nadmin: {}\n', FILE).admin }, defaults);
+    assert.deepEqual({ ...parseConfig('workers: 2\nadmin: {}\n', FILE).admin }, defaults);
+    assert.deepEqual({ ...parseConfig('workers: auto\nadmin: {}\n', FILE).admin }, defaults);
   });
 });

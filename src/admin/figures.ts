@@ -1,0 +1,112 @@
+import type { Broker } from '../broker/broker.js';
+import type { BrokerStats } from '../broker/stats.js';
+import type { Guard } from '../security/guard/index.js';
+
+/**
+ * What /metrics reports about a broker, as plain data read in one pass at scrape time: from the broker of this
+ * process (`brokerFigures`), or summed over the workers of a multi-core broker (src/multicore/admin-view.ts), which
+ * compute it the same way and send it over IPC.
+ */
+
+const PROTOCOLS: Record<number, string> = { 3: '3.1', 4: '3.1.1', 5: '5' };
+
+export type StatFigures = { -readonly [K in keyof BrokerStats]: number };
+
+export interface GuardFigures {
+  bansActive: number;
+  bansIssued: number;
+  flappingBans: number;
+  authenticationFailures: number;
+  refusedAtAccept: number;
+  refusedAtConnect: number;
+  connectionsLimited: number;
+  delayedAuthentications: number;
+  namesSlowed: number;
+  rateLimited: number;
+}
+
+export interface BrokerFigures {
+  version: string;
+  stats: StatFigures;
+  /** Connected clients (CONNECT accepted) by listener and protocol version. */
+  connections: Array<{ listener: string; protocol: string; count: number }>;
+  sessions: { online: number; offline: number; queued: number; queuedBytes: number; inflight: number; inflightBytes: number; stored: number };
+  subscriptions: number;
+  retained: number;
+  memory: { held: number; highWater: number; overloaded: boolean };
+  /** Present when the broker has a guard (something authenticates, or a guard section). */
+  guard?: GuardFigures;
+}
+
+/** One process's own figures (a multi-core worker's, labelled by `worker`). */
+export interface ProcessFigures {
+  heapUsedBytes: number;
+  residentBytes: number;
+  cpuSeconds: number;
+  /** How late a callback scheduled with setImmediate ran, as prom-client's nodejs_eventloop_lag_seconds measures it. */
+  eventLoopLagSeconds: number;
+}
+
+/** What one scrape reads: the whole broker, and in multi-core mode each worker. */
+export interface ScrapeFigures {
+  broker: BrokerFigures;
+  /** Multi-core mode: every worker, `process` absent for one that did not answer in time. */
+  workers?: Array<{ index: number; process?: ProcessFigures }>;
+}
+
+/** Where /metrics reads its figures, once per scrape. */
+export interface MetricsSource {
+  read(): ScrapeFigures | Promise<ScrapeFigures>;
+}
+
+/** The figures of the broker in this process: one pass over connections and sessions. */
+export function brokerFigures(broker: Broker, guard: Guard | undefined): BrokerFigures {
+  const counts = new Map<string, { listener: string; protocol: string; count: number }>();
+  for (const conn of broker.connections) {
+    if (conn.state !== 'connected') continue;
+    const protocol = PROTOCOLS[conn.version] ?? String(conn.version);
+    const key = `${conn.listener.name}\u0000${protocol}`;
+    const entry = counts.get(key) ?? { listener: conn.listener.name, protocol, count: 0 };
+    entry.count++;
+    counts.set(key, entry);
+  }
+  const sessions = { online: 0, offline: 0, queued: 0, queuedBytes: 0, inflight: 0, inflightBytes: 0, stored: broker.sessionCaps.size };
+  for (const session of broker.sessions.values()) {
+    if (session.connection) sessions.online++;
+    else sessions.offline++;
+    sessions.queued += session.queue.length;
+    sessions.queuedBytes += session.queuedBytes;
+    sessions.inflight += session.inflight.size;
+    sessions.inflightBytes += session.inflightBytes;
+  }
+  const usage = process.memoryUsage();
+  const figures: BrokerFigures = {
+    version: broker.version,
+    stats: { ...broker.stats },
+    connections: [...counts.values()],
+    sessions,
+    subscriptions: broker.router.subscriptionCount,
+    retained: broker.retained.size,
+    memory: { held: usage.heapUsed + usage.external, highWater: broker.limits.memoryHighWater, overloaded: broker.memory.overloaded },
+  };
+  if (guard) {
+    const c = guard.counters;
+    figures.guard = {
+      bansActive: guard.bans.list().length, bansIssued: c.bansIssued, flappingBans: c.flappingBans, authenticationFailures: c.authenticationFailures,
+      refusedAtAccept: c.refusedAtAccept, refusedAtConnect: c.refusedAtConnect, connectionsLimited: c.connectionsLimited,
+      delayedAuthentications: c.delayedAuthentications, namesSlowed: c.namesSlowed, rateLimited: c.rateLimited,
+    };
+  }
+  return figures;
+}
+
+/** This process's heap, resident memory, CPU time and event-loop lag (the lag takes one turn of the loop to measure). */
+export function processFigures(): Promise<ProcessFigures> {
+  const start = process.hrtime.bigint();
+  return new Promise((resolve) => setImmediate(() => {
+    const lag = Number(process.hrtime.bigint() - start) / 1e9;
+    const usage = process.memoryUsage();
+    const cpu = process.cpuUsage();
+    resolve({ heapUsedBytes: usage.heapUsed, residentBytes: usage.rss, cpuSeconds: (cpu.user + cpu.system) / 1e6, eventLoopLagSeconds: lag });
+  }));
+}
