@@ -225,9 +225,11 @@ export function createSecurity(options: SecurityOptions, logger: SecurityLogger)
     },
   });
   const authMethods: Record<string, AuthMethod> = {};
-  if (passwordFiles.length > 0 || runtime) {
+  // Runtime users log in by password only: a SCRAM exchange ends without the runtime provider, which binds their
+  // client identifier and restricts them to their roles.
+  if (passwordFiles.length > 0) {
     const scram = new ScramMethod({
-      scramCredential: (username) => passwordFiles.map((f) => f.scramCredential(username)).find((c) => c !== undefined) ?? runtime?.get(username)?.scram,
+      scramCredential: (username) => passwordFiles.map((f) => f.scramCredential(username)).find((c) => c !== undefined),
     }, undefined, audit);
     authMethods[SCRAM_METHOD] = guard ? guard.wrapMethod(scram) : scram;
   }

@@ -99,6 +99,10 @@ function checkName(what: string, name: string): void {
   if (typeof name !== 'string' || name.length === 0 || /[\r\n:\u0000]/.test(name) || name.trim() !== name) {
     throw new RuntimeSecurityError('invalid', `a ${what} name must be non-empty, without ":", line breaks or surrounding spaces`);
   }
+  // Names are keys of plain objects where the permissions are assembled: these would name the objects' own machinery.
+  if (Object.hasOwn(Object.prototype, name) || name === '__proto__' || name === 'prototype') {
+    throw new RuntimeSecurityError('invalid', `"${name}" cannot be a ${what} name (reserved)`);
+  }
 }
 
 /** Throws for a rule Moat cannot enforce as given. */

@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import { AccessControl } from '../../src/security/acl.js';
 import { aclsFromRule, handleRequest, ruleFromAcl } from '../../src/security/dynsec.js';
 import { RuntimeProvider } from '../../src/security/runtime-provider.js';
+import { createSecurity } from '../../src/security/index.js';
 import { RuntimeSecurity, byPriority, type RecordKind } from '../../src/security/runtime-store.js';
 import type { AuthenticateRequest } from '../../src/broker/hooks.js';
 
@@ -128,5 +129,24 @@ describe('runtime store and dynsec commands', () => {
     assert.equal((await provider.authenticate(request('nobody', 'x', 'dev-1'))).outcome, 'pass');
     await runtime.setUser('dev', { disabled: true });
     assert.equal((await provider.authenticate(request('dev', 'dev-password', 'dev-1'))).outcome, 'pass', 'a disabled user is unknown');
+  });
+
+  it('runtime users are not offered SCRAM-SHA-256 (its exchange would skip the client-id binding and the restriction)', async () => {
+    const security = createSecurity({ authentication: [], runtime: {} }, { info: () => {}, warn: () => {}, error: () => {} });
+    try {
+      await security.runtime!.setUser('dev', { password: 'dev-password', clientId: 'dev-1' });
+      assert.equal(security.runtime!.get('dev')?.scram !== undefined, true, 'the user has SCRAM keys in its hash');
+      assert.equal(security.authMethods['SCRAM-SHA-256'], undefined, 'but no SCRAM method answers for it');
+    } finally {
+      security.close();
+    }
+  });
+
+  it('names that would collide with object machinery (__proto__, constructor) are refused, not silently ignored', async () => {
+    const { runtime } = memoryRuntime();
+    for (const name of ['__proto__', 'constructor', 'toString', 'prototype']) {
+      assert.throws(() => runtime.setRole(name, { rules: [] }), /reserved/, `role ${name}`);
+      await assert.rejects(runtime.setUser(name, { password: 'x-password' }), /reserved/, `user ${name}`);
+    }
   });
 });
