@@ -1,7 +1,7 @@
 import type { RuntimeSecurity } from '../../security/index.js';
-import { HttpError, type Route } from '../server.js';
-import { API, field, jsonBody, onlyFields, page, type ApiRoutes } from './common.js';
-import { bindingsOf, runtimeCall, runtimeOf, text } from './runtime.js';
+import { HttpError } from '../server.js';
+import type { ApiRoutes } from './common.js';
+import { bindingsOf, namedItemRoutes, text } from './runtime.js';
 
 /** Runtime groups (security.runtime): their roles; create, read, change, delete (members lose a deleted group). */
 
@@ -23,47 +23,9 @@ function change(body: Record<string, unknown>): Parameters<RuntimeSecurity['setG
   return { ...(roles && { roles }), ...(textName !== undefined && { textName }), ...(textDescription !== undefined && { textDescription }) };
 }
 
-export const groupRoutes: ApiRoutes = ({ security }) => {
-  const runtime = (): RuntimeSecurity => runtimeOf(security.runtime);
-  const routes: Route[] = [
-    {
-      method: 'GET', path: `${API}/groups`, access: 'read',
-      handle: ({ query }) => {
-        const r = runtime();
-        const listed = page(r.listGroups(), (n) => n, query);
-        return { json: { ...listed, items: listed.items.map((n) => groupJson(r, n)) } };
-      },
-    },
-    {
-      method: 'POST', path: `${API}/groups`, access: 'write',
-      handle: ({ body }) => {
-        const request = jsonBody(body);
-        onlyFields(request, ['name', ...FIELDS]);
-        const name = field(request, 'name', 'string');
-        if (name === undefined) throw new HttpError(400, 'name: required');
-        const r = runtime();
-        runtimeCall(() => r.setGroup(name, change(request), true));
-        return { status: 201, json: groupJson(r, name) };
-      },
-    },
-    { method: 'GET', path: `${API}/groups/{name}`, access: 'read', handle: ({ params }) => ({ json: groupJson(runtime(), params.name!) }) },
-    {
-      method: 'PATCH', path: `${API}/groups/{name}`, access: 'write',
-      handle: ({ params, body }) => {
-        const request = jsonBody(body);
-        onlyFields(request, FIELDS);
-        const r = runtime();
-        runtimeCall(() => r.setGroup(params.name!, change(request), false));
-        return { json: groupJson(r, params.name!) };
-      },
-    },
-    {
-      method: 'DELETE', path: `${API}/groups/{name}`, access: 'write',
-      handle: ({ params }) => {
-        runtimeCall(() => runtime().deleteGroup(params.name!));
-        return { json: { removed: params.name } };
-      },
-    },
-  ];
-  return routes;
-};
+export const groupRoutes: ApiRoutes = ({ security }) => namedItemRoutes(security, {
+  plural: 'groups', fields: FIELDS, json: groupJson, change,
+  list: (r) => r.listGroups(),
+  set: (r, name, c, create) => r.setGroup(name, c, create),
+  remove: (r, name) => r.deleteGroup(name),
+});

@@ -1,5 +1,6 @@
 import { RuntimeSecurityError, type Binding, type RuntimeSecurity, type RuntimeRule } from '../../security/index.js';
-import { HttpError } from '../server.js';
+import { HttpError, type Route } from '../server.js';
+import { API, field, jsonBody, onlyFields, page } from './common.js';
 
 /**
  * What the users, groups and roles endpoints share: the runtime store (`security.runtime`), its refusals as HTTP
@@ -68,3 +69,63 @@ export const text = (value: unknown, what: string): string | undefined => {
   if (typeof value !== 'string') throw new HttpError(400, `${what}: expected a string`);
   return value;
 };
+
+/** A kind of named runtime item (groups, roles) as the API serves it: list, create, read, change, delete. */
+export interface NamedItems<Change> {
+  /** The path segment: `groups`, `roles`. */
+  plural: string;
+  /** The fields a request may change (besides `name` on creation). */
+  fields: string[];
+  list(runtime: RuntimeSecurity): string[];
+  /** The item as JSON; HttpError 404 if there is none. */
+  json(runtime: RuntimeSecurity, name: string): Record<string, unknown>;
+  change(body: Record<string, unknown>): Change;
+  set(runtime: RuntimeSecurity, name: string, change: Change, create: boolean): void;
+  remove(runtime: RuntimeSecurity, name: string): void;
+}
+
+/** The five routes of a kind of named runtime item, on `security.runtime`. */
+export function namedItemRoutes<Change>(security: { runtime: RuntimeSecurity | undefined }, items: NamedItems<Change>): Route[] {
+  const runtime = (): RuntimeSecurity => runtimeOf(security.runtime);
+  const base = `${API}/${items.plural}`;
+  return [
+    {
+      method: 'GET', path: base, access: 'read',
+      handle: ({ query }) => {
+        const r = runtime();
+        const listed = page(items.list(r), (n) => n, query);
+        return { json: { ...listed, items: listed.items.map((n) => items.json(r, n)) } };
+      },
+    },
+    {
+      method: 'POST', path: base, access: 'write',
+      handle: ({ body }) => {
+        const request = jsonBody(body);
+        onlyFields(request, ['name', ...items.fields]);
+        const name = field(request, 'name', 'string');
+        if (name === undefined) throw new HttpError(400, 'name: required');
+        const r = runtime();
+        runtimeCall(() => items.set(r, name, items.change(request), true));
+        return { status: 201, json: items.json(r, name) };
+      },
+    },
+    { method: 'GET', path: `${base}/{name}`, access: 'read', handle: ({ params }) => ({ json: items.json(runtime(), params.name!) }) },
+    {
+      method: 'PATCH', path: `${base}/{name}`, access: 'write',
+      handle: ({ params, body }) => {
+        const request = jsonBody(body);
+        onlyFields(request, items.fields);
+        const r = runtime();
+        runtimeCall(() => items.set(r, params.name!, items.change(request), false));
+        return { json: items.json(r, params.name!) };
+      },
+    },
+    {
+      method: 'DELETE', path: `${base}/{name}`, access: 'write',
+      handle: ({ params }) => {
+        runtimeCall(() => items.remove(runtime(), params.name!));
+        return { json: { removed: params.name } };
+      },
+    },
+  ];
+}
