@@ -10,6 +10,7 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { makePki, type TestPki } from '../../bench/lib/pki.js';
 import { rawConnect } from '../helpers/codec.js';
 import { idOn } from '../helpers/multicore.js';
+import { resumes, sessionTicket } from '../helpers/tls-sessions.js';
 import { freePort, killAll, run, spawnProc, type Proc } from '../helpers/process.js';
 
 /**
@@ -98,25 +99,10 @@ describe('multi-core mode serves TLS, WebSocket, PROXY and Unix socket listeners
 
   it('TLS sessions resume on every connection, whichever worker ran the first handshake (shared ticket keys)', async () => {
     const options = { host: '127.0.0.1', port: port.tls, ca: pki.ca, servername: 'localhost' };
-    const ticket = await new Promise<Buffer>((resolve, reject) => {
-      const socket = tls.connect(options);
-      socket.once('session', (session: Buffer) => {
-        socket.destroy();
-        resolve(session);
-      });
-      socket.once('error', reject);
-    });
+    const ticket = await sessionTicket(options);
     // The workers take connections in turn: of six, three run their handshake on the worker that did not issue the ticket.
     const reused: boolean[] = [];
-    for (let i = 0; i < 6; i++) {
-      reused.push(await new Promise<boolean>((resolve, reject) => {
-        const socket = tls.connect({ ...options, session: ticket }, () => {
-          resolve(socket.isSessionReused());
-          socket.destroy();
-        });
-        socket.once('error', reject);
-      }));
-    }
+    for (let i = 0; i < 6; i++) reused.push(await resumes(options, ticket));
     assert.deepEqual(reused, [true, true, true, true, true, true]);
   });
 
@@ -183,24 +169,9 @@ describe('multi-core mode serves TLS, WebSocket, PROXY and Unix socket listeners
     proc.kill('SIGHUP');
     await proc.waitStdout((out) => (out.slice(before).match(/tls certificates/g) ?? []).length >= 2, 10_000, 'both workers applying the new certificates');
     const options = { host: '127.0.0.1', port: port.tls, ca: renewed.ca, servername: 'localhost' };
-    const ticket = await new Promise<Buffer>((resolve, reject) => {
-      const socket = tls.connect(options);
-      socket.once('session', (session: Buffer) => {
-        socket.destroy();
-        resolve(session);
-      });
-      socket.once('error', reject);
-    });
+    const ticket = await sessionTicket(options);
     const reused: boolean[] = [];
-    for (let i = 0; i < 4; i++) {
-      reused.push(await new Promise<boolean>((resolve, reject) => {
-        const socket = tls.connect({ ...options, session: ticket }, () => {
-          resolve(socket.isSessionReused());
-          socket.destroy();
-        });
-        socket.once('error', reject);
-      }));
-    }
+    for (let i = 0; i < 4; i++) reused.push(await resumes(options, ticket));
     assert.deepEqual(reused, [true, true, true, true]);
   });
 });

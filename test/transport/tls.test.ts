@@ -14,6 +14,7 @@ import { connectClient, delay, waitFor } from '../helpers/broker.js';
 import { freePort, killAll, run, spawnProc } from '../helpers/process.js';
 import { makePki, type TestPki } from '../../bench/lib/pki.js';
 import { TicketKeyRotation } from '../../src/transport/ticket-keys.js';
+import { resumes, sessionTicket } from '../helpers/tls-sessions.js';
 
 /** MQTT over TLS and mutual TLS, with MQTT.js, mosquitto_pub/sub and raw sockets as clients. */
 
@@ -255,22 +256,9 @@ describe('TLS session ticket keys', () => {
   /** A first connection's ticket, then whether a connection offering it resumes, after `between` ran. */
   async function resumesAfter(port: number, between: () => void | Promise<void>): Promise<boolean> {
     const options = { host: '127.0.0.1', port, ca: pki.ca, servername: 'localhost' };
-    const ticket = await new Promise<Buffer>((resolve, reject) => {
-      const socket = tls.connect(options);
-      socket.once('session', (session: Buffer) => {
-        socket.destroy();
-        resolve(session);
-      });
-      socket.once('error', reject);
-    });
+    const ticket = await sessionTicket(options);
     await between();
-    return new Promise<boolean>((resolve, reject) => {
-      const socket = tls.connect({ ...options, session: ticket }, () => {
-        resolve(socket.isSessionReused());
-        socket.destroy();
-      });
-      socket.once('error', reject);
-    });
+    return resumes(options, ticket);
   }
 
   it('tickets resume under the same keys, not after a rotation, and the rotation replaces them on its interval', async () => {
