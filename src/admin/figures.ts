@@ -1,5 +1,6 @@
 import type { Broker } from '../broker/broker.js';
-import type { BrokerStats } from '../broker/stats.js';
+import type { LatencyFigures } from '../measure/latency.js';
+import { BrokerStats, type DropCounts } from '../broker/stats.js';
 import type { Guard } from '../security/guard/index.js';
 
 /**
@@ -10,7 +11,77 @@ import type { Guard } from '../security/guard/index.js';
 
 const PROTOCOLS: Record<number, string> = { 3: '3.1', 4: '3.1.1', 5: '5' };
 
-export type StatFigures = { -readonly [K in keyof BrokerStats]: number };
+/** BrokerStats as plain data: its counts, the counts by QoS, cause and reason, and the latency histogram. */
+export type StatFigures = { -readonly [K in keyof BrokerStats as BrokerStats[K] extends number ? K : never]: number } & {
+  publishReceivedByQos: number[];
+  payloadBytesReceivedByQos: number[];
+  publishSentByQos: number[];
+  payloadBytesSentByQos: number[];
+  droppedBy: { -readonly [K in keyof DropCounts]: number };
+  connectsRefusedBy: Record<string, number>;
+  disconnectsBy: Record<string, number>;
+  deliveryLatency: LatencyFigures;
+};
+
+/** A copy of the counts as they are now (the broker goes on counting in its own). */
+export function statFigures(stats: BrokerStats): StatFigures {
+  return {
+    ...stats,
+    publishReceivedByQos: [...stats.publishReceivedByQos],
+    payloadBytesReceivedByQos: [...stats.payloadBytesReceivedByQos],
+    publishSentByQos: [...stats.publishSentByQos],
+    payloadBytesSentByQos: [...stats.payloadBytesSentByQos],
+    droppedBy: { ...stats.droppedBy },
+    connectsRefusedBy: { ...stats.connectsRefusedBy },
+    disconnectsBy: { ...stats.disconnectsBy },
+    deliveryLatency: stats.deliveryLatency.figures(),
+  };
+}
+
+/** Every count at 0 (a scrape no worker answered). */
+export function zeroStatFigures(): StatFigures {
+  return { ...statFigures(new BrokerStats()), startedAt: 0 };
+}
+
+/**
+ * The counts of several processes added up: numbers, lists of numbers (by QoS, histogram buckets) and records of
+ * them (by cause or reason, whichever keys each has), the earliest start.
+ */
+export function sumStatFigures(reports: readonly StatFigures[]): StatFigures {
+  const total = zeroStatFigures() as unknown as Record<string, unknown>;
+  for (const report of reports) addCounts(total, report as unknown as Record<string, unknown>);
+  const starts = reports.map((r) => r.startedAt);
+  (total as { startedAt: number }).startedAt = starts.length > 0 ? Math.min(...starts) : 0;
+  return total as unknown as StatFigures;
+}
+
+export function sumStoreFigures(stores: readonly StoreFigures[]): StoreFigures {
+  const total: Record<string, unknown> = {};
+  for (const store of stores) addCounts(total, store as unknown as Record<string, unknown>);
+  return total as unknown as StoreFigures;
+}
+
+function addCounts(into: Record<string, unknown>, from: Record<string, unknown>): void {
+  for (const [key, value] of Object.entries(from)) {
+    const mine = into[key];
+    if (typeof value === 'number') into[key] = (typeof mine === 'number' ? mine : 0) + value;
+    else if (Array.isArray(value)) {
+      const list = Array.isArray(mine) ? (mine as number[]) : [];
+      value.forEach((n: unknown, i) => { if (typeof n === 'number') list[i] = (list[i] ?? 0) + n; });
+      into[key] = list;
+    } else if (typeof value === 'object' && value !== null) {
+      const record = typeof mine === 'object' && mine !== null ? (mine as Record<string, unknown>) : {};
+      addCounts(record, value as Record<string, unknown>);
+      into[key] = record;
+    }
+  }
+}
+
+/** The store's timings: each batch written (a transaction, a MULTI/EXEC), and each fsync that made batches durable. */
+export interface StoreFigures {
+  write: LatencyFigures;
+  sync?: LatencyFigures;
+}
 
 export interface GuardFigures {
   bansActive: number;
@@ -36,6 +107,8 @@ export interface BrokerFigures {
   memory: { held: number; highWater: number; overloaded: boolean };
   /** Present when the broker has a guard (something authenticates, or a guard section). */
   guard?: GuardFigures;
+  /** Present when the store times its writes (SQLite, Redis). */
+  store?: StoreFigures;
 }
 
 /** One process's own figures (a multi-core worker's, labelled by `worker`). */
@@ -82,13 +155,15 @@ export function brokerFigures(broker: Broker, guard: Guard | undefined): BrokerF
   const usage = process.memoryUsage();
   const figures: BrokerFigures = {
     version: broker.version,
-    stats: { ...broker.stats },
+    stats: statFigures(broker.stats),
     connections: [...counts.values()],
     sessions,
     subscriptions: broker.router.subscriptionCount,
     retained: broker.retained.size,
     memory: { held: usage.heapUsed + usage.external, highWater: broker.limits.memoryHighWater, overloaded: broker.memory.overloaded },
   };
+  const timings = broker.store.timings;
+  if (timings) figures.store = { write: timings.write.figures(), ...(timings.sync && { sync: timings.sync.figures() }) };
   if (guard) {
     const c = guard.counters;
     figures.guard = {

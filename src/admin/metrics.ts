@@ -1,4 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { LATENCY_BUCKETS, type LatencyFigures } from '../measure/latency.js';
+import { snakeCase } from '../broker/stats.js';
 import type { BrokerFigures, MetricsSource, ScrapeFigures } from './figures.js';
 
 export { brokerFigures, type BrokerFigures, type MetricsSource, type ScrapeFigures } from './figures.js';
@@ -51,6 +53,27 @@ export function createMetrics(source: MetricsSource): Metrics {
     }
   };
 
+  /** A histogram whose counts are kept by the broker (LatencyHistogram) and only written out here. */
+  const histogram = (name: string, help: string, read: () => LatencyFigures | undefined): void => {
+    registry.registerMetric({
+      name, help, type: 'histogram',
+      get() {
+        const h = read();
+        if (!h) return { name, help, type: 'histogram', values: [], aggregator: 'sum' };
+        const values: Array<{ metricName: string; labels: Record<string, string>; value: number }> = [];
+        let cumulative = 0;
+        LATENCY_BUCKETS.forEach((bound, i) => {
+          cumulative += h.counts[i] ?? 0;
+          values.push({ metricName: `${name}_bucket`, labels: { le: String(bound) }, value: cumulative });
+        });
+        values.push({ metricName: `${name}_bucket`, labels: { le: '+Inf' }, value: h.count });
+        values.push({ metricName: `${name}_sum`, labels: {}, value: h.sum });
+        values.push({ metricName: `${name}_count`, labels: {}, value: h.count });
+        return { name, help, type: 'histogram', values, aggregator: 'sum' };
+      },
+    } as never);
+  };
+
   new Gauge({ name: 'moat_build_info', help: 'Always 1, labelled with the broker version.', labelNames: ['version'], registers, collect() {
     this.set({ version: figures().version }, 1);
   } });
@@ -62,6 +85,13 @@ export function createMetrics(source: MetricsSource): Metrics {
   } });
   gauge('moat_connections_max', 'The most clients connected at once since the broker started.', () => stats().maxConnectedClients);
   counter('moat_connections_opened_total', 'Connections accepted by the listeners (before CONNECT; refused ones included).', () => stats().totalConnections);
+  counter('moat_connects_accepted_total', 'CONNECTs accepted (CONNACK with success).', () => stats().connectsAccepted);
+  labelled('counter', 'moat_connects_refused_total', 'CONNECTs refused, by reason: the MQTT 5 reason code sent (for MQTT 3.1/3.1.1 clients, the equivalent of the return code sent), in snake case: bad_user_name_or_password, not_authorized, banned, client_identifier_not_valid, server_unavailable, server_busy, unsupported_protocol_version, bad_authentication_method, malformed_packet, protocol_error, ...', 'reason',
+    () => Object.entries(stats().connectsRefusedBy));
+  labelled('counter', 'moat_authentication_failures_total', 'CONNECTs refused by authentication, by reason: bad_user_name_or_password (unknown user or wrong password), not_authorized (the credentials are right but this client may not connect: client identifier binding, certificate, hook), bad_authentication_method (an enhanced authentication method not offered, or its exchange failed).', 'reason',
+    () => AUTHENTICATION_REASONS.map((reason) => [reason, stats().connectsRefusedBy[reason] ?? 0]));
+  labelled('counter', 'moat_disconnects_total', 'Connections ended after their CONNECT was accepted, by cause: client (the client sent DISCONNECT), connection_lost (the network connection closed without DISCONNECT), network_error, keep_alive_timeout, session_taken_over, administrative_action (kicked through the API), not_authorized, message_rate_too_high, quota_exceeded, maximum_connect_time (credentials expired), server_shutting_down, or a protocol error\'s reason (malformed_packet, protocol_error, topic_alias_invalid, receive_maximum_exceeded, packet_too_large, ...).', 'cause',
+    () => Object.entries(stats().disconnectsBy));
 
   // Sessions and what they hold: one pass over the sessions per scrape.
   new Gauge({ name: 'moat_sessions', help: 'Sessions held, by state: online (a client connected) or offline (a stored session waiting for its client).', labelNames: ['state'], registers, collect() {
@@ -84,13 +114,17 @@ export function createMetrics(source: MetricsSource): Metrics {
   counter('moat_packets_sent_total', 'MQTT packets sent, of every type.', () => stats().packetsSent);
   counter('moat_bytes_received_total', 'Bytes received from clients.', () => stats().bytesReceived);
   counter('moat_bytes_sent_total', 'Bytes sent to clients.', () => stats().bytesSent);
-  counter('moat_messages_received_total', 'PUBLISH packets received from clients.', () => stats().publishReceived);
-  counter('moat_messages_sent_total', 'PUBLISH packets sent to clients.', () => stats().publishSent);
-  labelled('counter', 'moat_messages_dropped_total', 'Messages not delivered to a subscriber, by cause: queue_full (a session queue at its limit), overload_shed (QoS 0 to a slow consumer while memory is past the high-water mark), other (QoS 0 to a slow or offline client, larger than the client accepts, no member of a shared group).', 'cause', () => {
-    const s = stats();
-    const other = Math.max(0, s.publishDropped - s.queueDropped - s.shed);
-    return [['queue_full', s.queueDropped], ['overload_shed', s.shed], ['other', other]];
-  });
+  const byQos = (list: () => number[]) => (): Array<[string, number]> => list().map((n, qos) => [String(qos), n]);
+  labelled('counter', 'moat_messages_received_total', 'PUBLISH packets received from clients, by QoS.', 'qos', byQos(() => stats().publishReceivedByQos));
+  labelled('counter', 'moat_messages_sent_total', 'PUBLISH packets sent to clients, by QoS (the QoS of the delivery).', 'qos', byQos(() => stats().publishSentByQos));
+  labelled('counter', 'moat_payload_bytes_received_total', 'Payload bytes of the PUBLISH packets received from clients, by QoS.', 'qos', byQos(() => stats().payloadBytesReceivedByQos));
+  labelled('counter', 'moat_payload_bytes_sent_total', 'Payload bytes of the PUBLISH packets sent to clients, by QoS.', 'qos', byQos(() => stats().payloadBytesSentByQos));
+  labelled('counter', 'moat_messages_dropped_total', 'Messages not delivered, by cause: expired (Message Expiry Interval passed), offline (QoS 0 to a disconnected client), slow_consumer (QoS 0 to a client whose socket is not taking bytes), too_large (above the client\'s Maximum Packet Size), not_authorized (publish refused by the ACL, or a permission revoked before delivery), refused (publish refused for another reason: retained-message limit, invalid payload format), queue_full (a session queue at its limit), rate_limited (the publisher went past its rate), no_subscriber (a shared group whose members had all gone), peer_stuck (multi-core: a worker not reading).', 'cause',
+    () => Object.entries(stats().droppedBy).map(([cause, n]) => [snakeCase(cause), n]));
+  counter('moat_messages_shed_total', 'QoS 0 messages not sent to slow consumers while memory was past the high-water mark (also in moat_messages_dropped_total{cause="slow_consumer"}).', () => stats().shed);
+  histogram('moat_delivery_latency_seconds', 'From a PUBLISH arriving to its deliveries written to the subscribers\' sockets (or queued for them), sampled: one publish in 64 that has subscribers. Includes authorization (an HTTP hook\'s round trip too).', () => stats().deliveryLatency);
+  histogram('moat_store_write_seconds', 'Time to write one batch of changes to the store (SQLite: one transaction; Redis: one MULTI/EXEC round trip). Absent with the memory store.', () => figures().store?.write);
+  histogram('moat_store_sync_seconds', 'SQLite with durability strict: time of each fsync of the write-ahead log (acknowledgements of persistent sessions wait for it).', () => figures().store?.sync);
   counter('moat_tls_handshakes_failed_total', 'TLS handshakes that failed, on every TLS listener.', () => stats().tlsHandshakesFailed);
 
   // Memory and overload protection.
@@ -147,6 +181,10 @@ export function createMetrics(source: MetricsSource): Metrics {
     },
   };
 }
+
+/** The reasons of moat_connects_refused_total that are authentication failures. */
+const AUTHENTICATION_REASONS = ['bad_user_name_or_password', 'not_authorized', 'bad_authentication_method'];
+
 
 const ZERO_GUARD = {
   bansActive: 0, bansIssued: 0, flappingBans: 0, authenticationFailures: 0, refusedAtAccept: 0, refusedAtConnect: 0,

@@ -530,6 +530,16 @@ export class Broker extends EventEmitter<BrokerEvents> {
     }
   }
 
+  /**
+   * A sampled publish (handlers/publish.ts) is routed: its time is taken once this turn's batched writes, queued
+   * before it with process.nextTick, have gone to the sockets.
+   */
+  timeDelivery(sampledAt: number): void {
+    process.nextTick(this.observeDelivery, sampledAt);
+  }
+
+  private readonly observeDelivery = (sampledAt: number): void => this.stats.deliveryLatency.observeSince(sampledAt);
+
   private readonly flushAll = (): void => {
     this.flushScheduled = false;
     const list = this.toFlush;
@@ -698,6 +708,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
   clientConnected(conn: Connection): void {
     const stats = this.stats;
     stats.connectedClients++;
+    stats.connectsAccepted++;
     if (stats.connectedClients > stats.maxConnectedClients) stats.maxConnectedClients = stats.connectedClients;
     const client = conn.client!;
     this.connectedAt.set(conn, Date.now());
@@ -794,7 +805,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     for (const { message, share } of orphans) {
       const group = this.router.group(share);
       try {
-        if (!group || !this.router.deliverShared(group, asPublished(message), session)) this.stats.publishDropped++;
+        if (!group || !this.router.deliverShared(group, asPublished(message), session)) this.stats.drop('noSubscriber');
       } catch (err) {
         // Runs from socket events and timers: a failing hook must not take the process down.
         this.logger.error({ err, clientId: session.clientId }, 'moving a shared subscription message failed');

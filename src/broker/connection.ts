@@ -10,6 +10,7 @@ import { dispatch } from './handlers/index.js';
 import { MAX_ALLOWANCE_PAUSE_MS, type CertificateIdentity, type ClientIdentity, type ClientInfo, type PublishAllowance } from './hooks.js';
 import { topicByteLength, type Message } from './message.js';
 import { coalesce, COALESCE_CHUNK } from './coalesce.js';
+import { reasonLabel } from './stats.js';
 import type { Session } from './session.js';
 
 /** Properties of a message as sent on: the Message Expiry Interval counts down [MQTT-3.3.2-6]. */
@@ -46,11 +47,11 @@ function onSocketData(this: OwnedSocket, chunk: Buffer): void {
 }
 
 function onSocketError(this: OwnedSocket, err: Error): void {
-  this[CONNECTION].close(`network error: ${err.message}`);
+  this[CONNECTION].close(`network error: ${err.message}`, { cause: 'network_error' });
 }
 
 function onSocketClose(this: OwnedSocket): void {
-  this[CONNECTION].close('socket closed');
+  this[CONNECTION].close('socket closed', { cause: 'connection_lost' });
 }
 
 function onSocketDrain(this: OwnedSocket): void {
@@ -93,6 +94,11 @@ export class Connection {
   requestedSessionExpiry = 0;
   /** QoS 1 publishes from the client whose PUBACK waits for the store (QoS 2 ones are in the session). */
   pendingPubacks = 0;
+  /** What this connection carried, for the admin API: PUBLISH packets each way, and every byte. */
+  publishesIn = 0;
+  publishesOut = 0;
+  bytesIn = 0;
+  bytesOut = 0;
   /** Acknowledgements of this client's packets waiting for the store; later ones queue behind them. */
   private acksWaiting = 0;
   /** What authentication said about the client, until CONNACK puts it in `client`. */
@@ -159,6 +165,7 @@ export class Connection {
     if (this.state === 'closed' || this.state === 'closing') return;
     this.broker.clock = Date.now(); // once per chunk; each packet in it reads this
     this.broker.stats.bytesReceived += chunk.length;
+    this.bytesIn += chunk.length;
     const error = this.decoder.push(chunk, this.onPacket);
     if (error) this.protocolError(error);
     else if ((this.turnBytes += chunk.length) >= TURN_BYTES && !this.waitingForTurn) {
@@ -238,7 +245,7 @@ export class Connection {
   /** The client sent more than its allowance and is disconnected (MQTT 5: 0x96 Message rate too high, 0x97 for bytes). */
   private overAllowance(): void {
     const bytes = this.allowance!.exceeded === 'bytes';
-    this.broker.stats.publishDropped++;
+    this.broker.stats.drop('rateLimited');
     this.disconnect(bytes ? ReasonCode.QuotaExceeded : ReasonCode.MessageRateTooHigh, bytes ? 'publishing above its byte rate' : 'publishing above its message rate');
   }
 
@@ -272,7 +279,7 @@ export class Connection {
     if (err instanceof ProtocolError) this.protocolError(err);
     else {
       this.broker.logger.error({ err, clientId: this.client?.id }, 'internal error while handling a packet');
-      this.close('internal error');
+      this.close('internal error', { cause: 'internal_error' });
     }
   }
 
@@ -296,7 +303,8 @@ export class Connection {
       'protocol error',
     );
     this.broker.emit('clientError', this.client, error);
-    this.close(`protocol error: ${error.message}`);
+    if (this.state !== 'connected') this.broker.stats.connectRefused(reasonLabel(error.reasonCode));
+    this.close(`protocol error: ${error.message}`, { cause: reasonLabel(error.reasonCode) });
   }
 
   /** Writes are dropped once closing began; a refusal CONNACK is written before close() is called. */
@@ -316,6 +324,7 @@ export class Connection {
    */
   private put(bytes: Buffer): void {
     this.broker.stats.bytesSent += bytes.length;
+    this.bytesOut += bytes.length;
     if (this.outbox === undefined && (this.session?.persistent !== true || this.broker.store.durableNow())) {
       (this.batch ??= []).push(bytes);
       this.batchBytes += bytes.length;
@@ -454,7 +463,7 @@ export class Connection {
    */
   disconnect(reasonCode: number, reason: string, options: { publishWill?: boolean } = {}): void {
     if (this.state === 'connected') this.sendDisconnect(reasonCode);
-    this.close(reason, options);
+    this.close(reason, { ...options, cause: reasonLabel(reasonCode) });
   }
 
   sendPingresp(): void {
@@ -477,8 +486,17 @@ export class Connection {
     }
     this.write(header);
     if (message.payload.length > 0) this.put(message.payload);
-    this.broker.stats.publishSent++;
+    this.countPublishSent(qos, message.payload.length);
     return true;
+  }
+
+  /** A PUBLISH gone to this client (its bytes are counted as they are put in the batch). */
+  countPublishSent(qos: QoS, payloadBytes: number): void {
+    const stats = this.broker.stats;
+    stats.publishSent++;
+    stats.publishSentByQos[qos]++;
+    stats.payloadBytesSentByQos[qos] += payloadBytes;
+    this.publishesOut++;
   }
 
   /**
@@ -529,9 +547,11 @@ export class Connection {
    * published [MQTT-3.1.2-8]. Pending writes are flushed first; the housekeeper
    * destroys sockets whose peer does not finish closing.
    */
-  close(reason: string, options: { graceful?: boolean; publishWill?: boolean } = {}): void {
+  /** `cause`: the disconnect as /metrics counts it (a reason label, `client`, `connection_lost`, ...). */
+  close(reason: string, options: { graceful?: boolean; publishWill?: boolean; cause?: string } = {}): void {
     if (this.state === 'closed' || this.state === 'closing') return;
     const wasConnected = this.state === 'connected';
+    if (wasConnected) this.broker.stats.disconnected(options.cause ?? 'other');
     this.state = 'closing';
     this.closingSince = Date.now();
     if (this.allowanceTimer) clearTimeout(this.allowanceTimer); // a closed connection is not kept for it

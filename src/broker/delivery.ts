@@ -33,23 +33,23 @@ export class Delivery {
   /** `share`: the `$share/...` subscription the message came through, so it can move to another member. */
   deliver(session: Session, message: Message, qos: QoS, share?: string): void {
     if (message.expiresAt !== undefined && isExpired(message, Date.now())) {
-      this.stats.publishDropped++;
+      this.stats.drop('expired');
       return;
     }
     const conn = session.connection;
     const online = conn !== undefined && conn.isConnected;
     if (qos === 0) {
       if (!online || conn.congested) {
-        this.stats.publishDropped++;
+        this.stats.drop(online ? 'slowConsumer' : 'offline');
         if (online && this.pressure.overloaded) this.stats.shed++;
         return;
       }
       if (conn.version === 5) {
-        if (!conn.sendPublish(message, 0, 0, false)) this.stats.publishDropped++;
+        if (!conn.sendPublish(message, 0, 0, false)) this.stats.drop('tooLarge');
         return;
       }
       conn.write(sharedQos0Bytes(message, conn.version));
-      this.stats.publishSent++;
+      conn.countPublishSent(0, message.payload.length);
       return;
     }
     const size = heldSize(message);
@@ -86,7 +86,7 @@ export class Delivery {
   /** `size`: heldSize(message), worked out once by the caller. */
   private sendInflight(session: Session, conn: Connection, message: Message, qos: QoS, share: string | undefined, size: number): void {
     if (conn.exceedsMaximumPacketSize(message, qos)) {
-      this.stats.publishDropped++; // as if delivered [MQTT-3.1.2-25]
+      this.stats.drop('tooLarge'); // as if delivered [MQTT-3.1.2-25]
       return;
     }
     ownPayload(message);
@@ -128,7 +128,7 @@ export class Delivery {
   }
 
   private queueOverflowed(session: Session, topic: string): void {
-    this.stats.publishDropped++;
+    this.stats.drop('queueFull');
     this.stats.queueDropped++;
     this.logger.debug({ clientId: session.clientId, topic, policy: this.limits.queueOverflow }, 'session queue full, message dropped');
   }
@@ -152,13 +152,13 @@ export class Delivery {
       session.queuedBytes -= size;
       if (session.persistent) this.store.dequeue(session.clientId, entry.seq);
       if (isExpired(entry.message, now)) {
-        this.stats.publishDropped++;
+        this.stats.drop('expired');
         continue;
       }
       // Checked again on the way out: a permission revoked while the message waited stops it.
       const authorize = this.hooks.authorizeDelivery;
       if (authorize && session.client && !authorize(session.client, entry.message)) {
-        this.stats.publishDropped++;
+        this.stats.drop('notAuthorized');
         continue;
       }
       this.sendInflight(session, conn, entry.message, entry.qos, entry.share, size);
@@ -196,7 +196,7 @@ export class Delivery {
     const refused = authorize !== undefined && session.client !== undefined && !authorize(session.client, entry.message);
     // Too large for this connection's Maximum Packet Size: dropped as if delivered [MQTT-3.1.2-25].
     if (refused || !conn.sendPublish(entry.message, entry.qos, entry.packetId, true)) {
-      this.stats.publishDropped++;
+      this.stats.drop(refused ? 'notAuthorized' : 'tooLarge');
       session.removeInflight(entry.packetId);
       if (session.persistent) this.store.deleteInflight(session.clientId, entry.packetId);
     }

@@ -1,6 +1,7 @@
 import type { ListenerAddress } from '../broker/broker.js';
 import type { AdminUsers, BrokerFigures, BrokerInfo, BrokerView, ProcessFigures, ScrapeFigures, WorkerState } from '../admin/index.js';
 import type { Readiness } from '../admin/health.js';
+import { sumStatFigures, sumStoreFigures } from '../admin/figures.js';
 import { AddressSet, addressKey } from '../security/guard/addresses.js';
 import type { Ban, BanKind } from '../security/guard/bans.js';
 import { QUERY_TIMEOUT_MS, type WorkerQueries } from './worker-queries.js';
@@ -79,12 +80,6 @@ const ZERO_SESSIONS: BrokerFigures['sessions'] = { online: 0, offline: 0, queued
  * (the same rule as $SYS, sys-aggregation.ts); overloaded if any worker is.
  */
 export function sumFigures(reports: readonly BrokerFigures[], version: string): BrokerFigures {
-  const stats: Record<string, number> = {};
-  for (const report of reports) {
-    for (const [key, value] of Object.entries(report.stats)) {
-      stats[key] = key === 'startedAt' ? Math.min(stats[key] ?? value, value) : (stats[key] ?? 0) + value;
-    }
-  }
   const connections = new Map<string, { listener: string; protocol: string; count: number }>();
   for (const report of reports) {
     for (const c of report.connections) {
@@ -99,7 +94,7 @@ export function sumFigures(reports: readonly BrokerFigures[], version: string): 
   const sum = (pick: (r: BrokerFigures) => number): number => reports.reduce((total, r) => total + pick(r), 0);
   const figures: BrokerFigures = {
     version: reports[0]?.version ?? version,
-    stats: stats as BrokerFigures['stats'],
+    stats: sumStatFigures(reports.map((r) => r.stats)),
     connections: [...connections.values()],
     sessions,
     subscriptions: sum((r) => r.subscriptions),
@@ -115,17 +110,9 @@ export function sumFigures(reports: readonly BrokerFigures[], version: string): 
     guard.bansActive = Math.max(...guards.map((g) => g.bansActive));
     figures.guard = guard;
   }
-  // A scrape no worker answered still has every counter, at 0.
-  if (reports.length === 0) figures.stats = ZERO_STATS();
+  const stores = reports.flatMap((r) => (r.store ? [r.store] : []));
+  if (stores.length > 0) figures.store = sumStoreFigures(stores);
   return figures;
-}
-
-function ZERO_STATS(): BrokerFigures['stats'] {
-  return {
-    startedAt: 0, packetsReceived: 0, packetsSent: 0, bytesReceived: 0, bytesSent: 0, publishReceived: 0, publishSent: 0, publishDropped: 0,
-    queueDropped: 0, retainedRefused: 0, tlsHandshakesFailed: 0, overloadRefused: 0, shed: 0, overloads: 0, sessionsDropped: 0, sessionsRefused: 0,
-    connectedClients: 0, maxConnectedClients: 0, totalConnections: 0,
-  };
 }
 
 /**

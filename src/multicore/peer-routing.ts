@@ -269,7 +269,7 @@ export class PeerRoutingLinks implements PeerRouting {
       if (!deliver && !retain) continue;
       const unsent = link.socket.writableLength;
       if (unsent > LINK_DROP_BYTES && ((message.qos === 0 && !retain) || unsent > LINK_HARD_LIMIT)) {
-        this.broker!.stats.publishDropped++;
+        this.broker!.stats.drop('peerStuck');
         if (message.qos > 0) this.options.logger.error({ peer: link.index, unsent }, 'multi-core: a peer worker is stuck; QoS 1/2 message to it dropped');
         continue;
       }
@@ -408,7 +408,7 @@ export class PeerRoutingLinks implements PeerRouting {
         if (frame.properties) message.properties = frame.properties;
         if (frame.expiresAt !== undefined) message.expiresAt = frame.expiresAt;
         // A group assigned here whose last member left while the peer did not know yet.
-        for (const key of groups) if (!this.broker!.router.group(key)) this.broker!.stats.publishDropped++;
+        for (const key of groups) if (!this.broker!.router.group(key)) this.broker!.stats.drop('noSubscriber');
         this.broker!.routeFromPeer(message, applyRetain, frame.deliver, servesGroup);
         return;
       }

@@ -41,7 +41,7 @@ export class WorkerSysAggregation implements SysAggregation {
 export function sumReports(reports: SysReport[]): SysReport {
   const [first] = reports;
   if (!first) throw new Error('no $SYS report to sum');
-  const stats = { ...first.snapshot.stats } as Record<string, number>;
+  const stats = { ...first.snapshot.stats } as unknown as Record<string, number>;
   for (const report of reports.slice(1)) {
     for (const [key, value] of Object.entries(report.snapshot.stats as unknown as Record<string, number>)) {
       if (typeof value !== 'number') continue;

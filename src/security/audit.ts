@@ -7,7 +7,7 @@
 export interface AuditEvent {
   event: 'connect.accepted' | 'connect.anonymous' | 'connect.refused' | 'publish.refused' | 'subscribe.refused' | 'will.refused' | 'tls.refused'
     | 'guard.banned' | 'guard.unbanned' | 'guard.slowed' | 'guard.rate-limited' | 'guard.overload' | 'guard.session-dropped' | 'guard.session-refused'
-    | 'admin.request' | 'dynsec.command';
+    | 'admin.request' | 'dynsec.command' | 'security.change';
   /**
    * The identifier the session has: the one the broker assigned when the CONNECT carried an empty one
    * [MQTT-3.1.3-6]. Empty only for `tls.refused`: the handshake failed before any CONNECT.
@@ -30,6 +30,14 @@ export interface AuditEvent {
   httpMethod?: string;
   path?: string;
   status?: number;
+  /**
+   * security.change: what was changed at runtime (through the REST API or dynamic security) — `user`, `group`,
+   * `role`, `ban`, `session`, `client` — which one, and how (created, updated, deleted, kicked, ...). `principal`
+   * says who did it.
+   */
+  target?: string;
+  name?: string;
+  change?: string;
 }
 
 export interface AuditLog {

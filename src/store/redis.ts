@@ -2,8 +2,9 @@ import type { Redis } from 'ioredis';
 import { messageFromJson, messageToJson } from './codec.js';
 import { StoreError } from './errors.js';
 import { RedisLock } from './lock.js';
+import { LatencyHistogram } from '../measure/latency.js';
 import type {
-  BrokerStore, InflightRecord, QueuedRecord, RecoveredSession, RecoveredState, SessionRecord, StoredMessage, StoredRecord, SubscriptionRecord,
+  BrokerStore, StoreTimings, InflightRecord, QueuedRecord, RecoveredSession, RecoveredState, SessionRecord, StoredMessage, StoredRecord, SubscriptionRecord,
 } from './store.js';
 
 export interface RedisStoreOptions {
@@ -38,6 +39,7 @@ const SCAN_COUNT = 5000;
  */
 export class RedisStore implements BrokerStore {
   changes = 0;
+  readonly timings: StoreTimings = { write: new LatencyHistogram() };
   private redis: Redis | undefined;
   private readonly prefix: string;
   private batch: Array<(m: ReturnType<Redis['multi']>) => void> = [];
@@ -267,10 +269,12 @@ export class RedisStore implements BrokerStore {
     this.writing = writing;
     const multi = redis.multi();
     for (const op of writing.ops) op(multi);
+    const started = performance.now();
     multi.exec().then(
       (results) => {
         const failed = results?.find(([err]) => err);
         if (!results || failed) throw failed?.[0] ?? new Error('transaction discarded');
+        this.timings.write.observeSince(started);
         this.writing = undefined;
         this.retryDelay = 10;
         for (const done of writing.waiters) done();

@@ -4,8 +4,9 @@ import Database from 'better-sqlite3';
 import { StoreError } from './errors.js';
 import { DirectoryLock, STORE_IN_USE } from './lock.js';
 import { messageToRow, rowToMessage, toMessage, type MessageRow } from './codec.js';
+import { LatencyHistogram } from '../measure/latency.js';
 import type {
-  BrokerStore, InflightRecord, QueuedRecord, RecoveredSession, RecoveredState, SessionRecord, StoredMessage, StoredRecord, SubscriptionRecord,
+  BrokerStore, StoreTimings, InflightRecord, QueuedRecord, RecoveredSession, RecoveredState, SessionRecord, StoredMessage, StoredRecord, SubscriptionRecord,
 } from './store.js';
 
 /** How acknowledgements relate to the disk (docs/storage.md). */
@@ -65,6 +66,7 @@ type Op = () => void;
 export class SqliteStore implements BrokerStore {
   readonly file: string;
   changes = 0;
+  readonly timings: StoreTimings = { write: new LatencyHistogram(), sync: new LatencyHistogram() };
   private db: Database.Database | undefined;
   private ops: Op[] = [];
   /** Callbacks waiting for the changes queued in `ops`. */
@@ -400,9 +402,11 @@ export class SqliteStore implements BrokerStore {
     const waiters = this.waiters;
     if (ops.length > 0) {
       try {
+        const started = performance.now();
         db.transaction(() => {
           for (const op of ops) op();
         })();
+        this.timings.write.observeSince(started);
       } catch (err) {
         this.options.logger?.error({ err: describeSqliteError(err), path: this.file }, 'store write failed; acknowledgements wait until it succeeds');
         return false;
@@ -428,8 +432,10 @@ export class SqliteStore implements BrokerStore {
     const syncing = { upTo: this.commitSeq, callbacks: this.committed };
     this.committed = [];
     this.syncing = syncing;
+    const started = performance.now();
     fsync(this.walFd!, (err) => {
       this.syncing = undefined;
+      if (!err) this.timings.sync!.observeSince(started);
       if (err) {
         this.options.logger?.error({ err: err.message, path: `${this.file}-wal` }, 'fsync failed; acknowledgements wait until it succeeds');
         this.committed = [...syncing.callbacks, ...this.committed];

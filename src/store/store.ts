@@ -1,3 +1,4 @@
+import type { LatencyHistogram } from '../measure/latency.js';
 import type { Properties, QoS } from '../protocol/index.js';
 
 /** A message as the broker keeps it: retained, queued for a session, or in flight. */
@@ -85,6 +86,12 @@ export interface RecoveredState {
  * it before acknowledging a QoS 1/2 message. Only persistent sessions are
  * written; clean sessions live and die in memory.
  */
+/** Each batch written (SQLite: a transaction; Redis: a MULTI/EXEC round trip), and each fsync (SQLite, strict). */
+export interface StoreTimings {
+  write: LatencyHistogram;
+  sync?: LatencyHistogram;
+}
+
 export interface BrokerStore {
   /** Loads the state left by the previous run. Called once, before any change. */
   open(): Promise<RecoveredState>;
@@ -115,6 +122,8 @@ export interface BrokerStore {
   whenDurable(done: () => void): void;
   /** True when no change is waiting to become durable (lets the engine skip the barrier). */
   durableNow(): boolean;
+  /** How long its writes take, for /metrics (a store that writes nowhere has none). */
+  readonly timings?: StoreTimings;
   /**
    * How many changes were made so far. The engine compares it before and after
    * handling a packet: an acknowledgement for a packet that changed nothing need

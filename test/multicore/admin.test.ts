@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import mqtt, { type MqttClient } from 'mqtt';
 import type { BrokerFigures } from '../../src/admin/index.js';
+import { zeroStatFigures } from '../../src/admin/figures.js';
 import { PrimaryBrokerView, primaryBanCheck, sumFigures, workerAdminUsers, type PrimaryStatus } from '../../src/multicore/admin-view.js';
 import type { PrimaryToWorker, WorkerToPrimary } from '../../src/multicore/messages.js';
 import { QueryTimeout, WorkerQueries } from '../../src/multicore/worker-queries.js';
@@ -178,10 +179,15 @@ function figures(connected: number, received: number, retained: number, bans: nu
   return {
     version: '1.0.0',
     stats: {
-      startedAt: 1000 + connected, packetsReceived: received, packetsSent: 0, bytesReceived: 0, bytesSent: 0, publishReceived: received, publishSent: 0,
-      publishDropped: 0, queueDropped: 0, retainedRefused: 0, tlsHandshakesFailed: 0, overloadRefused: 0, shed: 0, overloads: 0, sessionsDropped: 0,
-      sessionsRefused: 0, connectedClients: connected, maxConnectedClients: connected, totalConnections: connected,
+      ...zeroStatFigures(),
+      startedAt: 1000 + connected, packetsReceived: received, publishReceived: received,
+      connectedClients: connected, maxConnectedClients: connected, totalConnections: connected,
+      publishReceivedByQos: [received, 0, 0],
+      droppedBy: { ...zeroStatFigures().droppedBy, queueFull: connected },
+      disconnectsBy: { [`cause_${connected}`]: 1, client: connected },
+      deliveryLatency: { counts: [received, 0, 1], sum: received / 1000, count: received + 1 },
     },
+    store: { write: { counts: [connected], sum: 0.001, count: connected } },
     connections: [{ listener: 'mqtt', protocol: '5', count: connected }],
     sessions: { online: connected, offline: 0, queued: 0, queuedBytes: 0, inflight: 0, inflightBytes: 0, stored: 0 },
     subscriptions: 1,
@@ -209,6 +215,12 @@ describe('the primary\'s view of the workers', () => {
     assert.deepEqual(sum.connections, [{ listener: 'mqtt', protocol: '5', count: 5 }]);
     assert.equal(sum.stats.publishReceived, 15);
     assert.equal(sum.stats.startedAt, 1002);
+    assert.deepEqual(sum.stats.publishReceivedByQos, [15, 0, 0], 'by QoS, index by index');
+    assert.equal(sum.stats.droppedBy.queueFull, 5);
+    assert.deepEqual(sum.stats.disconnectsBy, { cause_2: 1, cause_3: 1, client: 5 }, 'causes only one worker saw are kept');
+    assert.deepEqual(sum.stats.deliveryLatency.counts.slice(0, 3), [15, 0, 2], 'histogram buckets added');
+    assert.equal(sum.stats.deliveryLatency.count, 17);
+    assert.deepEqual(sum.store?.write.counts, [5]);
     assert.equal(sum.retained, 7);
     assert.equal(sum.guard?.bansActive, 3);
     assert.equal(sum.guard?.authenticationFailures, 4);

@@ -4,6 +4,7 @@ import {
   type WillMessage,
 } from '../../protocol/index.js';
 import type { Connection } from '../connection.js';
+import { reasonLabel } from '../stats.js';
 import type { AuthStep } from '../enhanced-auth.js';
 import { BANNED, SERVER_BUSY, type ClientInfo } from '../hooks.js';
 
@@ -268,6 +269,8 @@ function connackProperties(
  * (MQTT 5: reason code 0x80 or above [MQTT-3.2.2-7]); session present 0 [MQTT-3.2.2-4].
  */
 function refuse(conn: Connection, returnCode: number, reasonCodeV5?: number): void {
-  conn.sendConnack(conn.version === 5 ? (reasonCodeV5 ?? V5_REFUSAL[returnCode] ?? returnCode) : returnCode, false);
+  const v5Code = reasonCodeV5 ?? V5_REFUSAL[returnCode] ?? returnCode;
+  conn.broker.stats.connectRefused(reasonLabel(v5Code));
+  conn.sendConnack(conn.version === 5 ? v5Code : returnCode, false);
   conn.close(`connection refused, return code ${returnCode}`, { publishWill: false });
 }

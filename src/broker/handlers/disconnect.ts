@@ -19,9 +19,9 @@ export function handleDisconnect(conn: Connection, packet: DisconnectPacket): vo
   }
   const reasonCode = packet.reasonCode ?? ReasonCode.Success;
   if (reasonCode !== ReasonCode.Success) {
-    conn.close(`client disconnected with reason 0x${reasonCode.toString(16)}`);
+    conn.close(`client disconnected with reason 0x${reasonCode.toString(16)}`, { cause: 'client' });
     return;
   }
   conn.will = undefined;
-  conn.close('client disconnected', { graceful: true, publishWill: false });
+  conn.close('client disconnected', { graceful: true, publishWill: false, cause: 'client' });
 }

@@ -4,10 +4,16 @@ import {
 } from '../../protocol/index.js';
 import type { Connection } from '../connection.js';
 import { expiryDeadline } from '../message.js';
+import { LATENCY_SAMPLE_EVERY } from '../stats.js';
 
 export function handlePublish(conn: Connection, packet: PublishPacket): void | Promise<void> {
   const broker = conn.broker;
-  broker.stats.publishReceived++;
+  const stats = broker.stats;
+  stats.publishReceivedByQos[packet.qos]++;
+  stats.payloadBytesReceivedByQos[packet.qos] += packet.payload.length;
+  conn.publishesIn++;
+  // One in LATENCY_SAMPLE_EVERY is timed to its deliveries (a clock read for each would cost every message).
+  const sampledAt = (++stats.publishReceived & (LATENCY_SAMPLE_EVERY - 1)) === 0 ? performance.now() : 0;
   const session = conn.session!;
   if (conn.version === 5) checkV5(conn, packet);
   const limitError = broker.topicLimitError(packet.topic);
@@ -34,10 +40,10 @@ export function handlePublish(conn: Connection, packet: PublishPacket): void | P
   }
 
   const authorize = broker.hooks.authorizePublish;
-  if (!authorize) return acknowledge(conn, packet, ReasonCode.Success);
+  if (!authorize) return acknowledge(conn, packet, ReasonCode.Success, true, sampledAt);
   const verdict = authorize(conn.client!, packet);
-  if (typeof verdict === 'boolean') return acknowledge(conn, packet, verdict ? ReasonCode.Success : ReasonCode.NotAuthorized);
-  return verdict.then((allowed) => acknowledge(conn, packet, allowed ? ReasonCode.Success : ReasonCode.NotAuthorized));
+  if (typeof verdict === 'boolean') return acknowledge(conn, packet, verdict ? ReasonCode.Success : ReasonCode.NotAuthorized, true, sampledAt);
+  return verdict.then((allowed) => acknowledge(conn, packet, allowed ? ReasonCode.Success : ReasonCode.NotAuthorized, true, sampledAt));
 }
 
 /** MQTT 5 rules: topic aliases, what a client may not send, and the broker's advertised limits. */
@@ -71,8 +77,11 @@ function checkV5(conn: Connection, packet: PublishPacket): void {
   }
 }
 
-/** Routes the message if allowed (and `route`), then acknowledges once the store has it durably. */
-function acknowledge(conn: Connection, packet: PublishPacket, verdict: number, route = true): void {
+/**
+ * Routes the message if allowed (and `route`), then acknowledges once the store has it durably. `sampledAt`: when
+ * the PUBLISH arrived, if it is one whose time to delivery is measured.
+ */
+function acknowledge(conn: Connection, packet: PublishPacket, verdict: number, route = true, sampledAt = 0): void {
   const broker = conn.broker;
   const changesBefore = broker.store.changes;
   let reasonCode: number = verdict;
@@ -83,8 +92,9 @@ function acknowledge(conn: Connection, packet: PublishPacket, verdict: number, r
       conn, packet, forwardable(packet.properties), expiryDeadline(packet.properties?.messageExpiryInterval),
     );
     if (delivered === 0) reasonCode = ReasonCode.NoMatchingSubscribers;
+    else if (sampledAt !== 0) broker.timeDelivery(sampledAt);
   } else {
-    broker.stats.publishDropped++;
+    broker.stats.drop(verdict === ReasonCode.NotAuthorized ? 'notAuthorized' : 'refused');
     broker.logger.debug({ clientId: conn.client?.id, topic: packet.topic, reasonCode: verdict }, 'publish refused, dropped');
     if (verdict === ReasonCode.NotAuthorized && broker.unauthorizedPublish === 'disconnect' && packet.topic.charCodeAt(0) !== 0x24) {
       conn.disconnect(ReasonCode.NotAuthorized, `not authorized to publish to ${packet.topic}`);
