@@ -37,7 +37,8 @@ export function readAdmin(config: FileConfig, base: string, located: Locate): Ad
     host: admin.host ?? '127.0.0.1',
     port: admin.port ?? DEFAULT_ADMIN_PORT,
     metricsAuth: admin.metrics_auth ?? true,
-    adminRole: admin.admin_role ?? DEFAULT_ADMIN_ROLE,
+    // One role makes an administrator, for this API and for dynamic security alike (load.ts refuses two).
+    adminRole: admin.admin_role ?? config.authorization?.dynamic_security?.admin_role ?? DEFAULT_ADMIN_ROLE,
     tokens,
   };
   if (admin.tls) options.tls = readAdminTls(admin.tls, base, located);

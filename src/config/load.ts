@@ -8,7 +8,7 @@ import type { AclConfig, AclRule } from '../security/acl.js';
 import type { AuthenticationSource, SecurityOptions } from '../security/index.js';
 import { checkSecurityFiles, errnoWords, readTlsFiles } from './file-checks.js';
 import { readAdmin } from './admin.js';
-import type { AdminOptions } from '../admin/options.js';
+import { DEFAULT_ADMIN_ROLE, type AdminOptions } from '../admin/options.js';
 import { isAddressOrNetwork } from '../security/guard/addresses.js';
 import type { GuardOptions } from '../security/guard/guard.js';
 import { configSchema, type FileBinding, type FileConfig, type FileRateLimit, type FileRule, type FileWebSocket } from './schema.js';
@@ -127,9 +127,17 @@ function yamlProblem(error: YAMLError, text: string): string {
   }
 }
 
-/** Runtime users, groups and roles live in one store; a multi-core broker has one per worker. */
+/**
+ * One administrator role for the admin API and dynamic security; runtime users, groups and roles live in one store,
+ * and a multi-core broker has one per worker.
+ */
 function checkDynamicSecurity(config: FileConfig, located: (path: string[], problem: string) => ConfigError): void {
   const workers = config.workers;
+  const apiAdminRole = config.admin?.admin_role;
+  const dynsecAdminRole = config.authorization?.dynamic_security?.admin_role;
+  if (apiAdminRole !== undefined && dynsecAdminRole !== undefined && apiAdminRole !== dynsecAdminRole) {
+    throw located(['authorization', 'dynamic_security', 'admin_role'], `"${dynsecAdminRole}" is not admin.admin_role ("${apiAdminRole}"): one role makes a broker administrator, for the admin API and dynamic security alike; set it in one place`);
+  }
   if (config.authorization?.dynamic_security?.enabled && (workers === 'auto' || (workers ?? 1) > 1)) {
     throw located(['authorization', 'dynamic_security', 'enabled'], `not yet in multi-core mode (workers: ${workers}): runtime users and roles would differ between the workers' stores; run with workers: 1`);
   }
@@ -455,7 +463,9 @@ function toSecurity(config: FileConfig, base: string): SecurityOptions {
     security.authorization = hasRules || !authz.http ? { rules } : {};
     if (authz.http) security.authorization.http = { url: authz.http.url, ...(authz.http.timeout_ms !== undefined && { timeoutMs: authz.http.timeout_ms }) };
     if (authz.acl_file) security.authorization.aclFile = path.resolve(base, authz.acl_file);
-    if (authz.dynamic_security?.enabled) security.runtime = { controlApi: true, adminRole: authz.dynamic_security.admin_role ?? 'admin' };
+    if (authz.dynamic_security?.enabled) {
+      security.runtime = { controlApi: true, adminRole: authz.dynamic_security.admin_role ?? config.admin?.admin_role ?? DEFAULT_ADMIN_ROLE };
+    }
   }
   // The admin API manages users, groups and roles through the runtime store: on with an admin listener wherever
   // something authenticates (without authentication it would turn authentication on for every listener), in one

@@ -163,6 +163,20 @@ describe('config: errors name the file, the 1-based line, the dotted key and wha
     assert.match(err.problem, /not yet in multi-core mode/);
   });
 
+  it('one administrator role: given in either place it holds for both the admin API and dynamic security; two different ones are refused', () => {
+    const dynsecOnly = parseConfig('admin: { port: 18083 }\nauthorization:\n  dynamic_security: { enabled: true, admin_role: ops }\n', FILE);
+    assert.equal(dynsecOnly.admin?.adminRole, 'ops', 'the admin API follows dynamic_security.admin_role');
+    assert.equal(dynsecOnly.security.runtime?.adminRole, 'ops');
+    const apiOnly = parseConfig('admin: { port: 18083, admin_role: ops }\nauthorization:\n  dynamic_security: { enabled: true }\n', FILE);
+    assert.equal(apiOnly.security.runtime?.adminRole, 'ops', 'dynamic security follows admin.admin_role');
+    assert.equal(apiOnly.admin?.adminRole, 'ops');
+    const neither = parseConfig('admin: { port: 18083 }\nauthorization:\n  dynamic_security: { enabled: true }\n', FILE);
+    assert.deepEqual([neither.admin?.adminRole, neither.security.runtime?.adminRole], ['admin', 'admin']);
+    const err = configError(() => parseConfig('admin: { port: 18083, admin_role: ops }\nauthorization:\n  dynamic_security:\n    enabled: true\n    admin_role: root\n', FILE));
+    assertLocated(err, FILE, 5, 'authorization.dynamic_security.admin_role');
+    assert.match(err.problem, /"root" is not admin\.admin_role \("ops"\): one role makes a broker administrator/);
+  });
+
   it('a Unix domain socket listener: path relative to the file, and neither a port nor a host with it', () => {
     const loaded = parseConfig('listeners:\n  - path: run/moat.sock\n', '/etc/moat/moat.yaml');
     assert.equal(loaded.broker.listeners?.[0]?.path, '/etc/moat/run/moat.sock');
