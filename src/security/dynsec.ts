@@ -261,8 +261,33 @@ async function run(runtime: RuntimeSecurity, c: Json): Promise<unknown> {
   }
 }
 
-/** Carries out a request's commands in order, each answered (an error stops only its own command). */
-export async function handleRequest(runtime: RuntimeSecurity, payload: Buffer | string): Promise<{ responses: DynsecResponse[] }> {
+/** What each command that changes something changes: the kind of item, and the field of the command naming it. */
+const CHANGES: Readonly<Record<string, readonly [target: 'user' | 'group' | 'role' | 'default_acl', nameField: string]>> = {
+  createClient: ['user', 'username'], deleteClient: ['user', 'username'], setClientPassword: ['user', 'username'],
+  setClientId: ['user', 'username'], enableClient: ['user', 'username'], disableClient: ['user', 'username'],
+  modifyClient: ['user', 'username'], addClientRole: ['user', 'username'], removeClientRole: ['user', 'username'],
+  createGroup: ['group', 'groupname'], deleteGroup: ['group', 'groupname'], modifyGroup: ['group', 'groupname'],
+  addGroupClient: ['group', 'groupname'], removeGroupClient: ['group', 'groupname'], addGroupRole: ['group', 'groupname'],
+  removeGroupRole: ['group', 'groupname'],
+  createRole: ['role', 'rolename'], modifyRole: ['role', 'rolename'], deleteRole: ['role', 'rolename'],
+  addRoleACL: ['role', 'rolename'], removeRoleACL: ['role', 'rolename'],
+  setDefaultACLAccess: ['default_acl', ''],
+};
+
+/** A change carried out, for the audit trail: `change` is the command (createClient, addRoleACL, ...). */
+export interface DynsecChange {
+  target: 'user' | 'group' | 'role' | 'default_acl';
+  name: string;
+  change: string;
+}
+
+/**
+ * Carries out a request's commands in order, each answered (an error stops only its own command); `changed` hears
+ * of each command that changed something, once it has.
+ */
+export async function handleRequest(
+  runtime: RuntimeSecurity, payload: Buffer | string, changed?: (change: DynsecChange) => void,
+): Promise<{ responses: DynsecResponse[] }> {
   let request: unknown;
   try {
     request = JSON.parse(payload.toString());
@@ -280,6 +305,8 @@ export async function handleRequest(runtime: RuntimeSecurity, payload: Buffer | 
       if (c === null || typeof c !== 'object') throw new CommandError('Invalid command');
       const data = await run(runtime, c);
       if (data !== undefined) response.data = data;
+      const kind = CHANGES[command];
+      if (kind && changed) changed({ target: kind[0], name: kind[1] === '' ? '' : String(c[kind[1]] ?? ''), change: command });
     } catch (err) {
       if (err instanceof CommandError) response.error = err.message;
       else if (err instanceof RuntimeSecurityError) response.error = wordsFor(err);
@@ -334,7 +361,8 @@ export class DynamicSecurity {
         }
         const payload = Buffer.from(message.payload);
         this.queue = this.queue.then(async () => {
-          const answer = await handleRequest(this.runtime, payload);
+          const principal = `mqtt:${who.username ?? who.clientId}`;
+          const answer = await handleRequest(this.runtime, payload, (change) => this.audit.record({ event: 'security.change', ...who, principal, ...change }));
           for (const r of answer.responses) {
             this.audit.record({ event: 'dynsec.command', ...who, action: r.command, ...(r.error !== undefined && { reason: r.error }) });
           }
