@@ -1,12 +1,16 @@
 #!/usr/bin/env node
 // Builds the TypeScript only when a source changed since the last build (npm start, npm test and npm run
 // bench all call it), and removes outputs whose source is gone, so a deleted test never runs from dist.
+// Static assets (the admin dashboard's HTML, CSS and JavaScript) are copied beside the compiled code.
 // Usage: node scripts/build.mjs [project directory, default: this script's parent]
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+/** Folders of static files copied as they are into the same place under the output folder. */
+const ASSET_FOLDERS = ['src/admin/dashboard/assets'];
 
 const root = path.resolve(process.argv[2] ?? path.join(path.dirname(fileURLToPath(import.meta.url)), '..'));
 const tsconfig = JSON.parse(readFileSync(path.join(root, 'tsconfig.json'), 'utf8'));
@@ -70,16 +74,44 @@ if (!upToDate) {
 } else if (process.env.MOAT_BUILD_VERBOSE) {
   process.stdout.write('up to date\n');
 }
+syncAssets(); // cheap (a few small files compared by size and time), so done on every run
+
+/** Makes each output asset folder a copy of its source: changed files copied, files gone from the source removed. */
+function syncAssets() {
+  for (const folder of ASSET_FOLDERS) syncFolder(path.join(root, folder), path.join(outDir, folder));
+}
+
+function syncFolder(from, to) {
+  const wanted = new Set();
+  if (existsSync(from)) {
+    mkdirSync(to, { recursive: true });
+    for (const entry of readdirSync(from, { withFileTypes: true })) {
+      wanted.add(entry.name);
+      const source = path.join(from, entry.name);
+      const target = path.join(to, entry.name);
+      if (entry.isDirectory()) {
+        syncFolder(source, target);
+        continue;
+      }
+      const made = existsSync(target) ? statSync(target) : undefined;
+      const stat = statSync(source);
+      if (!made || made.size !== stat.size || made.mtimeMs < stat.mtimeMs) copyFileSync(source, target);
+    }
+  }
+  if (!existsSync(to)) return;
+  for (const entry of readdirSync(to)) if (!wanted.has(entry)) rmSync(path.join(to, entry), { recursive: true, force: true });
+}
 
 /** Outputs (`x.js`, `x.js.map`, `x.d.ts`, `x.d.ts.map`) whose `x.ts` no longer exists. */
 function pruneOrphans(stems) {
   const outputs = /\.(js|js\.map|d\.ts|d\.ts\.map)$/;
+  const assetOutputs = new Set(ASSET_FOLDERS.map((folder) => path.join(outDir, folder)));
   const walk = (folder) => {
     if (!existsSync(folder)) return;
     for (const entry of readdirSync(folder, { withFileTypes: true })) {
       const full = path.join(folder, entry.name);
       if (entry.isDirectory()) {
-        walk(full);
+        if (!assetOutputs.has(full)) walk(full); // copied assets are not compiled outputs
         continue;
       }
       const match = outputs.exec(entry.name);

@@ -18,11 +18,19 @@ const paging = [
   query('cursor', 'The next_cursor of the page before.'),
   query('offset', 'Items to skip (instead of cursor).', { type: 'integer', minimum: 0 }),
 ];
+/** Multi-core mode: present when a worker did not answer in time (its items are missing). */
+const partialFields = {
+  partial: { const: true, description: 'Multi-core mode: some workers did not answer in time; their items are not in this answer.' },
+  workers_missing: { type: 'array', items: { type: 'integer' }, description: 'The indexes of the workers that did not answer.' },
+};
 const pageOf = (item: Json): Json => ({
   type: 'object', required: ['items', 'total'],
-  properties: { items: { type: 'array', items: item }, total: { type: 'integer' }, next_cursor: { type: 'string' } },
+  properties: { items: { type: 'array', items: item }, total: { type: 'integer' }, next_cursor: { type: 'string' }, ...partialFields },
 });
-const denied = { 401: error('No or wrong credentials.'), 403: error('Credentials without the scope, a user without the admin role, or a banned address.') };
+const denied = {
+  401: error('No or wrong credentials.'), 403: error('Credentials without the scope, a user without the admin role, or a banned address.'),
+  503: error('Multi-core mode: a worker the answer needs did not answer in time (workers_missing names it); for a change, read it back.'),
+};
 const read = (summary: string, ok: Json, extra: Json = {}, parameters: Json[] = []): Json => ({
   summary, security: [{ bearer: ['read'] }, { basic: [] }], parameters, responses: { 200: ok, 400: error('A parameter is wrong.'), ...denied, ...extra },
 });
@@ -43,7 +51,7 @@ export const OPENAPI_DOCUMENT = {
   info: {
     title: 'Moat admin API',
     version: '1',
-    description: 'The running broker: clients, sessions, subscriptions and the topic tree, retained messages, bans, runtime users, groups and roles, the broker. JSON in and out; errors are {"error": "..."}. Scope `read` for GET, `write` for changes; admin users (Basic) have both. Every call is audited.',
+    description: 'The running broker: clients, sessions, subscriptions and the topic tree, retained messages, bans, runtime users, groups and roles, the broker. JSON in and out; errors are {"error": "..."}. Scope `read` for GET, `write` for changes; admin users (Basic) have both. Every call is audited, and every change is a security.change audit event. In multi-core mode every endpoint covers all the workers; an answer missing a worker says so (partial, workers_missing).',
   },
   servers: [{ url: '/' }],
   components: {
@@ -52,7 +60,7 @@ export const OPENAPI_DOCUMENT = {
       basic: { type: 'http', scheme: 'basic', description: 'A user the broker authenticates who holds the admin role (every scope).' },
     },
     schemas: {
-      Error: { type: 'object', required: ['error'], properties: { error: { type: 'string' } } },
+      Error: { type: 'object', required: ['error'], properties: { error: { type: 'string' }, ...partialFields } },
       Client: {
         type: 'object',
         properties: {
@@ -133,7 +141,10 @@ export const OPENAPI_DOCUMENT = {
       },
       ReloadResult: {
         type: 'object',
-        properties: { ok: { type: 'boolean' }, applied: { type: 'array', items: { type: 'string' } }, restart_needed: { type: 'array', items: { type: 'string' } }, error: { type: 'string' } },
+        properties: {
+          ok: { type: 'boolean' }, applied: { type: 'array', items: { type: 'string' } }, restart_needed: { type: 'array', items: { type: 'string' } }, error: { type: 'string' },
+          ...partialFields,
+        },
       },
     },
   },
@@ -148,6 +159,26 @@ export const OPENAPI_DOCUMENT = {
           limits: { type: 'object' }, capabilities: { type: 'object' },
         },
       })),
+    },
+    '/api/v1/events': {
+      get: read('The security feed: the latest refusals, bans and security changes from the audit trail (the last 1,000, kept in memory since the start; empty in multi-core mode for now).', json({
+        type: 'object', required: ['items', 'last_seq'],
+        properties: {
+          items: {
+            type: 'array', description: 'Oldest first.',
+            items: {
+              type: 'object', required: ['seq', 'time', 'event', 'clientId'],
+              description: 'The audit event with its fields as in the audit trail (clientId, username, remoteAddress, listener, reason, topic, ban, until, principal, ...).',
+              properties: { seq: { type: 'integer' }, time: { type: 'string', format: 'date-time' }, event: { type: 'string' }, clientId: { type: 'string' } },
+              additionalProperties: true,
+            },
+          },
+          last_seq: { type: 'integer', description: 'The newest event\'s number (0: none); below `after` once the broker restarted.' },
+        },
+      }), {}, [
+        query('after', 'Only events numbered above this, oldest first; absent: the newest `limit`.', { type: 'integer', minimum: 0 }),
+        query('limit', 'Events per answer (1 to 1000, default 100).', { type: 'integer', minimum: 1, maximum: 1000 }),
+      ]),
     },
     '/api/v1/broker/config': { get: read('The configuration in force, secrets redacted.', json({ type: 'object' }), conflict('Not started from a configuration.')) },
     '/api/v1/broker/reload': {

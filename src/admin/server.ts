@@ -10,8 +10,11 @@ import type { AdminOptions, AdminScope } from './options.js';
  * header and request timeouts, open sockets), and one audit line per request. Routes are data.
  */
 
-/** What a handler answers: JSON (an object) or text with its content type. */
-export type Reply = { status?: number; json: unknown } | { status?: number; text: string; contentType: string };
+/**
+ * What a handler answers: JSON (an object) or text with its content type; `headers` are set on the answer too (the
+ * dashboard's Content-Security-Policy) and may replace the defaults (Cache-Control).
+ */
+export type Reply = { status?: number; headers?: Readonly<Record<string, string>> } & ({ json: unknown } | { text: string; contentType: string });
 
 /** What a handler is given: who asked, the body, the path's parameters (decoded) and the query string. */
 export interface RouteRequest {
@@ -166,7 +169,9 @@ export class AdminHttpServer {
         if (!(err instanceof HttpError)) throw err;
         reply = { status: err.status, json: { error: err.message } };
       }
-      status = 'json' in reply ? send(res, reply.status ?? 200, reply.json) : sendText(res, reply.status ?? 200, reply.text, reply.contentType);
+      status = 'json' in reply
+        ? send(res, reply.status ?? 200, reply.json, reply.headers)
+        : sendText(res, reply.status ?? 200, reply.text, reply.contentType, reply.headers);
     } finally {
       if (route?.audited !== false) {
         this.audit.record({
@@ -183,15 +188,16 @@ function normalise(address: string): string {
   return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
 }
 
-function send(res: ServerResponse, status: number, json: unknown): number {
-  return sendText(res, status, `${JSON.stringify(json)}\n`, 'application/json; charset=utf-8');
+function send(res: ServerResponse, status: number, json: unknown, headers?: Readonly<Record<string, string>>): number {
+  return sendText(res, status, `${JSON.stringify(json)}\n`, 'application/json; charset=utf-8', headers);
 }
 
-function sendText(res: ServerResponse, status: number, text: string, contentType: string): number {
+function sendText(res: ServerResponse, status: number, text: string, contentType: string, headers: Readonly<Record<string, string>> = {}): number {
   res.statusCode = status;
   res.setHeader('Content-Type', contentType);
   res.setHeader('Cache-Control', 'no-store');
   res.setHeader('X-Content-Type-Options', 'nosniff');
+  for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
   res.end(res.req.method === 'HEAD' ? undefined : text);
   return status;
 }

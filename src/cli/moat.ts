@@ -16,10 +16,12 @@ import { DirectoryLock, RedisLock } from '../store/lock.js';
 import { ListenError } from '../transport/server.js';
 import { runPasswd } from './passwd.js';
 import { runConvert } from './convert.js';
+import { runCtl } from './ctl/index.js';
 import { Primary } from '../multicore/primary.js';
 import { serveAsWorker, workerBrokerOptions, workerPlace, workerQueryHandlers } from '../multicore/worker.js';
 import { PrimaryBrokerView, primaryBanCheck, workerAdminUsers } from '../multicore/admin-view.js';
-import { createAdminListener, type AdminListener } from '../admin/index.js';
+import { PrimaryAdminBackend, primaryApiServer } from '../multicore/admin-backend.js';
+import { apiRoutes, createAdminListener, type AdminListener, type ApiReloadResult } from '../admin/index.js';
 import { createFileLogger } from '../log/logger.js';
 import { loggerAudit } from '../security/index.js';
 
@@ -40,6 +42,8 @@ Without --config, Moat listens on 127.0.0.1:1883 and accepts anonymous clients t
        moat passwd [-D] [--force] <file> <user>   add or update a user (password read without echo,
                                                   or from standard input), or delete it with -D
        moat convert <mosquitto.conf>              print the equivalent Moat YAML of a Mosquitto configuration
+       moat ctl <resource> <command> [...]        manage a running broker through its admin API
+                                                  (clients, sessions, bans, users, ...; moat ctl --help)
 
 SIGHUP re-reads the configuration file (and the password and ACL files) and applies what can change
 while the broker runs; the log names what needs a restart.`;
@@ -86,6 +90,18 @@ function withMemoryShare(adjust: ((config: LoadedConfig) => void) | undefined, w
     adjust?.(config);
     const limits = (config.broker.limits ??= {});
     limits.memoryHighWater ??= Math.floor(DEFAULT_LIMITS.memoryHighWater / workers);
+  };
+}
+
+/**
+ * The admin API manages runtime users, groups and roles wherever something authenticates; in multi-core mode every
+ * worker keeps them, changed through the primary (src/multicore/shared-runtime.ts). Dynamic security stays refused.
+ */
+function withRuntimeUsers(adjust: ((config: LoadedConfig) => void) | undefined, workers: number | undefined): ((config: LoadedConfig) => void) | undefined {
+  if (workers === undefined || workers <= 1) return adjust;
+  return (config) => {
+    adjust?.(config);
+    if (config.admin && (config.security.authentication?.length ?? 0) > 0) config.security.runtime ??= { controlApi: false };
   };
 }
 
@@ -159,18 +175,23 @@ async function lockPrimaryStore(store: StoreConfig, logger: { fatal(obj: object,
   return DirectoryLock.acquire(directory);
 }
 
-/** The limits the primary applies itself, from the configuration file read again; undefined if it has an error (the workers say what). */
-function primaryLimits(file: string, adjust: ((config: LoadedConfig) => void) | undefined): { connectTimeout: number; maxPacketSize: number } | undefined {
+/** The configuration file read again for the primary (its limits, the configuration the API shows); undefined if it has an error (the workers say what). */
+function rereadConfig(file: string, adjust: ((config: LoadedConfig) => void) | undefined): LoadedConfig | undefined {
   try {
     const config = loadConfigFile(file);
     adjust?.(config);
-    return {
-      connectTimeout: config.broker.limits?.connectTimeout ?? DEFAULT_LIMITS.connectTimeout,
-      maxPacketSize: config.broker.limits?.maxPacketSize ?? DEFAULT_LIMITS.maxPacketSize,
-    };
+    return config;
   } catch {
     return undefined;
   }
+}
+
+/** The limits the primary applies itself: it reads the start of each CONNECT. */
+function primaryLimits(config: LoadedConfig): { connectTimeout: number; maxPacketSize: number } {
+  return {
+    connectTimeout: config.broker.limits?.connectTimeout ?? DEFAULT_LIMITS.connectTimeout,
+    maxPacketSize: config.broker.limits?.maxPacketSize ?? DEFAULT_LIMITS.maxPacketSize,
+  };
 }
 
 /** Multi-core mode: this process accepts connections and hands them to worker processes. */
@@ -204,9 +225,18 @@ async function runPrimary(
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+  /** The configuration in force as the primary knows it: read again on each reload. */
+  let inForce = config;
+  const reread = (): void => {
+    const next = configFile === undefined ? undefined : rereadConfig(configFile, adjust);
+    if (!next) return;
+    inForce = next;
+    primary.setLimits(primaryLimits(next));
+  };
   process.on('SIGHUP', () => {
     logger.info({}, 'SIGHUP: every worker reloads the configuration');
-    primary.reload(configFile === undefined ? undefined : primaryLimits(configFile, adjust));
+    reread();
+    primary.reload();
   });
   // The admin listener runs here, over the whole broker: the workers are asked over IPC (docs/multicore.md).
   let admin: AdminListener | undefined;
@@ -215,13 +245,20 @@ async function runPrimary(
     const file = config.auditFile ? createFileLogger(config.auditFile) : undefined;
     auditFile = file;
     const guard = config.security.guard;
+    const audit = loggerAudit(file?.logger ?? logger);
     admin = createAdminListener({
       options: config.admin,
       view: new PrimaryBrokerView(primary, VERSION),
       users: workerAdminUsers(primary.queries),
       banned: primaryBanCheck(() => primary.bans.list(), guard ? guard.bans ?? [] : []),
-      audit: loggerAudit(file?.logger ?? logger),
+      audit,
       logger,
+      // The REST API over every worker: lists merged, actions sent where the client is, changes through worker 0.
+      api: apiRoutes({
+        backend: new PrimaryAdminBackend(primary.queries, workers),
+        server: primaryApiServer(primary.queries, workers, () => inForce, reread),
+        audit,
+      }),
     });
   }
   try {
@@ -251,8 +288,12 @@ async function main(): Promise<void> {
     process.exitCode = await runConvert(process.argv.slice(3));
     return;
   }
+  if (process.argv[2] === 'ctl') {
+    process.exitCode = await runCtl(process.argv.slice(3));
+    return;
+  }
   const args = parseCommandLine();
-  const adjust = withMemoryShare(overrides(args.host, args.port), workerPlace()?.workers);
+  const adjust = withRuntimeUsers(withMemoryShare(overrides(args.host, args.port), workerPlace()?.workers), workerPlace()?.workers);
   let config: LoadedConfig;
   try {
     config = args.config ? loadConfigFile(args.config) : defaultConfig();
@@ -265,7 +306,7 @@ async function main(): Promise<void> {
   }
   adjust?.(config);
   const workers = workerCount(config, args.workers);
-  // Dynamic security only: the runtime store the admin API turns on stays empty in workers (the API's users live in one process).
+  // Dynamic security only: the admin API's runtime users are shared by the workers (src/multicore/shared-runtime.ts), MQTT's control API is not yet.
   if (config.security.runtime?.controlApi && workers > 1) fail(`configuration error: authorization.dynamic_security: not yet in multi-core mode (--workers ${workers}): run with one worker`);
   const place = workerPlace();
   if (!place && workers > 1) return runPrimary(config, workers, args.config, adjust);
@@ -283,8 +324,12 @@ async function main(): Promise<void> {
   } catch (err) {
     fail(`configuration error: ${(err as Error).message}`);
   }
-  const reload = (): void => logReload(logger, server.reload(), args.config);
-  if (links) return serveAsWorker(server.broker, links, reload, logger, server.security.guard, workerQueryHandlers(server.broker, server.security));
+  const reload = (): ApiReloadResult => {
+    const result = server.reload();
+    logReload(logger, result, args.config);
+    return result;
+  };
+  if (links) return serveAsWorker(server.broker, links, reload, logger, server.security, workerQueryHandlers(server.broker, server.security, reload));
   process.on('SIGHUP', () => {
     logger.info({}, 'SIGHUP: reloading the configuration');
     reload();

@@ -1,6 +1,7 @@
 import type { SysReport } from '../broker/peers.js';
 import type { Ban, BanKind } from '../security/guard/bans.js';
-import type { AdminLogin, BrokerFigures, ProcessFigures, UserVerdict } from '../admin/index.js';
+import type { AdminBackend, AdminLogin, ApiReloadResult, BrokerFigures, ProcessFigures, UserVerdict } from '../admin/index.js';
+import type { RuntimeRecord } from '../security/runtime-store.js';
 
 /**
  * Questions the primary asks a worker for a program there (the admin listener), each answered by one `reply` with
@@ -10,18 +11,38 @@ export type WorkerQuery =
   /** This worker's figures for /metrics: its broker's, and its process's. */
   | { kind: 'figures' }
   /** Judge an admin user's Basic credentials with this worker's authentication chain, guard and ACL. */
-  | { kind: 'admin-login'; login: AdminLogin };
+  | { kind: 'admin-login'; login: AdminLogin }
+  /** The REST API: a call of this worker's own AdminBackend (src/admin/api/local.ts). */
+  | { kind: 'admin'; call: AdminCall }
+  /** POST /api/v1/broker/reload: read the configuration again, as SIGHUP does, and say what happened. */
+  | { kind: 'reload' };
+
+/** A call of an AdminBackend method, as data. */
+export type AdminCall = { [M in keyof AdminBackend]: { method: M; args: Parameters<AdminBackend[M]> } }[keyof AdminBackend];
 
 /** What each query is answered with. */
 export interface WorkerAnswers {
   figures: { broker: BrokerFigures; process: ProcessFigures };
   'admin-login': UserVerdict;
+  /** What the method returned, or the HTTP refusal it threw (an HttpError). */
+  admin: { value: unknown } | { status: 400 | 404 | 409 | 503; error: string };
+  reload: ApiReloadResult;
+}
+
+/**
+ * The runtime users, groups and roles a worker holds (src/multicore/shared-runtime.ts): every item, and the revision
+ * of the set (how many changes it has seen), so the newest set wins at start-up.
+ */
+export interface RuntimeSnapshot {
+  revision: number;
+  records: RuntimeRecord[];
 }
 
 /**
  * IPC between the primary and its workers (multi-core mode). Bans travel here too: a worker reports each ban
  * added or removed in it (`ban-added`, `ban-removed`), the primary keeps the table of bans in force and passes
- * each change on to the other workers, which apply it without reporting it again.
+ * each change on to the other workers, which apply it without reporting it again. Runtime users, groups and roles
+ * likewise (`runtime-record`), changed in worker 0 only (the API's calls go there).
  */
 export type PrimaryToWorker =
   /** A client's socket (the IPC handle), the bytes the primary read from it, and its listener (index). */
@@ -42,11 +63,18 @@ export type PrimaryToWorker =
   | { type: 'ban-request'; id: number; kind: BanKind; value: string; reason: string; seconds?: number }
   | { type: 'unban-request'; id: number; kind: BanKind; value: string }
   /** A question for the admin listener, answered with a `reply` of the same id. */
-  | { type: 'query'; id: number; query: WorkerQuery };
+  | { type: 'query'; id: number; query: WorkerQuery }
+  /** Once every worker is ready, before any socket: the newest set of runtime users, groups and roles any worker had stored. */
+  | { type: 'runtime-set'; snapshot: RuntimeSnapshot }
+  /** A runtime user, group or role changed in another worker: applied here and stored, at that revision. */
+  | { type: 'runtime-record'; revision: number; record: RuntimeRecord };
 
 export type WorkerToPrimary =
-  /** The state is recovered and the peers linked; `bans`: those in its store (configuration bans are not sent). */
-  | { type: 'ready'; bans: Ban[] }
+  /**
+   * The state is recovered and the peers linked; `bans`: those in its store (configuration bans are not sent);
+   * `runtime`: its runtime users, groups and roles (absent when the runtime store is off).
+   */
+  | { type: 'ready'; bans: Ban[]; runtime?: RuntimeSnapshot }
   | { type: 'failed'; reason: string }
   /** This worker's $SYS figures, at each $SYS interval (workers other than 0). */
   | { type: 'sys-report'; report: SysReport }
@@ -58,4 +86,6 @@ export type WorkerToPrimary =
   /** The answer to a `query` (what `WorkerAnswers` says for its kind), or why there is none. */
   | { type: 'reply'; id: number; result?: unknown; error?: string }
   /** The worker's memory went past its high-water mark (it refuses new clients) or came back under it; /readyz reads it. */
-  | { type: 'overload'; overloaded: boolean };
+  | { type: 'overload'; overloaded: boolean }
+  /** A runtime user, group or role changed here (through the API), with the revision the change made. */
+  | { type: 'runtime-record'; revision: number; record: RuntimeRecord };

@@ -13,6 +13,7 @@ import { workerFor } from './affinity.js';
 import { peekClientId } from './connect-peek.js';
 import type { PrimaryToWorker, WorkerToPrimary } from './messages.js';
 import { SharedBans, type WorkerChannels } from './shared-bans.js';
+import { SharedRuntime } from './shared-runtime.js';
 import { WorkerQueries } from './worker-queries.js';
 import { workerEnvironment } from './worker.js';
 
@@ -98,6 +99,8 @@ export class Primary {
     },
   };
   readonly bans: SharedBans = new SharedBans(this.channels);
+  /** Runtime users, groups and roles: the newest stored set given to every worker at start-up, each change passed on. */
+  private readonly runtime = new SharedRuntime(this.channels);
   /** Questions to the workers, with a timeout each (the admin listener's figures and logins). */
   readonly queries: WorkerQueries = new WorkerQueries(this.channels);
 
@@ -168,7 +171,7 @@ export class Primary {
       child.on('error', (err) => logger.error({ worker: index, err: err.message }, 'multi-core: IPC with a worker failed'));
       ready.push(new Promise<void>((resolve, reject) => {
         child.on('message', (message: WorkerToPrimary) => {
-          if (this.bans.received(index, message) || this.queries.received(message)) return;
+          if (this.bans.received(index, message) || this.runtime.received(index, message) || this.queries.received(message)) return;
           if (message.type === 'overload') {
             this.overloaded[index] = message.overloaded;
             return;
@@ -181,6 +184,7 @@ export class Primary {
           if (message.type === 'ready') {
             if (this.states[index] === 'starting') this.states[index] = 'ready';
             this.bans.merge(message.bans);
+            this.runtime.merge(message.runtime);
             resolve();
           }
           if (message.type === 'failed') reject(new Error(`worker ${index}: ${message.reason}`));
@@ -202,8 +206,9 @@ export class Primary {
       await this.stop(1);
       throw err;
     }
-    // Every worker holds the bans any of them had stored before it is handed a connection.
+    // Every worker holds the bans any of them had stored, and the newest set of runtime users, before it is handed a connection.
     this.bans.distribute();
+    this.runtime.distribute();
     if (this.options.listeners.some((l) => l.tls)) this.ticketKeys.start();
     const early = waiting;
     waiting = undefined;
@@ -241,10 +246,14 @@ export class Primary {
     this.finish(code);
   }
 
-  /** Asks every worker to reload its configuration; `limits` are the primary's own (what it reads of a CONNECT). */
-  reload(limits?: { connectTimeout: number; maxPacketSize: number }): void {
-    if (limits) Object.assign(this.options, limits);
+  /** Asks every worker to reload its configuration (SIGHUP); the API asks each over `queries`, to hear what it did. */
+  reload(): void {
     for (const child of this.workers) if (child.connected) child.send({ type: 'reload' } satisfies PrimaryToWorker);
+  }
+
+  /** The limits the primary applies itself (what it reads of a CONNECT), after a reload. */
+  setLimits(limits: { connectTimeout: number; maxPacketSize: number }): void {
+    Object.assign(this.options, limits);
   }
 
   private dispatch(socket: net.Socket, listener: number): void {

@@ -10,7 +10,10 @@ import type { WorkerChannels } from './shared-bans.js';
 /** How long the primary waits for a worker's answer by default. */
 export const QUERY_TIMEOUT_MS = 2000;
 
-export class QueryTimeout extends Error {}
+/** No answer from the worker: it is not running, the broker is stopping, or it did not answer in time. */
+export class WorkerUnavailable extends Error {}
+
+export class QueryTimeout extends WorkerUnavailable {}
 
 /** The primary's side. */
 export class WorkerQueries {
@@ -22,7 +25,7 @@ export class WorkerQueries {
 
   /** Asks worker `index`; rejects if it is not running, answers with an error, or has not answered within `timeoutMs`. */
   ask<K extends WorkerQuery['kind']>(index: number, query: Extract<WorkerQuery, { kind: K }>, timeoutMs = QUERY_TIMEOUT_MS): Promise<WorkerAnswers[K]> {
-    if (this.closed) return Promise.reject(new Error('the broker is stopping'));
+    if (this.closed) return Promise.reject(new WorkerUnavailable('the broker is stopping'));
     const id = this.nextId++;
     return new Promise<WorkerAnswers[K]>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -33,7 +36,7 @@ export class WorkerQueries {
       if (!this.workers.send(index, { type: 'query', id, query } satisfies PrimaryToWorker)) {
         clearTimeout(timer);
         this.waiting.delete(id);
-        reject(new Error(`worker ${index} is not running`));
+        reject(new WorkerUnavailable(`worker ${index} is not running`));
       }
     });
   }
@@ -55,7 +58,7 @@ export class WorkerQueries {
     this.closed = true;
     for (const { reject, timer } of this.waiting.values()) {
       clearTimeout(timer);
-      reject(new Error('the broker is stopping'));
+      reject(new WorkerUnavailable('the broker is stopping'));
     }
     this.waiting.clear();
   }

@@ -7,9 +7,12 @@ import { PeerRoutingLinks } from './peer-routing.js';
 import { WorkerSysAggregation } from './sys-aggregation.js';
 import type { PrimaryToWorker, WorkerToPrimary } from './messages.js';
 import { WorkerBans, type BanAuthority } from './shared-bans.js';
+import { REVISION_RECORD, WorkerRuntime } from './shared-runtime.js';
 import { answerQuery, type QueryHandlers } from './worker-queries.js';
-import { brokerFigures, localAdminUsers, processFigures } from '../admin/index.js';
+import { brokerFigures, localAdminBackend, localAdminUsers, processFigures, type ApiReloadResult } from '../admin/index.js';
+import { HttpError } from '../admin/server.js';
 import type { Security } from '../security/index.js';
+import type { RuntimeSecurity } from '../security/runtime-store.js';
 
 /** What a worker process learns from its environment (set by the primary). */
 export interface WorkerPlace {
@@ -66,35 +69,53 @@ export function workerBrokerOptions(place: WorkerPlace, logger: Logger, limits: 
 }
 
 /**
- * How a worker answers the primary's questions for the admin listener: its figures for /metrics, and admin logins
- * judged by its own authentication chain (guard included) and ACL, as one process judges them.
+ * How a worker answers the primary's questions for the admin listener: its figures for /metrics, admin logins
+ * judged by its own authentication chain (guard included) and ACL, as one process judges them, the REST API's calls
+ * on its own broker (the same backend one process uses), and a reload (`reload`: as SIGHUP, with what it did).
  */
-export function workerQueryHandlers(broker: Broker, security: Security): QueryHandlers {
+export function workerQueryHandlers(broker: Broker, security: Security, reload: () => ApiReloadResult): QueryHandlers {
   const users = localAdminUsers(security.hooks.find((h) => h.authenticate)?.authenticate, () => security.acl);
+  const backend = localAdminBackend(broker, security);
   return {
     figures: async () => {
       const figures = brokerFigures(broker, security.guard);
       return { broker: figures, process: await processFigures() };
     },
     'admin-login': (query) => users(query.login),
+    admin: async ({ call }) => {
+      try {
+        const method = backend[call.method] as (...args: unknown[]) => Promise<unknown>;
+        return { value: await method(...call.args) };
+      } catch (err) {
+        // The refusal crosses as data; the primary throws it again, with its status.
+        if (err instanceof HttpError) return { status: err.status, error: err.message };
+        throw err;
+      }
+    },
+    reload: () => reload(),
   };
 }
 
 /**
  * Runs the worker side: recovers the broker's state, opens its relay socket, links to the other workers, tells
- * the primary it is ready (with the bans it has stored), then serves the sockets the primary
- * hands over (each with the bytes the primary read to choose this worker) until told to stop.
- * `guard`: its bans are shared with the other workers through the primary.
+ * the primary it is ready (with the bans and runtime users, groups and roles it has stored), then serves the sockets
+ * the primary hands over (each with the bytes the primary read to choose this worker) until told to stop.
+ * `shared.guard`: its bans are shared with the other workers through the primary; `shared.runtime`: its users,
+ * groups and roles too (changed in worker 0 through the API).
  */
 export async function serveAsWorker(
-  broker: Broker, parts: { links: PeerRoutingLinks; relay: ConnectionRelay; sys: WorkerSysAggregation }, reload: () => void, logger: Logger, guard?: BanAuthority,
-  queries?: QueryHandlers,
+  broker: Broker, parts: { links: PeerRoutingLinks; relay: ConnectionRelay; sys: WorkerSysAggregation }, reload: () => void, logger: Logger,
+  shared: { guard?: BanAuthority | undefined; runtime?: RuntimeSecurity | undefined }, queries?: QueryHandlers,
 ): Promise<void> {
   const { links, relay, sys } = parts;
   const send = (message: WorkerToPrimary): void => {
     if (process.connected) process.send?.(message);
   };
-  const bans = new WorkerBans(guard, send);
+  const bans = new WorkerBans(shared.guard, send);
+  const runtime = new WorkerRuntime(shared.runtime, {
+    load: () => Number(broker.records.get(REVISION_RECORD.kind)?.get(REVISION_RECORD.key) ?? 0),
+    save: (revision) => broker.saveRecord(REVISION_RECORD.kind, REVISION_RECORD.key, revision),
+  }, send);
   let stopping = false;
   const stop = async (code: number): Promise<void> => {
     if (stopping) return;
@@ -111,7 +132,7 @@ export async function serveAsWorker(
     process.exit(code);
   };
   process.on('message', (message: PrimaryToWorker, handle: unknown) => {
-    if (bans.handle(message)) return;
+    if (bans.handle(message) || runtime.handle(message)) return;
     switch (message.type) {
       case 'socket': {
         const socket = handle as net.Socket | undefined;
@@ -161,5 +182,6 @@ export async function serveAsWorker(
     send({ type: 'failed', reason: (err as Error).message });
     process.exit(1);
   }
-  send({ type: 'ready', bans: bans.stored() });
+  const stored = runtime.stored();
+  send({ type: 'ready', bans: bans.stored(), ...(stored && { runtime: stored }) });
 }

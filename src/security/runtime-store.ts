@@ -59,6 +59,27 @@ export interface UserChange {
 
 export type RecordKind = 'user' | 'group' | 'role';
 
+/** What `setGroup` is given. */
+export interface GroupChange {
+  roles?: ReadonlyArray<string | Binding>;
+  textName?: string;
+  textDescription?: string;
+}
+
+/** What `setRole` is given. */
+export interface RoleChange {
+  rules?: readonly RuntimeRule[];
+  textName?: string;
+  textDescription?: string;
+}
+
+/** One stored item as written: a user, group or role by name; `value` absent: deleted. Plain data (it crosses IPC). */
+export interface RuntimeRecord {
+  kind: RecordKind;
+  key: string;
+  value?: RuntimeUser | RuntimeGroup | RuntimeRole;
+}
+
 /** Where runtime items are kept (the broker's store records). */
 export interface RuntimePersistence {
   load(kind: RecordKind): Iterable<[key: string, value: unknown]>;
@@ -126,6 +147,7 @@ export class RuntimeSecurity implements PasswordSource {
   private unread = false;
   private declared: DeclaredNames = NO_NAMES;
   private readonly listeners: Array<() => void> = [];
+  private readonly recordListeners: Array<(record: RuntimeRecord) => void> = [];
   /** A hash no password matches, as costly as the ones setUser makes. */
   readonly standIn: PasswordHash = { kind: 'scrypt', ...DEFAULT_SCRYPT, salt: randomBytes(16), hash: randomBytes(32) };
 
@@ -167,6 +189,66 @@ export class RuntimeSecurity implements PasswordSource {
 
   onChange(listener: () => void): void {
     this.listeners.push(listener);
+  }
+
+  /**
+   * Told of every record a change made here writes, cascades included (multi-core mode passes them on to the other
+   * workers); not of those `applyRecord` and `replaceAll` write.
+   */
+  onRecord(listener: (record: RuntimeRecord) => void): void {
+    this.recordListeners.push(listener);
+  }
+
+  /** Every item held, as records. */
+  records(): RuntimeRecord[] {
+    this.read();
+    return [
+      ...[...this.roles].map(([key, value]): RuntimeRecord => ({ kind: 'role', key, value })),
+      ...[...this.groups].map(([key, value]): RuntimeRecord => ({ kind: 'group', key, value })),
+      ...[...this.users].map(([key, value]): RuntimeRecord => ({ kind: 'user', key, value })),
+    ];
+  }
+
+  /** A record written elsewhere (another worker): held, stored and in force here, without telling `onRecord`. */
+  applyRecord(record: RuntimeRecord): void {
+    this.read();
+    this.hold(record);
+    this.persist(record);
+    this.changed();
+  }
+
+  /** Replaces every item held, and stored, with `records` (a worker given the broker's current set at start-up). */
+  replaceAll(records: readonly RuntimeRecord[]): void {
+    this.read();
+    const next = new Set(records.map((r) => `${r.kind}\u0000${r.key}`));
+    for (const old of this.records()) if (!next.has(`${old.kind}\u0000${old.key}`)) this.persist({ kind: old.kind, key: old.key });
+    this.users.clear();
+    this.groups.clear();
+    this.roles.clear();
+    this.entries.clear();
+    for (const record of records) {
+      this.hold(record);
+      this.persist(record);
+    }
+    this.changed();
+  }
+
+  private hold({ kind, key, value }: RuntimeRecord): void {
+    const map: Map<string, unknown> = kind === 'user' ? this.users : kind === 'group' ? this.groups : this.roles;
+    if (value === undefined) map.delete(key);
+    else map.set(key, value);
+    if (kind === 'user') this.parse(key);
+  }
+
+  private persist({ kind, key, value }: RuntimeRecord): void {
+    if (value === undefined) this.persistence?.delete(kind, key);
+    else this.persistence?.save(kind, key, value);
+  }
+
+  /** A change made here: stored, and told to `onRecord`. */
+  private write(record: RuntimeRecord): void {
+    this.persist(record);
+    for (const listener of this.recordListeners) listener(record);
   }
 
   private read(): void {
@@ -304,7 +386,7 @@ export class RuntimeSecurity implements PasswordSource {
   private putUser(name: string, user: RuntimeUser): void {
     this.users.set(name, user);
     this.parse(name);
-    this.persistence?.save('user', name, user);
+    this.write({ kind: 'user', key: name, value: user });
     this.changed();
   }
 
@@ -313,7 +395,7 @@ export class RuntimeSecurity implements PasswordSource {
     this.own('user', name);
     if (!this.users.delete(name)) throw new RuntimeSecurityError('notFound', `user "${name}" does not exist`);
     this.entries.delete(name);
-    this.persistence?.delete('user', name);
+    this.write({ kind: 'user', key: name });
     this.changed();
   }
 
@@ -345,7 +427,7 @@ export class RuntimeSecurity implements PasswordSource {
     this.editUser(name, (u) => ({ ...u, groups: u.groups.filter((g) => g.name !== group) }));
   }
 
-  setGroup(name: string, group: { roles?: ReadonlyArray<string | Binding>; textName?: string; textDescription?: string }, create?: boolean): void {
+  setGroup(name: string, group: GroupChange, create?: boolean): void {
     this.read();
     this.own('group', name);
     const current = this.groups.get(name);
@@ -356,7 +438,7 @@ export class RuntimeSecurity implements PasswordSource {
     if (group.textDescription !== undefined) next.textDescription = group.textDescription;
     this.known('role', next.roles);
     this.groups.set(name, next);
-    this.persistence?.save('group', name, next);
+    this.write({ kind: 'group', key: name, value: next });
     this.changed();
   }
 
@@ -365,7 +447,7 @@ export class RuntimeSecurity implements PasswordSource {
     this.read();
     this.own('group', name);
     if (!this.groups.delete(name)) throw new RuntimeSecurityError('notFound', `group "${name}" does not exist`);
-    this.persistence?.delete('group', name);
+    this.write({ kind: 'group', key: name });
     for (const [user, u] of this.users) {
       if (u.groups.some((g) => g.name === name)) this.putQuietly(user, { ...u, groups: u.groups.filter((g) => g.name !== name) });
     }
@@ -390,7 +472,7 @@ export class RuntimeSecurity implements PasswordSource {
     return group;
   }
 
-  setRole(name: string, role: { rules?: readonly RuntimeRule[]; textName?: string; textDescription?: string }, create?: boolean): void {
+  setRole(name: string, role: RoleChange, create?: boolean): void {
     this.read();
     this.own('role', name);
     const current = this.roles.get(name);
@@ -401,7 +483,7 @@ export class RuntimeSecurity implements PasswordSource {
     if (role.textName !== undefined) next.textName = role.textName;
     if (role.textDescription !== undefined) next.textDescription = role.textDescription;
     this.roles.set(name, next);
-    this.persistence?.save('role', name, next);
+    this.write({ kind: 'role', key: name, value: next });
     this.changed();
   }
 
@@ -410,7 +492,7 @@ export class RuntimeSecurity implements PasswordSource {
     this.read();
     this.own('role', name);
     if (!this.roles.delete(name)) throw new RuntimeSecurityError('notFound', `role "${name}" does not exist`);
-    this.persistence?.delete('role', name);
+    this.write({ kind: 'role', key: name });
     for (const [user, u] of this.users) {
       if (u.roles.some((r) => r.name === name)) this.putQuietly(user, { ...u, roles: u.roles.filter((r) => r.name !== name) });
     }
@@ -418,7 +500,7 @@ export class RuntimeSecurity implements PasswordSource {
       if (g.roles.some((r) => r.name === name)) {
         const next = { ...g, roles: g.roles.filter((r) => r.name !== name) };
         this.groups.set(group, next);
-        this.persistence?.save('group', group, next);
+        this.write({ kind: 'group', key: group, value: next });
       }
     }
     this.changed();
@@ -426,7 +508,7 @@ export class RuntimeSecurity implements PasswordSource {
 
   private putQuietly(name: string, user: RuntimeUser): void {
     this.users.set(name, user);
-    this.persistence?.save('user', name, user);
+    this.write({ kind: 'user', key: name, value: user });
   }
 
   /**

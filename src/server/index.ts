@@ -10,7 +10,7 @@ import { createFileLogger, createLogger } from '../log/logger.js';
 import { createSecurity, loggerAudit, type AuditEvent, type AuditLog, type Ban, type Security } from '../security/index.js';
 import { PskKeys } from '../transport/tls-psk.js';
 import { createStore, describeStore, storeForWorker } from './store.js';
-import { createAdmin, type AdminListener } from '../admin/index.js';
+import { createAdmin, SecurityEvents, teeAudit, type AdminListener } from '../admin/index.js';
 
 export { describeStore } from './store.js';
 
@@ -143,7 +143,10 @@ export function createServer(options: ServerOptions = {}): MoatServer {
     return { audit: loggerAudit(file.logger), close: file.close };
   };
   let auditSink = auditFor(config);
-  const audit = new SwitchableAudit(auditSink.audit);
+  const auditTrail = new SwitchableAudit(auditSink.audit);
+  // The admin listener's security feed (the dashboard) sees every audit event; the trail keeps them all as before.
+  const events = config.admin && !options.worker ? new SecurityEvents() : undefined;
+  const audit: AuditLog = events ? teeAudit(auditTrail, events) : auditTrail;
   const security = createSecurity({ ...config.security, audit }, logger);
   const worker = options.worker;
   const store = createStore(storeForWorker(config.store, worker?.index), {
@@ -217,7 +220,7 @@ export function createServer(options: ServerOptions = {}): MoatServer {
     if (nextSink) {
       auditSink.close();
       auditSink = nextSink;
-      audit.target = nextSink.audit;
+      auditTrail.target = nextSink.audit;
       applied.push('audit');
     }
     // New certificates for TLS listeners that are otherwise unchanged: in force for the next handshakes.
@@ -292,7 +295,7 @@ export function createServer(options: ServerOptions = {}): MoatServer {
 
   // One process only: in multi-core mode the admin listener runs in the primary (src/cli/moat.ts), over every worker.
   const admin = config.admin && !worker
-    ? createAdmin({ options: config.admin, broker, security, audit, logger, server: { config: () => config, reload: () => reload() } })
+    ? createAdmin({ options: config.admin, broker, security, audit, logger, events, server: { config: () => config, reload: () => reload() } })
     : undefined;
 
   const ticketKeys = new TicketKeyRotation((keys) => broker.setTicketKeys(keys));

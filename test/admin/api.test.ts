@@ -307,6 +307,46 @@ describe('admin REST API (/api/v1/)', () => {
     assert.equal((await api('POST', '/api/v1/broker/reload', undefined, READ_TOKEN)).status, 403);
   });
 
+  it('every change made through the API is a security.change audit event naming who, what, which one and how', async () => {
+    const expected = [
+      ['client', 'kick-v5', 'kicked'], ['ban', 'username:carol', 'added'], ['client', 'ban-me', 'kicked'], ['ban', 'username:carol', 'removed'],
+      ['ban', 'network:198.51.100.0/24', 'added'], ['ban', 'network:198.51.100.0/24', 'removed'], ['session', 'keep-me', 'deleted'],
+      ['retained', 'shelf/a/b', 'deleted'], ['role', 'sensors', 'created'], ['user', 'dave', 'created'], ['group', 'field', 'created'],
+      ['role', 'sensors', 'updated'], ['user', 'dave', 'deleted'], ['config', 'configuration file', 'reloaded'],
+    ];
+    let changes: Array<Record<string, unknown>> = [];
+    const deadline = Date.now() + 5000;
+    const has = ([target, name, change]: string[]): boolean => changes.some((e) => e.target === target && e.name === name && e.change === change);
+    while (Date.now() < deadline) {
+      // The audit file is written asynchronously.
+      changes = readFileSync(path.join(dir, 'audit.log'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>)
+        .filter((l) => l.event === 'security.change');
+      if (expected.every(has)) break;
+      await sleep(50);
+    }
+    for (const entry of expected) assert.ok(has(entry), `audited: ${entry.join(' ')}; got ${JSON.stringify(changes)}`);
+    assert.ok(changes.every((e) => e.principal === 'token:writer' && e.listener === 'admin'), JSON.stringify(changes));
+    // Refused changes changed nothing and are not security changes (the 409 on "bob", the failed reload).
+    assert.ok(!changes.some((e) => e.name === 'bob'));
+    assert.equal(changes.filter((e) => e.change === 'reloaded').length, 1);
+  });
+
+  it('unit: secrets in URL query strings are redacted, other parameters kept', () => {
+    const shown = redact({
+      store: { url: 'redis://h:6379/?password=x&db=2' },
+      hooks: ['https://auth.example/check?token=abc&mode=strict', 'https://a.example/?secret=s3', 'https://b.example/x?key=k1&api_key=k2#access_token=t'],
+      both: 'redis://moat:pw@h:6379/0?password=x',
+      plain: 'https://example.com/?q=1&page=2',
+    }) as any;
+    assert.equal(shown.store.url, `redis://h:6379/?password=${REDACTED}&db=2`);
+    assert.deepEqual(shown.hooks, [
+      `https://auth.example/check?token=${REDACTED}&mode=strict`, `https://a.example/?secret=${REDACTED}`,
+      `https://b.example/x?key=${REDACTED}&api_key=${REDACTED}#access_token=${REDACTED}`,
+    ]);
+    assert.equal(shown.both, `redis://moat:${REDACTED}@h:6379/0?password=${REDACTED}`);
+    assert.equal(shown.plain, 'https://example.com/?q=1&page=2');
+  });
+
   it('the OpenAPI document: served with the read scope, and naming exactly the routes the server has', async () => {
     assert.equal((await api('GET', '/api/v1/openapi.json', undefined, null)).status, 401);
     const served = await api('GET', '/api/v1/openapi.json', undefined, READ_TOKEN);
@@ -314,8 +354,8 @@ describe('admin REST API (/api/v1/)', () => {
     assert.equal(served.json.openapi, '3.1.0');
     const documented = Object.entries(OPENAPI_DOCUMENT.paths).flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${p}`)).sort();
     const stub = {} as ApiContext;
-    // The REST API's routes, and /api/v1/broker which the admin listener itself serves.
-    const registered = [...apiRoutes(stub).map((r) => `${r.method} ${r.path.replace('*}', '}')}`), 'GET /api/v1/broker'].sort();
+    // The REST API's routes, and /api/v1/broker and /api/v1/events which the admin listener itself serves.
+    const registered = [...apiRoutes(stub).map((r) => `${r.method} ${r.path.replace('*}', '}')}`), 'GET /api/v1/broker', 'GET /api/v1/events'].sort();
     assert.deepEqual(documented, registered);
     // And the running server answers every documented operation (neither 404 "no such endpoint" nor 405).
     for (const entry of documented) {

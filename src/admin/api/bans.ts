@@ -1,6 +1,6 @@
 import type { Ban, BanKind, Guard } from '../../security/index.js';
 import { HttpError, type Route } from '../server.js';
-import { API, field, iso, jsonBody, onlyFields, page, type ApiRoutes } from './common.js';
+import { API, field, iso, jsonBody, onlyFields, page, partial, recordChange, type ApiRoutes } from './common.js';
 
 /** Bans: list, add, remove, through the guard's own API (kept in the store; in force at once). */
 
@@ -33,37 +33,39 @@ function kindOf(name: unknown): BanKind {
   return kind;
 }
 
-export const banRoutes: ApiRoutes = ({ security }) => {
+export const banRoutes: ApiRoutes = (context) => {
+  const { backend } = context;
   const routes: Route[] = [
     {
       method: 'GET', path: `${API}/bans`, access: 'read',
-      handle: ({ query }) => {
-        const bans = guardOf(security.guard).bans.list().filter((b) => !query.has('kind') || b.kind === kindOf(query.get('kind')));
-        const listed = page(bans, (b) => `${b.kind}:${b.value}`, query);
-        return { json: { ...listed, items: listed.items.map(banJson) } };
+      handle: async ({ query }) => {
+        const kind = query.has('kind') ? kindOf(query.get('kind')) : undefined;
+        const { items, missing } = await backend.bans();
+        const listed = page(items.filter((b) => kind === undefined || b.kind === kind), (b) => `${b.kind}:${b.value}`, query);
+        return { json: { ...listed, items: listed.items.map(banJson), ...partial(missing) } };
       },
     },
     {
       method: 'POST', path: `${API}/bans`, access: 'write',
-      handle: ({ body }) => {
-        const request = jsonBody(body);
-        onlyFields(request, ['kind', 'value', 'duration', 'reason']);
-        const value = field(request, 'value', 'string');
+      handle: async (request) => {
+        const body = jsonBody(request.body);
+        onlyFields(body, ['kind', 'value', 'duration', 'reason']);
+        const value = field(body, 'value', 'string');
         if (!value) throw new HttpError(400, 'value: required (the address, network, client identifier or user name)');
-        const ban = addBan(guardOf(security.guard), kindOf(request.kind), value, field(request, 'reason', 'string') ?? 'banned through the admin API', field(request, 'duration', 'number'));
+        const kind = kindOf(body.kind);
+        const ban = await backend.ban(kind, value, field(body, 'reason', 'string') ?? 'banned through the admin API', field(body, 'duration', 'number'));
+        recordChange(context, request, 'ban', `${NAMES[kind]}:${ban.value}`, 'added', ban.reason);
         return { status: 201, json: banJson(ban) };
       },
     },
     {
       method: 'DELETE', path: `${API}/bans/{kind}/{value}`, access: 'write',
-      handle: ({ params }) => {
-        const guard = guardOf(security.guard);
-        const kind = kindOf(params.kind);
-        const value = params.value!;
-        const ban = guard.bans.list().find((b) => b.kind === kind && b.value === value);
-        if (ban?.source === 'config') throw new HttpError(409, `this ban is in the configuration file (guard.bans); remove it there and reload`);
-        if (!guard.unban(kind, value)) throw new HttpError(404, `no ${params.kind} ban on "${value}"`);
-        return { json: { removed: { kind: params.kind, value } } };
+      handle: async (request) => {
+        const kind = kindOf(request.params.kind);
+        const value = request.params.value!;
+        if (!(await backend.unban(kind, value))) throw new HttpError(404, `no ${request.params.kind} ban on "${value}"`);
+        recordChange(context, request, 'ban', `${NAMES[kind]}:${value}`, 'removed');
+        return { json: { removed: { kind: request.params.kind, value } } };
       },
     },
   ];

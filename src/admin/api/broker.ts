@@ -1,6 +1,6 @@
 import type { Route } from '../server.js';
 import { HttpError } from '../server.js';
-import { API, type ApiRoutes } from './common.js';
+import { API, partial, recordChange, type ApiRoutes } from './common.js';
 
 /** The broker: the configuration in force with its secrets redacted, and reload (GET /api/v1/broker is the admin listener's own). */
 
@@ -14,17 +14,41 @@ export const REDACTED = '[redacted]';
 const SECRET_KEY = /pass(word|phrase)|secret|token|sha256|digest|credential|^key$|^psk$|authorization|private/i;
 const FILE_KEY = /(File|file|Files|files|_file|Path|path|Url|url)$/;
 
-/** A URL with its user information's password replaced (redis://user:pw@host → redis://user:[redacted]@host). */
+/** Query (or fragment) parameters whose values are secrets: `?password=`, `?token=`, `?secret=`, `?key=`, `?api_key=`, `?sig=`... */
+const SECRET_PARAM = /pass|secret|token|key|auth|sig|credential|private/i;
+
+/** `?a=1&password=x#access_token=y` with the secret values replaced. */
+function redactParams(part: string): string {
+  return part.replace(/([?&;#])([^=&;#]+)=([^&;#]*)/g, (all, separator: string, name: string, value: string) => {
+    let decoded = name;
+    try {
+      decoded = decodeURIComponent(name);
+    } catch {
+      // a malformed name is judged as written
+    }
+    return value !== '' && SECRET_PARAM.test(decoded) ? `${separator}${name}=${REDACTED}` : all;
+  });
+}
+
+/**
+ * A URL with its secrets replaced: the password of its user information (redis://user:pw@host →
+ * redis://user:[redacted]@host) and the values of query parameters that name a secret (redis://host/?password=x).
+ */
 export function redactUrl(text: string): string {
   if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(text)) return text;
+  let url: URL;
   try {
-    const url = new URL(text);
-    if (url.password === '') return text;
-    url.password = 'redacted';
-    return url.toString().replace(':redacted@', `:${REDACTED}@`);
+    url = new URL(text);
   } catch {
     return text;
   }
+  let shown = text;
+  if (url.password !== '') {
+    url.password = 'redacted';
+    shown = url.toString().replace(':redacted@', `:${REDACTED}@`);
+  }
+  const query = shown.search(/[?#]/);
+  return query < 0 ? shown : shown.slice(0, query) + redactParams(shown.slice(query));
 }
 
 /** A deep copy of `value` for showing: secrets redacted, Buffers (certificates, keys) never shown, functions and class instances summarised. */
@@ -46,7 +70,8 @@ export function redact(value: unknown, key = ''): unknown {
   return typeof value === 'string' ? redactUrl(value) : value;
 }
 
-export const brokerRoutes: ApiRoutes = ({ server }) => {
+export const brokerRoutes: ApiRoutes = (context) => {
+  const { server } = context;
   const running = (): NonNullable<typeof server> => {
     if (!server) throw new HttpError(409, 'this broker was not started from a configuration (no server around it): nothing to show or reload');
     return server;
@@ -55,11 +80,16 @@ export const brokerRoutes: ApiRoutes = ({ server }) => {
     { method: 'GET', path: `${API}/broker/config`, access: 'read', handle: () => ({ json: redact(running().config()) }) },
     {
       method: 'POST', path: `${API}/broker/reload`, access: 'write',
-      handle: () => {
-        const result = running().reload();
+      handle: async (request) => {
+        const result = await running().reload();
+        const applied = result.applied.length > 0 ? `applied: ${result.applied.join(', ')}` : 'nothing changed';
+        if (result.ok) recordChange(context, request, 'config', 'configuration file', 'reloaded', applied);
         return {
           status: result.ok ? 200 : 409,
-          json: { ok: result.ok, applied: result.applied, restart_needed: result.restartNeeded, ...(result.error !== undefined && { error: result.error }) },
+          json: {
+            ok: result.ok, applied: result.applied, restart_needed: result.restartNeeded, ...(result.error !== undefined && { error: result.error }),
+            ...partial(result.missing ?? []),
+          },
         };
       },
     },

@@ -1,8 +1,8 @@
 import type { ConnectedClientView } from '../../broker/broker.js';
-import { AddressSet } from '../../security/index.js';
+import { AddressSet, type BanKind } from '../../security/index.js';
 import { HttpError, type Route } from '../server.js';
-import { addBan, banJson, guardOf } from './bans.js';
-import { API, field, iso, jsonBody, matches, onlyFields, page, PROTOCOL_NAMES, type ApiRoutes } from './common.js';
+import { banJson } from './bans.js';
+import { API, field, found, iso, jsonBody, matches, onlyFields, page, partial, PROTOCOL_NAMES, recordChange, type ApiRoutes } from './common.js';
 import { sessionDetail } from './sessions.js';
 
 /** Connected clients: list (filters, paging), one client with its session's figures, disconnect, ban. */
@@ -33,60 +33,61 @@ function addressFilter(raw: string | null): ((address: string) => boolean) | und
   }
 }
 
-export const clientRoutes: ApiRoutes = ({ broker, security }) => {
-  const connected = (id: string): ConnectedClientView => {
-    for (const c of broker.connectedClients()) if (c.id === id) return c;
-    throw new HttpError(404, `no client "${id}" is connected`);
-  };
+export const clientRoutes: ApiRoutes = (context) => {
+  const { backend } = context;
   const routes: Route[] = [
     {
       method: 'GET', path: `${API}/clients`, access: 'read',
-      handle: ({ query }) => {
+      handle: async ({ query }) => {
         const level = protocolLevel(query.get('protocol'));
         const inAddress = addressFilter(query.get('address'));
         const listener = query.get('listener');
-        const clients = [...broker.connectedClients()].filter((c) => matches(query.get('id'), c.id) && matches(query.get('user'), c.username)
+        const { items, missing } = await backend.clients();
+        const clients = items.filter((c) => matches(query.get('id'), c.id) && matches(query.get('user'), c.username)
           && (!inAddress || inAddress(c.remoteAddress)) && (listener === null || c.listener === listener)
           && (level === undefined || c.protocolVersion === level));
         const listed = page(clients, (c) => c.id, query);
-        return { json: { ...listed, items: listed.items.map(clientJson) } };
+        return { json: { ...listed, items: listed.items.map(clientJson), ...partial(missing) } };
       },
     },
     {
       method: 'GET', path: `${API}/clients/{id}`, access: 'read',
-      handle: ({ params }) => {
-        const client = connected(params.id!);
-        const session = broker.sessionView(client.id);
+      handle: async ({ params }) => {
+        const { client, session } = found(await backend.client(params.id!), `client "${params.id}" connected`);
         return { json: { ...clientJson(client), ...(session && sessionDetail(session)) } };
       },
     },
     {
       method: 'DELETE', path: `${API}/clients/{id}`, access: 'write',
-      handle: ({ params }) => {
-        const client = connected(params.id!);
-        broker.disconnectClient(client.id);
+      handle: async (request) => {
+        const client = found(await backend.disconnect(request.params.id!), `client "${request.params.id}" connected`);
+        recordChange(context, request, 'client', client.id, 'kicked');
         return { json: { disconnected: client.id, reason_code: 0x98 } };
       },
     },
     {
       method: 'POST', path: `${API}/clients/{id}/ban`, access: 'write',
-      handle: ({ params, body }) => {
-        const request = jsonBody(body);
-        onlyFields(request, ['by', 'duration', 'reason']);
-        const guard = guardOf(security.guard);
-        const client = connected(params.id!);
-        const by = field(request, 'by', 'string') ?? 'address';
-        let ban;
-        const reason = field(request, 'reason', 'string') ?? `banned through the admin API (client ${client.id})`;
-        const duration = field(request, 'duration', 'number');
-        if (by === 'address') ban = addBan(guard, 'address', client.remoteAddress, reason, duration);
-        else if (by === 'user') {
+      handle: async (request) => {
+        const body = jsonBody(request.body);
+        onlyFields(body, ['by', 'duration', 'reason']);
+        const by = field(body, 'by', 'string') ?? 'address';
+        if (by !== 'address' && by !== 'user' && by !== 'client_id') throw new HttpError(400, `by: expected address, user or client_id, got "${by}"`);
+        const reason = field(body, 'reason', 'string');
+        const duration = field(body, 'duration', 'number');
+        const { client } = found(await backend.client(request.params.id!), `client "${request.params.id}" connected`);
+        let kind: BanKind;
+        let value: string;
+        if (by === 'address') [kind, value] = ['address', client.remoteAddress];
+        else if (by === 'client_id') [kind, value] = ['clientId', client.id];
+        else {
           if (client.username === undefined) throw new HttpError(400, `client "${client.id}" has no user name: ban it by address or client_id`);
-          ban = addBan(guard, 'username', client.username, reason, duration);
-        } else if (by === 'client_id') ban = addBan(guard, 'clientId', client.id, reason, duration);
-        else throw new HttpError(400, `by: expected address, user or client_id, got "${by}"`);
+          [kind, value] = ['username', client.username];
+        }
+        const ban = await backend.ban(kind, value, reason ?? `banned through the admin API (client ${client.id})`, duration);
+        recordChange(context, request, 'ban', `${banJson(ban).kind as string}:${ban.value}`, 'added', ban.reason);
         // A ban refuses the next connection; the one open now is closed by the same administrative action.
-        broker.disconnectClient(client.id, 'banned by an administrator');
+        const kicked = await backend.disconnect(client.id, 'banned by an administrator');
+        if (kicked.item) recordChange(context, request, 'client', client.id, 'kicked', 'banned');
         return { status: 201, json: banJson(ban) };
       },
     },

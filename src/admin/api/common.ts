@@ -1,6 +1,6 @@
-import type { Broker } from '../../broker/broker.js';
-import type { Security } from '../../security/index.js';
-import { HttpError, type Route } from '../server.js';
+import type { AuditLog } from '../../security/audit.js';
+import { HttpError, type Route, type RouteRequest } from '../server.js';
+import { WorkersMissing, type AdminBackend, type Found } from '../view.js';
 
 /**
  * What the REST API's handlers (one module per resource under src/admin/api/) share: the context they read and act
@@ -13,18 +13,22 @@ export interface ApiReloadResult {
   applied: string[];
   restartNeeded: string[];
   error?: string;
+  /** Multi-core mode: the workers that did not answer in time (they may have reloaded or not). */
+  missing?: number[];
 }
 
 /** The running server around the broker: the configuration in force and its reload (absent for a bare library use). */
 export interface ApiServer {
   config(): unknown;
-  reload(): ApiReloadResult;
+  reload(): ApiReloadResult | Promise<ApiReloadResult>;
 }
 
 export interface ApiContext {
-  broker: Broker;
-  security: Security;
+  /** The broker as the API reads and acts on it: this process's, or every worker's (src/admin/view.ts). */
+  backend: AdminBackend;
   server: ApiServer | undefined;
+  /** Where each change is recorded as a `security.change` event. */
+  audit: AuditLog;
 }
 
 export const API = '/api/v1';
@@ -119,4 +123,29 @@ export function matches(filter: string | null, value: string | undefined): boole
   if (filter === null) return true;
   if (value === undefined) return false;
   return filter.endsWith('*') ? value.startsWith(filter.slice(0, -1)) : value === filter;
+}
+
+/** A list answer gathered from workers some of which did not answer in time says so: `partial`, and which. */
+export function partial(missing: readonly number[]): { partial?: true; workers_missing?: number[] } {
+  return missing.length === 0 ? {} : { partial: true, workers_missing: [...missing] };
+}
+
+/** The item found; else 404, or 503 (WorkersMissing) when a worker that did not answer may hold it. */
+export function found<T>(lookup: Found<T>, what: string): T {
+  if (lookup.item !== undefined) return lookup.item;
+  if (lookup.missing.length > 0) {
+    throw new WorkersMissing(lookup.missing, `${what}: not on the workers that answered; worker ${lookup.missing.join(', ')} did not answer in time`);
+  }
+  throw new HttpError(404, `no ${what}`);
+}
+
+/**
+ * A change made through the API, in the audit trail as a `security.change` event: who (`principal`), what (`target`:
+ * user, group, role, ban, client, session, retained, config), which one (`name`) and how (`change`).
+ */
+export function recordChange(context: ApiContext, request: RouteRequest, target: string, name: string, change: string, reason?: string): void {
+  context.audit.record({
+    event: 'security.change', clientId: target === 'client' || target === 'session' ? name : '', listener: 'admin',
+    principal: request.principal?.id ?? 'unauthenticated', target, name, change, ...(reason !== undefined && { reason }),
+  });
 }

@@ -1,4 +1,5 @@
 import type { RuntimeSecurity } from '../../security/index.js';
+import type { GroupChange } from '../../security/runtime-store.js';
 import { HttpError } from '../server.js';
 import type { ApiRoutes } from './common.js';
 import { bindingsOf, namedItemRoutes, text } from './runtime.js';
@@ -7,7 +8,7 @@ import { bindingsOf, namedItemRoutes, text } from './runtime.js';
 
 const FIELDS = ['roles', 'text_name', 'text_description'];
 
-function groupJson(runtime: RuntimeSecurity, name: string): Record<string, unknown> {
+export function groupJson(runtime: RuntimeSecurity, name: string): Record<string, unknown> {
   const group = runtime.getGroup(name);
   if (!group) throw new HttpError(404, `group "${name}" does not exist`);
   return {
@@ -16,16 +17,11 @@ function groupJson(runtime: RuntimeSecurity, name: string): Record<string, unkno
   };
 }
 
-function change(body: Record<string, unknown>): Parameters<RuntimeSecurity['setGroup']>[1] {
+function change(body: Record<string, unknown>): GroupChange {
   const roles = bindingsOf(body.roles, 'roles');
   const textName = text(body.text_name, 'text_name');
   const textDescription = text(body.text_description, 'text_description');
   return { ...(roles && { roles }), ...(textName !== undefined && { textName }), ...(textDescription !== undefined && { textDescription }) };
 }
 
-export const groupRoutes: ApiRoutes = ({ security }) => namedItemRoutes(security, {
-  plural: 'groups', fields: FIELDS, json: groupJson, change,
-  list: (r) => r.listGroups(),
-  set: (r, name, c, create) => r.setGroup(name, c, create),
-  remove: (r, name) => r.deleteGroup(name),
-});
+export const groupRoutes: ApiRoutes = (context) => namedItemRoutes(context, { kind: 'group', plural: 'groups', fields: FIELDS, change });

@@ -1,4 +1,5 @@
 import type { RuntimeSecurity } from '../../security/index.js';
+import type { RoleChange } from '../../security/runtime-store.js';
 import { HttpError } from '../server.js';
 import type { ApiRoutes } from './common.js';
 import { rulesOf, namedItemRoutes, text } from './runtime.js';
@@ -7,7 +8,7 @@ import { rulesOf, namedItemRoutes, text } from './runtime.js';
 
 const FIELDS = ['rules', 'text_name', 'text_description'];
 
-function roleJson(runtime: RuntimeSecurity, name: string): Record<string, unknown> {
+export function roleJson(runtime: RuntimeSecurity, name: string): Record<string, unknown> {
   const role = runtime.getRole(name);
   if (!role) throw new HttpError(404, `role "${name}" does not exist`);
   return {
@@ -16,16 +17,11 @@ function roleJson(runtime: RuntimeSecurity, name: string): Record<string, unknow
   };
 }
 
-function change(body: Record<string, unknown>): Parameters<RuntimeSecurity['setRole']>[1] {
+function change(body: Record<string, unknown>): RoleChange {
   const rules = rulesOf(body.rules);
   const textName = text(body.text_name, 'text_name');
   const textDescription = text(body.text_description, 'text_description');
   return { ...(rules && { rules }), ...(textName !== undefined && { textName }), ...(textDescription !== undefined && { textDescription }) };
 }
 
-export const roleRoutes: ApiRoutes = ({ security }) => namedItemRoutes(security, {
-  plural: 'roles', fields: FIELDS, json: roleJson, change,
-  list: (r) => r.listRoles(),
-  set: (r, name, c, create) => r.setRole(name, c, create),
-  remove: (r, name) => r.deleteRole(name),
-});
+export const roleRoutes: ApiRoutes = (context) => namedItemRoutes(context, { kind: 'role', plural: 'roles', fields: FIELDS, change });

@@ -1,10 +1,12 @@
 import { RuntimeSecurityError, type Binding, type RuntimeSecurity, type RuntimeRule } from '../../security/index.js';
+import type { RecordKind } from '../../security/runtime-store.js';
 import { HttpError, type Route } from '../server.js';
-import { API, field, jsonBody, onlyFields, page } from './common.js';
+import type { RuntimeChanges } from '../view.js';
+import { API, field, jsonBody, onlyFields, page, recordChange, type ApiContext } from './common.js';
 
 /**
- * What the users, groups and roles endpoints share: the runtime store (`security.runtime`), its refusals as HTTP
- * answers, and bindings and rules read from a request.
+ * What the users, groups and roles endpoints share: their five routes, the runtime store (`security.runtime`) and its
+ * refusals as HTTP answers, and bindings and rules read from a request.
  */
 
 export function runtimeOf(runtime: RuntimeSecurity | undefined): RuntimeSecurity {
@@ -70,61 +72,55 @@ export const text = (value: unknown, what: string): string | undefined => {
   return value;
 };
 
-/** A kind of named runtime item (groups, roles) as the API serves it: list, create, read, change, delete. */
-export interface NamedItems<Change> {
-  /** The path segment: `groups`, `roles`. */
+/** A kind of runtime item (users, groups, roles) as the API serves it: list, create, read, change, delete. */
+export interface NamedItems<K extends RecordKind> {
+  kind: K;
+  /** The path segment: `users`, `groups`, `roles`. */
   plural: string;
   /** The fields a request may change (besides `name` on creation). */
   fields: string[];
-  list(runtime: RuntimeSecurity): string[];
-  /** The item as JSON; HttpError 404 if there is none. */
-  json(runtime: RuntimeSecurity, name: string): Record<string, unknown>;
-  change(body: Record<string, unknown>): Change;
-  set(runtime: RuntimeSecurity, name: string, change: Change, create: boolean): void;
-  remove(runtime: RuntimeSecurity, name: string): void;
+  /** The change a request body asks for (HttpError 400 for a bad field). */
+  change(body: Record<string, unknown>): RuntimeChanges[K];
 }
 
-/** The five routes of a kind of named runtime item, on `security.runtime`. */
-export function namedItemRoutes<Change>(security: { runtime: RuntimeSecurity | undefined }, items: NamedItems<Change>): Route[] {
-  const runtime = (): RuntimeSecurity => runtimeOf(security.runtime);
+/** The five routes of a kind of runtime item, through the backend (in multi-core mode, worker 0 changes and every worker follows). */
+export function namedItemRoutes<K extends RecordKind>(context: ApiContext, items: NamedItems<K>): Route[] {
+  const { backend } = context;
   const base = `${API}/${items.plural}`;
   return [
     {
       method: 'GET', path: base, access: 'read',
-      handle: ({ query }) => {
-        const r = runtime();
-        const listed = page(items.list(r), (n) => n, query);
-        return { json: { ...listed, items: listed.items.map((n) => items.json(r, n)) } };
-      },
+      handle: async ({ query }) => ({ json: page(await backend.items(items.kind), (item) => String(item.name), query) }),
     },
     {
       method: 'POST', path: base, access: 'write',
-      handle: ({ body }) => {
-        const request = jsonBody(body);
-        onlyFields(request, ['name', ...items.fields]);
-        const name = field(request, 'name', 'string');
+      handle: async (request) => {
+        const body = jsonBody(request.body);
+        onlyFields(body, ['name', ...items.fields]);
+        const name = field(body, 'name', 'string');
         if (name === undefined) throw new HttpError(400, 'name: required');
-        const r = runtime();
-        runtimeCall(() => items.set(r, name, items.change(request), true));
-        return { status: 201, json: items.json(r, name) };
+        const created = await backend.setItem(items.kind, name, items.change(body), true);
+        recordChange(context, request, items.kind, name, 'created');
+        return { status: 201, json: created };
       },
     },
-    { method: 'GET', path: `${base}/{name}`, access: 'read', handle: ({ params }) => ({ json: items.json(runtime(), params.name!) }) },
+    { method: 'GET', path: `${base}/{name}`, access: 'read', handle: async ({ params }) => ({ json: await backend.item(items.kind, params.name!) }) },
     {
       method: 'PATCH', path: `${base}/{name}`, access: 'write',
-      handle: ({ params, body }) => {
-        const request = jsonBody(body);
-        onlyFields(request, items.fields);
-        const r = runtime();
-        runtimeCall(() => items.set(r, params.name!, items.change(request), false));
-        return { json: items.json(r, params.name!) };
+      handle: async (request) => {
+        const body = jsonBody(request.body);
+        onlyFields(body, items.fields);
+        const changed = await backend.setItem(items.kind, request.params.name!, items.change(body), false);
+        recordChange(context, request, items.kind, request.params.name!, 'updated');
+        return { json: changed };
       },
     },
     {
       method: 'DELETE', path: `${base}/{name}`, access: 'write',
-      handle: ({ params }) => {
-        runtimeCall(() => items.remove(runtime(), params.name!));
-        return { json: { removed: params.name } };
+      handle: async (request) => {
+        await backend.removeItem(items.kind, request.params.name!);
+        recordChange(context, request, items.kind, request.params.name!, 'deleted');
+        return { json: { removed: request.params.name } };
       },
     },
   ];

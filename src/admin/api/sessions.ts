@@ -1,6 +1,6 @@
 import type { SessionView } from '../../broker/broker.js';
 import { HttpError, type Route } from '../server.js';
-import { API, iso, page, type ApiRoutes } from './common.js';
+import { API, found, iso, page, partial, recordChange, type ApiRoutes } from './common.js';
 
 /** Sessions, online and offline: list (paging), delete (a connected client is disconnected first). */
 
@@ -25,32 +25,32 @@ export function sessionDetail(s: SessionView): Record<string, unknown> {
   return { subscriptions: s.subscriptions.map(subscriptionJson), inflight: s.inflight, queued: s.queued, queued_bytes: s.queuedBytes };
 }
 
-export const sessionRoutes: ApiRoutes = ({ broker }) => {
+export const sessionRoutes: ApiRoutes = (context) => {
+  const { backend } = context;
   const routes: Route[] = [
     {
       method: 'GET', path: `${API}/sessions`, access: 'read',
-      handle: ({ query }) => {
+      handle: async ({ query }) => {
         const state = query.get('state');
         if (state !== null && state !== 'online' && state !== 'offline') throw new HttpError(400, `state: expected online or offline, got "${state}"`);
-        const sessions = [...broker.sessionViews()].filter((s) => state === null || s.online === (state === 'online'));
+        const { items, missing } = await backend.sessions();
+        const sessions = items.filter((s) => state === null || s.online === (state === 'online'));
         const listed = page(sessions, (s) => s.clientId, query);
-        return { json: { ...listed, items: listed.items.map(sessionJson) } };
+        return { json: { ...listed, items: listed.items.map(sessionJson), ...partial(missing) } };
       },
     },
     {
       method: 'GET', path: `${API}/sessions/{id}`, access: 'read',
-      handle: ({ params }) => {
-        const session = broker.sessionView(params.id!);
-        if (!session) throw new HttpError(404, `no session "${params.id}"`);
+      handle: async ({ params }) => {
+        const session = found(await backend.session(params.id!), `session "${params.id}"`);
         return { json: { ...sessionJson(session), ...sessionDetail(session) } };
       },
     },
     {
       method: 'DELETE', path: `${API}/sessions/{id}`, access: 'write',
-      handle: ({ params }) => {
-        const session = broker.sessionView(params.id!);
-        if (!session) throw new HttpError(404, `no session "${params.id}"`);
-        broker.removeSession(session.clientId);
+      handle: async (request) => {
+        const session = found(await backend.removeSession(request.params.id!), `session "${request.params.id}"`);
+        recordChange(context, request, 'session', session.clientId, 'deleted');
         return { json: { removed: session.clientId, was_online: session.online } };
       },
     },

@@ -1,7 +1,7 @@
 import { topicFilterError, topicNameError } from '../../protocol/index.js';
-import type { Message } from '../../broker/message.js';
 import { HttpError, type Route } from '../server.js';
-import { API, page, type ApiRoutes } from './common.js';
+import type { RetainedView } from '../view.js';
+import { API, found, page, partial, recordChange, type ApiRoutes } from './common.js';
 import { subscriptionJson } from './sessions.js';
 
 /**
@@ -24,14 +24,28 @@ function prefixLevels(prefix: string | null): string[] {
   return prefix.split('/');
 }
 
-function retainedJson(m: Message, withPayload: boolean): Record<string, unknown> {
+/** The filters that match the topics at and below `levels` (every topic but `$` ones for the root). */
+function filtersUnder(levels: string[]): string[] {
+  return levels.length === 0 ? ['#'] : [levels.join('/'), `${levels.join('/')}/#`];
+}
+
+/** A topic name, checked (no wildcards). */
+function topicOf(topic: string): string {
+  const problem = topicNameError(topic);
+  if (problem) throw new HttpError(400, `topic: ${problem}`);
+  return topic;
+}
+
+function retainedJson(m: RetainedView, withPayload: boolean): Record<string, unknown> {
   const json: Record<string, unknown> = { topic: m.topic, qos: m.qos, size: m.payload.length };
   if (m.expiresAt !== undefined) json.expires_at = new Date(m.expiresAt).toISOString();
   if (!withPayload) return json;
-  json.payload_base64 = m.payload.toString('base64');
-  const text = m.payload.toString('utf8');
+  // A Uint8Array once it crossed IPC (multi-core mode).
+  const payload = Buffer.from(m.payload.buffer, m.payload.byteOffset, m.payload.byteLength);
+  json.payload_base64 = payload.toString('base64');
+  const text = payload.toString('utf8');
   // utf8 only when the bytes are valid UTF-8 (decoding replaced nothing).
-  json.payload_utf8 = Buffer.from(text, 'utf8').equals(m.payload) ? text : null;
+  json.payload_utf8 = Buffer.from(text, 'utf8').equals(payload) ? text : null;
   const p = m.properties;
   json.properties = p === undefined ? {} : {
     ...(p.payloadFormatIndicator !== undefined && { payload_format_indicator: p.payloadFormatIndicator }),
@@ -44,42 +58,25 @@ function retainedJson(m: Message, withPayload: boolean): Record<string, unknown>
   return json;
 }
 
-export const topicRoutes: ApiRoutes = ({ broker }) => {
-  /** Retained messages under `levels` (all of them for the root; `$` topics only when the prefix names them). */
-  const retainedUnder = (levels: string[]): Message[] => {
-    const found: Message[] = [];
-    const now = Date.now();
-    const visit = (m: Message): void => void found.push(m);
-    if (levels.length === 0) broker.retained.match('#', now, visit);
-    else {
-      broker.retained.match(levels.join('/'), now, visit);
-      broker.retained.match(`${levels.join('/')}/#`, now, visit);
-    }
-    return [...new Map(found.map((m) => [m.topic, m])).values()];
-  };
-  const oneRetained = (topic: string): Message | undefined => {
-    const problem = topicNameError(topic);
-    if (problem) throw new HttpError(400, `topic: ${problem}`);
-    let found: Message | undefined;
-    broker.retained.match(topic, Date.now(), (m) => void (found = m));
-    return found;
-  };
+export const topicRoutes: ApiRoutes = (context) => {
+  const { backend } = context;
   const routes: Route[] = [
     {
       method: 'GET', path: `${API}/subscriptions`, access: 'read',
-      handle: ({ query }) => {
+      handle: async ({ query }) => {
         const filter = query.get('filter');
         if (filter !== null && topicFilterError(filter)) throw new HttpError(400, `filter: ${topicFilterError(filter)!}`);
         const client = query.get('client_id');
-        const rows = [...broker.sessionViews()].flatMap((s) => (client !== null && s.clientId !== client ? [] : s.subscriptions
+        const { items, missing } = await backend.sessions();
+        const rows = items.flatMap((s) => (client !== null && s.clientId !== client ? [] : s.subscriptions
           .filter((sub) => filter === null || sub.filter === filter || routedFilter(sub.filter) === filter)
           .map((sub) => ({ client_id: s.clientId, online: s.online, filter: sub.filter, ...subscriptionJson(sub) }))));
-        return { json: page(rows, (r) => `${r.client_id}\u0000${r.filter}`, query) };
+        return { json: { ...page(rows, (r) => `${r.client_id}\u0000${r.filter}`, query), ...partial(missing) } };
       },
     },
     {
       method: 'GET', path: `${API}/topics`, access: 'read',
-      handle: ({ query }) => {
+      handle: async ({ query }) => {
         const levels = prefixLevels(query.get('prefix'));
         const depth = levels.length;
         const children = new Map<string, { subscriptions: number; retained: number; has_children: boolean }>();
@@ -96,35 +93,41 @@ export const topicRoutes: ApiRoutes = ({ broker }) => {
           if (topicLevels.length > depth + 1) child.has_children = true;
           children.set(name, child);
         };
-        for (const s of broker.sessionViews()) for (const sub of s.subscriptions) count(routedFilter(sub.filter).split('/'), 'subscriptions');
-        for (const m of retainedUnder(levels)) count(m.topic.split('/'), 'retained');
+        const [sessions, retained] = await Promise.all([backend.sessions(), backend.retained(filtersUnder(levels))]);
+        for (const s of sessions.items) for (const sub of s.subscriptions) count(routedFilter(sub.filter).split('/'), 'subscriptions');
+        for (const m of retained.items) count(m.topic.split('/'), 'retained');
         const rows = [...children].map(([level, c]) => ({ level, topic: [...levels, level].join('/'), ...c }));
         const listed = page(rows, (r) => r.level, query);
-        return { json: { prefix: levels.join('/'), ...here, levels: listed.items, total: listed.total, ...(listed.next_cursor && { next_cursor: listed.next_cursor }) } };
+        const missing = [...new Set([...sessions.missing, ...retained.missing])].sort();
+        return {
+          json: {
+            prefix: levels.join('/'), ...here, levels: listed.items, total: listed.total, ...(listed.next_cursor && { next_cursor: listed.next_cursor }),
+            ...partial(missing),
+          },
+        };
       },
     },
     {
       method: 'GET', path: `${API}/retained`, access: 'read',
-      handle: ({ query }) => {
-        const listed = page(retainedUnder(prefixLevels(query.get('prefix'))), (m) => m.topic, query);
-        return { json: { ...listed, items: listed.items.map((m) => retainedJson(m, false)) } };
+      handle: async ({ query }) => {
+        const { items, missing } = await backend.retained(filtersUnder(prefixLevels(query.get('prefix'))));
+        const listed = page(items, (m) => m.topic, query);
+        return { json: { ...listed, items: listed.items.map((m) => retainedJson(m, false)), ...partial(missing) } };
       },
     },
     {
       method: 'GET', path: `${API}/retained/{topic*}`, access: 'read',
-      handle: ({ params }) => {
-        const message = oneRetained(params.topic!);
-        if (!message) throw new HttpError(404, `no retained message on "${params.topic}"`);
-        return { json: retainedJson(message, true) };
+      handle: async ({ params }) => {
+        const { items, missing } = await backend.retained([topicOf(params.topic!)]);
+        return { json: retainedJson(found({ item: items[0], missing }, `retained message on "${params.topic}"`), true) };
       },
     },
     {
       method: 'DELETE', path: `${API}/retained/{topic*}`, access: 'write',
-      handle: ({ params }) => {
-        const topic = params.topic!;
-        if (!oneRetained(topic)) throw new HttpError(404, `no retained message on "${topic}"`);
-        // As a client's empty retained publish: removed here and from the store, and routed to subscribers as one.
-        broker.publish({ topic, payload: Buffer.alloc(0), qos: 0, retain: true });
+      handle: async (request) => {
+        const topic = topicOf(request.params.topic!);
+        found(await backend.deleteRetained(topic), `retained message on "${topic}"`);
+        recordChange(context, request, 'retained', topic, 'deleted');
         return { json: { removed: topic } };
       },
     },

@@ -1,16 +1,16 @@
 import type { RuntimeSecurity, UserChange } from '../../security/index.js';
-import { HttpError, type Route } from '../server.js';
-import { API, field, jsonBody, onlyFields, page, type ApiRoutes } from './common.js';
-import { bindingsOf, runtimeCall, runtimeCallAsync, runtimeOf, text } from './runtime.js';
+import { HttpError } from '../server.js';
+import { field, type ApiRoutes } from './common.js';
+import { bindingsOf, namedItemRoutes, text } from './runtime.js';
 
 /**
- * Runtime users (security.runtime): create, read, change, delete; kept in the store, in force for connected clients at
+ * Runtime users (security.runtime): create, read, change, delete (routes in runtime.ts); kept in the store, in force for connected clients at
  * once. Names the configuration defines are its own: refused with 409. The password is never shown, only whether one is set.
  */
 
 const FIELDS = ['password', 'roles', 'groups', 'client_id', 'disabled', 'text_name', 'text_description'];
 
-function userJson(runtime: RuntimeSecurity, name: string): Record<string, unknown> {
+export function userJson(runtime: RuntimeSecurity, name: string): Record<string, unknown> {
   const user = runtime.getUser(name);
   if (!user) throw new HttpError(404, `user "${name}" does not exist`);
   return {
@@ -43,47 +43,4 @@ function change(body: Record<string, unknown>): UserChange {
   return c;
 }
 
-export const userRoutes: ApiRoutes = ({ security }) => {
-  const runtime = (): RuntimeSecurity => runtimeOf(security.runtime);
-  const routes: Route[] = [
-    {
-      method: 'GET', path: `${API}/users`, access: 'read',
-      handle: ({ query }) => {
-        const r = runtime();
-        const listed = page(r.listUsers(), (n) => n, query);
-        return { json: { ...listed, items: listed.items.map((n) => userJson(r, n)) } };
-      },
-    },
-    {
-      method: 'POST', path: `${API}/users`, access: 'write',
-      handle: async ({ body }) => {
-        const request = jsonBody(body);
-        onlyFields(request, ['name', ...FIELDS]);
-        const name = field(request, 'name', 'string');
-        if (name === undefined) throw new HttpError(400, 'name: required');
-        const r = runtime();
-        await runtimeCallAsync(() => r.setUser(name, change(request), true));
-        return { status: 201, json: userJson(r, name) };
-      },
-    },
-    { method: 'GET', path: `${API}/users/{name}`, access: 'read', handle: ({ params }) => ({ json: userJson(runtime(), params.name!) }) },
-    {
-      method: 'PATCH', path: `${API}/users/{name}`, access: 'write',
-      handle: async ({ params, body }) => {
-        const request = jsonBody(body);
-        onlyFields(request, FIELDS);
-        const r = runtime();
-        await runtimeCallAsync(() => r.setUser(params.name!, change(request), false));
-        return { json: userJson(r, params.name!) };
-      },
-    },
-    {
-      method: 'DELETE', path: `${API}/users/{name}`, access: 'write',
-      handle: ({ params }) => {
-        runtimeCall(() => runtime().deleteUser(params.name!));
-        return { json: { removed: params.name } };
-      },
-    },
-  ];
-  return routes;
-};
+export const userRoutes: ApiRoutes = (context) => namedItemRoutes(context, { kind: 'user', plural: 'users', fields: FIELDS, change });
