@@ -468,9 +468,9 @@ function toSecurity(config: FileConfig, base: string): SecurityOptions {
     }
   }
   // The admin API manages users, groups and roles through the runtime store: on with an admin listener wherever
-  // something authenticates (without authentication it would turn authentication on for every listener), in one
-  // process only (multi-core workers would each keep their own, as with dynamic_security).
-  if (!security.runtime && config.admin && (config.authentication?.length ?? 0) > 0 && (config.workers ?? 1) === 1) security.runtime = { controlApi: false };
+  // something authenticates (without authentication it would turn authentication on for every listener). In
+  // multi-core mode every worker keeps the whole set, written through the primary (src/multicore/shared-runtime.ts).
+  if (!security.runtime && config.admin && (config.authentication?.length ?? 0) > 0) security.runtime = { controlApi: false };
   const guard = toGuard(config.guard);
   if (guard !== undefined) security.guard = guard;
   if (config.guard?.rate_limit && config.guard.enabled !== false) security.rateLimit = toRateLimit(config.guard.rate_limit);
