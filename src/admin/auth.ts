@@ -88,8 +88,18 @@ export interface Peer {
 
 const sha256 = (text: string): Buffer => createHash('sha256').update(text).digest();
 
+/**
+ * An admin user's accepted credentials are trusted again for this long without asking the authentication chain: a
+ * dashboard polls every 2 s, and each ask costs a provider round trip (an HTTP hook, a JWKS) and an audit line. A
+ * password changed, a role taken away or a user-name ban applies to the API within this time; an address ban at once.
+ */
+export const ADMIN_LOGIN_REUSE_MS = 10_000;
+const MAX_REMEMBERED_LOGINS = 256;
+
 export class AdminAuth {
-  constructor(private readonly sources: AdminAuthSources) {}
+  private readonly remembered = new Map<string, { name: string; roles: string[]; until: number }>();
+
+  constructor(private readonly sources: AdminAuthSources, private readonly now: () => number = Date.now) {}
 
   /** Authenticates the request's credentials and checks `scope`. */
   async check(authorization: string | undefined, peer: Peer, scope: AdminScope): Promise<AuthOutcome> {
@@ -129,7 +139,17 @@ export class AdminAuth {
     if (colon < 0) return { ok: false, status: 401, error: 'malformed Basic credentials' };
     const username = decoded.slice(0, colon);
     const principal = `user:${username}`;
-    const verdict = await this.sources.users({ username, password: Buffer.from(decoded.slice(colon + 1), 'utf8'), ...peer });
+    // Keyed by a digest of the credentials and the address: the same login from elsewhere is asked again.
+    const key = sha256(`${peer.remoteAddress}\u0000${credentials}`).toString('base64');
+    const known = this.remembered.get(key);
+    const fresh = known !== undefined && known.until > this.now();
+    const verdict: UserVerdict = fresh
+      ? { ok: true, name: known.name, roles: known.roles }
+      : await this.sources.users({ username, password: Buffer.from(decoded.slice(colon + 1), 'utf8'), ...peer });
+    if (!fresh) {
+      this.remembered.delete(key);
+      if (verdict.ok) this.remember(key, verdict.name, verdict.roles);
+    }
     if (verdict.ok) {
       if (!verdict.roles.includes(this.sources.adminRole)) {
         return { ok: false, status: 403, error: `user ${verdict.name} does not have the "${this.sources.adminRole}" role`, principal: `user:${verdict.name}` };
@@ -143,5 +163,10 @@ export class AdminAuth {
       case 'failed': return { ok: false, status: 503, error: 'authentication failed to answer', principal };
       case 'bad': return { ok: false, status: 401, error: 'bad user name or password', principal };
     }
+  }
+
+  private remember(key: string, name: string, roles: string[]): void {
+    if (this.remembered.size >= MAX_REMEMBERED_LOGINS) this.remembered.delete(this.remembered.keys().next().value!);
+    this.remembered.set(key, { name, roles, until: this.now() + ADMIN_LOGIN_REUSE_MS });
   }
 }

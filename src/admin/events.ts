@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { AuditEvent, AuditLog } from '../security/audit.js';
 import { integer } from './api/common.js';
 import type { Route } from './server.js';
@@ -14,8 +15,12 @@ export type SecurityEvent = { seq: number; time: string } & AuditEvent;
 export interface SecurityEventsPage {
   /** Oldest first. */
   items: SecurityEvent[];
-  /** The number of the newest event recorded so far (0: none yet); lower than a reader's `after` once the broker restarted. */
+  /** The number of the newest event recorded so far (0: none yet). */
   last_seq: number;
+  /** The oldest number still kept (0: none yet): a reader whose `after` is below `first_seq - 1` missed events. */
+  first_seq: number;
+  /** Different after each start of the broker, when numbers start again from 1: a reader seeing it change starts over. */
+  boot_id: string;
 }
 
 /** What the admin listener reads; in multi-core mode the primary may be given one (none yet: an empty feed). */
@@ -25,6 +30,11 @@ export interface SecurityEventFeed {
 }
 
 export const DEFAULT_FEED_CAPACITY = 1000;
+/**
+ * Longer text fields are cut (client identifiers, user names, topics and reasons are the client's choice, up to
+ * 64 KiB each): the feed's memory stays bounded by its capacity, and a reader's answer small.
+ */
+export const MAX_FIELD_CHARS = 256;
 
 /**
  * Whether an audit event belongs in the feed: refusals, the guard's actions and runtime security changes. Not
@@ -48,6 +58,7 @@ export function isSecurityEvent(event: AuditEvent): boolean {
 export class SecurityEvents implements AuditLog, SecurityEventFeed {
   private readonly ring: Array<SecurityEvent | undefined>;
   private last = 0;
+  readonly bootId = randomUUID();
 
   constructor(readonly capacity = DEFAULT_FEED_CAPACITY, private readonly now: () => number = Date.now) {
     if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`capacity: expected a positive integer, got ${capacity}`);
@@ -57,7 +68,7 @@ export class SecurityEvents implements AuditLog, SecurityEventFeed {
   record(event: AuditEvent): void {
     if (!isSecurityEvent(event)) return;
     this.last++;
-    this.ring[this.last % this.capacity] = { seq: this.last, time: new Date(this.now()).toISOString(), ...event };
+    this.ring[this.last % this.capacity] = { seq: this.last, time: new Date(this.now()).toISOString(), ...shortened(event) };
   }
 
   read(after: number | undefined, limit: number): SecurityEventsPage {
@@ -67,8 +78,20 @@ export class SecurityEvents implements AuditLog, SecurityEventFeed {
     const to = Math.min(this.last, from + limit - 1);
     const items: SecurityEvent[] = [];
     for (let seq = from; seq <= to; seq++) items.push(this.ring[seq % this.capacity]!);
-    return { items, last_seq: this.last };
+    return { items, last_seq: this.last, first_seq: this.last === 0 ? 0 : oldest, boot_id: this.bootId };
   }
+}
+
+/** The event with every text field cut to MAX_FIELD_CHARS (marked with an ellipsis). */
+function shortened(event: AuditEvent): AuditEvent {
+  let copy: Record<string, unknown> | undefined;
+  for (const [key, value] of Object.entries(event)) {
+    if (typeof value === 'string' && value.length > MAX_FIELD_CHARS) {
+      copy ??= { ...event };
+      copy[key] = `${value.slice(0, MAX_FIELD_CHARS)}…`;
+    }
+  }
+  return (copy ?? event) as AuditEvent;
 }
 
 /** One audit sink that records into several: the audit trail and the feed. */
@@ -87,5 +110,5 @@ export function eventRoutes(feed: SecurityEventFeed): Route[] {
   }];
 }
 
-/** A feed nothing records into (multi-core mode, until the primary gathers the workers' events). */
-export const EMPTY_FEED: SecurityEventFeed = { read: () => ({ items: [], last_seq: 0 }) };
+/** A feed nothing records into. */
+export const EMPTY_FEED: SecurityEventFeed = { read: () => ({ items: [], last_seq: 0, first_seq: 0, boot_id: 'none' }) };

@@ -161,8 +161,8 @@ export const OPENAPI_DOCUMENT = {
       })),
     },
     '/api/v1/events': {
-      get: read('The security feed: the latest refusals, bans and security changes from the audit trail (the last 1,000, kept in memory since the start; empty in multi-core mode for now).', json({
-        type: 'object', required: ['items', 'last_seq'],
+      get: read('The security feed: the latest refusals, bans and security changes from the audit trail (the last 1,000, kept in memory since the start; in multi-core mode, every worker\'s). Text fields longer than 256 characters are cut.', json({
+        type: 'object', required: ['items', 'last_seq', 'first_seq', 'boot_id'],
         properties: {
           items: {
             type: 'array', description: 'Oldest first.',
@@ -173,7 +173,9 @@ export const OPENAPI_DOCUMENT = {
               additionalProperties: true,
             },
           },
-          last_seq: { type: 'integer', description: 'The newest event\'s number (0: none); below `after` once the broker restarted.' },
+          last_seq: { type: 'integer', description: 'The newest event\'s number (0: none).' },
+          first_seq: { type: 'integer', description: 'The oldest number still kept (0: none): a reader whose `after` is below first_seq - 1 missed events.' },
+          boot_id: { type: 'string', description: 'Changes with each start of the broker, when numbers start again from 1: start over when it changes.' },
         },
       }), {}, [
         query('after', 'Only events numbered above this, oldest first; absent: the newest `limit`.', { type: 'integer', minimum: 0 }),

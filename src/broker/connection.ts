@@ -303,7 +303,9 @@ export class Connection {
       'protocol error',
     );
     this.broker.emit('clientError', this.client, error);
-    if (this.state !== 'connected') this.broker.stats.connectRefused(reasonLabel(error.reasonCode));
+    // A CONNECT refused: one being handled, or one whose protocol version is not spoken. Bytes that were never a
+    // CONNECT (a port scanner, TLS on a plain port) are not counted as refused CONNECTs.
+    if (this.state === 'connecting' || error.reasonCode === ReasonCode.UnsupportedProtocolVersion) this.broker.stats.connectRefused(reasonLabel(error.reasonCode));
     this.close(`protocol error: ${error.message}`, { cause: reasonLabel(error.reasonCode) });
   }
 

@@ -75,6 +75,7 @@ export class BrokerStats {
     this.droppedBy[cause]++;
   }
 
+  /** `reason`: a reason label, or `will_not_authorized` (the ACL refused the will: not an authentication failure). */
   connectRefused(reason: string): void {
     this.connectsRefusedBy[reason] = (this.connectsRefusedBy[reason] ?? 0) + 1;
   }
@@ -89,8 +90,9 @@ export function reasonLabel(code: number): string {
   return snakeCase(reasonName(code));
 }
 
+/** BadUserNameOrPassword is bad_user_name_or_password; "QoS" is one word (QoSNotSupported: qos_not_supported). */
 export function snakeCase(name: string): string {
-  return name.replace(/(?<=[a-z0-9])(?=[A-Z])/g, '_').toLowerCase();
+  return name.replace(/QoS/g, 'Qos').replace(/(?<=[a-z0-9])(?=[A-Z])/g, '_').toLowerCase();
 }
 
 /** One publish in this many has its publish-to-delivery time measured (a power of two: a mask, not a division). */

@@ -13,10 +13,10 @@ import { StoreError } from '../store/errors.js';
 import { DirectoryLock, RedisLock } from '../store/lock.js';
 import { ListenError } from '../transport/server.js';
 import { Primary } from '../multicore/primary.js';
-import { serveAsWorker, workerBrokerOptions, workerPlace, workerQueryHandlers } from '../multicore/worker.js';
+import { securityEventsToPrimary, serveAsWorker, workerBrokerOptions, workerPlace, workerQueryHandlers } from '../multicore/worker.js';
 import { PrimaryBrokerView, primaryBanCheck, workerAdminUsers } from '../multicore/admin-view.js';
 import { PrimaryAdminBackend, primaryApiServer } from '../multicore/admin-backend.js';
-import { apiRoutes, createAdminListener, type AdminListener, type ApiReloadResult } from '../admin/index.js';
+import { apiRoutes, createAdminListener, SecurityEvents, teeAudit, type AdminListener, type ApiReloadResult } from '../admin/index.js';
 import { createFileLogger } from '../log/logger.js';
 import { loggerAudit } from '../security/index.js';
 
@@ -184,8 +184,11 @@ async function runPrimary(
   const listeners = config.broker.listeners ?? [{ host: '127.0.0.1', port: 1883 }];
   const logger = createLogger(config.log.level, config.log.format);
   let lock: { release(): Promise<void> | void } | undefined;
+  // The security feed of the admin listener: every worker sends its security audit events here.
+  const securityEvents = config.admin ? new SecurityEvents() : undefined;
   const primary = new Primary({
     workers,
+    ...(securityEvents && { onSecurityEvent: (event) => securityEvents.record(event) }),
     listeners: listeners.map((l) => ({
       ...(l.name !== undefined && { name: l.name }),
       endpoint: l.path !== undefined ? { path: l.path } : { host: l.host ?? '127.0.0.1', port: l.port ?? 1883 },
@@ -228,13 +231,16 @@ async function runPrimary(
     const file = config.auditFile ? createFileLogger(config.auditFile) : undefined;
     auditFile = file;
     const guard = config.security.guard;
-    const audit = loggerAudit(file?.logger ?? logger);
+    // The primary's own audit events (admin requests, changes through the API) join the workers' in the feed.
+    const trail = loggerAudit(file?.logger ?? logger);
+    const audit = securityEvents ? teeAudit(trail, securityEvents) : trail;
     admin = createAdminListener({
       options: config.admin,
       view: new PrimaryBrokerView(primary, VERSION),
       users: workerAdminUsers(primary.queries),
       banned: primaryBanCheck(() => primary.bans.list(), guard ? guard.bans ?? [] : []),
       audit,
+      ...(securityEvents && { events: securityEvents }),
       logger,
       // The REST API over every worker: lists merged, actions sent where the client is, changes through worker 0.
       api: apiRoutes({
@@ -290,7 +296,7 @@ export async function serve(): Promise<void> {
       config, logger,
       ...(args.config !== undefined && { configFile: args.config }),
       ...(adjust && { adjust }),
-      ...(place && links && { worker: { index: place.index, hooks: links.links.hooks, options: links.options } }),
+      ...(place && links && { worker: { index: place.index, hooks: links.links.hooks, options: links.options, securityFeed: securityEventsToPrimary() } }),
     });
   } catch (err) {
     fail(`configuration error: ${(err as Error).message}`);

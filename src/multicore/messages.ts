@@ -2,6 +2,7 @@ import type { SysReport } from '../broker/peers.js';
 import type { Ban, BanKind } from '../security/guard/bans.js';
 import type { AdminBackend, AdminLogin, ApiReloadResult, BrokerFigures, ProcessFigures, UserVerdict } from '../admin/index.js';
 import type { RuntimeRecord } from '../security/runtime-store.js';
+import type { AuditEvent } from '../security/audit.js';
 
 /**
  * Questions the primary asks a worker for a program there (the admin listener), each answered by one `reply` with
@@ -88,4 +89,6 @@ export type WorkerToPrimary =
   /** The worker's memory went past its high-water mark (it refuses new clients) or came back under it; /readyz reads it. */
   | { type: 'overload'; overloaded: boolean }
   /** A runtime user, group or role changed here (through the API), with the revision the change made. */
-  | { type: 'runtime-record'; revision: number; record: RuntimeRecord };
+  | { type: 'runtime-record'; revision: number; record: RuntimeRecord }
+  /** A security audit event (a refusal, a ban, a change) for the admin listener's security feed. */
+  | { type: 'audit'; event: AuditEvent };

@@ -1,4 +1,5 @@
 import { fork, type ChildProcess } from 'node:child_process';
+import type { AuditEvent } from '../security/audit.js';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
@@ -49,6 +50,8 @@ export interface PrimaryOptions {
   args: string[];
   /** Runs once the listeners are bound, before any worker starts (the CLI takes the store lock here); a throw fails the start. */
   beforeWorkers?: () => void | Promise<void>;
+  /** A worker's security audit event, for the admin listener's feed (the workers write the audit trail themselves). */
+  onSecurityEvent?: (event: AuditEvent) => void;
 }
 
 /** Connections held while the workers start; more are closed at once. */
@@ -172,6 +175,10 @@ export class Primary {
       ready.push(new Promise<void>((resolve, reject) => {
         child.on('message', (message: WorkerToPrimary) => {
           if (this.bans.received(index, message) || this.runtime.received(index, message) || this.queries.received(message)) return;
+          if (message.type === 'audit') {
+            this.options.onSecurityEvent?.(message.event);
+            return;
+          }
           if (message.type === 'overload') {
             this.overloaded[index] = message.overloaded;
             return;

@@ -9,7 +9,8 @@ import type { PrimaryToWorker, WorkerToPrimary } from './messages.js';
 import { WorkerBans, type BanAuthority } from './shared-bans.js';
 import { REVISION_RECORD, WorkerRuntime } from './shared-runtime.js';
 import { answerQuery, type QueryHandlers } from './worker-queries.js';
-import { brokerFigures, localAdminBackend, localAdminUsers, processFigures, type ApiReloadResult } from '../admin/index.js';
+import { brokerFigures, isSecurityEvent, localAdminBackend, localAdminUsers, processFigures, type ApiReloadResult } from '../admin/index.js';
+import type { AuditLog } from '../security/audit.js';
 import { HttpError } from '../admin/server.js';
 import type { Security } from '../security/index.js';
 import type { RuntimeSecurity } from '../security/runtime-store.js';
@@ -31,6 +32,15 @@ const ENV_SOCKET_DIR = 'MOAT_WORKER_SOCKETS';
 const ENV_RELAY_SECRET = 'MOAT_WORKER_RELAY_SECRET';
 
 /** This process's place among the workers, or undefined if it is not a worker. */
+/** A worker's security audit events, sent to the primary for the admin listener's feed (the rest stays in the trail). */
+export function securityEventsToPrimary(): AuditLog {
+  return {
+    record(event) {
+      if (isSecurityEvent(event) && process.connected) process.send?.({ type: 'audit', event } satisfies WorkerToPrimary);
+    },
+  };
+}
+
 export function workerPlace(env: NodeJS.ProcessEnv = process.env): WorkerPlace | undefined {
   const index = env[ENV_INDEX];
   if (index === undefined || process.send === undefined) return undefined;

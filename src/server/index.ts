@@ -24,8 +24,11 @@ export interface ServerOptions {
   adjust?: (config: LoadedConfig) => void;
   /** Default: the logger the configuration's `log:` section describes. */
   logger?: PinoLogger;
-  /** Multi-core mode: this process is one worker; its store is its own, and the peers' hooks and options are added. */
-  worker?: { index: number; hooks: BrokerHooks; options: Partial<BrokerOptions> };
+  /**
+   * Multi-core mode: this process is one worker; its store is its own, and the peers' hooks and options are added.
+   * `securityFeed`: where its security audit events go for the admin listener's feed (the primary runs it).
+   */
+  worker?: { index: number; hooks: BrokerHooks; options: Partial<BrokerOptions>; securityFeed?: AuditLog };
 }
 
 /** What a reload did. */
@@ -145,8 +148,10 @@ export function createServer(options: ServerOptions = {}): MoatServer {
   let auditSink = auditFor(config);
   const auditTrail = new SwitchableAudit(auditSink.audit);
   // The admin listener's security feed (the dashboard) sees every audit event; the trail keeps them all as before.
+  // A multi-core worker sends them to the primary, which runs the admin listener.
   const events = config.admin && !options.worker ? new SecurityEvents() : undefined;
-  const audit: AuditLog = events ? teeAudit(auditTrail, events) : auditTrail;
+  const feed = config.admin ? events ?? options.worker?.securityFeed : undefined;
+  const audit: AuditLog = feed ? teeAudit(auditTrail, feed) : auditTrail;
   const security = createSecurity({ ...config.security, audit }, logger);
   const worker = options.worker;
   const store = createStore(storeForWorker(config.store, worker?.index), {

@@ -169,6 +169,18 @@ describe('admin listener: health, metrics and authentication', () => {
     assert.deepEqual(await wrong.json(), { error: 'bad user name or password' });
   });
 
+  it('an admin user\'s accepted login is reused for a few seconds: three calls ask the authentication chain at most once; a wrong password is still refused', async () => {
+    const accepted = (): number => readFileSync(path.join(dir, 'audit.log'), 'utf8').split('\n').filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.event === 'connect.accepted' && l.listener === 'admin' && l.username === 'root').length;
+    assert.equal((await audited('user:root', '/api/v1/broker', basic('root', 'root-password'))).status, 200);
+    await new Promise((r) => setTimeout(r, 300)); // the audit line of that first login is written
+    const before = accepted();
+    for (let i = 0; i < 3; i++) assert.equal((await audited('user:root', '/api/v1/broker', basic('root', 'root-password'))).status, 200);
+    assert.equal((await audited('user:root', '/api/v1/broker', basic('root', 'root-passwordX'))).status, 401);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(accepted() - before, 0, 'the three calls were answered from the remembered login');
+  });
+
   it('a scrape parsed by a Prometheus parser: 3 MQTT clients read as 3 connections by listener and protocol, 25 publishes move messages received by 25', async () => {
     const before = await scrape();
     for (const family of before) assert.match(family.name, /^(moat|process|nodejs)_/);

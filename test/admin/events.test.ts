@@ -11,7 +11,7 @@ const seqs = (page: { items: Array<{ seq: number }> }): number[] => page.items.m
 describe('security feed (src/admin/events.ts)', () => {
   it('numbers events from 1 in the order recorded, oldest first, with the time and the audit fields', () => {
     const feed = new SecurityEvents(10, () => Date.UTC(2026, 0, 2, 3, 4, 5));
-    assert.deepEqual(feed.read(undefined, 100), { items: [], last_seq: 0 });
+    assert.deepEqual(feed.read(undefined, 100), { items: [], last_seq: 0, first_seq: 0, boot_id: feed.bootId });
     feed.record(refused('a'));
     feed.record({ event: 'guard.banned', clientId: '', ban: 'address 192.0.2.7', rule: 'api' });
     const page = feed.read(undefined, 100);
@@ -26,9 +26,13 @@ describe('security feed (src/admin/events.ts)', () => {
     assert.deepEqual(seqs(feed.read(0, 3)), [1, 2, 3]);
     assert.deepEqual(seqs(feed.read(3, 3)), [4, 5, 6]);
     assert.deepEqual(seqs(feed.read(8, 100)), [9, 10]);
-    assert.deepEqual(feed.read(10, 100), { items: [], last_seq: 10 });
-    // A reader ahead of the feed (the broker restarted): nothing, and last_seq says so.
-    assert.deepEqual(feed.read(50, 100), { items: [], last_seq: 10 });
+    assert.deepEqual(feed.read(10, 100), { items: [], last_seq: 10, first_seq: 1, boot_id: feed.bootId });
+    // A reader ahead of the feed: nothing. A restarted broker is told by its boot_id, not by the numbers, which may
+    // have passed the reader's again.
+    assert.deepEqual(feed.read(50, 100), { items: [], last_seq: 10, first_seq: 1, boot_id: feed.bootId });
+    const restarted = new SecurityEvents(100);
+    for (let i = 1; i <= 12; i++) restarted.record(refused(`r${i}`));
+    assert.notEqual(restarted.read(10, 100).boot_id, feed.read(10, 100).boot_id);
     assert.deepEqual(seqs(feed.read(undefined, 4)), [7, 8, 9, 10]);
   });
 
@@ -40,6 +44,7 @@ describe('security feed (src/admin/events.ts)', () => {
     assert.deepEqual(seqs(feed.read(10, 100)), [11, 12]);
     assert.deepEqual(feed.read(undefined, 100).items.map((e) => e.clientId), ['c8', 'c9', 'c10', 'c11', 'c12']);
     assert.equal(feed.read(undefined, 100).last_seq, 12);
+    assert.equal(feed.read(2, 2).first_seq, 8, 'a reader at 2 can see it missed 3 to 7');
     assert.throws(() => new SecurityEvents(0), RangeError);
   });
 
@@ -68,6 +73,20 @@ describe('security feed (src/admin/events.ts)', () => {
     const feed = new SecurityEvents();
     for (const e of [...dropped, ...kept]) feed.record(e);
     assert.deepEqual(feed.read(0, 1000).items.map((e) => e.event), kept.map((e) => e.event));
+  });
+
+  it('cuts text fields longer than 256 characters: a flood of 64 KiB client identifiers keeps the feed small', () => {
+    const feed = new SecurityEvents(10);
+    const long = 'x'.repeat(60_000);
+    for (let i = 0; i < 20; i++) feed.record({ event: 'connect.refused', clientId: long, username: long, remoteAddress: '192.0.2.7', reason: 'bad password' });
+    const page = feed.read(0, 10);
+    assert.equal(page.items.length, 10);
+    for (const e of page.items) {
+      assert.equal(e.clientId, `${'x'.repeat(256)}…`);
+      assert.equal(e.username, `${'x'.repeat(256)}…`);
+      assert.equal(e.reason, 'bad password', 'short fields as they were');
+    }
+    assert.ok(JSON.stringify(page).length < 10 * 1000, 'the whole answer stays small');
   });
 
   it('teeAudit records every event into each sink: the audit trail keeps what the feed leaves out', () => {

@@ -120,6 +120,22 @@ describe('metrics by reason, cause and QoS, and latency histograms', () => {
     assert.equal(diff('moat_connects_accepted_total', {}), 0);
   });
 
+  it('a will the ACL refuses is counted apart from authentication failures; bytes that were never a CONNECT are not a refused CONNECT', async () => {
+    const before = await scrape();
+    await assert.rejects(connect('will-x', { protocolVersion: 5, will: { topic: 'x/y', payload: Buffer.from('bye'), qos: 0, retain: false } }));
+    const scanner = net.connect(mqttPort, '127.0.0.1');
+    scanner.resume();
+    await new Promise<void>((resolve) => scanner.once('connect', () => resolve()));
+    scanner.write(Buffer.from([0xc0, 0x00])); // PINGREQ first: a protocol violation [MQTT-3.1.0-1], not a CONNECT
+    await new Promise<void>((resolve) => scanner.once('close', () => resolve()));
+    const after = await until((f) => value(f, 'moat_connects_refused_total', { reason: 'will_not_authorized' }) > value(before, 'moat_connects_refused_total', { reason: 'will_not_authorized' }), 'the will refusal counted');
+    const diff = (name: string, labels: Record<string, string>): number => value(after, name, labels) - value(before, name, labels);
+    assert.equal(diff('moat_connects_refused_total', { reason: 'will_not_authorized' }), 1);
+    assert.equal(diff('moat_authentication_failures_total', { reason: 'not_authorized' }), 0, 'right credentials: not an authentication failure');
+    const refusedTotal = (f: Family[]): number => f.find((x) => x.name === 'moat_connects_refused_total')!.metrics.reduce((n, m) => n + Number(m.value), 0);
+    assert.equal(refusedTotal(after) - refusedTotal(before), 1, 'the PINGREQ-first connection is not a refused CONNECT');
+  });
+
   it('messages and payload bytes by QoS; a sample of publishes timed to delivery; the SQLite store\'s writes and fsyncs timed', async () => {
     const subscriber = await connect('sub', { protocolVersion: 5, clean: false, properties: { sessionExpiryInterval: 300 } });
     await subscriber.subscribeAsync('m/#', { qos: 1 });

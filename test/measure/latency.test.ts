@@ -29,3 +29,13 @@ describe('LatencyHistogram', () => {
     assert.equal(h.count, 2);
   });
 });
+
+describe('metric labels from reason names', () => {
+  it('snake case, with QoS as one word', async () => {
+    const { reasonLabel, snakeCase } = await import('../../src/broker/stats.js');
+    assert.equal(reasonLabel(0x86), 'bad_user_name_or_password');
+    assert.equal(reasonLabel(0x9b), 'qos_not_supported');
+    assert.equal(reasonLabel(0x8d), 'keep_alive_timeout');
+    assert.equal(snakeCase('slowConsumer'), 'slow_consumer');
+  });
+});

@@ -197,6 +197,29 @@ describe('REST API in multi-core mode (workers: 2)', () => {
 
   });
 
+  it('the security feed gathers every worker\'s events, and the API\'s own changes, in one numbered list', async () => {
+    const before = (await api('GET', '/api/v1/events?limit=1')).json as { last_seq: number; boot_id: string };
+    const on0 = idOn(0, 'guess');
+    const on1 = idOn(1, 'guess');
+    assert.equal(await login(on0, 'bob', 'wrong-0'), 4);
+    assert.equal(await login(on1, 'bob', 'wrong-1'), 4);
+    assert.equal((await api('POST', '/api/v1/roles', { name: 'feed-role', rules: [] })).status, 201);
+    let events: Array<Record<string, unknown>> = [];
+    const deadline = Date.now() + 5000;
+    while (Date.now() < deadline) {
+      const page = (await api('GET', `/api/v1/events?after=${before.last_seq}`)).json as { items: Array<Record<string, unknown>>; boot_id: string };
+      assert.equal(page.boot_id, before.boot_id);
+      events = page.items;
+      if (events.some((e) => e.event === 'security.change' && e.name === 'feed-role') && events.filter((e) => e.event === 'connect.refused').length >= 2) break;
+      await delay(100);
+    }
+    const refused = events.filter((e) => e.event === 'connect.refused').map((e) => e.clientId).sort();
+    assert.deepEqual(refused, [on0, on1].sort(), 'refusals from worker 0 and worker 1');
+    assert.ok(events.some((e) => e.event === 'security.change' && e.target === 'role' && e.name === 'feed-role' && e.principal === 'token:ops'));
+    const seqs = events.map((e) => e.seq as number);
+    assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b), 'numbered in the order the primary received them');
+  });
+
   it('every documented endpoint is served, configuration and reload included', async () => {
     const config = await api('GET', '/api/v1/broker/config');
     assert.equal(config.status, 200);

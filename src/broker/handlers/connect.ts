@@ -181,15 +181,18 @@ function finishConnect(conn: Connection, pending: PendingConnect, returnCode: nu
       return verdict.then(
         (allowed) => {
           if (allowed) completeConnect(conn, pending, client, authData);
-          else if (conn.state === 'connecting') refuse(conn, ConnectReturnCode.NotAuthorized);
+          else if (conn.state === 'connecting') refuse(conn, ConnectReturnCode.NotAuthorized, undefined, WILL_REFUSED);
         },
         (err: unknown) => authenticationBroke(conn, err),
       );
     }
-    if (!verdict) return refuse(conn, ConnectReturnCode.NotAuthorized);
+    if (!verdict) return refuse(conn, ConnectReturnCode.NotAuthorized, undefined, WILL_REFUSED);
   }
   completeConnect(conn, pending, client, authData);
 }
+
+/** How /metrics counts a CONNECT refused because its will may not be published: apart from authentication failures. */
+const WILL_REFUSED = 'will_not_authorized';
 
 function completeConnect(conn: Connection, pending: PendingConnect, client: ClientInfo, authData: Buffer | undefined): void {
   if (conn.state !== 'connecting') return;
@@ -268,9 +271,9 @@ function connackProperties(
  * A CONNACK with a refusal is followed by closing the connection [MQTT-3.2.2-5]
  * (MQTT 5: reason code 0x80 or above [MQTT-3.2.2-7]); session present 0 [MQTT-3.2.2-4].
  */
-function refuse(conn: Connection, returnCode: number, reasonCodeV5?: number): void {
+function refuse(conn: Connection, returnCode: number, reasonCodeV5?: number, countAs?: string): void {
   const v5Code = reasonCodeV5 ?? V5_REFUSAL[returnCode] ?? returnCode;
-  conn.broker.stats.connectRefused(reasonLabel(v5Code));
+  conn.broker.stats.connectRefused(countAs ?? reasonLabel(v5Code));
   conn.sendConnack(conn.version === 5 ? v5Code : returnCode, false);
   conn.close(`connection refused, return code ${returnCode}`, { publishWill: false });
 }

@@ -25,6 +25,7 @@ interface EventJson {
 interface EventsPage {
   items: EventJson[];
   last_seq: number;
+  boot_id: string;
 }
 
 const FOLLOW_INTERVAL_MS = 2000;
@@ -60,11 +61,16 @@ async function follow(context: CommandContext, first: EventsPage, json: boolean)
   process.stdout.write(json ? '' : `${table(COLUMNS, first.items)}\n`);
   if (json) show(first.items);
   let last = first.last_seq;
+  let boot = first.boot_id;
   for (;;) {
     await new Promise((resolve) => setTimeout(resolve, FOLLOW_INTERVAL_MS));
-    const page = await context.api.get<EventsPage>('/api/v1/events', { after: String(last), limit: '1000' });
-    // A lower number than ours: the broker restarted and numbers from 1 again.
-    if (page.last_seq < last) last = 0;
+    let page = await context.api.get<EventsPage>('/api/v1/events', { after: String(last), limit: '1000' });
+    // Another start of the broker: its numbers began again from 1.
+    if (page.boot_id !== boot) {
+      boot = page.boot_id;
+      last = 0;
+      page = await context.api.get<EventsPage>('/api/v1/events', { after: '0', limit: '1000' });
+    }
     show(page.items.filter((e) => e.seq > last));
     last = Math.max(last, page.last_seq);
   }

@@ -8,6 +8,8 @@ const KEEP = 1000;
 const SHOWN = 300;
 let events = [];
 let lastSeq;
+/** The broker's start the numbers belong to: another one means it restarted and numbers began again from 1. */
+let bootId;
 /** Events numbered above this arrived while the view was not shown: counted on the tab. */
 let seenSeq = 0;
 /** And those marked in the feed: what arrived since the view was last left. */
@@ -66,11 +68,13 @@ function poll(visible) {
 
 async function fetchEvents(visible) {
   let page = await get(`/api/v1/events${query({ after: lastSeq, limit: KEEP })}`);
-  if (lastSeq !== undefined && page.last_seq < lastSeq) {
+  if (bootId !== undefined && page.boot_id !== bootId) {
     events = [];
+    lastSeq = undefined;
     seenSeq = freshFrom = 0;
     page = await get(`/api/v1/events${query({ limit: KEEP })}`);
   }
+  bootId = page.boot_id;
   const first = lastSeq === undefined;
   const added = page.items.filter((e) => first || e.seq > lastSeq);
   events.push(...added);
