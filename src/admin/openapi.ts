@@ -67,6 +67,16 @@ export const OPENAPI_DOCUMENT = {
           id: { type: 'string' }, user: text, address: { type: 'string' }, port: { type: 'integer' }, listener: { type: 'string' },
           protocol: { enum: ['3.1', '3.1.1', '5'] }, connected_since: { type: 'string', format: 'date-time' }, keep_alive: { type: 'integer' },
           clean_start: { type: 'boolean' }, session_expiry_interval: { type: 'integer' },
+          messages_in: { type: 'integer', description: 'PUBLISH packets received from the client on this connection.' },
+          messages_out: { type: 'integer', description: 'PUBLISH packets sent to it.' },
+          bytes_in: { type: 'integer' }, bytes_out: { type: 'integer' },
+          rates: {
+            type: 'object', description: 'Averages per second since the connection was accepted (take two readings apart for the rate of the moment).',
+            properties: {
+              messages_in_per_second: { type: 'number' }, messages_out_per_second: { type: 'number' },
+              bytes_in_per_second: { type: 'number' }, bytes_out_per_second: { type: 'number' },
+            },
+          },
         },
       },
       Subscription: {

@@ -971,6 +971,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
         id: client.id, username: client.identity?.username ?? client.username, remoteAddress: client.remoteAddress, remotePort: client.remotePort,
         listener: client.listener, protocolVersion: client.protocolVersion, connectedAt: this.connectedAt.get(conn) ?? conn.openedAt,
         keepalive: client.keepalive, clean: client.clean, sessionExpiryInterval: session.expiryInterval,
+        traffic: { publishesIn: conn.publishesIn, publishesOut: conn.publishesOut, bytesIn: conn.bytesIn, bytesOut: conn.bytesOut },
       };
     }
   }
@@ -1182,6 +1183,8 @@ export interface ConnectedClientView {
   clean: boolean;
   /** Seconds the session outlives the connection (0: ends with it; 0xFFFFFFFF: never expires). */
   sessionExpiryInterval: number;
+  /** What the connection carried so far: PUBLISH packets each way, and every byte each way. */
+  traffic: { publishesIn: number; publishesOut: number; bytesIn: number; bytesOut: number };
 }
 
 /** A session as the admin API shows it. */

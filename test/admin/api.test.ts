@@ -119,10 +119,19 @@ describe('admin REST API (/api/v1/)', () => {
 
   it('clients: listed with their fields, filtered by id, user, address, listener and protocol, paged by cursor and offset', async () => {
     const v5 = await connect('list-v5', 5, { properties: { sessionExpiryInterval: 60 }, keepalive: 33 });
-    await connect('list-a', 4);
+    const a = await connect('list-a', 4);
     await connect('list-b', 4);
     await new Promise<void>((resolve) => v5.subscribe('list/+/x', { qos: 1 }, () => resolve()));
+    // What each connection carried: list-a publishes 3 messages of 5 bytes, list-v5 receives them.
+    for (let i = 0; i < 3; i++) await a.publishAsync('list/a/x', 'hello', { qos: 1 });
+    await new Promise((r) => setTimeout(r, 200));
     const all = (await api('GET', '/api/v1/clients?id=list-*')).json as Page;
+    const traffic = (id: string): unknown[] => { const c = all.items.find((x) => x.id === id)!; return [c.messages_in, c.messages_out]; };
+    assert.deepEqual(traffic('list-a'), [3, 0]);
+    assert.deepEqual(traffic('list-v5'), [0, 3]);
+    const sender = all.items.find((c) => c.id === 'list-a')!;
+    assert.ok(Number(sender.bytes_in) >= 3 * (2 + 2 + 8 + 2 + 5), `bytes in counts the PUBLISH packets: ${sender.bytes_in}`);
+    assert.ok((sender.rates as Record<string, number>).messages_in_per_second > 0, 'an average rate since the connect');
     assert.deepEqual(ids(all), ['list-a', 'list-b', 'list-v5']);
     const one = all.items.find((c) => c.id === 'list-v5')!;
     assert.equal(one.user, 'bob');

@@ -7,11 +7,20 @@ import { sessionDetail } from './sessions.js';
 
 /** Connected clients: list (filters, paging), one client with its session's figures, disconnect, ban. */
 
-export function clientJson(c: ConnectedClientView): Record<string, unknown> {
+export function clientJson(c: ConnectedClientView, now = Date.now()): Record<string, unknown> {
+  const t = c.traffic;
+  // Averages over the connection's life; a tool that wants the rate of the moment takes two readings apart.
+  const seconds = Math.max(1, (now - c.connectedAt) / 1000);
+  const perSecond = (n: number): number => Math.round((n / seconds) * 100) / 100;
   return {
     id: c.id, user: c.username ?? null, address: c.remoteAddress, port: c.remotePort, listener: c.listener,
     protocol: PROTOCOL_NAMES[c.protocolVersion] ?? String(c.protocolVersion), connected_since: iso(c.connectedAt),
     keep_alive: c.keepalive, clean_start: c.clean, session_expiry_interval: c.sessionExpiryInterval,
+    messages_in: t.publishesIn, messages_out: t.publishesOut, bytes_in: t.bytesIn, bytes_out: t.bytesOut,
+    rates: {
+      messages_in_per_second: perSecond(t.publishesIn), messages_out_per_second: perSecond(t.publishesOut),
+      bytes_in_per_second: perSecond(t.bytesIn), bytes_out_per_second: perSecond(t.bytesOut),
+    },
   };
 }
 
@@ -47,7 +56,7 @@ export const clientRoutes: ApiRoutes = (context) => {
           && (!inAddress || inAddress(c.remoteAddress)) && (listener === null || c.listener === listener)
           && (level === undefined || c.protocolVersion === level));
         const listed = page(clients, (c) => c.id, query);
-        return { json: { ...listed, items: listed.items.map(clientJson), ...partial(missing) } };
+        return { json: { ...listed, items: listed.items.map((c) => clientJson(c)), ...partial(missing) } };
       },
     },
     {
