@@ -25,6 +25,12 @@ export interface BrokerInfo {
   ready: boolean;
   /** Multi-core mode: each worker and its state. */
   workers?: Array<{ index: number; pid: number | undefined; state: WorkerState }>;
+  /** Connected clients and sessions held (multi-core mode: of the workers that answered in time). */
+  connected_clients?: number;
+  sessions?: number;
+  /** Multi-core mode: some worker did not answer in time, and these figures leave it out. */
+  partial?: boolean;
+  workers_missing?: number[];
 }
 
 /** A worker as the primary knows it: starting (not yet ready), ready, overloaded (refusing newcomers), stopped. */

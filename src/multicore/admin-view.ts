@@ -61,14 +61,20 @@ export class PrimaryBrokerView implements BrokerView {
     return { broker, workers };
   }
 
-  info(): Promise<BrokerInfo> {
-    return Promise.resolve({
+  /** With the clients and sessions of every worker that answered in time (`workers_missing` names the others). */
+  async info(): Promise<BrokerInfo> {
+    const { broker, workers } = await this.read();
+    const missing = (workers ?? []).filter((w) => !w.process).map((w) => w.index);
+    return {
       version: this.version,
       uptime_seconds: Math.floor((Date.now() - this.primary.startedAt) / 1000),
       listeners: this.primary.listening,
       ready: this.readiness().ready,
       workers: this.primary.workerStates(),
-    });
+      connected_clients: broker.connections.reduce((n, c) => n + c.count, 0),
+      sessions: broker.sessions.online + broker.sessions.offline,
+      ...(missing.length > 0 && { partial: true, workers_missing: missing }),
+    };
   }
 }
 

@@ -128,6 +128,11 @@ describe('admin listener in multi-core mode (workers: 2)', () => {
     assert.deepEqual(Object.keys(byWorker(now, 'moat_worker_eventloop_lag_seconds')).sort(), ['0', '1']);
     assert.ok(total(now, 'process_resident_memory_bytes') > 0, "the primary's own default metrics");
     for (const family of now) assert.match(family.name, /^(moat|process|nodejs)_/);
+    // GET /api/v1/broker counts the clients and sessions of both workers too.
+    const info = await (await call('/api/v1/broker', `Bearer ${READ_TOKEN}`)).json() as { connected_clients: number; sessions: number; partial?: boolean };
+    assert.equal(info.connected_clients, 4);
+    assert.ok(info.sessions >= 4);
+    assert.equal(info.partial, undefined);
   });
 
   it('an admin user (Basic) is judged by a worker: the admin role gets in, a user without it 403, a wrong password 401', async () => {
