@@ -130,6 +130,9 @@ export class AdminAuth {
       if (timingSafeEqual(digest, token.sha256) && found === undefined) found = token;
     }
     if (!found) return { ok: false, status: 401, error: 'unknown API token' };
+    if (found.expiresAt !== undefined && this.now() >= found.expiresAt) {
+      return { ok: false, status: 401, error: `API token "${found.name}" expired at ${new Date(found.expiresAt).toISOString()}`, principal: `token:${found.name}` };
+    }
     return { ok: true, principal: { id: `token:${found.name}`, scopes: found.scopes } };
   }
 

@@ -11,6 +11,8 @@ export interface AdminToken {
   /** SHA-256 of the token (from `token_sha256`, or of the first line of `token_file`): the token itself is never kept. */
   sha256: Buffer;
   scopes: readonly AdminScope[];
+  /** Epoch ms from which the token is refused (401, "expired"); absent: it does not expire. */
+  expiresAt?: number;
 }
 
 export interface AdminTls {

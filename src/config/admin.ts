@@ -31,7 +31,15 @@ export function readAdmin(config: FileConfig, base: string, located: Locate): Ad
       }
       sha256 = createHash('sha256').update(token).digest();
     }
-    return { name: t.name, sha256, scopes: t.scopes };
+    const token: AdminToken = { name: t.name, sha256, scopes: t.scopes };
+    if (t.expires !== undefined) {
+      // A date alone is midnight UTC; a date and time says its zone (Z or an offset).
+      const at = /^\d{4}-\d{2}-\d{2}$/.test(t.expires) ? Date.parse(`${t.expires}T00:00:00Z`)
+        : /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(t.expires) ? Date.parse(t.expires) : NaN;
+      if (Number.isNaN(at)) throw located(['admin', 'tokens', String(i), 'expires'], `"${t.expires}" is not a date (2027-01-31) or a date and time with its zone (2027-01-31T18:00:00Z)`);
+      token.expiresAt = at;
+    }
+    return token;
   });
   const options: AdminOptions = {
     host: admin.host ?? '127.0.0.1',

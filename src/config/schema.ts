@@ -284,6 +284,7 @@ export const configSchema = {
               token_file: { type: 'string', minLength: 1 },
               token_sha256: { type: 'string', pattern: '^[0-9a-fA-F]{64}$' },
               scopes: { type: 'array', minItems: 1, uniqueItems: true, items: { enum: ['read', 'write', 'metrics'] } },
+              expires: { type: 'string', minLength: 1 },
             },
           },
         },
@@ -487,5 +488,5 @@ export interface FileAdmin {
   tls?: { cert_file: string; key_file: string; key_passphrase_file?: string; min_version?: 'TLSv1.2' | 'TLSv1.3'; ciphers?: string };
   metrics_auth?: boolean;
   admin_role?: string;
-  tokens?: Array<{ name: string; token_file?: string; token_sha256?: string; scopes: Array<'read' | 'write' | 'metrics'> }>;
+  tokens?: Array<{ name: string; token_file?: string; token_sha256?: string; scopes: Array<'read' | 'write' | 'metrics'>; expires?: string }>;
 }

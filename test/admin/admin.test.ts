@@ -28,6 +28,8 @@ const parsePrometheus = createRequire(import.meta.url)('parse-prometheus-text-fo
 
 const PROM_TOKEN = 'prom-0123456789abcdef0123456789abcdef0123456789';
 const READ_TOKEN = 'read-0123456789abcdef0123456789abcdef0123456789';
+const EXPIRED_TOKEN = 'old-0123456789abcdef0123456789abcdef0123456789';
+const LATER_TOKEN = 'later-0123456789abcdef0123456789abcdef0123456789';
 const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
 const basic = (user: string, password: string): string => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 
@@ -121,6 +123,8 @@ describe('admin listener: health, metrics and authentication', () => {
       '  tokens:',
       '    - { name: prometheus, token_file: prom.token, scopes: [metrics] }',
       `    - { name: reader, token_sha256: ${sha256(READ_TOKEN)}, scopes: [read] }`,
+      `    - { name: old, token_sha256: ${sha256(EXPIRED_TOKEN)}, scopes: [read], expires: "2020-01-31" }`,
+      `    - { name: later, token_sha256: ${sha256(LATER_TOKEN)}, scopes: [read], expires: "2099-01-31T18:00:00+01:00" }`,
       'log: { format: json }',
       'store: { type: memory }',
     ].join('\n'));
@@ -151,6 +155,13 @@ describe('admin listener: health, metrics and authentication', () => {
     assert.equal((await audited('token:reader', '/api/v1/broker', `Bearer ${READ_TOKEN}`)).status, 200);
     assert.equal((await audited('token:prometheus', '/api/v1/broker', `Bearer ${PROM_TOKEN}`)).status, 403);
     await scrape();
+  });
+
+  it('an expired token is refused (401, saying when it expired); one that expires later is accepted', async () => {
+    const old = await audited('token:old', '/api/v1/broker', `Bearer ${EXPIRED_TOKEN}`);
+    assert.equal(old.status, 401);
+    assert.deepEqual(await old.json(), { error: 'API token "old" expired at 2020-01-31T00:00:00.000Z' });
+    assert.equal((await audited('token:later', '/api/v1/broker', `Bearer ${LATER_TOKEN}`)).status, 200);
   });
 
   it('an admin user from the password file with the admin role gets in (Basic); a user without it 403; a wrong password 401', async () => {

@@ -163,6 +163,15 @@ describe('config: errors name the file, the 1-based line, the dotted key and wha
     assert.match(err.problem, /not yet in multi-core mode/);
   });
 
+  it('an admin token\'s expiry: a date is midnight UTC, a date and time says its zone; anything else is refused at the key', () => {
+    const digest = 'a'.repeat(64);
+    const loaded = parseConfig(`admin:\n  tokens:\n    - { name: a, token_sha256: ${digest}, scopes: [read], expires: "2027-01-31" }\n    - { name: b, token_sha256: ${digest.replace(/a/g, 'b')}, scopes: [read], expires: "2027-01-31T18:00:00+01:00" }\n`, FILE);
+    assert.deepEqual(loaded.admin?.tokens.map((t) => t.expiresAt), [Date.UTC(2027, 0, 31), Date.UTC(2027, 0, 31, 17)]);
+    const err = configError(() => parseConfig(`admin:\n  tokens:\n    - name: a\n      token_sha256: ${digest}\n      scopes: [read]\n      expires: next tuesday\n`, FILE));
+    assertLocated(err, FILE, 6, 'admin.tokens.0.expires');
+    assert.match(err.problem, /"next tuesday" is not a date \(2027-01-31\) or a date and time with its zone/);
+  });
+
   it('one administrator role: given in either place it holds for both the admin API and dynamic security; two different ones are refused', () => {
     const dynsecOnly = parseConfig('admin: { port: 18083 }\nauthorization:\n  dynamic_security: { enabled: true, admin_role: ops }\n', FILE);
     assert.equal(dynsecOnly.admin?.adminRole, 'ops', 'the admin API follows dynamic_security.admin_role');
