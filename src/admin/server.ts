@@ -1,5 +1,6 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
+import type { Socket } from 'node:net';
 import { closeServer, listenOn } from '../transport/server.js';
 import type { AuditLog } from '../security/audit.js';
 import type { AdminAuth, AdminPrincipal } from './auth.js';
@@ -77,6 +78,11 @@ const REQUEST_TIMEOUT_MS = 10_000;
 const IDLE_TIMEOUT_MS = 30_000;
 /** Sockets open at once on the admin port; more are closed as they arrive. */
 const MAX_SOCKETS = 256;
+/**
+ * Sockets open at once from one address: a browser opens at most 6, a script one. Without it, one client holding
+ * slow sockets could take every slot and leave the load balancer's /readyz probes unanswered.
+ */
+export const MAX_SOCKETS_PER_ADDRESS = 32;
 
 export class AdminHttpServer {
   private readonly server: http.Server;
@@ -108,6 +114,22 @@ export class AdminHttpServer {
     this.server.keepAliveTimeout = 5_000;
     this.server.maxConnections = MAX_SOCKETS;
     this.server.setTimeout(IDLE_TIMEOUT_MS, (socket) => socket.destroy());
+    const perAddress = new Map<string, number>();
+    // For HTTPS, 'connection' comes with the raw socket, before the handshake: the cap holds for handshakes too.
+    this.server.on('connection', (socket: Socket) => {
+      const address = socket.remoteAddress ?? '';
+      const open = perAddress.get(address) ?? 0;
+      if (open >= MAX_SOCKETS_PER_ADDRESS) {
+        socket.destroy();
+        return;
+      }
+      perAddress.set(address, open + 1);
+      socket.once('close', () => {
+        const left = (perAddress.get(address) ?? 1) - 1;
+        if (left > 0) perAddress.set(address, left);
+        else perAddress.delete(address);
+      });
+    });
   }
 
   get address(): { address: string; port: number } | undefined {

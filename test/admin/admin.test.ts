@@ -217,6 +217,28 @@ describe('admin listener: health, metrics and authentication', () => {
     while (total(await scrape(), 'moat_connections') !== 0) assert.ok(Date.now() < deadline, 'the connections are gone from the gauge');
   });
 
+  it('one address holding idle sockets gets at most 32 of them; probes from elsewhere are still answered', async () => {
+    const port = Number(new URL(base).port);
+    const sockets: net.Socket[] = [];
+    let closed = 0;
+    try {
+      for (let i = 0; i < 40; i++) {
+        const socket = net.connect({ host: '127.0.0.1', port, localAddress: '127.0.0.2' });
+        socket.on('error', () => {});
+        socket.on('close', () => closed++);
+        socket.resume();
+        sockets.push(socket);
+      }
+      const deadline = Date.now() + 3000;
+      while (closed < 8 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(closed, 8, 'the sockets past 32 were closed at once, the others kept');
+      const ready = await call('/readyz');
+      assert.equal(ready.status, 200);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+    }
+  });
+
   it('unknown paths are 404 and wrong methods 405, in JSON', async () => {
     const missing = await audited('unauthenticated', '/nothing-here');
     assert.equal(missing.status, 404);
