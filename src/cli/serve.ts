@@ -13,6 +13,7 @@ import { StoreError } from '../store/errors.js';
 import { DirectoryLock, RedisLock } from '../store/lock.js';
 import { ListenError } from '../transport/server.js';
 import { Primary } from '../multicore/primary.js';
+import { ControlForwarder } from '../multicore/shared-control.js';
 import { securityEventsToPrimary, serveAsWorker, workerBrokerOptions, workerPlace, workerQueryHandlers } from '../multicore/worker.js';
 import { PrimaryBrokerView, primaryBanCheck, workerAdminUsers } from '../multicore/admin-view.js';
 import { PrimaryAdminBackend, primaryApiServer } from '../multicore/admin-backend.js';
@@ -85,6 +86,14 @@ function withMemoryShare(adjust: ((config: LoadedConfig) => void) | undefined, w
     adjust?.(config);
     const limits = (config.broker.limits ??= {});
     limits.memoryHighWater ??= Math.floor(DEFAULT_LIMITS.memoryHighWater / workers);
+  };
+}
+
+function withControlForwarder(adjust: ((config: LoadedConfig) => void) | undefined, control: ControlForwarder | undefined): ((config: LoadedConfig) => void) | undefined {
+  if (!control) return adjust;
+  return (config) => {
+    adjust?.(config);
+    if (config.security.runtime?.controlApi) config.security.runtime.executeControl = control.execute;
   };
 }
 
@@ -270,7 +279,12 @@ async function runPrimary(
 
 export async function serve(): Promise<void> {
   const args = parseCommandLine();
-  const adjust = withMemoryShare(overrides(args.host, args.port), workerPlace()?.workers);
+  // A worker other than 0 has dynamic-security requests carried out by worker 0 (src/multicore/shared-control.ts).
+  const place0 = workerPlace();
+  const control = place0 && place0.index !== 0
+    ? new ControlForwarder((message) => process.connected && (process.send?.(message) ?? false))
+    : undefined;
+  const adjust = withControlForwarder(withMemoryShare(overrides(args.host, args.port), place0?.workers), control);
   let config: LoadedConfig;
   try {
     config = args.config ? loadConfigFile(args.config) : defaultConfig();
@@ -284,7 +298,6 @@ export async function serve(): Promise<void> {
   adjust?.(config);
   const workers = workerCount(config, args.workers);
   // Dynamic security only: the admin API's runtime users are shared by the workers (src/multicore/shared-runtime.ts), MQTT's control API is not yet.
-  if (config.security.runtime?.controlApi && workers > 1) fail(`configuration error: authorization.dynamic_security: not yet in multi-core mode (--workers ${workers}): run with one worker`);
   const place = workerPlace();
   if (!place && workers > 1) return runPrimary(config, workers, args.config, adjust);
   const logger = createLogger(config.log.level, config.log.format);
@@ -306,7 +319,10 @@ export async function serve(): Promise<void> {
     logReload(logger, result, args.config);
     return result;
   };
-  if (links) return serveAsWorker(server.broker, links, reload, logger, server.security, workerQueryHandlers(server.broker, server.security, reload));
+  if (links) {
+    const shared = { guard: server.security.guard, runtime: server.security.runtime, control };
+    return serveAsWorker(server.broker, links, reload, logger, shared, workerQueryHandlers(server.broker, server.security, reload));
+  }
   process.on('SIGHUP', () => {
     logger.info({}, 'SIGHUP: reloading the configuration');
     reload();

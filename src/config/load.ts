@@ -127,19 +127,12 @@ function yamlProblem(error: YAMLError, text: string): string {
   }
 }
 
-/**
- * One administrator role for the admin API and dynamic security; runtime users, groups and roles live in one store,
- * and a multi-core broker has one per worker.
- */
+/** One administrator role for the admin API and dynamic security. */
 function checkDynamicSecurity(config: FileConfig, located: (path: string[], problem: string) => ConfigError): void {
-  const workers = config.workers;
   const apiAdminRole = config.admin?.admin_role;
   const dynsecAdminRole = config.authorization?.dynamic_security?.admin_role;
   if (apiAdminRole !== undefined && dynsecAdminRole !== undefined && apiAdminRole !== dynsecAdminRole) {
     throw located(['authorization', 'dynamic_security', 'admin_role'], `"${dynsecAdminRole}" is not admin.admin_role ("${apiAdminRole}"): one role makes a broker administrator, for the admin API and dynamic security alike; set it in one place`);
-  }
-  if (config.authorization?.dynamic_security?.enabled && (workers === 'auto' || (workers ?? 1) > 1)) {
-    throw located(['authorization', 'dynamic_security', 'enabled'], `not yet in multi-core mode (workers: ${workers}): runtime users and roles would differ between the workers' stores; run with workers: 1`);
   }
 }
 

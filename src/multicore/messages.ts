@@ -3,6 +3,7 @@ import type { Ban, BanKind } from '../security/guard/bans.js';
 import type { AdminBackend, AdminLogin, ApiReloadResult, BrokerFigures, ProcessFigures, UserVerdict } from '../admin/index.js';
 import type { RuntimeRecord } from '../security/runtime-store.js';
 import type { AuditEvent } from '../security/audit.js';
+import type { DynsecCaller, DynsecResponse } from '../security/dynsec.js';
 
 /**
  * Questions the primary asks a worker for a program there (the admin listener), each answered by one `reply` with
@@ -16,7 +17,9 @@ export type WorkerQuery =
   /** The REST API: a call of this worker's own AdminBackend (src/admin/api/local.ts). */
   | { kind: 'admin'; call: AdminCall }
   /** POST /api/v1/broker/reload: read the configuration again, as SIGHUP does, and say what happened. */
-  | { kind: 'reload' };
+  | { kind: 'reload' }
+  /** Worker 0: carry out a dynamic-security request an admin sent to another worker (its sender already checked). */
+  | { kind: 'control'; payload: Uint8Array; caller: DynsecCaller };
 
 /** A call of an AdminBackend method, as data. */
 export type AdminCall = { [M in keyof AdminBackend]: { method: M; args: Parameters<AdminBackend[M]> } }[keyof AdminBackend];
@@ -28,6 +31,7 @@ export interface WorkerAnswers {
   /** What the method returned, or the HTTP refusal it threw (an HttpError). */
   admin: { value: unknown } | { status: 400 | 404 | 409 | 503; error: string };
   reload: ApiReloadResult;
+  control: { responses: DynsecResponse[] };
 }
 
 /**
@@ -68,7 +72,9 @@ export type PrimaryToWorker =
   /** Once every worker is ready, before any socket: the newest set of runtime users, groups and roles any worker had stored. */
   | { type: 'runtime-set'; snapshot: RuntimeSnapshot }
   /** A runtime user, group or role changed in another worker: applied here and stored, at that revision. */
-  | { type: 'runtime-record'; revision: number; record: RuntimeRecord };
+  | { type: 'runtime-record'; revision: number; record: RuntimeRecord }
+  /** The answer to this worker's `control-request`, carried out by worker 0 (src/multicore/shared-control.ts). */
+  | { type: 'control-answer'; id: number; answer?: { responses: DynsecResponse[] }; error?: string };
 
 export type WorkerToPrimary =
   /**
@@ -91,4 +97,6 @@ export type WorkerToPrimary =
   /** A runtime user, group or role changed here (through the API), with the revision the change made. */
   | { type: 'runtime-record'; revision: number; record: RuntimeRecord }
   /** A security audit event (a refusal, a ban, a change) for the admin listener's security feed. */
-  | { type: 'audit'; event: AuditEvent };
+  | { type: 'audit'; event: AuditEvent }
+  /** A dynamic-security request from an admin on this worker, for worker 0 to carry out. */
+  | { type: 'control-request'; id: number; payload: Uint8Array; caller: DynsecCaller };

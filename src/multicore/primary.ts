@@ -1,4 +1,5 @@
 import { fork, type ChildProcess } from 'node:child_process';
+import { CONTROL_QUERY_TIMEOUT_MS } from './shared-control.js';
 import type { AuditEvent } from '../security/audit.js';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -175,6 +176,17 @@ export class Primary {
       ready.push(new Promise<void>((resolve, reject) => {
         child.on('message', (message: WorkerToPrimary) => {
           if (this.bans.received(index, message) || this.runtime.received(index, message) || this.queries.received(message)) return;
+          if (message.type === 'control-request') {
+            // Carried out by worker 0, the one writer of runtime users; the answer goes back to the asking worker.
+            const reply = (answer: Extract<PrimaryToWorker, { type: 'control-answer' }>): void => {
+              if (this.workers[index]?.connected) this.workers[index]!.send(answer);
+            };
+            this.queries.ask(0, { kind: 'control', payload: message.payload, caller: message.caller }, CONTROL_QUERY_TIMEOUT_MS).then(
+              (answer) => reply({ type: 'control-answer', id: message.id, answer }),
+              (err: unknown) => reply({ type: 'control-answer', id: message.id, error: (err as Error).message }),
+            );
+            return;
+          }
           if (message.type === 'audit') {
             this.options.onSecurityEvent?.(message.event);
             return;

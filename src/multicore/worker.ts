@@ -8,6 +8,7 @@ import { WorkerSysAggregation } from './sys-aggregation.js';
 import type { PrimaryToWorker, WorkerToPrimary } from './messages.js';
 import { WorkerBans, type BanAuthority } from './shared-bans.js';
 import { REVISION_RECORD, WorkerRuntime } from './shared-runtime.js';
+import type { ControlForwarder } from './shared-control.js';
 import { answerQuery, type QueryHandlers } from './worker-queries.js';
 import { brokerFigures, isSecurityEvent, localAdminBackend, localAdminUsers, processFigures, type ApiReloadResult } from '../admin/index.js';
 import type { AuditLog } from '../security/audit.js';
@@ -103,6 +104,10 @@ export function workerQueryHandlers(broker: Broker, security: Security, reload: 
       }
     },
     reload: () => reload(),
+    control: ({ payload, caller }) => {
+      if (!security.dynamicSecurity) throw new Error('dynamic security is off in worker 0');
+      return security.dynamicSecurity.execute(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength), caller);
+    },
   };
 }
 
@@ -115,7 +120,7 @@ export function workerQueryHandlers(broker: Broker, security: Security, reload: 
  */
 export async function serveAsWorker(
   broker: Broker, parts: { links: PeerRoutingLinks; relay: ConnectionRelay; sys: WorkerSysAggregation }, reload: () => void, logger: Logger,
-  shared: { guard?: BanAuthority | undefined; runtime?: RuntimeSecurity | undefined }, queries?: QueryHandlers,
+  shared: { guard?: BanAuthority | undefined; runtime?: RuntimeSecurity | undefined; control?: ControlForwarder | undefined }, queries?: QueryHandlers,
 ): Promise<void> {
   const { links, relay, sys } = parts;
   const send = (message: WorkerToPrimary): void => {
@@ -142,7 +147,7 @@ export async function serveAsWorker(
     process.exit(code);
   };
   process.on('message', (message: PrimaryToWorker, handle: unknown) => {
-    if (bans.handle(message) || runtime.handle(message)) return;
+    if (bans.handle(message) || runtime.handle(message) || shared.control?.handle(message)) return;
     switch (message.type) {
       case 'socket': {
         const socket = handle as net.Socket | undefined;

@@ -317,9 +317,25 @@ export async function handleRequest(
   return { responses };
 }
 
+/** Who sent a request, for the audit trail. */
+export interface DynsecCaller {
+  clientId: string;
+  username: string | undefined;
+  remoteAddress: string;
+  listener: string;
+}
+
+/** Carries out a request and answers it: here (`DynamicSecurity.execute`), or elsewhere (multi-core: in worker 0). */
+export type DynsecExecutor = (payload: Buffer, caller: DynsecCaller) => Promise<{ responses: DynsecResponse[] }>;
+
 export interface DynsecOptions {
   /** The role whose holders may use the API (default "admin"). */
   adminRole?: string;
+  /**
+   * Where requests are carried out, once the sender is known to be an admin. Default: this process's runtime store.
+   * Multi-core mode: worker 0's, the one writer of runtime users (src/multicore/shared-runtime.ts).
+   */
+  execute?: DynsecExecutor;
 }
 
 /**
@@ -331,8 +347,17 @@ export class DynamicSecurity {
   private publish: ((topic: string, payload: Buffer) => void) | undefined;
   private queue: Promise<void> = Promise.resolve();
 
+  private readonly executor: DynsecExecutor;
+
   constructor(private readonly runtime: RuntimeSecurity, private readonly acl: AccessControl, private readonly audit: AuditLog, options: DynsecOptions = {}) {
     this.adminRole = options.adminRole ?? 'admin';
+    this.executor = options.execute ?? ((payload, caller) => this.execute(payload, caller));
+  }
+
+  /** Carries out a request on this process's runtime store; each change is audited as `security.change`. */
+  execute(payload: Buffer, caller: DynsecCaller): Promise<{ responses: DynsecResponse[] }> {
+    const principal = `mqtt:${caller.username ?? caller.clientId}`;
+    return handleRequest(this.runtime, payload, (change) => this.audit.record({ event: 'security.change', ...caller, principal, ...change }));
   }
 
   /** Where the answers go (the broker's publish). */
@@ -354,15 +379,19 @@ export class DynamicSecurity {
       },
       receiveControl: (client: ClientInfo, message: PublishRequest) => {
         if (message.topic !== DYNSEC_TOPIC) return undefined;
-        const who = { clientId: client.id, username: client.identity?.username ?? client.username, remoteAddress: client.remoteAddress, listener: client.listener };
+        const who: DynsecCaller = { clientId: client.id, username: client.identity?.username ?? client.username, remoteAddress: client.remoteAddress, listener: client.listener };
         if (!this.isAdmin(client)) {
           this.audit.record({ event: 'publish.refused', ...who, topic: message.topic, reason: `not holding the ${this.adminRole} role` });
           return false;
         }
         const payload = Buffer.from(message.payload);
         this.queue = this.queue.then(async () => {
-          const principal = `mqtt:${who.username ?? who.clientId}`;
-          const answer = await handleRequest(this.runtime, payload, (change) => this.audit.record({ event: 'security.change', ...who, principal, ...change }));
+          let answer: { responses: DynsecResponse[] };
+          try {
+            answer = await this.executor(payload, who);
+          } catch {
+            answer = { responses: [{ command: 'Unknown command', error: 'Internal error' }] };
+          }
           for (const r of answer.responses) {
             this.audit.record({ event: 'dynsec.command', ...who, action: r.command, ...(r.error !== undefined && { reason: r.error }) });
           }

@@ -16,7 +16,7 @@ import { HttpAuthProvider, httpAuthorizer, type HttpProviderOptions } from './ht
 import { Guard, type GuardEvent, type GuardOptions } from './guard/index.js';
 import { RuntimeSecurity } from './runtime-store.js';
 import { RuntimeProvider } from './runtime-provider.js';
-import { DynamicSecurity, RESPONSE_RULE } from './dynsec.js';
+import { DynamicSecurity, RESPONSE_RULE, type DynsecExecutor } from './dynsec.js';
 
 export { AccessControl, mergeAcl, type AclAction, type AclConfig, type AclRule, type Principal } from './acl.js';
 export { MemoryAudit, loggerAudit, type AuditEvent, type AuditLog } from './audit.js';
@@ -37,7 +37,7 @@ export {
   RuntimeSecurity, RuntimeSecurityError, type Binding, type RuntimeGroup, type RuntimePersistence, type RuntimeRole, type RuntimeRule, type RuntimeUser, type UserChange,
 } from './runtime-store.js';
 export { RuntimeProvider } from './runtime-provider.js';
-export { DynamicSecurity, DYNSEC_TOPIC, DYNSEC_RESPONSE_TOPIC, handleRequest as handleDynsecRequest } from './dynsec.js';
+export { DynamicSecurity, DYNSEC_TOPIC, DYNSEC_RESPONSE_TOPIC, handleRequest as handleDynsecRequest, type DynsecCaller, type DynsecExecutor, type DynsecResponse } from './dynsec.js';
 export { PasswordFileError, createEntry, formatEntry, parsePasswordFile, verifyPassword } from './password-file.js';
 
 export type AuthenticationSource =
@@ -84,7 +84,7 @@ export interface SecurityOptions {
    * with `controlApi` Mosquitto's dynamic-security API on them for clients holding `adminRole` (default "admin").
    * Off when absent; turning it on or off, or changing it, needs a restart.
    */
-  runtime?: { controlApi?: boolean; adminRole?: string };
+  runtime?: { controlApi?: boolean; adminRole?: string; executeControl?: DynsecExecutor };
 }
 
 interface SecurityLogger {
@@ -207,7 +207,10 @@ export function createSecurity(options: SecurityOptions, logger: SecurityLogger)
     }));
   }
 
-  const dynamicSecurity = runtime && acl && controlApi ? new DynamicSecurity(runtime, acl, audit, { adminRole }) : undefined;
+  const executeControl = options.runtime?.executeControl;
+  const dynamicSecurity = runtime && acl && controlApi
+    ? new DynamicSecurity(runtime, acl, audit, { adminRole, ...(executeControl && { execute: executeControl }) })
+    : undefined;
   if (dynamicSecurity) hooks.push(dynamicSecurity.hooks());
   if (authorization?.http) hooks.push(httpAuthorizer(authorization.http));
   let defaultRateLimit = options.rateLimit;
