@@ -126,7 +126,7 @@ describe('moat ctl', () => {
       ctl(['--json', 'clients', 'list', '--id', 'ls-*', '--protocol', '5']),
       ctl(['--page-size', '2', 'clients', 'list', '--id', 'ls-*', '--json']),
       ctl(['clients', 'list', '--id', 'ls-*', '--limit', '2']),
-      ctl(['clients', 'list', '--id', 'ls-*', '--user', 'nobody']),
+      ctl(['clients', 'list', '--id', 'ls-*', '--username', 'nobody']),
       ctl(['clients', 'show', 'ls-v5']),
     ]);
     const lines = ok(shown).trimEnd().split('\n');
@@ -140,7 +140,7 @@ describe('moat ctl', () => {
     // --json: the API's answer as it is.
     const page = JSON.parse(ok(json)) as { items: Array<Record<string, unknown>>; total: number };
     assert.equal(page.total, 1);
-    assert.deepEqual(Object.keys(page.items[0]!), ['id', 'user', 'address', 'port', 'listener', 'protocol', 'connected_since', 'keep_alive', 'clean_start', 'session_expiry_interval']);
+    assert.deepEqual(Object.keys(page.items[0]!), ['id', 'user', 'address', 'port', 'listener', 'protocol', 'connected_since', 'keep_alive', 'clean_start', 'session_expiry_interval', 'messages_in', 'messages_out', 'bytes_in', 'bytes_out', 'rates']);
     assert.equal(page.items[0]!.keep_alive, 33);
     // Two requests of two: all three, no cursor left.
     const all = JSON.parse(ok(paged)) as { items: Array<{ id: string }>; total: number; next_cursor?: string };
@@ -153,6 +153,7 @@ describe('moat ctl', () => {
     assert.match(detail.stdout, /^ls\/\+\/x\s+1\s+no\s+no/m);
     assert.match(detail.stdout, /^in flight\s+0$/m);
     assert.match(detail.stdout, /^queued\s+0$/m);
+    assert.match(detail.stdout, /^messages\s+0 in, 0 out \(0\/s in, 0\/s out since connected\)$/m);
   });
 
   it('clients kick: the MQTT 5 client gets DISCONNECT 0x98 and its connection closes', async () => {

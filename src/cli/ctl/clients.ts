@@ -15,6 +15,11 @@ interface ClientJson {
   keep_alive: number;
   clean_start: boolean;
   session_expiry_interval: number;
+  messages_in: number;
+  messages_out: number;
+  bytes_in: number;
+  bytes_out: number;
+  rates: { messages_in_per_second: number; messages_out_per_second: number };
 }
 
 export interface SubscriptionJson {
@@ -89,14 +94,14 @@ const clientCommands: Command[] = [
     summary: 'connected clients (every page, unless --limit)',
     options: {
       id: { type: 'string', value: 'ID', help: 'client identifier, or a prefix ending in *' },
-      user: { type: 'string', value: 'NAME', help: 'user name, or a prefix ending in * (here a filter: give the admin user before "clients")' },
+      username: { type: 'string', value: 'NAME', help: 'the client\'s user name, or a prefix ending in * (--user is the admin you log in as)' },
       address: { type: 'string', value: 'ADDRESS', help: 'an address or a network (10.0.0.0/8)' },
       listener: { type: 'string', value: 'NAME', help: 'the listener\'s name' },
       protocol: { type: 'string', value: 'VERSION', help: '3.1, 3.1.1 or 5' },
       ...LIMIT_OPTION,
     },
     run: async (context) => {
-      const query = Object.fromEntries(['id', 'user', 'address', 'listener', 'protocol'].map((name) => [name, text(context, name)]));
+      const query = { ...Object.fromEntries(['id', 'address', 'listener', 'protocol'].map((name) => [name, text(context, name)])), user: text(context, 'username') };
       const listing = await listAll<ClientJson>(context, '/api/v1/clients', query);
       return { json: listing.json, human: table(CLIENT_COLUMNS, listing.items), note: shownOf(listing, 'clients') };
     },
@@ -109,6 +114,8 @@ const clientCommands: Command[] = [
         ['id', client.id], ['user', client.user], ['address', `${client.address} port ${client.port}`], ['listener', client.listener],
         ['protocol', client.protocol], ['connected since', `${time(client.connected_since)} (${age(client.connected_since)} ago)`],
         ['keep alive', `${client.keep_alive}s`], ['clean start', client.clean_start], ['session expiry', expiry(client.session_expiry_interval)],
+        ['messages', `${client.messages_in} in, ${client.messages_out} out (${client.rates.messages_in_per_second}/s in, ${client.rates.messages_out_per_second}/s out since connected)`],
+        ['bytes', `${client.bytes_in} in, ${client.bytes_out} out`],
       ]) + (client.subscriptions ? heldMessages(client as SessionDetail) : '');
       return { json: client, human };
     },
