@@ -38,6 +38,7 @@ function row(c) {
     el('td', {}, `MQTT ${c.protocol}`),
     el('td', { title: c.connected_since }, since(c.connected_since)),
     el('td', {}, c.keep_alive ? `${c.keep_alive} s` : 'off'),
+    el('td', { class: 'num', title: `${c.rates.messages_in_per_second}/s in, ${c.rates.messages_out_per_second}/s out on average since connected` }, `${c.messages_in} / ${c.messages_out}`),
     el('td', { class: 'actions' },
       el('button', { type: 'button', class: 'small', onclick: () => kick(c) }, 'Kick'), ' ',
       el('button', { type: 'button', class: 'small danger', onclick: () => ban(c) }, 'Ban')),
