@@ -1,16 +1,13 @@
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { apiRoutes, OPENAPI_DOCUMENT, type ApiContext } from '../../src/admin/index.js';
 import { redact, REDACTED } from '../../src/admin/api/broker.js';
 import { matchPath } from '../../src/admin/server.js';
-import { createEntry, formatEntry } from '../../src/security/index.js';
-import { freePort, killAll, run, spawnProc } from '../helpers/process.js';
+import { sha256, startAdminBroker } from '../helpers/admin.js';
+import { killAll, run } from '../helpers/process.js';
 
 /**
  * The REST API under /api/v1/ against a real `moat` process with MQTT.js clients (3.1.1 and 5) and mosquitto_pub:
@@ -19,11 +16,8 @@ import { freePort, killAll, run, spawnProc } from '../helpers/process.js';
  * reload; tokens with and without the write scope; the OpenAPI document against the routes.
  */
 
-const MOAT = path.join(fileURLToPath(new URL('../../../', import.meta.url)), 'dist', 'src', 'cli', 'moat.js');
-const FAST = { logN: 10, r: 8, p: 1 };
 const WRITE_TOKEN = 'write-0123456789abcdef0123456789abcdef0123456789';
 const READ_TOKEN = 'read-0123456789abcdef0123456789abcdef0123456789';
-const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 interface Page { items: Array<Record<string, unknown>>; total: number; next_cursor?: string }
@@ -65,38 +59,12 @@ describe('admin REST API (/api/v1/)', () => {
   const ids = (page: Page): string[] => page.items.map((c) => String(c.id)).sort();
 
   before(async () => {
-    dir = mkdtempSync(path.join(tmpdir(), 'moat-api-'));
-    mqttPort = await freePort();
-    const adminPort = await freePort();
-    base = `http://127.0.0.1:${adminPort}`;
-    const users = { root: 'root-password', bob: 'bob-password', carol: 'carol-password' };
-    const lines = await Promise.all(Object.entries(users).map(async ([u, p]) => formatEntry(await createEntry(u, Buffer.from(p), FAST))));
-    writeFileSync(path.join(dir, 'passwords'), `${lines.join('\n')}\n`);
-    writeFileSync(path.join(dir, 'moat.yaml'), [
-      'listeners:',
-      `  - { name: mqtt, host: 127.0.0.1, port: ${mqttPort} }`,
-      'authentication:',
-      '  - { type: password_file, path: passwords }',
-      'authorization:',
-      '  roles:',
-      '    admin: []',
-      '    device: [{ topic: "#" }]',
-      '  users:',
-      '    root: { roles: [admin] }',
-      '    bob: { roles: [device] }',
-      '    carol: { roles: [device] }',
-      'audit: { file: audit.log }',
-      'admin:',
-      '  host: 127.0.0.1',
-      `  port: ${adminPort}`,
-      '  tokens:',
-      `    - { name: writer, token_sha256: ${sha256(WRITE_TOKEN)}, scopes: [read, write] }`,
-      `    - { name: reader, token_sha256: ${sha256(READ_TOKEN)}, scopes: [read] }`,
-      'log: { format: json, level: info }',
-      'store: { type: memory }',
-    ].join('\n'));
-    const proc = spawnProc(process.execPath, [MOAT, '-c', 'moat.yaml'], { cwd: dir, limitMs: 120_000 });
-    await proc.waitStdout((out) => out.includes('"moat started"'), 15_000, 'moat started');
+    ({ dir, mqttPort, base } = await startAdminBroker({
+      prefix: 'moat-api-',
+      users: { root: { password: 'root-password', roles: ['admin'] }, bob: { password: 'bob-password', roles: ['device'] }, carol: { password: 'carol-password', roles: ['device'] } },
+      tokens: [{ name: 'writer', token: WRITE_TOKEN, scopes: ['read', 'write'] }, { name: 'reader', token: READ_TOKEN, scopes: ['read'] }],
+      yaml: ['audit: { file: audit.log }'],
+    }));
   });
   after(async () => {
     for (const c of clients) c.end(true);

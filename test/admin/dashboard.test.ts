@@ -1,15 +1,11 @@
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import mqtt, { MqttClient, type IClientOptions } from 'mqtt';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { createEntry, formatEntry } from '../../src/security/index.js';
-import { freePort, killAll, spawnProc } from '../helpers/process.js';
+import { startAdminBroker } from '../helpers/admin.js';
+import { killAll } from '../helpers/process.js';
 
 /**
  * The dashboard end to end: a real `moat` process with an admin listener, Debian's Chromium driven by playwright-core,
@@ -20,11 +16,8 @@ import { freePort, killAll, spawnProc } from '../helpers/process.js';
  * API without credentials, attacker-chosen identifiers and payloads shown as text.
  */
 
-const MOAT = path.join(fileURLToPath(new URL('../../../', import.meta.url)), 'dist', 'src', 'cli', 'moat.js');
 const CHROMIUM = '/usr/bin/chromium';
-const FAST = { logN: 10, r: 8, p: 1 };
 const READ_TOKEN = 'read-0123456789abcdef0123456789abcdef0123456789';
-const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
 const WAIT = { timeout: 8000 };
 
 describe('admin dashboard (src/admin/dashboard/)', () => {
@@ -76,36 +69,12 @@ describe('admin dashboard (src/admin/dashboard/)', () => {
   }
 
   before(async () => {
-    dir = mkdtempSync(path.join(tmpdir(), 'moat-dashboard-'));
-    mqttPort = await freePort();
-    const adminPort = await freePort();
-    base = `http://127.0.0.1:${adminPort}`;
-    const users = { root: 'root-password', bob: 'bob-password' };
-    const lines = await Promise.all(Object.entries(users).map(async ([u, p]) => formatEntry(await createEntry(u, Buffer.from(p), FAST))));
-    writeFileSync(path.join(dir, 'passwords'), `${lines.join('\n')}\n`);
-    writeFileSync(path.join(dir, 'moat.yaml'), [
-      'listeners:',
-      `  - { name: mqtt, host: 127.0.0.1, port: ${mqttPort} }`,
-      'authentication:',
-      '  - { type: password_file, path: passwords }',
-      'authorization:',
-      '  roles:',
-      '    admin: []',
-      '    device: [{ topic: "#" }]',
-      '  users:',
-      '    root: { roles: [admin] }',
-      '    bob: { roles: [device] }',
-      'audit: { file: audit.log }',
-      'admin:',
-      '  host: 127.0.0.1',
-      `  port: ${adminPort}`,
-      '  tokens:',
-      `    - { name: reader, token_sha256: ${sha256(READ_TOKEN)}, scopes: [read] }`,
-      'log: { format: json, level: info }',
-      'store: { type: memory }',
-    ].join('\n'));
-    const proc = spawnProc(process.execPath, [MOAT, '-c', 'moat.yaml'], { cwd: dir, limitMs: 120_000 });
-    await proc.waitStdout((out) => out.includes('"moat started"'), 15_000, 'moat started');
+    ({ dir, mqttPort, base } = await startAdminBroker({
+      prefix: 'moat-dashboard-',
+      users: { root: { password: 'root-password', roles: ['admin'] }, bob: { password: 'bob-password', roles: ['device'] } },
+      tokens: [{ name: 'reader', token: READ_TOKEN, scopes: ['read'] }],
+      yaml: ['audit: { file: audit.log }'],
+    }));
     // Chromium's sandbox needs user namespaces it does not get as root in a container.
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: process.getuid?.() === 0 ? ['--no-sandbox'] : [] });
     page = await browser.newPage();

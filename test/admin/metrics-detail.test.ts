@@ -1,14 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import { createEntry, formatEntry } from '../../src/security/index.js';
-import { freePort, killAll, spawnProc } from '../helpers/process.js';
+import { startAdminBroker } from '../helpers/admin.js';
+import { killAll } from '../helpers/process.js';
 
 /**
  * The metrics that say why: connects refused and authentication failures by reason, disconnects by cause, messages
@@ -17,8 +14,6 @@ import { freePort, killAll, spawnProc } from '../helpers/process.js';
  * sending a malformed packet; each figure is read as a difference between two scrapes parsed by a Prometheus parser.
  */
 
-const MOAT = path.join(fileURLToPath(new URL('../../../', import.meta.url)), 'dist', 'src', 'cli', 'moat.js');
-const FAST = { logN: 10, r: 8, p: 1 };
 
 interface Family { name: string; type: string; metrics: Array<{ value?: string; labels?: Record<string, string>; buckets?: Record<string, string>; count?: string; sum?: string }> }
 const parsePrometheus = createRequire(import.meta.url)('parse-prometheus-text-format') as (text: string) => Family[];
@@ -76,31 +71,13 @@ describe('metrics by reason, cause and QoS, and latency histograms', () => {
   }
 
   before(async () => {
-    dir = mkdtempSync(path.join(tmpdir(), 'moat-metrics-'));
-    mqttPort = await freePort();
-    const adminPort = await freePort();
-    base = `http://127.0.0.1:${adminPort}`;
-    const entry = formatEntry(await createEntry('bob', Buffer.from('bob-password'), FAST));
-    writeFileSync(path.join(dir, 'passwords'), `${entry}\n`);
-    writeFileSync(path.join(dir, 'moat.yaml'), [
-      'listeners:',
-      `  - { name: mqtt, host: 127.0.0.1, port: ${mqttPort} }`,
-      'authentication:',
-      '  - { type: password_file, path: passwords }',
-      'authorization:',
-      '  roles:',
-      '    device: [{ topic: "m/#" }]',
-      '  users:',
-      '    bob: { roles: [device] }',
-      'admin:',
-      '  host: 127.0.0.1',
-      `  port: ${adminPort}`,
-      '  metrics_auth: false',
-      'log: { format: json }',
-      'store: { type: sqlite, directory: data }',
-    ].join('\n'));
-    const proc = spawnProc(process.execPath, [MOAT, '-c', 'moat.yaml'], { cwd: dir, limitMs: 120_000 });
-    await proc.waitStdout((out) => out.includes('"moat started"'), 15_000, 'moat started');
+    ({ dir, mqttPort, base } = await startAdminBroker({
+      prefix: 'moat-metrics-',
+      users: { bob: { password: 'bob-password', roles: ['device'] } },
+      roles: { device: '[{ topic: "m/#" }]' },
+      admin: ['metrics_auth: false'],
+      yaml: ['store: { type: sqlite, directory: data }'],
+    }));
   });
   after(async () => {
     for (const client of open) client.end(true);

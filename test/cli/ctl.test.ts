@@ -1,16 +1,13 @@
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import mqtt, { MqttClient, type IClientOptions } from 'mqtt';
 import { formatDuration, parseDuration } from '../../src/cli/ctl/duration.js';
 import { printable, table } from '../../src/cli/ctl/table.js';
-import { createEntry, formatEntry } from '../../src/security/index.js';
-import { freePort, killAll, run, spawnProc } from '../helpers/process.js';
+import { MOAT, startAdminBroker } from '../helpers/admin.js';
+import { freePort, killAll, run } from '../helpers/process.js';
 
 /**
  * `moat ctl` (the built CLI, as a child process) against a real `moat` with an admin listener and MQTT.js clients:
@@ -19,11 +16,8 @@ import { freePort, killAll, run, spawnProc } from '../helpers/process.js';
  * endpoint and credentials from flags, the environment, the ctl config file and the broker's own configuration.
  */
 
-const MOAT = path.join(fileURLToPath(new URL('../../../', import.meta.url)), 'dist', 'src', 'cli', 'moat.js');
-const FAST = { logN: 10, r: 8, p: 1 };
 const WRITE_TOKEN = 'write-0123456789abcdef0123456789abcdef0123456789';
 const READ_TOKEN = 'read-0123456789abcdef0123456789abcdef0123456789';
-const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 type Result = Awaited<ReturnType<typeof run>>;
@@ -79,36 +73,11 @@ describe('moat ctl', () => {
   ));
 
   before(async () => {
-    dir = mkdtempSync(path.join(tmpdir(), 'moat-ctl-'));
-    mqttPort = await freePort();
-    const adminPort = await freePort();
-    base = `http://127.0.0.1:${adminPort}`;
-    const users = { root: 'root-password', bob: 'bob-password' };
-    const lines = await Promise.all(Object.entries(users).map(async ([u, p]) => formatEntry(await createEntry(u, Buffer.from(p), FAST))));
-    writeFileSync(path.join(dir, 'passwords'), `${lines.join('\n')}\n`);
-    writeFileSync(path.join(dir, 'moat.yaml'), [
-      'listeners:',
-      `  - { name: mqtt, host: 127.0.0.1, port: ${mqttPort} }`,
-      'authentication:',
-      '  - { type: password_file, path: passwords }',
-      'authorization:',
-      '  roles:',
-      '    admin: []',
-      '    device: [{ topic: "#" }]',
-      '  users:',
-      '    root: { roles: [admin] }',
-      '    bob: { roles: [device] }',
-      'admin:',
-      '  host: 127.0.0.1',
-      `  port: ${adminPort}`,
-      '  tokens:',
-      `    - { name: writer, token_sha256: ${sha256(WRITE_TOKEN)}, scopes: [read, write, metrics] }`,
-      `    - { name: reader, token_sha256: ${sha256(READ_TOKEN)}, scopes: [read] }`,
-      'log: { format: json, level: info }',
-      'store: { type: memory }',
-    ].join('\n'));
-    const proc = spawnProc(process.execPath, [MOAT, '-c', 'moat.yaml'], { cwd: dir, limitMs: 120_000 });
-    await proc.waitStdout((out) => out.includes('"moat started"'), 15_000, 'moat started');
+    ({ dir, mqttPort, base } = await startAdminBroker({
+      prefix: 'moat-ctl-',
+      users: { root: { password: 'root-password', roles: ['admin'] }, bob: { password: 'bob-password', roles: ['device'] } },
+      tokens: [{ name: 'writer', token: WRITE_TOKEN, scopes: ['read', 'write', 'metrics'] }, { name: 'reader', token: READ_TOKEN, scopes: ['read'] }],
+    }));
   });
   after(async () => {
     for (const c of clients) c.end(true);
