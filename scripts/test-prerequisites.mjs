@@ -23,7 +23,8 @@ export const PREREQUISITES = [
   { command: 'taskset', pkg: 'util-linux', why: 'benchmark harness' },
   { command: 'prlimit', pkg: 'util-linux', why: 'benchmark harness' },
   { command: 'stdbuf', pkg: 'coreutils', why: 'line-buffered output of mosquitto_sub (TLS-PSK tests)' },
-  { command: 'chromium', pkg: 'chromium', why: 'MQTT over WebSockets from a browser (driven by playwright-core)' },
+  { command: 'chromium', pkg: 'chromium', why: 'MQTT over WebSockets from a browser, and the dashboard (driven by playwright-core)' },
+  { command: 'firefox-esr', pkg: 'firefox-esr', why: 'the dashboard in Firefox (driven by puppeteer-core over WebDriver BiDi)' },
 ];
 
 function onPath(command, searchPath = process.env.PATH ?? '') {
