@@ -165,7 +165,9 @@ describe('moat with password and ACL files (mosquitto_pub / mosquitto_sub)', () 
     const { proc, port } = await startMoat(dir, 'authentication:\n  - type: password_file\n    path: moat.pw\n    watch: false\n');
     assert.equal((await pub(port, ['-u', 'dave', '-P', 'dave-password', '-t', 't', '-m', '1'])).code, 0);
 
-    const stayed = await subFor(port, ['-u', 'dave', '-P', 'dave-password', '-t', 'after/reload'], 4, async () => {
+    // -C 1: done at the first message; -W 15 only bounds a failure (two scrypt hashes and a reload happen meanwhile,
+    // which took longer than the 4 s this once allowed on a loaded machine).
+    const stayed = await subFor(port, ['-u', 'dave', '-P', 'dave-password', '-t', 'after/reload', '-C', '1'], 15, async () => {
       assert.equal((await passwd([pw, 'erin'], 'erin-password\n')).code, 0);
       assert.notEqual((await pub(port, ['-u', 'erin', '-P', 'erin-password', '-t', 't', '-m', '1'])).code, 0, 'not before SIGHUP (watching is off)');
       proc.kill('SIGHUP');
