@@ -8,7 +8,10 @@ import { accessSync, constants, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** Each command the tests and the benchmark harness run, and the Debian package that brings it. */
+/**
+ * Each command the tests and the benchmark harness run, and the Debian package that brings it. An entry with a
+ * `check` is present when the check says so, not when its command is on PATH.
+ */
 export const PREREQUISITES = [
   { command: 'mosquitto_pub', pkg: 'mosquitto-clients', why: 'interoperability tests' },
   { command: 'mosquitto_sub', pkg: 'mosquitto-clients', why: 'interoperability tests' },
@@ -25,7 +28,18 @@ export const PREREQUISITES = [
   { command: 'stdbuf', pkg: 'coreutils', why: 'line-buffered output of mosquitto_sub (TLS-PSK tests)' },
   { command: 'chromium', pkg: 'chromium', why: 'MQTT over WebSockets from a browser, and the dashboard (driven by playwright-core)' },
   { command: 'firefox-esr', pkg: 'firefox-esr', why: 'the dashboard in Firefox (driven by puppeteer-core over WebDriver BiDi)' },
+  // A Python module is no command on PATH: the entry says how to check for it instead.
+  {
+    command: 'python3',
+    pkg: 'python3-cryptography',
+    why: "Python's cryptography module for /usr/bin/python3: payload envelopes checked against an independent implementation",
+    check: () => pythonImports('/usr/bin/python3', 'cryptography'),
+  },
 ];
+
+function pythonImports(python, module) {
+  return spawnSync(python, ['-c', `import ${module}`], { stdio: 'ignore' }).status === 0;
+}
 
 function onPath(command, searchPath = process.env.PATH ?? '') {
   return searchPath.split(path.delimiter).some((dir) => {
@@ -39,7 +53,7 @@ function onPath(command, searchPath = process.env.PATH ?? '') {
 }
 
 export function missingPackages(searchPath) {
-  const missing = PREREQUISITES.filter((p) => !onPath(p.command, searchPath));
+  const missing = PREREQUISITES.filter((p) => !(p.check ? p.check() : onPath(p.command, searchPath)));
   return { missing, packages: [...new Set(missing.map((p) => p.pkg))] };
 }
 

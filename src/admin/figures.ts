@@ -94,6 +94,7 @@ export interface GuardFigures {
   delayedAuthentications: number;
   namesSlowed: number;
   rateLimited: number;
+  payloadsRefused: number;
 }
 
 export interface BrokerFigures {
@@ -170,6 +171,7 @@ export function brokerFigures(broker: Broker, guard: Guard | undefined): BrokerF
       bansActive: guard.bans.list().length, bansIssued: c.bansIssued, flappingBans: c.flappingBans, authenticationFailures: c.authenticationFailures,
       refusedAtAccept: c.refusedAtAccept, refusedAtConnect: c.refusedAtConnect, connectionsLimited: c.connectionsLimited,
       delayedAuthentications: c.delayedAuthentications, namesSlowed: c.namesSlowed, rateLimited: c.rateLimited,
+      payloadsRefused: c.payloadsRefused,
     };
   }
   return figures;

@@ -152,6 +152,7 @@ export function createMetrics(source: MetricsSource): Metrics {
     counter('moat_guard_authentication_delayed_total', 'Authentication answers delayed because the user name or client identifier is being guessed at from many addresses.', () => c().delayedAuthentications);
     counter('moat_guard_names_slowed_total', 'User names and client identifiers that reached the threshold of guesses from many addresses.', () => c().namesSlowed);
     counter('moat_guard_rate_limited_total', 'Connections that went over their publishing rate limit (once per connection).', () => c().rateLimited);
+    counter('moat_guard_payloads_refused_total', 'Encrypted payloads refused (not an envelope, an unknown key, tampered, sealed for another topic, or a replayed counter).', () => c().payloadsRefused);
   };
 
   // Multi-core mode: each worker's state and process figures, labelled by its index.
@@ -188,5 +189,5 @@ const AUTHENTICATION_REASONS = ['bad_user_name_or_password', 'not_authorized', '
 
 const ZERO_GUARD = {
   bansActive: 0, bansIssued: 0, flappingBans: 0, authenticationFailures: 0, refusedAtAccept: 0, refusedAtConnect: 0,
-  connectionsLimited: 0, delayedAuthentications: 0, namesSlowed: 0, rateLimited: 0,
+  connectionsLimited: 0, delayedAuthentications: 0, namesSlowed: 0, rateLimited: 0, payloadsRefused: 0,
 };

@@ -155,6 +155,13 @@ export interface BrokerHooks {
    * is not its own. The first hook that answers decides; without one the publish is refused.
    */
   receiveControl?(client: ClientInfo, message: PublishRequest): boolean | undefined;
+  /**
+   * A client's PUBLISH before anything looks at its payload (retained limits, payload format, authorization,
+   * routing): the hook may replace `message.payload` (client-to-broker payload encryption, src/payload). Answers
+   * undefined to go on, a refusal reason code (0x80 and above: MQTT 5 PUBACK/PUBREC with it, 3.1.1 acknowledged
+   * and dropped), or 0 to acknowledge the publish without routing it (a duplicate already routed).
+   */
+  openPayload?(client: ClientInfo, message: PublishRequest & { dup: boolean }): number | undefined;
 }
 
 /** What a hook may watch of a new connection: its end (to count connections per address). */
@@ -256,6 +263,17 @@ export function composeHooks(list: BrokerHooks[]): BrokerHooks {
     composed.receiveControl = (client, message) => {
       for (const receive of controls) {
         const answer = receive(client, message);
+        if (answer !== undefined) return answer;
+      }
+      return undefined;
+    };
+  }
+  const openers = list.flatMap((h) => (h.openPayload ? [h.openPayload.bind(h)] : []));
+  if (openers.length === 1) composed.openPayload = openers[0]!;
+  else if (openers.length > 0) {
+    composed.openPayload = (client, message) => {
+      for (const open of openers) {
+        const answer = open(client, message);
         if (answer !== undefined) return answer;
       }
       return undefined;

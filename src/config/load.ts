@@ -8,6 +8,7 @@ import type { AclConfig, AclRule } from '../security/acl.js';
 import type { AuthenticationSource, SecurityOptions } from '../security/index.js';
 import { checkSecurityFiles, errnoWords, readTlsFiles } from './file-checks.js';
 import { readAdmin } from './admin.js';
+import { readPayload, type PayloadConfig } from './payload.js';
 import { DEFAULT_ADMIN_ROLE, type AdminOptions } from '../admin/options.js';
 import { isAddressOrNetwork } from '../security/guard/addresses.js';
 import type { GuardOptions } from '../security/guard/guard.js';
@@ -54,6 +55,8 @@ export interface LoadedConfig {
   workers: number;
   /** The admin listener (health, metrics, API; docs/operations.md); absent: off. */
   admin?: AdminOptions;
+  /** Client-to-broker payload encryption (docs/payload-encryption.md); absent: off. */
+  payload?: PayloadConfig;
 }
 
 export function loadConfigFile(file: string): LoadedConfig {
@@ -93,6 +96,8 @@ export function parseConfig(text: string, file: string): LoadedConfig {
   const loaded = toOptions(data, base, readTlsFiles(data, base, located));
   const admin = readAdmin(data, base, located);
   if (admin) loaded.admin = admin;
+  const payload = readPayload(data, base, located);
+  if (payload) loaded.payload = payload;
   return loaded;
 }
 

@@ -189,6 +189,17 @@ export const configSchema = {
         file: { type: 'string', minLength: 1 },
       },
     },
+    payload_encryption: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['key_file', 'topics'],
+      properties: {
+        key_file: { type: 'string', minLength: 1 },
+        identity: { enum: ['username', 'client_id'] },
+        topics: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } },
+        replay_window: { type: 'integer', minimum: 0, maximum: 1024 },
+      },
+    },
     guard: {
       type: 'object',
       additionalProperties: false,
@@ -459,6 +470,7 @@ export interface FileConfig {
   audit?: { file?: string };
   guard?: FileGuard;
   admin?: FileAdmin;
+  payload_encryption?: { key_file: string; identity?: 'username' | 'client_id'; topics: string[]; replay_window?: number };
   sys_interval?: number;
   workers?: number | 'auto';
   log?: { level?: string; format?: 'auto' | 'json' | 'pretty' };

@@ -11,6 +11,10 @@ import { createSecurity, loggerAudit, type AuditEvent, type AuditLog, type Ban, 
 import { PskKeys } from '../transport/tls-psk.js';
 import { createStore, describeStore, storeForWorker } from './store.js';
 import { createAdmin, SecurityEvents, teeAudit, type AdminListener } from '../admin/index.js';
+import type { PayloadConfig } from '../config/payload.js';
+import { PayloadKeyFile } from '../payload/key-file.js';
+import { payloadProtectionHooks } from '../payload/protection.js';
+import { DEFAULT_REPLAY_WINDOW, ReplayWindow } from '../payload/replay.js';
 
 export { describeStore } from './store.js';
 
@@ -82,6 +86,8 @@ const RESTART_SECTIONS: Record<string, (c: LoadedConfig) => unknown> = {
   sys_interval: (c) => c.broker.sysInterval,
   workers: (c) => c.workers,
   'log.format': (c) => c.log.format,
+  // The key file's contents are reloaded in place; the rules and the file's place need a restart.
+  payload_encryption: (c) => c.payload,
   'authorization.unauthorized_publish': (c) => c.broker.unauthorizedPublish,
   guard: (c) => c.security.guard,
   admin: (c) => c.admin,
@@ -163,11 +169,17 @@ export function createServer(options: ServerOptions = {}): MoatServer {
       void broker.close();
     },
   });
+  const payload = config.payload ? payloadProtection(config.payload, audit, security, logger) : undefined;
   const broker = createBroker({
     ...config.broker, store, logger, authMethods: { ...security.authMethods, ...config.broker.authMethods },
     // The peers' hook goes last: it runs only for subscriptions the security hooks allowed.
-    hooks: worker ? [...security.hooks, worker.hooks] : security.hooks,
+    hooks: [...security.hooks, ...(payload ? [payload.hooks] : []), ...(worker ? [worker.hooks] : [])],
     ...worker?.options,
+  });
+  // The highest counter of each payload key lives in the store, as records of kind "payload-counter".
+  payload?.replay.attach({
+    load: () => [...(broker.records.get(PAYLOAD_COUNTERS)?.entries() ?? [])].map(([key, value]) => [key, BigInt(value as string)]),
+    save: (key, highest) => broker.saveRecord(PAYLOAD_COUNTERS, key, highest.toString()),
   });
 
   // Bans set by the guard or a program live in the store, as records of kind "ban": they survive restarts.
@@ -238,6 +250,8 @@ export function createServer(options: ServerOptions = {}): MoatServer {
       logger.level = next.log.level;
       applied.push('log.level');
     }
+    const keysBefore = payload && JSON.stringify(payload.keyFile.keys());
+    if (payload?.keyFile.reload() && JSON.stringify(payload.keyFile.keys()) !== keysBefore) applied.push('payload keys');
     config = next;
     if (unwatchTls !== undefined) watchTls(); // the files may be others now
     return { ok: true, applied, restartNeeded };
@@ -340,6 +354,7 @@ export function createServer(options: ServerOptions = {}): MoatServer {
       await admin?.close();
       await broker.close();
       security.close();
+      payload?.keyFile.close();
       auditSink.close();
     },
   };
@@ -355,4 +370,20 @@ export function logReload(logger: PinoLogger, result: ReloadResult, file: string
   if (result.restartNeeded.length > 0) {
     logger.warn({ config: file, sections: result.restartNeeded }, `changed, but in force only after a restart: ${result.restartNeeded.join(', ')}`);
   }
+}
+
+const PAYLOAD_COUNTERS = 'payload-counter';
+
+/** Client-to-broker payload encryption (src/payload): the key file, watched; the replay state; the broker hook. */
+function payloadProtection(config: PayloadConfig, audit: AuditLog, security: Security, logger: PinoLogger) {
+  const keyFile = new PayloadKeyFile(config.keyFile, logger);
+  keyFile.watch();
+  const replay = new ReplayWindow(config.replayWindow ?? DEFAULT_REPLAY_WINDOW);
+  const hooks = payloadProtectionHooks({
+    keys: () => keyFile.keys(), identity: config.identity, topics: config.topics, replay, audit,
+    refused: () => {
+      if (security.guard) security.guard.counters.payloadsRefused++;
+    },
+  });
+  return { keyFile, replay, hooks };
 }

@@ -246,6 +246,27 @@ describe('config: errors name the file, the 1-based line, the dotted key and wha
     assert.equal(config.auditFile, path.join(dir, 'audit.log'));
   });
 
+  it('payload_encryption: the key file read at load; a bad filter, a missing file or a bad key line located', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'moat-config-payload-'));
+    try {
+      const file = path.join(dir, 'moat.yaml');
+      writeFileSync(path.join(dir, 'payload.keys'), `dev:3:${'ab'.repeat(32)}\n`);
+      const loaded = parseConfig('payload_encryption:\n  key_file: payload.keys\n  topics: ["secure/#"]\n', file);
+      assert.deepEqual(loaded.payload, { keyFile: path.join(dir, 'payload.keys'), identity: 'username', topics: ['secure/#'], replayWindow: undefined });
+      const badFilter = configError(() => parseConfig('payload_encryption:\n  key_file: payload.keys\n  topics:\n    - "a/#/b"\n', file));
+      assertLocated(badFilter, file, 4, 'payload_encryption.topics.0');
+      const missing = configError(() => parseConfig('payload_encryption:\n  key_file: nowhere.keys\n  topics: ["s/#"]\n', file));
+      assertLocated(missing, file, 2, 'payload_encryption.key_file');
+      writeFileSync(path.join(dir, 'bad.keys'), `# devices\ndev:${'zz'.repeat(32)}\n`);
+      const bad = configError(() => parseConfig('payload_encryption:\n  key_file: bad.keys\n  topics: ["s/#"]\n', file));
+      assertLocated(bad, file, 2, 'payload_encryption.key_file');
+      assert.match(bad.problem, /bad\.keys:2: /, 'the key file and its line');
+      assert.ok(!bad.message.includes('zz'.repeat(32)), 'never the key');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('maps a jwt provider; a jwt without algorithms or with two key sources is an error on its line', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'moat-config-jwt-'));
     mkdirSync(path.join(dir, 'keys'));

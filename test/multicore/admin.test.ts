@@ -200,7 +200,7 @@ function figures(connected: number, received: number, retained: number, bans: nu
     memory: { held: 100, highWater: 1000, overloaded: false },
     guard: {
       bansActive: bans, bansIssued: 1, flappingBans: 0, authenticationFailures: 2, refusedAtAccept: 0, refusedAtConnect: 0,
-      connectionsLimited: 0, delayedAuthentications: 0, namesSlowed: 0, rateLimited: 0,
+      connectionsLimited: 0, delayedAuthentications: 0, namesSlowed: 0, rateLimited: 0, payloadsRefused: 0,
     },
   };
 }

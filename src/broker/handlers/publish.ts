@@ -30,6 +30,12 @@ export function handlePublish(conn: Connection, packet: PublishPacket): void | P
     const taken = broker.hooks.receiveControl?.(conn.client!, packet) === true;
     return acknowledge(conn, packet, taken ? ReasonCode.Success : ReasonCode.NotAuthorized, false);
   }
+  // Client-to-broker payload encryption (src/payload): decrypted here, before anything reads the payload.
+  const openPayload = broker.hooks.openPayload;
+  if (openPayload !== undefined) {
+    const verdict = openPayload(conn.client!, packet);
+    if (verdict !== undefined) return acknowledge(conn, packet, verdict, verdict !== ReasonCode.Success);
+  }
   // Bounded growth: a new retained topic beyond the limit is refused (counted), not stored over others.
   if (packet.retain && packet.payload.length > 0 && broker.retained.wouldExceed(packet.topic, broker.limits.maxRetainedMessages)) {
     broker.stats.retainedRefused++;

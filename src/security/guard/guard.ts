@@ -99,6 +99,8 @@ export interface GuardCounters {
   namesSlowed: number;
   /** Clients that went over their publishing rate limit (`rate-limited` events). */
   rateLimited: number;
+  /** Encrypted payloads refused: not an envelope, an unknown key, tampered, or a replayed counter (src/payload). */
+  payloadsRefused: number;
 }
 
 const DEFAULTS = {
@@ -135,7 +137,7 @@ export class Guard extends EventEmitter<GuardEvents> {
   readonly bans = new BanList();
   readonly counters: GuardCounters = {
     bansIssued: 0, authenticationFailures: 0, flappingBans: 0, refusedAtAccept: 0, refusedAtConnect: 0, connectionsLimited: 0,
-    delayedAuthentications: 0, namesSlowed: 0, rateLimited: 0,
+    delayedAuthentications: 0, namesSlowed: 0, rateLimited: 0, payloadsRefused: 0,
   };
   private readonly settings: typeof DEFAULTS;
   private readonly allow: AddressSet;
@@ -484,6 +486,7 @@ export class Guard extends EventEmitter<GuardEvents> {
       ['$SYS/broker/security/authentication/delayed', String(c.delayedAuthentications)],
       ['$SYS/broker/security/authentication/slowed', String(c.namesSlowed)],
       ['$SYS/broker/security/rate-limited', String(c.rateLimited)],
+      ['$SYS/broker/security/payloads/refused', String(c.payloadsRefused)],
     ];
   }
 }

@@ -1,0 +1,30 @@
+import path from 'node:path';
+import { topicFilterError } from '../protocol/index.js';
+import { parsePayloadKeys } from '../payload/keys.js';
+import { readAt, type Locate } from './file-checks.js';
+import type { FileConfig } from './schema.js';
+
+/** The `payload_encryption:` section (docs/payload-encryption.md), its key file read and checked at load. */
+export interface PayloadConfig {
+  keyFile: string;
+  identity: 'username' | 'client_id';
+  topics: string[];
+  replayWindow: number | undefined;
+}
+
+export function readPayload(config: FileConfig, base: string, located: Locate): PayloadConfig | undefined {
+  const section = config.payload_encryption;
+  if (!section) return undefined;
+  section.topics.forEach((filter, i) => {
+    const problem = topicFilterError(filter);
+    if (problem) throw located(['payload_encryption', 'topics', String(i)], `"${filter}" is not a topic filter: ${problem}`);
+  });
+  const keyFile = path.resolve(base, section.key_file);
+  const text = readAt(located, ['payload_encryption', 'key_file'], keyFile).toString('utf8');
+  try {
+    parsePayloadKeys(text, keyFile);
+  } catch (err) {
+    throw located(['payload_encryption', 'key_file'], (err as Error).message);
+  }
+  return { keyFile, identity: section.identity ?? 'username', topics: section.topics, replayWindow: section.replay_window };
+}

@@ -1,0 +1,56 @@
+import { readFileSync, watch, type FSWatcher } from 'node:fs';
+import path from 'node:path';
+import { parsePayloadKeys, type PayloadKeys } from './keys.js';
+
+interface Logger {
+  info(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+/**
+ * The payload key file in force: read at start, again when it changes on disk (a file replaced by rename too) and
+ * on SIGHUP. A file that does not parse leaves the keys in force, and says why.
+ */
+export class PayloadKeyFile {
+  private current: PayloadKeys;
+  private watcher: FSWatcher | undefined;
+  private debounce: NodeJS.Timeout | undefined;
+
+  constructor(readonly file: string, private readonly logger?: Logger) {
+    this.current = parsePayloadKeys(readFileSync(file, 'utf8'), file);
+  }
+
+  keys(): PayloadKeys {
+    return this.current;
+  }
+
+  /** Reads the file again; false (and the old keys kept) if it cannot be read or does not parse. */
+  reload(): boolean {
+    try {
+      this.current = parsePayloadKeys(readFileSync(this.file, 'utf8'), this.file);
+      this.logger?.info({ file: this.file, identities: this.current.size }, 'payload key file reloaded');
+      return true;
+    } catch (err) {
+      this.logger?.error({ file: this.file, err: (err as Error).message }, 'payload key file not reloaded; the previous keys stay in force');
+      return false;
+    }
+  }
+
+  watch(): void {
+    if (this.watcher) return;
+    const name = path.basename(this.file);
+    this.watcher = watch(path.dirname(this.file), (_event, changed) => {
+      if (changed !== null && changed !== name) return;
+      clearTimeout(this.debounce);
+      this.debounce = setTimeout(() => this.reload(), 50);
+    });
+    this.watcher.on('error', (err) => this.logger?.error({ file: this.file, err: err.message }, 'cannot watch the payload key file'));
+    this.watcher.unref();
+  }
+
+  close(): void {
+    clearTimeout(this.debounce);
+    this.watcher?.close();
+    this.watcher = undefined;
+  }
+}

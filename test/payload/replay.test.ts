@@ -1,0 +1,59 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ReplayWindow } from '../../src/payload/replay.js';
+
+/** The replay window of payload envelopes (pure): each counter once, a little reordering allowed, the highest kept. */
+describe('ReplayWindow', () => {
+  it('accepts growing counters once each; the same counter again is a replay', () => {
+    const w = new ReplayWindow(8);
+    assert.equal(w.check('k', 1n), 'fresh');
+    assert.equal(w.check('k', 2n), 'fresh');
+    assert.equal(w.check('k', 2n), 'replayed');
+    assert.equal(w.check('k', 1n), 'replayed');
+    assert.equal(w.check('other', 1n), 'fresh', 'each key has its own counters');
+  });
+
+  it('takes counters that arrive out of order within the window, once; older than the window is refused', () => {
+    const w = new ReplayWindow(4);
+    assert.equal(w.check('k', 10n), 'fresh');
+    assert.equal(w.check('k', 8n), 'fresh', 'two behind, not seen');
+    assert.equal(w.check('k', 8n), 'replayed');
+    assert.equal(w.check('k', 6n), 'fresh', 'four behind: the edge of the window');
+    assert.equal(w.check('k', 5n), 'too-old');
+    assert.equal(w.check('k', 20n), 'fresh', 'a jump forward');
+    assert.equal(w.check('k', 10n), 'too-old', 'the jump pushed the old counters out');
+    assert.equal(w.check('k', 19n), 'fresh');
+    assert.equal(w.check('k', 19n), 'replayed');
+  });
+
+  it('window 0: strictly growing counters only', () => {
+    const w = new ReplayWindow(0);
+    assert.equal(w.check('k', 5n), 'fresh');
+    assert.equal(w.check('k', 4n), 'too-old');
+    assert.equal(w.check('k', 6n), 'fresh');
+  });
+
+  it('saves each new highest; after a restart only counters above the stored highest pass', () => {
+    const saved = new Map<string, bigint>();
+    const persistence = { load: () => saved.entries(), save: (key: string, highest: bigint) => void saved.set(key, highest) };
+    const before = new ReplayWindow(8);
+    before.attach(persistence);
+    for (const c of [3n, 5n, 4n]) assert.equal(before.check('k', c), 'fresh');
+    assert.equal(saved.get('k'), 5n, 'the highest, not the last');
+    const after = new ReplayWindow(8);
+    after.attach(persistence);
+    assert.equal(after.check('k', 5n), 'replayed');
+    assert.equal(after.check('k', 4n), 'replayed', 'the window is not kept: below the stored highest counts as seen');
+    assert.equal(after.check('k', 6n), 'fresh');
+    assert.equal(saved.get('k'), 6n);
+  });
+
+  it('counters up to 2^64 - 1', () => {
+    const w = new ReplayWindow(64);
+    const top = 2n ** 64n - 1n;
+    assert.equal(w.check('k', top - 1n), 'fresh');
+    assert.equal(w.check('k', top), 'fresh');
+    assert.equal(w.check('k', top - 1n), 'replayed');
+    assert.throws(() => new ReplayWindow(2000), RangeError);
+  });
+});
