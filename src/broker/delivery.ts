@@ -44,6 +44,7 @@ export class Delivery {
         if (online && this.pressure.overloaded) this.stats.shed++;
         return;
       }
+      if (this.hooks.sealDelivery !== undefined) message = this.sealedFor(conn, message);
       if (conn.version === 5) {
         if (!conn.sendPublish(message, 0, 0, false)) this.stats.drop('tooLarge');
         return;
@@ -85,6 +86,11 @@ export class Delivery {
 
   /** `size`: heldSize(message), worked out once by the caller. */
   private sendInflight(session: Session, conn: Connection, message: Message, qos: QoS, share: string | undefined, size: number): void {
+    // Sealed as it goes into the window: what waits in the queue stays as published, a resend (DUP) is the same bytes.
+    if (this.hooks.sealDelivery !== undefined) {
+      const sealed = this.sealedFor(conn, message);
+      if (sealed !== message) size = heldSize((message = sealed));
+    }
     if (conn.exceedsMaximumPacketSize(message, qos)) {
       this.stats.drop('tooLarge'); // as if delivered [MQTT-3.1.2-25]
       return;
@@ -131,6 +137,12 @@ export class Delivery {
     this.stats.drop('queueFull');
     this.stats.queueDropped++;
     this.logger.debug({ clientId: session.clientId, topic, policy: this.limits.queueOverflow }, 'session queue full, message dropped');
+  }
+
+  /** The message as this connection's client gets it: sealed for it (src/payload), or as it is. */
+  private sealedFor(conn: Connection, message: Message): Message {
+    const client = conn.client;
+    return client === undefined ? message : this.hooks.sealDelivery!(client, message) ?? message;
   }
 
   /** Moves queued messages into the inflight window while the client can take them (held-back resends first). */

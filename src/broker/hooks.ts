@@ -1,4 +1,5 @@
 import type { Properties, ProtocolVersion, QoS } from '../protocol/index.js';
+import type { Message } from './message.js';
 
 type MaybePromise<T> = T | Promise<T>;
 
@@ -162,6 +163,12 @@ export interface BrokerHooks {
    * and dropped), or 0 to acknowledge the publish without routing it (a duplicate already routed).
    */
   openPayload?(client: ClientInfo, message: PublishRequest & { dup: boolean }): number | undefined;
+  /**
+   * A message about to be delivered to (or queued for) a subscriber: another message to send instead (its payload
+   * sealed for that subscriber, src/payload), or undefined to send it as it is. Called once per delivery; the hook
+   * shares one replacement among subscribers that would get the same bytes.
+   */
+  sealDelivery?(client: ClientInfo, message: Message): Message | undefined;
 }
 
 /** What a hook may watch of a new connection: its end (to count connections per address). */
@@ -264,6 +271,17 @@ export function composeHooks(list: BrokerHooks[]): BrokerHooks {
       for (const receive of controls) {
         const answer = receive(client, message);
         if (answer !== undefined) return answer;
+      }
+      return undefined;
+    };
+  }
+  const sealers = list.flatMap((h) => (h.sealDelivery ? [h.sealDelivery.bind(h)] : []));
+  if (sealers.length === 1) composed.sealDelivery = sealers[0]!;
+  else if (sealers.length > 0) {
+    composed.sealDelivery = (client, message) => {
+      for (const seal of sealers) {
+        const sealed = seal(client, message);
+        if (sealed !== undefined) return sealed;
       }
       return undefined;
     };

@@ -10,6 +10,8 @@ export interface PayloadConfig {
   identity: 'username' | 'client_id';
   topics: string[];
   replayWindow: number | undefined;
+  /** Deliveries on the topics to subscribers holding keys are sealed for them. */
+  reencrypt: boolean;
 }
 
 export function readPayload(config: FileConfig, base: string, located: Locate): PayloadConfig | undefined {
@@ -26,5 +28,5 @@ export function readPayload(config: FileConfig, base: string, located: Locate): 
   } catch (err) {
     throw located(['payload_encryption', 'key_file'], (err as Error).message);
   }
-  return { keyFile, identity: section.identity ?? 'username', topics: section.topics, replayWindow: section.replay_window };
+  return { keyFile, identity: section.identity ?? 'username', topics: section.topics, replayWindow: section.replay_window, reencrypt: section.reencrypt ?? false };
 }

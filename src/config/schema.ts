@@ -198,6 +198,7 @@ export const configSchema = {
         identity: { enum: ['username', 'client_id'] },
         topics: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } },
         replay_window: { type: 'integer', minimum: 0, maximum: 1024 },
+        reencrypt: { type: 'boolean' },
       },
     },
     guard: {
@@ -470,7 +471,7 @@ export interface FileConfig {
   audit?: { file?: string };
   guard?: FileGuard;
   admin?: FileAdmin;
-  payload_encryption?: { key_file: string; identity?: 'username' | 'client_id'; topics: string[]; replay_window?: number };
+  payload_encryption?: { key_file: string; identity?: 'username' | 'client_id'; topics: string[]; replay_window?: number; reencrypt?: boolean };
   sys_interval?: number;
   workers?: number | 'auto';
   log?: { level?: string; format?: 'auto' | 'json' | 'pretty' };

@@ -35,6 +35,15 @@ export class PayloadKeys {
     return this.byIdentity.has(identity);
   }
 
+  /** The identity's highest key id: the newest, during a rotation (what the broker seals deliveries with). */
+  newestKeyId(identity: string): number | undefined {
+    const keys = this.byIdentity.get(identity);
+    if (!keys || keys.size === 0) return undefined;
+    let newest = -1;
+    for (const id of keys.keys()) if (id > newest) newest = id;
+    return newest;
+  }
+
   /** How many identities hold keys. */
   get size(): number {
     return this.byIdentity.size;

@@ -1,8 +1,10 @@
 import type { BrokerHooks, ClientInfo, PublishRequest } from '../broker/hooks.js';
+import type { Message } from '../broker/message.js';
 import { ReasonCode } from '../protocol/index.js';
 import type { AuditLog } from '../security/audit.js';
 import { matchesTopic } from '../security/filters.js';
-import { isEnvelopeError, openEnvelope, parseEnvelope } from './envelope.js';
+import { isEnvelopeError, openEnvelope, parseEnvelope, sealEnvelope } from './envelope.js';
+import type { OutboundCounters } from './outbound.js';
 import type { PayloadKeys } from './keys.js';
 import type { ReplayWindow } from './replay.js';
 
@@ -27,6 +29,11 @@ export interface PayloadProtectionOptions {
   audit: AuditLog;
   /** Each refusal, for the guard's counters. */
   refused?(): void;
+  /**
+   * Deliveries on the covered topics to subscribers that hold keys are sealed for them (with their newest key),
+   * the broker's counters from here. Absent: deliveries are plaintext.
+   */
+  reencrypt?: OutboundCounters;
 }
 
 /** An MQTT 5 user property that asks for the payload to be opened on any topic: ("moat-payload", "envelope"). */
@@ -46,9 +53,38 @@ export function payloadProtectionHooks(options: PayloadProtectionOptions): Broke
     });
     return ReasonCode.PayloadFormatInvalid;
   };
+  const identityOf = (client: ClientInfo): string | undefined =>
+    (options.identity === 'username' ? client.identity?.username ?? client.username : client.id);
+  const outbound = options.reencrypt;
+  /** Each message's envelopes by key: subscribers with one key share one encryption, as they share one encoding. */
+  const sealedCopies = new WeakMap<Message, Map<string, Message>>();
+  const sealDelivery = (client: ClientInfo, message: Message): Message | undefined => {
+    const identity = identityOf(client);
+    if (identity === undefined) return undefined;
+    const keys = options.keys();
+    const keyId = keys.newestKeyId(identity);
+    if (keyId === undefined || !options.topics.some((filter) => matchesTopic(filter, message.topic))) return undefined;
+    const name = `${identity}\u0000${keyId}`;
+    let copies = sealedCopies.get(message);
+    const known = copies?.get(name);
+    if (known) return known;
+    const counter = outbound!.take(name);
+    const payload = sealEnvelope({ key: keys.get(identity, keyId)!, keyId, counter, nonce: outbound!.nonce(counter), topic: message.topic, plaintext: message.payload });
+    // A new message: the cached encodings of the plaintext one must not follow it.
+    const sealed: Message = { topic: message.topic, payload, qos: message.qos, retain: message.retain, ownsPayload: true };
+    if (message.publishedRetain !== undefined) sealed.publishedRetain = message.publishedRetain;
+    if (message.expiresAt !== undefined) sealed.expiresAt = message.expiresAt;
+    if (message.properties) sealed.properties = message.properties;
+    // A retained message is sent again to each new subscriber, which must get a new counter each time.
+    if (message.retain) return sealed;
+    if (!copies) sealedCopies.set(message, (copies = new Map()));
+    copies.set(name, sealed);
+    return sealed;
+  };
   return {
+    ...(outbound && { sealDelivery }),
     openPayload(client, message) {
-      const identity = options.identity === 'username' ? client.identity?.username ?? client.username : client.id;
+      const identity = identityOf(client);
       if (identity === undefined) return undefined;
       const keys = options.keys();
       if (!keys.has(identity) || !covered(message)) return undefined;

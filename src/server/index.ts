@@ -15,6 +15,7 @@ import type { PayloadConfig } from '../config/payload.js';
 import { PayloadKeyFile } from '../payload/key-file.js';
 import { payloadProtectionHooks } from '../payload/protection.js';
 import { DEFAULT_REPLAY_WINDOW, ReplayWindow } from '../payload/replay.js';
+import { OutboundCounters } from '../payload/outbound.js';
 
 export { describeStore } from './store.js';
 
@@ -180,6 +181,11 @@ export function createServer(options: ServerOptions = {}): MoatServer {
   payload?.replay.attach({
     load: () => [...(broker.records.get(PAYLOAD_COUNTERS)?.entries() ?? [])].map(([key, value]) => [key, BigInt(value as string)]),
     save: (key, highest) => broker.saveRecord(PAYLOAD_COUNTERS, key, highest.toString()),
+  });
+  // And the broker's own counters for what it seals, reserved ahead in blocks (kind "payload-out-counter").
+  payload?.outbound?.attach({
+    load: () => [...(broker.records.get(PAYLOAD_OUT_COUNTERS)?.entries() ?? [])].map(([key, value]) => [key, BigInt(value as string)]),
+    save: (key, reserved) => broker.saveRecord(PAYLOAD_OUT_COUNTERS, key, reserved.toString()),
   });
 
   // Bans set by the guard or a program live in the store, as records of kind "ban": they survive restarts.
@@ -373,17 +379,19 @@ export function logReload(logger: PinoLogger, result: ReloadResult, file: string
 }
 
 const PAYLOAD_COUNTERS = 'payload-counter';
+const PAYLOAD_OUT_COUNTERS = 'payload-out-counter';
 
 /** Client-to-broker payload encryption (src/payload): the key file, watched; the replay state; the broker hook. */
 function payloadProtection(config: PayloadConfig, audit: AuditLog, security: Security, logger: PinoLogger) {
   const keyFile = new PayloadKeyFile(config.keyFile, logger);
   keyFile.watch();
   const replay = new ReplayWindow(config.replayWindow ?? DEFAULT_REPLAY_WINDOW);
+  const outbound = config.reencrypt ? new OutboundCounters() : undefined;
   const hooks = payloadProtectionHooks({
-    keys: () => keyFile.keys(), identity: config.identity, topics: config.topics, replay, audit,
+    keys: () => keyFile.keys(), identity: config.identity, topics: config.topics, replay, audit, ...(outbound && { reencrypt: outbound }),
     refused: () => {
       if (security.guard) security.guard.counters.payloadsRefused++;
     },
   });
-  return { keyFile, replay, hooks };
+  return { keyFile, replay, outbound, hooks };
 }

@@ -252,7 +252,7 @@ describe('config: errors name the file, the 1-based line, the dotted key and wha
       const file = path.join(dir, 'moat.yaml');
       writeFileSync(path.join(dir, 'payload.keys'), `dev:3:${'ab'.repeat(32)}\n`);
       const loaded = parseConfig('payload_encryption:\n  key_file: payload.keys\n  topics: ["secure/#"]\n', file);
-      assert.deepEqual(loaded.payload, { keyFile: path.join(dir, 'payload.keys'), identity: 'username', topics: ['secure/#'], replayWindow: undefined });
+      assert.deepEqual(loaded.payload, { keyFile: path.join(dir, 'payload.keys'), identity: 'username', topics: ['secure/#'], replayWindow: undefined, reencrypt: false });
       const badFilter = configError(() => parseConfig('payload_encryption:\n  key_file: payload.keys\n  topics:\n    - "a/#/b"\n', file));
       assertLocated(badFilter, file, 4, 'payload_encryption.topics.0');
       const missing = configError(() => parseConfig('payload_encryption:\n  key_file: nowhere.keys\n  topics: ["s/#"]\n', file));

@@ -1,0 +1,150 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, it } from 'node:test';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { isEnvelopeError, openEnvelope, parseEnvelope, type ParsedEnvelope } from '../../src/payload/envelope.js';
+import { ReplayWindow } from '../../src/payload/replay.js';
+import { createEntry, formatEntry } from '../../src/security/index.js';
+import { freePort, killAll, spawnProc, type Proc } from '../helpers/process.js';
+
+/**
+ * Deliveries sealed for subscribers that hold keys (payload_encryption.reencrypt), against a real `moat` with MQTT.js:
+ * a back end publishes plaintext, a device subscriber receives envelopes sealed with its newest key, opens them and
+ * finds each counter new (also across a restart, and for a retained message sent again); two subscribers with one
+ * key get the same bytes (one encryption per key); subscribers without keys, and topics outside the rules, get the
+ * plaintext.
+ */
+
+const MOAT = path.join(fileURLToPath(new URL('../../../', import.meta.url)), 'dist', 'src', 'cli', 'moat.js');
+const FAST = { logN: 10, r: 8, p: 1 };
+const OLD_KEY = randomBytes(32);
+const NEW_KEY = randomBytes(32);
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+describe('payload encryption, broker to client (reencrypt)', () => {
+  let dir: string;
+  let port: number;
+  let proc: Proc;
+  const open: MqttClient[] = [];
+  /** The device's own replay check, as its firmware would keep it. */
+  const seen = new ReplayWindow(0);
+
+  const start = async (): Promise<void> => {
+    proc = spawnProc(process.execPath, [MOAT, '-c', 'moat.yaml'], { cwd: dir, limitMs: 120_000 });
+    await proc.waitStdout((out) => out.includes('"moat started"'), 15_000, 'moat started');
+  };
+  const connect = async (clientId: string, user: string, options: Partial<IClientOptions> = {}): Promise<MqttClient> => {
+    const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, {
+      clientId, username: user, password: `${user}-pw`, protocolVersion: 5, reconnectPeriod: 0, connectTimeout: 5000, ...options,
+    });
+    open.push(client);
+    return client;
+  };
+  const collect = async (client: MqttClient, filter: string, qos: 0 | 1 = 1): Promise<Array<[string, Buffer]>> => {
+    const got: Array<[string, Buffer]> = [];
+    client.on('message', (topic, payload) => got.push([topic, payload]));
+    await client.subscribeAsync(filter, { qos });
+    return got;
+  };
+  /** Opens what the device received: the envelope, its plaintext with the newest key, and whether its counter is new. */
+  const openAsDevice = (topic: string, bytes: Buffer): { envelope: ParsedEnvelope; text: string | undefined; fresh: boolean } => {
+    const envelope = parseEnvelope(bytes);
+    assert.ok(!isEnvelopeError(envelope), `an envelope on ${topic}`);
+    const text = openEnvelope(NEW_KEY, envelope, topic)?.toString();
+    return { envelope, text, fresh: seen.check(`k${envelope.keyId}`, envelope.counter) === 'fresh' };
+  };
+
+  before(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'moat-reencrypt-'));
+    port = await freePort();
+    const users = await Promise.all(['device1', 'backend'].map(async (u) => formatEntry(await createEntry(u, Buffer.from(`${u}-pw`), FAST))));
+    writeFileSync(path.join(dir, 'passwords'), `${users.join('\n')}\n`);
+    writeFileSync(path.join(dir, 'payload.keys'), `device1:0:${OLD_KEY.toString('hex')}\ndevice1:3:${NEW_KEY.toString('hex')}\n`);
+    writeFileSync(path.join(dir, 'moat.yaml'), [
+      `listeners:\n  - { host: 127.0.0.1, port: ${port} }`,
+      'authentication:\n  - { type: password_file, path: passwords }',
+      'payload_encryption:\n  key_file: payload.keys\n  topics: ["secure/#"]\n  reencrypt: true',
+      'log: { format: json }',
+      'store: { type: sqlite, directory: data }',
+    ].join('\n'));
+    await start();
+  });
+  after(async () => {
+    for (const client of open) client.end(true);
+    await killAll();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a device subscriber gets envelopes sealed with its newest key, each counter new; without keys or off the rules, plaintext', async () => {
+    const device = await connect('dev-sub', 'device1');
+    const deviceGot = await collect(device, '#');
+    const backendSub = await connect('backend-sub', 'backend');
+    const backendGot = await collect(backendSub, 'secure/#');
+    const publisher = await connect('backend-pub', 'backend');
+    await publisher.publishAsync('secure/cmd', 'turn on', { qos: 1 });
+    await publisher.publishAsync('secure/cmd', 'turn off', { qos: 0 });
+    await publisher.publishAsync('open/news', 'plain for everyone', { qos: 1 });
+    await sleep(300);
+    assert.deepEqual(backendGot.map(([t, p]) => [t, p.toString()]), [['secure/cmd', 'turn on'], ['secure/cmd', 'turn off']]);
+    const mine = deviceGot.filter(([t]) => !t.startsWith('$'));
+    assert.equal(mine.length, 3);
+    const opened = mine.slice(0, 2).map(([t, p]) => openAsDevice(t, p));
+    assert.deepEqual(opened.map((o) => [o.envelope.keyId, o.text, o.fresh]), [[3, 'turn on', true], [3, 'turn off', true]]);
+    assert.ok(opened[1]!.envelope.counter > opened[0]!.envelope.counter, 'the broker counts up');
+    assert.equal(openEnvelope(NEW_KEY, opened[0]!.envelope, 'secure/other'), undefined, 'bound to its topic');
+    assert.deepEqual([mine[2]![0], mine[2]![1].toString()], ['open/news', 'plain for everyone']);
+  });
+
+  it('two subscribers with one key get the same envelope (one encryption per key); a retained message gets a new counter each time it is sent', async () => {
+    const a = await connect('dev-a', 'device1');
+    const b = await connect('dev-b', 'device1');
+    const gotA = await collect(a, 'secure/shared');
+    const gotB = await collect(b, 'secure/shared');
+    const publisher = await connect('backend-pub2', 'backend');
+    await publisher.publishAsync('secure/shared', 'one message', { qos: 1 });
+    await publisher.publishAsync('secure/state', 'retained state', { qos: 1, retain: true });
+    await sleep(300);
+    assert.equal(gotA.length, 1);
+    assert.deepEqual(gotA[0]![1], gotB[0]![1], 'the same bytes: sealed once for the key');
+    assert.equal(openAsDevice('secure/shared', gotA[0]![1]).text, 'one message');
+
+    const counters: bigint[] = [];
+    for (const id of ['dev-r1', 'dev-r2']) {
+      const reader = await connect(id, 'device1');
+      const got = await collect(reader, 'secure/state');
+      await sleep(200);
+      assert.equal(got.length, 1);
+      const { envelope, text, fresh } = openAsDevice('secure/state', got[0]![1]);
+      assert.equal(text, 'retained state');
+      assert.ok(fresh, 'a new counter for each sending of the retained message');
+      counters.push(envelope.counter);
+      await reader.endAsync();
+    }
+    assert.notEqual(counters[0], counters[1]);
+  });
+
+  it('after a restart the broker\'s counters go on above every one it used (reserved in the store)', async () => {
+    const before = await connect('dev-before', 'device1');
+    const got = await collect(before, 'secure/restart');
+    const publisher = await connect('backend-pub3', 'backend');
+    await publisher.publishAsync('secure/restart', 'before', { qos: 1 });
+    await sleep(300);
+    const last = openAsDevice('secure/restart', got[0]![1]).envelope.counter;
+    await sleep(300); // the reservation's write is durable
+    proc.kill('SIGTERM');
+    await proc.waitExit(10_000);
+    await start();
+    const after = await connect('dev-after', 'device1');
+    const gotAfter = await collect(after, 'secure/restart');
+    const publisher2 = await connect('backend-pub4', 'backend');
+    await publisher2.publishAsync('secure/restart', 'after', { qos: 1 });
+    await sleep(300);
+    const { envelope, text, fresh } = openAsDevice('secure/restart', gotAfter.at(-1)![1]);
+    assert.equal(text, 'after');
+    assert.ok(fresh && envelope.counter > last, `counter ${envelope.counter} above ${last}`);
+  });
+});
