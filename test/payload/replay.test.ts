@@ -57,3 +57,25 @@ describe('ReplayWindow', () => {
     assert.throws(() => new ReplayWindow(2000), RangeError);
   });
 });
+
+describe('OutboundCounters', () => {
+  it('counts from 1 per key, reserves blocks ahead in the store, and after a restart goes on above the last reservation', async () => {
+    const { OutboundCounters } = await import('../../src/payload/outbound.js');
+    const saved = new Map<string, bigint>();
+    const persistence = { load: () => saved.entries(), save: (key: string, reserved: bigint) => void saved.set(key, reserved) };
+    const first = new OutboundCounters(undefined, 3n);
+    first.attach(persistence);
+    assert.deepEqual([first.take('a'), first.take('a'), first.take('b'), first.take('a')], [1n, 2n, 1n, 3n]);
+    assert.equal(saved.get('a'), 3n, 'one reservation covered three counters');
+    assert.equal(first.take('a'), 4n);
+    assert.equal(saved.get('a'), 6n, 'the next block reserved before it is used');
+    const second = new OutboundCounters(undefined, 3n);
+    second.attach(persistence);
+    assert.equal(second.take('a'), 7n, 'above every counter the first may have used');
+    assert.equal(second.take('b'), 4n);
+    const nonce = second.nonce(7n);
+    assert.equal(nonce.length, 12);
+    assert.equal(nonce.readBigUInt64BE(4), 7n);
+    assert.notDeepEqual(second.noncePrefix, first.noncePrefix, 'a random prefix per start (equal once in 2^32)');
+  });
+});
