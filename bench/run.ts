@@ -20,6 +20,7 @@ import type { BenchContext, ScenarioReport } from './scenarios/context.js';
 import { availableBrokers, type BrokerKind } from './lib/brokers.js';
 import { COMPARISONS, compareBrokers } from './scenarios/compare.js';
 import { durabilityScenario } from './scenarios/durability.js';
+import { atRestScenario } from './scenarios/at-rest.js';
 import { idleScenario } from './scenarios/idle.js';
 import { judgeTargets } from './scenarios/targets.js';
 import { tlsScenario } from './scenarios/tls.js';
@@ -31,6 +32,7 @@ export const SCENARIOS: Record<string, (ctx: BenchContext) => Promise<ScenarioRe
   tls: tlsScenario,
   restart: restartScenario,
   durability: durabilityScenario,
+  'p2p-qos1-at-rest': atRestScenario,
 };
 
 const DOCS = path.join(fileURLToPath(new URL('../../', import.meta.url)), 'docs', 'benchmarks.md');

@@ -9,6 +9,8 @@ if (subcommand === 'passwd') {
   process.exitCode = await (await import('./passwd.js')).runPasswd(rest);
 } else if (subcommand === 'convert') {
   process.exitCode = await (await import('./convert.js')).runConvert(rest);
+} else if (subcommand === 'store') {
+  process.exitCode = await (await import('./store.js')).runStore(rest);
 } else if (subcommand === 'ctl') {
   process.exitCode = await (await import('./ctl/index.js')).runCtl(rest);
 } else {

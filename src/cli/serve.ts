@@ -40,6 +40,8 @@ Without --config, Moat listens on 127.0.0.1:1883 and accepts anonymous clients t
        moat convert <mosquitto.conf>              print the equivalent Moat YAML of a Mosquitto configuration
        moat ctl <resource> <command> [...]        manage a running broker through its admin API
                                                   (clients, sessions, bans, users, ...; moat ctl --help)
+       moat store rekey -c <file>                 re-encrypt a stopped broker's stored messages with the
+                                                  current key of store.encryption.key_file
 
 SIGHUP re-reads the configuration file (and the password and ACL files) and applies what can change
 while the broker runs; the log names what needs a restart.`;

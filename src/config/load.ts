@@ -6,7 +6,8 @@ import { isMap, isScalar, LineCounter, parseDocument, type Document, type YAMLEr
 import type { BrokerCapabilities, BrokerLimits, BrokerOptions, TlsListenerOptions, WebSocketOptions } from '../broker/options.js';
 import type { AclConfig, AclRule } from '../security/acl.js';
 import type { AuthenticationSource, SecurityOptions } from '../security/index.js';
-import { checkSecurityFiles, errnoWords, readTlsFiles } from './file-checks.js';
+import { checkSecurityFiles, errnoWords, readAt, readTlsFiles } from './file-checks.js';
+import { AtRestKeyFileError, parseAtRestKeys } from '../store/at-rest.js';
 import { readAdmin } from './admin.js';
 import { readPayload, type PayloadConfig } from './payload.js';
 import { DEFAULT_ADMIN_ROLE, type AdminOptions } from '../admin/options.js';
@@ -36,9 +37,14 @@ const schemaValidator = (): ValidateFunction<FileConfig> =>
 
 /** Where state is kept: the embedded SQLite store in a data directory (default ./data), or memory only. */
 export type StoreConfig =
-  | { type: 'sqlite'; directory: string; durability: 'strict' | 'periodic'; flushIntervalMs: number | undefined }
-  | { type: 'redis'; url: string; keyPrefix: string | undefined }
+  | { type: 'sqlite'; directory: string; durability: 'strict' | 'periodic'; flushIntervalMs: number | undefined; encryption?: StoreEncryption }
+  | { type: 'redis'; url: string; keyPrefix: string | undefined; encryption?: StoreEncryption }
   | { type: 'memory' };
+
+/** Encryption at rest of stored messages (docs/payload-encryption.md, "At rest"): the key file, checked at load. */
+export interface StoreEncryption {
+  keyFile: string;
+}
 
 const DEFAULT_STORE_DIRECTORY = './data';
 export const DEFAULT_STORE: StoreConfig = { type: 'sqlite', directory: DEFAULT_STORE_DIRECTORY, durability: 'strict', flushIntervalMs: undefined };
@@ -93,12 +99,29 @@ export function parseConfig(text: string, file: string): LoadedConfig {
   checkDynamicSecurity(data, located);
   const base = path.dirname(path.resolve(file));
   checkSecurityFiles(data, base, located);
+  checkStoreEncryption(data, base, located);
   const loaded = toOptions(data, base, readTlsFiles(data, base, located));
   const admin = readAdmin(data, base, located);
   if (admin) loaded.admin = admin;
   const payload = readPayload(data, base, located);
   if (payload) loaded.payload = payload;
   return loaded;
+}
+
+/** The store's key file is read now: a mistake in it is a configuration error at store.encryption.key_file. */
+function checkStoreEncryption(config: FileConfig, base: string, located: (path: string[], problem: string) => ConfigError): void {
+  const encryption = config.store?.encryption;
+  if (!encryption) return;
+  const at = ['store', 'encryption'];
+  if (config.store?.type === 'memory') throw located(at, 'only means something with the sqlite or redis store (the memory store writes nothing)');
+  const keyFile = path.resolve(base, encryption.key_file);
+  const text = readAt(located, [...at, 'key_file'], keyFile).toString('utf8');
+  try {
+    parseAtRestKeys(text, keyFile);
+  } catch (err) {
+    if (err instanceof AtRestKeyFileError) throw located([...at, 'key_file'], err.message);
+    throw err;
+  }
 }
 
 /** The yaml library's error as a sentence: its message goes on with an excerpt of the file that a one-line report cannot show. */
@@ -583,13 +606,14 @@ function toOptions(config: FileConfig, base: string, tls: Map<number, TlsListene
   const store: StoreConfig = config.store?.type === 'memory'
     ? { type: 'memory' }
     : config.store?.type === 'redis'
-      ? { type: 'redis', url: config.store.url ?? 'redis://127.0.0.1:6379', keyPrefix: config.store.key_prefix }
+      ? { type: 'redis', url: config.store.url ?? 'redis://127.0.0.1:6379', keyPrefix: config.store.key_prefix, ...storeEncryption(config, base) }
       : {
       type: 'sqlite',
       // Like every path in the file, relative to the file's directory; without the key, ./data of the working directory.
       directory: config.store?.directory !== undefined ? path.resolve(base, config.store.directory) : DEFAULT_STORE_DIRECTORY,
       durability: config.store?.durability ?? 'strict',
       flushIntervalMs: config.store?.flush_interval_ms,
+      ...storeEncryption(config, base),
     };
   if (config.authorization?.unauthorized_publish) broker.unauthorizedPublish = config.authorization.unauthorized_publish;
   const loaded: LoadedConfig = {
@@ -597,6 +621,11 @@ function toOptions(config: FileConfig, base: string, tls: Map<number, TlsListene
   };
   if (config.audit?.file) loaded.auditFile = path.resolve(base, config.audit.file);
   return loaded;
+}
+
+function storeEncryption(config: FileConfig, base: string): { encryption?: StoreEncryption } {
+  const keyFile = config.store?.encryption?.key_file;
+  return keyFile === undefined ? {} : { encryption: { keyFile: path.resolve(base, keyFile) } };
 }
 
 /** The embedded default setup: one listener on 127.0.0.1:1883, anonymous allowed there. */

@@ -102,6 +102,12 @@ export const configSchema = {
         key_prefix: { type: 'string' },
         durability: { enum: ['strict', 'periodic'] },
         flush_interval_ms: { type: 'integer', minimum: 0, maximum: 60000 },
+        encryption: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['key_file'],
+          properties: { key_file: { type: 'string', minLength: 1 } },
+        },
       },
     },
     authentication: {
@@ -455,6 +461,7 @@ export interface FileConfig {
     key_prefix?: string;
     durability?: 'strict' | 'periodic';
     flush_interval_ms?: number;
+    encryption?: { key_file: string };
   };
   authentication?: FileAuthentication[];
   authorization?: {

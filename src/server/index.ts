@@ -9,7 +9,7 @@ import { defaultConfig, loadConfigFile, type LoadedConfig } from '../config/load
 import { createFileLogger, createLogger } from '../log/logger.js';
 import { createSecurity, loggerAudit, type AuditEvent, type AuditLog, type Ban, type Security } from '../security/index.js';
 import { PskKeys } from '../transport/tls-psk.js';
-import { createStore, describeStore, storeForWorker } from './store.js';
+import { createStore, describeStore, reloadStoreKeys, storeForWorker } from './store.js';
 import { createAdmin, SecurityEvents, teeAudit, type AdminListener } from '../admin/index.js';
 import type { PayloadConfig } from '../config/payload.js';
 import { PayloadKeyFile } from '../payload/key-file.js';
@@ -258,6 +258,7 @@ export function createServer(options: ServerOptions = {}): MoatServer {
     }
     const keysBefore = payload && JSON.stringify(payload.keyFile.keys());
     if (payload?.keyFile.reload() && JSON.stringify(payload.keyFile.keys()) !== keysBefore) applied.push('payload keys');
+    if (reloadStoreKeys(store, startedWith.store, logger)) applied.push('store keys'); // re-encrypted in the background
     config = next;
     if (unwatchTls !== undefined) watchTls(); // the files may be others now
     return { ok: true, applied, restartNeeded };

@@ -3,7 +3,8 @@ import type { StoreConfig } from '../config/load.js';
 import { MemoryStore } from '../store/memory.js';
 import { RedisStore } from '../store/redis.js';
 import { SqliteStore } from '../store/sqlite.js';
-import type { BrokerStore } from '../store/store.js';
+import type { BrokerStore, StoreLogger } from '../store/store.js';
+import { readAtRestKeys, type AtRestKeys } from '../store/at-rest.js';
 
 /** Each worker of multi-core mode keeps its own sessions: a directory or key prefix of its own. */
 export function storeForWorker(config: StoreConfig, index: number | undefined): StoreConfig {
@@ -19,7 +20,7 @@ export function storeForWorker(config: StoreConfig, index: number | undefined): 
 const WORKER_LOCK_WAIT_MS = 10_000;
 
 export interface StoreContext {
-  logger: { error(obj: object, msg?: string): void };
+  logger: StoreLogger & { info(obj: object, msg?: string): void };
   /** This process is a worker of multi-core mode. */
   worker: boolean;
   /** The store's lock was lost to another broker (Redis): this broker must stop. */
@@ -30,12 +31,34 @@ export function createStore(config: StoreConfig, { logger, worker, onLockLost }:
   const lockWaitMs = worker ? WORKER_LOCK_WAIT_MS : 0;
   switch (config.type) {
     case 'memory': return new MemoryStore();
-    case 'redis': return new RedisStore({ url: config.url, keyPrefix: config.keyPrefix, logger, lockWaitMs, onLockLost });
+    case 'redis': return new RedisStore({ url: config.url, keyPrefix: config.keyPrefix, logger, lockWaitMs, onLockLost, ...encryptionOf(config) });
     case 'sqlite':
       return new SqliteStore({
         directory: path.resolve(config.directory), durability: config.durability, flushIntervalMs: config.flushIntervalMs, logger, lockWaitMs,
+        ...encryptionOf(config),
       });
   }
+}
+
+function encryptionOf(config: StoreConfig): { encryption?: AtRestKeys } {
+  return config.type !== 'memory' && config.encryption ? { encryption: readAtRestKeys(config.encryption.keyFile) } : {};
+}
+
+/**
+ * SIGHUP: the store's key file (encryption at rest) read again. New records use its current key at once and the
+ * store re-encrypts the others in the background, logging `store rekey complete`. A file that does not read keeps
+ * the keys in force. True when the keys changed.
+ */
+export function reloadStoreKeys(store: BrokerStore, config: StoreConfig, logger: StoreContext['logger']): boolean {
+  if (config.type === 'memory' || !config.encryption || !(store instanceof SqliteStore || store instanceof RedisStore)) return false;
+  let keys: AtRestKeys;
+  try {
+    keys = readAtRestKeys(config.encryption.keyFile);
+  } catch (err) {
+    logger.error({ file: config.encryption.keyFile, err: (err as Error).message }, 'store key file not reloaded; the keys in force stay');
+    return false;
+  }
+  return store.useKeys(keys);
 }
 
 /** Where the state lives, for the start-up line: an absolute directory, or the Redis address and key prefix. */

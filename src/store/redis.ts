@@ -1,10 +1,11 @@
 import type { Redis } from 'ioredis';
-import { messageFromJson, messageToJson } from './codec.js';
+import { jsonToRow, messageToJson, rowToJson, rowToMessage, sealRow } from './codec.js';
+import { AtRestCipher, AtRestError, type AtRestKeys } from './at-rest.js';
 import { StoreError } from './errors.js';
 import { RedisLock } from './lock.js';
 import { LatencyHistogram } from '../measure/latency.js';
 import type {
-  BrokerStore, StoreTimings, InflightRecord, QueuedRecord, RecoveredSession, RecoveredState, SessionRecord, StoredMessage, StoredRecord, SubscriptionRecord,
+  BrokerStore, StoreLogger, StoreTimings, InflightRecord, QueuedRecord, RecoveredSession, RecoveredState, SessionRecord, StoredMessage, StoredRecord, SubscriptionRecord,
 } from './store.js';
 
 export interface RedisStoreOptions {
@@ -12,7 +13,9 @@ export interface RedisStoreOptions {
   url: string;
   /** Prefix of every key, so brokers can share a Redis (default "moat:"). */
   keyPrefix?: string;
-  logger?: { error(obj: object, msg?: string): void };
+  logger?: StoreLogger;
+  /** Encryption at rest of queued, in-flight and retained messages (docs/payload-encryption.md, "At rest"). */
+  encryption?: AtRestKeys;
   /** While another broker holds the prefix, keep trying this long before refusing (default 0: refuse at once). */
   lockWaitMs?: number;
   /** How long the lock lives without renewal (default 30 s; renewed every third of it). */
@@ -29,6 +32,28 @@ export const REDIS_SCHEMA_VERSION = 1;
 /** Sessions whose keys are read in one pipeline at startup, and the HSCAN batch size. */
 const LOAD_CHUNK = 500;
 const SCAN_COUNT = 5000;
+/** Fields read per HSCAN call by a rekey pass, and re-encrypted by one script call. */
+const REKEY_BATCH = 200;
+
+/**
+ * Replaces hash fields whose value is still the one the rekey pass read (ARGV: field, old, new, ...): a field the
+ * broker deleted or rewrote meanwhile stays as the broker left it. Returns how many were replaced.
+ */
+const REPLACE_UNCHANGED = `local n = 0
+for i = 1, #ARGV, 3 do
+  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])
+    n = n + 1
+  end
+end
+return n`;
+
+/** Records re-encrypted by a rekey pass, per kind. */
+export interface ReencryptionCounts {
+  queued: number;
+  inflight: number;
+  retained: number;
+}
 
 /**
  * The BrokerStore on a Redis server. Changes are gathered per event-loop turn
@@ -51,9 +76,16 @@ export class RedisStore implements BrokerStore {
   private opening: Promise<RecoveredState> | undefined;
   /** Held from open to close: one broker per key prefix. */
   private lock: RedisLock | undefined;
+  private readonly cipher: AtRestCipher | undefined;
+  /** Records the last load found under another key than the current one (or plain): a rekey pass starts after open. */
+  private staleRecords = 0;
+  /** The rekey pass running; a newer one (another key) replaces it, and the older one's callers wait for it. */
+  private rekeyRun: { generation: number; done: Promise<ReencryptionCounts> } | undefined;
+  private rekeyGeneration = 0;
 
   constructor(private readonly options: RedisStoreOptions) {
     this.prefix = options.keyPrefix ?? 'moat:';
+    if (options.encryption) this.cipher = new AtRestCipher(options.encryption);
   }
 
   private key(...parts: string[]): string {
@@ -89,13 +121,17 @@ export class RedisStore implements BrokerStore {
         throw new Error(`written by a newer Moat (schema ${version}, this version reads up to ${REDIS_SCHEMA_VERSION}); refusing to start`);
       }
       if (version < REDIS_SCHEMA_VERSION) await redis.hset(this.key('meta'), 'schema', String(REDIS_SCHEMA_VERSION));
+      const state = await this.load(redis);
       this.redis = redis;
-      return await this.load(redis);
+      // Plain records (encryption just turned on) or records under an older key: re-encrypted in the background.
+      if (this.cipher && this.staleRecords > 0) this.reencrypt().catch(() => undefined); // a failure is logged
+      return state;
     } catch (err) {
       await this.lock?.release();
       this.lock = undefined;
       redis.disconnect();
       if (err instanceof StoreError) throw err;
+      if (err instanceof AtRestError) throw new StoreError(this.options.url, `${err.message} (key prefix "${this.prefix}"); refusing to start`);
       throw new StoreError(this.options.url, `cannot use the Redis store: ${(err as Error).message}`);
     }
   }
@@ -104,7 +140,15 @@ export class RedisStore implements BrokerStore {
    * Reads the state with HSCAN (bounded replies, no multi-second HGETALL of a
    * million retained messages blocking Redis) and per-session keys pipelined in chunks.
    */
+  /** Reads one stored message, counting it if it is not under the current key. */
+  private readonly readMessage = (text: string): StoredMessage => {
+    const row = jsonToRow(text);
+    if (this.cipher && row.key_id !== this.cipher.currentKeyId) this.staleRecords++;
+    return rowToMessage(row, this.cipher);
+  };
+
   private async load(redis: Redis): Promise<RecoveredState> {
+    this.staleRecords = 0;
     const records = await this.scanHash(redis, this.key('sessions'));
     const sessions: RecoveredSession[] = [];
     const ids = [...records.keys()];
@@ -126,14 +170,14 @@ export class RedisStore implements BrokerStore {
         sessions.push({
           record: JSON.parse(records.get(clientId)!) as SessionRecord,
           subscriptions: Object.values(subs).map((s) => JSON.parse(s) as SubscriptionRecord),
-          queue: Object.values(queue).map(parseQueued).sort((a, b) => a.seq - b.seq),
-          inflight: Object.values(inflight).map(parseInflight),
+          queue: Object.values(queue).map((text) => parseQueued(text, this.readMessage)).sort((a, b) => a.seq - b.seq),
+          inflight: Object.values(inflight).map((text) => parseInflight(text, this.readMessage)),
           incomingQos2: incoming.map(Number),
         });
       });
     }
     const retained: StoredMessage[] = [];
-    for (const text of (await this.scanHash(redis, this.key('retained'))).values()) retained.push(messageFromJson(text));
+    for (const text of (await this.scanHash(redis, this.key('retained'))).values()) retained.push(this.readMessage(text));
     const security: StoredRecord[] = [];
     for (const kind of await redis.smembers(this.key('record-kinds'))) {
       for (const [key, json] of await this.scanHash(redis, this.key('records', kind))) {
@@ -203,7 +247,7 @@ export class RedisStore implements BrokerStore {
   }
 
   enqueue(clientId: string, e: QueuedRecord): void {
-    const text = JSON.stringify({ seq: e.seq, qos: e.qos, share: e.share, message: messageToJson(e.message) });
+    const text = JSON.stringify({ seq: e.seq, qos: e.qos, share: e.share, message: messageToJson(e.message, this.cipher) });
     this.change((m) => m.hset(this.key('queue', clientId), String(e.seq), text));
   }
 
@@ -212,7 +256,7 @@ export class RedisStore implements BrokerStore {
   }
 
   putInflight(clientId: string, e: InflightRecord): void {
-    const text = JSON.stringify({ packetId: e.packetId, state: e.state, qos: e.qos, share: e.share, message: messageToJson(e.message) });
+    const text = JSON.stringify({ packetId: e.packetId, state: e.state, qos: e.qos, share: e.share, message: messageToJson(e.message, this.cipher) });
     this.change((m) => m.hset(this.key('inflight', clientId), String(e.packetId), text));
   }
 
@@ -229,7 +273,7 @@ export class RedisStore implements BrokerStore {
   }
 
   putRetained(message: StoredMessage): void {
-    const text = messageToJson(message);
+    const text = messageToJson(message, this.cipher);
     this.change((m) => m.hset(this.key('retained'), message.topic, text));
   }
 
@@ -247,6 +291,104 @@ export class RedisStore implements BrokerStore {
 
   deleteRecord(kind: string, key: string): void {
     this.change((m) => m.hdel(this.key('records', kind), key));
+  }
+
+  // ---- encryption at rest: rekey ----
+
+  /**
+   * The key file read again (SIGHUP): new records use its current key at once, and a rekey pass re-encrypts the
+   * rest. Keys the file no longer holds stay readable in memory until the restart. False: nothing changed.
+   */
+  useKeys(keys: AtRestKeys): boolean {
+    if (!this.cipher || !this.cipher.differs(keys)) return false; // turning encryption on needs a restart
+    const keptInMemory = this.cipher.use(keys);
+    if (keptInMemory.length > 0) {
+      this.options.logger?.warn?.({ file: keys.file, keyIds: keptInMemory }, 'key ids no longer in the store key file stay readable until the restart');
+    }
+    this.reencrypt().catch(() => undefined); // a failure is logged
+    return true;
+  }
+
+  /**
+   * Re-encrypts every queued, in-flight and retained record not under the current key (plain ones included): HSCAN
+   * batches, each replaced by a script only where the broker has not changed the field meanwhile. Resolves with the
+   * counts once done; a pass started meanwhile (another key) takes over, and this one resolves with it.
+   */
+  reencrypt(): Promise<ReencryptionCounts> {
+    if (!this.cipher || !this.redis) return Promise.resolve({ queued: 0, inflight: 0, retained: 0 });
+    const generation = ++this.rekeyGeneration;
+    const done = this.rekeyPass(generation, this.cipher.currentKeyId);
+    this.rekeyRun = { generation, done };
+    return done;
+  }
+
+  private async rekeyPass(generation: number, keyId: number): Promise<ReencryptionCounts> {
+    const where = { url: this.options.url, keyPrefix: this.prefix, keyId };
+    this.options.logger?.info?.(where, 'store rekey started');
+    const startedAt = performance.now();
+    // Records sealed before the key changed are written before the pass reads.
+    await new Promise<void>((resolve) => this.whenDurable(resolve));
+    const counts: ReencryptionCounts = { queued: 0, inflight: 0, retained: 0 };
+    let unreadable = 0;
+    const superseded = (): boolean => generation !== this.rekeyGeneration || this.redis === undefined;
+    const resealMessage = (text: string): string | undefined => {
+      const row = jsonToRow(text);
+      if (row.key_id === keyId) return undefined;
+      try {
+        return rowToJson(sealRow(row, this.cipher!));
+      } catch (err) {
+        // Changed since the start (which opened every record): left as it is, said once per pass.
+        if (!unreadable++) this.options.logger?.error({ ...where, err: (err as Error).message }, 'store rekey: a record does not open; left as it is');
+        return undefined;
+      }
+    };
+    // Queued and in-flight entries hold the message's JSON in their own.
+    const resealEntry = (text: string): string | undefined => {
+      const entry = JSON.parse(text) as { message: string };
+      const message = resealMessage(entry.message);
+      return message === undefined ? undefined : JSON.stringify({ ...entry, message });
+    };
+    try {
+      counts.retained += await this.rekeyHash(this.key('retained'), resealMessage, superseded);
+      let cursor = '0';
+      do {
+        const [next, flat] = await this.redis!.hscan(this.key('sessions'), cursor, 'COUNT', REKEY_BATCH);
+        for (let i = 0; i < flat.length && !superseded(); i += 2) {
+          counts.queued += await this.rekeyHash(this.key('queue', flat[i]!), resealEntry, superseded);
+          counts.inflight += await this.rekeyHash(this.key('inflight', flat[i]!), resealEntry, superseded);
+        }
+        cursor = next;
+      } while (cursor !== '0' && !superseded());
+    } catch (err) {
+      if (superseded()) return this.rekeyRun && this.rekeyRun.generation !== generation ? this.rekeyRun.done : counts;
+      this.rekeyRun = undefined;
+      this.options.logger?.error({ ...where, err: (err as Error).message }, 'store rekey failed; it starts again at the next reload or start');
+      throw err;
+    }
+    if (superseded()) {
+      // A newer pass runs (or the store closed: the next start goes on).
+      return this.rekeyRun && this.rekeyRun.generation !== generation ? this.rekeyRun.done : counts;
+    }
+    this.rekeyRun = undefined;
+    this.options.logger?.info?.({ ...where, ...counts, ms: Math.round(performance.now() - startedAt) }, 'store rekey complete');
+    return counts;
+  }
+
+  /** One hash through HSCAN; returns how many fields were re-encrypted. */
+  private async rekeyHash(key: string, reseal: (text: string) => string | undefined, superseded: () => boolean): Promise<number> {
+    let replaced = 0;
+    let cursor = '0';
+    do {
+      const [next, flat] = await this.redis!.hscan(key, cursor, 'COUNT', REKEY_BATCH);
+      const args: string[] = [];
+      for (let i = 0; i < flat.length; i += 2) {
+        const resealed = reseal(flat[i + 1]!);
+        if (resealed !== undefined) args.push(flat[i]!, flat[i + 1]!, resealed);
+      }
+      if (args.length > 0) replaced += Number(await this.redis!.eval(REPLACE_UNCHANGED, 1, key, ...args));
+      cursor = next;
+    } while (cursor !== '0' && !superseded());
+    return replaced;
   }
 
   whenDurable(done: () => void): void {
@@ -292,16 +434,16 @@ export class RedisStore implements BrokerStore {
   }
 }
 
-function parseQueued(text: string): QueuedRecord {
+function parseQueued(text: string, read: (text: string) => StoredMessage): QueuedRecord {
   const raw = JSON.parse(text) as { seq: number; qos: QueuedRecord['qos']; share?: string; message: string };
-  const entry: QueuedRecord = { seq: raw.seq, qos: raw.qos, message: messageFromJson(raw.message) };
+  const entry: QueuedRecord = { seq: raw.seq, qos: raw.qos, message: read(raw.message) };
   if (raw.share !== undefined) entry.share = raw.share;
   return entry;
 }
 
-function parseInflight(text: string): InflightRecord {
+function parseInflight(text: string, read: (text: string) => StoredMessage): InflightRecord {
   const raw = JSON.parse(text) as { packetId: number; state: InflightRecord['state']; qos: InflightRecord['qos']; share?: string; message: string };
-  const entry: InflightRecord = { packetId: raw.packetId, state: raw.state, qos: raw.qos, message: messageFromJson(raw.message) };
+  const entry: InflightRecord = { packetId: raw.packetId, state: raw.state, qos: raw.qos, message: read(raw.message) };
   if (raw.share !== undefined) entry.share = raw.share;
   return entry;
 }

@@ -3,10 +3,11 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { StoreError } from './errors.js';
 import { DirectoryLock, STORE_IN_USE } from './lock.js';
-import { messageToRow, rowToMessage, toMessage, type MessageRow } from './codec.js';
+import { messageToRow, openRow, rowToMessage, sealRow, toMessage, type MessageRow, type SealableFields } from './codec.js';
+import { AtRestCipher, AtRestError, type AtRestKeys } from './at-rest.js';
 import { LatencyHistogram } from '../measure/latency.js';
 import type {
-  BrokerStore, StoreTimings, InflightRecord, QueuedRecord, RecoveredSession, RecoveredState, SessionRecord, StoredMessage, StoredRecord, SubscriptionRecord,
+  BrokerStore, StoreLogger, StoreTimings, InflightRecord, QueuedRecord, RecoveredSession, RecoveredState, SessionRecord, StoredMessage, StoredRecord, SubscriptionRecord,
 } from './store.js';
 
 /** How acknowledgements relate to the disk (docs/storage.md). */
@@ -19,15 +20,17 @@ export interface SqliteStoreOptions {
   durability?: Durability;
   /** periodic: milliseconds between batches (the most a crash can lose). strict: extra wait to gather a batch (default 0: one batch per event-loop turn). */
   flushIntervalMs?: number;
-  logger?: { error(obj: object, msg?: string): void };
+  logger?: StoreLogger;
   /** While another process holds the directory, keep trying this long before refusing (default 0: refuse at once). */
   lockWaitMs?: number;
+  /** Encryption at rest of queued, in-flight and retained messages (docs/payload-encryption.md, "At rest"). */
+  encryption?: AtRestKeys;
 }
 
 export { StoreError } from './errors.js';
 
 /** Schema version written to PRAGMA user_version; MIGRATIONS[v] upgrades a database from version v to v + 1. */
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 const MIGRATIONS: ReadonlyArray<(db: Database.Database) => void> = [
   (db) => db.exec(`
     CREATE TABLE sessions (client_id TEXT PRIMARY KEY, created_at INTEGER NOT NULL, expiry_interval INTEGER);
@@ -52,9 +55,39 @@ const MIGRATIONS: ReadonlyArray<(db: Database.Database) => void> = [
     ALTER TABLE sessions ADD COLUMN remote_address TEXT;
     ALTER TABLE sessions ADD COLUMN left_at INTEGER;
   `),
+  // 4: encryption at rest; a row's key_id names the key that sealed its payload and props (NULL: stored as they are).
+  (db) => db.exec(`
+    ALTER TABLE queue ADD COLUMN key_id INTEGER;
+    ALTER TABLE inflight ADD COLUMN key_id INTEGER;
+    ALTER TABLE retained ADD COLUMN key_id INTEGER;
+  `),
 ];
 
+/** The tables of messages that encryption at rest seals, with the name each one's count has. */
+const SEALED_TABLES = [['queue', 'queued'], ['inflight', 'inflight'], ['retained', 'retained']] as const;
+/** Rows re-encrypted per batch: a few milliseconds of work between the broker's own writes. */
+const REKEY_BATCH = 256;
+
 type Op = () => void;
+
+/** Records re-encrypted by a rekey pass, per kind. */
+export interface ReencryptionCounts {
+  queued: number;
+  inflight: number;
+  retained: number;
+}
+
+/** A rekey pass: which table it is at, where, and who waits for its end. */
+interface RekeyPass {
+  keyId: number;
+  table: number;
+  cursor: number;
+  counts: ReencryptionCounts;
+  /** Rows that did not open (changed on disk since the start); they keep their key. */
+  unreadable: number;
+  startedAt: number;
+  waiters: Array<(counts: ReencryptionCounts) => void>;
+}
 
 /**
  * The embedded durable store: SQLite in WAL mode (docs/storage.md has the
@@ -85,11 +118,18 @@ export class SqliteStore implements BrokerStore {
   private statements!: ReturnType<SqliteStore['prepare']>;
   /** Held from open to close: one process per data directory. */
   private lock: DirectoryLock | undefined;
+  private readonly cipher: AtRestCipher | undefined;
+  /** Rows the last load found under another key than the current one (or plain): a rekey pass starts after open. */
+  private staleRows = 0;
+  private rekey: RekeyPass | undefined;
+  /** Run once the batch holding the ops queued with them has committed (a failed batch keeps them for its retry). */
+  private afterCommit: Array<() => void> = [];
 
   constructor(private readonly options: SqliteStoreOptions) {
     this.file = path.join(options.directory, 'moat.db');
     this.durability = options.durability ?? 'strict';
     this.flushIntervalMs = options.flushIntervalMs ?? (this.durability === 'periodic' ? 100 : 0);
+    if (options.encryption) this.cipher = new AtRestCipher(options.encryption);
   }
 
   async open(): Promise<RecoveredState> {
@@ -131,7 +171,19 @@ export class SqliteStore implements BrokerStore {
     this.db = db;
     if (this.durability === 'strict') this.openWalForSync(db);
     this.statements = this.prepare(db);
-    return this.load(db);
+    let state: RecoveredState;
+    try {
+      state = this.load(db);
+    } catch (err) {
+      this.db = undefined;
+      db.close();
+      this.releaseLock();
+      if (err instanceof AtRestError) throw new StoreError(this.file, `${err.message}; refusing to start`);
+      throw err;
+    }
+    // Plain rows (encryption just turned on) or rows under an older key: re-encrypted in the background.
+    if (this.cipher && this.staleRows > 0) void this.reencrypt();
+    return state;
   }
 
   private openDatabase(): Database.Database {
@@ -188,7 +240,7 @@ export class SqliteStore implements BrokerStore {
   }
 
   private prepare(db: Database.Database) {
-    const msgCols = 'topic, payload, msg_qos, retain, props, expires_at';
+    const msgCols = 'topic, payload, msg_qos, retain, props, expires_at, key_id';
     return {
       saveSession: db.prepare(`INSERT INTO sessions (client_id, created_at, expiry_interval, expires_at, username, remote_address, left_at)
         VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -197,16 +249,21 @@ export class SqliteStore implements BrokerStore {
       deleteSession: ['sessions', 'subscriptions', 'queue', 'inflight', 'incoming_qos2'].map((t) => db.prepare(`DELETE FROM ${t} WHERE client_id = ?`)),
       putSubscription: db.prepare('INSERT OR REPLACE INTO subscriptions (client_id, filter, record) VALUES (?, ?, ?)'),
       deleteSubscription: db.prepare('DELETE FROM subscriptions WHERE client_id = ? AND filter = ?'),
-      enqueue: db.prepare(`INSERT OR REPLACE INTO queue (client_id, seq, qos, share, ${msgCols}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+      enqueue: db.prepare(`INSERT OR REPLACE INTO queue (client_id, seq, qos, share, ${msgCols}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
       dequeue: db.prepare('DELETE FROM queue WHERE client_id = ? AND seq = ?'),
-      putInflight: db.prepare(`INSERT OR REPLACE INTO inflight (client_id, packet_id, state, qos, share, ${msgCols}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+      putInflight: db.prepare(`INSERT OR REPLACE INTO inflight (client_id, packet_id, state, qos, share, ${msgCols}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
       deleteInflight: db.prepare('DELETE FROM inflight WHERE client_id = ? AND packet_id = ?'),
       putIncoming: db.prepare('INSERT OR IGNORE INTO incoming_qos2 (client_id, packet_id) VALUES (?, ?)'),
       deleteIncoming: db.prepare('DELETE FROM incoming_qos2 WHERE client_id = ? AND packet_id = ?'),
-      putRetained: db.prepare('INSERT OR REPLACE INTO retained (topic, payload, qos, props, expires_at) VALUES (?, ?, ?, ?, ?)'),
+      putRetained: db.prepare('INSERT OR REPLACE INTO retained (topic, payload, qos, props, expires_at, key_id) VALUES (?, ?, ?, ?, ?, ?)'),
       deleteRetained: db.prepare('DELETE FROM retained WHERE topic = ?'),
       putRecord: db.prepare('INSERT OR REPLACE INTO records (kind, key, value) VALUES (?, ?, ?)'),
       deleteRecord: db.prepare('DELETE FROM records WHERE kind = ? AND key = ?'),
+      // Through the rowid: one pass over a table however many rows it holds.
+      rekey: SEALED_TABLES.map(([table]) => ({
+        select: db.prepare(`SELECT rowid, topic, payload, props, key_id FROM ${table} WHERE rowid > ? AND key_id IS NOT ? ORDER BY rowid LIMIT ?`),
+        update: db.prepare(`UPDATE ${table} SET payload = ?, props = ?, key_id = ? WHERE rowid = ?`),
+      })),
     };
   }
 
@@ -230,7 +287,12 @@ export class SqliteStore implements BrokerStore {
       sessions.get(row.client_id)?.subscriptions.push(JSON.parse(row.record) as SubscriptionRecord);
     }
     type Held = MessageRow & { client_id: string; qos: number; share: string | null; msg_qos: number };
-    const message = (row: Held): StoredMessage => rowToMessage({ ...row, qos: row.msg_qos });
+    const current = this.cipher?.currentKeyId ?? null;
+    this.staleRows = 0;
+    const message = (row: Held): StoredMessage => {
+      if (row.key_id !== current) this.staleRows++;
+      return rowToMessage({ ...row, qos: row.msg_qos }, this.cipher);
+    };
     for (const row of db.prepare('SELECT * FROM queue ORDER BY client_id, seq').iterate() as Iterable<Held & { seq: number }>) {
       const entry: QueuedRecord = { seq: row.seq, qos: row.qos as QueuedRecord['qos'], message: message(row) };
       if (row.share !== null) entry.share = row.share;
@@ -247,9 +309,12 @@ export class SqliteStore implements BrokerStore {
     // The largest table: raw rows (arrays) and no intermediate objects.
     const retained: StoredMessage[] = [];
     const slab = new PayloadSlab();
-    type RetainedRow = [string, Buffer, number, string | null, number | null];
-    for (const [topic, payload, qos, props, expiresAt] of db.prepare('SELECT topic, payload, qos, props, expires_at FROM retained').raw(true).iterate() as Iterable<RetainedRow>) {
-      retained.push(toMessage(topic, slab.keep(payload), qos, true, props, expiresAt));
+    type RetainedRow = [string, Buffer, number, string | Buffer | null, number | null, number | null];
+    const retainedRows = db.prepare('SELECT topic, payload, qos, props, expires_at, key_id FROM retained').raw(true).iterate() as Iterable<RetainedRow>;
+    for (const [topic, stored, qos, storedProps, expiresAt, keyId] of retainedRows) {
+      if (keyId !== current) this.staleRows++;
+      const { payload, props } = keyId === null ? { payload: stored, props: storedProps } : openRow({ topic, payload: stored, props: storedProps, key_id: keyId }, this.cipher);
+      retained.push(toMessage(topic, slab.keep(payload), qos, true, props as string | null, expiresAt));
     }
     const records: StoredRecord[] = [];
     for (const row of db.prepare('SELECT kind, key, value FROM records').iterate() as Iterable<{ kind: string; key: string; value: string }>) {
@@ -260,6 +325,7 @@ export class SqliteStore implements BrokerStore {
 
   async close(): Promise<void> {
     if (!this.db) return;
+    this.rekey = undefined; // an unfinished pass goes on at the next start
     this.cancelTimer();
     while (this.ops.length > 0 || this.waiters.length > 0) {
       if (!this.flush()) break; // the disk refuses: what is not written is lost with the process, as it would be in a crash
@@ -316,8 +382,8 @@ export class SqliteStore implements BrokerStore {
   }
 
   enqueue(clientId: string, e: QueuedRecord): void {
-    const m = messageToRow(e.message);
-    this.change(() => this.statements.enqueue.run(clientId, e.seq, e.qos, e.share ?? null, m.topic, m.payload, m.qos, m.retain, m.props, m.expires_at));
+    const m = messageToRow(e.message, this.cipher);
+    this.change(() => this.statements.enqueue.run(clientId, e.seq, e.qos, e.share ?? null, m.topic, m.payload, m.qos, m.retain, m.props, m.expires_at, m.key_id));
   }
 
   dequeue(clientId: string, seq: number): void {
@@ -325,9 +391,9 @@ export class SqliteStore implements BrokerStore {
   }
 
   putInflight(clientId: string, e: InflightRecord): void {
-    const m = messageToRow(e.message);
+    const m = messageToRow(e.message, this.cipher);
     const state = e.state; // the engine mutates the entry; capture its state now
-    this.change(() => this.statements.putInflight.run(clientId, e.packetId, state, e.qos, e.share ?? null, m.topic, m.payload, m.qos, m.retain, m.props, m.expires_at));
+    this.change(() => this.statements.putInflight.run(clientId, e.packetId, state, e.qos, e.share ?? null, m.topic, m.payload, m.qos, m.retain, m.props, m.expires_at, m.key_id));
   }
 
   deleteInflight(clientId: string, packetId: number): void {
@@ -343,8 +409,8 @@ export class SqliteStore implements BrokerStore {
   }
 
   putRetained(message: StoredMessage): void {
-    const m = messageToRow(message);
-    this.change(() => this.statements.putRetained.run(m.topic, m.payload, m.qos, m.props, m.expires_at));
+    const m = messageToRow(message, this.cipher);
+    this.change(() => this.statements.putRetained.run(m.topic, m.payload, m.qos, m.props, m.expires_at, m.key_id));
   }
 
   deleteRetained(topic: string): void {
@@ -358,6 +424,98 @@ export class SqliteStore implements BrokerStore {
 
   deleteRecord(kind: string, key: string): void {
     this.change(() => this.statements.deleteRecord.run(kind, key));
+  }
+
+  // ---- encryption at rest: rekey ----
+
+  /**
+   * The key file read again (SIGHUP): new records use its current key at once, and a rekey pass re-encrypts the
+   * rest. Keys the file no longer holds stay readable in memory until the restart. False: nothing changed.
+   */
+  useKeys(keys: AtRestKeys): boolean {
+    if (!this.cipher || !this.cipher.differs(keys)) return false; // turning encryption on needs a restart
+    const keptInMemory = this.cipher.use(keys);
+    if (keptInMemory.length > 0) {
+      this.options.logger?.warn?.({ file: keys.file, keyIds: keptInMemory }, 'key ids no longer in the store key file stay readable until the restart');
+    }
+    void this.reencrypt();
+    return true;
+  }
+
+  /**
+   * Re-encrypts every queued, in-flight and retained row not under the current key (plain rows included), a batch
+   * of REKEY_BATCH rows per event-loop turn, each batch written with the broker's own changes of that turn. Resolves
+   * with the counts once done; a pass started meanwhile (another key) takes over, and resolves both.
+   */
+  reencrypt(): Promise<ReencryptionCounts> {
+    const cipher = this.cipher;
+    if (!cipher || !this.db) return Promise.resolve({ queued: 0, inflight: 0, retained: 0 });
+    return new Promise((resolve) => {
+      const pass: RekeyPass = {
+        keyId: cipher.currentKeyId, table: 0, cursor: 0, counts: { queued: 0, inflight: 0, retained: 0 }, unreadable: 0, startedAt: performance.now(),
+        waiters: [...(this.rekey?.waiters ?? []), resolve],
+      };
+      this.rekey = pass;
+      // What a rewritten row leaves behind (plaintext, or what the old key sealed) is zeroed, not left in free space.
+      this.db!.pragma('secure_delete = ON');
+      this.options.logger?.info?.({ path: this.file, keyId: pass.keyId }, 'store rekey started');
+      this.queueRekeyBatch(pass);
+    });
+  }
+
+  /**
+   * One batch as an op behind every change queued so far: those were sealed before the key changed, and are
+   * written before the pass reads their rows.
+   */
+  private queueRekeyBatch(pass: RekeyPass): void {
+    if (this.rekey !== pass || !this.db) return;
+    let done: { last: number; read: number; rewritten: number } | undefined;
+    this.ops.push(() => {
+      done = this.rekey === pass ? this.rekeyBatch(pass) : undefined;
+    });
+    this.afterCommit.push(() => {
+      if (!done || this.rekey !== pass) return;
+      pass.counts[SEALED_TABLES[pass.table]![1]] += done.rewritten;
+      if (done.read === REKEY_BATCH) pass.cursor = done.last;
+      else if (++pass.table < SEALED_TABLES.length) pass.cursor = 0;
+      else return this.rekeyFinished(pass);
+      setImmediate(() => this.queueRekeyBatch(pass));
+    });
+    this.schedule();
+  }
+
+  private rekeyBatch(pass: RekeyPass): { last: number; read: number; rewritten: number } {
+    const { select, update } = this.statements.rekey[pass.table]!;
+    const rows = select.all(pass.cursor, pass.keyId, REKEY_BATCH) as Array<SealableFields & { rowid: number }>;
+    let rewritten = 0;
+    for (const row of rows) {
+      let sealed: SealableFields;
+      try {
+        sealed = sealRow(row, this.cipher!);
+      } catch (err) {
+        // Changed on disk since the start (which opened every row): left as it is, said once per pass; writes go on.
+        if (!pass.unreadable++) this.options.logger?.error({ path: this.file, err: (err as Error).message }, 'store rekey: a record does not open; left as it is');
+        continue;
+      }
+      update.run(sealed.payload, sealed.props, sealed.key_id, row.rowid);
+      rewritten++;
+    }
+    return { last: rows.at(-1)?.rowid ?? pass.cursor, read: rows.length, rewritten };
+  }
+
+  /** Complete once durable: only then may the old key leave the file. */
+  private rekeyFinished(pass: RekeyPass): void {
+    this.rekey = undefined;
+    this.whenDurable(() => {
+      if (this.db && !this.rekey) {
+        this.db.pragma('secure_delete = OFF');
+        // The WAL still holds the pages as they were before the pass: emptied.
+        this.db.pragma('wal_checkpoint(TRUNCATE)');
+      }
+      const ms = Math.round(performance.now() - pass.startedAt);
+      this.options.logger?.info?.({ path: this.file, keyId: pass.keyId, ...pass.counts, ms }, 'store rekey complete');
+      for (const resolve of pass.waiters) resolve(pass.counts);
+    });
   }
 
   // ---- durability ----
@@ -413,8 +571,11 @@ export class SqliteStore implements BrokerStore {
       }
     }
     if (ops.length > 0) this.commitSeq++;
+    const committed = this.afterCommit;
     this.ops = [];
     this.waiters = [];
+    this.afterCommit = [];
+    for (const hook of committed) hook();
     this.retryDelay = 10;
     if (this.walFd === undefined) {
       this.syncedSeq = this.commitSeq;

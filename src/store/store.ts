@@ -1,6 +1,13 @@
 import type { LatencyHistogram } from '../measure/latency.js';
 import type { Properties, QoS } from '../protocol/index.js';
 
+/** What a store logs: write failures, and (encryption at rest) the progress of a rekey. */
+export interface StoreLogger {
+  error(obj: object, msg?: string): void;
+  warn?(obj: object, msg?: string): void;
+  info?(obj: object, msg?: string): void;
+}
+
 /** A message as the broker keeps it: retained, queued for a session, or in flight. */
 export interface StoredMessage {
   topic: string;
