@@ -881,6 +881,13 @@ export class Broker extends EventEmitter<BrokerEvents> {
 
   private publishWill(client: ClientInfo, will: WillMessage): void {
     if (will.topic.charCodeAt(0) === 0x24) return;
+    // A will is a publish like any other for payload encryption (src/payload): opened, or refused and not routed.
+    const openPayload = this.hooks.openPayload;
+    if (openPayload !== undefined) {
+      const message = { topic: will.topic, payload: will.payload, qos: will.qos, retain: will.retain, dup: false, ...(will.properties && { properties: will.properties }) };
+      if (openPayload(client, message) !== undefined) return;
+      will = { ...will, payload: message.payload };
+    }
     const authorize = this.hooks.authorizePublish;
     const verdict = authorize ? authorize(client, will, 'will') : true;
     const publish = (allowed: boolean): void => {

@@ -299,7 +299,7 @@ export async function serve(): Promise<void> {
   }
   adjust?.(config);
   const workers = workerCount(config, args.workers);
-  // Dynamic security only: the admin API's runtime users are shared by the workers (src/multicore/shared-runtime.ts), MQTT's control API is not yet.
+  if (config.payload && workers > 1) fail(`configuration error: payload_encryption: not yet in multi-core mode (--workers ${workers}): each worker would keep its own replay state; run with one worker`);
   const place = workerPlace();
   if (!place && workers > 1) return runPrimary(config, workers, args.config, adjust);
   const logger = createLogger(config.log.level, config.log.format);

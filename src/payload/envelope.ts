@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
 
 /**
  * The payload envelope, version 1: a message payload encrypted for the broker by a device too small for TLS
@@ -161,6 +161,17 @@ export function openEnvelope(key: Uint8Array, envelope: ParsedEnvelope, topic: s
     return undefined;
   }
 }
+
+/**
+ * The key the broker seals deliveries with (broker to client), derived from the shared key: HMAC-SHA256(key,
+ * "moat-payload broker-to-client v1"). Each direction has its own key, so an envelope the broker sealed for a
+ * device never opens as one the device sent (it could be published back), and the two sides' nonces never meet.
+ */
+export function deliveryKey(key: Uint8Array): Buffer {
+  return createHmac('sha256', key).update(DELIVERY_KEY_LABEL).digest();
+}
+
+const DELIVERY_KEY_LABEL = 'moat-payload broker-to-client v1';
 
 export interface SealOptions {
   /** 32 bytes. */

@@ -33,6 +33,7 @@ export {
   NONCE_LENGTH,
   TAG_LENGTH,
   algorithmName,
+  deliveryKey,
   isEnvelopeError,
   openEnvelope,
   parseEnvelope,

@@ -3,7 +3,7 @@ import type { Message } from '../broker/message.js';
 import { ReasonCode } from '../protocol/index.js';
 import type { AuditLog } from '../security/audit.js';
 import { matchesTopic } from '../security/filters.js';
-import { isEnvelopeError, openEnvelope, parseEnvelope, sealEnvelope } from './envelope.js';
+import { deliveryKey, isEnvelopeError, openEnvelope, parseEnvelope, sealEnvelope } from './envelope.js';
 import type { OutboundCounters } from './outbound.js';
 import type { PayloadKeys } from './keys.js';
 import type { ReplayWindow } from './replay.js';
@@ -53,8 +53,15 @@ export function payloadProtectionHooks(options: PayloadProtectionOptions): Broke
     });
     return ReasonCode.PayloadFormatInvalid;
   };
-  const identityOf = (client: ClientInfo): string | undefined =>
-    (options.identity === 'username' ? client.identity?.username ?? client.username : client.id);
+  // The user name authentication proved, never the one a CONNECT merely carries (an anonymous listener's).
+  const identityOf = (client: ClientInfo): string | undefined => (options.identity === 'username' ? client.identity?.username : client.id);
+  /** Each key's broker-to-client key, derived once. */
+  const deliveryKeys = new WeakMap<Buffer, Buffer>();
+  const deliveryKeyOf = (key: Buffer): Buffer => {
+    let derived = deliveryKeys.get(key);
+    if (!derived) deliveryKeys.set(key, (derived = deliveryKey(key)));
+    return derived;
+  };
   const outbound = options.reencrypt;
   /** Each message's envelopes by key: subscribers with one key share one encryption, as they share one encoding. */
   const sealedCopies = new WeakMap<Message, Map<string, Message>>();
@@ -69,7 +76,7 @@ export function payloadProtectionHooks(options: PayloadProtectionOptions): Broke
     const known = copies?.get(name);
     if (known) return known;
     const counter = outbound!.take(name);
-    const payload = sealEnvelope({ key: keys.get(identity, keyId)!, keyId, counter, nonce: outbound!.nonce(counter), topic: message.topic, plaintext: message.payload });
+    const payload = sealEnvelope({ key: deliveryKeyOf(keys.get(identity, keyId)!), keyId, counter, nonce: outbound!.nonce(counter), topic: message.topic, plaintext: message.payload });
     // A new message: the cached encodings of the plaintext one must not follow it.
     const sealed: Message = { topic: message.topic, payload, qos: message.qos, retain: message.retain, ownsPayload: true };
     if (message.publishedRetain !== undefined) sealed.publishedRetain = message.publishedRetain;

@@ -58,7 +58,12 @@ export function reloadStoreKeys(store: BrokerStore, config: StoreConfig, logger:
     logger.error({ file: config.encryption.keyFile, err: (err as Error).message }, 'store key file not reloaded; the keys in force stay');
     return false;
   }
-  return store.useKeys(keys);
+  try {
+    return store.useKeys(keys);
+  } catch (err) {
+    logger.error({ file: config.encryption.keyFile, err: (err as Error).message }, 'store key file not reloaded; the keys in force stay');
+    return false;
+  }
 }
 
 /** Where the state lives, for the start-up line: an absolute directory, or the Redis address and key prefix. */

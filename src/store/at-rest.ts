@@ -111,8 +111,16 @@ export class AtRestCipher {
     return this.current.id;
   }
 
-  /** Takes a key file's keys; returns the key ids kept only in memory because the file no longer holds them. */
+  /**
+   * Takes a key file's keys; returns the key ids kept only in memory because the file no longer holds them. A key
+   * id names one key for good: a file giving an id in force another key is refused (AtRestError), since records
+   * sealed under the old one would no longer open and the pass would skip them.
+   */
   use(keys: AtRestKeys): number[] {
+    for (const [id, key] of keys.byId) {
+      const known = this.readable.get(id);
+      if (known && !known.equals(key)) throw new AtRestError(`${keys.file}: key id ${id} holds another key than the one in force; a new key needs a new key id`);
+    }
     const kept = [...this.readable.keys()].filter((id) => !keys.byId.has(id));
     const readable = new Map(keys.byId);
     for (const id of kept) readable.set(id, this.readable.get(id)!);

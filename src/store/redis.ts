@@ -370,7 +370,9 @@ export class RedisStore implements BrokerStore {
       return this.rekeyRun && this.rekeyRun.generation !== generation ? this.rekeyRun.done : counts;
     }
     this.rekeyRun = undefined;
-    this.options.logger?.info?.({ ...where, ...counts, ms: Math.round(performance.now() - startedAt) }, 'store rekey complete');
+    const ms = Math.round(performance.now() - startedAt);
+    if (unreadable > 0) this.options.logger?.error({ ...where, ...counts, unreadable, ms }, 'store rekey incomplete: records that do not open were left as they are; keep the old keys');
+    else this.options.logger?.info?.({ ...where, ...counts, ms }, 'store rekey complete');
     return counts;
   }
 

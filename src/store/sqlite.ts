@@ -513,7 +513,9 @@ export class SqliteStore implements BrokerStore {
         this.db.pragma('wal_checkpoint(TRUNCATE)');
       }
       const ms = Math.round(performance.now() - pass.startedAt);
-      this.options.logger?.info?.({ path: this.file, keyId: pass.keyId, ...pass.counts, ms }, 'store rekey complete');
+      // Records that did not open are still under an old key: the old key must stay, and the operator must know.
+      if (pass.unreadable > 0) this.options.logger?.error({ path: this.file, keyId: pass.keyId, ...pass.counts, unreadable: pass.unreadable, ms }, 'store rekey incomplete: records that do not open were left as they are; keep the old keys');
+      else this.options.logger?.info?.({ path: this.file, keyId: pass.keyId, ...pass.counts, ms }, 'store rekey complete');
       for (const resolve of pass.waiters) resolve(pass.counts);
     });
   }

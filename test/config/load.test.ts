@@ -262,6 +262,12 @@ describe('config: errors name the file, the 1-based line, the dotted key and wha
       assertLocated(bad, file, 2, 'payload_encryption.key_file');
       assert.match(bad.problem, /bad\.keys:2: /, 'the key file and its line');
       assert.ok(!bad.message.includes('zz'.repeat(32)), 'never the key');
+      // Replay state must outlive the process and live in one place.
+      const memory = configError(() => parseConfig('store: { type: memory }\npayload_encryption:\n  key_file: payload.keys\n  topics: ["s/#"]\n', file));
+      assertLocated(memory, file, 2, 'payload_encryption');
+      assert.match(memory.problem, /replayed envelopes would be accepted again after every restart/);
+      const workers = configError(() => parseConfig('workers: 2\npayload_encryption:\n  key_file: payload.keys\n  topics: ["s/#"]\n', file));
+      assert.match(workers.problem, /not yet in multi-core mode/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

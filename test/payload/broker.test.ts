@@ -127,6 +127,18 @@ describe('payload encryption, client to broker', () => {
     assert.match(reasons.join('\n'), /authentication failed[\s\S]*no key 3 for device1[\s\S]*not an envelope[\s\S]*counter 10 already used[\s\S]*counter 1 too far behind/);
   });
 
+  it('a will is opened like a publish: a sealed will arrives as plaintext, a plaintext will from a key holder is refused', async () => {
+    const { got } = await listen('secure/will/#');
+    for (const [id, payload] of [['dev-will-sealed', seal('secure/will/a', 15, 'sealed last words')], ['dev-will-forged', Buffer.from('FORGED by a will')]] as const) {
+      const topic = id === 'dev-will-sealed' ? 'secure/will/a' : 'secure/will/b';
+      const device = await connect(id, 'device1', { will: { topic, payload, qos: 1, retain: false } });
+      (device.stream as unknown as { destroy(): void }).destroy(); // gone without DISCONNECT: the will is published
+    }
+    await sleep(400);
+    assert.deepEqual(got, [['secure/will/a', 'sealed last words']]);
+    await proc.waitStdout(() => refusals().some((r) => r.clientId === 'dev-will-forged'), 5000, 'the forged will audited');
+  });
+
   it('MQTT 3.1.1: a bad envelope is acknowledged and dropped; a good one delivered', async () => {
     const { got } = await listen('secure/v4/#');
     const device = await connect('dev-v4', 'device1', { protocolVersion: 4 });

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import { isEnvelopeError, openEnvelope, parseEnvelope, type ParsedEnvelope } from '../../src/payload/envelope.js';
+import { deliveryKey, isEnvelopeError, openEnvelope, parseEnvelope, type ParsedEnvelope } from '../../src/payload/envelope.js';
 import { ReplayWindow } from '../../src/payload/replay.js';
 import { createEntry, formatEntry } from '../../src/security/index.js';
 import { freePort, killAll, spawnProc, type Proc } from '../helpers/process.js';
@@ -54,7 +54,7 @@ describe('payload encryption, broker to client (reencrypt)', () => {
   const openAsDevice = (topic: string, bytes: Buffer): { envelope: ParsedEnvelope; text: string | undefined; fresh: boolean } => {
     const envelope = parseEnvelope(bytes);
     assert.ok(!isEnvelopeError(envelope), `an envelope on ${topic}`);
-    const text = openEnvelope(NEW_KEY, envelope, topic)?.toString();
+    const text = openEnvelope(deliveryKey(NEW_KEY), envelope, topic)?.toString();
     return { envelope, text, fresh: seen.check(`k${envelope.keyId}`, envelope.counter) === 'fresh' };
   };
 
@@ -95,7 +95,12 @@ describe('payload encryption, broker to client (reencrypt)', () => {
     const opened = mine.slice(0, 2).map(([t, p]) => openAsDevice(t, p));
     assert.deepEqual(opened.map((o) => [o.envelope.keyId, o.text, o.fresh]), [[3, 'turn on', true], [3, 'turn off', true]]);
     assert.ok(opened[1]!.envelope.counter > opened[0]!.envelope.counter, 'the broker counts up');
-    assert.equal(openEnvelope(NEW_KEY, opened[0]!.envelope, 'secure/other'), undefined, 'bound to its topic');
+    assert.equal(openEnvelope(deliveryKey(NEW_KEY), opened[0]!.envelope, 'secure/other'), undefined, 'bound to its topic');
+    assert.equal(openEnvelope(NEW_KEY, opened[0]!.envelope, 'secure/cmd'), undefined, 'sealed with the broker-to-client key, not the device\'s own');
+    // Published back by someone holding the device's password: it does not open as the device's (another key).
+    const replayer = await connect('dev-replay', 'device1');
+    const back = await replayer.publishAsync('secure/cmd', mine[0]![1], { qos: 1 }).then((p) => (p as { reasonCode?: number } | undefined)?.reasonCode ?? 0, (err: { code?: number }) => err.code);
+    assert.equal(back, 0x99, 'a delivered envelope sent back is refused');
     assert.deepEqual([mine[2]![0], mine[2]![1].toString()], ['open/news', 'plain for everyone']);
   });
 

@@ -58,6 +58,14 @@ describe('encryption at rest: the cipher', () => {
     assert.equal(rotating.open('payload', 't', old).toString(), 'before');
   });
 
+  it('a key id names one key for good: a file giving an id in force another key is refused, the keys in force stay', () => {
+    const cipher = new AtRestCipher(parseAtRestKeys(`1:${KEY_A}\n`, FILE));
+    const sealed = cipher.seal('payload', 't', Buffer.from('kept'));
+    assert.throws(() => cipher.use(parseAtRestKeys(`1:${KEY_B}\n`, FILE)), (err: Error) => err instanceof AtRestError && /key id 1 holds another key/.test(err.message));
+    assert.equal(cipher.open('payload', 't', sealed).toString(), 'kept');
+    assert.equal(cipher.currentKeyId, 1);
+  });
+
   it('stored rows: payload and properties (user properties, correlation data) sealed; a plain row starting with 0xE5 stays plain', () => {
     const message = {
       topic: 'm/1', payload: Buffer.from('MARKER-payload'), qos: 1 as const, retain: false,
