@@ -1,7 +1,7 @@
 import type { Broker } from '../broker/broker.js';
 import type { LatencyFigures } from '../measure/latency.js';
 import { BrokerStats, type DropCounts } from '../broker/stats.js';
-import type { Guard } from '../security/guard/index.js';
+import type { Guard, GuardCounters } from '../security/guard/index.js';
 
 /**
  * What /metrics reports about a broker, as plain data read in one pass at scrape time: from the broker of this
@@ -83,19 +83,8 @@ export interface StoreFigures {
   sync?: LatencyFigures;
 }
 
-export interface GuardFigures {
-  bansActive: number;
-  bansIssued: number;
-  flappingBans: number;
-  authenticationFailures: number;
-  refusedAtAccept: number;
-  refusedAtConnect: number;
-  connectionsLimited: number;
-  delayedAuthentications: number;
-  namesSlowed: number;
-  rateLimited: number;
-  payloadsRefused: number;
-}
+/** The guard's counters, and the bans in force. */
+export type GuardFigures = GuardCounters & { bansActive: number };
 
 export interface BrokerFigures {
   version: string;
@@ -166,13 +155,7 @@ export function brokerFigures(broker: Broker, guard: Guard | undefined): BrokerF
   const timings = broker.store.timings;
   if (timings) figures.store = { write: timings.write.figures(), ...(timings.sync && { sync: timings.sync.figures() }) };
   if (guard) {
-    const c = guard.counters;
-    figures.guard = {
-      bansActive: guard.bans.list().length, bansIssued: c.bansIssued, flappingBans: c.flappingBans, authenticationFailures: c.authenticationFailures,
-      refusedAtAccept: c.refusedAtAccept, refusedAtConnect: c.refusedAtConnect, connectionsLimited: c.connectionsLimited,
-      delayedAuthentications: c.delayedAuthentications, namesSlowed: c.namesSlowed, rateLimited: c.rateLimited,
-      payloadsRefused: c.payloadsRefused,
-    };
+    figures.guard = { ...guard.counters, bansActive: guard.bans.list().length };
   }
   return figures;
 }
