@@ -1,5 +1,5 @@
-import { readFileSync, watch, type FSWatcher } from 'node:fs';
-import path from 'node:path';
+import { readFileSync } from 'node:fs';
+import { watchReplacedFile } from '../security/file-watch.js';
 import { parsePayloadKeys, type PayloadKeys } from './keys.js';
 
 interface Logger {
@@ -13,8 +13,8 @@ interface Logger {
  */
 export class PayloadKeyFile {
   private current: PayloadKeys;
-  private watcher: FSWatcher | undefined;
-  private debounce: NodeJS.Timeout | undefined;
+  /** Stops watching the file (set while it is watched). */
+  private unwatch: (() => void) | undefined;
 
   constructor(readonly file: string, private readonly logger?: Logger) {
     this.current = parsePayloadKeys(readFileSync(file, 'utf8'), file);
@@ -37,20 +37,11 @@ export class PayloadKeyFile {
   }
 
   watch(): void {
-    if (this.watcher) return;
-    const name = path.basename(this.file);
-    this.watcher = watch(path.dirname(this.file), (_event, changed) => {
-      if (changed !== null && changed !== name) return;
-      clearTimeout(this.debounce);
-      this.debounce = setTimeout(() => this.reload(), 50);
-    });
-    this.watcher.on('error', (err) => this.logger?.error({ file: this.file, err: err.message }, 'cannot watch the payload key file'));
-    this.watcher.unref();
+    this.unwatch ??= watchReplacedFile(this.file, () => this.reload(), (err) => this.logger?.error({ file: this.file, err: err.message }, 'cannot watch the payload key file'));
   }
 
   close(): void {
-    clearTimeout(this.debounce);
-    this.watcher?.close();
-    this.watcher = undefined;
+    this.unwatch?.();
+    this.unwatch = undefined;
   }
 }

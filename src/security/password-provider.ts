@@ -1,11 +1,11 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { readFileSync, watch, type FSWatcher } from 'node:fs';
-import path from 'node:path';
+import { readFileSync } from 'node:fs';
 import type { AuthenticateRequest } from '../broker/hooks.js';
 import type { AuthProvider, ProviderAnswer } from './authentication.js';
 import { DEFAULT_SCRYPT, parsePasswordFile, verifyPassword, type PasswordEntry, type PasswordHash, type ScramCredential } from './password-file.js';
 import { FairGate } from './fair-gate.js';
 import { addressKey } from './guard/addresses.js';
+import { watchReplacedFile } from './file-watch.js';
 
 interface ErrorLogger {
   error(obj: object, msg?: string): void;
@@ -21,8 +21,8 @@ interface ErrorLogger {
 export class PasswordFile {
   private users: Map<string, PasswordEntry>;
   private standInHash: PasswordHash | undefined;
-  private watcher: FSWatcher | undefined;
-  private debounce: NodeJS.Timeout | undefined;
+  /** Stops watching the file (set while it is watched). */
+  private unwatch: (() => void) | undefined;
 
   /** Throws PasswordFileError (file and line) or a read error naming the file. */
   constructor(readonly file: string, private readonly logger?: ErrorLogger) {
@@ -76,21 +76,12 @@ export class PasswordFile {
 
   /** Watches the directory, so a file replaced by rename is seen too. */
   watch(): void {
-    if (this.watcher) return;
-    const name = path.basename(this.file);
-    this.watcher = watch(path.dirname(this.file), (_event, changed) => {
-      if (changed !== null && changed !== name) return;
-      clearTimeout(this.debounce);
-      this.debounce = setTimeout(() => this.reload(), 50);
-    });
-    this.watcher.on('error', (err) => this.logger?.error({ file: this.file, err: err.message }, 'cannot watch the password file'));
-    this.watcher.unref();
+    this.unwatch ??= watchReplacedFile(this.file, () => this.reload(), (err) => this.logger?.error({ file: this.file, err: err.message }, 'cannot watch the password file'));
   }
 
   close(): void {
-    clearTimeout(this.debounce);
-    this.watcher?.close();
-    this.watcher = undefined;
+    this.unwatch?.();
+    this.unwatch = undefined;
   }
 }
 
