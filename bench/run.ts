@@ -21,6 +21,7 @@ import { availableBrokers, type BrokerKind } from './lib/brokers.js';
 import { COMPARISONS, compareBrokers } from './scenarios/compare.js';
 import { durabilityScenario } from './scenarios/durability.js';
 import { atRestScenario } from './scenarios/at-rest.js';
+import { payloadScenario } from './scenarios/payload.js';
 import { idleScenario } from './scenarios/idle.js';
 import { judgeTargets } from './scenarios/targets.js';
 import { tlsScenario } from './scenarios/tls.js';
@@ -32,6 +33,7 @@ export const SCENARIOS: Record<string, (ctx: BenchContext) => Promise<ScenarioRe
   tls: tlsScenario,
   restart: restartScenario,
   durability: durabilityScenario,
+  'p2p-qos1-payload': payloadScenario,
   'p2p-qos1-at-rest': atRestScenario,
 };
 

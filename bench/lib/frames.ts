@@ -71,6 +71,13 @@ export class PublishTemplate {
     into.writeUInt32BE(seq, at + this.payloadAt + 4);
     into.writeBigUInt64BE(sentNs, at + this.payloadAt + 8);
   }
+
+  /** The same packet with `payload` (exactly as long as the template's) in place of the stream, sequence and time. */
+  writePayload(into: Buffer, at: number, packetId: number, payload: Buffer): void {
+    this.bytes.copy(into, at, 0, this.payloadAt);
+    if (this.payloadAt !== this.packetIdAt) into.writeUInt16BE(packetId, at + this.packetIdAt);
+    payload.copy(into, at + this.payloadAt);
+  }
 }
 
 /** Calls `onPacket(firstByte, buffer, bodyStart, bodyEnd)` for each whole packet; keeps a partial one for the next chunk. */

@@ -21,7 +21,21 @@ export interface WorkerSetup {
   window: number;
   /** Messages per second per publisher; 0 = as fast as the window allows. */
   rate: number;
+  /** Payload envelopes (docs/payload-encryption.md): publishers seal, subscribers open deliveries the broker sealed. */
+  envelope?: EnvelopeLoad;
 }
+
+export interface EnvelopeLoad {
+  /** The 32-byte key every client holds (hex), key id 1 in the broker's key file. */
+  keyHex: string;
+  /** Publishers seal each payload (its first 16 bytes as ever: stream, sequence number, send time). */
+  seal: boolean;
+  /** Subscribers open each delivery with the broker-to-client key derived from it (`reencrypt: true`). */
+  open: boolean;
+}
+
+/** The key id the load generator's clients have in the broker's payload key file. */
+export const ENVELOPE_KEY_ID = 1;
 
 export function topicOf(setup: WorkerSetup, stream: number): string {
   return `${setup.topicPrefix}/${stream}`;

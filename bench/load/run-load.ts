@@ -1,7 +1,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { latencySummary, pin, sampleProcess } from '../lib/system.js';
-import type { Counters, WorkerCommand, WorkerReply, WorkerSetup } from './protocol.js';
+import type { Counters, EnvelopeLoad, WorkerCommand, WorkerReply, WorkerSetup } from './protocol.js';
 
 const WORKER = fileURLToPath(new URL('./worker.js', import.meta.url));
 
@@ -27,6 +27,8 @@ export interface LoadOptions {
   /** Time allowed after the run for messages in flight to arrive. */
   drainMs?: number;
   idPrefix: string;
+  /** Payload envelopes sealed by the publishers and/or opened by the subscribers (the broker's key file holds the key). */
+  envelope?: EnvelopeLoad;
 }
 
 export interface LoadResult {
@@ -105,6 +107,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   const base: Omit<WorkerSetup, 'role' | 'streams'> = {
     host: '127.0.0.1', port: o.port, transport: o.transport ?? 'tcp', idPrefix: o.idPrefix, topicPrefix: `bench/${o.idPrefix}`, wildcard: o.wildcard,
     qos: o.qos, cleanSubscribers: o.cleanSubscribers, payloadSize: o.payloadSize, window: o.window, rate: o.rate ?? 0,
+    ...(o.envelope && { envelope: o.envelope }),
   };
   const subs = new Worker(o.cpu);
   const pubs = new Worker(o.cpu);

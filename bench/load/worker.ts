@@ -4,12 +4,15 @@
  * number; `transport: 'ws'` puts the same bytes in WebSocket frames instead
  * (bench/lib/ws-link.ts). Role `subscribe` holds subscribers and acknowledges what they get;
  * role `publish` keeps a window of QoS 1/2 messages in flight per publisher (or a
- * fixed rate) and counts acknowledgements.
+ * fixed rate) and counts acknowledgements. With `envelope`, publishers seal each
+ * payload as a device would (moat-mqtt/payload) and subscribers open what the
+ * broker sealed for them; a delivery that does not open counts as lost.
  */
 import net from 'node:net';
 import { connectPacket, FrameReader, PublishTemplate, subscribePacket, DISCONNECT } from '../lib/frames.js';
 import { WebSocketLink, type Link } from '../lib/ws-link.js';
-import { filterOf, topicOf, type Counters, type WorkerCommand, type WorkerReply, type WorkerSetup } from './protocol.js';
+import { deliveryKey, HEADER_LENGTH, isEnvelopeError, openEnvelope, parseEnvelope, sealEnvelope, TAG_LENGTH } from '../../src/payload/index.js';
+import { ENVELOPE_KEY_ID, filterOf, topicOf, type Counters, type WorkerCommand, type WorkerReply, type WorkerSetup } from './protocol.js';
 
 const send = (reply: WorkerReply): void => {
   process.send!(reply);
@@ -67,8 +70,12 @@ class SubscriberSide {
   private latencies = new Float64Array(1 << 20);
   private latencyCount = 0;
   recordLatency = false;
+  /** The broker-to-client key when deliveries arrive sealed. */
+  private readonly openingKey: Buffer | undefined;
 
-  constructor(private readonly setup: WorkerSetup) {}
+  constructor(private readonly setup: WorkerSetup) {
+    if (setup.envelope?.open) this.openingKey = deliveryKey(Buffer.from(setup.envelope.keyHex, 'hex'));
+  }
 
   async start(): Promise<void> {
     const { streams, qos } = this.setup;
@@ -108,10 +115,19 @@ class SubscriberSide {
     }
     if (type !== 3) return;
     const qos = (first >> 1) & 3;
-    let at = start + 2 + buf.readUInt16BE(start);
+    const topicEnd = start + 2 + buf.readUInt16BE(start);
+    let at = topicEnd;
     if (qos > 0) {
       out.push(ack(qos === 1 ? 0x40 : 0x50, buf.readUInt16BE(at)));
       at += 2;
+    }
+    if (this.openingKey) {
+      const envelope = parseEnvelope(buf.subarray(at, end));
+      const plaintext = isEnvelopeError(envelope) ? undefined : openEnvelope(this.openingKey, envelope, buf.toString('utf8', start + 2, topicEnd));
+      if (!plaintext) return; // not sealed for us: lost
+      buf = plaintext;
+      at = 0;
+      end = plaintext.length;
     }
     if (end - at < 16) return; // not ours
     const stream = buf.readUInt32BE(at);
@@ -150,13 +166,20 @@ class Publisher {
   private readonly template: PublishTemplate;
   private readonly reader: FrameReader;
   private rateTimer: NodeJS.Timeout | undefined;
+  /** With `envelope.seal`: the key, the next counter, and the plaintext each envelope is sealed from. */
+  private readonly sealing: { key: Buffer; counter: bigint; plaintext: Buffer; topic: string } | undefined;
 
   constructor(
     private readonly socket: Link,
     private readonly stream: number,
     private readonly setup: WorkerSetup,
   ) {
-    this.template = new PublishTemplate(topicOf(setup, stream), setup.qos, setup.payloadSize);
+    const topic = topicOf(setup, stream);
+    if (setup.envelope?.seal) {
+      const plaintext = Buffer.alloc(Math.max(setup.payloadSize, 16));
+      this.sealing = { key: Buffer.from(setup.envelope.keyHex, 'hex'), counter: 1n, plaintext, topic };
+      this.template = new PublishTemplate(topic, setup.qos, HEADER_LENGTH + plaintext.length + TAG_LENGTH);
+    } else this.template = new PublishTemplate(topic, setup.qos, setup.payloadSize);
     const out: Buffer[] = [];
     this.reader = new FrameReader((first, buf, start) => {
       const type = first >> 4;
@@ -207,7 +230,15 @@ class Publisher {
     for (let i = 0; i < count; i++) {
       const id = this.nextId;
       this.nextId = id === 65535 ? 1 : id + 1;
-      this.template.write(batch, i * len, id, this.stream, this.sent++, now);
+      const sealing = this.sealing;
+      if (sealing) {
+        const { plaintext } = sealing;
+        plaintext.writeUInt32BE(this.stream, 0);
+        plaintext.writeUInt32BE(this.sent++, 4);
+        plaintext.writeBigUInt64BE(now, 8);
+        const envelope = sealEnvelope({ key: sealing.key, keyId: ENVELOPE_KEY_ID, counter: sealing.counter++, topic: sealing.topic, plaintext });
+        this.template.writePayload(batch, i * len, id, envelope);
+      } else this.template.write(batch, i * len, id, this.stream, this.sent++, now);
     }
     if (this.setup.qos > 0) this.inflight += count;
     else this.acked += count;

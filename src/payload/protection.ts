@@ -2,7 +2,7 @@ import type { BrokerHooks, ClientInfo, PublishRequest } from '../broker/hooks.js
 import type { Message } from '../broker/message.js';
 import { ReasonCode } from '../protocol/index.js';
 import type { AuditLog } from '../security/audit.js';
-import { matchesTopic } from '../security/filters.js';
+import { SubscriptionTrie } from '../topics/index.js';
 import { deliveryKey, isEnvelopeError, openEnvelope, parseEnvelope, sealEnvelope } from './envelope.js';
 import type { OutboundCounters } from './outbound.js';
 import type { PayloadKeys } from './keys.js';
@@ -39,18 +39,37 @@ export interface PayloadProtectionOptions {
 /** An MQTT 5 user property that asks for the payload to be opened on any topic: ("moat-payload", "envelope"). */
 export const ENVELOPE_MARK = ['moat-payload', 'envelope'] as const;
 
+/** Whether a topic matches one of the filters: the subscription trie's walk, and its cache of recent topics. */
+function topicRule(filters: readonly string[]): (topic: string) => boolean {
+  const trie = new SubscriptionTrie<true>();
+  for (const filter of filters) trie.add(filter, filter, true);
+  let matched = false;
+  const hit = (): void => {
+    matched = true;
+  };
+  return (topic) => {
+    matched = false;
+    trie.match(topic, hit);
+    return matched;
+  };
+}
+
 export function payloadProtectionHooks(options: PayloadProtectionOptions): BrokerHooks {
+  const coveredTopic = topicRule(options.topics);
   const covered = (message: PublishRequest): boolean => {
-    for (const filter of options.topics) if (matchesTopic(filter, message.topic)) return true;
+    if (coveredTopic(message.topic)) return true;
     const marks = message.properties?.userProperties;
     return marks !== undefined && marks.some(([name, value]) => name === ENVELOPE_MARK[0] && value === ENVELOPE_MARK[1]);
   };
-  const refuse = (client: ClientInfo, message: PublishRequest, reason: string): number => {
-    options.refused?.();
+  const audit = (event: 'payload.refused' | 'payload.duplicate', client: ClientInfo, message: PublishRequest, reason: string): void => {
     options.audit.record({
-      event: 'payload.refused', clientId: client.id, username: client.identity?.username ?? client.username,
+      event, clientId: client.id, username: client.identity?.username ?? client.username,
       remoteAddress: client.remoteAddress, listener: client.listener, topic: message.topic, reason,
     });
+  };
+  const refuse = (client: ClientInfo, message: PublishRequest, reason: string): number => {
+    options.refused?.();
+    audit('payload.refused', client, message, reason);
     return ReasonCode.PayloadFormatInvalid;
   };
   // The user name authentication proved, never the one a CONNECT merely carries (an anonymous listener's).
@@ -70,7 +89,7 @@ export function payloadProtectionHooks(options: PayloadProtectionOptions): Broke
     if (identity === undefined) return undefined;
     const keys = options.keys();
     const keyId = keys.newestKeyId(identity);
-    if (keyId === undefined || !options.topics.some((filter) => matchesTopic(filter, message.topic))) return undefined;
+    if (keyId === undefined || !coveredTopic(message.topic)) return undefined;
     const name = `${identity}\u0000${keyId}`;
     let copies = sealedCopies.get(message);
     const known = copies?.get(name);
@@ -104,8 +123,12 @@ export function payloadProtectionHooks(options: PayloadProtectionOptions): Broke
       // Only an envelope that authenticated may move the counter: a forger cannot burn a device's counters.
       const replay = options.replay.check(`${identity}\u0000${envelope.keyId}`, envelope.counter);
       if (replay !== 'fresh') {
-        // A QoS 1 publish sent again (DUP) after a lost PUBACK: it was routed the first time, acknowledge it.
-        if (replay === 'replayed' && message.dup && message.qos > 0) return ReasonCode.Success;
+        // A QoS 1 publish sent again (DUP) after a lost PUBACK: it was routed the first time, acknowledge it. Audited:
+        // a recorded envelope played back with DUP set lands here too.
+        if (replay === 'replayed' && message.dup && message.qos > 0) {
+          audit('payload.duplicate', client, message, `counter ${envelope.counter} of key ${envelope.keyId} resent (DUP): acknowledged, not routed again`);
+          return ReasonCode.Success;
+        }
         return refuse(client, message, `counter ${envelope.counter} ${replay === 'replayed' ? 'already used' : 'too far behind the newest'} for key ${envelope.keyId}`);
       }
       message.payload = plaintext;

@@ -5,7 +5,9 @@
  * the way are not lost while a recorded envelope can never be played again.
  *
  * The highest counter of each key is kept in the store (`persist`), so a restart does not open the door to replays;
- * after a restart only counters above the stored highest are accepted (the window's memory is not kept).
+ * after a restart only counters above the stored highest are accepted (the window's memory is not kept). A key's
+ * new highest is saved once per tick, not once per envelope: a device publishing in bursts costs one store write
+ * per read from its socket, and the write still joins the store batch of the turn that accepted the envelopes.
  */
 
 export type ReplayVerdict = 'fresh' | 'replayed' | 'too-old';
@@ -30,6 +32,8 @@ export class ReplayWindow {
   private readonly all: bigint;
   /** Stored counters not read yet: they are, at the first check (the store is open by then). */
   private unread = false;
+  /** Keys whose highest moved since the last save. */
+  private readonly unsaved = new Set<string>();
 
   constructor(window = DEFAULT_REPLAY_WINDOW, private persistence?: CounterPersistence) {
     if (!Number.isInteger(window) || window < 0 || window > 1024) throw new RangeError(`replay window: expected 0 to 1024, got ${window}`);
@@ -59,7 +63,7 @@ export class ReplayWindow {
     const state = this.keys.get(key);
     if (!state) {
       this.keys.set(key, { highest: counter, seen: 0n });
-      this.persistence?.save(key, counter);
+      this.saveSoon(key);
       return 'fresh';
     }
     if (counter > state.highest) {
@@ -67,7 +71,7 @@ export class ReplayWindow {
       // The old highest becomes bit shift-1; bits pushed past the window are forgotten.
       state.seen = shift > this.size ? 0n : ((state.seen << shift) | (1n << (shift - 1n))) & this.all;
       state.highest = counter;
-      this.persistence?.save(key, counter);
+      this.saveSoon(key);
       return 'fresh';
     }
     const behind = state.highest - counter;
@@ -77,5 +81,17 @@ export class ReplayWindow {
     if ((state.seen & bit) !== 0n) return 'replayed';
     state.seen |= bit;
     return 'fresh';
+  }
+
+  private saveSoon(key: string): void {
+    if (!this.persistence) return;
+    if (this.unsaved.size === 0) process.nextTick(() => this.saveAll());
+    this.unsaved.add(key);
+  }
+
+  /** Saves every key whose highest moved. */
+  saveAll(): void {
+    for (const key of this.unsaved) this.persistence?.save(key, this.keys.get(key)!.highest);
+    this.unsaved.clear();
   }
 }

@@ -7,7 +7,7 @@
 export interface AuditEvent {
   event: 'connect.accepted' | 'connect.anonymous' | 'connect.refused' | 'publish.refused' | 'subscribe.refused' | 'will.refused' | 'tls.refused'
     | 'guard.banned' | 'guard.unbanned' | 'guard.slowed' | 'guard.rate-limited' | 'guard.overload' | 'guard.session-dropped' | 'guard.session-refused'
-    | 'admin.request' | 'dynsec.command' | 'security.change' | 'payload.refused';
+    | 'admin.request' | 'dynsec.command' | 'security.change' | 'payload.refused' | 'payload.duplicate';
   /**
    * The identifier the session has: the one the broker assigned when the CONNECT carried an empty one
    * [MQTT-3.1.3-6]. Empty only for `tls.refused`: the handshake failed before any CONNECT.

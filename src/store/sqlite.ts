@@ -102,6 +102,8 @@ export class SqliteStore implements BrokerStore {
   readonly timings: StoreTimings = { write: new LatencyHistogram(), sync: new LatencyHistogram() };
   private db: Database.Database | undefined;
   private ops: Op[] = [];
+  /** Record changes queued in `ops` and not written yet, by kind and key. */
+  private readonly unwrittenRecords = new Map<string, { json: string | undefined }>();
   /** Callbacks waiting for the changes queued in `ops`. */
   private waiters: Array<() => void> = [];
   /** strict: transactions committed to the WAL, and how many of them an fsync has made durable. */
@@ -418,12 +420,29 @@ export class SqliteStore implements BrokerStore {
   }
 
   putRecord(kind: string, key: string, value: unknown): void {
-    const json = JSON.stringify(value);
-    this.change(() => this.statements.putRecord.run(kind, key, json));
+    this.changeRecord(kind, key, JSON.stringify(value));
   }
 
   deleteRecord(kind: string, key: string): void {
-    this.change(() => this.statements.deleteRecord.run(kind, key));
+    this.changeRecord(kind, key, undefined);
+  }
+
+  /** A record changed several times before a flush (a payload key's counter, once per read) is written once, as it last was. */
+  private changeRecord(kind: string, key: string, json: string | undefined): void {
+    const id = `${kind}\u0000${key}`;
+    const unwritten = this.unwrittenRecords.get(id);
+    if (unwritten) {
+      unwritten.json = json;
+      this.changes++;
+      return;
+    }
+    const record = { json };
+    this.unwrittenRecords.set(id, record);
+    this.change(() => {
+      this.unwrittenRecords.delete(id);
+      if (record.json === undefined) this.statements.deleteRecord.run(kind, key);
+      else this.statements.putRecord.run(kind, key, record.json);
+    });
   }
 
   // ---- encryption at rest: rekey ----

@@ -37,6 +37,18 @@ describe('bench harness (smoke run)', () => {
     assert.match(report.table, /\| `strict` \|/);
   });
 
+  it('p2p-qos1-payload: sealed publishes are opened by the broker and re-encrypted deliveries open at the subscriber, every message once', async () => {
+    const report = await SCENARIOS['p2p-qos1-payload']!(quick);
+    assert.deepEqual(report.errors, [], 'a payload the broker did not open, or a delivery that does not open, counts as lost');
+    const rows = report.data as Array<{ mode: string; rate: { median: number }; cpu: { median: number }; missing: number; duplicates: number }>;
+    assert.deepEqual(rows.map((r) => r.mode), ['off', 'not covered', 'decrypt', 'reencrypt', 'off @ 20k/s', 'not covered @ 20k/s', 'decrypt @ 20k/s', 'reencrypt @ 20k/s']);
+    for (const row of rows) {
+      assert.ok(row.rate.median > 0, `${row.mode}: messages were delivered`);
+      assert.ok(row.cpu.median > 0, `${row.mode}: broker CPU was measured`);
+      assert.equal(row.missing, 0, `${row.mode}: nothing lost`);
+    }
+  });
+
   it('restart: a populated SQLite store and a populated Redis store are recovered and the broker answers', async () => {
     const report = await SCENARIOS.restart!(quick);
     assert.deepEqual(report.errors, []);

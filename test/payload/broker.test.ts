@@ -127,6 +127,21 @@ describe('payload encryption, client to broker', () => {
     assert.match(reasons.join('\n'), /authentication failed[\s\S]*no key 3 for device1[\s\S]*not an envelope[\s\S]*counter 10 already used[\s\S]*counter 1 too far behind/);
   });
 
+  it('a QoS 1 envelope sent again with DUP after a lost PUBACK is acknowledged, not routed twice, and audited; without DUP it is a replay', async () => {
+    const { got } = await listen('secure/dup');
+    const device = await connect('dev-dup', 'device1');
+    const once = seal('secure/dup', 13, 'exactly once'); // between the refusals' counters and the will's
+    assert.equal(await puback(device, 'secure/dup', once), 0);
+    const resent = await device.publishAsync('secure/dup', once, { qos: 1, dup: true });
+    assert.equal((resent as { reasonCode?: number } | undefined)?.reasonCode ?? 0, 0, 'the resend is acknowledged: the device stops resending');
+    await sleep(200);
+    assert.deepEqual(got, [['secure/dup', 'exactly once']], 'routed once');
+    const duplicates = (): Array<Record<string, unknown>> => proc.stdout.split('\n').filter((l) => l.includes('"payload.duplicate"')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    await proc.waitStdout(() => duplicates().length >= 1, 5000, 'the resend audited');
+    assert.equal(duplicates()[0]!.clientId, 'dev-dup');
+    assert.match(String(duplicates()[0]!.reason), /counter 13 .*resent/);
+  });
+
   it('a will is opened like a publish: a sealed will arrives as plaintext, a plaintext will from a key holder is refused', async () => {
     const { got } = await listen('secure/will/#');
     for (const [id, payload] of [['dev-will-sealed', seal('secure/will/a', 15, 'sealed last words')], ['dev-will-forged', Buffer.from('FORGED by a will')]] as const) {

@@ -33,18 +33,25 @@ describe('ReplayWindow', () => {
     assert.equal(w.check('k', 6n), 'fresh');
   });
 
-  it('saves each new highest; after a restart only counters above the stored highest pass', () => {
+  it('saves each new highest once per tick; after a restart only counters above the stored highest pass', async () => {
     const saved = new Map<string, bigint>();
-    const persistence = { load: () => saved.entries(), save: (key: string, highest: bigint) => void saved.set(key, highest) };
+    let saves = 0;
+    const persistence = { load: () => saved.entries(), save: (key: string, highest: bigint) => void (saves++, saved.set(key, highest)) };
     const before = new ReplayWindow(8);
     before.attach(persistence);
     for (const c of [3n, 5n, 4n]) assert.equal(before.check('k', c), 'fresh');
+    assert.equal(before.check('j', 1n), 'fresh');
+    assert.equal(saves, 0, 'not saved within the tick');
+    await new Promise((resolve) => process.nextTick(resolve));
     assert.equal(saved.get('k'), 5n, 'the highest, not the last');
+    assert.equal(saved.get('j'), 1n);
+    assert.equal(saves, 2, 'one save per key for the whole burst');
     const after = new ReplayWindow(8);
     after.attach(persistence);
     assert.equal(after.check('k', 5n), 'replayed');
     assert.equal(after.check('k', 4n), 'replayed', 'the window is not kept: below the stored highest counts as seen');
     assert.equal(after.check('k', 6n), 'fresh');
+    await new Promise((resolve) => process.nextTick(resolve));
     assert.equal(saved.get('k'), 6n);
   });
 
@@ -63,13 +70,14 @@ describe('OutboundCounters', () => {
     const { OutboundCounters } = await import('../../src/payload/outbound.js');
     const saved = new Map<string, bigint>();
     const persistence = { load: () => saved.entries(), save: (key: string, reserved: bigint) => void saved.set(key, reserved) };
-    const first = new OutboundCounters(undefined, 3n);
+    const epoch = (): number => 0; // the time floor out of the way
+    const first = new OutboundCounters(undefined, 3n, epoch);
     first.attach(persistence);
     assert.deepEqual([first.take('a'), first.take('a'), first.take('b'), first.take('a')], [1n, 2n, 1n, 3n]);
     assert.equal(saved.get('a'), 3n, 'one reservation covered three counters');
     assert.equal(first.take('a'), 4n);
     assert.equal(saved.get('a'), 6n, 'the next block reserved before it is used');
-    const second = new OutboundCounters(undefined, 3n);
+    const second = new OutboundCounters(undefined, 3n, epoch);
     second.attach(persistence);
     assert.equal(second.take('a'), 7n, 'above every counter the first may have used');
     assert.equal(second.take('b'), 4n);
@@ -77,5 +85,21 @@ describe('OutboundCounters', () => {
     assert.equal(nonce.length, 12);
     assert.equal(nonce.readBigUInt64BE(4), 7n);
     assert.notDeepEqual(second.noncePrefix, first.noncePrefix, 'a random prefix per start (equal once in 2^32)');
+  });
+
+  it('counts from the time in microseconds at least, so a reservation lost in a crash is not reused', async () => {
+    const { OutboundCounters } = await import('../../src/payload/outbound.js');
+    let clock = 1_000;
+    const durable = new Map<string, bigint>();
+    // A crash before the store wrote anything: every reservation lost.
+    const lost = { load: () => durable.entries(), save: () => {} };
+    const first = new OutboundCounters(lost, 3n, () => clock);
+    const used = [first.take('a'), first.take('a'), first.take('a'), first.take('a')];
+    assert.deepEqual(used, [1_000_000n, 1_000_001n, 1_000_002n, 1_000_003n], 'a new key starts at the time, not at 1');
+    clock = 1_050; // the restart, 50 ms later
+    const second = new OutboundCounters(lost, 3n, () => clock);
+    assert.ok(second.take('a') > used.at(-1)!, 'above every counter used before the crash');
+    durable.set('b', 5_000_000n);
+    assert.equal(new OutboundCounters(lost, 3n, () => clock).take('b'), 5_000_001n, 'a stored reservation above the time wins');
   });
 });
