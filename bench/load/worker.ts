@@ -61,6 +61,9 @@ function ack(type: number, packetId: number): Buffer {
 
 // ---- subscribers --------------------------------------------------------------
 
+/** Far more publishers than any run has: a larger stream number means the payload is not one of ours. */
+const MAX_STREAMS = 1 << 16;
+
 class SubscriberSide {
   readonly counters: Counters = { messages: 0, missing: 0, duplicates: 0 };
   /** Next sequence number expected, per subscriber connection and publishing stream. */
@@ -131,6 +134,7 @@ class SubscriberSide {
     }
     if (end - at < 16) return; // not ours
     const stream = buf.readUInt32BE(at);
+    if (stream >= MAX_STREAMS) return; // not a payload of this run (an envelope nobody opened): counted as lost
     const seq = buf.readUInt32BE(at + 4);
     const expected = expectedOf[stream] ?? 0;
     if (seq === expected) expectedOf[stream] = seq + 1;

@@ -24,7 +24,7 @@ export class OutboundCounters {
     this.unread = true;
   }
 
-  /** The next counter for `key` (1 for a key never used). */
+  /** The next counter for `key` (for a key never used: the time in microseconds). */
   take(key: string): bigint {
     if (this.unread) {
       this.unread = false;

@@ -91,7 +91,9 @@ export class ReplayWindow {
 
   /** Saves every key whose highest moved. */
   saveAll(): void {
-    for (const key of this.unsaved) this.persistence?.save(key, this.keys.get(key)!.highest);
+    // Emptied first: a save that throws must not stop every later one from being scheduled.
+    const keys = [...this.unsaved];
     this.unsaved.clear();
+    for (const key of keys) this.persistence?.save(key, this.keys.get(key)!.highest);
   }
 }

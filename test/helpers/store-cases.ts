@@ -81,11 +81,18 @@ export async function recordsSurviveRestart(makeStore: () => BrokerStore): Promi
   first.broker.saveRecord('ban', 'client-x', { until: 0 });
   first.broker.saveRecord('user', 'alice', { roles: ['reader', 'writer'], hash: 'scrypt$...' });
   first.broker.deleteRecord('ban', 'client-x');
+  // Changed several times before the store writes them (one batch): what is kept is the last of each.
+  for (const counter of ['1', '2', '3']) first.broker.saveRecord('payload-counter', 'device', counter);
+  first.broker.deleteRecord('ban', '198.51.100.1');
+  first.broker.saveRecord('ban', '198.51.100.1', { until: 0, reason: 'deleted, then banned again' });
   await first.close();
 
   const second = await startBroker({ store: makeStore() });
   try {
-    assert.deepEqual(second.broker.records.get('ban'), new Map([['192.0.2.7', { until: 1_900_000_000_000, reason: 'brute force' }]]));
+    assert.deepEqual(second.broker.records.get('ban'), new Map([
+      ['192.0.2.7', { until: 1_900_000_000_000, reason: 'brute force' }], ['198.51.100.1', { until: 0, reason: 'deleted, then banned again' }],
+    ]));
+    assert.deepEqual(second.broker.records.get('payload-counter'), new Map([['device', '3']]));
     assert.deepEqual(second.broker.records.get('user'), new Map([['alice', { roles: ['reader', 'writer'], hash: 'scrypt$...' }]]));
   } finally {
     await second.close();
