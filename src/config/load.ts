@@ -10,6 +10,7 @@ import { checkSecurityFiles, errnoWords, readAt, readTlsFiles } from './file-che
 import { AtRestKeyFileError, parseAtRestKeys } from '../store/at-rest.js';
 import { readAdmin } from './admin.js';
 import { readPayload, type PayloadConfig } from './payload.js';
+import { readCluster, type ClusterConfig } from './cluster.js';
 import { DEFAULT_ADMIN_ROLE, type AdminOptions } from '../admin/options.js';
 import { isAddressOrNetwork } from '../security/guard/addresses.js';
 import type { GuardOptions } from '../security/guard/guard.js';
@@ -63,6 +64,8 @@ export interface LoadedConfig {
   admin?: AdminOptions;
   /** Client-to-broker payload encryption (docs/payload-encryption.md); absent: off. */
   payload?: PayloadConfig;
+  /** Cluster mode (docs/cluster.md); absent: a broker on its own. */
+  cluster?: ClusterConfig;
 }
 
 export function loadConfigFile(file: string): LoadedConfig {
@@ -105,6 +108,8 @@ export function parseConfig(text: string, file: string): LoadedConfig {
   if (admin) loaded.admin = admin;
   const payload = readPayload(data, base, located);
   if (payload) loaded.payload = payload;
+  const cluster = readCluster(data, located);
+  if (cluster) loaded.cluster = cluster;
   return loaded;
 }
 

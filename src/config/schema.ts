@@ -195,6 +195,17 @@ export const configSchema = {
         file: { type: 'string', minLength: 1 },
       },
     },
+    cluster: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['node_id'],
+      properties: {
+        // Used in Redis key names and in logs: letters, digits, '.', '_' and '-'.
+        node_id: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' },
+        heartbeat_ms: { type: 'integer', minimum: 100, maximum: 60000 },
+        dead_after_ms: { type: 'integer', minimum: 300, maximum: 600000 },
+      },
+    },
     payload_encryption: {
       type: 'object',
       additionalProperties: false,
@@ -478,6 +489,7 @@ export interface FileConfig {
   audit?: { file?: string };
   guard?: FileGuard;
   admin?: FileAdmin;
+  cluster?: { node_id: string; heartbeat_ms?: number; dead_after_ms?: number };
   payload_encryption?: { key_file: string; identity?: 'username' | 'client_id'; topics: string[]; replay_window?: number; reencrypt?: boolean };
   sys_interval?: number;
   workers?: number | 'auto';

@@ -9,7 +9,12 @@ import { defaultConfig, loadConfigFile, type LoadedConfig } from '../config/load
 import { createFileLogger, createLogger } from '../log/logger.js';
 import { createSecurity, loggerAudit, type AuditEvent, type AuditLog, type Ban, type Security } from '../security/index.js';
 import { PskKeys } from '../transport/tls-psk.js';
-import { createStore, describeStore, reloadStoreKeys, storeForWorker } from './store.js';
+import { createStore, describeStore, reloadStoreKeys, storeForNode, storeForWorker } from './store.js';
+import type { ClusterConfig } from '../config/cluster.js';
+import { ClusterKeys } from '../cluster/keys.js';
+import { ClusterRouting } from '../cluster/routing.js';
+import { RedisStore } from '../store/redis.js';
+import type { BrokerStore } from '../store/store.js';
 import { createAdmin, SecurityEvents, teeAudit, type AdminListener } from '../admin/index.js';
 import type { PayloadConfig } from '../config/payload.js';
 import { PayloadKeyFile } from '../payload/key-file.js';
@@ -89,6 +94,7 @@ const RESTART_SECTIONS: Record<string, (c: LoadedConfig) => unknown> = {
   'log.format': (c) => c.log.format,
   // The key file's contents are reloaded in place; the rules and the file's place need a restart.
   payload_encryption: (c) => c.payload,
+  cluster: (c) => c.cluster,
   'authorization.unauthorized_publish': (c) => c.broker.unauthorizedPublish,
   guard: (c) => c.security.guard,
   admin: (c) => c.admin,
@@ -161,7 +167,7 @@ export function createServer(options: ServerOptions = {}): MoatServer {
   const audit: AuditLog = feed ? teeAudit(auditTrail, feed) : auditTrail;
   const security = createSecurity({ ...config.security, audit }, logger);
   const worker = options.worker;
-  const store = createStore(storeForWorker(config.store, worker?.index), {
+  const store = createStore(storeForNode(storeForWorker(config.store, worker?.index), config.cluster), {
     logger, worker: worker !== undefined,
     onLockLost: (holder) => {
       // Two brokers writing one store would corrupt it: this one stops.
@@ -171,11 +177,13 @@ export function createServer(options: ServerOptions = {}): MoatServer {
     },
   });
   const payload = config.payload ? payloadProtection(config.payload, audit, security, logger) : undefined;
+  const cluster = config.cluster ? clusterRouting(config.cluster, store, logger) : undefined;
   const broker = createBroker({
     ...config.broker, store, logger, authMethods: { ...security.authMethods, ...config.broker.authMethods },
     // The peers' hook goes last: it runs only for subscriptions the security hooks allowed.
-    hooks: [...security.hooks, ...(payload ? [payload.hooks] : []), ...(worker ? [worker.hooks] : [])],
+    hooks: [...security.hooks, ...(payload ? [payload.hooks] : []), ...(worker ? [worker.hooks] : []), ...(cluster ? [cluster.hooks] : [])],
     ...worker?.options,
+    ...(cluster && { peers: cluster }),
   });
   // The highest counter of each payload key lives in the store, as records of kind "payload-counter".
   payload?.replay.attach({
@@ -346,6 +354,16 @@ export function createServer(options: ServerOptions = {}): MoatServer {
         await admin?.close();
         throw err;
       }
+      if (cluster) {
+        try {
+          await cluster.start(broker);
+        } catch (err) {
+          await broker.close();
+          await admin?.close();
+          throw new Error(`cannot join the cluster at ${config.cluster!.url}: ${(err as Error).message}`);
+        }
+        logger.info({ node: cluster.nodeId, nodes: cluster.liveNodes() }, 'cluster joined');
+      }
       security.guard?.bans.readStored(); // anything a program did before the store was recovered is merged now
       security.runtime?.readStored();
       watchTls();
@@ -359,6 +377,7 @@ export function createServer(options: ServerOptions = {}): MoatServer {
       unwatchTls = undefined;
       ticketKeys.stop();
       await admin?.close();
+      await cluster?.close();
       await broker.close();
       security.close();
       payload?.keyFile.close();
@@ -377,6 +396,15 @@ export function logReload(logger: PinoLogger, result: ReloadResult, file: string
   if (result.restartNeeded.length > 0) {
     logger.warn({ config: file, sections: result.restartNeeded }, `changed, but in force only after a restart: ${result.restartNeeded.join(', ')}`);
   }
+}
+
+/** Cluster mode (src/cluster): the routing between nodes, its messages written in the store's batches. */
+function clusterRouting(config: ClusterConfig, store: BrokerStore, logger: PinoLogger): ClusterRouting {
+  if (!(store instanceof RedisStore)) throw new Error('cluster mode needs the Redis store');
+  return new ClusterRouting({
+    url: config.url, nodeId: config.nodeId, keys: new ClusterKeys(config.keyPrefix), heartbeatMs: config.heartbeatMs, deadAfterMs: config.deadAfterMs,
+    batch: (op) => store.addToBatch(op), whenDurable: (done) => store.whenDurable(done), logger,
+  });
 }
 
 const PAYLOAD_COUNTERS = 'payload-counter';

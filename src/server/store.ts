@@ -1,4 +1,5 @@
 import path from 'node:path';
+import type { ClusterConfig } from '../config/cluster.js';
 import type { StoreConfig } from '../config/load.js';
 import { MemoryStore } from '../store/memory.js';
 import { RedisStore } from '../store/redis.js';
@@ -14,6 +15,12 @@ export function storeForWorker(config: StoreConfig, index: number | undefined): 
     case 'redis': return { ...config, keyPrefix: `${config.keyPrefix ?? 'moat:'}worker-${index}:` };
     case 'sqlite': return { ...config, directory: path.join(config.directory, `worker-${index}`) };
   }
+}
+
+/** A node of a cluster keeps its sessions under a key prefix of its own (its lock: one process per node id). */
+export function storeForNode(config: StoreConfig, cluster: ClusterConfig | undefined): StoreConfig {
+  if (!cluster || config.type !== 'redis') return config;
+  return { ...config, keyPrefix: `${config.keyPrefix ?? 'moat:'}node:${cluster.nodeId}:` };
 }
 
 /** A worker whose predecessor (an orphan of a killed primary) is still closing waits this long for its store. */

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { ChainableCommander, Redis } from 'ioredis';
 import { jsonToRow, messageToJson, rowToJson, rowToMessage, sealRow } from './codec.js';
 import { AtRestCipher, AtRestError, type AtRestKeys } from './at-rest.js';
 import { StoreError } from './errors.js';
@@ -223,6 +223,14 @@ export class RedisStore implements BrokerStore {
         if (!this.writing) this.write();
       });
     }
+  }
+
+  /**
+   * Adds another module's commands (cluster mode's routing) to the next batch: they share its MULTI/EXEC, and what
+   * waits for `whenDurable` waits for them too.
+   */
+  addToBatch(op: (m: ChainableCommander) => void): void {
+    this.change(op);
   }
 
   saveSession(r: SessionRecord): void {

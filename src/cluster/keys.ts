@@ -1,0 +1,27 @@
+/**
+ * Where the cluster keeps its state in Redis, under one prefix (default "moat:cluster:"): the nodes and when each
+ * last said it was alive, each node's filters, each node's inbox stream, and the channel for changes.
+ */
+export class ClusterKeys {
+  constructor(readonly prefix: string) {}
+
+  /** Hash: node id → the time of its last heartbeat (ms since 1970). */
+  get nodes(): string {
+    return `${this.prefix}nodes`;
+  }
+
+  /** Pub/sub channel: "+", "-" (a node's filter gained or lost) and "up" (a node joined). */
+  get events(): string {
+    return `${this.prefix}events`;
+  }
+
+  /** Set: the filters a node has subscribers for (a shared one as `$share/group/filter`). */
+  filters(node: string): string {
+    return `${this.prefix}filters:${node}`;
+  }
+
+  /** Stream: messages other nodes route to a node, read through the consumer group "moat". */
+  inbox(node: string): string {
+    return `${this.prefix}inbox:${node}`;
+  }
+}

@@ -1,0 +1,432 @@
+import type { ChainableCommander, Redis } from 'ioredis';
+import type { Broker } from '../broker/broker.js';
+import type { BrokerHooks } from '../broker/hooks.js';
+import type { Logger } from '../broker/logger.js';
+import type { Message } from '../broker/message.js';
+import type { PeerRouting, SharedGroupFilter } from '../broker/peers.js';
+import { decodeFrame, FrameType, FrameWriter } from '../multicore/frames.js';
+import { parseSharedFilter } from '../protocol/index.js';
+import { SubscriptionTrie } from '../topics/index.js';
+import { ClusterKeys } from './keys.js';
+import { NodeTable } from './nodes.js';
+
+/**
+ * Cluster mode (docs/cluster.md): the broker's `PeerRouting` over Redis. Each node keeps the filters it has
+ * subscribers for in a set of its own, tells the others of every change on a pub/sub channel, and mirrors theirs in
+ * a trie; a message crosses to each node with a matching subscription once, as an entry of that node's inbox
+ * stream, added in the store's own MULTI/EXEC batch, so a QoS 1 or 2 publish is acknowledged only once it is in
+ * Redis. A node reads its inbox through a consumer group and acknowledges an entry only once what routing it
+ * changed in its own store is durable: a node that dies between the two reads the entry again when it comes back.
+ */
+
+export interface ClusterRoutingOptions {
+  /** redis://host:port/db of the cluster's Redis (the store's own Redis). */
+  url: string;
+  nodeId: string;
+  keys: ClusterKeys;
+  /** How often this node says it is alive, and after how long without a word a node is dead. */
+  heartbeatMs: number;
+  deadAfterMs: number;
+  /** Adds commands to the store's next batch: `changes` moves, so acknowledgements wait for it. */
+  batch(op: (m: ChainableCommander) => void): void;
+  /** Runs `done` once the store has made durable what was handed to it so far. */
+  whenDurable(done: () => void): void;
+  logger: Logger;
+}
+
+/** A subscription on another node: plain, or one shared group there. */
+interface RemoteInterest {
+  node: string;
+  group: string | undefined;
+}
+
+const CONSUMER_GROUP = 'moat';
+/** Entries read from the inbox per call, and how long a read blocks waiting for more. */
+const READ_COUNT = 512;
+const READ_BLOCK_MS = 1000;
+/** An inbox never holds more than about this many entries (a node long gone). */
+const INBOX_MAX_LENGTH = 1_000_000;
+/** A SUBACK waits at most this long for this node's own announcement to come back on the channel. */
+const ANNOUNCE_TIMEOUT_MS = 2000;
+/** Filters without subscribers here are withdrawn this long after the last one left (as in multi-core mode). */
+const RECONCILE_MS = 10_000;
+
+export class ClusterRouting implements PeerRouting {
+  private broker: Broker | undefined;
+  private redis: Redis | undefined;
+  private subscriber: Redis | undefined;
+  private reader: Redis | undefined;
+  private readonly remote = new SubscriptionTrie<RemoteInterest>();
+  /** Filters each other node has, as this node knows them. */
+  private readonly remoteFilters = new Map<string, Set<string>>();
+  private readonly nodes: NodeTable;
+  /** Subscribers here per filter (shared: groups), as the router reports them. */
+  private readonly counts = new Map<string, number>();
+  private readonly announced = new Set<string>();
+  /** Announcements waiting to come back on the channel, by filter. */
+  private readonly echoes = new Map<string, Array<() => void>>();
+  private readonly askedAt = new Map<string, number>();
+  private readonly groupTurn = new Map<string, number>();
+  private readonly writer = new FrameWriter();
+  private readonly retainStamps = new Map<string, number>();
+  private stampSeq = 0;
+  private readonly origin: number;
+  private timers: NodeJS.Timeout[] = [];
+  private closed = false;
+  private reading: Promise<void> | undefined;
+  forwarded = 0;
+  // Scratch state of one match.
+  private readonly matchedNodes = new Set<string>();
+  private readonly matchedGroups: RemoteInterest[] = [];
+  private readonly collect = (value: RemoteInterest): void => {
+    if (value.group === undefined) this.matchedNodes.add(value.node);
+    else this.matchedGroups.push(value);
+  };
+
+  /** Hooks to compose last: a SUBSCRIBE's verdict waits until the other nodes have been told of its filter. */
+  readonly hooks: BrokerHooks = {
+    authorizeSubscribe: (_client, subscription) => this.announceAndWait(subscription.filter),
+  };
+
+  constructor(private readonly options: ClusterRoutingOptions) {
+    this.nodes = new NodeTable(options.nodeId, options.deadAfterMs);
+    let hash = 0;
+    for (const c of options.nodeId) hash = (hash * 31 + c.charCodeAt(0)) & 0xff;
+    this.origin = hash;
+  }
+
+  get nodeId(): string {
+    return this.options.nodeId;
+  }
+
+  /** Other nodes alive, as this node last saw them. */
+  liveNodes(): string[] {
+    return this.nodes.alive();
+  }
+
+  /**
+   * Joins the cluster: listens for the others' changes, registers this node and its filters (the subscriptions of
+   * the sessions the store restored), reads the others' filters, and starts reading this node's inbox.
+   */
+  async start(broker: Broker): Promise<void> {
+    this.broker = broker;
+    const { Redis } = await import('ioredis');
+    const connect = (name: string): Redis => {
+      const redis = new Redis(this.options.url, { lazyConnect: true, maxRetriesPerRequest: null, enableOfflineQueue: true, connectionName: `moat-${this.options.nodeId}-${name}` });
+      redis.on('error', () => {}); // reconnects by itself; the heartbeat says when Redis is away
+      return redis;
+    };
+    const keys = this.options.keys;
+    this.redis = connect('commands');
+    this.subscriber = connect('events');
+    this.reader = connect('inbox');
+    await Promise.all([this.redis.connect(), this.subscriber.connect(), this.reader.connect()]);
+    this.subscriber.on('message', (_channel: string, text: string) => this.onEvent(text));
+    await this.subscriber.subscribe(keys.events);
+    await this.redis.xgroup('CREATE', keys.inbox(this.options.nodeId), CONSUMER_GROUP, '$', 'MKSTREAM').catch((err: Error) => {
+      if (!err.message.includes('BUSYGROUP')) throw err;
+    });
+    await this.register();
+    await this.heartbeat();
+    this.timers.push(setInterval(() => void this.heartbeat(), this.options.heartbeatMs).unref());
+    this.timers.push(setInterval(() => this.reconcile(), RECONCILE_MS).unref());
+    this.reading = this.readInbox();
+  }
+
+  /** Writes this node's filters (what its sessions subscribe to now, replacing what it had before) and says it is up. */
+  private async register(): Promise<void> {
+    const keys = this.options.keys;
+    const mine = keys.filters(this.options.nodeId);
+    const multi = this.redis!.multi().del(mine);
+    if (this.announced.size > 0) multi.sadd(mine, ...this.announced);
+    multi.hset(keys.nodes, this.options.nodeId, String(Date.now()));
+    await multi.exec();
+    await this.publishEvent('up', '');
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const timer of this.timers) clearInterval(timer);
+    this.timers = [];
+    // The filters stay: what is published for this node's persistent sessions while it restarts waits in its inbox.
+    this.reader?.disconnect();
+    await this.reading?.catch(() => undefined);
+    await this.subscriber?.quit().catch(() => undefined);
+    await this.redis?.quit().catch(() => undefined);
+  }
+
+  // ---- what is subscribed here ------------------------------------------------------------
+
+  filterAdded(filter: string): void {
+    this.counts.set(filter, (this.counts.get(filter) ?? 0) + 1);
+    if (!this.announced.has(filter)) this.announce(filter);
+  }
+
+  filterRemoved(filter: string): void {
+    const left = (this.counts.get(filter) ?? 1) - 1;
+    if (left > 0) this.counts.set(filter, left);
+    else this.counts.delete(filter); // withdrawn by reconcile, not at once
+  }
+
+  private announce(filter: string): void {
+    this.announced.add(filter);
+    if (!this.redis) return; // before start: registered by start
+    void this.redis.sadd(this.options.keys.filters(this.options.nodeId), filter).then(() => this.publishEvent('+', filter), (err: Error) => {
+      this.options.logger.error({ err: err.message, filter }, 'cluster: cannot register a subscription in Redis');
+    });
+  }
+
+  private announceAndWait(filter: string): true | Promise<true> {
+    this.askedAt.set(filter, Date.now());
+    if (this.announced.has(filter) && !this.echoes.has(filter)) return true;
+    return new Promise<true>((resolve) => {
+      const timer = setTimeout(() => {
+        this.options.logger.warn({ filter }, 'cluster: a subscription was not confirmed by Redis in time');
+        resolve(true);
+      }, ANNOUNCE_TIMEOUT_MS);
+      let waiting = this.echoes.get(filter);
+      if (!waiting) this.echoes.set(filter, (waiting = []));
+      waiting.push(() => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+      if (!this.announced.has(filter)) this.announce(filter);
+    });
+  }
+
+  /** Withdraws filters nobody here has subscribed to for a while; forgets old retained stamps and group turns. */
+  private reconcile(): void {
+    const now = Date.now();
+    for (const filter of this.announced) {
+      if (this.counts.has(filter) || this.echoes.has(filter)) continue;
+      if (now - (this.askedAt.get(filter) ?? 0) < RECONCILE_MS) continue;
+      this.announced.delete(filter);
+      void this.redis?.srem(this.options.keys.filters(this.options.nodeId), filter).then(() => this.publishEvent('-', filter), () => undefined);
+    }
+    for (const [filter, at] of this.askedAt) if (now - at >= RECONCILE_MS) this.askedAt.delete(filter);
+    this.retainStamps.clear();
+    this.groupTurn.clear();
+  }
+
+  // ---- the other nodes ----------------------------------------------------------------------
+
+  private publishEvent(kind: '+' | '-' | 'up', filter: string): Promise<unknown> {
+    return this.redis!.publish(this.options.keys.events, `${kind}\u0000${this.options.nodeId}\u0000${filter}`);
+  }
+
+  private onEvent(text: string): void {
+    const [kind, node, filter] = text.split('\u0000') as [string, string, string];
+    if (node === this.options.nodeId) {
+      // Our own announcement, back: every node subscribed to the channel has been sent it.
+      const waiting = kind === '+' ? this.echoes.get(filter) : undefined;
+      if (waiting) {
+        this.echoes.delete(filter);
+        for (const done of waiting) done();
+      }
+      return;
+    }
+    if (kind === '+') this.addRemote(node, filter);
+    else if (kind === '-') this.removeRemote(node, filter);
+    else if (kind === 'up') void this.learnNode(node);
+  }
+
+  /** Reads a node's filters (a node new to this one, or back after a restart). */
+  private async learnNode(node: string): Promise<void> {
+    this.nodes.heard(node, Date.now());
+    const filters = await this.redis!.smembers(this.options.keys.filters(node));
+    const known = this.remoteFilters.get(node);
+    for (const filter of known ?? []) if (!filters.includes(filter)) this.removeRemote(node, filter);
+    for (const filter of filters) this.addRemote(node, filter);
+  }
+
+  private addRemote(node: string, filter: string): void {
+    let filters = this.remoteFilters.get(node);
+    if (!filters) this.remoteFilters.set(node, (filters = new Set()));
+    if (filters.has(filter)) return;
+    filters.add(filter);
+    const shared = parseSharedFilter(filter);
+    if (shared) this.remote.add(shared.filter, `${node}\u0000${filter}`, { node, group: filter });
+    else this.remote.add(filter, node, { node, group: undefined });
+  }
+
+  private removeRemote(node: string, filter: string): void {
+    const filters = this.remoteFilters.get(node);
+    if (!filters?.delete(filter)) return;
+    const shared = parseSharedFilter(filter);
+    if (shared) this.remote.remove(shared.filter, `${node}\u0000${filter}`);
+    else this.remote.remove(filter, node);
+  }
+
+  private forgetNode(node: string): void {
+    for (const filter of [...(this.remoteFilters.get(node) ?? [])]) this.removeRemote(node, filter);
+    this.remoteFilters.delete(node);
+  }
+
+  /**
+   * Says this node is alive and reads when the others last did: a node new to this one has its filters read, and a
+   * node silent for longer than `deadAfterMs` is dead (nothing is sent to it any more; the first survivor to see it
+   * takes its filters out of Redis).
+   */
+  private async heartbeat(): Promise<void> {
+    const redis = this.redis;
+    if (!redis || this.closed) return;
+    const keys = this.options.keys;
+    try {
+      const now = Date.now();
+      const replies = await redis.multi().hget(keys.nodes, this.options.nodeId).hset(keys.nodes, this.options.nodeId, String(now)).hgetall(keys.nodes).exec();
+      const [[, previous], , [, beats]] = replies as [[unknown, string | null], unknown, [unknown, Record<string, string>]];
+      // Removed by the others (this process was stopped, or cut from Redis, for longer than dead_after_ms): they
+      // took its filters out too, so it registers them again and says it is back.
+      if (previous === null) await this.register();
+      const change = this.nodes.update(beats, now);
+      for (const node of change.joined) await this.learnNode(node);
+      for (const node of change.died) {
+        this.forgetNode(node);
+        this.options.logger.warn({ node, silentMs: now - Number(beats[node] ?? 0) }, 'cluster: a node stopped answering; nothing is routed to it any more');
+        // Only the survivor whose script removes the entry cleans up, and only if the node did not come back meanwhile.
+        const removed = await redis.eval(REAP_NODE, 2, keys.nodes, keys.filters(node), node, beats[node] ?? '') as number;
+        if (removed === 1) this.options.logger.warn({ node }, 'cluster: dead node removed from the cluster');
+      }
+    } catch (err) {
+      this.options.logger.error({ err: (err as Error).message }, 'cluster: heartbeat failed (Redis unreachable?)');
+    }
+  }
+
+  // ---- messages out ---------------------------------------------------------------------------
+
+  published(message: Message, retain: boolean): SharedGroupFilter | undefined {
+    this.forwarded = 0;
+    if (!this.redis) return undefined;
+    this.matchedNodes.clear();
+    this.remote.match(message.topic, this.collect);
+    let perNodeGroups: Map<string, string[]> | undefined;
+    let servesGroup: SharedGroupFilter | undefined;
+    if (this.matchedGroups.length > 0) {
+      const away = new Set<string>();
+      perNodeGroups = this.assignGroups(away);
+      servesGroup = (key) => !away.has(key);
+    }
+    // A retained message goes to every node, so each keeps the whole retained set.
+    const targets = retain ? this.nodes.alive() : [...this.matchedNodes, ...(perNodeGroups?.keys() ?? [])];
+    if (targets.length === 0) return servesGroup;
+    const stamp = retain ? this.retainStamp(message.topic) : 0;
+    const sent = new Set<string>();
+    for (const node of targets) {
+      if (sent.has(node) || !this.nodes.isAlive(node)) continue;
+      sent.add(node);
+      const groups = perNodeGroups?.get(node) ?? NO_GROUPS;
+      const deliver = this.matchedNodes.has(node) || groups.length > 0;
+      if (deliver) this.forwarded++;
+      this.writer.publish({
+        topic: message.topic, payload: message.payload, qos: message.qos, retain, deliver, retainStamp: stamp, origin: this.origin,
+        expiresAt: message.expiresAt, properties: message.properties, groups,
+      });
+      const entry = this.writer.take()!;
+      const inbox = this.options.keys.inbox(node);
+      this.options.batch((m) => m.xadd(inbox, 'MAXLEN', '~', INBOX_MAX_LENGTH, '*', 'f', entry));
+    }
+    return servesGroup;
+  }
+
+  /** Wall-clock microseconds, made unique per topic here: nodes order competing retained publishes by it. */
+  private retainStamp(topic: string): number {
+    const stamp = Date.now() * 1000 + (this.stampSeq = (this.stampSeq + 1) % 1000);
+    this.retainStamps.set(topic, stamp);
+    return stamp;
+  }
+
+  /** Picks, for each shared group matched on other nodes, the node that serves this message, in turn. */
+  private assignGroups(away: Set<string>): Map<string, string[]> {
+    const byGroup = new Map<string, string[]>();
+    for (const interest of this.matchedGroups) {
+      const key = interest.group!;
+      let nodes = byGroup.get(key);
+      if (!nodes) byGroup.set(key, (nodes = this.broker!.router.group(key) ? [this.options.nodeId] : []));
+      nodes.push(interest.node);
+    }
+    this.matchedGroups.length = 0;
+    const perNode = new Map<string, string[]>();
+    for (const [key, nodes] of byGroup) {
+      const turn = this.groupTurn.get(key) ?? 0;
+      this.groupTurn.set(key, turn + 1);
+      const chosen = nodes[turn % nodes.length]!;
+      if (chosen === this.options.nodeId) continue;
+      away.add(key);
+      let list = perNode.get(chosen);
+      if (!list) perNode.set(chosen, (list = []));
+      list.push(key);
+    }
+    return perNode;
+  }
+
+  // ---- messages in ----------------------------------------------------------------------------
+
+  /** Entries delivered before a crash and never acknowledged first, then new ones, until the node closes. */
+  private async readInbox(): Promise<void> {
+    const inbox = this.options.keys.inbox(this.options.nodeId);
+    let from = '0';
+    while (!this.closed) {
+      let reply: Array<[Buffer, Array<[Buffer, Buffer[]]>]> | null;
+      try {
+        reply = await this.reader!.xreadgroupBuffer('GROUP', CONSUMER_GROUP, this.options.nodeId, 'COUNT', READ_COUNT, 'BLOCK', READ_BLOCK_MS, 'STREAMS', inbox, from) as typeof reply;
+      } catch (err) {
+        if (this.closed) return;
+        this.options.logger.error({ err: (err as Error).message }, 'cluster: reading this node\'s inbox failed; trying again');
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        continue;
+      }
+      const entries = reply?.[0]?.[1] ?? [];
+      if (from === '0' && entries.length === 0) {
+        from = '>'; // the backlog is done
+        continue;
+      }
+      const ids: string[] = [];
+      for (const [id, fields] of entries) {
+        ids.push(id.toString());
+        const bytes = fields[1];
+        if (bytes) this.routeEntry(bytes);
+      }
+      if (from === '0') from = entries.length > 0 ? entries.at(-1)![0].toString() : '>';
+      // Acknowledged once what routing stored here (queued messages of persistent sessions) is durable.
+      if (ids.length > 0) this.options.whenDurable(() => void this.redis?.xack(inbox, CONSUMER_GROUP, ...ids).catch(() => undefined));
+    }
+  }
+
+  private routeEntry(bytes: Buffer): void {
+    try {
+      // One frame per entry, after its 4-byte length.
+      const frame = decodeFrame(bytes, 4, bytes.length);
+      if (frame.type === FrameType.Publish) {
+        const applyRetain = frame.retain && this.isNewestRetained(frame.topic, frame.retainStamp);
+        const groups = frame.groups;
+        const servesGroup: SharedGroupFilter = groups.length === 0 ? SERVE_NONE : (key) => groups.includes(key);
+        const message: Message = { topic: frame.topic, payload: frame.payload, qos: frame.qos, retain: false, publishedRetain: frame.retain };
+        if (frame.properties) message.properties = frame.properties;
+        if (frame.expiresAt !== undefined) message.expiresAt = frame.expiresAt;
+        for (const key of groups) if (!this.broker!.router.group(key)) this.broker!.stats.drop('noSubscriber');
+        this.broker!.routeFromPeer(message, applyRetain, frame.deliver, servesGroup);
+      }
+    } catch (err) {
+      this.options.logger.error({ err: (err as Error).message }, 'cluster: an inbox entry could not be routed; skipped');
+    }
+  }
+
+  /** Last writer wins per retained topic, by the publishing node's clock. */
+  private isNewestRetained(topic: string, stamp: number): boolean {
+    const known = this.retainStamps.get(topic);
+    if (known !== undefined && known > stamp) return false;
+    this.retainStamps.set(topic, stamp);
+    return true;
+  }
+}
+
+/** Removes a dead node's entry and filters, unless it beat again since it was read (KEYS: nodes, filters; ARGV: node, beat). */
+const REAP_NODE = `if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('DEL', KEYS[2])
+  return 1
+end
+return 0`;
+
+const NO_GROUPS: readonly string[] = [];
+const SERVE_NONE: SharedGroupFilter = () => false;

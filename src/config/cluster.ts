@@ -1,0 +1,37 @@
+import type { Locate } from './file-checks.js';
+import type { FileConfig } from './schema.js';
+
+/** The `cluster:` section (docs/cluster.md): this node's name, the cluster's Redis, and when a silent node is dead. */
+export interface ClusterConfig {
+  nodeId: string;
+  /** The cluster's Redis: the store's. */
+  url: string;
+  /** Prefix of the cluster's own keys (default: the store's prefix followed by "cluster:"). */
+  keyPrefix: string;
+  heartbeatMs: number;
+  deadAfterMs: number;
+}
+
+export const DEFAULT_HEARTBEAT_MS = 1000;
+export const DEFAULT_DEAD_AFTER_MS = 10_000;
+
+export function readCluster(config: FileConfig, located: Locate): ClusterConfig | undefined {
+  const section = config.cluster;
+  if (!section) return undefined;
+  // Sessions, retained messages and the routing between nodes live in Redis: every node must reach the same one.
+  if (config.store?.type !== 'redis') {
+    throw located(['cluster'], `needs the Redis store (store: { type: redis, url: ... }) that every node of the cluster shares; the store here is ${config.store?.type ?? 'sqlite (the default)'}`);
+  }
+  if (config.workers === 'auto' || (config.workers ?? 1) > 1) {
+    throw located(['cluster'], `not yet with multi-core mode (workers: ${config.workers}): run one process per node, with workers: 1`);
+  }
+  const heartbeatMs = section.heartbeat_ms ?? DEFAULT_HEARTBEAT_MS;
+  const deadAfterMs = section.dead_after_ms ?? DEFAULT_DEAD_AFTER_MS;
+  if (deadAfterMs < 3 * heartbeatMs) {
+    throw located(['cluster', 'dead_after_ms'], `${deadAfterMs} ms is less than three heartbeats (heartbeat_ms: ${heartbeatMs}): a node would be declared dead after one late heartbeat`);
+  }
+  const storePrefix = config.store.key_prefix ?? 'moat:';
+  return {
+    nodeId: section.node_id, url: config.store.url ?? 'redis://127.0.0.1:6379', keyPrefix: `${storePrefix}cluster:`, heartbeatMs, deadAfterMs,
+  };
+}

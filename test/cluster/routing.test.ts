@@ -1,0 +1,222 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, it } from 'node:test';
+import { Redis } from 'ioredis';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { waitFor } from '../helpers/broker.js';
+import { freePort, killAll, run, spawnProc, type Proc } from '../helpers/process.js';
+
+/**
+ * Cluster mode against a real redis-server and three `moat` processes (nodes a, b and c) sharing it: clients on one
+ * node receive what is published on another, each message crosses only to nodes with a matching subscription, MQTT 5
+ * properties survive the hop, retained messages and shared groups span the nodes, and a QoS 1 message acknowledged
+ * while its subscriber's node is down (killed) waits in that node's inbox until it is back.
+ */
+
+const MOAT = path.join(fileURLToPath(new URL('../../../', import.meta.url)), 'dist', 'src', 'cli', 'moat.js');
+const NODES = ['a', 'b', 'c'] as const;
+type Node = (typeof NODES)[number];
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Waits until an asynchronous condition (a Redis read) holds. */
+async function eventually(condition: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+describe('cluster on Redis: routing between nodes (real processes)', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'moat-cluster-'));
+  let redisUrl = '';
+  let redis: Redis;
+  const ports = new Map<Node, number>();
+  const procs = new Map<Node, Proc>();
+  const clients: MqttClient[] = [];
+
+  const startNode = async (node: Node): Promise<void> => {
+    const proc = spawnProc(process.execPath, [MOAT, '-c', path.join(dir, `${node}.yaml`)], { cwd: dir, limitMs: 240_000 });
+    procs.set(node, proc);
+    await proc.waitStdout((out) => out.includes('"moat started"'), 20_000, `node ${node} started`);
+  };
+  const connect = async (node: Node, options: Partial<IClientOptions> = {}): Promise<MqttClient> => {
+    const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${ports.get(node)}`, { protocolVersion: 5, reconnectPeriod: 0, connectTimeout: 5000, ...options });
+    clients.push(client);
+    return client;
+  };
+  /** Collects what reaches `filter` on `node`, as [topic, text]. */
+  const listen = async (node: Node, filter: string, options: mqtt.IClientSubscribeOptions = { qos: 2 }, connectOptions: Partial<IClientOptions> = {}) => {
+    const client = await connect(node, connectOptions);
+    const got: Array<[string, string]> = [];
+    const packets: mqtt.IPublishPacket[] = [];
+    client.on('message', (topic, payload, packet) => {
+      got.push([topic, payload.toString()]);
+      packets.push(packet);
+    });
+    await client.subscribeAsync(filter, options);
+    return { client, got, packets };
+  };
+  const mosquittoPub = async (node: Node, args: string[]): Promise<void> => {
+    const result = await run('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(ports.get(node)), ...args], { limitMs: 8000 });
+    assert.equal(result.code, 0, `mosquitto_pub ${args.join(' ')}: ${result.stderr}`);
+  };
+  const inboxLength = (node: Node): Promise<number> => redis.xlen(`moat:cluster:inbox:${node}`);
+
+  before(async () => {
+    const port = await freePort();
+    redisUrl = `redis://127.0.0.1:${port}`;
+    const server = spawnProc('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--save', ''], { limitMs: 300_000 });
+    await waitFor(() => server.stdout.includes('Ready to accept connections') || server.status !== undefined, 10_000, 'redis-server');
+    assert.equal(server.status, undefined, `redis-server could not start: ${server.stderr}`);
+    redis = new Redis(redisUrl);
+    for (const node of NODES) {
+      ports.set(node, await freePort());
+      writeFileSync(path.join(dir, `${node}.yaml`), [
+        `listeners:\n  - { host: 127.0.0.1, port: ${ports.get(node)}, allow_anonymous: true }`,
+        `store: { type: redis, url: "${redisUrl}" }`,
+        `cluster: { node_id: ${node}, heartbeat_ms: 200, dead_after_ms: 5000 }`,
+        'log: { format: json }',
+        'sys_interval: 0',
+      ].join('\n'));
+    }
+    for (const node of NODES) await startNode(node);
+  });
+  after(async () => {
+    for (const client of clients) client.end(true);
+    redis?.disconnect();
+    await killAll();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('every node sees the others join', async () => {
+    await eventually(async () => (await redis.hkeys('moat:cluster:nodes')).sort().join() === 'a,b,c', 5000, 'three nodes registered');
+    for (const node of NODES) assert.match(procs.get(node)!.stdout, /"cluster joined"/);
+  });
+
+  it('QoS 0, 1 and 2 published with mosquitto_pub on node a reach MQTT.js on node b and mosquitto_sub on node c', async () => {
+    const onB = await listen('b', 'x/#');
+    const sub = spawnProc('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(ports.get('c')), '-V', 'mqttv311', '-t', 'x/#', '-q', '2', '-v', '-C', '3', '-W', '10'], { limitMs: 15_000 });
+    await eventually(async () => (await redis.smembers('moat:cluster:filters:c')).includes('x/#'), 5000, 'node c registered x/#');
+    await sleep(100);
+    for (const qos of [0, 1, 2]) await mosquittoPub('a', ['-t', `x/q${qos}`, '-m', `hello at qos ${qos}`, '-q', String(qos)]);
+    await waitFor(() => onB.got.length === 3, 5000, 'node b got three messages');
+    assert.deepEqual(onB.got, [['x/q0', 'hello at qos 0'], ['x/q1', 'hello at qos 1'], ['x/q2', 'hello at qos 2']]);
+    assert.deepEqual(onB.packets.map((p) => p.qos), [0, 1, 2]);
+    await sub.waitExit(10_000);
+    assert.deepEqual(sub.stdout.trim().split('\n'), ['x/q0 hello at qos 0', 'x/q1 hello at qos 1', 'x/q2 hello at qos 2']);
+  });
+
+  it('a message crosses only to the nodes with a matching subscription, once each', async () => {
+    const onB = await listen('b', 'only-b/#');
+    await listen('b', 'only-b/+'); // a second, overlapping subscription on b: still one crossing
+    const before = { b: await inboxLength('b'), c: await inboxLength('c'), a: await inboxLength('a') };
+    const pub = await connect('a');
+    for (let i = 0; i < 10; i++) await pub.publishAsync('only-b/t', `m${i}`, { qos: 1 });
+    await waitFor(() => onB.got.length === 10, 5000, 'node b got ten messages');
+    assert.equal(await inboxLength('b') - before.b, 10, 'ten entries in node b\'s inbox');
+    assert.equal(await inboxLength('c') - before.c, 0, 'nothing sent to node c');
+    assert.equal(await inboxLength('a') - before.a, 0, 'nothing sent back to the publishing node');
+  });
+
+  it('MQTT 5 properties, subscription identifiers and retain-as-published survive the hop', async () => {
+    const onC = await listen('c', 'props/#', { qos: 1, rap: true, properties: { subscriptionIdentifier: 7 } });
+    const pub = await connect('a');
+    await pub.publishAsync('props/p', 'with properties', {
+      qos: 1, retain: true,
+      properties: {
+        contentType: 'text/plain', responseTopic: 'reply/here', correlationData: Buffer.from('c0ffee', 'hex'), payloadFormatIndicator: true,
+        userProperties: { origin: 'node-a', kind: 'test' }, messageExpiryInterval: 300,
+      },
+    });
+    await waitFor(() => onC.packets.length === 1, 5000, 'node c got it');
+    const props = onC.packets[0]!.properties!;
+    assert.equal(props.contentType, 'text/plain');
+    assert.equal(props.responseTopic, 'reply/here');
+    assert.deepEqual(props.correlationData, Buffer.from('c0ffee', 'hex'));
+    assert.equal(props.payloadFormatIndicator, true);
+    assert.deepEqual({ ...props.userProperties }, { origin: 'node-a', kind: 'test' });
+    assert.deepEqual(props.subscriptionIdentifier, 7, 'the subscriber\'s own identifier, added on its node');
+    assert.ok(props.messageExpiryInterval !== undefined && props.messageExpiryInterval <= 300 && props.messageExpiryInterval > 290);
+    assert.equal(onC.packets[0]!.retain, true, 'retain as published');
+    await pub.publishAsync('props/p', '', { qos: 1, retain: true });
+  });
+
+  it('a retained message published on one node is sent to a new subscriber on another', async () => {
+    await mosquittoPub('a', ['-t', 'kept/one', '-m', 'retained on a', '-r', '-q', '1']);
+    await sleep(300);
+    const onC = await listen('c', 'kept/#', { qos: 1 });
+    await waitFor(() => onC.got.length === 1, 5000, 'the retained message on node c');
+    assert.deepEqual(onC.got, [['kept/one', 'retained on a']]);
+    assert.equal(onC.packets[0]!.retain, true);
+    await mosquittoPub('b', ['-t', 'kept/one', '-m', '', '-r', '-q', '1']); // cleared from node b: gone everywhere
+    await sleep(300);
+    const late = await listen('a', 'kept/#', { qos: 1 });
+    await sleep(300);
+    assert.deepEqual(late.got, [], 'cleared on every node');
+  });
+
+  it('a shared group with members on three nodes gets every message exactly once', async () => {
+    const members = await Promise.all(NODES.map((node) => listen(node, '$share/workers/jobs/#', { qos: 1 })));
+    await sleep(200);
+    const pub = await connect('a');
+    for (let i = 0; i < 30; i++) await pub.publishAsync(`jobs/${i}`, `job ${i}`, { qos: 1 });
+    await waitFor(() => members.reduce((n, m) => n + m.got.length, 0) >= 30, 5000, 'thirty jobs handed out');
+    await sleep(300);
+    const all = members.flatMap((m) => m.got.map(([, text]) => text)).sort();
+    assert.equal(all.length, 30, `each job once: ${all.join(', ')}`);
+    assert.equal(new Set(all).size, 30);
+    assert.ok(members.every((m) => m.got.length > 0), `every node's member got some: ${members.map((m) => m.got.length).join(', ')}`);
+  });
+
+  it('QoS 1 messages acknowledged while the subscriber\'s node was killed wait in its inbox and arrive once it is back', async () => {
+    const first = await connect('b', { clientId: 'keeper', clean: false, properties: { sessionExpiryInterval: 600 } });
+    await first.subscribeAsync('durable/#', { qos: 1 });
+    await sleep(200);
+    first.end(true);
+    procs.get('b')!.kill('SIGKILL');
+    await procs.get('b')!.exited;
+    const pub = await connect('a');
+    for (let i = 0; i < 20; i++) await pub.publishAsync('durable/t', `kept ${i}`, { qos: 1 }); // each PUBACK: in node b's inbox
+    await startNode('b');
+    // Listening before the CONNACK: the queued messages follow it at once.
+    const again = mqtt.connect(`mqtt://127.0.0.1:${ports.get('b')}`, { protocolVersion: 5, reconnectPeriod: 0, clientId: 'keeper', clean: false, properties: { sessionExpiryInterval: 600 } });
+    clients.push(again);
+    const got: string[] = [];
+    again.on('message', (_topic, payload) => got.push(payload.toString()));
+    await waitFor(() => got.length >= 20, 10_000, 'twenty messages after the restart');
+    await sleep(300);
+    assert.deepEqual(got, Array.from({ length: 20 }, (_, i) => `kept ${i}`));
+  });
+
+  it('a node that stops answering is declared dead and nothing is routed to it any more', async () => {
+    await listen('c', 'dying/#', { qos: 1 });
+    await eventually(async () => (await redis.smembers('moat:cluster:filters:c')).includes('dying/#'), 5000, 'registered');
+    procs.get('c')!.kill('SIGSTOP');
+    try {
+      const declaredDead = (): boolean => procs.get('a')!.stdout.split('\n').some((l) => l.includes('a node stopped answering') && l.includes('"node":"c"'));
+      await waitFor(declaredDead, 10_000, 'node a declares c dead');
+      await eventually(async () => !(await redis.hkeys('moat:cluster:nodes')).includes('c'), 5000, 'c removed from the nodes');
+      const before = await inboxLength('c');
+      const pub = await connect('a');
+      const reasonCodes: Array<number | undefined> = [];
+      pub.on('packetreceive', (packet) => {
+        if (packet.cmd === 'puback') reasonCodes.push(packet.reasonCode);
+      });
+      await pub.publishAsync('dying/t', 'to nobody', { qos: 1 });
+      assert.deepEqual(reasonCodes, [0x10], 'No matching subscribers: c is gone');
+      assert.equal(await inboxLength('c'), before);
+    } finally {
+      procs.get('c')!.kill('SIGCONT');
+    }
+    // Back: it finds itself removed, registers again, and its subscribers get messages again.
+    const onC = await listen('c', 'back/#', { qos: 1 });
+    await eventually(async () => (await redis.smembers('moat:cluster:filters:c')).includes('dying/#'), 5000, 'c registered its filters again');
+    const pub = await connect('a');
+    await pub.publishAsync('back/t', 'welcome back', { qos: 1 });
+    await waitFor(() => onC.got.length === 1, 5000, 'delivered to c again');
+  });
+});
