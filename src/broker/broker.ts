@@ -28,7 +28,7 @@ import {
 } from './options.js';
 import type { AuthMethod } from './enhanced-auth.js';
 import { RetainedMessages } from './retained.js';
-import type { ClientIdAssigner, ConnectionRouting, PeerRouting, SharedGroupFilter, SysAggregation, SysReport } from './peers.js';
+import type { ClientIdAssigner, ConnectionRouting, PeerRouting, SessionOwnership, SharedGroupFilter, SysAggregation, SysReport } from './peers.js';
 import { asPublished, Router } from './router.js';
 import { NEVER_EXPIRES, Session } from './session.js';
 import { BrokerStats } from './stats.js';
@@ -117,6 +117,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
   private sysTimer: NodeJS.Timeout | undefined;
   private readonly bindListeners: boolean;
   private readonly peers: PeerRouting | undefined;
+  /** Cluster mode: claims a session before a CONNECT takes it. */
+  readonly sessionOwnership: SessionOwnership | undefined;
   private readonly connectionRouting: ConnectionRouting | undefined;
   private readonly sysAggregation: SysAggregation | undefined;
   readonly assignClientId: ClientIdAssigner | undefined;
@@ -158,6 +160,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.delivery = new Delivery(this.limits, this.store, this.stats, this.logger, this.hooks, this.memory);
     this.bindListeners = options.bindListeners ?? true;
     this.peers = options.peers;
+    this.sessionOwnership = options.sessionOwnership;
     this.connectionRouting = options.connectionRouting;
     this.sysAggregation = options.sysAggregation;
     this.assignClientId = options.assignClientId;
@@ -1118,6 +1121,55 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (session.owner?.remoteAddress !== undefined) record.remoteAddress = session.owner.remoteAddress;
     if (session.leftAt !== undefined && !session.connection) record.leftAt = session.leftAt;
     this.store.saveSession(record);
+  }
+
+  /**
+   * Cluster mode: another broker takes this session over. Its connection, if any, is closed with DISCONNECT 0x8E
+   * [MQTT-3.1.4-3]; a persistent session's state (subscriptions, queued and in-flight messages, QoS 2 packet ids
+   * received) is returned and leaves this broker and its store; a clean one just ends. Undefined: nothing to hand over.
+   */
+  surrenderSession(clientId: string): RecoveredSession | undefined {
+    const session = this.sessions.get(clientId);
+    if (!session) return undefined;
+    const conn = session.connection;
+    if (conn) {
+      this.logger.info({ clientId }, 'session taken over by a connection on another node');
+      // Detached first: the connection's close must not bring the session back (its record, its expiry clock).
+      session.connection = undefined;
+      conn.disconnect(ReasonCode.SessionTakenOver, 'session taken over');
+    }
+    if (!session.persistent) {
+      this.destroySession(session);
+      return undefined;
+    }
+    const record: SessionRecord = { clientId, createdAt: session.createdAt, expiryInterval: session.expiryInterval };
+    if (session.expiresAt !== undefined) record.expiresAt = session.expiresAt;
+    const handed: RecoveredSession = {
+      record, subscriptions: [...session.subscriptions.values()], queue: [...session.queue], inflight: [...session.inflight.values()],
+      incomingQos2: [...session.incomingQos2],
+    };
+    // What it held goes with it, not to other members of its shared groups.
+    session.queue.clear();
+    session.queuedBytes = 0;
+    session.clearInflight();
+    session.pendingWill = undefined;
+    this.destroySession(session);
+    return handed;
+  }
+
+  /** Cluster mode: a session another broker surrendered (`surrenderSession`) continues here, and in this broker's store. */
+  adoptSession(stored: RecoveredSession): void {
+    const existing = this.sessions.get(stored.record.clientId);
+    if (existing) this.endSession(existing);
+    const now = Date.now();
+    if (!this.restoreSession(stored, now)) return;
+    const session = this.sessions.get(stored.record.clientId)!;
+    this.saveSessionRecord(session);
+    for (const sub of stored.subscriptions) this.store.putSubscription(session.clientId, sub);
+    for (const entry of session.queue) this.store.enqueue(session.clientId, entry);
+    for (const entry of session.inflight.values()) this.store.putInflight(session.clientId, entry);
+    for (const id of session.incomingQos2) this.store.putIncomingQos2(session.clientId, id);
+    this.sessionCaps.wentOffline(session);
   }
 
   /** Returns false for a session that expired while the broker was down (it is deleted from the store). */

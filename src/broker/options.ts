@@ -1,4 +1,4 @@
-import type { ClientIdAssigner, ConnectionRouting, PeerRouting, SysAggregation } from './peers.js';
+import type { ClientIdAssigner, ConnectionRouting, PeerRouting, SessionOwnership, SysAggregation } from './peers.js';
 import type { QoS } from '../protocol/index.js';
 import type { BrokerStore } from '../store/store.js';
 import type { AuthMethod } from './enhanced-auth.js';
@@ -235,8 +235,10 @@ export interface BrokerOptions {
    * accepts the sockets and hands them over through `broker.acceptOn` (multi-core mode).
    */
   bindListeners?: boolean;
-  /** Brokers sharing this one's routing (multi-core mode, src/multicore). */
+  /** Brokers sharing this one's routing (multi-core mode, src/multicore; cluster mode, src/cluster). */
   peers?: PeerRouting;
+  /** Who owns each session among several brokers (cluster mode, src/cluster). */
+  sessionOwnership?: SessionOwnership;
   /** Which broker serves a connection whose transport ran here (multi-core mode, src/multicore). */
   connectionRouting?: ConnectionRouting;
   /** Whose figures $SYS publishes (multi-core mode: the whole broker's, from one worker). */

@@ -24,6 +24,15 @@ export interface PeerRouting {
   readonly forwarded: number;
 }
 
+/**
+ * Cluster mode: a Client Identifier's session lives on one broker at a time. Before a CONNECT takes a session, the
+ * broker claims it; the implementation makes this broker the owner and, if another broker had the session, brings it
+ * over (`Broker.surrenderSession` there, `Broker.adoptSession` here) before it returns or resolves.
+ */
+export interface SessionOwnership {
+  claim(clientId: string, clean: boolean): void | Promise<void>;
+}
+
 /** Answers whether this broker hands a message to a member of the shared group `key` (`$share/g/f`). */
 export type SharedGroupFilter = (key: string) => boolean;
 

@@ -20,6 +20,21 @@ export class ClusterKeys {
     return `${this.prefix}filters:${node}`;
   }
 
+  /** Hash: Client Identifier → the node its session lives on. */
+  get owners(): string {
+    return `${this.prefix}owners`;
+  }
+
+  /** Pub/sub channel of one node: requests to hand a session over, and the answers to its own. */
+  control(node: string): string {
+    return `${this.prefix}control:${node}`;
+  }
+
+  /** String, short-lived: a session on its way from one node to another. */
+  handover(id: string): string {
+    return `${this.prefix}handover:${id}`;
+  }
+
   /** Stream: messages other nodes route to a node, read through the consumer group "moat". */
   inbox(node: string): string {
     return `${this.prefix}inbox:${node}`;

@@ -13,6 +13,7 @@ import { createStore, describeStore, reloadStoreKeys, storeForNode, storeForWork
 import type { ClusterConfig } from '../config/cluster.js';
 import { ClusterKeys } from '../cluster/keys.js';
 import { ClusterRouting } from '../cluster/routing.js';
+import { ClusterSessions } from '../cluster/sessions.js';
 import { RedisStore } from '../store/redis.js';
 import type { BrokerStore } from '../store/store.js';
 import { createAdmin, SecurityEvents, teeAudit, type AdminListener } from '../admin/index.js';
@@ -178,12 +179,16 @@ export function createServer(options: ServerOptions = {}): MoatServer {
   });
   const payload = config.payload ? payloadProtection(config.payload, audit, security, logger) : undefined;
   const cluster = config.cluster ? clusterRouting(config.cluster, store, logger) : undefined;
+  const clusterSessions = cluster && new ClusterSessions({
+    url: config.cluster!.url, nodeId: config.cluster!.nodeId, keys: new ClusterKeys(config.cluster!.keyPrefix), logger,
+    isAlive: (node) => cluster.isAlive(node), whenDurable: (done) => store.whenDurable(done),
+  });
   const broker = createBroker({
     ...config.broker, store, logger, authMethods: { ...security.authMethods, ...config.broker.authMethods },
     // The peers' hook goes last: it runs only for subscriptions the security hooks allowed.
     hooks: [...security.hooks, ...(payload ? [payload.hooks] : []), ...(worker ? [worker.hooks] : []), ...(cluster ? [cluster.hooks] : [])],
     ...worker?.options,
-    ...(cluster && { peers: cluster }),
+    ...(cluster && { peers: cluster, sessionOwnership: clusterSessions }),
   });
   // The highest counter of each payload key lives in the store, as records of kind "payload-counter".
   payload?.replay.attach({
@@ -357,6 +362,7 @@ export function createServer(options: ServerOptions = {}): MoatServer {
       if (cluster) {
         try {
           await cluster.start(broker);
+          await clusterSessions!.start(broker);
         } catch (err) {
           await broker.close();
           await admin?.close();
@@ -377,6 +383,7 @@ export function createServer(options: ServerOptions = {}): MoatServer {
       unwatchTls = undefined;
       ticketKeys.stop();
       await admin?.close();
+      await clusterSessions?.close();
       await cluster?.close();
       await broker.close();
       security.close();

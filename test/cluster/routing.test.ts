@@ -172,6 +172,40 @@ describe('cluster on Redis: routing between nodes (real processes)', () => {
     assert.ok(members.every((m) => m.got.length > 0), `every node's member got some: ${members.map((m) => m.got.length).join(', ')}`);
   });
 
+  it('a client identifier connecting on another node takes its session over: DISCONNECT 0x8E there, subscriptions and queue follow', async () => {
+    const options = { clientId: 'mover', clean: false, properties: { sessionExpiryInterval: 600 } };
+    const onA = await connect('a', options);
+    await onA.subscribeAsync('move/#', { qos: 1 });
+    const kicked = new Promise<number | undefined>((resolve) => onA.on('disconnect', (packet) => resolve(packet.reasonCode)));
+    // Listening before the CONNACK, as queued messages would follow it at once.
+    const onB = mqtt.connect(`mqtt://127.0.0.1:${ports.get('b')}`, { protocolVersion: 5, reconnectPeriod: 0, ...options });
+    clients.push(onB);
+    const connack = await new Promise<mqtt.IConnackPacket>((resolve) => onB.once('connect', resolve));
+    assert.equal(await kicked, 0x8e, 'the connection on node a: Session taken over');
+    assert.equal(connack.sessionPresent, true, 'the session came with it');
+    const gotB: string[] = [];
+    onB.on('message', (_topic, payload) => gotB.push(payload.toString()));
+    await eventually(async () => (await redis.smembers('moat:cluster:filters:b')).includes('move/#'), 5000, 'node b has the subscription');
+    await mosquittoPub('c', ['-t', 'move/1', '-m', 'to the new node', '-q', '1']);
+    await waitFor(() => gotB.length === 1, 5000, 'delivered on node b');
+    assert.equal(await redis.hget('moat:cluster:owners', 'mover'), 'b');
+    // Offline on b: what is published waits in its queue, and follows the session to node c.
+    onB.end(true);
+    await sleep(200);
+    for (let i = 0; i < 5; i++) await mosquittoPub('a', ['-t', 'move/q', '-m', `queued ${i}`, '-q', '1']);
+    await sleep(300);
+    const onC = mqtt.connect(`mqtt://127.0.0.1:${ports.get('c')}`, { protocolVersion: 5, reconnectPeriod: 0, ...options });
+    clients.push(onC);
+    const gotC: string[] = [];
+    onC.on('message', (_topic, payload) => gotC.push(payload.toString()));
+    const second = await new Promise<mqtt.IConnackPacket>((resolve) => onC.once('connect', resolve));
+    assert.equal(second.sessionPresent, true);
+    await waitFor(() => gotC.length === 5, 5000, 'the queue followed');
+    assert.deepEqual(gotC, ['queued 0', 'queued 1', 'queued 2', 'queued 3', 'queued 4']);
+    assert.equal(await redis.hget('moat:cluster:owners', 'mover'), 'c');
+    assert.equal(await redis.exists('moat:node:b:subs:mover'), 0, 'gone from node b\'s store');
+  });
+
   it('QoS 1 messages acknowledged while the subscriber\'s node was killed wait in its inbox and arrive once it is back', async () => {
     const first = await connect('b', { clientId: 'keeper', clean: false, properties: { sessionExpiryInterval: 600 } });
     await first.subscribeAsync('durable/#', { qos: 1 });

@@ -180,7 +180,7 @@ function finishConnect(conn: Connection, pending: PendingConnect, returnCode: nu
     if (verdict instanceof Promise) {
       return verdict.then(
         (allowed) => {
-          if (allowed) completeConnect(conn, pending, client, authData);
+          if (allowed) return completeConnect(conn, pending, client, authData);
           else if (conn.state === 'connecting') refuse(conn, ConnectReturnCode.NotAuthorized, undefined, WILL_REFUSED);
         },
         (err: unknown) => authenticationBroke(conn, err),
@@ -188,13 +188,13 @@ function finishConnect(conn: Connection, pending: PendingConnect, returnCode: nu
     }
     if (!verdict) return refuse(conn, ConnectReturnCode.NotAuthorized, undefined, WILL_REFUSED);
   }
-  completeConnect(conn, pending, client, authData);
+  return completeConnect(conn, pending, client, authData);
 }
 
 /** How /metrics counts a CONNECT refused because its will may not be published: apart from authentication failures. */
 const WILL_REFUSED = 'will_not_authorized';
 
-function completeConnect(conn: Connection, pending: PendingConnect, client: ClientInfo, authData: Buffer | undefined): void {
+function completeConnect(conn: Connection, pending: PendingConnect, client: ClientInfo, authData: Buffer | undefined): void | Promise<void> {
   if (conn.state !== 'connecting') return;
   const { packet, clientId, assigned } = pending;
   void client; // conn.client already holds it
@@ -222,8 +222,24 @@ function completeConnect(conn: Connection, pending: PendingConnect, client: Clie
   if (expiry > 0 && !broker.roomForSession(conn, clientId, packet.clean)) {
     return refuse(conn, ConnectReturnCode.ServerUnavailable, ReasonCode.QuotaExceeded);
   }
+  // Cluster mode: the session may be on another node; it comes here first.
+  const claimed = broker.sessionOwnership?.claim(clientId, packet.clean);
+  if (claimed instanceof Promise) {
+    return claimed.then(
+      () => attach(conn, clientId, packet.clean, expiry, properties),
+      (err: unknown) => {
+        broker.logger.error({ err: (err as Error).message, clientId }, 'session could not be claimed from another node');
+        if (conn.state === 'connecting') refuse(conn, ConnectReturnCode.ServerUnavailable, ReasonCode.ServerUnavailable);
+      },
+    );
+  }
+  attach(conn, clientId, packet.clean, expiry, properties);
+}
 
-  const { session, present } = broker.attachSession(conn, clientId, packet.clean, expiry);
+function attach(conn: Connection, clientId: string, clean: boolean, expiry: number, properties: Properties | undefined): void {
+  if (conn.state !== 'connecting') return; // the socket went away while the session was claimed
+  const broker = conn.broker;
+  const { session, present } = broker.attachSession(conn, clientId, clean, expiry);
   conn.state = 'connected';
   conn.allowance = broker.publishAllowance(conn.client!);
   // Session present is 0 for a clean session [MQTT-3.2.2-1] and tells whether state was resumed otherwise [MQTT-3.2.2-2].

@@ -1,0 +1,175 @@
+import { randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import type { Broker } from '../broker/broker.js';
+import type { Logger } from '../broker/logger.js';
+import type { SessionOwnership } from '../broker/peers.js';
+import { messageFromJson, messageToJson } from '../store/codec.js';
+import type { InflightRecord, QueuedRecord, RecoveredSession } from '../store/store.js';
+import type { ClusterKeys } from './keys.js';
+
+/**
+ * Cluster mode: each Client Identifier's session lives on one node. The owner of each identifier is in the hash
+ * `owners`; a CONNECT on another node claims it: that node asks the owner (on the owner's control channel) to
+ * surrender the session, the owner closes the old connection with DISCONNECT 0x8E, writes the session's state
+ * (subscriptions, queued and in-flight messages) under a handover key and answers, and the claiming node adopts it
+ * before its CONNACK (session present).
+ */
+
+export interface ClusterSessionsOptions {
+  url: string;
+  nodeId: string;
+  keys: ClusterKeys;
+  /** Whether a node is alive, as the heartbeats say. */
+  isAlive(node: string): boolean;
+  /** Runs `done` once this node's store has made durable what was handed to it so far. */
+  whenDurable(done: () => void): void;
+  logger: Logger;
+}
+
+/** How long a claim waits for the owner to hand the session over; past it, the session starts afresh here. */
+const HANDOVER_TIMEOUT_MS = 3000;
+/** A handover key outlives its claim by far, and is removed by the claimant anyway. */
+const HANDOVER_TTL_S = 60;
+
+interface Request {
+  type: 'surrender';
+  id: string;
+  clientId: string;
+  from: string;
+}
+
+interface Reply {
+  type: 'surrendered';
+  id: string;
+  handed: boolean;
+}
+
+export class ClusterSessions implements SessionOwnership {
+  private broker: Broker | undefined;
+  private redis: Redis | undefined;
+  private subscriber: Redis | undefined;
+  private readonly waiting = new Map<string, (reply: Reply) => void>();
+
+  constructor(private readonly options: ClusterSessionsOptions) {}
+
+  async start(broker: Broker): Promise<void> {
+    this.broker = broker;
+    const { Redis } = await import('ioredis');
+    const connect = (name: string): Redis => {
+      const redis = new Redis(this.options.url, { lazyConnect: true, maxRetriesPerRequest: null, enableOfflineQueue: true, connectionName: `moat-${this.options.nodeId}-${name}` });
+      redis.on('error', () => {});
+      return redis;
+    };
+    this.redis = connect('sessions');
+    this.subscriber = connect('control');
+    await Promise.all([this.redis.connect(), this.subscriber.connect()]);
+    this.subscriber.on('message', (_channel: string, text: string) => this.onControl(text));
+    await this.subscriber.subscribe(this.options.keys.control(this.options.nodeId));
+    // The sessions this node restored are its own.
+    const mine = [...broker.sessions.keys()];
+    if (mine.length > 0) await this.redis.hset(this.options.keys.owners, ...mine.flatMap((id) => [id, this.options.nodeId]));
+  }
+
+  async close(): Promise<void> {
+    await this.subscriber?.quit().catch(() => undefined);
+    await this.redis?.quit().catch(() => undefined);
+  }
+
+  claim(clientId: string, clean: boolean): Promise<void> | undefined {
+    // Before the node has joined (a client faster than the start), sessions are this node's alone.
+    return this.redis ? this.claimFrom(clientId, clean) : undefined;
+  }
+
+  private async claimFrom(clientId: string, clean: boolean): Promise<void> {
+    const redis = this.redis!;
+    const { keys, nodeId } = this.options;
+    // Owner now, whoever had it: a CONNECT on another node meanwhile claims it from here.
+    const [[, previous]] = (await redis.multi().hget(keys.owners, clientId).hset(keys.owners, clientId, nodeId).exec()) as [[unknown, string | null], unknown];
+    if (previous === null || previous === nodeId) return;
+    if (!this.options.isAlive(previous)) {
+      this.options.logger.warn({ clientId, node: previous }, 'cluster: the session\'s node is dead; the session starts afresh here');
+      return;
+    }
+    const id = randomBytes(8).toString('hex');
+    const reply = await new Promise<Reply | undefined>((resolve) => {
+      const timer = setTimeout(() => {
+        this.waiting.delete(id);
+        resolve(undefined);
+      }, HANDOVER_TIMEOUT_MS);
+      this.waiting.set(id, (r) => {
+        clearTimeout(timer);
+        this.waiting.delete(id);
+        resolve(r);
+      });
+      const request: Request = { type: 'surrender', id, clientId, from: nodeId };
+      redis.publish(keys.control(previous), JSON.stringify(request)).catch(() => undefined);
+    });
+    if (!reply) {
+      this.options.logger.warn({ clientId, node: previous }, 'cluster: the session\'s node did not hand it over in time; the session starts afresh here');
+      return;
+    }
+    if (!reply.handed) return;
+    const text = await redis.getdel(keys.handover(id));
+    if (text === null || clean) return; // a clean start discards the old session [MQTT-3.1.2-4]
+    this.broker!.adoptSession(decodeSession(text));
+    this.options.logger.info({ clientId, from: previous }, 'cluster: session taken over from another node');
+  }
+
+  private onControl(text: string): void {
+    let message: Request | Reply;
+    try {
+      message = JSON.parse(text) as Request | Reply;
+    } catch {
+      return;
+    }
+    if (message.type === 'surrendered') {
+      this.waiting.get(message.id)?.(message);
+      return;
+    }
+    if (message.type === 'surrender') void this.surrender(message);
+  }
+
+  /** Another node claims a session: hand it over (written once this node's store no longer has it). */
+  private async surrender(request: Request): Promise<void> {
+    const redis = this.redis!;
+    const { keys } = this.options;
+    let handed = false;
+    try {
+      const session = this.broker!.sessions.has(request.clientId) ? this.broker!.surrenderSession(request.clientId) : undefined;
+      if (session) {
+        await new Promise<void>((resolve) => this.options.whenDurable(resolve));
+        await redis.set(keys.handover(request.id), encodeSession(session), 'EX', HANDOVER_TTL_S);
+        handed = true;
+      }
+    } catch (err) {
+      this.options.logger.error({ err: (err as Error).message, clientId: request.clientId }, 'cluster: a session could not be handed over');
+    }
+    const reply: Reply = { type: 'surrendered', id: request.id, handed };
+    await redis.publish(keys.control(request.from), JSON.stringify(reply)).catch(() => undefined);
+  }
+}
+
+/** A session as JSON for the handover key; messages as the stores write them (without encryption at rest). */
+function encodeSession(session: RecoveredSession): string {
+  return JSON.stringify({
+    record: session.record,
+    subscriptions: session.subscriptions,
+    queue: session.queue.map((e) => ({ ...e, message: messageToJson(e.message) })),
+    inflight: session.inflight.map((e) => ({ ...e, message: messageToJson(e.message) })),
+    incomingQos2: session.incomingQos2,
+  });
+}
+
+function decodeSession(text: string): RecoveredSession {
+  const raw = JSON.parse(text) as Omit<RecoveredSession, 'queue' | 'inflight'> & {
+    queue: Array<Omit<QueuedRecord, 'message'> & { message: string }>;
+    inflight: Array<Omit<InflightRecord, 'message'> & { message: string }>;
+  };
+  return {
+    record: raw.record,
+    subscriptions: raw.subscriptions,
+    queue: raw.queue.map((e) => ({ ...e, message: messageFromJson(e.message) })),
+    inflight: raw.inflight.map((e) => ({ ...e, message: messageFromJson(e.message) })),
+    incomingQos2: raw.incomingQos2,
+  };
+}
