@@ -274,6 +274,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
         await this.store.close(); // opened after close() closed it
         throw new Error('the broker was closed while starting');
       }
+      await this.peers?.join?.();
     } catch (err) {
       await this.close();
       throw err;
@@ -728,9 +729,11 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const session = conn.session!;
     const client = conn.client!;
     let will = !graceful && publishWill ? conn.will : undefined;
+    const hadWill = conn.will !== undefined;
     conn.will = undefined;
     const now = Date.now();
     if (session.connection === conn) {
+      if (hadWill) this.sessionOwnership?.willGone?.(client.id);
       session.connection = undefined;
       const delay = will?.properties?.willDelayInterval ?? 0;
       if (will && delay > 0 && session.expiryInterval > 0) {
@@ -965,7 +968,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
    * when `deliver`, serving the shared groups `servesGroup` allows.
    */
   routeFromPeer(message: Message, applyRetain: boolean, deliver: boolean, servesGroup: SharedGroupFilter | undefined): void {
-    if (applyRetain) this.retained.update(message.topic, message.payload, message.qos, message.properties, message.expiresAt);
+    if (applyRetain) this.retained.update(message.topic, message.payload, message.qos, message.properties, message.expiresAt, !this.peers?.sharesRetainedStore);
     if (deliver) this.router.route(message, undefined, servesGroup);
   }
 

@@ -2,6 +2,7 @@ import type { Duplex } from 'node:stream';
 import type { PeerInfo } from './connection.js';
 import type { SysSnapshot } from './sys.js';
 import type { Message } from './message.js';
+import type { WillMessage } from '../protocol/index.js';
 
 /**
  * Other brokers that share this one's routing (multi-core mode: sibling worker
@@ -22,6 +23,13 @@ export interface PeerRouting {
   published(message: Message, retain: boolean): SharedGroupFilter | undefined;
   /** How many peers `published` handed the last message to for their subscribers. */
   readonly forwarded: number;
+  /**
+   * The peers share this broker's retained messages in the store (cluster mode): a retained message from a peer is
+   * applied in memory only, as its publisher's broker stored it.
+   */
+  readonly sharesRetainedStore?: boolean;
+  /** Joins the peers once the broker's state is recovered, before any client is served. */
+  join?(): Promise<void>;
 }
 
 /**
@@ -31,6 +39,10 @@ export interface PeerRouting {
  */
 export interface SessionOwnership {
   claim(clientId: string, clean: boolean): void | Promise<void>;
+  /** A connection with a will is up: kept where another broker finds it, should this one die before it is published. */
+  willKept?(clientId: string, will: WillMessage): void;
+  /** That connection closed (its will published, waiting for its delay, or discarded). */
+  willGone?(clientId: string): void;
 }
 
 /** Answers whether this broker hands a message to a member of the shared group `key` (`$share/g/f`). */

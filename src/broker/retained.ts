@@ -22,10 +22,13 @@ export class RetainedMessages {
     return limit > 0 && this.tree.size >= limit && this.tree.get(topic) === undefined;
   }
 
-  /** Applies a retained publish. The payload is copied so the socket chunk it came in can be freed. */
-  update(topic: string, payload: Buffer, qos: Message['qos'], properties?: Properties, expiresAt?: number): void {
+  /**
+   * Applies a retained publish. The payload is copied so the socket chunk it came in can be freed. `persist` false:
+   * in memory only (cluster mode: the node it was published on stored it in the store the nodes share).
+   */
+  update(topic: string, payload: Buffer, qos: Message['qos'], properties?: Properties, expiresAt?: number, persist = true): void {
     if (payload.length === 0) {
-      if (this.tree.delete(topic)) this.store.deleteRetained(topic);
+      if (this.tree.delete(topic) && persist) this.store.deleteRetained(topic);
       return;
     }
     const message: Message = { topic, payload: Buffer.from(payload), qos, retain: true, ownsPayload: true };
@@ -40,7 +43,7 @@ export class RetainedMessages {
     const stored: StoredMessage = { topic, payload: message.payload, qos, retain: true };
     if (message.properties) stored.properties = message.properties;
     if (expiresAt !== undefined) stored.expiresAt = expiresAt;
-    this.store.putRetained(stored);
+    if (persist) this.store.putRetained(stored);
   }
 
   /** A message read from the store (which keeps retained messages with `retain: true`). */

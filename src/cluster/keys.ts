@@ -30,6 +30,11 @@ export class ClusterKeys {
     return `${this.prefix}control:${node}`;
   }
 
+  /** Hash: Client Identifier → the will of its connection on a node, published by a survivor if that node dies. */
+  wills(node: string): string {
+    return `${this.prefix}wills:${node}`;
+  }
+
   /** String, short-lived: a session on its way from one node to another. */
   handover(id: string): string {
     return `${this.prefix}handover:${id}`;

@@ -48,8 +48,10 @@ const READ_BLOCK_MS = 1000;
 const INBOX_MAX_LENGTH = 1_000_000;
 /** A SUBACK waits at most this long for this node's own announcement to come back on the channel. */
 const ANNOUNCE_TIMEOUT_MS = 2000;
-/** Filters without subscribers here are withdrawn this long after the last one left (as in multi-core mode). */
+/** Filters without subscribers here are withdrawn this long after the last one left (as in multi-core mode); the others' filters are read again as often. */
 const RECONCILE_MS = 10_000;
+/** How long the order stamp of a retained topic is kept: far longer than an entry spends between nodes. */
+const RETAIN_STAMP_TTL_MS = 60_000;
 
 export class ClusterRouting implements PeerRouting {
   private broker: Broker | undefined;
@@ -68,7 +70,10 @@ export class ClusterRouting implements PeerRouting {
   private readonly askedAt = new Map<string, number>();
   private readonly groupTurn = new Map<string, number>();
   private readonly writer = new FrameWriter();
-  private readonly retainStamps = new Map<string, number>();
+  private readonly retainStamps = new Map<string, { stamp: number; origin: number; at: number }>();
+  /** XACKs sent and not answered yet: a clean stop waits for them. */
+  private readonly acking = new Set<Promise<unknown>>();
+  private beating = false;
   private stampSeq = 0;
   private readonly origin: number;
   private timers: NodeJS.Timeout[] = [];
@@ -87,6 +92,9 @@ export class ClusterRouting implements PeerRouting {
   readonly hooks: BrokerHooks = {
     authorizeSubscribe: (_client, subscription) => this.announceAndWait(subscription.filter),
   };
+
+  /** The others' retained messages are in the store all nodes share. */
+  readonly sharesRetainedStore = true;
 
   constructor(private readonly options: ClusterRoutingOptions) {
     this.nodes = new NodeTable(options.nodeId, options.deadAfterMs);
@@ -112,8 +120,37 @@ export class ClusterRouting implements PeerRouting {
    * Joins the cluster: listens for the others' changes, registers this node and its filters (the subscriptions of
    * the sessions the store restored), reads the others' filters, and starts reading this node's inbox.
    */
-  async start(broker: Broker): Promise<void> {
+  private readonly joinedHandlers: Array<(broker: Broker) => Promise<void>> = [];
+
+  /** Runs once this node has joined, before clients are served (the session owners start there). */
+  onJoined(next: (broker: Broker) => Promise<void>): void {
+    this.joinedHandlers.push(next);
+  }
+
+  private readonly removedHandlers: Array<(node: string) => Promise<void>> = [];
+
+  /** Runs on the one survivor that removed a dead node (its clients' wills are published there). */
+  onNodeRemoved(handler: (node: string) => Promise<void>): void {
+    this.removedHandlers.push(handler);
+  }
+
+  /** The broker this routing serves (before it listens). */
+  attach(broker: Broker): void {
     this.broker = broker;
+  }
+
+  /** Called by the broker once its state is recovered, before any client is served. */
+  async join(): Promise<void> {
+    try {
+      await this.start();
+      for (const next of this.joinedHandlers) await next(this.broker!);
+    } catch (err) {
+      await this.close();
+      throw new Error(`cannot join the cluster at ${this.options.url}: ${(err as Error).message}`);
+    }
+  }
+
+  private async start(): Promise<void> {
     const { Redis } = await import('ioredis');
     const connect = (name: string): Redis => {
       const redis = new Redis(this.options.url, { lazyConnect: true, maxRetriesPerRequest: null, enableOfflineQueue: true, connectionName: `moat-${this.options.nodeId}-${name}` });
@@ -127,14 +164,31 @@ export class ClusterRouting implements PeerRouting {
     await Promise.all([this.redis.connect(), this.subscriber.connect(), this.reader.connect()]);
     this.subscriber.on('message', (_channel: string, text: string) => this.onEvent(text));
     await this.subscriber.subscribe(keys.events);
-    await this.redis.xgroup('CREATE', keys.inbox(this.options.nodeId), CONSUMER_GROUP, '$', 'MKSTREAM').catch((err: Error) => {
-      if (!err.message.includes('BUSYGROUP')) throw err;
-    });
+    // Events sent while a connection was down are lost: after a reconnect, this node's filters are written again
+    // and the others' read again.
+    this.subscriber.on('ready', () => this.resync());
+    this.redis.on('ready', () => this.resync());
+    await this.ensureGroup('$');
     await this.register();
     await this.heartbeat();
     this.timers.push(setInterval(() => void this.heartbeat(), this.options.heartbeatMs).unref());
     this.timers.push(setInterval(() => this.reconcile(), RECONCILE_MS).unref());
-    this.reading = this.readInbox();
+    this.reading = this.readInbox().catch((err: unknown) => {
+      this.options.logger.error({ err: (err as Error).message }, 'cluster: reading this node\'s inbox stopped');
+    });
+  }
+
+  /** The consumer group of this node's inbox (`from`: where a new group starts reading), unless it exists. */
+  private async ensureGroup(from: '$' | '0'): Promise<void> {
+    await this.redis!.xgroup('CREATE', this.options.keys.inbox(this.options.nodeId), CONSUMER_GROUP, from, 'MKSTREAM').catch((err: Error) => {
+      if (!err.message.includes('BUSYGROUP')) throw err;
+    });
+  }
+
+  private resync(): void {
+    if (this.closed || !this.redis) return;
+    this.register().catch(() => undefined); // Redis away again: the next 'ready' tries again
+    for (const node of this.nodes.alive()) this.learnNode(node).catch(() => undefined);
   }
 
   /** Writes this node's filters (what its sessions subscribe to now, replacing what it had before) and says it is up. */
@@ -143,7 +197,7 @@ export class ClusterRouting implements PeerRouting {
     const mine = keys.filters(this.options.nodeId);
     const multi = this.redis!.multi().del(mine);
     if (this.announced.size > 0) multi.sadd(mine, ...this.announced);
-    multi.hset(keys.nodes, this.options.nodeId, String(Date.now()));
+    multi.eval(BEAT, 1, keys.nodes, this.options.nodeId);
     await multi.exec();
     await this.publishEvent('up', '');
   }
@@ -152,6 +206,11 @@ export class ClusterRouting implements PeerRouting {
     this.closed = true;
     for (const timer of this.timers) clearInterval(timer);
     this.timers = [];
+    for (const [, waiting] of this.echoes) for (const done of waiting) done();
+    this.echoes.clear();
+    // Entries routed here are acknowledged once the store has what they changed: wait for those acknowledgements.
+    await new Promise<void>((resolve) => this.options.whenDurable(resolve));
+    await Promise.allSettled([...this.acking]);
     // The filters stay: what is published for this node's persistent sessions while it restarts waits in its inbox.
     this.reader?.disconnect();
     await this.reading?.catch(() => undefined);
@@ -176,6 +235,8 @@ export class ClusterRouting implements PeerRouting {
     this.announced.add(filter);
     if (!this.redis) return; // before start: registered by start
     void this.redis.sadd(this.options.keys.filters(this.options.nodeId), filter).then(() => this.publishEvent('+', filter), (err: Error) => {
+      // Not announced: the next SUBSCRIBE to it tries again (and a reconnect writes every filter again).
+      this.announced.delete(filter);
       this.options.logger.error({ err: err.message, filter }, 'cluster: cannot register a subscription in Redis');
     });
   }
@@ -184,16 +245,20 @@ export class ClusterRouting implements PeerRouting {
     this.askedAt.set(filter, Date.now());
     if (this.announced.has(filter) && !this.echoes.has(filter)) return true;
     return new Promise<true>((resolve) => {
-      const timer = setTimeout(() => {
-        this.options.logger.warn({ filter }, 'cluster: a subscription was not confirmed by Redis in time');
-        resolve(true);
-      }, ANNOUNCE_TIMEOUT_MS);
       let waiting = this.echoes.get(filter);
       if (!waiting) this.echoes.set(filter, (waiting = []));
-      waiting.push(() => {
+      const done = (): void => {
         clearTimeout(timer);
         resolve(true);
-      });
+      };
+      const timer = setTimeout(() => {
+        this.options.logger.warn({ filter }, 'cluster: a subscription was not confirmed by Redis in time');
+        const left = this.echoes.get(filter)?.filter((d) => d !== done);
+        if (left && left.length > 0) this.echoes.set(filter, left);
+        else this.echoes.delete(filter);
+        resolve(true);
+      }, ANNOUNCE_TIMEOUT_MS);
+      waiting.push(done);
       if (!this.announced.has(filter)) this.announce(filter);
     });
   }
@@ -208,8 +273,10 @@ export class ClusterRouting implements PeerRouting {
       void this.redis?.srem(this.options.keys.filters(this.options.nodeId), filter).then(() => this.publishEvent('-', filter), () => undefined);
     }
     for (const [filter, at] of this.askedAt) if (now - at >= RECONCILE_MS) this.askedAt.delete(filter);
-    this.retainStamps.clear();
+    for (const [topic, entry] of this.retainStamps) if (now - entry.at > RETAIN_STAMP_TTL_MS) this.retainStamps.delete(topic);
     this.groupTurn.clear();
+    // Events can be lost (a reconnect of the events connection): the others' filters are read again now and then.
+    for (const node of this.nodes.alive()) this.learnNode(node).catch(() => undefined);
   }
 
   // ---- the other nodes ----------------------------------------------------------------------
@@ -273,15 +340,17 @@ export class ClusterRouting implements PeerRouting {
    */
   private async heartbeat(): Promise<void> {
     const redis = this.redis;
-    if (!redis || this.closed) return;
+    if (!redis || this.closed || this.beating) return;
+    this.beating = true;
     const keys = this.options.keys;
     try {
-      const now = Date.now();
-      const replies = await redis.multi().hget(keys.nodes, this.options.nodeId).hset(keys.nodes, this.options.nodeId, String(now)).hgetall(keys.nodes).exec();
-      const [[, previous], , [, beats]] = replies as [[unknown, string | null], unknown, [unknown, Record<string, string>]];
+      // Redis' clock, not the nodes': liveness does not depend on their clocks agreeing.
+      const [now, previous, flat] = await redis.eval(HEARTBEAT, 1, keys.nodes, this.options.nodeId) as [number, string | null | false, string[]];
+      const beats: Record<string, string> = {};
+      for (let i = 0; i < flat.length; i += 2) beats[flat[i]!] = flat[i + 1]!;
       // Removed by the others (this process was stopped, or cut from Redis, for longer than dead_after_ms): they
       // took its filters out too, so it registers them again and says it is back.
-      if (previous === null) await this.register();
+      if (previous === null || previous === false) await this.register();
       const change = this.nodes.update(beats, now);
       for (const node of change.joined) await this.learnNode(node);
       for (const node of change.died) {
@@ -289,10 +358,15 @@ export class ClusterRouting implements PeerRouting {
         this.options.logger.warn({ node, silentMs: now - Number(beats[node] ?? 0) }, 'cluster: a node stopped answering; nothing is routed to it any more');
         // Only the survivor whose script removes the entry cleans up, and only if the node did not come back meanwhile.
         const removed = await redis.eval(REAP_NODE, 2, keys.nodes, keys.filters(node), node, beats[node] ?? '') as number;
-        if (removed === 1) this.options.logger.warn({ node }, 'cluster: dead node removed from the cluster');
+        if (removed === 1) {
+          this.options.logger.warn({ node }, 'cluster: dead node removed from the cluster');
+          for (const handler of this.removedHandlers) await handler(node);
+        }
       }
     } catch (err) {
       this.options.logger.error({ err: (err as Error).message }, 'cluster: heartbeat failed (Redis unreachable?)');
+    } finally {
+      this.beating = false;
     }
   }
 
@@ -335,7 +409,7 @@ export class ClusterRouting implements PeerRouting {
   /** Wall-clock microseconds, made unique per topic here: nodes order competing retained publishes by it. */
   private retainStamp(topic: string): number {
     const stamp = Date.now() * 1000 + (this.stampSeq = (this.stampSeq + 1) % 1000);
-    this.retainStamps.set(topic, stamp);
+    this.retainStamps.set(topic, { stamp, origin: this.origin, at: Date.now() });
     return stamp;
   }
 
@@ -375,7 +449,10 @@ export class ClusterRouting implements PeerRouting {
         reply = await this.reader!.xreadgroupBuffer('GROUP', CONSUMER_GROUP, this.options.nodeId, 'COUNT', READ_COUNT, 'BLOCK', READ_BLOCK_MS, 'STREAMS', inbox, from) as typeof reply;
       } catch (err) {
         if (this.closed) return;
-        this.options.logger.error({ err: (err as Error).message }, 'cluster: reading this node\'s inbox failed; trying again');
+        const message = (err as Error).message;
+        this.options.logger.error({ err: message }, 'cluster: reading this node\'s inbox failed; trying again');
+        // Redis lost the stream or its group (restarted without its data): a new group reads what arrives from now on.
+        if (/NOGROUP|no longer exists/.test(message)) await this.ensureGroup('0').catch(() => undefined);
         await new Promise((resolve) => setTimeout(resolve, 500));
         continue;
       }
@@ -387,12 +464,19 @@ export class ClusterRouting implements PeerRouting {
       const ids: string[] = [];
       for (const [id, fields] of entries) {
         ids.push(id.toString());
-        const bytes = fields[1];
+        // A pending entry trimmed from the stream meanwhile comes back without its fields: acknowledged, skipped.
+        const bytes = fields?.[1];
         if (bytes) this.routeEntry(bytes);
       }
       if (from === '0') from = entries.length > 0 ? entries.at(-1)![0].toString() : '>';
       // Acknowledged once what routing stored here (queued messages of persistent sessions) is durable.
-      if (ids.length > 0) this.options.whenDurable(() => void this.redis?.xack(inbox, CONSUMER_GROUP, ...ids).catch(() => undefined));
+      if (ids.length > 0) {
+        this.options.whenDurable(() => {
+          const acked = this.redis!.xack(inbox, CONSUMER_GROUP, ...ids).catch(() => undefined);
+          this.acking.add(acked);
+          void acked.finally(() => this.acking.delete(acked));
+        });
+      }
     }
   }
 
@@ -401,7 +485,7 @@ export class ClusterRouting implements PeerRouting {
       // One frame per entry, after its 4-byte length.
       const frame = decodeFrame(bytes, 4, bytes.length);
       if (frame.type === FrameType.Publish) {
-        const applyRetain = frame.retain && this.isNewestRetained(frame.topic, frame.retainStamp);
+        const applyRetain = frame.retain && this.isNewestRetained(frame.topic, frame.retainStamp, frame.origin);
         const groups = frame.groups;
         const servesGroup: SharedGroupFilter = groups.length === 0 ? SERVE_NONE : (key) => groups.includes(key);
         const message: Message = { topic: frame.topic, payload: frame.payload, qos: frame.qos, retain: false, publishedRetain: frame.retain };
@@ -415,14 +499,28 @@ export class ClusterRouting implements PeerRouting {
     }
   }
 
-  /** Last writer wins per retained topic, by the publishing node's clock. */
-  private isNewestRetained(topic: string, stamp: number): boolean {
+  /** Last writer wins per retained topic, by the publishing node's clock, then the hash of its id. */
+  private isNewestRetained(topic: string, stamp: number, origin: number): boolean {
     const known = this.retainStamps.get(topic);
-    if (known !== undefined && known > stamp) return false;
-    this.retainStamps.set(topic, stamp);
+    if (known && (known.stamp > stamp || (known.stamp === stamp && known.origin > origin))) return false;
+    this.retainStamps.set(topic, { stamp, origin, at: Date.now() });
     return true;
   }
 }
+
+/**
+ * Writes this node's heartbeat with Redis' own time and reads everyone's (KEYS: nodes; ARGV: node). Returns the time,
+ * this node's previous beat (false: it had none, or was removed as dead) and the hash.
+ */
+const HEARTBEAT = `local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local previous = redis.call('HGET', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[1], ARGV[1], now)
+return {now, previous, redis.call('HGETALL', KEYS[1])}`;
+
+/** This node's beat, in Redis' time (KEYS: nodes; ARGV: node). */
+const BEAT = `local t = redis.call('TIME')
+return redis.call('HSET', KEYS[1], ARGV[1], tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))`;
 
 /** Removes a dead node's entry and filters, unless it beat again since it was read (KEYS: nodes, filters; ARGV: node, beat). */
 const REAP_NODE = `if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then

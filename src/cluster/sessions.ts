@@ -4,7 +4,8 @@ import type { Broker } from '../broker/broker.js';
 import type { Logger } from '../broker/logger.js';
 import type { SessionOwnership } from '../broker/peers.js';
 import { messageFromJson, messageToJson } from '../store/codec.js';
-import type { InflightRecord, QueuedRecord, RecoveredSession } from '../store/store.js';
+import type { InflightRecord, QueuedRecord, RecoveredSession, StoredMessage } from '../store/store.js';
+import type { WillMessage } from '../protocol/index.js';
 import type { ClusterKeys } from './keys.js';
 
 /**
@@ -23,6 +24,8 @@ export interface ClusterSessionsOptions {
   isAlive(node: string): boolean;
   /** Runs `done` once this node's store has made durable what was handed to it so far. */
   whenDurable(done: () => void): void;
+  /** A dead node's stored session, taken out of its store (undefined: it had none). */
+  takeFromDeadNode(node: string, clientId: string): Promise<RecoveredSession | undefined>;
   logger: Logger;
 }
 
@@ -53,6 +56,15 @@ export class ClusterSessions implements SessionOwnership {
   constructor(private readonly options: ClusterSessionsOptions) {}
 
   async start(broker: Broker): Promise<void> {
+    try {
+      await this.connect(broker);
+    } catch (err) {
+      await this.close();
+      throw err;
+    }
+  }
+
+  private async connect(broker: Broker): Promise<void> {
     this.broker = broker;
     const { Redis } = await import('ioredis');
     const connect = (name: string): Redis => {
@@ -87,7 +99,12 @@ export class ClusterSessions implements SessionOwnership {
     const [[, previous]] = (await redis.multi().hget(keys.owners, clientId).hset(keys.owners, clientId, nodeId).exec()) as [[unknown, string | null], unknown];
     if (previous === null || previous === nodeId) return;
     if (!this.options.isAlive(previous)) {
-      this.options.logger.warn({ clientId, node: previous }, 'cluster: the session\'s node is dead; the session starts afresh here');
+      // Its node is dead: the session is taken out of that node's store (it finds it gone if it comes back).
+      const stored = await this.options.takeFromDeadNode(previous, clientId);
+      if (stored && !clean) {
+        this.broker!.adoptSession(stored);
+        this.options.logger.info({ clientId, from: previous }, 'cluster: session resumed from a dead node');
+      }
       return;
     }
     const id = randomBytes(8).toString('hex');
@@ -115,6 +132,36 @@ export class ClusterSessions implements SessionOwnership {
     this.options.logger.info({ clientId, from: previous }, 'cluster: session taken over from another node');
   }
 
+  willKept(clientId: string, will: WillMessage): void {
+    const stored: StoredMessage = { topic: will.topic, payload: will.payload, qos: will.qos, retain: will.retain };
+    if (will.properties) stored.properties = will.properties;
+    this.redis?.hset(this.options.keys.wills(this.options.nodeId), clientId, messageToJson(stored)).catch(() => undefined);
+  }
+
+  willGone(clientId: string): void {
+    this.redis?.hdel(this.options.keys.wills(this.options.nodeId), clientId).catch(() => undefined);
+  }
+
+  /**
+   * A dead node was removed (by this survivor alone): the wills of the clients it had connected are published here,
+   * once, and without their delay.
+   */
+  async publishWillsOf(node: string): Promise<void> {
+    const key = this.options.keys.wills(node);
+    const [[, wills]] = (await this.redis!.multi().hgetall(key).del(key).exec()) as [[unknown, Record<string, string>], unknown];
+    for (const [clientId, text] of Object.entries(wills)) {
+      try {
+        const will = messageFromJson(text);
+        const properties = will.properties && { ...will.properties };
+        if (properties) delete properties.willDelayInterval;
+        this.broker!.publish({ topic: will.topic, payload: will.payload, qos: will.qos, retain: will.retain, ...(properties && { properties }) });
+        this.options.logger.info({ clientId, node, topic: will.topic }, 'cluster: will of a dead node\'s client published');
+      } catch (err) {
+        this.options.logger.error({ clientId, node, err: (err as Error).message }, 'cluster: a dead node\'s will could not be published');
+      }
+    }
+  }
+
   private onControl(text: string): void {
     let message: Request | Reply;
     try {
@@ -135,6 +182,8 @@ export class ClusterSessions implements SessionOwnership {
     const { keys } = this.options;
     let handed = false;
     try {
+      // Its connection closes here without its will: the session goes on elsewhere.
+      this.willGone(request.clientId);
       const session = this.broker!.sessions.has(request.clientId) ? this.broker!.surrenderSession(request.clientId) : undefined;
       if (session) {
         await new Promise<void>((resolve) => this.options.whenDurable(resolve));

@@ -39,7 +39,7 @@ const schemaValidator = (): ValidateFunction<FileConfig> =>
 /** Where state is kept: the embedded SQLite store in a data directory (default ./data), or memory only. */
 export type StoreConfig =
   | { type: 'sqlite'; directory: string; durability: 'strict' | 'periodic'; flushIntervalMs: number | undefined; encryption?: StoreEncryption }
-  | { type: 'redis'; url: string; keyPrefix: string | undefined; encryption?: StoreEncryption }
+  | { type: 'redis'; url: string; keyPrefix: string | undefined; retainedKey?: string; encryption?: StoreEncryption }
   | { type: 'memory' };
 
 /** Encryption at rest of stored messages (docs/payload-encryption.md, "At rest"): the key file, checked at load. */

@@ -9,7 +9,7 @@ import { defaultConfig, loadConfigFile, type LoadedConfig } from '../config/load
 import { createFileLogger, createLogger } from '../log/logger.js';
 import { createSecurity, loggerAudit, type AuditEvent, type AuditLog, type Ban, type Security } from '../security/index.js';
 import { PskKeys } from '../transport/tls-psk.js';
-import { createStore, describeStore, reloadStoreKeys, storeForNode, storeForWorker } from './store.js';
+import { createStore, describeStore, nodeStorePrefix, reloadStoreKeys, storeForNode, storeForWorker } from './store.js';
 import type { ClusterConfig } from '../config/cluster.js';
 import { ClusterKeys } from '../cluster/keys.js';
 import { ClusterRouting } from '../cluster/routing.js';
@@ -182,7 +182,10 @@ export function createServer(options: ServerOptions = {}): MoatServer {
   const clusterSessions = cluster && new ClusterSessions({
     url: config.cluster!.url, nodeId: config.cluster!.nodeId, keys: new ClusterKeys(config.cluster!.keyPrefix), logger,
     isAlive: (node) => cluster.isAlive(node), whenDurable: (done) => store.whenDurable(done),
+    takeFromDeadNode: (node, clientId) => (store as RedisStore).takeSession(nodeStorePrefix(config.store, node), clientId),
   });
+  cluster?.onJoined((joined) => clusterSessions!.start(joined));
+  cluster?.onNodeRemoved((node) => clusterSessions!.publishWillsOf(node));
   const broker = createBroker({
     ...config.broker, store, logger, authMethods: { ...security.authMethods, ...config.broker.authMethods },
     // The peers' hook goes last: it runs only for subscriptions the security hooks allowed.
@@ -190,6 +193,7 @@ export function createServer(options: ServerOptions = {}): MoatServer {
     ...worker?.options,
     ...(cluster && { peers: cluster, sessionOwnership: clusterSessions }),
   });
+  cluster?.attach(broker);
   // The highest counter of each payload key lives in the store, as records of kind "payload-counter".
   payload?.replay.attach({
     load: () => [...(broker.records.get(PAYLOAD_COUNTERS)?.entries() ?? [])].map(([key, value]) => [key, BigInt(value as string)]),
@@ -359,17 +363,7 @@ export function createServer(options: ServerOptions = {}): MoatServer {
         await admin?.close();
         throw err;
       }
-      if (cluster) {
-        try {
-          await cluster.start(broker);
-          await clusterSessions!.start(broker);
-        } catch (err) {
-          await broker.close();
-          await admin?.close();
-          throw new Error(`cannot join the cluster at ${config.cluster!.url}: ${(err as Error).message}`);
-        }
-        logger.info({ node: cluster.nodeId, nodes: cluster.liveNodes() }, 'cluster joined');
-      }
+      if (cluster) logger.info({ node: cluster.nodeId, nodes: cluster.liveNodes() }, 'cluster joined');
       security.guard?.bans.readStored(); // anything a program did before the store was recovered is merged now
       security.runtime?.readStored();
       watchTls();

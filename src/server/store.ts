@@ -20,7 +20,13 @@ export function storeForWorker(config: StoreConfig, index: number | undefined): 
 /** A node of a cluster keeps its sessions under a key prefix of its own (its lock: one process per node id). */
 export function storeForNode(config: StoreConfig, cluster: ClusterConfig | undefined): StoreConfig {
   if (!cluster || config.type !== 'redis') return config;
-  return { ...config, keyPrefix: `${config.keyPrefix ?? 'moat:'}node:${cluster.nodeId}:` };
+  // Retained messages are the cluster's: one hash for every node (a broker's own, from before it joined, included).
+  return { ...config, keyPrefix: nodeStorePrefix(config, cluster.nodeId), retainedKey: `${config.keyPrefix ?? 'moat:'}retained` };
+}
+
+/** Where a cluster node keeps its sessions in the Redis store. */
+export function nodeStorePrefix(config: StoreConfig, nodeId: string): string {
+  return `${config.type === 'redis' ? config.keyPrefix ?? 'moat:' : 'moat:'}node:${nodeId}:`;
 }
 
 /** A worker whose predecessor (an orphan of a killed primary) is still closing waits this long for its store. */
@@ -38,7 +44,11 @@ export function createStore(config: StoreConfig, { logger, worker, onLockLost }:
   const lockWaitMs = worker ? WORKER_LOCK_WAIT_MS : 0;
   switch (config.type) {
     case 'memory': return new MemoryStore();
-    case 'redis': return new RedisStore({ url: config.url, keyPrefix: config.keyPrefix, logger, lockWaitMs, onLockLost, ...encryptionOf(config) });
+    case 'redis':
+      return new RedisStore({
+        url: config.url, keyPrefix: config.keyPrefix, logger, lockWaitMs, onLockLost, ...encryptionOf(config),
+        ...(config.retainedKey !== undefined && { retainedKey: config.retainedKey }),
+      });
     case 'sqlite':
       return new SqliteStore({
         directory: path.resolve(config.directory), durability: config.durability, flushIntervalMs: config.flushIntervalMs, logger, lockWaitMs,

@@ -13,6 +13,8 @@ export interface RedisStoreOptions {
   url: string;
   /** Prefix of every key, so brokers can share a Redis (default "moat:"). */
   keyPrefix?: string;
+  /** The hash of retained messages, if not `{keyPrefix}retained`: cluster mode's nodes share one. */
+  retainedKey?: string;
   logger?: StoreLogger;
   /** Encryption at rest of queued, in-flight and retained messages (docs/payload-encryption.md, "At rest"). */
   encryption?: AtRestKeys;
@@ -83,8 +85,11 @@ export class RedisStore implements BrokerStore {
   private rekeyRun: { generation: number; done: Promise<ReencryptionCounts> } | undefined;
   private rekeyGeneration = 0;
 
+  private readonly retainedKey: string;
+
   constructor(private readonly options: RedisStoreOptions) {
     this.prefix = options.keyPrefix ?? 'moat:';
+    this.retainedKey = options.retainedKey ?? `${this.prefix}retained`;
     if (options.encryption) this.cipher = new AtRestCipher(options.encryption);
   }
 
@@ -167,17 +172,11 @@ export class RedisStore implements BrokerStore {
           if (err) throw err;
           return value;
         }) as [Record<string, string>, Record<string, string>, Record<string, string>, string[]];
-        sessions.push({
-          record: JSON.parse(records.get(clientId)!) as SessionRecord,
-          subscriptions: Object.values(subs).map((s) => JSON.parse(s) as SubscriptionRecord),
-          queue: Object.values(queue).map((text) => parseQueued(text, this.readMessage)).sort((a, b) => a.seq - b.seq),
-          inflight: Object.values(inflight).map((text) => parseInflight(text, this.readMessage)),
-          incomingQos2: incoming.map(Number),
-        });
+        sessions.push(this.sessionFrom(records.get(clientId)!, subs, queue, inflight, incoming));
       });
     }
     const retained: StoredMessage[] = [];
-    for (const text of (await this.scanHash(redis, this.key('retained'))).values()) retained.push(this.readMessage(text));
+    for (const text of (await this.scanHash(redis, this.retainedKey)).values()) retained.push(this.readMessage(text));
     const security: StoredRecord[] = [];
     for (const kind of await redis.smembers(this.key('record-kinds'))) {
       for (const [key, json] of await this.scanHash(redis, this.key('records', kind))) {
@@ -223,6 +222,39 @@ export class RedisStore implements BrokerStore {
         if (!this.writing) this.write();
       });
     }
+  }
+
+  /**
+   * Cluster mode: reads one session another broker kept under `prefix` (a dead node's) and removes it from there, in
+   * one transaction, so that broker finds it gone if it comes back. Undefined if it has no such session.
+   */
+  async takeSession(prefix: string, clientId: string): Promise<RecoveredSession | undefined> {
+    const redis = this.redis;
+    if (!redis) return undefined;
+    const at = (...parts: string[]): string => prefix + parts.join(':');
+    const replies = await redis.multi()
+      .hget(at('sessions'), clientId).hgetall(at('subs', clientId)).hgetall(at('queue', clientId)).hgetall(at('inflight', clientId)).smembers(at('in2', clientId))
+      .hdel(at('sessions'), clientId).del(at('subs', clientId), at('queue', clientId), at('inflight', clientId), at('in2', clientId))
+      .exec();
+    if (!replies) return undefined;
+    const [record, subs, queue, inflight, incoming] = replies.slice(0, 5).map(([err, value]) => {
+      if (err) throw err;
+      return value;
+    }) as [string | null, Record<string, string>, Record<string, string>, Record<string, string>, string[]];
+    return record === null ? undefined : this.sessionFrom(record, subs, queue, inflight, incoming);
+  }
+
+  /** A session from its record and the hashes and set of its keys. */
+  private sessionFrom(
+    record: string, subs: Record<string, string>, queue: Record<string, string>, inflight: Record<string, string>, incoming: string[],
+  ): RecoveredSession {
+    return {
+      record: JSON.parse(record) as SessionRecord,
+      subscriptions: Object.values(subs).map((s) => JSON.parse(s) as SubscriptionRecord),
+      queue: Object.values(queue).map((text) => parseQueued(text, this.readMessage)).sort((a, b) => a.seq - b.seq),
+      inflight: Object.values(inflight).map((text) => parseInflight(text, this.readMessage)),
+      incomingQos2: incoming.map(Number),
+    };
   }
 
   /**
@@ -282,11 +314,11 @@ export class RedisStore implements BrokerStore {
 
   putRetained(message: StoredMessage): void {
     const text = messageToJson(message, this.cipher);
-    this.change((m) => m.hset(this.key('retained'), message.topic, text));
+    this.change((m) => m.hset(this.retainedKey, message.topic, text));
   }
 
   deleteRetained(topic: string): void {
-    this.change((m) => m.hdel(this.key('retained'), topic));
+    this.change((m) => m.hdel(this.retainedKey, topic));
   }
 
   putRecord(kind: string, key: string, value: unknown): void {
@@ -357,7 +389,7 @@ export class RedisStore implements BrokerStore {
       return message === undefined ? undefined : JSON.stringify({ ...entry, message });
     };
     try {
-      counts.retained += await this.rekeyHash(this.key('retained'), resealMessage, superseded);
+      counts.retained += await this.rekeyHash(this.retainedKey, resealMessage, superseded);
       let cursor = '0';
       do {
         const [next, flat] = await this.redis!.hscan(this.key('sessions'), cursor, 'COUNT', REKEY_BATCH);

@@ -253,4 +253,35 @@ describe('cluster on Redis: routing between nodes (real processes)', () => {
     await pub.publishAsync('back/t', 'welcome back', { qos: 1 });
     await waitFor(() => onC.got.length === 1, 5000, 'delivered to c again');
   });
+
+  it('a killed node: a survivor publishes its clients\' wills once, and its persistent sessions resume on another node', async () => {
+    const willsOnA = await listen('a', 'wills/#', { qos: 1 });
+    const willsOnB = await listen('b', 'wills/#', { qos: 1 });
+    await connect('c', { clientId: 'will-holder', will: { topic: 'wills/c', payload: Buffer.from('gone with node c'), qos: 1, retain: false } });
+    const options = { clientId: 'resumer', clean: false, properties: { sessionExpiryInterval: 600 } };
+    const first = await connect('c', options);
+    await first.subscribeAsync('resume/#', { qos: 1 });
+    await first.endAsync();
+    await eventually(async () => (await redis.smembers('moat:cluster:filters:c')).includes('resume/#'), 5000, 'registered on c');
+    await mosquittoPub('a', ['-t', 'resume/1', '-m', 'queued on c', '-q', '1']);
+    await eventually(async () => (await redis.hlen('moat:node:c:queue:resumer')) === 1, 5000, 'queued in node c\'s store');
+    procs.get('c')!.kill('SIGKILL');
+    await waitFor(() => willsOnA.got.length + willsOnB.got.length >= 2, 15_000, 'the will published by a survivor');
+    await sleep(1000);
+    assert.deepEqual(willsOnA.got, [['wills/c', 'gone with node c']], 'once, on every node');
+    assert.deepEqual(willsOnB.got, [['wills/c', 'gone with node c']]);
+    const reapers = ['a', 'b'].filter((n) => procs.get(n as Node)!.stdout.includes('"cluster: will of a dead node\'s client published"'));
+    assert.equal(reapers.length, 1, 'one survivor published it');
+    const again = mqtt.connect(`mqtt://127.0.0.1:${ports.get('a')}`, { protocolVersion: 5, reconnectPeriod: 0, ...options });
+    clients.push(again);
+    const got: string[] = [];
+    again.on('message', (_topic, payload) => got.push(payload.toString()));
+    const connack = await new Promise<mqtt.IConnackPacket>((resolve) => again.once('connect', resolve));
+    assert.equal(connack.sessionPresent, true, 'the session came from the dead node\'s store');
+    await waitFor(() => got.length === 1, 5000, 'the queued message');
+    assert.deepEqual(got, ['queued on c']);
+    assert.equal(await redis.hexists('moat:node:c:sessions', 'resumer'), 0, 'taken out of node c\'s store');
+    await mosquittoPub('b', ['-t', 'resume/2', '-m', 'routed to a now', '-q', '1']);
+    await waitFor(() => got.length === 2, 5000, 'its subscription lives on node a');
+  });
 });

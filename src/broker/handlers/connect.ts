@@ -240,6 +240,7 @@ function attach(conn: Connection, clientId: string, clean: boolean, expiry: numb
   if (conn.state !== 'connecting') return; // the socket went away while the session was claimed
   const broker = conn.broker;
   const { session, present } = broker.attachSession(conn, clientId, clean, expiry);
+  if (conn.will) broker.sessionOwnership?.willKept?.(clientId, conn.will);
   conn.state = 'connected';
   conn.allowance = broker.publishAllowance(conn.client!);
   // Session present is 0 for a clean session [MQTT-3.2.2-1] and tells whether state was resumed otherwise [MQTT-3.2.2-2].
