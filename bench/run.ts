@@ -22,6 +22,7 @@ import { COMPARISONS, compareBrokers } from './scenarios/compare.js';
 import { durabilityScenario } from './scenarios/durability.js';
 import { atRestScenario } from './scenarios/at-rest.js';
 import { payloadScenario } from './scenarios/payload.js';
+import { clusterScenario } from './scenarios/cluster.js';
 import { idleScenario } from './scenarios/idle.js';
 import { judgeTargets } from './scenarios/targets.js';
 import { tlsScenario } from './scenarios/tls.js';
@@ -35,6 +36,7 @@ export const SCENARIOS: Record<string, (ctx: BenchContext) => Promise<ScenarioRe
   durability: durabilityScenario,
   'p2p-qos1-payload': payloadScenario,
   'p2p-qos1-at-rest': atRestScenario,
+  cluster: clusterScenario,
 };
 
 const DOCS = path.join(fileURLToPath(new URL('../../', import.meta.url)), 'docs', 'benchmarks.md');

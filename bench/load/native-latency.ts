@@ -88,5 +88,6 @@ export async function runNativeLatency(o: LoadOptions): Promise<LoadResult> {
     undelivered: 0,
     brokerRssKiB: end.broker.rssKiB,
     loadCpuPercent: ((end.load - start.load) / (end.broker.at - start.broker.at)) * 100,
+    sideCpuUsPerDelivery: 0,
   };
 }

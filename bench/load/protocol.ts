@@ -21,6 +21,8 @@ export interface WorkerSetup {
   window: number;
   /** Messages per second per publisher; 0 = as fast as the window allows. */
   rate: number;
+  /** Subscriber connections: stream s goes to `ports[s % ports.length]` (cluster rows: subscribers on other nodes); default `port`. */
+  ports?: number[];
   /** Payload envelopes (docs/payload-encryption.md): publishers seal, subscribers open deliveries the broker sealed. */
   envelope?: EnvelopeLoad;
 }

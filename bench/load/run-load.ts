@@ -11,6 +11,11 @@ export interface LoadOptions {
   transport?: 'tcp' | 'ws';
   /** The broker's PID, for its CPU time. */
   brokerPid: number;
+  /** Cluster rows: the other nodes (their CPU counts as the broker's) and the ports subscribers connect to. */
+  otherBrokerPids?: number[];
+  subscriberPorts?: number[];
+  /** Processes whose CPU is reported apart (Redis). */
+  sidePids?: number[];
   /** CPU for the load generator processes (undefined: not pinned). */
   cpu?: number;
   publishers: number;
@@ -48,6 +53,8 @@ export interface LoadResult {
   brokerRssKiB: number;
   /** CPU used by the load generator's processes in the window, % of one core: near 100 means the generator, not the broker, set the rate. */
   loadCpuPercent: number;
+  /** CPU of `sidePids` (Redis) per delivery, µs. */
+  sideCpuUsPerDelivery: number;
 }
 
 class Worker {
@@ -109,10 +116,13 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     qos: o.qos, cleanSubscribers: o.cleanSubscribers, payloadSize: o.payloadSize, window: o.window, rate: o.rate ?? 0,
     ...(o.envelope && { envelope: o.envelope }),
   };
+  const subscriberSetup = o.subscriberPorts ? { ports: o.subscriberPorts } : {};
+  const brokerPids = [o.brokerPid, ...(o.otherBrokerPids ?? [])];
+  const cpuOf = (pids: number[]): number => pids.reduce((sum, pid) => sum + sampleProcess(pid).cpuMs, 0);
   const subs = new Worker(o.cpu);
   const pubs = new Worker(o.cpu);
   try {
-    subs.send({ type: 'setup', setup: { ...base, role: 'subscribe', streams: o.subscribers } });
+    subs.send({ type: 'setup', setup: { ...base, ...subscriberSetup, role: 'subscribe', streams: o.subscribers } });
     await subs.next('ready');
     pubs.send({ type: 'setup', setup: { ...base, role: 'publish', streams: o.publishers } });
     await pubs.next('ready');
@@ -122,9 +132,13 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     pubs.send(go);
     await new Promise((resolve) => setTimeout(resolve, o.warmupMs));
     const cpu0 = sampleProcess(o.brokerPid);
+    const brokers0 = cpuOf(brokerPids);
+    const side0 = cpuOf(o.sidePids ?? []);
     const load0 = sampleProcess(subs.pid).cpuMs + sampleProcess(pubs.pid).cpuMs;
     await new Promise((resolve) => setTimeout(resolve, o.measureMs));
     const cpu1 = sampleProcess(o.brokerPid);
+    const brokers1 = cpuOf(brokerPids);
+    const side1 = cpuOf(o.sidePids ?? []);
     const load1 = sampleProcess(subs.pid).cpuMs + sampleProcess(pubs.pid).cpuMs;
     const [subWindow, pubWindow] = [(await subs.next('measured')).window, (await pubs.next('measured')).window];
 
@@ -135,7 +149,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     const subTotals = await subs.next('totals');
 
     const seconds = subWindow.elapsedMs / 1000;
-    const cpuUs = (cpu1.cpuMs - cpu0.cpuMs) * 1000;
+    const cpuUs = (brokers1 - brokers0) * 1000;
     const fanout = o.wildcard ? o.subscribers : 1;
     const expected = pubTotals.perStream.reduce((a, b) => a + b, 0) * fanout;
     const delivered = subTotals.perStream.reduce((a, b) => a + b, 0);
@@ -150,6 +164,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
       undelivered: o.qos === 0 ? 0 : Math.max(0, expected - delivered),
       brokerRssKiB: cpu1.rssKiB,
       loadCpuPercent: ((load1 - load0) / (cpu1.at - cpu0.at)) * 100,
+      sideCpuUsPerDelivery: ((side1 - side0) * 1000) / Math.max(1, subWindow.messages),
     };
   } finally {
     subs.kill();

@@ -50,9 +50,9 @@ async function connectWs(port: number, host: string, clientId: string, clean: bo
   });
 }
 
-/** A client connection over the setup's transport, CONNACK received. */
-function open(setup: WorkerSetup, clientId: string, clean: boolean): Promise<{ socket: Link; sessionPresent: boolean }> {
-  return setup.transport === 'ws' ? connectWs(setup.port, setup.host, clientId, clean) : connect(setup.port, setup.host, clientId, clean);
+/** A client connection over the setup's transport, CONNACK received (to `port`, default the setup's). */
+function open(setup: WorkerSetup, clientId: string, clean: boolean, port = setup.port): Promise<{ socket: Link; sessionPresent: boolean }> {
+  return setup.transport === 'ws' ? connectWs(port, setup.host, clientId, clean) : connect(port, setup.host, clientId, clean);
 }
 
 function ack(type: number, packetId: number): Buffer {
@@ -84,7 +84,8 @@ class SubscriberSide {
     const { streams, qos } = this.setup;
     for (let s = 0; s < streams; s++) {
       const clientId = `${this.setup.idPrefix}-sub-${s}`;
-      const { socket } = await open(this.setup, clientId, this.setup.cleanSubscribers);
+      const ports = this.setup.ports;
+      const { socket } = await open(this.setup, clientId, this.setup.cleanSubscribers, ports ? ports[s % ports.length] : this.setup.port);
       socket.on('error', () => {});
       const expected: number[] = [];
       this.expected.push(expected);

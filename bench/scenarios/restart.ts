@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { RedisStore } from '../../src/store/redis.js';
+import { startRedis } from '../lib/redis.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
 import type { BrokerStore } from '../../src/store/store.js';
 import { freePort, startMoat } from '../lib/brokers.js';
@@ -57,28 +58,6 @@ async function measureRestarts(ctx: BenchContext, name: string, yaml: string, cw
     await broker.stop();
   }
   return { ready: summarize(ready), rssMiB: summarize(rss) };
-}
-
-/** A redis-server of our own on a free port, with the durability the store's promise asks for. */
-async function startRedis(dir: string): Promise<{ url: string; stop(): Promise<void> }> {
-  const port = await freePort();
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes',
-    '--appendfsync', 'always', '--save', ''], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const deadline = Date.now() + 10_000;
-  while (!out.includes('Ready to accept connections')) {
-    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`redis-server did not start: ${out}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  return {
-    url: `redis://127.0.0.1:${port}`,
-    async stop() {
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
 }
 
 export async function restartScenario(ctx: BenchContext): Promise<ScenarioReport> {

@@ -46,6 +46,8 @@ const READ_COUNT = 512;
 const READ_BLOCK_MS = 1000;
 /** An inbox never holds more than about this many entries (a node long gone). */
 const INBOX_MAX_LENGTH = 1_000_000;
+/** Entries waiting for Redis past which this node stops reading its clients (see hold). */
+const HOLD_BYTES = 4 * 1024 * 1024;
 /** A SUBACK waits at most this long for this node's own announcement to come back on the channel. */
 const ANNOUNCE_TIMEOUT_MS = 2000;
 /** Filters without subscribers here are withdrawn this long after the last one left (as in multi-core mode); the others' filters are read again as often. */
@@ -74,6 +76,12 @@ export class ClusterRouting implements PeerRouting {
   /** XACKs sent and not answered yet: a clean stop waits for them. */
   private readonly acking = new Set<Promise<unknown>>();
   private beating = false;
+  /** Bytes of inbox entries handed to the store's batch and not yet written, roughly (reset when a batch is). */
+  private unsentBytes = 0;
+  private holding = false;
+  private readonly written = (): void => {
+    this.unsentBytes = 0;
+  };
   private stampSeq = 0;
   private readonly origin: number;
   private timers: NodeJS.Timeout[] = [];
@@ -402,8 +410,25 @@ export class ClusterRouting implements PeerRouting {
       const entry = this.writer.take()!;
       const inbox = this.options.keys.inbox(node);
       this.options.batch((m) => m.xadd(inbox, 'MAXLEN', '~', INBOX_MAX_LENGTH, '*', 'f', entry));
+      if (this.unsentBytes === 0) this.options.whenDurable(this.written);
+      this.unsentBytes += entry.length;
     }
+    if (this.unsentBytes > HOLD_BYTES && !this.holding) this.hold();
     return servesGroup;
+  }
+
+  /**
+   * Past HOLD_BYTES of entries Redis has not taken yet, this node stops reading its clients until it has: QoS 0
+   * publishers as fast as their sockets go would otherwise pile messages up in memory here.
+   */
+  private hold(): void {
+    this.holding = true;
+    this.broker!.holdReading(true);
+    this.options.whenDurable(() => {
+      this.unsentBytes = 0;
+      this.holding = false;
+      this.broker!.holdReading(false);
+    });
   }
 
   /** Wall-clock microseconds, made unique per topic here: nodes order competing retained publishes by it. */

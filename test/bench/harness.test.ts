@@ -49,6 +49,20 @@ describe('bench harness (smoke run)', () => {
     }
   });
 
+  it('cluster: QoS 0 and 1 pairs across two and three nodes on a real redis-server deliver every QoS 1 message once; Redis CPU measured', async () => {
+    const report = await SCENARIOS.cluster!(quick);
+    assert.deepEqual(report.errors, []);
+    const rows = report.data as Array<{ nodes: string; qos: number; rate: { median: number }; cpu: { median: number }; redisCpu: { median: number }; missing: number; duplicates: number }>;
+    assert.deepEqual(rows.map((r) => `${r.qos} ${r.nodes}`), ['0 1 node', '0 2 nodes', '0 3 nodes', '1 1 node', '1 2 nodes', '1 3 nodes']);
+    for (const row of rows) {
+      assert.ok(row.rate.median > 0, `${row.qos} ${row.nodes}: delivered`);
+      assert.ok(row.cpu.median > 0, `${row.qos} ${row.nodes}: the nodes' CPU measured`);
+      if (row.nodes !== '1 node') assert.ok(row.redisCpu.median > 0, `${row.qos} ${row.nodes}: every message crossed through Redis`);
+      if (row.qos === 1) assert.equal(row.missing, 0, `${row.nodes}: nothing lost at QoS 1`);
+      assert.equal(row.duplicates, 0);
+    }
+  });
+
   it('restart: a populated SQLite store and a populated Redis store are recovered and the broker answers', async () => {
     const report = await SCENARIOS.restart!(quick);
     assert.deepEqual(report.errors, []);
