@@ -27,8 +27,11 @@ export interface ClusterRoutingOptions {
   /** How often this node says it is alive, and after how long without a word a node is dead. */
   heartbeatMs: number;
   deadAfterMs: number;
-  /** Adds commands to the store's next batch: `changes` moves, so acknowledgements wait for it. */
-  batch(op: (m: ChainableCommander) => void): void;
+  /**
+   * Adds commands to the store's next batch (undefined: none, what is pending covers it): `changes` moves, so
+   * acknowledgements wait for that batch.
+   */
+  batch(op: ((m: ChainableCommander) => void) | undefined): void;
   /** Runs `done` once the store has made durable what was handed to it so far. */
   whenDurable(done: () => void): void;
   logger: Logger;
@@ -71,7 +74,8 @@ export class ClusterRouting implements PeerRouting {
   private readonly echoes = new Map<string, Array<() => void>>();
   private readonly askedAt = new Map<string, number>();
   private readonly groupTurn = new Map<string, number>();
-  private readonly writer = new FrameWriter();
+  /** Frames for each node gathered until the store writes its batch: one inbox entry per node and batch. */
+  private readonly outboxes = new Map<string, Outbox>();
   private readonly retainStamps = new Map<string, { stamp: number; origin: number; at: number }>();
   /** XACKs sent and not answered yet: a clean stop waits for them. */
   private readonly acking = new Set<Promise<unknown>>();
@@ -403,15 +407,21 @@ export class ClusterRouting implements PeerRouting {
       const groups = perNodeGroups?.get(node) ?? NO_GROUPS;
       const deliver = this.matchedNodes.has(node) || groups.length > 0;
       if (deliver) this.forwarded++;
-      this.writer.publish({
+      const outbox = this.outboxOf(node);
+      const before = outbox.writer.length;
+      outbox.writer.publish({
         topic: message.topic, payload: message.payload, qos: message.qos, retain, deliver, retainStamp: stamp, origin: this.origin,
         expiresAt: message.expiresAt, properties: message.properties, groups,
       });
-      const entry = this.writer.take()!;
-      const inbox = this.options.keys.inbox(node);
-      this.options.batch((m) => m.xadd(inbox, 'MAXLEN', '~', INBOX_MAX_LENGTH, '*', 'f', entry));
+      // The outbox's entry is in the store's next batch already, or goes in now; either way this publish counts as a
+      // change of that batch, so its acknowledgement waits for it.
+      if (outbox.queued) this.options.batch(undefined);
+      else {
+        outbox.queued = true;
+        this.options.batch(this.flushOp(outbox));
+      }
       if (this.unsentBytes === 0) this.options.whenDurable(this.written);
-      this.unsentBytes += entry.length;
+      this.unsentBytes += outbox.writer.length - before;
     }
     if (this.unsentBytes > HOLD_BYTES && !this.holding) this.hold();
     return servesGroup;
@@ -429,6 +439,27 @@ export class ClusterRouting implements PeerRouting {
       this.holding = false;
       this.broker!.holdReading(false);
     });
+  }
+
+  private outboxOf(node: string): Outbox {
+    let outbox = this.outboxes.get(node);
+    if (!outbox) this.outboxes.set(node, (outbox = { inbox: this.options.keys.inbox(node), writer: new FrameWriter(), queued: false }));
+    return outbox;
+  }
+
+  /**
+   * The batch command that sends an outbox: run as the store builds its batch, it makes what gathered so far one
+   * entry (kept, should the store send the batch again after a failure; what gathers meanwhile goes in the next).
+   */
+  private flushOp(outbox: Outbox): (m: ChainableCommander) => void {
+    let entry: Buffer | undefined;
+    return (m) => {
+      if (entry === undefined) {
+        outbox.queued = false;
+        entry = outbox.writer.take() ?? EMPTY;
+      }
+      if (entry.length > 0) m.xadd(outbox.inbox, 'MAXLEN', '~', INBOX_MAX_LENGTH, '*', 'f', entry);
+    };
   }
 
   /** Wall-clock microseconds, made unique per topic here: nodes order competing retained publishes by it. */
@@ -505,10 +536,22 @@ export class ClusterRouting implements PeerRouting {
     }
   }
 
+  /** An entry: the frames one node gathered for this one during a store batch, each after its 4-byte length. */
   private routeEntry(bytes: Buffer): void {
+    for (let at = 0; at + 4 <= bytes.length;) {
+      const end = at + 4 + bytes.readUInt32BE(at);
+      if (end > bytes.length) {
+        this.options.logger.error({ bytes: bytes.length }, 'cluster: an inbox entry ends inside a frame; the rest skipped');
+        return;
+      }
+      this.routeFrame(bytes, at + 4, end);
+      at = end;
+    }
+  }
+
+  private routeFrame(bytes: Buffer, start: number, end: number): void {
     try {
-      // One frame per entry, after its 4-byte length.
-      const frame = decodeFrame(bytes, 4, bytes.length);
+      const frame = decodeFrame(bytes, start, end);
       if (frame.type === FrameType.Publish) {
         const applyRetain = frame.retain && this.isNewestRetained(frame.topic, frame.retainStamp, frame.origin);
         const groups = frame.groups;
@@ -554,6 +597,15 @@ const REAP_NODE = `if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
   return 1
 end
 return 0`;
+
+/** Frames gathered for one node, and whether the store's pending batch already has the command that sends them. */
+interface Outbox {
+  inbox: string;
+  writer: FrameWriter;
+  queued: boolean;
+}
+
+const EMPTY = Buffer.alloc(0);
 
 const NO_GROUPS: readonly string[] = [];
 const SERVE_NONE: SharedGroupFilter = () => false;

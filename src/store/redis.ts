@@ -259,10 +259,11 @@ export class RedisStore implements BrokerStore {
 
   /**
    * Adds another module's commands (cluster mode's routing) to the next batch: they share its MULTI/EXEC, and what
-   * waits for `whenDurable` waits for them too.
+   * waits for `whenDurable` waits for them too. Without `op`, a change that an op already in the pending batch covers.
    */
-  addToBatch(op: (m: ChainableCommander) => void): void {
-    this.change(op);
+  addToBatch(op: ((m: ChainableCommander) => void) | undefined): void {
+    if (op) this.change(op);
+    else this.changes++; // covered by an op of the pending batch
   }
 
   saveSession(r: SessionRecord): void {
