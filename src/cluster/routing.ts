@@ -140,6 +140,25 @@ export class ClusterRouting implements PeerRouting {
   }
 
   private readonly removedHandlers: Array<(node: string) => Promise<void>> = [];
+  private readonly fenceHandlers: Array<() => void> = [];
+  private readonly rejoinHandlers: Array<(removed: boolean) => Promise<void>> = [];
+  /** When a heartbeat last succeeded (monotonic ms), and whether this node stopped serving since. */
+  private lastBeat = performance.now();
+  private fenced = false;
+
+  get isFenced(): boolean {
+    return this.fenced;
+  }
+
+  /** Runs when this node has been cut from Redis for `deadAfterMs` (it must stop serving). */
+  onFenced(handler: () => void): void {
+    this.fenceHandlers.push(handler);
+  }
+
+  /** Runs when this node reaches Redis again after being cut off, or finds it was declared dead (`removed`). */
+  onRejoin(handler: (removed: boolean) => Promise<void>): void {
+    this.rejoinHandlers.push(handler);
+  }
 
   /** Runs on the one survivor that removed a dead node (its clients' wills are published there). */
   onNodeRemoved(handler: (node: string) => Promise<void>): void {
@@ -352,7 +371,15 @@ export class ClusterRouting implements PeerRouting {
    */
   private async heartbeat(): Promise<void> {
     const redis = this.redis;
-    if (!redis || this.closed || this.beating) return;
+    if (!redis || this.closed) return;
+    // Cut from Redis as long as the others need to declare a node dead: they may be taking its sessions over, so it
+    // stops serving rather than go on alone.
+    if (!this.fenced && performance.now() - this.lastBeat > this.options.deadAfterMs) {
+      this.fenced = true;
+      this.options.logger.error({ silentMs: Math.round(performance.now() - this.lastBeat) }, 'cluster: cut from Redis for longer than dead_after_ms; clients disconnected and refused until it is back');
+      for (const handler of this.fenceHandlers) handler();
+    }
+    if (this.beating) return;
     this.beating = true;
     const keys = this.options.keys;
     try {
@@ -360,9 +387,18 @@ export class ClusterRouting implements PeerRouting {
       const [now, previous, flat] = await redis.eval(HEARTBEAT, 1, keys.nodes, this.options.nodeId) as [number, string | null | false, string[]];
       const beats: Record<string, string> = {};
       for (let i = 0; i < flat.length; i += 2) beats[flat[i]!] = flat[i + 1]!;
+      this.lastBeat = performance.now();
       // Removed by the others (this process was stopped, or cut from Redis, for longer than dead_after_ms): they
-      // took its filters out too, so it registers them again and says it is back.
-      if (previous === null || previous === false) await this.register();
+      // took its filters out, published its clients' wills and may have taken its sessions; it drops what is no longer
+      // its own, registers its filters again and says it is back.
+      const removed = previous === null || previous === false;
+      if (removed || this.fenced) {
+        if (removed) this.options.logger.warn({ node: this.options.nodeId }, 'cluster: this node was declared dead by the others; rejoining');
+        for (const handler of this.rejoinHandlers) await handler(removed);
+        if (removed) await this.register();
+        if (this.fenced) this.options.logger.info({ node: this.options.nodeId }, 'cluster: Redis reachable again; serving clients again');
+        this.fenced = false;
+      }
       const change = this.nodes.update(beats, now);
       for (const node of change.joined) await this.learnNode(node);
       for (const node of change.died) {

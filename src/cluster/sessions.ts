@@ -5,7 +5,7 @@ import type { Logger } from '../broker/logger.js';
 import type { SessionOwnership } from '../broker/peers.js';
 import { messageFromJson, messageToJson } from '../store/codec.js';
 import type { InflightRecord, QueuedRecord, RecoveredSession, StoredMessage } from '../store/store.js';
-import type { WillMessage } from '../protocol/index.js';
+import { ReasonCode, type WillMessage } from '../protocol/index.js';
 import type { ClusterKeys } from './keys.js';
 
 /**
@@ -22,6 +22,8 @@ export interface ClusterSessionsOptions {
   keys: ClusterKeys;
   /** Whether a node is alive, as the heartbeats say. */
   isAlive(node: string): boolean;
+  /** This node is cut from Redis (it serves no client until it is back). */
+  isFenced(): boolean;
   /** Runs `done` once this node's store has made durable what was handed to it so far. */
   whenDurable(done: () => void): void;
   /** A dead node's stored session, taken out of its store (undefined: it had none). */
@@ -93,6 +95,7 @@ export class ClusterSessions implements SessionOwnership {
   }
 
   private async claimFrom(clientId: string, clean: boolean): Promise<void> {
+    if (this.options.isFenced()) throw new Error('this node is cut from the cluster\'s Redis');
     const redis = this.redis!;
     const { keys, nodeId } = this.options;
     // Owner now, whoever had it: a CONNECT on another node meanwhile claims it from here.
@@ -130,6 +133,30 @@ export class ClusterSessions implements SessionOwnership {
     if (text === null || clean) return; // a clean start discards the old session [MQTT-3.1.2-4]
     this.broker!.adoptSession(decodeSession(text));
     this.options.logger.info({ clientId, from: previous }, 'cluster: session taken over from another node');
+  }
+
+  /** Cut from Redis: every client is disconnected (0x89 Server busy); new ones are refused until it is back. */
+  fence(): void {
+    for (const client of [...this.broker!.connectedClients()]) this.broker!.disconnectClient(client.id, 'cut from the cluster', ReasonCode.ServerBusy);
+  }
+
+  /**
+   * Back after being cut off or declared dead: sessions another node owns now leave this one (their connections get
+   * 0x8E); the rest are this node's again. Declared dead, its clients' wills were published by a survivor and their
+   * connections are closed too: they connect again, here or elsewhere.
+   */
+  async rejoin(removed: boolean): Promise<void> {
+    const broker = this.broker!;
+    const ids = [...broker.sessions.keys()];
+    const owners = ids.length > 0 ? await this.redis!.hmget(this.options.keys.owners, ...ids) : [];
+    const mine: string[] = [];
+    ids.forEach((clientId, i) => {
+      const owner = owners[i];
+      if (owner && owner !== this.options.nodeId) broker.surrenderSession(clientId);
+      else mine.push(clientId);
+    });
+    if (mine.length > 0) await this.redis!.hset(this.options.keys.owners, ...mine.flatMap((id) => [id, this.options.nodeId]));
+    if (removed) this.fence();
   }
 
   willKept(clientId: string, will: WillMessage): void {

@@ -181,11 +181,13 @@ export function createServer(options: ServerOptions = {}): MoatServer {
   const cluster = config.cluster ? clusterRouting(config.cluster, store, logger) : undefined;
   const clusterSessions = cluster && new ClusterSessions({
     url: config.cluster!.url, nodeId: config.cluster!.nodeId, keys: new ClusterKeys(config.cluster!.keyPrefix), logger,
-    isAlive: (node) => cluster.isAlive(node), whenDurable: (done) => store.whenDurable(done),
+    isAlive: (node) => cluster.isAlive(node), isFenced: () => cluster.isFenced, whenDurable: (done) => store.whenDurable(done),
     takeFromDeadNode: (node, clientId) => (store as RedisStore).takeSession(nodeStorePrefix(config.store, node), clientId),
   });
   cluster?.onJoined((joined) => clusterSessions!.start(joined));
   cluster?.onNodeRemoved((node) => clusterSessions!.publishWillsOf(node));
+  cluster?.onFenced(() => clusterSessions!.fence());
+  cluster?.onRejoin((removed) => clusterSessions!.rejoin(removed));
   const broker = createBroker({
     ...config.broker, store, logger, authMethods: { ...security.authMethods, ...config.broker.authMethods },
     // The peers' hook goes last: it runs only for subscriptions the security hooks allowed.

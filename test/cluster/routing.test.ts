@@ -34,6 +34,7 @@ describe('cluster on Redis: routing between nodes (real processes)', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'moat-cluster-'));
   let redisUrl = '';
   let redis: Redis;
+  let redisServer: Proc;
   const ports = new Map<Node, number>();
   const procs = new Map<Node, Proc>();
   const clients: MqttClient[] = [];
@@ -69,7 +70,7 @@ describe('cluster on Redis: routing between nodes (real processes)', () => {
   before(async () => {
     const port = await freePort();
     redisUrl = `redis://127.0.0.1:${port}`;
-    const server = spawnProc('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--save', ''], { limitMs: 300_000 });
+    const server = (redisServer = spawnProc('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--save', ''], { limitMs: 300_000 }));
     await waitFor(() => server.stdout.includes('Ready to accept connections') || server.status !== undefined, 10_000, 'redis-server');
     assert.equal(server.status, undefined, `redis-server could not start: ${server.stderr}`);
     redis = new Redis(redisUrl);
@@ -226,9 +227,14 @@ describe('cluster on Redis: routing between nodes (real processes)', () => {
     assert.deepEqual(got, Array.from({ length: 20 }, (_, i) => `kept ${i}`));
   });
 
-  it('a node that stops answering is declared dead and nothing is routed to it any more', async () => {
+  it('a node that stops answering is declared dead and nothing is routed to it any more; back, it drops what others took and rejoins', async () => {
     await listen('c', 'dying/#', { qos: 1 });
     await eventually(async () => (await redis.smembers('moat:cluster:filters:c')).includes('dying/#'), 5000, 'registered');
+    const staleOptions = { clientId: 'stale', clean: false, properties: { sessionExpiryInterval: 600 } };
+    const stale = await connect('c', staleOptions);
+    await stale.subscribeAsync('stale/#', { qos: 1 });
+    let staleClosed = false;
+    stale.on('close', () => (staleClosed = true));
     procs.get('c')!.kill('SIGSTOP');
     try {
       const declaredDead = (): boolean => procs.get('a')!.stdout.split('\n').some((l) => l.includes('a node stopped answering') && l.includes('"node":"c"'));
@@ -243,10 +249,21 @@ describe('cluster on Redis: routing between nodes (real processes)', () => {
       await pub.publishAsync('dying/t', 'to nobody', { qos: 1 });
       assert.deepEqual(reasonCodes, [0x10], 'No matching subscribers: c is gone');
       assert.equal(await inboxLength('c'), before);
+      // The client of the stopped node connects to another: its session comes out of node c's store.
+      const moved = mqtt.connect(`mqtt://127.0.0.1:${ports.get('a')}`, { protocolVersion: 5, reconnectPeriod: 0, ...staleOptions });
+      clients.push(moved);
+      const connack = await new Promise<mqtt.IConnackPacket>((resolve) => moved.once('connect', resolve));
+      assert.equal(connack.sessionPresent, true);
     } finally {
       procs.get('c')!.kill('SIGCONT');
     }
-    // Back: it finds itself removed, registers again, and its subscribers get messages again.
+    // Back: it finds itself removed, drops the session node a owns now (closing the old connection) and its clients,
+    // registers again, and its subscribers get messages again.
+    await waitFor(() => procs.get('c')!.stdout.includes('declared dead by the others; rejoining'), 5000, 'c notices');
+    await waitFor(() => staleClosed, 5000, 'the old connection on c closed');
+    await eventually(async () => (await redis.hkeys('moat:cluster:nodes')).includes('c'), 5000, 'c back among the nodes');
+    assert.equal(await redis.hget('moat:cluster:owners', 'stale'), 'a', 'node c did not take the session back');
+    await sleep(300);
     const onC = await listen('c', 'back/#', { qos: 1 });
     await eventually(async () => (await redis.smembers('moat:cluster:filters:c')).includes('dying/#'), 5000, 'c registered its filters again');
     const pub = await connect('a');
@@ -283,5 +300,25 @@ describe('cluster on Redis: routing between nodes (real processes)', () => {
     assert.equal(await redis.hexists('moat:node:c:sessions', 'resumer'), 0, 'taken out of node c\'s store');
     await mosquittoPub('b', ['-t', 'resume/2', '-m', 'routed to a now', '-q', '1']);
     await waitFor(() => got.length === 2, 5000, 'its subscription lives on node a');
+  });
+
+  it('a node cut from Redis for longer than dead_after_ms disconnects its clients and refuses new ones until Redis is back', async () => {
+    const client = await connect('b');
+    let closed = false;
+    client.on('close', () => (closed = true));
+    redisServer.kill('SIGSTOP');
+    try {
+      await waitFor(() => closed, 12_000, 'the client on node b disconnected');
+      assert.match(procs.get('b')!.stdout, /cut from Redis for longer than dead_after_ms/);
+      const refused = await mqtt.connectAsync(`mqtt://127.0.0.1:${ports.get('b')}`, { protocolVersion: 5, reconnectPeriod: 0, connectTimeout: 3000 }).then(
+        () => undefined, (err: { code?: number }) => err.code,
+      );
+      assert.equal(refused, 0x88, 'CONNACK 0x88 Server unavailable');
+    } finally {
+      redisServer.kill('SIGCONT');
+    }
+    await waitFor(() => procs.get('b')!.stdout.includes('serving clients again'), 10_000, 'node b serves again');
+    const back = await connect('b');
+    assert.ok(back.connected);
   });
 });
