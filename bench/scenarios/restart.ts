@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -6,7 +5,7 @@ import { RedisStore } from '../../src/store/redis.js';
 import { startRedis } from '../lib/redis.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
 import type { BrokerStore } from '../../src/store/store.js';
-import { freePort, startMoat } from '../lib/brokers.js';
+import { startMoat } from '../lib/brokers.js';
 import { fmt, fmtSummary, sampleProcess, summarize } from '../lib/system.js';
 import type { BenchContext, ScenarioReport } from './context.js';
 

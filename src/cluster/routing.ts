@@ -5,6 +5,7 @@ import type { Logger } from '../broker/logger.js';
 import type { Message } from '../broker/message.js';
 import type { PeerRouting, SharedGroupFilter } from '../broker/peers.js';
 import { decodeFrame, FrameType, FrameWriter } from '../multicore/frames.js';
+import { RetainOrder, routeFromPeer, shareGroups, SubscriberCounts } from '../multicore/peer-common.js';
 import { parseSharedFilter } from '../protocol/index.js';
 import { SubscriptionTrie } from '../topics/index.js';
 import { ClusterKeys } from './keys.js';
@@ -39,7 +40,7 @@ export interface ClusterRoutingOptions {
 
 /** A subscription on another node: plain, or one shared group there. */
 interface RemoteInterest {
-  node: string;
+  peer: string;
   group: string | undefined;
 }
 
@@ -55,8 +56,7 @@ const HOLD_BYTES = 4 * 1024 * 1024;
 const ANNOUNCE_TIMEOUT_MS = 2000;
 /** Filters without subscribers here are withdrawn this long after the last one left (as in multi-core mode); the others' filters are read again as often. */
 const RECONCILE_MS = 10_000;
-/** How long the order stamp of a retained topic is kept: far longer than an entry spends between nodes. */
-const RETAIN_STAMP_TTL_MS = 60_000;
+
 
 export class ClusterRouting implements PeerRouting {
   private broker: Broker | undefined;
@@ -68,7 +68,7 @@ export class ClusterRouting implements PeerRouting {
   private readonly remoteFilters = new Map<string, Set<string>>();
   private readonly nodes: NodeTable;
   /** Subscribers here per filter (shared: groups), as the router reports them. */
-  private readonly counts = new Map<string, number>();
+  private readonly counts = new SubscriberCounts();
   private readonly announced = new Set<string>();
   /** Announcements waiting to come back on the channel, by filter. */
   private readonly echoes = new Map<string, Array<() => void>>();
@@ -76,7 +76,7 @@ export class ClusterRouting implements PeerRouting {
   private readonly groupTurn = new Map<string, number>();
   /** Frames for each node gathered until the store writes its batch: one inbox entry per node and batch. */
   private readonly outboxes = new Map<string, Outbox>();
-  private readonly retainStamps = new Map<string, { stamp: number; origin: number; at: number }>();
+  private readonly retainOrder = new RetainOrder();
   /** XACKs sent and not answered yet: a clean stop waits for them. */
   private readonly acking = new Set<Promise<unknown>>();
   private beating = false;
@@ -96,7 +96,7 @@ export class ClusterRouting implements PeerRouting {
   private readonly matchedNodes = new Set<string>();
   private readonly matchedGroups: RemoteInterest[] = [];
   private readonly collect = (value: RemoteInterest): void => {
-    if (value.group === undefined) this.matchedNodes.add(value.node);
+    if (value.group === undefined) this.matchedNodes.add(value.peer);
     else this.matchedGroups.push(value);
   };
 
@@ -252,14 +252,12 @@ export class ClusterRouting implements PeerRouting {
   // ---- what is subscribed here ------------------------------------------------------------
 
   filterAdded(filter: string): void {
-    this.counts.set(filter, (this.counts.get(filter) ?? 0) + 1);
+    this.counts.added(filter);
     if (!this.announced.has(filter)) this.announce(filter);
   }
 
   filterRemoved(filter: string): void {
-    const left = (this.counts.get(filter) ?? 1) - 1;
-    if (left > 0) this.counts.set(filter, left);
-    else this.counts.delete(filter); // withdrawn by reconcile, not at once
+    this.counts.removed(filter); // withdrawn by reconcile, not at once
   }
 
   private announce(filter: string): void {
@@ -304,7 +302,7 @@ export class ClusterRouting implements PeerRouting {
       void this.redis?.srem(this.options.keys.filters(this.options.nodeId), filter).then(() => this.publishEvent('-', filter), () => undefined);
     }
     for (const [filter, at] of this.askedAt) if (now - at >= RECONCILE_MS) this.askedAt.delete(filter);
-    for (const [topic, entry] of this.retainStamps) if (now - entry.at > RETAIN_STAMP_TTL_MS) this.retainStamps.delete(topic);
+    this.retainOrder.prune(now);
     this.groupTurn.clear();
     // Events can be lost (a reconnect of the events connection): the others' filters are read again now and then.
     for (const node of this.nodes.alive()) this.learnNode(node).catch(() => undefined);
@@ -347,8 +345,8 @@ export class ClusterRouting implements PeerRouting {
     if (filters.has(filter)) return;
     filters.add(filter);
     const shared = parseSharedFilter(filter);
-    if (shared) this.remote.add(shared.filter, `${node}\u0000${filter}`, { node, group: filter });
-    else this.remote.add(filter, node, { node, group: undefined });
+    if (shared) this.remote.add(shared.filter, `${node}\u0000${filter}`, { peer: node, group: filter });
+    else this.remote.add(filter, node, { peer: node, group: undefined });
   }
 
   private removeRemote(node: string, filter: string): void {
@@ -429,7 +427,8 @@ export class ClusterRouting implements PeerRouting {
     let servesGroup: SharedGroupFilter | undefined;
     if (this.matchedGroups.length > 0) {
       const away = new Set<string>();
-      perNodeGroups = this.assignGroups(away);
+      perNodeGroups = shareGroups(this.matchedGroups, this.options.nodeId, (key) => this.broker!.router.group(key) !== undefined, this.groupTurn, away);
+      this.matchedGroups.length = 0;
       servesGroup = (key) => !away.has(key);
     }
     // A retained message goes to every node, so each keeps the whole retained set.
@@ -501,32 +500,8 @@ export class ClusterRouting implements PeerRouting {
   /** Wall-clock microseconds, made unique per topic here: nodes order competing retained publishes by it. */
   private retainStamp(topic: string): number {
     const stamp = Date.now() * 1000 + (this.stampSeq = (this.stampSeq + 1) % 1000);
-    this.retainStamps.set(topic, { stamp, origin: this.origin, at: Date.now() });
+    this.retainOrder.sent(topic, stamp, this.origin);
     return stamp;
-  }
-
-  /** Picks, for each shared group matched on other nodes, the node that serves this message, in turn. */
-  private assignGroups(away: Set<string>): Map<string, string[]> {
-    const byGroup = new Map<string, string[]>();
-    for (const interest of this.matchedGroups) {
-      const key = interest.group!;
-      let nodes = byGroup.get(key);
-      if (!nodes) byGroup.set(key, (nodes = this.broker!.router.group(key) ? [this.options.nodeId] : []));
-      nodes.push(interest.node);
-    }
-    this.matchedGroups.length = 0;
-    const perNode = new Map<string, string[]>();
-    for (const [key, nodes] of byGroup) {
-      const turn = this.groupTurn.get(key) ?? 0;
-      this.groupTurn.set(key, turn + 1);
-      const chosen = nodes[turn % nodes.length]!;
-      if (chosen === this.options.nodeId) continue;
-      away.add(key);
-      let list = perNode.get(chosen);
-      if (!list) perNode.set(chosen, (list = []));
-      list.push(key);
-    }
-    return perNode;
   }
 
   // ---- messages in ----------------------------------------------------------------------------
@@ -588,27 +563,11 @@ export class ClusterRouting implements PeerRouting {
   private routeFrame(bytes: Buffer, start: number, end: number): void {
     try {
       const frame = decodeFrame(bytes, start, end);
-      if (frame.type === FrameType.Publish) {
-        const applyRetain = frame.retain && this.isNewestRetained(frame.topic, frame.retainStamp, frame.origin);
-        const groups = frame.groups;
-        const servesGroup: SharedGroupFilter = groups.length === 0 ? SERVE_NONE : (key) => groups.includes(key);
-        const message: Message = { topic: frame.topic, payload: frame.payload, qos: frame.qos, retain: false, publishedRetain: frame.retain };
-        if (frame.properties) message.properties = frame.properties;
-        if (frame.expiresAt !== undefined) message.expiresAt = frame.expiresAt;
-        for (const key of groups) if (!this.broker!.router.group(key)) this.broker!.stats.drop('noSubscriber');
-        this.broker!.routeFromPeer(message, applyRetain, frame.deliver, servesGroup);
-      }
+      // Last writer wins per retained topic, by the publishing node's clock, then the hash of its id.
+      if (frame.type === FrameType.Publish) routeFromPeer(this.broker!, frame, frame.retain && this.retainOrder.isNewest(frame.topic, frame.retainStamp, frame.origin));
     } catch (err) {
       this.options.logger.error({ err: (err as Error).message }, 'cluster: an inbox entry could not be routed; skipped');
     }
-  }
-
-  /** Last writer wins per retained topic, by the publishing node's clock, then the hash of its id. */
-  private isNewestRetained(topic: string, stamp: number, origin: number): boolean {
-    const known = this.retainStamps.get(topic);
-    if (known && (known.stamp > stamp || (known.stamp === stamp && known.origin > origin))) return false;
-    this.retainStamps.set(topic, { stamp, origin, at: Date.now() });
-    return true;
   }
 }
 
@@ -644,4 +603,3 @@ interface Outbox {
 const EMPTY = Buffer.alloc(0);
 
 const NO_GROUPS: readonly string[] = [];
-const SERVE_NONE: SharedGroupFilter = () => false;

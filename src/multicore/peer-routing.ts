@@ -8,10 +8,11 @@ import type { PeerRouting, SharedGroupFilter } from '../broker/peers.js';
 import { parseSharedFilter } from '../protocol/index.js';
 import { SubscriptionTrie } from '../topics/index.js';
 import { FrameReader, FrameType, FrameWriter, type Frame } from './frames.js';
+import { RetainOrder, routeFromPeer, shareGroups, SubscriberCounts } from './peer-common.js';
 
 /** A peer's subscription as this worker knows it: plain, or one shared group. */
 interface RemoteInterest {
-  worker: number;
+  peer: number;
   group: string | undefined;
 }
 
@@ -39,8 +40,6 @@ const ACK_TIMEOUT_MS = 5000;
  * interval stays.
  */
 const RECONCILE_MS = 10_000;
-/** How long the order stamp of a retained topic is kept: far longer than a frame spends between workers. */
-const RETAIN_STAMP_TTL_MS = 60_000;
 
 class PeerLink {
   readonly writer = new FrameWriter();
@@ -75,14 +74,14 @@ export class PeerRoutingLinks implements PeerRouting {
   private readonly links: Array<PeerLink | undefined> = [];
   private readonly remote = new SubscriptionTrie<RemoteInterest>();
   /** Subscribers here per filter (shared: groups), as the router reports them. */
-  private readonly counts = new Map<string, number>();
+  private readonly counts = new SubscriberCounts();
   /** Filters the peers have been told about. */
   private readonly announced = new Set<string>();
   /** Announcements still waiting for acknowledgements, by filter. */
   private readonly pending = new Map<string, Promise<true>>();
   private readonly waiters = new Map<number, { left: Set<number>; done: () => void }>();
   private seq = 0;
-  private readonly retainStamps = new Map<string, { stamp: number; origin: number; at: number }>();
+  private readonly retainOrder = new RetainOrder();
   /** When a SUBSCRIBE last asked for each filter (reconcile keeps those asked for recently). */
   private readonly askedAt = new Map<string, number>();
   /** Peers that got the message last routed, with subscribers for it (read by the broker). */
@@ -101,7 +100,7 @@ export class PeerRoutingLinks implements PeerRouting {
   private mask = 0;
   private readonly matchedGroups: RemoteInterest[] = [];
   private readonly collect = (value: RemoteInterest): void => {
-    if (value.group === undefined) this.mask |= 1 << value.worker;
+    if (value.group === undefined) this.mask |= 1 << value.peer;
     else this.matchedGroups.push(value);
   };
 
@@ -170,14 +169,12 @@ export class PeerRoutingLinks implements PeerRouting {
   // ---- what is subscribed here ------------------------------------------------
 
   filterAdded(filter: string): void {
-    this.counts.set(filter, (this.counts.get(filter) ?? 0) + 1);
+    this.counts.added(filter);
     if (!this.announced.has(filter)) this.announce(filter);
   }
 
   filterRemoved(filter: string): void {
-    const left = (this.counts.get(filter) ?? 1) - 1;
-    if (left > 0) this.counts.set(filter, left);
-    else this.counts.delete(filter); // withdrawn by reconcile, not at once (see RECONCILE_MS)
+    this.counts.removed(filter); // withdrawn by reconcile, not at once
   }
 
   private announceAndWait(filter: string): true | Promise<true> {
@@ -238,7 +235,7 @@ export class PeerRoutingLinks implements PeerRouting {
       this.withdraw(filter);
     }
     for (const [filter, at] of this.askedAt) if (now - at >= RECONCILE_MS) this.askedAt.delete(filter);
-    for (const [topic, entry] of this.retainStamps) if (now - entry.at > RETAIN_STAMP_TTL_MS) this.retainStamps.delete(topic);
+    this.retainOrder.prune(now);
     this.groupTurn.clear();
   }
 
@@ -254,13 +251,14 @@ export class PeerRoutingLinks implements PeerRouting {
     let servesGroup: SharedGroupFilter | undefined;
     if (this.matchedGroups.length > 0) {
       const away = new Set<string>();
-      perWorkerGroups = this.assignGroups(away);
+      perWorkerGroups = shareGroups(this.matchedGroups, this.options.index, (key) => this.broker!.router.group(key) !== undefined, this.groupTurn, away);
+      this.matchedGroups.length = 0;
       servesGroup = (key) => !away.has(key);
     }
     let stamp = 0;
     if (retain) {
       stamp = Number(process.hrtime.bigint());
-      this.retainStamps.set(topic, { stamp, origin: this.options.index, at: Date.now() });
+      this.retainOrder.sent(topic, stamp, this.options.index);
     }
     for (const link of this.links) {
       if (!link) continue;
@@ -281,37 +279,6 @@ export class PeerRoutingLinks implements PeerRouting {
       this.flushLater(link);
     }
     return servesGroup;
-  }
-
-  /**
-   * Picks, for each shared group matched on some peer, the one worker that serves this
-   * message: in turn among the workers with members (this one included). Fills `away`
-   * with the groups this worker leaves to a peer.
-   */
-  private assignGroups(away: Set<string>): Map<number, string[]> {
-    const byGroup = new Map<string, number[]>();
-    for (const interest of this.matchedGroups) {
-      const key = interest.group!;
-      let workers = byGroup.get(key);
-      if (!workers) {
-        workers = this.broker!.router.group(key) ? [this.options.index] : [];
-        byGroup.set(key, workers);
-      }
-      workers.push(interest.worker);
-    }
-    this.matchedGroups.length = 0;
-    const perWorker = new Map<number, string[]>();
-    for (const [key, workers] of byGroup) {
-      const turn = this.groupTurn.get(key) ?? 0;
-      this.groupTurn.set(key, turn + 1);
-      const chosen = workers[turn % workers.length]!;
-      if (chosen === this.options.index) continue;
-      away.add(key);
-      let list = perWorker.get(chosen);
-      if (!list) perWorker.set(chosen, (list = []));
-      list.push(key);
-    }
-    return perWorker;
   }
 
   private flushLater(link: PeerLink): void {
@@ -399,25 +366,16 @@ export class PeerRoutingLinks implements PeerRouting {
 
   private onFrame(link: PeerLink, frame: Frame): void {
     switch (frame.type) {
-      case FrameType.Publish: {
-        const applyRetain = frame.retain && this.isNewestRetained(frame.topic, frame.retainStamp, frame.origin);
-        const groups = frame.groups;
-        const servesGroup: SharedGroupFilter = groups.length === 0 ? SERVE_NONE : (key) => groups.includes(key);
-        // Subscribers of an established subscription get RETAIN cleared [MQTT-3.3.1-9], as in Broker.route.
-        const message: Message = { topic: frame.topic, payload: frame.payload, qos: frame.qos, retain: false, publishedRetain: frame.retain };
-        if (frame.properties) message.properties = frame.properties;
-        if (frame.expiresAt !== undefined) message.expiresAt = frame.expiresAt;
-        // A group assigned here whose last member left while the peer did not know yet.
-        for (const key of groups) if (!this.broker!.router.group(key)) this.broker!.stats.drop('noSubscriber');
-        this.broker!.routeFromPeer(message, applyRetain, frame.deliver, servesGroup);
+      case FrameType.Publish:
+        // Last writer wins per retained topic, by the publishing worker's monotonic clock, then its index.
+        routeFromPeer(this.broker!, frame, frame.retain && this.retainOrder.isNewest(frame.topic, frame.retainStamp, frame.origin));
         return;
-      }
       case FrameType.Interest: {
         if (!link.filters.has(frame.filter)) {
           link.filters.add(frame.filter);
           const shared = parseSharedFilter(frame.filter);
-          if (shared) this.remote.add(shared.filter, `${link.index}\u0000${frame.filter}`, { worker: link.index, group: frame.filter });
-          else this.remote.add(frame.filter, String(link.index), { worker: link.index, group: undefined });
+          if (shared) this.remote.add(shared.filter, `${link.index}\u0000${frame.filter}`, { peer: link.index, group: frame.filter });
+          else this.remote.add(frame.filter, String(link.index), { peer: link.index, group: undefined });
         }
         if (frame.seq !== 0) {
           link.writer.ack(frame.seq);
@@ -441,18 +399,9 @@ export class PeerRoutingLinks implements PeerRouting {
     if (shared) this.remote.remove(shared.filter, `${worker}\u0000${filter}`);
     else this.remote.remove(filter, String(worker));
   }
-
-  /** Last writer wins per retained topic, by the publishing worker's monotonic clock, then its index. */
-  private isNewestRetained(topic: string, stamp: number, origin: number): boolean {
-    const known = this.retainStamps.get(topic);
-    if (known && (known.stamp > stamp || (known.stamp === stamp && known.origin > origin))) return false;
-    this.retainStamps.set(topic, { stamp, origin, at: Date.now() });
-    return true;
-  }
 }
 
 const NO_GROUPS: readonly string[] = [];
-const SERVE_NONE: SharedGroupFilter = () => false;
 
 async function connectWithRetry(socketPath: string): Promise<net.Socket> {
   for (let attempt = 0; ; attempt++) {
