@@ -35,6 +35,7 @@ describe('cluster on Redis: routing between nodes (real processes)', () => {
   let redisUrl = '';
   let redis: Redis;
   let redisServer: Proc;
+  let redisPort = 0;
   const ports = new Map<Node, number>();
   const procs = new Map<Node, Proc>();
   const clients: MqttClient[] = [];
@@ -68,7 +69,7 @@ describe('cluster on Redis: routing between nodes (real processes)', () => {
   const inboxLength = (node: Node): Promise<number> => redis.xlen(`moat:cluster:inbox:${node}`);
 
   before(async () => {
-    const port = await freePort();
+    const port = (redisPort = await freePort());
     redisUrl = `redis://127.0.0.1:${port}`;
     const server = (redisServer = spawnProc('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--save', ''], { limitMs: 300_000 }));
     await waitFor(() => server.stdout.includes('Ready to accept connections') || server.status !== undefined, 10_000, 'redis-server');
@@ -320,5 +321,32 @@ describe('cluster on Redis: routing between nodes (real processes)', () => {
     await waitFor(() => procs.get('b')!.stdout.includes('serving clients again'), 10_000, 'node b serves again');
     const back = await connect('b');
     assert.ok(back.connected);
+  });
+
+  it('redis-server restarted under QoS 1 load (AOF): the nodes reconnect, and every acknowledged message arrives', async () => {
+    const received = new Set<string>();
+    const sub = await listen('b', 'restart/#', { qos: 1 });
+    sub.client.on('message', (_topic, payload) => received.add(payload.toString()));
+    await eventually(async () => (await redis.smembers('moat:cluster:filters:b')).includes('restart/#'), 5000, 'registered');
+    const pub = await connect('a');
+    const acknowledged: string[] = [];
+    let publishing = true;
+    const publisher = (async () => {
+      for (let i = 0; publishing; i++) {
+        await pub.publishAsync('restart/t', `m${i}`, { qos: 1 });
+        acknowledged.push(`m${i}`);
+      }
+    })();
+    await waitFor(() => acknowledged.length >= 100, 5000, 'publishing');
+    // A clean stop (the AOF is complete), then the same server again on the same port and directory.
+    redisServer.kill('SIGTERM');
+    await redisServer.exited;
+    const countAtStop = acknowledged.length;
+    redisServer = spawnProc('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--save', ''], { limitMs: 300_000 });
+    await waitFor(() => redisServer.stdout.includes('Ready to accept connections'), 10_000, 'redis-server again');
+    await waitFor(() => acknowledged.length >= countAtStop + 100, 15_000, 'acknowledgements again after the restart');
+    publishing = false;
+    await publisher;
+    await waitFor(() => acknowledged.every((m) => received.has(m)), 10_000, `every acknowledged message delivered (${acknowledged.filter((m) => !received.has(m)).length} missing)`);
   });
 });
