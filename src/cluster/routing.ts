@@ -325,9 +325,13 @@ export class ClusterRouting implements PeerRouting {
       }
       return;
     }
+    if (kind === 'up' || !this.nodes.isAlive(node)) {
+      // A node this one took for dead speaks (a freeze of Redis made every beat look old): it is alive; its filters are read again.
+      this.learnNode(node).catch(() => undefined);
+      return;
+    }
     if (kind === '+') this.addRemote(node, filter);
     else if (kind === '-') this.removeRemote(node, filter);
-    else if (kind === 'up') void this.learnNode(node);
   }
 
   /** Reads a node's filters (a node new to this one, or back after a restart). */

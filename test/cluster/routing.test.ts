@@ -347,6 +347,11 @@ describe('cluster on Redis: routing between nodes (real processes)', () => {
     await waitFor(() => acknowledged.length >= countAtStop + 100, 15_000, 'acknowledgements again after the restart');
     publishing = false;
     await publisher;
-    await waitFor(() => acknowledged.every((m) => received.has(m)), 10_000, `every acknowledged message delivered (${acknowledged.filter((m) => !received.has(m)).length} missing)`);
+    await waitFor(() => acknowledged.every((m) => received.has(m)), 10_000, 'every acknowledged message delivered').catch((err: Error) => {
+      const missing = acknowledged.filter((m) => !received.has(m));
+      console.log('MISSING', missing.length, missing.slice(0, 5), missing.slice(-5), countAtStop, acknowledged.length);
+      for (const n of ['a', 'b'] as const) console.log(n, procs.get(n)!.stdout.split('\n').filter((l) => /"level":(30|40|50)/.test(l) && !l.includes("client ")).slice(-25).join('\n'));
+      throw err;
+    });
   });
 });
