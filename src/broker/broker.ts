@@ -1004,10 +1004,12 @@ export class Broker extends EventEmitter<BrokerEvents> {
    * Disconnects a connected client by administrative action: an MQTT 5 client is sent DISCONNECT 0x98 first
    * [MQTT-3.14.2-1]; its will is published, as for any disconnection the client did not ask for. False if not connected.
    */
-  disconnectClient(clientId: string, reason = 'disconnected by an administrator', reasonCode: number = ReasonCode.AdministrativeAction): boolean {
+  disconnectClient(
+    clientId: string, reason = 'disconnected by an administrator', reasonCode: number = ReasonCode.AdministrativeAction, publishWill = true,
+  ): boolean {
     const conn = this.sessions.get(clientId)?.connection;
     if (!conn) return false;
-    conn.disconnect(reasonCode, reason);
+    conn.disconnect(reasonCode, reason, { publishWill });
     return true;
   }
 

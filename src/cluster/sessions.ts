@@ -135,15 +135,18 @@ export class ClusterSessions implements SessionOwnership {
     this.options.logger.info({ clientId, from: previous }, 'cluster: session taken over from another node');
   }
 
-  /** Cut from Redis: every client is disconnected (0x89 Server busy); new ones are refused until it is back. */
-  fence(): void {
-    for (const client of [...this.broker!.connectedClients()]) this.broker!.disconnectClient(client.id, 'cut from the cluster', ReasonCode.ServerBusy);
+  /**
+   * Cut from Redis: every client is disconnected (0x89 Server busy); new ones are refused until it is back.
+   * `publishWills` false: a survivor published them already (this node was declared dead).
+   */
+  fence(publishWills = true): void {
+    for (const client of [...this.broker!.connectedClients()]) this.broker!.disconnectClient(client.id, 'cut from the cluster', ReasonCode.ServerBusy, publishWills);
   }
 
   /**
    * Back after being cut off or declared dead: sessions another node owns now leave this one (their connections get
    * 0x8E); the rest are this node's again. Declared dead, its clients' wills were published by a survivor and their
-   * connections are closed too: they connect again, here or elsewhere.
+   * connections are closed too, without their wills: they connect again, here or elsewhere.
    */
   async rejoin(removed: boolean): Promise<void> {
     const broker = this.broker!;
@@ -156,7 +159,7 @@ export class ClusterSessions implements SessionOwnership {
       else mine.push(clientId);
     });
     if (mine.length > 0) await this.redis!.hset(this.options.keys.owners, ...mine.flatMap((id) => [id, this.options.nodeId]));
-    if (removed) this.fence();
+    if (removed) this.fence(false);
   }
 
   willKept(clientId: string, will: WillMessage): void {

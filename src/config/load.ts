@@ -279,6 +279,7 @@ export const PATTERN_WORDS: Record<string, string> = {
   '^/': 'must be a URL path starting with "/"',
   '^https?://[^/]+$': 'must be an origin as a browser sends it: scheme, host and port if any, no path (e.g. "https://app.example.com")',
   '^[0-9a-fA-F]{64}$': 'must be a SHA-256 digest: 64 hexadecimal digits (e.g. the first field of: sha256sum token.txt)',
+  '^[A-Za-z0-9._-]{1,64}$': 'must be a name of 1 to 64 letters, digits, ".", "_" or "-" (it is part of Redis key names)',
 };
 
 /** Lists named after what they hold. */
