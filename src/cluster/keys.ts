@@ -20,6 +20,16 @@ export class ClusterKeys {
     return `${this.prefix}filters:${node}`;
   }
 
+  /** Hash: "kind:value" → a ban in force, as the guard keeps it (shared by every node). */
+  get bans(): string {
+    return `${this.prefix}bans`;
+  }
+
+  /** Pub/sub channel: bans added and lifted, by the node that did it. */
+  get banEvents(): string {
+    return `${this.prefix}ban-events`;
+  }
+
   /** Hash: Client Identifier → the node its session lives on. */
   get owners(): string {
     return `${this.prefix}owners`;

@@ -14,6 +14,7 @@ import type { ClusterConfig } from '../config/cluster.js';
 import { ClusterKeys } from '../cluster/keys.js';
 import { ClusterRouting } from '../cluster/routing.js';
 import { ClusterSessions } from '../cluster/sessions.js';
+import { ClusterBans } from '../cluster/bans.js';
 import { RedisStore } from '../store/redis.js';
 import type { BrokerStore } from '../store/store.js';
 import { createAdmin, SecurityEvents, teeAudit, type AdminListener } from '../admin/index.js';
@@ -185,6 +186,11 @@ export function createServer(options: ServerOptions = {}): MoatServer {
     takeFromDeadNode: (node, clientId) => (store as RedisStore).takeSession(nodeStorePrefix(config.store, node), clientId),
   });
   cluster?.onJoined((joined) => clusterSessions!.start(joined));
+  // The guard's bans are the cluster's.
+  const clusterBans = cluster && security.guard && new ClusterBans({
+    url: config.cluster!.url, nodeId: config.cluster!.nodeId, keys: new ClusterKeys(config.cluster!.keyPrefix), guard: security.guard, logger,
+  });
+  if (clusterBans) cluster!.onJoined(() => clusterBans.start());
   cluster?.onNodeRemoved((node) => clusterSessions!.publishWillsOf(node));
   cluster?.onFenced(() => clusterSessions!.fence());
   cluster?.onRejoin((removed) => clusterSessions!.rejoin(removed));
@@ -379,6 +385,7 @@ export function createServer(options: ServerOptions = {}): MoatServer {
       unwatchTls = undefined;
       ticketKeys.stop();
       await admin?.close();
+      await clusterBans?.close();
       await clusterSessions?.close();
       await cluster?.close();
       await broker.close();
