@@ -1139,10 +1139,15 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const conn = session.connection;
     if (conn) {
       this.logger.info({ clientId }, 'session taken over by a connection on another node');
-      // Detached first: the connection's close must not bring the session back (its record, its expiry clock).
+      // Detached first: the connection's close must not bring the session back (its record, its expiry clock). Its
+      // will is published as for a takeover here, unless it has a delay: the session goes on [MQTT-3.1.3-9].
       session.connection = undefined;
-      conn.disconnect(ReasonCode.SessionTakenOver, 'session taken over');
+      const delayed = (conn.will?.properties?.willDelayInterval ?? 0) > 0;
+      conn.disconnect(ReasonCode.SessionTakenOver, 'session taken over', { publishWill: !delayed });
     }
+    // Its expiry clock stops here: the session lives on elsewhere.
+    session.expiresAt = undefined;
+    this.expiring.delete(session);
     if (!session.persistent) {
       this.destroySession(session);
       return undefined;
@@ -1165,7 +1170,12 @@ export class Broker extends EventEmitter<BrokerEvents> {
   /** Cluster mode: a session another broker surrendered (`surrenderSession`) continues here, and in this broker's store. */
   adoptSession(stored: RecoveredSession): void {
     const existing = this.sessions.get(stored.record.clientId);
-    if (existing) this.endSession(existing);
+    if (existing) {
+      const conn = existing.connection;
+      existing.connection = undefined;
+      conn?.disconnect(ReasonCode.SessionTakenOver, 'session taken over');
+      this.endSession(existing);
+    }
     const now = Date.now();
     if (!this.restoreSession(stored, now)) return;
     const session = this.sessions.get(stored.record.clientId)!;

@@ -376,20 +376,23 @@ export class ClusterRouting implements PeerRouting {
     if (!redis || this.closed) return;
     // Cut from Redis as long as the others need to declare a node dead: they may be taking its sessions over, so it
     // stops serving rather than go on alone.
-    if (!this.fenced && performance.now() - this.lastBeat > this.options.deadAfterMs) {
+    // Two heartbeats early: the others count from the last beat Redis has, and this check runs once per heartbeat.
+    const fenceAfter = this.options.deadAfterMs - 2 * this.options.heartbeatMs;
+    if (!this.fenced && performance.now() - this.lastBeat > fenceAfter) {
       this.fenced = true;
-      this.options.logger.error({ silentMs: Math.round(performance.now() - this.lastBeat) }, 'cluster: cut from Redis for longer than dead_after_ms; clients disconnected and refused until it is back');
+      this.options.logger.error({ silentMs: Math.round(performance.now() - this.lastBeat) }, 'cluster: cut from Redis for nearly dead_after_ms; clients disconnected and refused until it is back');
       for (const handler of this.fenceHandlers) handler();
     }
     if (this.beating) return;
     this.beating = true;
     const keys = this.options.keys;
     try {
+      const sentAt = performance.now();
       // Redis' clock, not the nodes': liveness does not depend on their clocks agreeing.
       const [now, previous, flat] = await redis.eval(HEARTBEAT, 1, keys.nodes, this.options.nodeId) as [number, string | null | false, string[]];
       const beats: Record<string, string> = {};
       for (let i = 0; i < flat.length; i += 2) beats[flat[i]!] = flat[i + 1]!;
-      this.lastBeat = performance.now();
+      this.lastBeat = sentAt;
       // Removed by the others (this process was stopped, or cut from Redis, for longer than dead_after_ms): they
       // took its filters out, published its clients' wills and may have taken its sessions; it drops what is no longer
       // its own, registers its filters again and says it is back.

@@ -3,7 +3,6 @@ import type { Redis } from 'ioredis';
 import type { Broker } from '../broker/broker.js';
 import type { Logger } from '../broker/logger.js';
 import type { SessionOwnership } from '../broker/peers.js';
-import { messageFromJson, messageToJson } from '../store/codec.js';
 import type { InflightRecord, QueuedRecord, RecoveredSession, StoredMessage } from '../store/store.js';
 import { ReasonCode, type WillMessage } from '../protocol/index.js';
 import type { ClusterKeys } from './keys.js';
@@ -28,6 +27,9 @@ export interface ClusterSessionsOptions {
   whenDurable(done: () => void): void;
   /** A dead node's stored session, taken out of its store (undefined: it had none). */
   takeFromDeadNode(node: string, clientId: string): Promise<RecoveredSession | undefined>;
+  /** Messages as the store writes them (sealed with encryption at rest): handed-over sessions and kept wills too. */
+  encode(message: StoredMessage): string;
+  decode(text: string): StoredMessage;
   logger: Logger;
 }
 
@@ -54,6 +56,8 @@ export class ClusterSessions implements SessionOwnership {
   private redis: Redis | undefined;
   private subscriber: Redis | undefined;
   private readonly waiting = new Map<string, (reply: Reply) => void>();
+  /** Claims and surrenders of each Client Identifier, one at a time on this node. */
+  private readonly busy = new Map<string, Promise<unknown>>();
 
   constructor(private readonly options: ClusterSessionsOptions) {}
 
@@ -79,9 +83,10 @@ export class ClusterSessions implements SessionOwnership {
     await Promise.all([this.redis.connect(), this.subscriber.connect()]);
     this.subscriber.on('message', (_channel: string, text: string) => this.onControl(text));
     await this.subscriber.subscribe(this.options.keys.control(this.options.nodeId));
-    // The sessions this node restored are its own.
-    const mine = [...broker.sessions.keys()];
-    if (mine.length > 0) await this.redis.hset(this.options.keys.owners, ...mine.flatMap((id) => [id, this.options.nodeId]));
+    // The sessions this node restored are its own, unless another node took them meanwhile (a claim while this one was
+    // down); and the wills this node kept before a crash are published now (their connections died with it).
+    await this.rejoin(false);
+    await this.publishWillsOf(this.options.nodeId);
   }
 
   async close(): Promise<void> {
@@ -91,7 +96,19 @@ export class ClusterSessions implements SessionOwnership {
 
   claim(clientId: string, clean: boolean): Promise<void> | undefined {
     // Before the node has joined (a client faster than the start), sessions are this node's alone.
-    return this.redis ? this.claimFrom(clientId, clean) : undefined;
+    return this.redis ? this.oneAtATime(clientId, () => this.claimFrom(clientId, clean)) : undefined;
+  }
+
+  /** Runs `task` after every claim and surrender of `clientId` started before it on this node. */
+  private oneAtATime<T>(clientId: string, task: () => Promise<T>): Promise<T> {
+    const before = this.busy.get(clientId) ?? Promise.resolve();
+    const run = before.then(task, task);
+    this.busy.set(clientId, run);
+    const forget = (): void => {
+      if (this.busy.get(clientId) === run) this.busy.delete(clientId);
+    };
+    run.then(forget, forget);
+    return run;
   }
 
   private async claimFrom(clientId: string, clean: boolean): Promise<void> {
@@ -125,22 +142,22 @@ export class ClusterSessions implements SessionOwnership {
       redis.publish(keys.control(previous), JSON.stringify(request)).catch(() => undefined);
     });
     if (!reply) {
-      this.options.logger.warn({ clientId, node: previous }, 'cluster: the session\'s node did not hand it over in time; the session starts afresh here');
-      return;
+      // Starting afresh would leave the session, and maybe its connection, on the other node: refused (0x88) instead.
+      throw new Error(`node ${previous} did not hand the session over within ${HANDOVER_TIMEOUT_MS} ms`);
     }
     if (!reply.handed) return;
     const text = await redis.getdel(keys.handover(id));
     if (text === null || clean) return; // a clean start discards the old session [MQTT-3.1.2-4]
-    this.broker!.adoptSession(decodeSession(text));
+    this.broker!.adoptSession(decodeSession(text, this.options.decode));
     this.options.logger.info({ clientId, from: previous }, 'cluster: session taken over from another node');
   }
 
   /**
-   * Cut from Redis: every client is disconnected (0x89 Server busy); new ones are refused until it is back.
-   * `publishWills` false: a survivor published them already (this node was declared dead).
+   * Cut from Redis: every client is disconnected (0x89 Server busy), without its will (the survivor that removes this
+   * node publishes the wills kept in Redis); new clients are refused until Redis is back.
    */
-  fence(publishWills = true): void {
-    for (const client of [...this.broker!.connectedClients()]) this.broker!.disconnectClient(client.id, 'cut from the cluster', ReasonCode.ServerBusy, publishWills);
+  fence(): void {
+    for (const client of [...this.broker!.connectedClients()]) this.broker!.disconnectClient(client.id, 'cut from the cluster', ReasonCode.ServerBusy, false);
   }
 
   /**
@@ -159,13 +176,13 @@ export class ClusterSessions implements SessionOwnership {
       else mine.push(clientId);
     });
     if (mine.length > 0) await this.redis!.hset(this.options.keys.owners, ...mine.flatMap((id) => [id, this.options.nodeId]));
-    if (removed) this.fence(false);
+    if (removed) this.fence();
   }
 
   willKept(clientId: string, will: WillMessage): void {
     const stored: StoredMessage = { topic: will.topic, payload: will.payload, qos: will.qos, retain: will.retain };
     if (will.properties) stored.properties = will.properties;
-    this.redis?.hset(this.options.keys.wills(this.options.nodeId), clientId, messageToJson(stored)).catch(() => undefined);
+    this.redis?.hset(this.options.keys.wills(this.options.nodeId), clientId, this.options.encode(stored)).catch(() => undefined);
   }
 
   willGone(clientId: string): void {
@@ -181,7 +198,7 @@ export class ClusterSessions implements SessionOwnership {
     const [[, wills]] = (await this.redis!.multi().hgetall(key).del(key).exec()) as [[unknown, Record<string, string>], unknown];
     for (const [clientId, text] of Object.entries(wills)) {
       try {
-        const will = messageFromJson(text);
+        const will = this.options.decode(text);
         const properties = will.properties && { ...will.properties };
         if (properties) delete properties.willDelayInterval;
         this.broker!.publish({ topic: will.topic, payload: will.payload, qos: will.qos, retain: will.retain, ...(properties && { properties }) });
@@ -203,7 +220,7 @@ export class ClusterSessions implements SessionOwnership {
       this.waiting.get(message.id)?.(message);
       return;
     }
-    if (message.type === 'surrender') void this.surrender(message);
+    if (message.type === 'surrender') void this.oneAtATime(message.clientId, () => this.surrender(message));
   }
 
   /** Another node claims a session: hand it over (written once this node's store no longer has it). */
@@ -217,7 +234,7 @@ export class ClusterSessions implements SessionOwnership {
       const session = this.broker!.sessions.has(request.clientId) ? this.broker!.surrenderSession(request.clientId) : undefined;
       if (session) {
         await new Promise<void>((resolve) => this.options.whenDurable(resolve));
-        await redis.set(keys.handover(request.id), encodeSession(session), 'EX', HANDOVER_TTL_S);
+        await redis.set(keys.handover(request.id), encodeSession(session, this.options.encode), 'EX', HANDOVER_TTL_S);
         handed = true;
       }
     } catch (err) {
@@ -228,18 +245,18 @@ export class ClusterSessions implements SessionOwnership {
   }
 }
 
-/** A session as JSON for the handover key; messages as the stores write them (without encryption at rest). */
-function encodeSession(session: RecoveredSession): string {
+/** A session as JSON for the handover key; messages as the store writes them (sealed, with encryption at rest). */
+function encodeSession(session: RecoveredSession, encode: (m: StoredMessage) => string): string {
   return JSON.stringify({
     record: session.record,
     subscriptions: session.subscriptions,
-    queue: session.queue.map((e) => ({ ...e, message: messageToJson(e.message) })),
-    inflight: session.inflight.map((e) => ({ ...e, message: messageToJson(e.message) })),
+    queue: session.queue.map((e) => ({ ...e, message: encode(e.message) })),
+    inflight: session.inflight.map((e) => ({ ...e, message: encode(e.message) })),
     incomingQos2: session.incomingQos2,
   });
 }
 
-function decodeSession(text: string): RecoveredSession {
+function decodeSession(text: string, decode: (text: string) => StoredMessage): RecoveredSession {
   const raw = JSON.parse(text) as Omit<RecoveredSession, 'queue' | 'inflight'> & {
     queue: Array<Omit<QueuedRecord, 'message'> & { message: string }>;
     inflight: Array<Omit<InflightRecord, 'message'> & { message: string }>;
@@ -247,8 +264,8 @@ function decodeSession(text: string): RecoveredSession {
   return {
     record: raw.record,
     subscriptions: raw.subscriptions,
-    queue: raw.queue.map((e) => ({ ...e, message: messageFromJson(e.message) })),
-    inflight: raw.inflight.map((e) => ({ ...e, message: messageFromJson(e.message) })),
+    queue: raw.queue.map((e) => ({ ...e, message: decode(e.message) })),
+    inflight: raw.inflight.map((e) => ({ ...e, message: decode(e.message) })),
     incomingQos2: raw.incomingQos2,
   };
 }

@@ -184,6 +184,7 @@ export function createServer(options: ServerOptions = {}): MoatServer {
     url: config.cluster!.url, nodeId: config.cluster!.nodeId, keys: new ClusterKeys(config.cluster!.keyPrefix), logger,
     isAlive: (node) => cluster.isAlive(node), isFenced: () => cluster.isFenced, whenDurable: (done) => store.whenDurable(done),
     takeFromDeadNode: (node, clientId) => (store as RedisStore).takeSession(nodeStorePrefix(config.store, node), clientId),
+    encode: (message) => (store as RedisStore).encodeMessage(message), decode: (text) => (store as RedisStore).decodeMessage(text),
   });
   cluster?.onJoined((joined) => clusterSessions!.start(joined));
   // The guard's bans are the cluster's.
@@ -385,10 +386,11 @@ export function createServer(options: ServerOptions = {}): MoatServer {
       unwatchTls = undefined;
       ticketKeys.stop();
       await admin?.close();
-      await clusterBans?.close();
-      await clusterSessions?.close();
+      // Routing stops reading first; the sessions module outlives the broker's close, which lets go of the wills it kept.
       await cluster?.close();
       await broker.close();
+      await clusterBans?.close();
+      await clusterSessions?.close();
       security.close();
       payload?.keyFile.close();
       auditSink.close();

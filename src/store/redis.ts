@@ -1,5 +1,5 @@
 import type { ChainableCommander, Redis } from 'ioredis';
-import { jsonToRow, messageToJson, rowToJson, rowToMessage, sealRow } from './codec.js';
+import { jsonToRow, messageFromJson, messageToJson, rowToJson, rowToMessage, sealRow } from './codec.js';
 import { AtRestCipher, AtRestError, type AtRestKeys } from './at-rest.js';
 import { StoreError } from './errors.js';
 import { RedisLock } from './lock.js';
@@ -255,6 +255,15 @@ export class RedisStore implements BrokerStore {
       inflight: Object.values(inflight).map((text) => parseInflight(text, this.readMessage)),
       incomingQos2: incoming.map(Number),
     };
+  }
+
+  /** A message as this store writes one (sealed, with encryption at rest), for cluster mode's own keys. */
+  encodeMessage(message: StoredMessage): string {
+    return messageToJson(message, this.cipher);
+  }
+
+  decodeMessage(text: string): StoredMessage {
+    return messageFromJson(text, this.cipher);
   }
 
   /**
