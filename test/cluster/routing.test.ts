@@ -97,6 +97,9 @@ describe('cluster on Redis: routing between nodes (real processes)', () => {
   it('every node sees the others join', async () => {
     await eventually(async () => (await redis.hkeys('moat:cluster:nodes')).sort().join() === 'a,b,c', 5000, 'three nodes registered');
     for (const node of NODES) assert.match(procs.get(node)!.stdout, /"cluster joined"/);
+    // Started one after the other: the last one knew the two others when it joined.
+    const joined = JSON.parse(procs.get('c')!.stdout.split('\n').find((l) => l.includes('"cluster joined"'))!) as { nodes: string[] };
+    assert.deepEqual(joined.nodes.sort(), ['a', 'b']);
   });
 
   it('QoS 0, 1 and 2 published with mosquitto_pub on node a reach MQTT.js on node b and mosquitto_sub on node c', async () => {
