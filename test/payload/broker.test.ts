@@ -1,14 +1,12 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import type { IClientOptions, MqttClient } from 'mqtt';
 import { ALGORITHMS, sealEnvelope } from '../../src/payload/envelope.js';
-import { createEntry, formatEntry } from '../../src/security/index.js';
-import { freePort, killAll, run, spawnProc, type Proc } from '../helpers/process.js';
+import { run } from '../helpers/process.js';
+import { payloadBroker, type PayloadBroker } from '../helpers/payload-broker.js';
 
 /**
  * Client-to-broker payload encryption against a real `moat` (SQLite store): a device holding a key publishes
@@ -18,34 +16,20 @@ import { freePort, killAll, run, spawnProc, type Proc } from '../helpers/process
  * rules pass as before; the replay state survives a restart; a changed key file applies without one.
  */
 
-const MOAT = path.join(fileURLToPath(new URL('../../../', import.meta.url)), 'dist', 'src', 'cli', 'moat.js');
-const FAST = { logN: 10, r: 8, p: 1 };
 const KEY = randomBytes(32);
 const KEY_7 = randomBytes(32);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 describe('payload encryption, client to broker', () => {
-  let dir: string;
-  let port: number;
-  let proc: Proc;
-  const open: MqttClient[] = [];
+  let broker: PayloadBroker;
 
   const keyFile = (lines: string[]): void => {
     // Written beside and renamed over, as an operator's tools do: the watcher sees the rename.
-    writeFileSync(path.join(dir, 'payload.keys.new'), `${lines.join('\n')}\n`);
-    renameSync(path.join(dir, 'payload.keys.new'), path.join(dir, 'payload.keys'));
+    writeFileSync(path.join(broker.dir, 'payload.keys.new'), `${lines.join('\n')}\n`);
+    renameSync(path.join(broker.dir, 'payload.keys.new'), path.join(broker.dir, 'payload.keys'));
   };
-  const start = async (): Promise<void> => {
-    proc = spawnProc(process.execPath, [MOAT, '-c', 'moat.yaml'], { cwd: dir, limitMs: 120_000 });
-    await proc.waitStdout((out) => out.includes('"moat started"'), 15_000, 'moat started');
-  };
-  const connect = async (clientId: string, user: string, options: Partial<IClientOptions> = {}): Promise<MqttClient> => {
-    const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, {
-      clientId, username: user, password: `${user}-pw`, protocolVersion: 5, reconnectPeriod: 0, connectTimeout: 5000, ...options,
-    });
-    open.push(client);
-    return client;
-  };
+  const start = (): Promise<void> => broker.start();
+  const connect = (clientId: string, user: string, options: Partial<IClientOptions> = {}): Promise<MqttClient> => broker.connect(clientId, user, options);
   /** A subscriber that collects what reaches `filter`, as text. */
   const listen = async (filter: string): Promise<{ got: Array<[string, string]>; client: MqttClient }> => {
     const client = await connect(`sub-${Math.random().toString(36).slice(2)}`, 'backend');
@@ -65,29 +49,14 @@ describe('payload encryption, client to broker', () => {
   };
   const seal = (topic: string, counter: number, plaintext: string, keyId = 0, key = KEY, algorithm: number = ALGORITHMS.aes256gcm): Buffer =>
     sealEnvelope({ key, keyId, counter, topic, plaintext, algorithm: algorithm as never });
-  const refusals = (): Array<Record<string, unknown>> => proc.stdout.split('\n').filter((l) => l.includes('"payload.refused"')).map((l) => JSON.parse(l) as Record<string, unknown>);
+  const refusals = (): Array<Record<string, unknown>> => broker.proc.stdout.split('\n').filter((l) => l.includes('"payload.refused"')).map((l) => JSON.parse(l) as Record<string, unknown>);
 
   before(async () => {
-    dir = mkdtempSync(path.join(tmpdir(), 'moat-payload-'));
-    port = await freePort();
-    const users = await Promise.all(['device1', 'device2', 'backend'].map(async (u) => formatEntry(await createEntry(u, Buffer.from(`${u}-pw`), FAST))));
-    writeFileSync(path.join(dir, 'passwords'), `${users.join('\n')}\n`);
+    broker = await payloadBroker('moat-payload-', ['device1', 'device2', 'backend'], ['key_file: payload.keys', 'topics: ["secure/#"]', 'replay_window: 8'], ['sys_interval: 1']);
     keyFile(['# device keys', `device1:0:${KEY.toString('hex')}`, `device1:7:${KEY_7.toString('hex')}`]);
-    writeFileSync(path.join(dir, 'moat.yaml'), [
-      `listeners:\n  - { host: 127.0.0.1, port: ${port} }`,
-      'authentication:\n  - { type: password_file, path: passwords }',
-      'payload_encryption:\n  key_file: payload.keys\n  topics: ["secure/#"]\n  replay_window: 8',
-      'log: { format: json }',
-      'sys_interval: 1',
-      'store: { type: sqlite, directory: data }',
-    ].join('\n'));
     await start();
   });
-  after(async () => {
-    for (const client of open) client.end(true);
-    await killAll();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => broker.close());
 
   it('an envelope is opened before routing: subscribers and the retained store get the plaintext; both algorithms, any key id', async () => {
     const { got } = await listen('secure/#');
@@ -121,7 +90,7 @@ describe('payload encryption, client to broker', () => {
     assert.equal(await puback(device, 'secure/x', seal('secure/x', 1, 'too old')), 0x99, 'far behind the newest counter (window 8)');
     await sleep(200);
     assert.deepEqual(got, [['secure/x', 'original']]);
-    await proc.waitStdout(() => refusals().length >= 7, 5000, 'refusals audited');
+    await broker.proc.waitStdout(() => refusals().length >= 7, 5000, 'refusals audited');
     const reasons = refusals().map((r) => String(r.reason));
     assert.ok(reasons.every((r, i) => r.length > 0 && refusals()[i]!.username === 'device1' && refusals()[i]!.clientId === 'dev-2'));
     assert.match(reasons.join('\n'), /authentication failed[\s\S]*no key 3 for device1[\s\S]*not an envelope[\s\S]*counter 10 already used[\s\S]*counter 1 too far behind/);
@@ -136,8 +105,8 @@ describe('payload encryption, client to broker', () => {
     assert.equal((resent as { reasonCode?: number } | undefined)?.reasonCode ?? 0, 0, 'the resend is acknowledged: the device stops resending');
     await sleep(200);
     assert.deepEqual(got, [['secure/dup', 'exactly once']], 'routed once');
-    const duplicates = (): Array<Record<string, unknown>> => proc.stdout.split('\n').filter((l) => l.includes('"payload.duplicate"')).map((l) => JSON.parse(l) as Record<string, unknown>);
-    await proc.waitStdout(() => duplicates().length >= 1, 5000, 'the resend audited');
+    const duplicates = (): Array<Record<string, unknown>> => broker.proc.stdout.split('\n').filter((l) => l.includes('"payload.duplicate"')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    await broker.proc.waitStdout(() => duplicates().length >= 1, 5000, 'the resend audited');
     assert.equal(duplicates()[0]!.clientId, 'dev-dup');
     assert.match(String(duplicates()[0]!.reason), /counter 13 .*resent/);
   });
@@ -151,7 +120,7 @@ describe('payload encryption, client to broker', () => {
     }
     await sleep(400);
     assert.deepEqual(got, [['secure/will/a', 'sealed last words']]);
-    await proc.waitStdout(() => refusals().some((r) => r.clientId === 'dev-will-forged'), 5000, 'the forged will audited');
+    await broker.proc.waitStdout(() => refusals().some((r) => r.clientId === 'dev-will-forged'), 5000, 'the forged will audited');
   });
 
   it('MQTT 3.1.1: a bad envelope is acknowledged and dropped; a good one delivered', async () => {
@@ -183,15 +152,15 @@ describe('payload encryption, client to broker', () => {
       'header = bytes([1, 1, 0]) + counter.to_bytes(8, "big") + nonce',
       'open(sys.argv[4], "wb").write(header + AESGCM(key).encrypt(nonce, b"from python", header + topic))',
     ].join('\n');
-    const sealed = await run('/usr/bin/python3', ['-c', script, KEY.toString('hex'), '30', 'secure/py', path.join(dir, 'py.bin')], { limitMs: 10_000 });
+    const sealed = await run('/usr/bin/python3', ['-c', script, KEY.toString('hex'), '30', 'secure/py', path.join(broker.dir, 'py.bin')], { limitMs: 10_000 });
     assert.equal(sealed.code, 0, sealed.stderr);
-    const envelope = readFileSync(path.join(dir, 'py.bin'));
-    const common = ['-h', '127.0.0.1', '-p', String(port), '-u', 'device1', '-P', 'device1-pw', '-V', '5', '-q', '1', '-t', 'secure/py'];
-    const sent = await run('mosquitto_pub', [...common, '-i', 'py-dev', '-f', path.join(dir, 'py.bin')], { limitMs: 10_000 });
+    const envelope = readFileSync(path.join(broker.dir, 'py.bin'));
+    const common = ['-h', '127.0.0.1', '-p', String(broker.port), '-u', 'device1', '-P', 'device1-pw', '-V', '5', '-q', '1', '-t', 'secure/py'];
+    const sent = await run('mosquitto_pub', [...common, '-i', 'py-dev', '-f', path.join(broker.dir, 'py.bin')], { limitMs: 10_000 });
     assert.equal(sent.code, 0, sent.stderr);
     envelope[30]! ^= 0xff;
-    writeFileSync(path.join(dir, 'py-tampered.bin'), envelope);
-    const refused = await run('mosquitto_pub', [...common, '-i', 'py-dev2', '-f', path.join(dir, 'py-tampered.bin')], { limitMs: 10_000 });
+    writeFileSync(path.join(broker.dir, 'py-tampered.bin'), envelope);
+    const refused = await run('mosquitto_pub', [...common, '-i', 'py-dev2', '-f', path.join(broker.dir, 'py-tampered.bin')], { limitMs: 10_000 });
     assert.match(refused.stdout + refused.stderr, /payload format invalid/i);
     await sleep(200);
     assert.deepEqual(got, [['secure/py', 'from python']]);
@@ -201,8 +170,8 @@ describe('payload encryption, client to broker', () => {
     const device = await connect('dev-4', 'device1');
     assert.equal(await puback(device, 'secure/r', seal('secure/r', 100, 'before restart')), 0);
     await sleep(300); // the store's batch is written
-    proc.kill('SIGTERM');
-    await proc.waitExit(10_000);
+    broker.proc.kill('SIGTERM');
+    await broker.proc.waitExit(10_000);
     await start();
     const again = await connect('dev-4b', 'device1');
     assert.equal(await puback(again, 'secure/r', seal('secure/r', 100, 'replayed after restart')), 0x99);
@@ -212,7 +181,7 @@ describe('payload encryption, client to broker', () => {
     const device2 = await connect('dev-5', 'device2');
     assert.equal(await puback(device2, 'secure/d2', 'no keys yet: plaintext passes'), 0);
     keyFile([`device1:0:${KEY.toString('hex')}`, `device2:${key2.toString('hex')}`]);
-    await proc.waitStdout((out) => out.includes('payload key file reloaded'), 5000, 'key file reloaded');
+    await broker.proc.waitStdout((out) => out.includes('payload key file reloaded'), 5000, 'key file reloaded');
     assert.equal(await puback(device2, 'secure/d2', 'now it must be sealed'), 0x99);
     assert.equal(await puback(device2, 'secure/d2', seal('secure/d2', 1, 'sealed', 0, key2)), 0);
     assert.equal(await puback(again, 'secure/r', seal('secure/r', 1, 'key 7 is gone', 7, KEY_7)), 0x99, 'a key removed from the file');

@@ -1,15 +1,12 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import type { IClientOptions, MqttClient } from 'mqtt';
 import { deliveryKey, isEnvelopeError, openEnvelope, parseEnvelope, type ParsedEnvelope } from '../../src/payload/envelope.js';
 import { ReplayWindow } from '../../src/payload/replay.js';
-import { createEntry, formatEntry } from '../../src/security/index.js';
-import { freePort, killAll, spawnProc, type Proc } from '../helpers/process.js';
+import { payloadBroker, type PayloadBroker } from '../helpers/payload-broker.js';
 
 /**
  * Deliveries sealed for subscribers that hold keys (payload_encryption.reencrypt), against a real `moat` with MQTT.js:
@@ -19,31 +16,17 @@ import { freePort, killAll, spawnProc, type Proc } from '../helpers/process.js';
  * plaintext.
  */
 
-const MOAT = path.join(fileURLToPath(new URL('../../../', import.meta.url)), 'dist', 'src', 'cli', 'moat.js');
-const FAST = { logN: 10, r: 8, p: 1 };
 const OLD_KEY = randomBytes(32);
 const NEW_KEY = randomBytes(32);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 describe('payload encryption, broker to client (reencrypt)', () => {
-  let dir: string;
-  let port: number;
-  let proc: Proc;
-  const open: MqttClient[] = [];
+  let broker: PayloadBroker;
   /** The device's own replay check, as its firmware would keep it. */
   const seen = new ReplayWindow(0);
 
-  const start = async (): Promise<void> => {
-    proc = spawnProc(process.execPath, [MOAT, '-c', 'moat.yaml'], { cwd: dir, limitMs: 120_000 });
-    await proc.waitStdout((out) => out.includes('"moat started"'), 15_000, 'moat started');
-  };
-  const connect = async (clientId: string, user: string, options: Partial<IClientOptions> = {}): Promise<MqttClient> => {
-    const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, {
-      clientId, username: user, password: `${user}-pw`, protocolVersion: 5, reconnectPeriod: 0, connectTimeout: 5000, ...options,
-    });
-    open.push(client);
-    return client;
-  };
+  const start = (): Promise<void> => broker.start();
+  const connect = (clientId: string, user: string, options: Partial<IClientOptions> = {}): Promise<MqttClient> => broker.connect(clientId, user, options);
   const collect = async (client: MqttClient, filter: string, qos: 0 | 1 = 1): Promise<Array<[string, Buffer]>> => {
     const got: Array<[string, Buffer]> = [];
     client.on('message', (topic, payload) => got.push([topic, payload]));
@@ -59,25 +42,11 @@ describe('payload encryption, broker to client (reencrypt)', () => {
   };
 
   before(async () => {
-    dir = mkdtempSync(path.join(tmpdir(), 'moat-reencrypt-'));
-    port = await freePort();
-    const users = await Promise.all(['device1', 'backend'].map(async (u) => formatEntry(await createEntry(u, Buffer.from(`${u}-pw`), FAST))));
-    writeFileSync(path.join(dir, 'passwords'), `${users.join('\n')}\n`);
-    writeFileSync(path.join(dir, 'payload.keys'), `device1:0:${OLD_KEY.toString('hex')}\ndevice1:3:${NEW_KEY.toString('hex')}\n`);
-    writeFileSync(path.join(dir, 'moat.yaml'), [
-      `listeners:\n  - { host: 127.0.0.1, port: ${port} }`,
-      'authentication:\n  - { type: password_file, path: passwords }',
-      'payload_encryption:\n  key_file: payload.keys\n  topics: ["secure/#"]\n  reencrypt: true',
-      'log: { format: json }',
-      'store: { type: sqlite, directory: data }',
-    ].join('\n'));
+    broker = await payloadBroker('moat-reencrypt-', ['device1', 'backend'], ['key_file: payload.keys', 'topics: ["secure/#"]', 'reencrypt: true']);
+    writeFileSync(path.join(broker.dir, 'payload.keys'), `device1:0:${OLD_KEY.toString('hex')}\ndevice1:3:${NEW_KEY.toString('hex')}\n`);
     await start();
   });
-  after(async () => {
-    for (const client of open) client.end(true);
-    await killAll();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => broker.close());
 
   it('a device subscriber gets envelopes sealed with its newest key, each counter new; without keys or off the rules, plaintext', async () => {
     const device = await connect('dev-sub', 'device1');
@@ -140,8 +109,8 @@ describe('payload encryption, broker to client (reencrypt)', () => {
     await sleep(300);
     const last = openAsDevice('secure/restart', got[0]![1]).envelope.counter;
     await sleep(300); // the reservation's write is durable
-    proc.kill('SIGTERM');
-    await proc.waitExit(10_000);
+    broker.proc.kill('SIGTERM');
+    await broker.proc.waitExit(10_000);
     await start();
     const after = await connect('dev-after', 'device1');
     const gotAfter = await collect(after, 'secure/restart');
