@@ -876,12 +876,16 @@ export class Broker extends EventEmitter<BrokerEvents> {
     return this.route(packet.topic, packet.payload, packet.qos, packet.retain, conn.client, conn.session, properties, expiresAt);
   }
 
-  private publishWillSafely(client: ClientInfo, will: WillMessage): void {
+  private publishWillSafely(client: ClientInfo | undefined, will: WillMessage): void {
     try {
-      this.publishWill(client, will);
+      if (client) this.publishWill(client, will);
+      else {
+        const { willDelayInterval: _delay, ...properties } = will.properties ?? {};
+        this.publish({ topic: will.topic, payload: will.payload, qos: will.qos, retain: will.retain, ...(Object.keys(properties).length > 0 && { properties }) });
+      }
     } catch (err) {
       // Runs from socket events and timers: a failing hook must not take the process down.
-      this.logger.error({ err, clientId: client.id }, 'publishing the will failed');
+      this.logger.error({ err, clientId: client?.id }, 'publishing the will failed');
     }
   }
 
@@ -970,6 +974,28 @@ export class Broker extends EventEmitter<BrokerEvents> {
   routeFromPeer(message: Message, applyRetain: boolean, deliver: boolean, servesGroup: SharedGroupFilter | undefined): void {
     if (applyRetain) this.retained.update(message.topic, message.payload, message.qos, message.properties, message.expiresAt, !this.peers?.sharesRetainedStore);
     if (deliver) this.router.route(message, undefined, servesGroup);
+  }
+
+  /**
+   * Cluster mode: routes a message from a peer to some of this broker's sessions only (`among`, by Client
+   * Identifier): what waited in a dead node's inbox goes to the sessions adopted from it, which had no other copy.
+   */
+  routeAmong(message: Message, among: (clientId: string) => boolean, servesGroup: SharedGroupFilter): void {
+    this.router.route(message, undefined, servesGroup, (session) => among(session.clientId));
+  }
+
+  /**
+   * Cluster mode: the will of a dead node's client whose session was adopted here waits for its Will Delay Interval
+   * as if its connection had closed at `closedAt` (published then, or when the session ends, unless the client comes back).
+   * Returns false if there is no such session (publish it now).
+   */
+  delayWill(clientId: string, will: WillMessage, closedAt: number): boolean {
+    const session = this.sessions.get(clientId);
+    const delay = will.properties?.willDelayInterval ?? 0;
+    if (!session || session.connection || delay === 0 || session.expiryInterval === 0) return false;
+    session.pendingWill = { will, client: undefined, publishAt: closedAt + delay * 1000 };
+    this.expiring.add(session);
+    return true;
   }
 
   // ---- read-only views and administrative actions (the admin API; the core never imports it) ----------------

@@ -72,14 +72,14 @@ export class Router {
    * while routing (from a hook or an event listener) is routed right after the
    * current one, in order (and reports 0).
    */
-  route(message: Message, publisher: Session | undefined, servesGroup?: SharedGroupFilter): number {
+  route(message: Message, publisher: Session | undefined, servesGroup?: SharedGroupFilter, among?: (session: Session) => boolean): number {
     if (this.routing) {
       this.deferred.push([message, publisher, servesGroup]);
       return 0;
     }
     this.routing = true;
     try {
-      const count = this.routeNow(message, publisher, servesGroup);
+      const count = this.routeNow(message, publisher, servesGroup, among);
       while (this.deferred.length > 0) {
         const [next, from, serves] = this.deferred.shift()!;
         this.routeNow(next, from, serves);
@@ -91,7 +91,8 @@ export class Router {
     }
   }
 
-  private routeNow(message: Message, publisher: Session | undefined, servesGroup: SharedGroupFilter | undefined): number {
+  /** `among`: only these sessions may receive it (cluster mode: what a dead node's inbox held for the sessions adopted from it). */
+  private routeNow(message: Message, publisher: Session | undefined, servesGroup: SharedGroupFilter | undefined, among?: (session: Session) => boolean): number {
     this.stamp++;
     this.publisher = publisher;
     const matched = this.matched;
@@ -103,6 +104,7 @@ export class Router {
     for (let i = 0; i < matched.length; i++) {
       const session = matched[i]!;
       if (authorize && session.client && !authorize(session.client, message)) continue;
+      if (among !== undefined && !among(session)) continue;
       const qos = (message.qos < session.matchQos ? message.qos : session.matchQos) as QoS;
       this.delivery.deliver(session, forSubscriber(message, session.matchRetainAsPublished, session.matchSubscriptionIds), qos);
       count++;
@@ -112,18 +114,19 @@ export class Router {
     for (let i = 0; i < groups.length; i++) {
       const group = groups[i]!;
       if (servesGroup && !servesGroup(group.key)) continue; // a peer broker serves this group for this message
-      if (this.deliverShared(group, message, undefined)) count++;
+      if (this.deliverShared(group, message, undefined, among)) count++;
     }
     if (groups.length !== 0) groups.length = 0;
     return count;
   }
 
   /** Hands a message to one member of a shared group; false if the group has no member to take it. */
-  deliverShared(group: SharedGroup, message: Message, exclude: Session | undefined): boolean {
+  deliverShared(group: SharedGroup, message: Message, exclude: Session | undefined, among?: (session: Session) => boolean): boolean {
     const authorize = this.hooks.authorizeDelivery;
     const member = group.pick(
       (s) => this.delivery.canTakeNow(s) && !(authorize && s.client && !authorize(s.client, message)),
       exclude,
+      among,
     );
     if (!member) return false;
     if (authorize && member.session.client && !authorize(member.session.client, message)) return false;

@@ -13,7 +13,8 @@ export const NEVER_EXPIRES = 0xffff_ffff;
 /** A will waiting for its Will Delay Interval to pass (cancelled if the client comes back in time). */
 export interface PendingWill {
   will: WillMessage;
-  client: ClientInfo;
+  /** Undefined: a will kept by a cluster node that died, published as the embedding program's messages are. */
+  client: ClientInfo | undefined;
   publishAt: number;
 }
 

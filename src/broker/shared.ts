@@ -38,7 +38,8 @@ export class SharedGroup {
     return true;
   }
 
-  pick(canTakeNow: (session: Session) => boolean, exclude?: Session): RouteEntry | undefined {
+  /** `eligible`: the members that may be picked at all (all when undefined). */
+  pick(canTakeNow: (session: Session) => boolean, exclude?: Session, eligible?: (session: Session) => boolean): RouteEntry | undefined {
     const n = this.members.length;
     if (n === 0) return undefined;
     let online: number | undefined;
@@ -47,6 +48,7 @@ export class SharedGroup {
       const i = (this.cursor + k) % n;
       const member = this.members[i]!;
       if (member.session === exclude) continue;
+      if (eligible !== undefined && !eligible(member.session)) continue;
       if (canTakeNow(member.session)) return this.advance(i);
       if (member.session.connection?.isConnected) online ??= i;
       anyone ??= i;

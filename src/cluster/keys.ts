@@ -50,6 +50,19 @@ export class ClusterKeys {
     return `${this.prefix}handover:${id}`;
   }
 
+  /**
+   * Hash: sending node → the sequence number of the last entry from it a node routed (written with what routing it
+   * stored): an entry Redis holds twice, or one read again after a crash, is not routed twice.
+   */
+  applied(node: string): string {
+    return `${this.prefix}applied:${node}`;
+  }
+
+  /** Hash: dead node → the survivor adopting its sessions; claims of those sessions wait until it is done. */
+  get adopting(): string {
+    return `${this.prefix}adopting`;
+  }
+
   /** Stream: messages other nodes route to a node, read through the consumer group "moat". */
   inbox(node: string): string {
     return `${this.prefix}inbox:${node}`;

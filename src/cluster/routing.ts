@@ -4,8 +4,8 @@ import type { BrokerHooks } from '../broker/hooks.js';
 import type { Logger } from '../broker/logger.js';
 import type { Message } from '../broker/message.js';
 import type { PeerRouting, SharedGroupFilter } from '../broker/peers.js';
-import { decodeFrame, FrameType, FrameWriter } from '../multicore/frames.js';
-import { RetainOrder, routeFromPeer, shareGroups, SubscriberCounts } from '../multicore/peer-common.js';
+import { decodeFrame, FrameType, FrameWriter, type PublishFrame } from '../multicore/frames.js';
+import { groupsOf, messageOf, RetainOrder, routeFromPeer, shareGroups, SubscriberCounts } from '../multicore/peer-common.js';
 import { parseSharedFilter } from '../protocol/index.js';
 import { SubscriptionTrie } from '../topics/index.js';
 import { ClusterKeys } from './keys.js';
@@ -70,6 +70,22 @@ export class ClusterRouting implements PeerRouting {
   /** Subscribers here per filter (shared: groups), as the router reports them. */
   private readonly counts = new SubscriberCounts();
   private readonly announced = new Set<string>();
+  /**
+   * Dead nodes whose filters are still routed to (into their inbox) until the survivor adopting their sessions says it
+   * has taken the filters over, by when each died here: nothing published meanwhile for their sessions is lost.
+   */
+  private readonly orphans = new Map<string, number>();
+  /** While this node adopts a dead node's sessions: filters to announce with the adoption, not before. */
+  private deferred: Set<string> | undefined;
+  /**
+   * While this node adopts a dead node's sessions, a message another node sent both to the dead node's inbox and to
+   * this one's (before it heard of the adoption) must reach them once: the messages (sender and number) routed to
+   * them from each inbox.
+   */
+  private adoption: { adopted: ReadonlySet<string>; fromInbox: Set<string>; fromDead: Set<string> } | undefined;
+  /** Numbers the messages this node sends to others (one number for all the nodes a message goes to). */
+  private messageSeq = Date.now() * 1000;
+  private readonly adoptionEchoes = new Map<string, () => void>();
   /** Announcements waiting to come back on the channel, by filter. */
   private readonly echoes = new Map<string, Array<() => void>>();
   private readonly askedAt = new Map<string, number>();
@@ -87,6 +103,15 @@ export class ClusterRouting implements PeerRouting {
     this.unsentBytes = 0;
   };
   private stampSeq = 0;
+  /**
+   * Numbers this node's inbox entries, for the receivers' dedup: above any number a previous run of this node used,
+   * as it starts from the time in µs (the clock must not go back across a restart).
+   */
+  private entrySeq = Date.now() * 1000;
+  /** The last entry routed here from each sending node (`applied` in Redis, written with what routing it stored). */
+  private readonly applied = new Map<string, number>();
+  /** Entries skipped as already routed (a batch Redis ran twice, or entries read again after a crash). */
+  duplicatesSkipped = 0;
   private readonly origin: number;
   private timers: NodeJS.Timeout[] = [];
   private closed = false;
@@ -139,7 +164,7 @@ export class ClusterRouting implements PeerRouting {
     this.joinedHandlers.push(next);
   }
 
-  private readonly removedHandlers: Array<(node: string) => Promise<void>> = [];
+  private readonly removedHandlers: Array<(node: string, diedAt: number) => Promise<void>> = [];
   private readonly fenceHandlers: Array<() => void> = [];
   private readonly rejoinHandlers: Array<(removed: boolean) => Promise<void>> = [];
   /** When a heartbeat last succeeded (monotonic ms), and whether this node stopped serving since. */
@@ -160,8 +185,8 @@ export class ClusterRouting implements PeerRouting {
     this.rejoinHandlers.push(handler);
   }
 
-  /** Runs on the one survivor that removed a dead node (its clients' wills are published there). */
-  onNodeRemoved(handler: (node: string) => Promise<void>): void {
+  /** Runs on the one survivor that removed a dead node (its sessions are adopted there), with its last beat (ms, Redis' clock). */
+  onNodeRemoved(handler: (node: string, diedAt: number) => Promise<void>): void {
     this.removedHandlers.push(handler);
   }
 
@@ -200,6 +225,7 @@ export class ClusterRouting implements PeerRouting {
     this.subscriber.on('ready', () => this.resync());
     this.redis.on('ready', () => this.resync());
     await this.ensureGroup('$');
+    for (const [node, seq] of Object.entries(await this.redis.hgetall(keys.applied(this.options.nodeId)))) this.applied.set(node, Number(seq));
     await this.register();
     await this.heartbeat();
     this.timers.push(setInterval(() => void this.heartbeat(), this.options.heartbeatMs).unref());
@@ -262,6 +288,10 @@ export class ClusterRouting implements PeerRouting {
 
   private announce(filter: string): void {
     this.announced.add(filter);
+    if (this.deferred) {
+      this.deferred.add(filter);
+      return;
+    }
     if (!this.redis) return; // before start: registered by start
     void this.redis.sadd(this.options.keys.filters(this.options.nodeId), filter).then(() => this.publishEvent('+', filter), (err: Error) => {
       // Not announced: the next SUBSCRIBE to it tries again (and a reconnect writes every filter again).
@@ -303,6 +333,12 @@ export class ClusterRouting implements PeerRouting {
     }
     for (const [filter, at] of this.askedAt) if (now - at >= RECONCILE_MS) this.askedAt.delete(filter);
     this.retainOrder.prune(now);
+    for (const [node, since] of this.orphans) {
+      if (performance.now() - since > this.options.deadAfterMs) {
+        this.orphans.delete(node);
+        this.forgetNode(node);
+      }
+    }
     this.groupTurn.clear();
     // Events can be lost (a reconnect of the events connection): the others' filters are read again now and then.
     for (const node of this.nodes.alive()) this.learnNode(node).catch(() => undefined);
@@ -315,7 +351,15 @@ export class ClusterRouting implements PeerRouting {
   }
 
   private onEvent(text: string): void {
-    const [kind, node, filter] = text.split('\u0000') as [string, string, string];
+    const [kind, node, filter, ...adoptedFilters] = text.split('\u0000') as [string, string, string, ...string[]];
+    if (kind === 'adopted') {
+      // One step: the adopter's filters in, the dead node's out, so a message goes to one or the other, never both.
+      if (node === this.options.nodeId) this.adoptionEchoes.get(filter)?.();
+      else for (const f of adoptedFilters) this.addRemote(node, f);
+      this.orphans.delete(filter);
+      this.forgetNode(filter);
+      return;
+    }
     if (node === this.options.nodeId) {
       // Our own announcement, back: every node subscribed to the channel has been sent it.
       const waiting = kind === '+' ? this.echoes.get(filter) : undefined;
@@ -337,6 +381,7 @@ export class ClusterRouting implements PeerRouting {
   /** Reads a node's filters (a node new to this one, or back after a restart). */
   private async learnNode(node: string): Promise<void> {
     this.nodes.heard(node, Date.now());
+    this.orphans.delete(node);
     const filters = await this.redis!.smembers(this.options.keys.filters(node));
     const known = this.remoteFilters.get(node);
     for (const filter of known ?? []) if (!filters.includes(filter)) this.removeRemote(node, filter);
@@ -407,19 +452,82 @@ export class ClusterRouting implements PeerRouting {
       const change = this.nodes.update(beats, now);
       for (const node of change.joined) await this.learnNode(node);
       for (const node of change.died) {
-        this.forgetNode(node);
+        // Still routed to until a survivor has adopted its sessions and their filters (or for dead_after_ms more).
+        if (!this.orphans.has(node)) this.orphans.set(node, performance.now());
         this.options.logger.warn({ node, silentMs: now - Number(beats[node] ?? 0) }, 'cluster: a node stopped answering; nothing is routed to it any more');
         // Only the survivor whose script removes the entry cleans up, and only if the node did not come back meanwhile.
-        const removed = await redis.eval(REAP_NODE, 2, keys.nodes, keys.filters(node), node, beats[node] ?? '') as number;
+        const removed = await redis.eval(REAP_NODE, 3, keys.nodes, keys.filters(node), keys.adopting, node, beats[node] ?? '', this.options.nodeId) as number;
         if (removed === 1) {
           this.options.logger.warn({ node }, 'cluster: dead node removed from the cluster');
-          for (const handler of this.removedHandlers) await handler(node);
+          // Not awaited: adopting its sessions may take longer than a heartbeat, and this node must go on beating.
+          for (const handler of this.removedHandlers) {
+            handler(node, Number(beats[node] ?? now)).catch((err: unknown) => {
+              this.options.logger.error({ node, err: (err as Error).message }, 'cluster: adopting a dead node\'s sessions failed');
+            });
+          }
         }
       }
     } catch (err) {
       this.options.logger.error({ err: (err as Error).message }, 'cluster: heartbeat failed (Redis unreachable?)');
     } finally {
       this.beating = false;
+    }
+  }
+
+  // ---- adopting a dead node's sessions --------------------------------------------------------
+
+  /**
+   * This node adopts a dead node's sessions now (synchronously, after this call): the dead node's filters are no
+   * longer routed to from here (its adopted sessions are here), and the filters they bring are announced together
+   * with the adoption by `announceAdoption`.
+   */
+  beginAdoption(dead: string, adopted: ReadonlySet<string>): void {
+    this.orphans.delete(dead);
+    this.forgetNode(dead);
+    this.deferred ??= new Set();
+    this.adoption = { adopted, fromInbox: new Set(), fromDead: new Set() };
+  }
+
+  /** The adoption is over (the dead node's inbox read a last time). */
+  endAdoption(): void {
+    this.adoption = undefined;
+    // An adoption that failed before announcing: its filters are announced the usual way.
+    const deferred = this.deferred;
+    this.deferred = undefined;
+    for (const filter of deferred ?? []) {
+      this.announced.delete(filter);
+      this.announce(filter);
+    }
+  }
+
+  /**
+   * Tells every node, in one event, that this node now has the filters the adopted sessions brought (and any
+   * subscribed meanwhile) and the dead node's are gone; resolves once Redis has sent the event to every node.
+   */
+  async announceAdoption(dead: string): Promise<void> {
+    const filters = [...(this.deferred ?? [])];
+    this.deferred = undefined;
+    const keys = this.options.keys;
+    const echoed = new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.options.logger.warn({ node: dead }, 'cluster: the adoption of a dead node was not confirmed by Redis in time');
+        resolve();
+      }, ANNOUNCE_TIMEOUT_MS);
+      this.adoptionEchoes.set(dead, () => {
+        clearTimeout(timer);
+        this.adoptionEchoes.delete(dead);
+        resolve();
+      });
+    });
+    const multi = this.redis!.multi();
+    if (filters.length > 0) multi.sadd(keys.filters(this.options.nodeId), ...filters);
+    await multi.publish(keys.events, ['adopted', this.options.nodeId, dead, ...filters].join('\u0000')).exec();
+    await echoed;
+    // SUBACKs that waited for one of these filters go on.
+    for (const filter of filters) {
+      const waiting = this.echoes.get(filter);
+      this.echoes.delete(filter);
+      for (const done of waiting ?? []) done();
     }
   }
 
@@ -442,9 +550,10 @@ export class ClusterRouting implements PeerRouting {
     const targets = retain ? this.nodes.alive() : [...this.matchedNodes, ...(perNodeGroups?.keys() ?? [])];
     if (targets.length === 0) return servesGroup;
     const stamp = retain ? this.retainStamp(message.topic) : 0;
+    const id = ++this.messageSeq;
     const sent = new Set<string>();
     for (const node of targets) {
-      if (sent.has(node) || !this.nodes.isAlive(node)) continue;
+      if (sent.has(node) || (!this.nodes.isAlive(node) && !this.orphans.has(node))) continue;
       sent.add(node);
       const groups = perNodeGroups?.get(node) ?? NO_GROUPS;
       const deliver = this.matchedNodes.has(node) || groups.length > 0;
@@ -453,7 +562,7 @@ export class ClusterRouting implements PeerRouting {
       const before = outbox.writer.length;
       outbox.writer.publish({
         topic: message.topic, payload: message.payload, qos: message.qos, retain, deliver, retainStamp: stamp, origin: this.origin,
-        expiresAt: message.expiresAt, properties: message.properties, groups,
+        expiresAt: message.expiresAt, properties: message.properties, groups, id,
       });
       // The outbox's entry is in the store's next batch already, or goes in now; either way this publish counts as a
       // change of that batch, so its acknowledgement waits for it.
@@ -495,12 +604,15 @@ export class ClusterRouting implements PeerRouting {
    */
   private flushOp(outbox: Outbox): (m: ChainableCommander) => void {
     let entry: Buffer | undefined;
+    let seq = '';
     return (m) => {
       if (entry === undefined) {
         outbox.queued = false;
         entry = outbox.writer.take() ?? EMPTY;
+        seq = String(++this.entrySeq);
       }
-      if (entry.length > 0) m.xadd(outbox.inbox, 'MAXLEN', '~', INBOX_MAX_LENGTH, '*', 'f', entry);
+      // Sent again after a failure (or by the client after a reconnect) it keeps its number: the receiver skips a twin.
+      if (entry.length > 0) m.xadd(outbox.inbox, 'MAXLEN', '~', INBOX_MAX_LENGTH, '*', 'f', entry, 'n', this.options.nodeId, 's', seq);
     };
   }
 
@@ -536,17 +648,33 @@ export class ClusterRouting implements PeerRouting {
         continue;
       }
       const ids: string[] = [];
+      const advanced = new Set<string>();
       for (const [id, fields] of entries) {
         ids.push(id.toString());
         // A pending entry trimmed from the stream meanwhile comes back without its fields: acknowledged, skipped.
-        const bytes = fields?.[1];
-        if (bytes) this.routeEntry(bytes);
+        const entry = fields && readEntry(fields);
+        if (!entry) continue;
+        if (isRoutedAlready(this.applied, entry)) {
+          this.duplicatesSkipped++;
+          continue;
+        }
+        this.applied.set(entry.sender, entry.seq);
+        advanced.add(entry.sender);
+        this.routeEntry(entry.frames, (frame) => this.routeFrame(frame, entry.sender));
       }
       if (from === '0') from = entries.length > 0 ? entries.at(-1)![0].toString() : '>';
-      // Acknowledged once what routing stored here (queued messages of persistent sessions) is durable.
+      // After what routing these entries stored, in the same batch or a later one: a crash between the two routes
+      // them again (at least once), never skips one.
+      if (advanced.size > 0) {
+        const pairs = [...advanced].flatMap((node) => [node, String(this.applied.get(node))]);
+        this.options.batch((m) => m.hset(this.options.keys.applied(this.options.nodeId), ...pairs));
+      }
+      // Acknowledged once what routing stored here (queued messages of persistent sessions) is durable; entries up to
+      // there leave the stream (Redis keeps only what may still be needed).
       if (ids.length > 0) {
+        const last = ids.at(-1)!;
         this.options.whenDurable(() => {
-          const acked = this.redis!.xack(inbox, CONSUMER_GROUP, ...ids).catch(() => undefined);
+          const acked = this.redis!.multi().xack(inbox, CONSUMER_GROUP, ...ids).xtrim(inbox, 'MINID', '~', last).exec().catch(() => undefined);
           this.acking.add(acked);
           void acked.finally(() => this.acking.delete(acked));
         });
@@ -554,27 +682,81 @@ export class ClusterRouting implements PeerRouting {
     }
   }
 
-  /** An entry: the frames one node gathered for this one during a store batch, each after its 4-byte length. */
-  private routeEntry(bytes: Buffer): void {
+  /** An entry: the frames one node gathered for another during a store batch, each after its 4-byte length. */
+  private routeEntry(bytes: Buffer, route: (frame: PublishFrame) => void): void {
     for (let at = 0; at + 4 <= bytes.length;) {
       const end = at + 4 + bytes.readUInt32BE(at);
       if (end > bytes.length) {
         this.options.logger.error({ bytes: bytes.length }, 'cluster: an inbox entry ends inside a frame; the rest skipped');
         return;
       }
-      this.routeFrame(bytes, at + 4, end);
+      try {
+        const frame = decodeFrame(bytes, at + 4, end);
+        if (frame.type === FrameType.Publish) route(frame);
+      } catch (err) {
+        this.options.logger.error({ err: (err as Error).message }, 'cluster: an inbox entry could not be routed; skipped');
+      }
       at = end;
     }
   }
 
-  private routeFrame(bytes: Buffer, start: number, end: number): void {
-    try {
-      const frame = decodeFrame(bytes, start, end);
-      // Last writer wins per retained topic, by the publishing node's clock, then the hash of its id.
-      if (frame.type === FrameType.Publish) routeFromPeer(this.broker!, frame, frame.retain && this.retainOrder.isNewest(frame.topic, frame.retainStamp, frame.origin));
-    } catch (err) {
-      this.options.logger.error({ err: (err as Error).message }, 'cluster: an inbox entry could not be routed; skipped');
+  private routeFrame(frame: PublishFrame, sender: string): void {
+    // Last writer wins per retained topic, by the publishing node's clock, then the hash of its id.
+    const applyRetain = frame.retain && this.retainOrder.isNewest(frame.topic, frame.retainStamp, frame.origin);
+    const adoption = this.adoption;
+    if (adoption === undefined || !frame.deliver || frame.id === undefined) {
+      routeFromPeer(this.broker!, frame, applyRetain);
+      return;
     }
+    const key = `${sender}\u0000${frame.id}`;
+    if (!adoption.fromDead.has(key)) {
+      adoption.fromInbox.add(key);
+      routeFromPeer(this.broker!, frame, applyRetain);
+      return;
+    }
+    // The adopted sessions had it from the dead node's inbox already.
+    routeFromPeer(this.broker!, { ...frame, deliver: false }, applyRetain);
+    this.broker!.routeAmong(messageOf(frame), (clientId) => !adoption.adopted.has(clientId), groupsOf(frame));
+  }
+
+  /**
+   * A dead node's inbox, after its sessions were adopted here (`adopted`): what it never routed goes to those
+   * sessions (the others here had their own copy; retained messages are in the shared set already), then the inbox
+   * and its dedup state are removed. Returns how many messages were routed.
+   */
+  async drainInboxOf(node: string, adopted: ReadonlySet<string>, remove: boolean): Promise<number> {
+    const redis = this.redis!;
+    const { keys } = this.options;
+    const inbox = keys.inbox(node);
+    const applied = new Map<string, number>();
+    for (const [sender, seq] of Object.entries(await redis.hgetall(keys.applied(node)))) applied.set(sender, Number(seq));
+    let routed = 0;
+    let start = '-';
+    while (adopted.size > 0) {
+      const entries = await redis.xrangeBuffer(inbox, start, '+', 'COUNT', READ_COUNT);
+      for (const [, fields] of entries) {
+        const entry = readEntry(fields);
+        if (!entry || isRoutedAlready(applied, entry)) continue;
+        applied.set(entry.sender, entry.seq);
+        this.routeEntry(entry.frames, (frame) => {
+          if (!frame.deliver) return;
+          if (frame.id !== undefined && this.adoption) {
+            const key = `${entry.sender}\u0000${frame.id}`;
+            if (this.adoption.fromInbox.has(key)) return; // routed here through this node's own inbox
+            this.adoption.fromDead.add(key);
+          }
+          this.broker!.routeAmong(messageOf(frame), (clientId) => adopted.has(clientId), groupsOf(frame));
+          routed++;
+        });
+      }
+      if (entries.length < READ_COUNT) break;
+      start = `(${entries.at(-1)![0].toString()}`;
+    }
+    // What it routed is stored here before the entries go: a crash before leaves them for the node's return.
+    await new Promise<void>((resolve) => this.options.whenDurable(resolve));
+    if (remove) await redis.del(inbox, keys.applied(node));
+    else if (applied.size > 0) await redis.hset(keys.applied(node), ...[...applied].flatMap(([sender, seq]) => [sender, String(seq)]));
+    return routed;
   }
 }
 
@@ -592,10 +774,14 @@ return {now, previous, redis.call('HGETALL', KEYS[1])}`;
 const BEAT = `local t = redis.call('TIME')
 return redis.call('HSET', KEYS[1], ARGV[1], tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))`;
 
-/** Removes a dead node's entry and filters, unless it beat again since it was read (KEYS: nodes, filters; ARGV: node, beat). */
+/**
+ * Removes a dead node's entry and filters, unless it beat again since it was read, and marks its sessions as being
+ * adopted by the caller (KEYS: nodes, filters, adopting; ARGV: node, beat, caller).
+ */
 const REAP_NODE = `if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
   redis.call('HDEL', KEYS[1], ARGV[1])
   redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
   return 1
 end
 return 0`;
@@ -608,5 +794,31 @@ interface Outbox {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** An inbox entry: its frames, the node that sent it, and that node's number for it. */
+interface InboxEntry {
+  frames: Buffer;
+  sender: string;
+  seq: number;
+}
+
+/** The fields of an inbox entry (`f` frames, `n` sender, `s` number); undefined for one trimmed meanwhile. */
+function readEntry(fields: Buffer[]): InboxEntry | undefined {
+  let frames: Buffer | undefined;
+  let sender = '';
+  let seq = 0;
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    const name = fields[i]!.toString();
+    if (name === 'f') frames = fields[i + 1];
+    else if (name === 'n') sender = fields[i + 1]!.toString();
+    else if (name === 's') seq = Number(fields[i + 1]!.toString());
+  }
+  return frames && { frames, sender, seq };
+}
+
+/** Whether an entry was routed already: its sender numbers its entries in the order Redis stores them. */
+function isRoutedAlready(applied: ReadonlyMap<string, number>, entry: InboxEntry): boolean {
+  return entry.seq !== 0 && entry.seq <= (applied.get(entry.sender) ?? 0);
+}
 
 const NO_GROUPS: readonly string[] = [];

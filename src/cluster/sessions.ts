@@ -21,12 +21,27 @@ export interface ClusterSessionsOptions {
   keys: ClusterKeys;
   /** Whether a node is alive, as the heartbeats say. */
   isAlive(node: string): boolean;
+  /** Silent this long (ms, by Redis' clock), a node is dead. */
+  deadAfterMs: number;
   /** This node is cut from Redis (it serves no client until it is back). */
   isFenced(): boolean;
   /** Runs `done` once this node's store has made durable what was handed to it so far. */
   whenDurable(done: () => void): void;
   /** A dead node's stored session, taken out of its store (undefined: it had none). */
   takeFromDeadNode(node: string, clientId: string): Promise<RecoveredSession | undefined>;
+  /** The Client Identifiers of a dead node's stored sessions. */
+  sessionIdsOf(node: string): Promise<string[]>;
+  /**
+   * The routing side of adopting a dead node's sessions (ClusterRouting): `begin` right before they are adopted
+   * here, `announce` once they are (their filters, and the dead node's gone, in one event to every node), `drain` to
+   * route what the dead node's inbox held and it never routed to them (`remove`: then delete the inbox).
+   */
+  adoption: {
+    begin(node: string, adopted: ReadonlySet<string>): void;
+    end(): void;
+    announce(node: string): Promise<void>;
+    drain(node: string, adopted: ReadonlySet<string>, remove: boolean): Promise<number>;
+  };
   /** Messages as the store writes them (sealed with encryption at rest): handed-over sessions and kept wills too. */
   encode(message: StoredMessage): string;
   decode(text: string): StoredMessage;
@@ -37,6 +52,13 @@ export interface ClusterSessionsOptions {
 const HANDOVER_TIMEOUT_MS = 3000;
 /** A handover key outlives its claim by far, and is removed by the claimant anyway. */
 const HANDOVER_TTL_S = 60;
+/** How often a claim of a dead node's session looks again whether a survivor has adopted it. */
+const ADOPTION_POLL_MS = 100;
+/**
+ * After the adoption is announced, how long nodes still routing to the dead node's inbox (a publish of theirs in a
+ * store batch under way) have before it is read a last time and removed.
+ */
+const LAST_DRAIN_AFTER_MS = 1000;
 
 interface Request {
   type: 'surrender';
@@ -58,6 +80,8 @@ export class ClusterSessions implements SessionOwnership {
   private readonly waiting = new Map<string, (reply: Reply) => void>();
   /** Claims and surrenders of each Client Identifier, one at a time on this node. */
   private readonly busy = new Map<string, Promise<unknown>>();
+  /** Adoptions of dead nodes' sessions, one at a time. */
+  private adopting: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly options: ClusterSessionsOptions) {}
 
@@ -86,7 +110,7 @@ export class ClusterSessions implements SessionOwnership {
     // The sessions this node restored are its own, unless another node took them meanwhile (a claim while this one was
     // down); and the wills this node kept before a crash are published now (their connections died with it).
     await this.rejoin(false);
-    await this.publishWillsOf(this.options.nodeId);
+    await this.publishWillsOf(this.options.nodeId, Date.now());
   }
 
   async close(): Promise<void> {
@@ -115,11 +139,29 @@ export class ClusterSessions implements SessionOwnership {
     if (this.options.isFenced()) throw new Error('this node is cut from the cluster\'s Redis');
     const redis = this.redis!;
     const { keys, nodeId } = this.options;
-    // Owner now, whoever had it: a CONNECT on another node meanwhile claims it from here.
-    const [[, previous]] = (await redis.multi().hget(keys.owners, clientId).hset(keys.owners, clientId, nodeId).exec()) as [[unknown, string | null], unknown];
+    // A dead node's sessions are adopted by the survivor that removes it, with what its inbox held for them: a claim
+    // waits until that is done, then takes the session from the adopter as from any live owner.
+    const deadline = performance.now() + HANDOVER_TIMEOUT_MS;
+    let previous: string | null;
+    let state: ClaimState;
+    for (;;) {
+      const [owner, ownerState, adopter] = await redis.eval(CLAIM, 3, keys.owners, keys.nodes, keys.adopting, clientId, nodeId, this.options.deadAfterMs) as
+        [string | null, ClaimState, string | null];
+      previous = owner;
+      state = ownerState;
+      if (state !== 'wait') break; // owner now
+      if (adopter !== null && !this.options.isAlive(adopter)) {
+        // The survivor adopting the node's sessions died too: its claim on them is void.
+        await redis.eval(DROP_ADOPTION, 1, keys.adopting, owner!, adopter);
+        continue;
+      }
+      if (performance.now() > deadline) throw new Error(`the sessions of node ${owner!} are still being adopted`);
+      await new Promise((resolve) => setTimeout(resolve, ADOPTION_POLL_MS));
+    }
     if (previous === null || previous === nodeId) return;
-    if (!this.options.isAlive(previous)) {
-      // Its node is dead: the session is taken out of that node's store (it finds it gone if it comes back).
+    if (state === 'gone') {
+      // Its node is dead and removed, and nobody adopted this session (the adopter died first, or it was not stored):
+      // it is taken out of that node's store here (that node finds it gone if it comes back).
       const stored = await this.options.takeFromDeadNode(previous, clientId);
       if (stored && !clean) {
         this.broker!.adoptSession(stored);
@@ -143,6 +185,9 @@ export class ClusterSessions implements SessionOwnership {
     });
     if (!reply) {
       // Starting afresh would leave the session, and maybe its connection, on the other node: refused (0x88) instead.
+      // The owner is the silent node again (unless somebody claimed it since), so whoever adopts its sessions if it
+      // died counts this one in.
+      await redis.eval(GIVE_BACK, 1, keys.owners, clientId, nodeId, previous).catch(() => undefined);
       throw new Error(`node ${previous} did not hand the session over within ${HANDOVER_TIMEOUT_MS} ms`);
     }
     if (!reply.handed) return;
@@ -167,6 +212,12 @@ export class ClusterSessions implements SessionOwnership {
    */
   async rejoin(removed: boolean): Promise<void> {
     const broker = this.broker!;
+    // Declared dead, this node's sessions are being adopted by a survivor: what it keeps is decided once that is done.
+    for (let waited = 0; removed && waited < 30_000; waited += ADOPTION_POLL_MS) {
+      const adopter = await this.redis!.hget(this.options.keys.adopting, this.options.nodeId);
+      if (adopter === null || !this.options.isAlive(adopter)) break;
+      await new Promise((resolve) => setTimeout(resolve, ADOPTION_POLL_MS));
+    }
     const ids = [...broker.sessions.keys()];
     const owners = ids.length > 0 ? await this.redis!.hmget(this.options.keys.owners, ...ids) : [];
     const mine: string[] = [];
@@ -190,15 +241,63 @@ export class ClusterSessions implements SessionOwnership {
   }
 
   /**
-   * A dead node was removed (by this survivor alone): the wills of the clients it had connected are published here,
-   * once, and without their delay.
+   * A dead node was removed, by this survivor alone: its stored sessions become this node's, with what its inbox held
+   * for them and it never routed, and the wills of the clients it had connected are published here once (a will
+   * with a delay, of a session adopted, waits for it as if the connection had closed at `diedAt`). Claims of those
+   * sessions wait until this is done.
    */
-  async publishWillsOf(node: string): Promise<void> {
+  adoptNode(node: string, diedAt: number): Promise<void> {
+    const run = this.adopting.then(() => this.adopt(node, diedAt));
+    this.adopting = run.catch(() => undefined);
+    return run;
+  }
+
+  private async adopt(node: string, diedAt: number): Promise<void> {
+    const redis = this.redis!;
+    const { keys, nodeId, adoption } = this.options;
+    const adopted = new Set<string>();
+    let routed = 0;
+    try {
+      // Every session in its store is its own: one handed over left that store before the hand-over was written.
+      const taken: RecoveredSession[] = [];
+      for (const clientId of await this.options.sessionIdsOf(node)) {
+        const stored = await this.options.takeFromDeadNode(node, clientId);
+        if (stored) taken.push(stored);
+      }
+      // In one step: from now on a message published here reaches them here, not through the dead node's inbox.
+      adoption.begin(node, adopted);
+      for (const stored of taken) {
+        this.broker!.adoptSession(stored);
+        if (this.broker!.sessions.has(stored.record.clientId)) adopted.add(stored.record.clientId);
+      }
+      await this.publishWillsOf(node, diedAt);
+      routed += await adoption.drain(node, adopted, false);
+      await adoption.announce(node);
+      // Publishes the other nodes routed to the dead node's inbox before they heard of the adoption: read a last time.
+      await new Promise((resolve) => setTimeout(resolve, LAST_DRAIN_AFTER_MS));
+      routed += await adoption.drain(node, adopted, true);
+      await new Promise<void>((resolve) => this.options.whenDurable(resolve));
+      if (adopted.size > 0) await redis.hset(keys.owners, ...[...adopted].flatMap((id) => [id, nodeId]));
+    } finally {
+      adoption.end();
+      // Claims of the dead node's sessions wait for this mark: gone, they go on (from this node, or the dead one's store).
+      await redis.eval(DROP_ADOPTION, 1, keys.adopting, node, nodeId).catch(() => undefined);
+    }
+    this.options.logger.warn({ node, sessions: adopted.size, messages: routed }, 'cluster: the sessions of a dead node adopted here');
+  }
+
+  /**
+   * The wills a node kept for its connections, published here once: a dead node's (by the survivor that removed it),
+   * or this node's own after a crash. A will with a delay whose session is here waits for it from `closedAt`.
+   */
+  async publishWillsOf(node: string, closedAt: number): Promise<void> {
     const key = this.options.keys.wills(node);
     const [[, wills]] = (await this.redis!.multi().hgetall(key).del(key).exec()) as [[unknown, Record<string, string>], unknown];
     for (const [clientId, text] of Object.entries(wills)) {
       try {
-        const will = this.options.decode(text);
+        const stored = this.options.decode(text);
+        const will: WillMessage = { topic: stored.topic, payload: stored.payload, qos: stored.qos, retain: stored.retain, ...(stored.properties && { properties: stored.properties }) };
+        if (this.broker!.delayWill(clientId, will, closedAt)) continue;
         const properties = will.properties && { ...will.properties };
         if (properties) delete properties.willDelayInterval;
         this.broker!.publish({ topic: will.topic, payload: will.payload, qos: will.qos, retain: will.retain, ...(properties && { properties }) });
@@ -244,6 +343,41 @@ export class ClusterSessions implements SessionOwnership {
     await redis.publish(keys.control(request.from), JSON.stringify(reply)).catch(() => undefined);
   }
 }
+
+/**
+ * What a claim found of the previous owner: alive (it is asked to hand the session over), gone (removed from the
+ * cluster: the session is taken from its store), or wait (dead and not removed yet, or its sessions being adopted).
+ */
+type ClaimState = 'alive' | 'gone' | 'wait';
+
+/**
+ * Makes this node the owner of a Client Identifier, unless the owner is dead and its sessions not adopted yet
+ * (KEYS: owners, nodes, adopting; ARGV: client id, this node, dead_after_ms). Liveness by Redis' clock, as the
+ * heartbeats. Returns the previous owner, its state, and who adopts its sessions (if anybody does).
+ */
+const CLAIM = `local owner = redis.call('HGET', KEYS[1], ARGV[1])
+local state = 'alive'
+if owner and owner ~= ARGV[2] then
+  local adopter = redis.call('HGET', KEYS[3], owner)
+  if adopter then return {owner, 'wait', adopter} end
+  local beat = redis.call('HGET', KEYS[2], owner)
+  if not beat then
+    state = 'gone'
+  else
+    local t = redis.call('TIME')
+    if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(beat) > tonumber(ARGV[3]) then return {owner, 'wait', false} end
+  end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return {owner, state, false}`;
+
+/** Gives a Client Identifier back to its previous owner (KEYS: owners; ARGV: client id, this node, previous), unless claimed since. */
+const GIVE_BACK = `if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('HSET', KEYS[1], ARGV[1], ARGV[3]) end
+return 0`;
+
+/** Ends an adoption (KEYS: adopting; ARGV: dead node, adopter), unless another survivor has taken it on since. */
+const DROP_ADOPTION = `if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) end
+return 0`;
 
 /** A session as JSON for the handover key; messages as the store writes them (sealed, with encryption at rest). */
 function encodeSession(session: RecoveredSession, encode: (m: StoredMessage) => string): string {

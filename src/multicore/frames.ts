@@ -22,6 +22,7 @@ const FLAG_RETAIN = 0x04;
 const FLAG_DELIVER = 0x08;
 const FLAG_EXPIRY = 0x10;
 const FLAG_PROPERTIES = 0x20;
+const FLAG_ID = 0x40;
 
 export interface PublishFrame {
   topic: string;
@@ -37,6 +38,8 @@ export interface PublishFrame {
   properties: Properties | undefined;
   /** Shared groups (`$share/g/f`) the receiver hands this message to one member of. */
   groups: readonly string[];
+  /** Cluster mode: the message's number on its sending node (one message sent to several nodes has one number). */
+  id?: number | undefined;
 }
 
 export type Frame =
@@ -59,7 +62,7 @@ export class FrameWriter {
     let groupsLength = 0;
     for (const g of f.groups) groupsLength += 2 + Buffer.byteLength(g);
     const props = f.properties ? encodeProperties(f.properties) : undefined;
-    const size = 1 + 1 + (f.retain ? 9 : 0) + (f.expiresAt !== undefined ? 8 : 0) + 2 + topicLength + 2 + groupsLength
+    const size = 1 + 1 + (f.retain ? 9 : 0) + (f.expiresAt !== undefined ? 8 : 0) + (f.id !== undefined ? 8 : 0) + 2 + topicLength + 2 + groupsLength
       + (props ? props.length : 0) + f.payload.length;
     this.reserve(4 + size);
     const b = this.buf;
@@ -68,7 +71,7 @@ export class FrameWriter {
     p += 4;
     b[p++] = FrameType.Publish;
     b[p++] = f.qos | (f.retain ? FLAG_RETAIN : 0) | (f.deliver ? FLAG_DELIVER : 0)
-      | (f.expiresAt !== undefined ? FLAG_EXPIRY : 0) | (props ? FLAG_PROPERTIES : 0);
+      | (f.expiresAt !== undefined ? FLAG_EXPIRY : 0) | (props ? FLAG_PROPERTIES : 0) | (f.id !== undefined ? FLAG_ID : 0);
     if (f.retain) {
       b.writeDoubleBE(f.retainStamp, p);
       b[p + 8] = f.origin;
@@ -76,6 +79,10 @@ export class FrameWriter {
     }
     if (f.expiresAt !== undefined) {
       b.writeDoubleBE(f.expiresAt, p);
+      p += 8;
+    }
+    if (f.id !== undefined) {
+      b.writeDoubleBE(f.id, p);
       p += 8;
     }
     b.writeUInt16BE(topicLength, p);
@@ -229,6 +236,12 @@ function decodePublish(buf: Buffer, start: number, end: number): Frame {
     expiresAt = buf.readDoubleBE(p);
     p += 8;
   }
+  let id: number | undefined;
+  if (flags & FLAG_ID) {
+    need(8, 'the message number');
+    id = buf.readDoubleBE(p);
+    p += 8;
+  }
   need(2, 'the topic length');
   const topicLength = buf.readUInt16BE(p);
   p += 2;
@@ -253,6 +266,6 @@ function decodePublish(buf: Buffer, start: number, end: number): Frame {
   }
   return {
     type: FrameType.Publish, topic, payload: buf.subarray(p, end), qos: (flags & 0x03) as QoS, retain,
-    deliver: (flags & FLAG_DELIVER) !== 0, retainStamp, origin, expiresAt, properties, groups,
+    deliver: (flags & FLAG_DELIVER) !== 0, retainStamp, origin, expiresAt, properties, groups, id,
   };
 }

@@ -86,15 +86,24 @@ export function shareGroups<P>(
 
 /** Routes a PUBLISH frame from a peer to this broker's subscribers (and its retained set when `applyRetain`). */
 export function routeFromPeer(broker: Broker, frame: PublishFrame, applyRetain: boolean): void {
-  const groups = frame.groups;
-  const servesGroup: SharedGroupFilter = groups.length === 0 ? SERVE_NONE : (key) => groups.includes(key);
+  // A group assigned here whose last member left while the peer did not know yet.
+  for (const key of frame.groups) if (!broker.router.group(key)) broker.stats.drop('noSubscriber');
+  broker.routeFromPeer(messageOf(frame), applyRetain, frame.deliver, groupsOf(frame));
+}
+
+/** The message a PUBLISH frame carries, as routed here. */
+export function messageOf(frame: PublishFrame): Message {
   // Subscribers of an established subscription get RETAIN cleared [MQTT-3.3.1-9], as in Broker.route.
   const message: Message = { topic: frame.topic, payload: frame.payload, qos: frame.qos, retain: false, publishedRetain: frame.retain };
   if (frame.properties) message.properties = frame.properties;
   if (frame.expiresAt !== undefined) message.expiresAt = frame.expiresAt;
-  // A group assigned here whose last member left while the peer did not know yet.
-  for (const key of groups) if (!broker.router.group(key)) broker.stats.drop('noSubscriber');
-  broker.routeFromPeer(message, applyRetain, frame.deliver, servesGroup);
+  return message;
+}
+
+/** The shared groups a frame's receiver serves. */
+export function groupsOf(frame: PublishFrame): SharedGroupFilter {
+  const groups = frame.groups;
+  return groups.length === 0 ? SERVE_NONE : (key) => groups.includes(key);
 }
 
 const SERVE_NONE: SharedGroupFilter = () => false;

@@ -184,6 +184,12 @@ export function createServer(options: ServerOptions = {}): MoatServer {
     url: config.cluster!.url, nodeId: config.cluster!.nodeId, keys: new ClusterKeys(config.cluster!.keyPrefix), logger,
     isAlive: (node) => cluster.isAlive(node), isFenced: () => cluster.isFenced, whenDurable: (done) => store.whenDurable(done),
     takeFromDeadNode: (node, clientId) => (store as RedisStore).takeSession(nodeStorePrefix(config.store, node), clientId),
+    sessionIdsOf: (node) => (store as RedisStore).sessionIdsOf(nodeStorePrefix(config.store, node)),
+    adoption: {
+      begin: (node, adopted) => cluster.beginAdoption(node, adopted), end: () => cluster.endAdoption(), announce: (node) => cluster.announceAdoption(node),
+      drain: (node, adopted, remove) => cluster.drainInboxOf(node, adopted, remove),
+    },
+    deadAfterMs: config.cluster!.deadAfterMs,
     encode: (message) => (store as RedisStore).encodeMessage(message), decode: (text) => (store as RedisStore).decodeMessage(text),
   });
   cluster?.onJoined((joined) => clusterSessions!.start(joined));
@@ -192,7 +198,7 @@ export function createServer(options: ServerOptions = {}): MoatServer {
     url: config.cluster!.url, nodeId: config.cluster!.nodeId, keys: new ClusterKeys(config.cluster!.keyPrefix), guard: security.guard, logger,
   });
   if (clusterBans) cluster!.onJoined(() => clusterBans.start());
-  cluster?.onNodeRemoved((node) => clusterSessions!.publishWillsOf(node));
+  cluster?.onNodeRemoved((node, diedAt) => clusterSessions!.adoptNode(node, diedAt));
   cluster?.onFenced(() => clusterSessions!.fence());
   cluster?.onRejoin((removed) => clusterSessions!.rejoin(removed));
   const broker = createBroker({

@@ -244,6 +244,20 @@ export class RedisStore implements BrokerStore {
     return record === null ? undefined : this.sessionFrom(record, subs, queue, inflight, incoming);
   }
 
+  /** Cluster mode: the Client Identifiers of the sessions another broker kept under `prefix` (a dead node's). */
+  async sessionIdsOf(prefix: string): Promise<string[]> {
+    const redis = this.redis;
+    if (!redis) return [];
+    const ids: string[] = [];
+    let cursor = '0';
+    do {
+      const [next, flat] = await redis.hscan(`${prefix}sessions`, cursor, 'COUNT', SCAN_COUNT);
+      for (let i = 0; i < flat.length; i += 2) ids.push(flat[i]!);
+      cursor = next;
+    } while (cursor !== '0');
+    return ids;
+  }
+
   /** A session from its record and the hashes and set of its keys. */
   private sessionFrom(
     record: string, subs: Record<string, string>, queue: Record<string, string>, inflight: Record<string, string>, incoming: string[],

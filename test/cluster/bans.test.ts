@@ -3,19 +3,18 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import mqtt from 'mqtt';
 import { createEntry, formatEntry } from '../../src/security/password-file.js';
 import { waitFor } from '../helpers/broker.js';
-import { freePort, killAll, spawnProc, type Proc } from '../helpers/process.js';
+import { startMoat, startRedis } from '../helpers/cluster.js';
+import { freePort, killAll, type Proc } from '../helpers/process.js';
 
 /**
  * Cluster mode shares the guard's bans: a ban set through the admin API of node a refuses the client on node b at once,
  * lifting it there lets it in again, and a node started later finds the bans in force. Real redis-server, real nodes.
  */
 
-const MOAT = path.join(fileURLToPath(new URL('../../../', import.meta.url)), 'dist', 'src', 'cli', 'moat.js');
 const TOKEN = 'cluster-bans-test-token';
 
 describe('cluster on Redis: bans are the cluster\'s (real processes)', () => {
@@ -28,7 +27,7 @@ describe('cluster on Redis: bans are the cluster\'s (real processes)', () => {
   const startNode = async (node: string): Promise<void> => {
     mqttPorts.set(node, await freePort());
     adminPorts.set(node, await freePort());
-    writeFileSync(path.join(dir, `${node}.yaml`), [
+    procs.set(node, await startMoat(dir, node, [
       `listeners:\n  - { host: 127.0.0.1, port: ${mqttPorts.get(node)}, allow_anonymous: true }`,
       'authentication:\n  - { type: password_file, path: passwords }',
       `admin:\n  host: 127.0.0.1\n  port: ${adminPorts.get(node)}\n  tokens:\n    - { name: ops, token_sha256: ${createHash('sha256').update(TOKEN).digest('hex')}, scopes: [read, write] }`,
@@ -36,10 +35,7 @@ describe('cluster on Redis: bans are the cluster\'s (real processes)', () => {
       `cluster: { node_id: ${node}, heartbeat_ms: 200, dead_after_ms: 5000 }`,
       'log: { format: json }',
       'sys_interval: 0',
-    ].join('\n'));
-    const proc = spawnProc(process.execPath, [MOAT, '-c', path.join(dir, `${node}.yaml`)], { cwd: dir, limitMs: 120_000 });
-    procs.set(node, proc);
-    await proc.waitStdout((out) => out.includes('"moat started"'), 20_000, `node ${node} started`);
+    ], 120_000));
   };
   /** The CONNACK reason code for client id `clientId` on `node` (0: accepted). */
   const connackOf = async (node: string, clientId: string): Promise<number> => {
@@ -56,10 +52,7 @@ describe('cluster on Redis: bans are the cluster\'s (real processes)', () => {
   });
 
   before(async () => {
-    const port = await freePort();
-    redisUrl = `redis://127.0.0.1:${port}`;
-    const server = spawnProc('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--save', ''], { limitMs: 180_000 });
-    await waitFor(() => server.stdout.includes('Ready to accept connections') || server.status !== undefined, 10_000, 'redis-server');
+    redisUrl = (await startRedis(dir)).url;
     writeFileSync(path.join(dir, 'passwords'), `${formatEntry(await createEntry('someone', Buffer.from('pw'), { logN: 10, r: 8, p: 1 }))}\n`);
     await startNode('a');
     await startNode('b');

@@ -2,11 +2,11 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { waitFor } from '../helpers/broker.js';
+import { eventually, startMoat, startRedis } from '../helpers/cluster.js';
 import { freePort, killAll, run, spawnProc, type Proc } from '../helpers/process.js';
 
 /**
@@ -16,19 +16,9 @@ import { freePort, killAll, run, spawnProc, type Proc } from '../helpers/process
  * while its subscriber's node is down (killed) waits in that node's inbox until it is back.
  */
 
-const MOAT = path.join(fileURLToPath(new URL('../../../', import.meta.url)), 'dist', 'src', 'cli', 'moat.js');
 const NODES = ['a', 'b', 'c'] as const;
 type Node = (typeof NODES)[number];
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Waits until an asynchronous condition (a Redis read) holds. */
-async function eventually(condition: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 describe('cluster on Redis: routing between nodes (real processes)', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'moat-cluster-'));
@@ -41,9 +31,7 @@ describe('cluster on Redis: routing between nodes (real processes)', () => {
   const clients: MqttClient[] = [];
 
   const startNode = async (node: Node): Promise<void> => {
-    const proc = spawnProc(process.execPath, [MOAT, '-c', path.join(dir, `${node}.yaml`)], { cwd: dir, limitMs: 240_000 });
-    procs.set(node, proc);
-    await proc.waitStdout((out) => out.includes('"moat started"'), 20_000, `node ${node} started`);
+    procs.set(node, await startMoat(dir, node, undefined));
   };
   const connect = async (node: Node, options: Partial<IClientOptions> = {}): Promise<MqttClient> => {
     const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${ports.get(node)}`, { protocolVersion: 5, reconnectPeriod: 0, connectTimeout: 5000, ...options });
@@ -69,11 +57,7 @@ describe('cluster on Redis: routing between nodes (real processes)', () => {
   const inboxLength = (node: Node): Promise<number> => redis.xlen(`moat:cluster:inbox:${node}`);
 
   before(async () => {
-    const port = (redisPort = await freePort());
-    redisUrl = `redis://127.0.0.1:${port}`;
-    const server = (redisServer = spawnProc('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--save', ''], { limitMs: 300_000 }));
-    await waitFor(() => server.stdout.includes('Ready to accept connections') || server.status !== undefined, 10_000, 'redis-server');
-    assert.equal(server.status, undefined, `redis-server could not start: ${server.stderr}`);
+    ({ proc: redisServer, port: redisPort, url: redisUrl } = await startRedis(dir));
     redis = new Redis(redisUrl);
     for (const node of NODES) {
       ports.set(node, await freePort());
@@ -374,8 +358,7 @@ describe('cluster on Redis: routing between nodes (real processes)', () => {
     redisServer.kill('SIGTERM');
     await redisServer.exited;
     const countAtStop = acknowledged.length;
-    redisServer = spawnProc('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--save', ''], { limitMs: 300_000 });
-    await waitFor(() => redisServer.stdout.includes('Ready to accept connections'), 10_000, 'redis-server again');
+    redisServer = (await startRedis(dir, [], redisPort)).proc;
     await waitFor(() => acknowledged.length >= countAtStop + 100, 15_000, 'acknowledgements again after the restart').catch((err: Error) => {
       for (const n of ['a', 'b'] as const) console.log('LOG', n, procs.get(n)!.stdout.split('\n').filter((l) => /"level":(40|50)/.test(l)).slice(-12).join('\n'));
       throw err;

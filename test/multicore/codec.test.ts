@@ -92,6 +92,8 @@ const publishFrame: fc.Arbitrary<PublishFrame> = fc.record({
     userProperties: fc.array(fc.tuple(fc.string({ maxLength: 5 }), fc.string({ maxLength: 5 })), { minLength: 1, maxLength: 3 }),
   }), { nil: undefined }),
   groups: fc.array(fc.string({ minLength: 1, maxLength: 12 }).map((g) => `$share/${g}/t`), { maxLength: 3 }),
+  // Cluster mode numbers its messages; multi-core mode does not.
+  id: fc.option(fc.integer({ min: 0, max: 2 ** 52 }), { nil: undefined }),
 });
 
 function expected(f: PublishFrame): Frame {
