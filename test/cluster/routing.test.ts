@@ -5,6 +5,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { FrameWriter } from '../../src/multicore/frames.js';
 import { waitFor } from '../helpers/broker.js';
 import { eventually, startMoat, startRedis } from '../helpers/cluster.js';
 import { freePort, killAll, run, spawnProc, type Proc } from '../helpers/process.js';
@@ -214,6 +215,42 @@ describe('cluster on Redis: routing between nodes (real processes)', () => {
     const winner = NODES.find((n) => ports.get(n) === (connected[0]!.options.port as number));
     assert.equal(owner, winner, 'the owner is the node of the connection left');
     await eventually(async () => (await redis.smembers(`moat:cluster:filters:${winner}`)).includes('twin/#'), 5000, 'its subscription came along');
+  });
+
+  it('an inbox entry Redis holds twice (a batch run again) or that is read again after a crash is routed once: QoS 2 exactly once', async () => {
+    const options = { clientId: 'twice', clean: false, properties: { sessionExpiryInterval: 600 } };
+    const first = await connect('a', options);
+    await first.subscribeAsync('twice/#', { qos: 2 });
+    await first.endAsync();
+    // Entries as node "x" writes them: one sender number, twice (its batch sent again after a lost reply), then the next.
+    const entry = (text: string): Buffer => {
+      const writer = new FrameWriter();
+      writer.publish({
+        topic: 'twice/t', payload: Buffer.from(text), qos: 2, retain: false, deliver: true, retainStamp: 0, origin: 0,
+        expiresAt: undefined, properties: undefined, groups: [], id: Date.now(),
+      });
+      return writer.take()!;
+    };
+    const seq = Date.now() * 1000;
+    const inbox = 'moat:cluster:inbox:a';
+    const once = entry('once');
+    await redis.xadd(inbox, '*', 'f', once, 'n', 'x', 's', String(seq));
+    await redis.xadd(inbox, '*', 'f', once, 'n', 'x', 's', String(seq));
+    await redis.xadd(inbox, '*', 'f', entry('next'), 'n', 'x', 's', String(seq + 1));
+    await eventually(async () => (await redis.hget('moat:cluster:applied:a', 'x')) === String(seq + 1), 5000, 'routed by node a');
+    await sleep(300);
+    // Read again: node a killed, its consumer group rewound as if it had died before acknowledging anything.
+    procs.get('a')!.kill('SIGKILL');
+    await procs.get('a')!.exited;
+    await redis.xgroup('SETID', inbox, 'moat', '0');
+    await startNode('a');
+    const again = mqtt.connect(`mqtt://127.0.0.1:${ports.get('a')}`, { protocolVersion: 5, reconnectPeriod: 0, ...options });
+    clients.push(again);
+    const got: string[] = [];
+    again.on('message', (_topic, payload) => got.push(payload.toString()));
+    await waitFor(() => got.length >= 2, 5000, 'the queued messages');
+    await sleep(1000);
+    assert.deepEqual(got, ['once', 'next']);
   });
 
   it('QoS 1 messages acknowledged while the subscriber\'s node was killed wait in its inbox and arrive once it is back', async () => {
