@@ -10,6 +10,7 @@ import { parseSharedFilter } from '../protocol/index.js';
 import { SubscriptionTrie } from '../topics/index.js';
 import { ClusterKeys } from './keys.js';
 import { NodeTable } from './nodes.js';
+import { TwoPaths, type Window } from './two-paths.js';
 
 /**
  * Cluster mode (docs/cluster.md): the broker's `PeerRouting` over Redis. Each node keeps the filters it has
@@ -54,6 +55,11 @@ const INBOX_MAX_LENGTH = 1_000_000;
 const HOLD_BYTES = 4 * 1024 * 1024;
 /** A SUBACK waits at most this long for this node's own announcement to come back on the channel. */
 const ANNOUNCE_TIMEOUT_MS = 2000;
+/**
+ * How long a node that handed a session over forwards what still reaches its filters there: far longer than the
+ * others take to learn the filters at the session's new node (an announcement, at most ANNOUNCE_TIMEOUT_MS).
+ */
+const FORWARD_MS = 5000;
 /** Filters without subscribers here are withdrawn this long after the last one left (as in multi-core mode); the others' filters are read again as often. */
 const RECONCILE_MS = 10_000;
 
@@ -78,11 +84,16 @@ export class ClusterRouting implements PeerRouting {
   /** While this node adopts a dead node's sessions: filters to announce with the adoption, not before. */
   private deferred: Set<string> | undefined;
   /**
-   * While this node adopts a dead node's sessions, a message another node sent both to the dead node's inbox and to
-   * this one's (before it heard of the adoption) must reach them once: the messages (sender and number) routed to
-   * them from each inbox.
+   * Sessions arriving here (adopted from a dead node, or handed over) can, for a while, be reached by one message both
+   * the usual way and handed on (from the dead node's inbox, or forwarded by the node they left): they get it once.
    */
-  private adoption: { adopted: ReadonlySet<string>; fromInbox: Set<string>; fromDead: Set<string> } | undefined;
+  private readonly twoPaths = new TwoPaths();
+  private adoptionWindow: Window | undefined;
+  /** Sessions handed over to another node lately: what still reaches their filters here is forwarded to them there. */
+  private readonly forwards = new SubscriptionTrie<Forward>();
+  private forwarding = 0;
+  /** Sessions being claimed from another node: what that node forwards to them before they are here waits. */
+  private readonly arriving = new Map<string, PublishFrame[]>();
   /** Numbers the messages this node sends to others (one number for all the nodes a message goes to). */
   private messageSeq = Date.now() * 1000;
   private readonly adoptionEchoes = new Map<string, () => void>();
@@ -485,12 +496,13 @@ export class ClusterRouting implements PeerRouting {
     this.orphans.delete(dead);
     this.forgetNode(dead);
     this.deferred ??= new Set();
-    this.adoption = { adopted, fromInbox: new Set(), fromDead: new Set() };
+    this.adoptionWindow = this.twoPaths.open(adopted);
   }
 
   /** The adoption is over (the dead node's inbox read a last time). */
   endAdoption(): void {
-    this.adoption = undefined;
+    if (this.adoptionWindow) this.twoPaths.close(this.adoptionWindow);
+    this.adoptionWindow = undefined;
     // An adoption that failed before announcing: its filters are announced the usual way.
     const deferred = this.deferred;
     this.deferred = undefined;
@@ -536,6 +548,10 @@ export class ClusterRouting implements PeerRouting {
   published(message: Message, retain: boolean): SharedGroupFilter | undefined {
     this.forwarded = 0;
     if (!this.redis) return undefined;
+    const id = ++this.messageSeq;
+    // Sessions arriving here get this message here; the node they left may forward it too (it has their filters a while).
+    if (this.twoPaths.active) this.twoPaths.routedUsually(this.options.nodeId, id);
+    if (this.forwarding > 0) this.forward(message, retain, this.options.nodeId, id);
     this.matchedNodes.clear();
     this.remote.match(message.topic, this.collect);
     let perNodeGroups: Map<string, string[]> | undefined;
@@ -550,7 +566,6 @@ export class ClusterRouting implements PeerRouting {
     const targets = retain ? this.nodes.alive() : [...this.matchedNodes, ...(perNodeGroups?.keys() ?? [])];
     if (targets.length === 0) return servesGroup;
     const stamp = retain ? this.retainStamp(message.topic) : 0;
-    const id = ++this.messageSeq;
     const sent = new Set<string>();
     for (const node of targets) {
       if (sent.has(node) || (!this.nodes.isAlive(node) && !this.orphans.has(node))) continue;
@@ -558,24 +573,84 @@ export class ClusterRouting implements PeerRouting {
       const groups = perNodeGroups?.get(node) ?? NO_GROUPS;
       const deliver = this.matchedNodes.has(node) || groups.length > 0;
       if (deliver) this.forwarded++;
-      const outbox = this.outboxOf(node);
-      const before = outbox.writer.length;
-      outbox.writer.publish({
+      this.send(node, {
         topic: message.topic, payload: message.payload, qos: message.qos, retain, deliver, retainStamp: stamp, origin: this.origin,
         expiresAt: message.expiresAt, properties: message.properties, groups, id,
       });
-      // The outbox's entry is in the store's next batch already, or goes in now; either way this publish counts as a
-      // change of that batch, so its acknowledgement waits for it.
-      if (outbox.queued) this.options.batch(undefined);
-      else {
-        outbox.queued = true;
-        this.options.batch(this.flushOp(outbox));
-      }
-      if (this.unsentBytes === 0) this.options.whenDurable(this.written);
-      this.unsentBytes += outbox.writer.length - before;
     }
     if (this.unsentBytes > HOLD_BYTES && !this.holding) this.hold();
     return servesGroup;
+  }
+
+  /** Adds a frame to a node's outbox: in the store's next batch, so the publish's acknowledgement waits for it. */
+  private send(node: string, frame: PublishFrame): void {
+    const outbox = this.outboxOf(node);
+    const before = outbox.writer.length;
+    outbox.writer.publish(frame);
+    // The outbox's entry is in the store's next batch already, or goes in now; either way this publish counts as a
+    // change of that batch, so its acknowledgement waits for it.
+    if (outbox.queued) this.options.batch(undefined);
+    else {
+      outbox.queued = true;
+      this.options.batch(this.flushOp(outbox));
+    }
+    if (this.unsentBytes === 0) this.options.whenDurable(this.written);
+    this.unsentBytes += outbox.writer.length - before;
+  }
+
+  // ---- sessions moving between nodes ------------------------------------------------------------
+
+  /**
+   * A session was handed over to `node`: for FORWARD_MS, what reaches its filters here (the others route here until
+   * they know the filters are there) goes on to it there, as a frame for it alone.
+   */
+  forwardSession(clientId: string, node: string, filters: readonly string[]): void {
+    const plain = filters.filter((f) => parseSharedFilter(f) === undefined); // a group's messages go to its other members
+    for (const filter of plain) this.forwards.add(filter, clientId, { clientId, node });
+    this.forwarding++;
+    setTimeout(() => {
+      this.forwarding--;
+      for (const filter of plain) this.forwards.remove(filter, clientId);
+    }, FORWARD_MS).unref();
+  }
+
+  private forward(message: Message, retain: boolean, origin: string, id: number): void {
+    const targets = new Map<string, string>();
+    this.forwards.match(message.topic, (f: Forward) => targets.set(f.clientId, f.node));
+    for (const [clientId, node] of targets) {
+      this.send(node, {
+        topic: message.topic, payload: message.payload, qos: message.qos, retain, deliver: true, retainStamp: 0, origin: this.origin,
+        expiresAt: message.expiresAt, properties: message.properties, groups: NO_GROUPS, id, target: { clientId, origin },
+      });
+    }
+  }
+
+  /**
+   * This node claims a session from another: what that node forwards to it waits until it is here. Returns what to
+   * call right after it is adopted here (or the claim failed): from then on, for a while, it gets each message once.
+   */
+  expectSession(clientId: string): () => void {
+    this.arriving.set(clientId, []);
+    return () => {
+      const waiting = this.arriving.get(clientId) ?? [];
+      this.arriving.delete(clientId);
+      const window = this.twoPaths.open(new Set([clientId]));
+      setTimeout(() => this.twoPaths.close(window), FORWARD_MS + ANNOUNCE_TIMEOUT_MS).unref();
+      for (const frame of waiting) this.deliverForwarded(frame);
+    };
+  }
+
+  /** A frame the node a session left forwarded to it. */
+  private deliverForwarded(frame: PublishFrame): void {
+    const { clientId, origin } = frame.target!;
+    const waiting = this.arriving.get(clientId);
+    if (waiting) {
+      waiting.push(frame);
+      return;
+    }
+    const window = frame.id === undefined ? undefined : this.twoPaths.windowOf(clientId);
+    if (window && !this.twoPaths.handOn(window, origin, frame.id!)) return;
+    this.broker!.routeAmong(messageOf(frame), (id) => id === clientId, NO_GROUP_SERVED);
   }
 
   /**
@@ -701,22 +776,23 @@ export class ClusterRouting implements PeerRouting {
   }
 
   private routeFrame(frame: PublishFrame, sender: string): void {
+    if (frame.target) {
+      this.deliverForwarded(frame);
+      return;
+    }
     // Last writer wins per retained topic, by the publishing node's clock, then the hash of its id.
     const applyRetain = frame.retain && this.retainOrder.isNewest(frame.topic, frame.retainStamp, frame.origin);
-    const adoption = this.adoption;
-    if (adoption === undefined || !frame.deliver || frame.id === undefined) {
-      routeFromPeer(this.broker!, frame, applyRetain);
-      return;
+    if (frame.deliver && frame.id !== undefined) {
+      if (this.forwarding > 0) this.forward(messageOf(frame), frame.retain, sender, frame.id);
+      const hadIt = this.twoPaths.active ? this.twoPaths.routedUsually(sender, frame.id) : undefined;
+      if (hadIt) {
+        // Sessions arriving here had it handed on already: the others get it.
+        routeFromPeer(this.broker!, { ...frame, deliver: false }, applyRetain);
+        this.broker!.routeAmong(messageOf(frame), (clientId) => !hadIt(clientId), groupsOf(frame));
+        return;
+      }
     }
-    const key = `${sender}\u0000${frame.id}`;
-    if (!adoption.fromDead.has(key)) {
-      adoption.fromInbox.add(key);
-      routeFromPeer(this.broker!, frame, applyRetain);
-      return;
-    }
-    // The adopted sessions had it from the dead node's inbox already.
-    routeFromPeer(this.broker!, { ...frame, deliver: false }, applyRetain);
-    this.broker!.routeAmong(messageOf(frame), (clientId) => !adoption.adopted.has(clientId), groupsOf(frame));
+    routeFromPeer(this.broker!, frame, applyRetain);
   }
 
   /**
@@ -740,11 +816,9 @@ export class ClusterRouting implements PeerRouting {
         applied.set(entry.sender, entry.seq);
         this.routeEntry(entry.frames, (frame) => {
           if (!frame.deliver) return;
-          if (frame.id !== undefined && this.adoption) {
-            const key = `${entry.sender}\u0000${frame.id}`;
-            if (this.adoption.fromInbox.has(key)) return; // routed here through this node's own inbox
-            this.adoption.fromDead.add(key);
-          }
+          // Routed here through this node's own inbox already (sent to both before the adoption was known)?
+          const window = this.adoptionWindow;
+          if (window && frame.id !== undefined && !this.twoPaths.handOn(window, entry.sender, frame.id)) return;
           this.broker!.routeAmong(messageOf(frame), (clientId) => adopted.has(clientId), groupsOf(frame));
           routed++;
         });
@@ -822,3 +896,11 @@ function isRoutedAlready(applied: ReadonlyMap<string, number>, entry: InboxEntry
 }
 
 const NO_GROUPS: readonly string[] = [];
+
+const NO_GROUP_SERVED: SharedGroupFilter = () => false;
+
+/** A session handed over lately, and the node it went to. */
+interface Forward {
+  clientId: string;
+  node: string;
+}

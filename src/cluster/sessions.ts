@@ -36,6 +36,14 @@ export interface ClusterSessionsOptions {
    * here, `announce` once they are (their filters, and the dead node's gone, in one event to every node), `drain` to
    * route what the dead node's inbox held and it never routed to them (`remove`: then delete the inbox).
    */
+  /**
+   * The routing side of a session moving between live nodes: `expect` before asking for it (what is forwarded to it
+   * waits; the function returned is called once it is here, or the claim failed), `forward` once it has left.
+   */
+  moving: {
+    expect(clientId: string): () => void;
+    forward(clientId: string, node: string, filters: readonly string[]): void;
+  };
   adoption: {
     begin(node: string, adopted: ReadonlySet<string>): void;
     end(): void;
@@ -169,6 +177,19 @@ export class ClusterSessions implements SessionOwnership {
       }
       return;
     }
+    // What the owner forwards to the session once it has let it go waits for it here.
+    const arrived = this.options.moving.expect(clientId);
+    try {
+      await this.takeOver(clientId, clean, previous);
+    } finally {
+      arrived();
+    }
+  }
+
+  /** Asks the live owner of a session to hand it over, and adopts what comes (unless the CONNECT starts clean). */
+  private async takeOver(clientId: string, clean: boolean, previous: string): Promise<void> {
+    const redis = this.redis!;
+    const { keys, nodeId } = this.options;
     const id = randomBytes(8).toString('hex');
     const reply = await new Promise<Reply | undefined>((resolve) => {
       const timer = setTimeout(() => {
@@ -332,6 +353,8 @@ export class ClusterSessions implements SessionOwnership {
       this.willGone(request.clientId);
       const session = this.broker!.sessions.has(request.clientId) ? this.broker!.surrenderSession(request.clientId) : undefined;
       if (session) {
+        // What still reaches its filters here (the others learn of them at the claimant shortly) follows it there.
+        this.options.moving.forward(request.clientId, request.from, session.subscriptions.map((sub) => sub.filter));
         await new Promise<void>((resolve) => this.options.whenDurable(resolve));
         await redis.set(keys.handover(request.id), encodeSession(session, this.options.encode), 'EX', HANDOVER_TTL_S);
         handed = true;

@@ -23,6 +23,7 @@ const FLAG_DELIVER = 0x08;
 const FLAG_EXPIRY = 0x10;
 const FLAG_PROPERTIES = 0x20;
 const FLAG_ID = 0x40;
+const FLAG_TARGET = 0x80;
 
 export interface PublishFrame {
   topic: string;
@@ -40,6 +41,11 @@ export interface PublishFrame {
   groups: readonly string[];
   /** Cluster mode: the message's number on its sending node (one message sent to several nodes has one number). */
   id?: number | undefined;
+  /**
+   * Cluster mode: a message for one session only (the node it left forwards what still reaches it there), and the node
+   * that numbered it (`id`).
+   */
+  target?: { clientId: string; origin: string } | undefined;
 }
 
 export type Frame =
@@ -62,7 +68,8 @@ export class FrameWriter {
     let groupsLength = 0;
     for (const g of f.groups) groupsLength += 2 + Buffer.byteLength(g);
     const props = f.properties ? encodeProperties(f.properties) : undefined;
-    const size = 1 + 1 + (f.retain ? 9 : 0) + (f.expiresAt !== undefined ? 8 : 0) + (f.id !== undefined ? 8 : 0) + 2 + topicLength + 2 + groupsLength
+    const targetLength = f.target ? 4 + Buffer.byteLength(f.target.clientId) + Buffer.byteLength(f.target.origin) : 0;
+    const size = 1 + 1 + (f.retain ? 9 : 0) + (f.expiresAt !== undefined ? 8 : 0) + (f.id !== undefined ? 8 : 0) + targetLength + 2 + topicLength + 2 + groupsLength
       + (props ? props.length : 0) + f.payload.length;
     this.reserve(4 + size);
     const b = this.buf;
@@ -71,7 +78,8 @@ export class FrameWriter {
     p += 4;
     b[p++] = FrameType.Publish;
     b[p++] = f.qos | (f.retain ? FLAG_RETAIN : 0) | (f.deliver ? FLAG_DELIVER : 0)
-      | (f.expiresAt !== undefined ? FLAG_EXPIRY : 0) | (props ? FLAG_PROPERTIES : 0) | (f.id !== undefined ? FLAG_ID : 0);
+      | (f.expiresAt !== undefined ? FLAG_EXPIRY : 0) | (props ? FLAG_PROPERTIES : 0) | (f.id !== undefined ? FLAG_ID : 0)
+      | (f.target ? FLAG_TARGET : 0);
     if (f.retain) {
       b.writeDoubleBE(f.retainStamp, p);
       b[p + 8] = f.origin;
@@ -84,6 +92,14 @@ export class FrameWriter {
     if (f.id !== undefined) {
       b.writeDoubleBE(f.id, p);
       p += 8;
+    }
+    if (f.target) {
+      for (const text of [f.target.clientId, f.target.origin]) {
+        const n = Buffer.byteLength(text);
+        b.writeUInt16BE(n, p);
+        p += 2;
+        p += b.write(text, p, n, 'utf8');
+      }
     }
     b.writeUInt16BE(topicLength, p);
     p += 2;
@@ -242,6 +258,18 @@ function decodePublish(buf: Buffer, start: number, end: number): Frame {
     id = buf.readDoubleBE(p);
     p += 8;
   }
+  let target: PublishFrame['target'];
+  if (flags & FLAG_TARGET) {
+    const texts: string[] = [];
+    for (const what of ['the target client', 'the target origin']) {
+      need(2, what);
+      const n = buf.readUInt16BE(p);
+      need(2 + n, what);
+      texts.push(buf.toString('utf8', p + 2, p + 2 + n));
+      p += 2 + n;
+    }
+    target = { clientId: texts[0]!, origin: texts[1]! };
+  }
   need(2, 'the topic length');
   const topicLength = buf.readUInt16BE(p);
   p += 2;
@@ -266,6 +294,6 @@ function decodePublish(buf: Buffer, start: number, end: number): Frame {
   }
   return {
     type: FrameType.Publish, topic, payload: buf.subarray(p, end), qos: (flags & 0x03) as QoS, retain,
-    deliver: (flags & FLAG_DELIVER) !== 0, retainStamp, origin, expiresAt, properties, groups, id,
+    deliver: (flags & FLAG_DELIVER) !== 0, retainStamp, origin, expiresAt, properties, groups, id, target,
   };
 }

@@ -185,6 +185,9 @@ export function createServer(options: ServerOptions = {}): MoatServer {
     isAlive: (node) => cluster.isAlive(node), isFenced: () => cluster.isFenced, whenDurable: (done) => store.whenDurable(done),
     takeFromDeadNode: (node, clientId) => (store as RedisStore).takeSession(nodeStorePrefix(config.store, node), clientId),
     sessionIdsOf: (node) => (store as RedisStore).sessionIdsOf(nodeStorePrefix(config.store, node)),
+    moving: {
+      expect: (clientId) => cluster.expectSession(clientId), forward: (clientId, node, filters) => cluster.forwardSession(clientId, node, filters),
+    },
     adoption: {
       begin: (node, adopted) => cluster.beginAdoption(node, adopted), end: () => cluster.endAdoption(), announce: (node) => cluster.announceAdoption(node),
       drain: (node, adopted, remove) => cluster.drainInboxOf(node, adopted, remove),

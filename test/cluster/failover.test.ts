@@ -40,6 +40,7 @@ describe('cluster on Redis: a node killed under load (real processes)', () => {
     clients.push(c);
     return c;
   };
+  const portOf = (node: Node): number => ports.get(node)!;
   const connected = (c: MqttClient): Promise<void> => new Promise((resolve) => (c.connected ? resolve() : c.once('connect', () => resolve())));
 
   before(async () => {
@@ -65,6 +66,66 @@ describe('cluster on Redis: a node killed under load (real processes)', () => {
     redis?.disconnect();
     await killAll();
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a persistent session moved from node to node under QoS 1 and 2 load gets every acknowledged message, QoS 2 once', { timeout: 120_000 }, async () => {
+    // One MQTT.js client whose connection is cut three times: it reconnects to the next server of its list, and its
+    // session (queue, in-flight messages) follows it each time, taken over from the node it left.
+    const mover = mqtt.connect({
+      protocolVersion: 5, clientId: 'mover', clean: false, properties: { sessionExpiryInterval: 600 }, reconnectPeriod: 100,
+      connectTimeout: 3000, servers: [server('a'), server('c'), server('b'), server('a')],
+    });
+    mover.on('error', () => {});
+    clients.push(mover);
+    const got: string[] = [];
+    const received = new Set<string>();
+    mover.on('message', (_t, payload) => {
+      got.push(payload.toString());
+      received.add(payload.toString());
+    });
+    await connected(mover);
+    await mover.subscribeAsync('move/#', { qos: 2 });
+    await sleep(300);
+    const acknowledged: string[] = [];
+    const qos2: string[] = [];
+    let running = true;
+    const publish = async (c: MqttClient, qos: 1 | 2, prefix: string): Promise<void> => {
+      await connected(c);
+      for (let i = 0; running; i++) {
+        const text = `${prefix}${i}`;
+        await c.publishAsync(`move/${prefix}`, text, { qos });
+        acknowledged.push(text);
+        if (qos === 2) qos2.push(text);
+      }
+    };
+    const loads = [publish(client('a', {}), 1, 'qa'), publish(client('b', {}), 2, 'qb'), publish(client('c', {}), 2, 'qc')];
+    const visited: number[] = [];
+    const moveMarks: string[] = [];
+    for (let move = 0; move < 3; move++) {
+      const before = acknowledged.length;
+      await waitFor(() => acknowledged.length > before + 300, 15_000, 'publishing');
+      const reconnected = new Promise<void>((resolve) => mover.once('connect', () => resolve()));
+      moveMarks.push(acknowledged.slice(-3).join(','));
+      mover.stream.destroy();
+      await reconnected;
+      visited.push(mover.options.port as number);
+    }
+    assert.deepEqual(visited, [portOf('c'), portOf('b'), portOf('a')], 'it went to c, then b, then back to a');
+    const last = acknowledged.length;
+    await waitFor(() => acknowledged.length > last + 300, 15_000, 'publishing after the last move');
+    running = false;
+    await Promise.all(loads);
+    await waitFor(() => acknowledged.every((m) => received.has(m)), 20_000, 'every acknowledged message delivered').catch((err: Error) => {
+      const lost = acknowledged.filter((m) => !received.has(m));
+      console.log('lost', lost.length, 'of', acknowledged.length, lost.join(' '), 'moves at', JSON.stringify(moveMarks));
+      for (const n of NODES) console.log(n, procs.get(n)!.stdout.split('\n').filter((l) => l.includes('mover') || /"level":(40|50)/.test(l)).join('\n'));
+      throw err;
+    });
+    await sleep(500);
+    const counts = new Map<string, number>();
+    for (const m of got) counts.set(m, (counts.get(m) ?? 0) + 1);
+    const twice = qos2.filter((m) => counts.get(m)! > 1);
+    assert.deepEqual(twice, [], 'no QoS 2 message twice');
   });
 
   it('SIGKILL of node c under load: its clients go on on the survivor that adopted its sessions, every acknowledged message arrives, QoS 2 once, wills once', { timeout: 120_000 }, async () => {

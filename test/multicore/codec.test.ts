@@ -94,6 +94,7 @@ const publishFrame: fc.Arbitrary<PublishFrame> = fc.record({
   groups: fc.array(fc.string({ minLength: 1, maxLength: 12 }).map((g) => `$share/${g}/t`), { maxLength: 3 }),
   // Cluster mode numbers its messages; multi-core mode does not.
   id: fc.option(fc.integer({ min: 0, max: 2 ** 52 }), { nil: undefined }),
+  target: fc.option(fc.record({ clientId: fc.string({ maxLength: 23 }), origin: fc.string({ minLength: 1, maxLength: 8 }) }), { nil: undefined }),
 });
 
 function expected(f: PublishFrame): Frame {
