@@ -52,7 +52,7 @@ export class Router {
     if (value.subscriptionId !== undefined) (session.matchSubscriptionIds ??= []).push(value.subscriptionId);
   };
   private routing = false;
-  private readonly deferred: Array<[Message, Session | undefined, SharedGroupFilter | undefined]> = [];
+  private readonly deferred: Array<[Message, Session | undefined, SharedGroupFilter | undefined, ((session: Session) => boolean) | undefined]> = [];
 
   constructor(
     private readonly delivery: Delivery,
@@ -74,15 +74,15 @@ export class Router {
    */
   route(message: Message, publisher: Session | undefined, servesGroup?: SharedGroupFilter, among?: (session: Session) => boolean): number {
     if (this.routing) {
-      this.deferred.push([message, publisher, servesGroup]);
+      this.deferred.push([message, publisher, servesGroup, among]);
       return 0;
     }
     this.routing = true;
     try {
       const count = this.routeNow(message, publisher, servesGroup, among);
       while (this.deferred.length > 0) {
-        const [next, from, serves] = this.deferred.shift()!;
-        this.routeNow(next, from, serves);
+        const [next, from, serves, only] = this.deferred.shift()!;
+        this.routeNow(next, from, serves, only);
       }
       return count;
     } finally {

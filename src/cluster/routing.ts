@@ -60,6 +60,8 @@ const ANNOUNCE_TIMEOUT_MS = 2000;
  * others take to learn the filters at the session's new node (an announcement, at most ANNOUNCE_TIMEOUT_MS).
  */
 const FORWARD_MS = 5000;
+/** A dead node nobody announced the adoption of is routed to (its inbox) at least this long. */
+const ORPHAN_MIN_MS = 30_000;
 /** Filters without subscribers here are withdrawn this long after the last one left (as in multi-core mode); the others' filters are read again as often. */
 const RECONCILE_MS = 10_000;
 
@@ -181,9 +183,15 @@ export class ClusterRouting implements PeerRouting {
   /** When a heartbeat last succeeded (monotonic ms), and whether this node stopped serving since. */
   private lastBeat = performance.now();
   private fenced = false;
+  private rejoining = false;
 
   get isFenced(): boolean {
     return this.fenced;
+  }
+
+  /** Too long without a heartbeat to know whether this node is still a member, or rejoining after being removed. */
+  private isStale(): boolean {
+    return this.rejoining || performance.now() - this.lastBeat > this.options.deadAfterMs - 2 * this.options.heartbeatMs;
   }
 
   /** Runs when this node has been cut from Redis for `deadAfterMs` (it must stop serving). */
@@ -345,7 +353,7 @@ export class ClusterRouting implements PeerRouting {
     for (const [filter, at] of this.askedAt) if (now - at >= RECONCILE_MS) this.askedAt.delete(filter);
     this.retainOrder.prune(now);
     for (const [node, since] of this.orphans) {
-      if (performance.now() - since > this.options.deadAfterMs) {
+      if (performance.now() - since > Math.max(this.options.deadAfterMs, ORPHAN_MIN_MS)) {
         this.orphans.delete(node);
         this.forgetNode(node);
       }
@@ -455,8 +463,13 @@ export class ClusterRouting implements PeerRouting {
       const removed = previous === null || previous === false;
       if (removed || this.fenced) {
         if (removed) this.options.logger.warn({ node: this.options.nodeId }, 'cluster: this node was declared dead by the others; rejoining');
-        for (const handler of this.rejoinHandlers) await handler(removed);
-        if (removed) await this.register();
+        this.rejoining = removed;
+        try {
+          for (const handler of this.rejoinHandlers) await handler(removed);
+          if (removed) await this.register();
+        } finally {
+          this.rejoining = false;
+        }
         if (this.fenced) this.options.logger.info({ node: this.options.nodeId }, 'cluster: Redis reachable again; serving clients again');
         this.fenced = false;
       }
@@ -501,8 +514,10 @@ export class ClusterRouting implements PeerRouting {
 
   /** The adoption is over (the dead node's inbox read a last time). */
   endAdoption(): void {
-    if (this.adoptionWindow) this.twoPaths.close(this.adoptionWindow);
+    // Kept a while: this node's own inbox may still hold copies of what the dead node's inbox held.
+    const window = this.adoptionWindow;
     this.adoptionWindow = undefined;
+    if (window) setTimeout(() => this.twoPaths.close(window), FORWARD_MS).unref();
     // An adoption that failed before announcing: its filters are announced the usual way.
     const deferred = this.deferred;
     this.deferred = undefined;
@@ -523,6 +538,7 @@ export class ClusterRouting implements PeerRouting {
     const echoed = new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         this.options.logger.warn({ node: dead }, 'cluster: the adoption of a dead node was not confirmed by Redis in time');
+        this.adoptionEchoes.delete(dead);
         resolve();
       }, ANNOUNCE_TIMEOUT_MS);
       this.adoptionEchoes.set(dead, () => {
@@ -718,6 +734,13 @@ export class ClusterRouting implements PeerRouting {
         continue;
       }
       const entries = reply?.[0]?.[1] ?? [];
+      if (this.isStale()) {
+        // Maybe declared dead meanwhile (stopped, or cut off): its sessions may be adopted elsewhere, with these entries.
+        // Nothing is routed until a heartbeat says (and a rejoin settles) otherwise; then the entries come again.
+        while (this.isStale() && !this.closed) await new Promise((resolve) => setTimeout(resolve, 100));
+        from = '0';
+        continue;
+      }
       if (from === '0' && entries.length === 0) {
         from = '>'; // the backlog is done
         continue;
@@ -836,12 +859,13 @@ export class ClusterRouting implements PeerRouting {
 
 /**
  * Writes this node's heartbeat with Redis' own time and reads everyone's (KEYS: nodes; ARGV: node). Returns the time,
- * this node's previous beat (false: it had none, or was removed as dead) and the hash.
+ * this node's previous beat (false: it had none, or was removed as dead) and the hash. A node removed as dead is not
+ * written back: the others see it again only once it has rejoined (register).
  */
 const HEARTBEAT = `local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local previous = redis.call('HGET', KEYS[1], ARGV[1])
-redis.call('HSET', KEYS[1], ARGV[1], now)
+if previous then redis.call('HSET', KEYS[1], ARGV[1], now) end
 return {now, previous, redis.call('HGETALL', KEYS[1])}`;
 
 /** This node's beat, in Redis' time (KEYS: nodes; ARGV: node). */

@@ -29,6 +29,9 @@ export interface ClusterSessionsOptions {
   whenDurable(done: () => void): void;
   /** A dead node's stored session, taken out of its store (undefined: it had none). */
   takeFromDeadNode(node: string, clientId: string): Promise<RecoveredSession | undefined>;
+  /** A dead node's stored session, left there; and removing some from its store. */
+  readFromDeadNode(node: string, clientId: string): Promise<RecoveredSession | undefined>;
+  deleteFromDeadNode(node: string, clientIds: readonly string[]): Promise<void>;
   /** The Client Identifiers of a dead node's stored sessions. */
   sessionIdsOf(node: string): Promise<string[]>;
   /**
@@ -66,7 +69,9 @@ const ADOPTION_POLL_MS = 100;
  * After the adoption is announced, how long nodes still routing to the dead node's inbox (a publish of theirs in a
  * store batch under way) have before it is read a last time and removed.
  */
-const LAST_DRAIN_AFTER_MS = 1000;
+const LAST_DRAIN_AFTER_MS = 2000;
+/** An adoption that failed (Redis away) is tried again after this long. */
+const ADOPTION_RETRY_MS = 1000;
 
 interface Request {
   type: 'surrender';
@@ -88,6 +93,7 @@ export class ClusterSessions implements SessionOwnership {
   private readonly waiting = new Map<string, (reply: Reply) => void>();
   /** Claims and surrenders of each Client Identifier, one at a time on this node. */
   private readonly busy = new Map<string, Promise<unknown>>();
+  private closed = false;
   /** Adoptions of dead nodes' sessions, one at a time. */
   private adopting: Promise<unknown> = Promise.resolve();
 
@@ -117,11 +123,16 @@ export class ClusterSessions implements SessionOwnership {
     await this.subscriber.subscribe(this.options.keys.control(this.options.nodeId));
     // The sessions this node restored are its own, unless another node took them meanwhile (a claim while this one was
     // down); and the wills this node kept before a crash are published now (their connections died with it).
+    // Adoptions this node had begun when it stopped: the sessions it had adopted are its own, and it finishes them.
+    const unfinished = Object.entries(await this.redis.hgetall(this.options.keys.adopting)).filter(([, adopter]) => adopter === this.options.nodeId).map(([dead]) => dead);
+    for (const dead of unfinished) await this.ownRestoredOf(dead);
     await this.rejoin(false);
     await this.publishWillsOf(this.options.nodeId, Date.now());
+    for (const dead of unfinished) void this.adoptNode(dead, Date.now()).catch(() => undefined);
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     await this.subscriber?.quit().catch(() => undefined);
     await this.redis?.quit().catch(() => undefined);
   }
@@ -158,7 +169,7 @@ export class ClusterSessions implements SessionOwnership {
       previous = owner;
       state = ownerState;
       if (state !== 'wait') break; // owner now
-      if (adopter !== null && !this.options.isAlive(adopter)) {
+      if (adopter !== null && adopter !== nodeId && !this.options.isAlive(adopter)) {
         // The survivor adopting the node's sessions died too: its claim on them is void.
         await redis.eval(DROP_ADOPTION, 1, keys.adopting, owner!, adopter);
         continue;
@@ -218,6 +229,12 @@ export class ClusterSessions implements SessionOwnership {
     this.options.logger.info({ clientId, from: previous }, 'cluster: session taken over from another node');
   }
 
+  /** Sessions this node restored that it had adopted from `dead` before a crash (still owned by `dead`): its own. */
+  private async ownRestoredOf(dead: string): Promise<void> {
+    const ids = [...this.broker!.sessions.keys()];
+    if (ids.length > 0) await this.redis!.eval(OWN_IF_OWNED_BY, 1, this.options.keys.owners, dead, this.options.nodeId, ...ids);
+  }
+
   /**
    * Cut from Redis: every client is disconnected (0x89 Server busy), without its will (the survivor that removes this
    * node publishes the wills kept in Redis); new clients are refused until Redis is back.
@@ -274,20 +291,39 @@ export class ClusterSessions implements SessionOwnership {
   }
 
   private async adopt(node: string, diedAt: number): Promise<void> {
+    try {
+      await this.adoptOnce(node, diedAt);
+    } catch (err) {
+      // The mark stays (claims of its sessions wait): tried again, which skips what is done already.
+      this.options.logger.error({ node, err: (err as Error).message }, 'cluster: adopting a dead node\'s sessions failed; trying again');
+      await new Promise((resolve) => setTimeout(resolve, ADOPTION_RETRY_MS));
+      if (this.redis && !this.closed) void this.adoptNode(node, diedAt).catch(() => undefined);
+    }
+  }
+
+  private async adoptOnce(node: string, diedAt: number): Promise<void> {
     const redis = this.redis!;
     const { keys, nodeId, adoption } = this.options;
     const adopted = new Set<string>();
-    let routed = 0;
-    try {
-      // Every session in its store is its own: one handed over left that store before the hand-over was written.
-      const taken: RecoveredSession[] = [];
-      for (const clientId of await this.options.sessionIdsOf(node)) {
-        const stored = await this.options.takeFromDeadNode(node, clientId);
-        if (stored) taken.push(stored);
+    // Read, not taken: they leave the dead node's store only once this node's has them (a crash in between leaves them
+    // in both, and this node, back, finishes the adoption).
+    const ids = await this.options.sessionIdsOf(node);
+    const read: RecoveredSession[] = [];
+    for (const clientId of ids) {
+      if (this.broker!.sessions.has(clientId)) continue; // adopted before a crash of this node
+      try {
+        const stored = await this.options.readFromDeadNode(node, clientId);
+        if (stored) read.push(stored);
+      } catch (err) {
+        this.options.logger.error({ node, clientId, err: (err as Error).message }, 'cluster: a dead node\'s session could not be read; left in its store');
       }
-      // In one step: from now on a message published here reaches them here, not through the dead node's inbox.
-      adoption.begin(node, adopted);
-      for (const stored of taken) {
+    }
+    let routed = 0;
+    // In one step: from now on a message published here reaches them here, not through the dead node's inbox.
+    adoption.begin(node, adopted);
+    try {
+      for (const clientId of ids) if (this.broker!.sessions.has(clientId)) adopted.add(clientId);
+      for (const stored of read) {
         this.broker!.adoptSession(stored);
         if (this.broker!.sessions.has(stored.record.clientId)) adopted.add(stored.record.clientId);
       }
@@ -297,13 +333,15 @@ export class ClusterSessions implements SessionOwnership {
       // Publishes the other nodes routed to the dead node's inbox before they heard of the adoption: read a last time.
       await new Promise((resolve) => setTimeout(resolve, LAST_DRAIN_AFTER_MS));
       routed += await adoption.drain(node, adopted, true);
-      await new Promise<void>((resolve) => this.options.whenDurable(resolve));
-      if (adopted.size > 0) await redis.hset(keys.owners, ...[...adopted].flatMap((id) => [id, nodeId]));
     } finally {
       adoption.end();
-      // Claims of the dead node's sessions wait for this mark: gone, they go on (from this node, or the dead one's store).
-      await redis.eval(DROP_ADOPTION, 1, keys.adopting, node, nodeId).catch(() => undefined);
     }
+    await new Promise<void>((resolve) => this.options.whenDurable(resolve));
+    // Owners only where the dead node still is one (a claim cannot have changed them meanwhile: they wait for the mark).
+    if (adopted.size > 0) await redis.eval(OWN_IF_OWNED_BY, 1, keys.owners, node, nodeId, ...adopted);
+    await this.options.deleteFromDeadNode(node, read.map((stored) => stored.record.clientId));
+    // Claims of the dead node's sessions wait for this mark: gone, they go on (from this node).
+    await redis.eval(DROP_ADOPTION, 1, keys.adopting, node, nodeId);
     this.options.logger.warn({ node, sessions: adopted.size, messages: routed }, 'cluster: the sessions of a dead node adopted here');
   }
 
@@ -396,6 +434,12 @@ return {owner, state, false}`;
 
 /** Gives a Client Identifier back to its previous owner (KEYS: owners; ARGV: client id, this node, previous), unless claimed since. */
 const GIVE_BACK = `if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('HSET', KEYS[1], ARGV[1], ARGV[3]) end
+return 0`;
+
+/** Makes this node the owner of Client Identifiers the dead node still owns (KEYS: owners; ARGV: dead node, this node, ids...). */
+const OWN_IF_OWNED_BY = `for i = 3, #ARGV do
+  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[1] then redis.call('HSET', KEYS[1], ARGV[i], ARGV[2]) end
+end
 return 0`;
 
 /** Ends an adoption (KEYS: adopting; ARGV: dead node, adopter), unless another survivor has taken it on since. */

@@ -184,6 +184,8 @@ export function createServer(options: ServerOptions = {}): MoatServer {
     url: config.cluster!.url, nodeId: config.cluster!.nodeId, keys: new ClusterKeys(config.cluster!.keyPrefix), logger,
     isAlive: (node) => cluster.isAlive(node), isFenced: () => cluster.isFenced, whenDurable: (done) => store.whenDurable(done),
     takeFromDeadNode: (node, clientId) => (store as RedisStore).takeSession(nodeStorePrefix(config.store, node), clientId),
+    readFromDeadNode: (node, clientId) => (store as RedisStore).readSessionOf(nodeStorePrefix(config.store, node), clientId),
+    deleteFromDeadNode: (node, clientIds) => (store as RedisStore).deleteSessionsOf(nodeStorePrefix(config.store, node), clientIds),
     sessionIdsOf: (node) => (store as RedisStore).sessionIdsOf(nodeStorePrefix(config.store, node)),
     moving: {
       expect: (clientId) => cluster.expectSession(clientId), forward: (clientId, node, filters) => cluster.forwardSession(clientId, node, filters),

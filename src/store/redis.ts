@@ -229,19 +229,33 @@ export class RedisStore implements BrokerStore {
    * one transaction, so that broker finds it gone if it comes back. Undefined if it has no such session.
    */
   async takeSession(prefix: string, clientId: string): Promise<RecoveredSession | undefined> {
+    return this.readSessionOf(prefix, clientId, true);
+  }
+
+  /** Cluster mode: reads one session another broker kept under `prefix`, leaving it there (`remove`: taking it out). */
+  async readSessionOf(prefix: string, clientId: string, remove = false): Promise<RecoveredSession | undefined> {
     const redis = this.redis;
     if (!redis) return undefined;
     const at = (...parts: string[]): string => prefix + parts.join(':');
-    const replies = await redis.multi()
-      .hget(at('sessions'), clientId).hgetall(at('subs', clientId)).hgetall(at('queue', clientId)).hgetall(at('inflight', clientId)).smembers(at('in2', clientId))
-      .hdel(at('sessions'), clientId).del(at('subs', clientId), at('queue', clientId), at('inflight', clientId), at('in2', clientId))
-      .exec();
+    const multi = redis.multi()
+      .hget(at('sessions'), clientId).hgetall(at('subs', clientId)).hgetall(at('queue', clientId)).hgetall(at('inflight', clientId)).smembers(at('in2', clientId));
+    if (remove) multi.hdel(at('sessions'), clientId).del(at('subs', clientId), at('queue', clientId), at('inflight', clientId), at('in2', clientId));
+    const replies = await multi.exec();
     if (!replies) return undefined;
     const [record, subs, queue, inflight, incoming] = replies.slice(0, 5).map(([err, value]) => {
       if (err) throw err;
       return value;
     }) as [string | null, Record<string, string>, Record<string, string>, Record<string, string>, string[]];
     return record === null ? undefined : this.sessionFrom(record, subs, queue, inflight, incoming);
+  }
+
+  /** Cluster mode: removes sessions another broker kept under `prefix` (a dead node's, once adopted elsewhere). */
+  async deleteSessionsOf(prefix: string, clientIds: readonly string[]): Promise<void> {
+    const redis = this.redis;
+    if (!redis || clientIds.length === 0) return;
+    const multi = redis.multi().hdel(`${prefix}sessions`, ...clientIds);
+    for (const id of clientIds) multi.del(`${prefix}subs:${id}`, `${prefix}queue:${id}`, `${prefix}inflight:${id}`, `${prefix}in2:${id}`);
+    await multi.exec();
   }
 
   /** Cluster mode: the Client Identifiers of the sessions another broker kept under `prefix` (a dead node's). */
