@@ -30,6 +30,16 @@ export class ClusterKeys {
     return `${this.prefix}ban-events`;
   }
 
+  /** Hash: "kind\u0000name" → a user, group or role changed at runtime (shared by every node). */
+  get runtime(): string {
+    return `${this.prefix}runtime`;
+  }
+
+  /** Pub/sub channel: each runtime record a change wrote, by the node that made it. */
+  get runtimeEvents(): string {
+    return `${this.prefix}runtime-events`;
+  }
+
   /** Hash: Client Identifier → the node its session lives on. */
   get owners(): string {
     return `${this.prefix}owners`;

@@ -15,6 +15,7 @@ import { ClusterKeys } from '../cluster/keys.js';
 import { ClusterRouting } from '../cluster/routing.js';
 import { ClusterSessions } from '../cluster/sessions.js';
 import { ClusterBans } from '../cluster/bans.js';
+import { ClusterRuntime } from '../cluster/runtime.js';
 import { RedisStore } from '../store/redis.js';
 import type { BrokerStore } from '../store/store.js';
 import { createAdmin, SecurityEvents, teeAudit, type AdminListener } from '../admin/index.js';
@@ -203,6 +204,11 @@ export function createServer(options: ServerOptions = {}): MoatServer {
     url: config.cluster!.url, nodeId: config.cluster!.nodeId, keys: new ClusterKeys(config.cluster!.keyPrefix), guard: security.guard, logger,
   });
   if (clusterBans) cluster!.onJoined(() => clusterBans.start());
+  // And so are the users, groups and roles changed at runtime.
+  const clusterRuntime = cluster && security.runtime && new ClusterRuntime({
+    url: config.cluster!.url, nodeId: config.cluster!.nodeId, keys: new ClusterKeys(config.cluster!.keyPrefix), runtime: security.runtime, logger,
+  });
+  if (clusterRuntime) cluster!.onJoined(() => clusterRuntime.start());
   cluster?.onNodeRemoved((node, diedAt) => clusterSessions!.adoptNode(node, diedAt));
   cluster?.onFenced(() => clusterSessions!.fence());
   cluster?.onRejoin((removed) => clusterSessions!.rejoin(removed));
@@ -401,6 +407,7 @@ export function createServer(options: ServerOptions = {}): MoatServer {
       await cluster?.close();
       await broker.close();
       await clusterBans?.close();
+      await clusterRuntime?.close();
       await clusterSessions?.close();
       security.close();
       payload?.keyFile.close();
