@@ -1,6 +1,7 @@
 // `moat` itself: the broker, one process or the primary and workers of multi-core mode (src/cli/moat.ts loads this
 // module only when no subcommand is given).
 import { parseArgs } from 'node:util';
+import { describeTarget, openRedis } from '../store/redis-target.js';
 import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { VERSION } from '../broker/version.js';
@@ -139,12 +140,12 @@ async function lockPrimaryStore(store: StoreConfig, logger: { fatal(obj: object,
   if (store.type === 'memory') return undefined;
   if (store.type === 'redis') {
     const { Redis } = await import('ioredis');
-    const redis = new Redis(store.url, { lazyConnect: true, maxRetriesPerRequest: null });
+    const redis = openRedis(Redis, store, { lazyConnect: true, maxRetriesPerRequest: null });
     redis.on('error', () => {});
     const prefix = store.keyPrefix ?? 'moat:';
     try {
       await redis.connect();
-      const lock = await RedisLock.acquire(redis, prefix, store.url, {
+      const lock = await RedisLock.acquire(redis, prefix, describeTarget(store), {
         onLost: (holder) => {
           logger.fatal({ holder }, `the store lock expired and is held by ${holder} now; stopping`);
           stop();
@@ -157,7 +158,7 @@ async function lockPrimaryStore(store: StoreConfig, logger: { fatal(obj: object,
     } catch (err) {
       redis.disconnect();
       if (err instanceof StoreError) throw err;
-      throw new StoreError(store.url, `cannot use the Redis store: ${(err as Error).message}`);
+      throw new StoreError(describeTarget(store), `cannot use the Redis store: ${(err as Error).message}`);
     }
   }
   const directory = path.resolve(store.directory);

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { openRedis, type RedisTarget } from '../store/redis-target.js';
 import type { Logger } from '../broker/logger.js';
 import type { BanAuthority } from '../multicore/shared-bans.js';
 import type { Ban } from '../security/index.js';
@@ -12,7 +13,7 @@ import type { ClusterKeys } from './keys.js';
  */
 
 export interface ClusterBansOptions {
-  url: string;
+  redis: RedisTarget;
   nodeId: string;
   keys: ClusterKeys;
   guard: BanAuthority;
@@ -43,7 +44,7 @@ export class ClusterBans {
   private async connect(): Promise<void> {
     const { Redis } = await import('ioredis');
     const open = (name: string): Redis => {
-      const redis = new Redis(this.options.url, { lazyConnect: true, maxRetriesPerRequest: null, enableOfflineQueue: true, connectionName: `moat-${this.options.nodeId}-${name}` });
+      const redis = openRedis(Redis, this.options.redis, { lazyConnect: true, maxRetriesPerRequest: null, enableOfflineQueue: true, connectionName: `moat-${this.options.nodeId}-${name}` });
       redis.on('error', () => {});
       return redis;
     };

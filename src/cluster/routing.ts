@@ -1,4 +1,5 @@
 import type { ChainableCommander, Redis } from 'ioredis';
+import { describeTarget, openRedis, type RedisTarget } from '../store/redis-target.js';
 import type { Broker } from '../broker/broker.js';
 import type { BrokerHooks } from '../broker/hooks.js';
 import type { Logger } from '../broker/logger.js';
@@ -23,7 +24,7 @@ import { TwoPaths, type Window } from './two-paths.js';
 
 export interface ClusterRoutingOptions {
   /** redis://host:port/db of the cluster's Redis (the store's own Redis). */
-  url: string;
+  redis: RedisTarget;
   nodeId: string;
   keys: ClusterKeys;
   /** How often this node says it is alive, and after how long without a word a node is dead. */
@@ -221,14 +222,14 @@ export class ClusterRouting implements PeerRouting {
       for (const next of this.joinedHandlers) await next(this.broker!);
     } catch (err) {
       await this.close();
-      throw new Error(`cannot join the cluster at ${this.options.url}: ${(err as Error).message}`);
+      throw new Error(`cannot join the cluster at ${describeTarget(this.options.redis)}: ${(err as Error).message}`);
     }
   }
 
   private async start(): Promise<void> {
     const { Redis } = await import('ioredis');
     const connect = (name: string): Redis => {
-      const redis = new Redis(this.options.url, { lazyConnect: true, maxRetriesPerRequest: null, enableOfflineQueue: true, connectionName: `moat-${this.options.nodeId}-${name}` });
+      const redis = openRedis(Redis, this.options.redis, { lazyConnect: true, maxRetriesPerRequest: null, enableOfflineQueue: true, connectionName: `moat-${this.options.nodeId}-${name}` });
       redis.on('error', () => {}); // reconnects by itself; the heartbeat says when Redis is away
       return redis;
     };

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { openRedis, type RedisTarget } from '../store/redis-target.js';
 import type { Logger } from '../broker/logger.js';
 import type { RuntimeRecord, RuntimeSecurity } from '../security/runtime-store.js';
 import type { ClusterKeys } from './keys.js';
@@ -13,7 +14,7 @@ import type { ClusterKeys } from './keys.js';
  */
 
 export interface ClusterRuntimeOptions {
-  url: string;
+  redis: RedisTarget;
   nodeId: string;
   keys: ClusterKeys;
   runtime: RuntimeSecurity;
@@ -43,7 +44,7 @@ export class ClusterRuntime {
   private async connect(): Promise<void> {
     const { Redis } = await import('ioredis');
     const open = (name: string): Redis => {
-      const redis = new Redis(this.options.url, { lazyConnect: true, maxRetriesPerRequest: null, enableOfflineQueue: true, connectionName: `moat-${this.options.nodeId}-${name}` });
+      const redis = openRedis(Redis, this.options.redis, { lazyConnect: true, maxRetriesPerRequest: null, enableOfflineQueue: true, connectionName: `moat-${this.options.nodeId}-${name}` });
       redis.on('error', () => {});
       return redis;
     };

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { openRedis, type RedisTarget } from '../store/redis-target.js';
 import type { Redis } from 'ioredis';
 import type { Broker } from '../broker/broker.js';
 import type { Logger } from '../broker/logger.js';
@@ -16,7 +17,7 @@ import type { ClusterKeys } from './keys.js';
  */
 
 export interface ClusterSessionsOptions {
-  url: string;
+  redis: RedisTarget;
   nodeId: string;
   keys: ClusterKeys;
   /** Whether a node is alive, as the heartbeats say. */
@@ -112,7 +113,7 @@ export class ClusterSessions implements SessionOwnership {
     this.broker = broker;
     const { Redis } = await import('ioredis');
     const connect = (name: string): Redis => {
-      const redis = new Redis(this.options.url, { lazyConnect: true, maxRetriesPerRequest: null, enableOfflineQueue: true, connectionName: `moat-${this.options.nodeId}-${name}` });
+      const redis = openRedis(Redis, this.options.redis, { lazyConnect: true, maxRetriesPerRequest: null, enableOfflineQueue: true, connectionName: `moat-${this.options.nodeId}-${name}` });
       redis.on('error', () => {});
       return redis;
     };

@@ -1,11 +1,13 @@
 import type { Locate } from './file-checks.js';
+import type { RedisTarget } from '../store/redis-target.js';
+import { sentinelOf } from './load.js';
 import type { FileConfig } from './schema.js';
 
 /** The `cluster:` section (docs/cluster.md): this node's name, the cluster's Redis, and when a silent node is dead. */
 export interface ClusterConfig {
   nodeId: string;
   /** The cluster's Redis: the store's. */
-  url: string;
+  redis: RedisTarget;
   /** Prefix of the cluster's own keys (default: the store's prefix followed by "cluster:"). */
   keyPrefix: string;
   heartbeatMs: number;
@@ -31,7 +33,8 @@ export function readCluster(config: FileConfig, located: Locate): ClusterConfig 
     throw located(['cluster', 'dead_after_ms'], `${deadAfterMs} ms is less than three heartbeats (heartbeat_ms: ${heartbeatMs}): a node would be declared dead after one late heartbeat`);
   }
   const storePrefix = config.store.key_prefix ?? 'moat:';
+  const redis: RedisTarget = { url: config.store.url ?? 'redis://127.0.0.1:6379', ...(config.store.sentinel && { sentinel: sentinelOf(config.store.sentinel) }) };
   return {
-    nodeId: section.node_id, url: config.store.url ?? 'redis://127.0.0.1:6379', keyPrefix: `${storePrefix}cluster:`, heartbeatMs, deadAfterMs,
+    redis, nodeId: section.node_id, keyPrefix: `${storePrefix}cluster:`, heartbeatMs, deadAfterMs,
   };
 }

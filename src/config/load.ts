@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import type { RedisTarget } from '../store/redis-target.js';
 import path from 'node:path';
 import { availableParallelism } from 'node:os';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
@@ -39,7 +40,10 @@ const schemaValidator = (): ValidateFunction<FileConfig> =>
 /** Where state is kept: the embedded SQLite store in a data directory (default ./data), or memory only. */
 export type StoreConfig =
   | { type: 'sqlite'; directory: string; durability: 'strict' | 'periodic'; flushIntervalMs: number | undefined; encryption?: StoreEncryption }
-  | { type: 'redis'; url: string; keyPrefix: string | undefined; retainedKey?: string; encryption?: StoreEncryption }
+  | {
+    type: 'redis'; url: string; keyPrefix: string | undefined; retainedKey?: string; encryption?: StoreEncryption;
+    sentinel?: RedisTarget['sentinel']; waitReplicas?: number; waitTimeoutMs?: number;
+  }
   | { type: 'memory' };
 
 /** Encryption at rest of stored messages (docs/payload-encryption.md, "At rest"): the key file, checked at load. */
@@ -612,7 +616,12 @@ function toOptions(config: FileConfig, base: string, tls: Map<number, TlsListene
   const store: StoreConfig = config.store?.type === 'memory'
     ? { type: 'memory' }
     : config.store?.type === 'redis'
-      ? { type: 'redis', url: config.store.url ?? 'redis://127.0.0.1:6379', keyPrefix: config.store.key_prefix, ...storeEncryption(config, base) }
+      ? {
+        type: 'redis', url: config.store.url ?? 'redis://127.0.0.1:6379', keyPrefix: config.store.key_prefix, ...storeEncryption(config, base),
+        ...(config.store.sentinel && { sentinel: sentinelOf(config.store.sentinel) }),
+        ...(config.store.wait_replicas !== undefined && { waitReplicas: config.store.wait_replicas }),
+        ...(config.store.wait_timeout_ms !== undefined && { waitTimeoutMs: config.store.wait_timeout_ms }),
+      }
       : {
       type: 'sqlite',
       // Like every path in the file, relative to the file's directory; without the key, ./data of the working directory.
@@ -637,4 +646,15 @@ function storeEncryption(config: FileConfig, base: string): { encryption?: Store
 /** The embedded default setup: one listener on 127.0.0.1:1883, anonymous allowed there. */
 export function defaultConfig(): LoadedConfig {
   return { workers: 1, broker: { listeners: [{ host: '127.0.0.1', port: 1883 }] }, store: DEFAULT_STORE, log: { level: 'info', format: 'auto' }, security: {} };
+}
+
+/** `store.sentinel`: the master's name and the Sentinels ("host:port", checked by the schema). */
+export function sentinelOf(section: { name: string; nodes: string[] }): NonNullable<RedisTarget['sentinel']> {
+  return {
+    name: section.name,
+    nodes: section.nodes.map((node) => {
+      const cut = node.lastIndexOf(':');
+      return { host: node.slice(0, cut).replace(/^\[|\]$/g, ''), port: Number(node.slice(cut + 1)) };
+    }),
+  };
 }

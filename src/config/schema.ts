@@ -99,6 +99,17 @@ export const configSchema = {
         type: { enum: ['sqlite', 'redis', 'memory'] },
         directory: { type: 'string', minLength: 1 },
         url: { type: 'string', pattern: '^rediss?://' },
+        sentinel: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['name', 'nodes'],
+          properties: {
+            name: { type: 'string', minLength: 1 },
+            nodes: { type: 'array', minItems: 1, items: { type: 'string', pattern: '^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9.-]+):[0-9]{1,5}$' } },
+          },
+        },
+        wait_replicas: { type: 'integer', minimum: 0, maximum: 16 },
+        wait_timeout_ms: { type: 'integer', minimum: 1, maximum: 60000 },
         key_prefix: { type: 'string' },
         durability: { enum: ['strict', 'periodic'] },
         flush_interval_ms: { type: 'integer', minimum: 0, maximum: 60000 },
@@ -469,6 +480,9 @@ export interface FileConfig {
     type?: 'sqlite' | 'redis' | 'memory';
     directory?: string;
     url?: string;
+    sentinel?: { name: string; nodes: string[] };
+    wait_replicas?: number;
+    wait_timeout_ms?: number;
     key_prefix?: string;
     durability?: 'strict' | 'periodic';
     flush_interval_ms?: number;

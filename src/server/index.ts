@@ -182,7 +182,7 @@ export function createServer(options: ServerOptions = {}): MoatServer {
   const payload = config.payload ? payloadProtection(config.payload, audit, security, logger) : undefined;
   const cluster = config.cluster ? clusterRouting(config.cluster, store, logger) : undefined;
   const clusterSessions = cluster && new ClusterSessions({
-    url: config.cluster!.url, nodeId: config.cluster!.nodeId, keys: new ClusterKeys(config.cluster!.keyPrefix), logger,
+    redis: config.cluster!.redis, nodeId: config.cluster!.nodeId, keys: new ClusterKeys(config.cluster!.keyPrefix), logger,
     isAlive: (node) => cluster.isAlive(node), isFenced: () => cluster.isFenced, whenDurable: (done) => store.whenDurable(done),
     takeFromDeadNode: (node, clientId) => (store as RedisStore).takeSession(nodeStorePrefix(config.store, node), clientId),
     readFromDeadNode: (node, clientId) => (store as RedisStore).readSessionOf(nodeStorePrefix(config.store, node), clientId),
@@ -201,12 +201,12 @@ export function createServer(options: ServerOptions = {}): MoatServer {
   cluster?.onJoined((joined) => clusterSessions!.start(joined));
   // The guard's bans are the cluster's.
   const clusterBans = cluster && security.guard && new ClusterBans({
-    url: config.cluster!.url, nodeId: config.cluster!.nodeId, keys: new ClusterKeys(config.cluster!.keyPrefix), guard: security.guard, logger,
+    redis: config.cluster!.redis, nodeId: config.cluster!.nodeId, keys: new ClusterKeys(config.cluster!.keyPrefix), guard: security.guard, logger,
   });
   if (clusterBans) cluster!.onJoined(() => clusterBans.start());
   // And so are the users, groups and roles changed at runtime.
   const clusterRuntime = cluster && security.runtime && new ClusterRuntime({
-    url: config.cluster!.url, nodeId: config.cluster!.nodeId, keys: new ClusterKeys(config.cluster!.keyPrefix), runtime: security.runtime, logger,
+    redis: config.cluster!.redis, nodeId: config.cluster!.nodeId, keys: new ClusterKeys(config.cluster!.keyPrefix), runtime: security.runtime, logger,
   });
   if (clusterRuntime) cluster!.onJoined(() => clusterRuntime.start());
   cluster?.onNodeRemoved((node, diedAt) => clusterSessions!.adoptNode(node, diedAt));
@@ -432,7 +432,7 @@ export function logReload(logger: PinoLogger, result: ReloadResult, file: string
 function clusterRouting(config: ClusterConfig, store: BrokerStore, logger: PinoLogger): ClusterRouting {
   if (!(store instanceof RedisStore)) throw new Error('cluster mode needs the Redis store');
   return new ClusterRouting({
-    url: config.url, nodeId: config.nodeId, keys: new ClusterKeys(config.keyPrefix), heartbeatMs: config.heartbeatMs, deadAfterMs: config.deadAfterMs,
+    redis: config.redis, nodeId: config.nodeId, keys: new ClusterKeys(config.keyPrefix), heartbeatMs: config.heartbeatMs, deadAfterMs: config.deadAfterMs,
     batch: (op) => store.addToBatch(op), whenDurable: (done) => store.whenDurable(done), logger,
   });
 }

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { describeTarget } from '../store/redis-target.js';
 import type { ClusterConfig } from '../config/cluster.js';
 import type { StoreConfig } from '../config/load.js';
 import { MemoryStore } from '../store/memory.js';
@@ -47,6 +48,9 @@ export function createStore(config: StoreConfig, { logger, worker, onLockLost }:
     case 'redis':
       return new RedisStore({
         url: config.url, keyPrefix: config.keyPrefix, logger, lockWaitMs, onLockLost, ...encryptionOf(config),
+        ...(config.sentinel && { sentinel: config.sentinel }),
+        ...(config.waitReplicas !== undefined && { waitReplicas: config.waitReplicas }),
+        ...(config.waitTimeoutMs !== undefined && { waitTimeoutMs: config.waitTimeoutMs }),
         ...(config.retainedKey !== undefined && { retainedKey: config.retainedKey }),
       });
     case 'sqlite':
@@ -87,7 +91,7 @@ export function reloadStoreKeys(store: BrokerStore, config: StoreConfig, logger:
 export function describeStore(config: StoreConfig): string {
   switch (config.type) {
     case 'memory': return 'memory';
-    case 'redis': return `${config.url} (key prefix "${config.keyPrefix ?? 'moat:'}")`;
+    case 'redis': return `${describeTarget(config)} (key prefix "${config.keyPrefix ?? 'moat:'}")`;
     case 'sqlite': return `${path.resolve(config.directory)} (${config.durability})`;
   }
 }

@@ -7,10 +7,19 @@ import { LatencyHistogram } from '../measure/latency.js';
 import type {
   BrokerStore, StoreLogger, StoreTimings, InflightRecord, QueuedRecord, RecoveredSession, RecoveredState, SessionRecord, StoredMessage, StoredRecord, SubscriptionRecord,
 } from './store.js';
+import { describeTarget, openRedis, type RedisTarget } from './redis-target.js';
 
 export interface RedisStoreOptions {
   /** redis://host:port/db */
   url: string;
+  /** The master Sentinel names, found through these Sentinels (`url` then gives its password, database, TLS). */
+  sentinel?: RedisTarget['sentinel'];
+  /**
+   * Acknowledge a batch only once this many replicas have it too (Redis WAIT), or `waitTimeoutMs` passed (the log
+   * says so): with Sentinel, what a failover promotes has what was acknowledged.
+   */
+  waitReplicas?: number;
+  waitTimeoutMs?: number;
   /** Prefix of every key, so brokers can share a Redis (default "moat:"). */
   keyPrefix?: string;
   /** The hash of retained messages, if not `{keyPrefix}retained`: cluster mode's nodes share one. */
@@ -28,6 +37,9 @@ export interface RedisStoreOptions {
    */
   onLockLost?: (holder: string) => void;
 }
+
+/** How long a batch waits for `waitReplicas` by default. */
+const DEFAULT_WAIT_TIMEOUT_MS = 1000;
 
 /** Schema version kept in `{prefix}meta`; the same place SQLite keeps `user_version`. */
 export const REDIS_SCHEMA_VERSION = 1;
@@ -87,7 +99,10 @@ export class RedisStore implements BrokerStore {
 
   private readonly retainedKey: string;
 
+  private readonly target: RedisTarget;
+
   constructor(private readonly options: RedisStoreOptions) {
+    this.target = { url: options.url, ...(options.sentinel && { sentinel: options.sentinel }) };
     this.prefix = options.keyPrefix ?? 'moat:';
     this.retainedKey = options.retainedKey ?? `${this.prefix}retained`;
     if (options.encryption) this.cipher = new AtRestCipher(options.encryption);
@@ -110,13 +125,13 @@ export class RedisStore implements BrokerStore {
   private async openStore(): Promise<RecoveredState> {
     // Loaded here, not at startup: ioredis costs a quarter of a second to load, and most brokers never use it.
     const { Redis } = await import('ioredis');
-    const redis = new Redis(this.options.url, { lazyConnect: true, maxRetriesPerRequest: null, enableOfflineQueue: true });
+    const redis = openRedis(Redis, this.target, { lazyConnect: true, maxRetriesPerRequest: null, enableOfflineQueue: true });
     redis.on('error', () => {}); // reconnects by itself; failures surface as failed batches
     try {
       await redis.connect();
-      this.lock = await RedisLock.acquire(redis, this.prefix, this.options.url, {
+      this.lock = await RedisLock.acquire(redis, this.prefix, describeTarget(this.target), {
         onLost: this.options.onLockLost ?? ((holder) => {
-          this.options.logger?.error({ url: this.options.url, keyPrefix: this.prefix, holder }, 'the store lock expired and is held by another broker now; stop one of them');
+          this.options.logger?.error({ url: describeTarget(this.target), keyPrefix: this.prefix, holder }, 'the store lock expired and is held by another broker now; stop one of them');
         }),
         ...(this.options.lockWaitMs !== undefined && { waitMs: this.options.lockWaitMs }),
         ...(this.options.lockTtlMs !== undefined && { ttlMs: this.options.lockTtlMs }),
@@ -136,8 +151,8 @@ export class RedisStore implements BrokerStore {
       this.lock = undefined;
       redis.disconnect();
       if (err instanceof StoreError) throw err;
-      if (err instanceof AtRestError) throw new StoreError(this.options.url, `${err.message} (key prefix "${this.prefix}"); refusing to start`);
-      throw new StoreError(this.options.url, `cannot use the Redis store: ${(err as Error).message}`);
+      if (err instanceof AtRestError) throw new StoreError(describeTarget(this.target), `${err.message} (key prefix "${this.prefix}"); refusing to start`);
+      throw new StoreError(describeTarget(this.target), `cannot use the Redis store: ${(err as Error).message}`);
     }
   }
 
@@ -401,7 +416,7 @@ export class RedisStore implements BrokerStore {
   }
 
   private async rekeyPass(generation: number, keyId: number): Promise<ReencryptionCounts> {
-    const where = { url: this.options.url, keyPrefix: this.prefix, keyId };
+    const where = { url: describeTarget(this.target), keyPrefix: this.prefix, keyId };
     this.options.logger?.info?.(where, 'store rekey started');
     const startedAt = performance.now();
     // Records sealed before the key changed are written before the pass reads.
@@ -481,6 +496,16 @@ export class RedisStore implements BrokerStore {
     return this.batch.length === 0 && this.writing === undefined;
   }
 
+  private fewReplicasLoggedAt = 0;
+
+  /** Fewer replicas than `waitReplicas` had a batch in time: acknowledged anyway (logged at most every 10 s). */
+  private fewReplicas(replicas: number): void {
+    const now = Date.now();
+    if (now - this.fewReplicasLoggedAt < 10_000) return;
+    this.fewReplicasLoggedAt = now;
+    this.options.logger?.error({ replicas, wanted: this.options.waitReplicas, url: describeTarget(this.target) }, 'Redis replicas did not confirm writes in time (wait_timeout_ms); acknowledging anyway: a failover now could lose them');
+  }
+
   /** Sends the gathered changes as one MULTI/EXEC; callbacks run once Redis has answered. */
   private write(): void {
     const redis = this.redis;
@@ -492,10 +517,14 @@ export class RedisStore implements BrokerStore {
     const multi = redis.multi();
     for (const op of writing.ops) op(multi);
     const started = performance.now();
-    multi.exec().then(
-      (results) => {
+    const executed = multi.exec();
+    // Sent right behind the transaction on the same connection: answered once enough replicas have it.
+    const replicated = this.options.waitReplicas ? redis.wait(this.options.waitReplicas, this.options.waitTimeoutMs ?? DEFAULT_WAIT_TIMEOUT_MS) : undefined;
+    Promise.all([executed, replicated]).then(
+      ([results, replicas]) => {
         const failed = results?.find(([err]) => err);
         if (!results || failed) throw failed?.[0] ?? new Error('transaction discarded');
+        if (replicas !== undefined && replicas < this.options.waitReplicas!) this.fewReplicas(replicas);
         this.timings.write.observeSince(started);
         this.writing = undefined;
         this.retryDelay = 10;
@@ -503,7 +532,7 @@ export class RedisStore implements BrokerStore {
         if (this.batch.length > 0) this.write();
       },
     ).catch((err: unknown) => {
-      this.options.logger?.error({ err: (err as Error).message, url: this.options.url }, 'Redis write failed; acknowledgements wait until it succeeds');
+      this.options.logger?.error({ err: (err as Error).message, url: describeTarget(this.target) }, 'Redis write failed; acknowledgements wait until it succeeds');
       // Put the batch back in front of newer changes and try again.
       this.batch = [...writing.ops, ...this.batch];
       this.batchWaiters = [...writing.waiters, ...this.batchWaiters];

@@ -277,7 +277,7 @@ describe('config: errors name the file, the 1-based line, the dotted key and wha
     const file = '/etc/moat/moat.yaml';
     const redis = 'store: { type: redis, url: "redis://10.0.0.5:6379", key_prefix: "prod:" }\n';
     const loaded = parseConfig(`${redis}cluster:\n  node_id: node-1\n`, file);
-    assert.deepEqual(loaded.cluster, { nodeId: 'node-1', url: 'redis://10.0.0.5:6379', keyPrefix: 'prod:cluster:', heartbeatMs: 1000, deadAfterMs: 10_000 });
+    assert.deepEqual(loaded.cluster, { redis: { url: 'redis://10.0.0.5:6379' }, nodeId: 'node-1', keyPrefix: 'prod:cluster:', heartbeatMs: 1000, deadAfterMs: 10_000 });
     const sqlite = configError(() => parseConfig('cluster:\n  node_id: n1\n', file));
     assertLocated(sqlite, file, 1, 'cluster');
     assert.match(sqlite.problem, /needs the Redis store .* the store here is sqlite/);
@@ -288,6 +288,20 @@ describe('config: errors name the file, the 1-based line, the dotted key and wha
     assert.match(short.problem, /less than three heartbeats/);
     const badId = configError(() => parseConfig(`${redis}cluster:\n  node_id: "node 1/x"\n`, file));
     assertLocated(badId, file, 3, 'cluster.node_id');
+  });
+
+  it('store: Redis through Sentinel, with replicas to wait for; a Sentinel without a port located', () => {
+    const file = '/etc/moat/moat.yaml';
+    const loaded = parseConfig([
+      'store:', '  type: redis', '  url: "redis://:secret@ignored:6379/2"',
+      '  sentinel: { name: mymaster, nodes: ["10.0.0.1:26379", "[::1]:26380", "sentinel-3.local:26379"] }',
+      '  wait_replicas: 1', '  wait_timeout_ms: 500', 'cluster: { node_id: n1 }', '',
+    ].join('\n'), file);
+    const sentinel = { name: 'mymaster', nodes: [{ host: '10.0.0.1', port: 26379 }, { host: '::1', port: 26380 }, { host: 'sentinel-3.local', port: 26379 }] };
+    assert.deepEqual(loaded.store, { type: 'redis', url: 'redis://:secret@ignored:6379/2', keyPrefix: undefined, sentinel, waitReplicas: 1, waitTimeoutMs: 500 });
+    assert.deepEqual(loaded.cluster?.redis, { url: 'redis://:secret@ignored:6379/2', sentinel }, 'the cluster follows the store\'s Sentinel');
+    const noPort = configError(() => parseConfig('store:\n  type: redis\n  sentinel: { name: m, nodes: ["10.0.0.1"] }\n', file));
+    assertLocated(noPort, file, 3, 'store.sentinel.nodes.0');
   });
 
   it('maps a jwt provider; a jwt without algorithms or with two key sources is an error on its line', () => {

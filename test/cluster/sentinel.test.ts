@@ -1,0 +1,109 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Redis } from 'ioredis';
+import mqtt, { type MqttClient } from 'mqtt';
+import { waitFor } from '../helpers/broker.js';
+import { eventually, startMoat, startRedis, type RedisServer } from '../helpers/cluster.js';
+import { freePort, killAll, spawnProc, type Proc } from '../helpers/process.js';
+
+/**
+ * Two Moat nodes on Redis through Sentinel (a master with AOF, two replicas, one Sentinel), all real processes: the
+ * master is killed under QoS 1 load; Sentinel promotes a replica, the nodes follow it, and every message acknowledged
+ * to the publisher (each batch confirmed by a replica first, `wait_replicas: 1`) reaches the subscriber on the other
+ * node.
+ */
+
+describe('cluster on Redis through Sentinel: the master killed under load (real processes)', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'moat-sentinel-'));
+  let master: RedisServer;
+  const replicas: RedisServer[] = [];
+  let sentinel: Proc;
+  let sentinelPort = 0;
+  let sentinelClient: Redis;
+  const ports = new Map<string, number>();
+  const clients: MqttClient[] = [];
+
+  const masterPort = async (): Promise<number> => Number(((await sentinelClient.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', 'mymaster')) as string[])[1]);
+
+  before(async () => {
+    for (const name of ['master', 'replica-1', 'replica-2']) mkdirSync(path.join(dir, name));
+    master = await startRedis(path.join(dir, 'master'));
+    for (const name of ['replica-1', 'replica-2']) replicas.push(await startRedis(path.join(dir, name), ['--replicaof', '127.0.0.1', String(master.port)]));
+    sentinelPort = await freePort();
+    writeFileSync(path.join(dir, 'sentinel.conf'), [
+      `port ${sentinelPort}`, 'bind 127.0.0.1', `dir ${dir}`,
+      `sentinel monitor mymaster 127.0.0.1 ${master.port} 1`,
+      'sentinel down-after-milliseconds mymaster 1000',
+      'sentinel failover-timeout mymaster 10000',
+      '',
+    ].join('\n'));
+    sentinel = spawnProc('redis-server', [path.join(dir, 'sentinel.conf'), '--sentinel'], { limitMs: 300_000 });
+    await waitFor(() => sentinel.stdout.includes('+monitor') || sentinel.status !== undefined, 10_000, 'redis-sentinel');
+    sentinelClient = new Redis({ port: sentinelPort, host: '127.0.0.1' });
+    await eventually(async () => ((await sentinelClient.call('SENTINEL', 'REPLICAS', 'mymaster')) as unknown[]).length === 2, 20_000, 'Sentinel knows both replicas');
+    for (const node of ['a', 'b']) {
+      ports.set(node, await freePort());
+      await startMoat(dir, node, [
+        `listeners:\n  - { host: 127.0.0.1, port: ${ports.get(node)}, allow_anonymous: true }`,
+        // The URL's host is not used: Sentinel says where the master is.
+        `store:\n  type: redis\n  url: "redis://127.0.0.1:1"\n  sentinel: { name: mymaster, nodes: ["127.0.0.1:${sentinelPort}"] }\n  wait_replicas: 1`,
+        `cluster: { node_id: ${node}, heartbeat_ms: 500, dead_after_ms: 20000 }`,
+        'log: { format: json }',
+        'sys_interval: 0',
+      ]);
+    }
+  });
+  after(async () => {
+    for (const c of clients) c.end(true);
+    sentinelClient?.disconnect();
+    await killAll();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('Sentinel promotes a replica; the nodes go on with it and every acknowledged QoS 1 message arrives', { timeout: 120_000 }, async () => {
+    const connect = (node: string, options: mqtt.IClientOptions = {}): MqttClient => {
+      const c = mqtt.connect({ host: '127.0.0.1', port: ports.get(node)!, protocolVersion: 5, reconnectPeriod: 200, ...options });
+      c.on('error', () => {});
+      clients.push(c);
+      return c;
+    };
+    const received = new Set<string>();
+    const sub = connect('b', { clientId: 'failover-sub', clean: false, properties: { sessionExpiryInterval: 600 } });
+    sub.on('message', (_t, payload) => received.add(payload.toString()));
+    await new Promise((resolve) => sub.once('connect', resolve));
+    await sub.subscribeAsync('failover/#', { qos: 1 });
+    const pub = connect('a');
+    await new Promise((resolve) => pub.once('connect', resolve));
+    const acknowledged: string[] = [];
+    let running = true;
+    const load = (async () => {
+      for (let i = 0; running; i++) {
+        await pub.publishAsync('failover/t', `m${i}`, { qos: 1 });
+        acknowledged.push(`m${i}`);
+      }
+    })();
+    await waitFor(() => acknowledged.length >= 300, 15_000, 'publishing');
+    const before = await masterPort();
+    assert.equal(before, master.port);
+    master.proc.kill('SIGKILL');
+    await master.proc.exited;
+    const atKill = acknowledged.length;
+    await eventually(async () => (await masterPort()) !== before, 30_000, 'Sentinel promoted a replica');
+    await waitFor(() => acknowledged.length >= atKill + 300, 30_000, 'acknowledgements again after the failover');
+    // The promoted master's batches were confirmed by the remaining replica (WAIT) before acknowledgements.
+    const promoted = new Redis({ host: '127.0.0.1', port: await masterPort() });
+    const stats = await promoted.info('commandstats');
+    promoted.disconnect();
+    assert.match(stats, /cmdstat_wait:calls=[1-9]/);
+    running = false;
+    await Promise.race([load, new Promise((resolve) => setTimeout(resolve, 10_000))]);
+    await waitFor(() => acknowledged.every((m) => received.has(m)), 20_000, 'every acknowledged message delivered').catch((err: Error) => {
+      const lost = acknowledged.filter((m) => !received.has(m));
+      console.log('lost', lost.length, 'of', acknowledged.length, lost.slice(0, 10), 'killed at', atKill);
+      throw err;
+    });
+  });
+});
