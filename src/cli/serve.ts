@@ -139,8 +139,8 @@ function startFailure(err: unknown): string {
 async function lockPrimaryStore(store: StoreConfig, logger: { fatal(obj: object, msg?: string): void }, stop: () => void): Promise<{ release(): Promise<void> | void } | undefined> {
   if (store.type === 'memory') return undefined;
   if (store.type === 'redis') {
-    const { Redis } = await import('ioredis');
-    const redis = openRedis(Redis, store, { lazyConnect: true, maxRetriesPerRequest: null });
+    const ioredis = await import('ioredis');
+    const redis = openRedis(ioredis, store, { lazyConnect: true, maxRetriesPerRequest: null });
     redis.on('error', () => {});
     const prefix = store.keyPrefix ?? 'moat:';
     try {

@@ -227,9 +227,9 @@ export class ClusterRouting implements PeerRouting {
   }
 
   private async start(): Promise<void> {
-    const { Redis } = await import('ioredis');
+    const ioredis = await import('ioredis');
     const connect = (name: string): Redis => {
-      const redis = openRedis(Redis, this.options.redis, { lazyConnect: true, maxRetriesPerRequest: null, enableOfflineQueue: true, connectionName: `moat-${this.options.nodeId}-${name}` });
+      const redis = openRedis(ioredis, this.options.redis, { lazyConnect: true, maxRetriesPerRequest: null, enableOfflineQueue: true, connectionName: `moat-${this.options.nodeId}-${name}` });
       redis.on('error', () => {}); // reconnects by itself; the heartbeat says when Redis is away
       return redis;
     };

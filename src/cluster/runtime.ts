@@ -42,9 +42,9 @@ export class ClusterRuntime {
   }
 
   private async connect(): Promise<void> {
-    const { Redis } = await import('ioredis');
+    const ioredis = await import('ioredis');
     const open = (name: string): Redis => {
-      const redis = openRedis(Redis, this.options.redis, { lazyConnect: true, maxRetriesPerRequest: null, enableOfflineQueue: true, connectionName: `moat-${this.options.nodeId}-${name}` });
+      const redis = openRedis(ioredis, this.options.redis, { lazyConnect: true, maxRetriesPerRequest: null, enableOfflineQueue: true, connectionName: `moat-${this.options.nodeId}-${name}` });
       redis.on('error', () => {});
       return redis;
     };

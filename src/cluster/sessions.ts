@@ -111,9 +111,9 @@ export class ClusterSessions implements SessionOwnership {
 
   private async connect(broker: Broker): Promise<void> {
     this.broker = broker;
-    const { Redis } = await import('ioredis');
+    const ioredis = await import('ioredis');
     const connect = (name: string): Redis => {
-      const redis = openRedis(Redis, this.options.redis, { lazyConnect: true, maxRetriesPerRequest: null, enableOfflineQueue: true, connectionName: `moat-${this.options.nodeId}-${name}` });
+      const redis = openRedis(ioredis, this.options.redis, { lazyConnect: true, maxRetriesPerRequest: null, enableOfflineQueue: true, connectionName: `moat-${this.options.nodeId}-${name}` });
       redis.on('error', () => {});
       return redis;
     };
@@ -340,7 +340,8 @@ export class ClusterSessions implements SessionOwnership {
     await new Promise<void>((resolve) => this.options.whenDurable(resolve));
     // Owners only where the dead node still is one (a claim cannot have changed them meanwhile: they wait for the mark).
     if (adopted.size > 0) await redis.eval(OWN_IF_OWNED_BY, 1, keys.owners, node, nodeId, ...adopted);
-    await this.options.deleteFromDeadNode(node, read.map((stored) => stored.record.clientId));
+    // Those adopted before a crash of this node (skipped above) leave the dead node's store too.
+    await this.options.deleteFromDeadNode(node, [...adopted]);
     // Claims of the dead node's sessions wait for this mark: gone, they go on (from this node).
     await redis.eval(DROP_ADOPTION, 1, keys.adopting, node, nodeId);
     this.options.logger.warn({ node, sessions: adopted.size, messages: routed }, 'cluster: the sessions of a dead node adopted here');

@@ -1,6 +1,6 @@
 import type { Locate } from './file-checks.js';
 import type { RedisTarget } from '../store/redis-target.js';
-import { sentinelOf } from './load.js';
+import { redisKeyPrefix, redisTargetOf } from './load.js';
 import type { FileConfig } from './schema.js';
 
 /** The `cluster:` section (docs/cluster.md): this node's name, the cluster's Redis, and when a silent node is dead. */
@@ -32,8 +32,8 @@ export function readCluster(config: FileConfig, located: Locate): ClusterConfig 
   if (deadAfterMs < 3 * heartbeatMs) {
     throw located(['cluster', 'dead_after_ms'], `${deadAfterMs} ms is less than three heartbeats (heartbeat_ms: ${heartbeatMs}): a node would be declared dead after one late heartbeat`);
   }
-  const storePrefix = config.store.key_prefix ?? 'moat:';
-  const redis: RedisTarget = { url: config.store.url ?? 'redis://127.0.0.1:6379', ...(config.store.sentinel && { sentinel: sentinelOf(config.store.sentinel) }) };
+  const storePrefix = redisKeyPrefix(config.store) ?? 'moat:';
+  const redis: RedisTarget = redisTargetOf(config.store);
   return {
     redis, nodeId: section.node_id, keyPrefix: `${storePrefix}cluster:`, heartbeatMs, deadAfterMs,
   };

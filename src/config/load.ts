@@ -42,7 +42,7 @@ export type StoreConfig =
   | { type: 'sqlite'; directory: string; durability: 'strict' | 'periodic'; flushIntervalMs: number | undefined; encryption?: StoreEncryption }
   | {
     type: 'redis'; url: string; keyPrefix: string | undefined; retainedKey?: string; encryption?: StoreEncryption;
-    sentinel?: RedisTarget['sentinel']; waitReplicas?: number; waitTimeoutMs?: number;
+    sentinel?: RedisTarget['sentinel']; clusterNodes?: RedisTarget['clusterNodes']; waitReplicas?: number; waitTimeoutMs?: number;
   }
   | { type: 'memory' };
 
@@ -107,6 +107,9 @@ export function parseConfig(text: string, file: string): LoadedConfig {
   const base = path.dirname(path.resolve(file));
   checkSecurityFiles(data, base, located);
   checkStoreEncryption(data, base, located);
+  if (data.store?.sentinel && data.store.cluster_nodes) {
+    throw located(['store', 'cluster_nodes'], 'a Redis is reached through Sentinel (store.sentinel) or is a Redis Cluster (store.cluster_nodes), not both');
+  }
   const loaded = toOptions(data, base, readTlsFiles(data, base, located));
   const admin = readAdmin(data, base, located);
   if (admin) loaded.admin = admin;
@@ -617,8 +620,9 @@ function toOptions(config: FileConfig, base: string, tls: Map<number, TlsListene
     ? { type: 'memory' }
     : config.store?.type === 'redis'
       ? {
-        type: 'redis', url: config.store.url ?? 'redis://127.0.0.1:6379', keyPrefix: config.store.key_prefix, ...storeEncryption(config, base),
+        type: 'redis', url: config.store.url ?? 'redis://127.0.0.1:6379', keyPrefix: redisKeyPrefix(config.store), ...storeEncryption(config, base),
         ...(config.store.sentinel && { sentinel: sentinelOf(config.store.sentinel) }),
+        ...(config.store.cluster_nodes && { clusterNodes: config.store.cluster_nodes.map(hostAndPort) }),
         ...(config.store.wait_replicas !== undefined && { waitReplicas: config.store.wait_replicas }),
         ...(config.store.wait_timeout_ms !== undefined && { waitTimeoutMs: config.store.wait_timeout_ms }),
       }
@@ -650,11 +654,29 @@ export function defaultConfig(): LoadedConfig {
 
 /** `store.sentinel`: the master's name and the Sentinels ("host:port", checked by the schema). */
 export function sentinelOf(section: { name: string; nodes: string[] }): NonNullable<RedisTarget['sentinel']> {
+  return { name: section.name, nodes: section.nodes.map(hostAndPort) };
+}
+
+function hostAndPort(node: string): { host: string; port: number } {
+  const cut = node.lastIndexOf(':');
+  return { host: node.slice(0, cut).replace(/^\[|\]$/g, ''), port: Number(node.slice(cut + 1)) };
+}
+
+/**
+ * The Redis store's key prefix. On a Redis Cluster every key must hash to one slot (a batch is one MULTI/EXEC): the
+ * prefix is made a hash tag, `{moat:}` by default, unless it has one.
+ */
+export function redisKeyPrefix(store: NonNullable<FileConfig['store']>): string | undefined {
+  if (!store.cluster_nodes) return store.key_prefix;
+  const prefix = store.key_prefix ?? 'moat:';
+  return /\{[^}]+\}/.test(prefix) ? prefix : `{${prefix}}`;
+}
+
+/** The Redis the store's section names: one server, through Sentinel, or a Redis Cluster. */
+export function redisTargetOf(store: NonNullable<FileConfig['store']>): RedisTarget {
   return {
-    name: section.name,
-    nodes: section.nodes.map((node) => {
-      const cut = node.lastIndexOf(':');
-      return { host: node.slice(0, cut).replace(/^\[|\]$/g, ''), port: Number(node.slice(cut + 1)) };
-    }),
+    url: store.url ?? 'redis://127.0.0.1:6379',
+    ...(store.sentinel && { sentinel: sentinelOf(store.sentinel) }),
+    ...(store.cluster_nodes && { clusterNodes: store.cluster_nodes.map(hostAndPort) }),
   };
 }

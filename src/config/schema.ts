@@ -108,6 +108,7 @@ export const configSchema = {
             nodes: { type: 'array', minItems: 1, items: { type: 'string', pattern: '^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9.-]+):[0-9]{1,5}$' } },
           },
         },
+        cluster_nodes: { type: 'array', minItems: 1, items: { type: 'string', pattern: '^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9.-]+):[0-9]{1,5}$' } },
         wait_replicas: { type: 'integer', minimum: 0, maximum: 16 },
         wait_timeout_ms: { type: 'integer', minimum: 1, maximum: 60000 },
         key_prefix: { type: 'string' },
@@ -481,6 +482,7 @@ export interface FileConfig {
     directory?: string;
     url?: string;
     sentinel?: { name: string; nodes: string[] };
+    cluster_nodes?: string[];
     wait_replicas?: number;
     wait_timeout_ms?: number;
     key_prefix?: string;

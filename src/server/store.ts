@@ -49,6 +49,7 @@ export function createStore(config: StoreConfig, { logger, worker, onLockLost }:
       return new RedisStore({
         url: config.url, keyPrefix: config.keyPrefix, logger, lockWaitMs, onLockLost, ...encryptionOf(config),
         ...(config.sentinel && { sentinel: config.sentinel }),
+        ...(config.clusterNodes && { clusterNodes: config.clusterNodes }),
         ...(config.waitReplicas !== undefined && { waitReplicas: config.waitReplicas }),
         ...(config.waitTimeoutMs !== undefined && { waitTimeoutMs: config.waitTimeoutMs }),
         ...(config.retainedKey !== undefined && { retainedKey: config.retainedKey }),

@@ -14,6 +14,8 @@ export interface RedisStoreOptions {
   url: string;
   /** The master Sentinel names, found through these Sentinels (`url` then gives its password, database, TLS). */
   sentinel?: RedisTarget['sentinel'];
+  /** Or a Redis Cluster, reached through some of its nodes (keyPrefix must then be a hash tag: one slot). */
+  clusterNodes?: RedisTarget['clusterNodes'];
   /**
    * Acknowledge a batch only once this many replicas have it too (Redis WAIT), or `waitTimeoutMs` passed (the log
    * says so): with Sentinel, what a failover promotes has what was acknowledged.
@@ -38,8 +40,11 @@ export interface RedisStoreOptions {
   onLockLost?: (holder: string) => void;
 }
 
-/** How long a batch waits for `waitReplicas` by default. */
+/** How long a batch waits for `waitReplicas` by default, and while replicas were missing at the last batch. */
 const DEFAULT_WAIT_TIMEOUT_MS = 1000;
+const SHORT_WAIT_MS = 10;
+/** While short of replicas, how often a batch waits for them (SHORT_WAIT_MS; Redis times WAIT out at its hz, ~100 ms). */
+const REPLICA_PROBE_MS = 1000;
 
 /** Schema version kept in `{prefix}meta`; the same place SQLite keeps `user_version`. */
 export const REDIS_SCHEMA_VERSION = 1;
@@ -102,7 +107,7 @@ export class RedisStore implements BrokerStore {
   private readonly target: RedisTarget;
 
   constructor(private readonly options: RedisStoreOptions) {
-    this.target = { url: options.url, ...(options.sentinel && { sentinel: options.sentinel }) };
+    this.target = { url: options.url, ...(options.sentinel && { sentinel: options.sentinel }), ...(options.clusterNodes && { clusterNodes: options.clusterNodes }) };
     this.prefix = options.keyPrefix ?? 'moat:';
     this.retainedKey = options.retainedKey ?? `${this.prefix}retained`;
     if (options.encryption) this.cipher = new AtRestCipher(options.encryption);
@@ -124,8 +129,8 @@ export class RedisStore implements BrokerStore {
 
   private async openStore(): Promise<RecoveredState> {
     // Loaded here, not at startup: ioredis costs a quarter of a second to load, and most brokers never use it.
-    const { Redis } = await import('ioredis');
-    const redis = openRedis(Redis, this.target, { lazyConnect: true, maxRetriesPerRequest: null, enableOfflineQueue: true });
+    const ioredis = await import('ioredis');
+    const redis = openRedis(ioredis, this.target, { lazyConnect: true, maxRetriesPerRequest: null, enableOfflineQueue: true });
     redis.on('error', () => {}); // reconnects by itself; failures surface as failed batches
     try {
       await redis.connect();
@@ -497,13 +502,15 @@ export class RedisStore implements BrokerStore {
   }
 
   private fewReplicasLoggedAt = 0;
+  private shortOfReplicas = false;
+  private replicasProbedAt = 0;
 
   /** Fewer replicas than `waitReplicas` had a batch in time: acknowledged anyway (logged at most every 10 s). */
   private fewReplicas(replicas: number): void {
     const now = Date.now();
     if (now - this.fewReplicasLoggedAt < 10_000) return;
     this.fewReplicasLoggedAt = now;
-    this.options.logger?.error({ replicas, wanted: this.options.waitReplicas, url: describeTarget(this.target) }, 'Redis replicas did not confirm writes in time (wait_timeout_ms); acknowledging anyway: a failover now could lose them');
+    this.options.logger?.error({ replicas, wanted: this.options.waitReplicas, url: describeTarget(this.target) }, 'Redis replicas did not confirm writes in time (wait_timeout_ms); acknowledging without them until they do (checked every second): a failover now could lose writes');
   }
 
   /** Sends the gathered changes as one MULTI/EXEC; callbacks run once Redis has answered. */
@@ -519,12 +526,25 @@ export class RedisStore implements BrokerStore {
     const started = performance.now();
     const executed = multi.exec();
     // Sent right behind the transaction on the same connection: answered once enough replicas have it.
-    const replicated = this.options.waitReplicas ? redis.wait(this.options.waitReplicas, this.options.waitTimeoutMs ?? DEFAULT_WAIT_TIMEOUT_MS) : undefined;
+    // Short of replicas at the last wait (one died, a failover left none): batches go on without waiting, and one a
+    // second waits briefly to see whether they are back; not the whole timeout for every batch.
+    let replicated: Promise<number> | undefined;
+    if (this.options.waitReplicas) {
+      const now = performance.now();
+      if (!this.shortOfReplicas) replicated = redis.wait(this.options.waitReplicas, this.options.waitTimeoutMs ?? DEFAULT_WAIT_TIMEOUT_MS);
+      else if (now - this.replicasProbedAt >= REPLICA_PROBE_MS) {
+        this.replicasProbedAt = now;
+        replicated = redis.wait(this.options.waitReplicas, SHORT_WAIT_MS);
+      }
+    }
     Promise.all([executed, replicated]).then(
       ([results, replicas]) => {
         const failed = results?.find(([err]) => err);
         if (!results || failed) throw failed?.[0] ?? new Error('transaction discarded');
-        if (replicas !== undefined && replicas < this.options.waitReplicas!) this.fewReplicas(replicas);
+        if (replicas !== undefined) {
+          this.shortOfReplicas = replicas < this.options.waitReplicas!;
+          if (this.shortOfReplicas) this.fewReplicas(replicas);
+        }
         this.timings.write.observeSince(started);
         this.writing = undefined;
         this.retryDelay = 10;

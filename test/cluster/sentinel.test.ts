@@ -25,13 +25,19 @@ describe('cluster on Redis through Sentinel: the master killed under load (real 
   let sentinelClient: Redis;
   const ports = new Map<string, number>();
   const clients: MqttClient[] = [];
+  const procs = new Map<string, Proc>();
 
   const masterPort = async (): Promise<number> => Number(((await sentinelClient.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', 'mymaster')) as string[])[1]);
 
   before(async () => {
     for (const name of ['master', 'replica-1', 'replica-2']) mkdirSync(path.join(dir, name));
-    master = await startRedis(path.join(dir, 'master'));
+    master = await startRedis(path.join(dir, 'master'), ['--repl-diskless-sync-delay', '0']);
     for (const name of ['replica-1', 'replica-2']) replicas.push(await startRedis(path.join(dir, name), ['--replicaof', '127.0.0.1', String(master.port)]));
+    for (const replica of replicas) {
+      const onReplica = new Redis({ host: '127.0.0.1', port: replica.port });
+      await eventually(async () => (await onReplica.info('replication')).includes('master_link_status:up'), 20_000, 'a replica in sync');
+      onReplica.disconnect();
+    }
     sentinelPort = await freePort();
     writeFileSync(path.join(dir, 'sentinel.conf'), [
       `port ${sentinelPort}`, 'bind 127.0.0.1', `dir ${dir}`,
@@ -46,14 +52,14 @@ describe('cluster on Redis through Sentinel: the master killed under load (real 
     await eventually(async () => ((await sentinelClient.call('SENTINEL', 'REPLICAS', 'mymaster')) as unknown[]).length === 2, 20_000, 'Sentinel knows both replicas');
     for (const node of ['a', 'b']) {
       ports.set(node, await freePort());
-      await startMoat(dir, node, [
+      procs.set(node, await startMoat(dir, node, [
         `listeners:\n  - { host: 127.0.0.1, port: ${ports.get(node)}, allow_anonymous: true }`,
         // The URL's host is not used: Sentinel says where the master is.
         `store:\n  type: redis\n  url: "redis://127.0.0.1:1"\n  sentinel: { name: mymaster, nodes: ["127.0.0.1:${sentinelPort}"] }\n  wait_replicas: 1`,
         `cluster: { node_id: ${node}, heartbeat_ms: 500, dead_after_ms: 20000 }`,
         'log: { format: json }',
         'sys_interval: 0',
-      ]);
+      ]));
     }
   });
   after(async () => {
@@ -103,6 +109,7 @@ describe('cluster on Redis through Sentinel: the master killed under load (real 
     await waitFor(() => acknowledged.every((m) => received.has(m)), 20_000, 'every acknowledged message delivered').catch((err: Error) => {
       const lost = acknowledged.filter((m) => !received.has(m));
       console.log('lost', lost.length, 'of', acknowledged.length, lost.slice(0, 10), 'killed at', atKill);
+      for (const [node, proc] of procs) console.log(node, proc.stdout.split('\n').filter((l) => /"level":(40|50|60)/.test(l)).slice(-10).join('\n'));
       throw err;
     });
   });

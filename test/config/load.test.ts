@@ -304,6 +304,21 @@ describe('config: errors name the file, the 1-based line, the dotted key and wha
     assertLocated(noPort, file, 3, 'store.sentinel.nodes.0');
   });
 
+  it('store: a Redis Cluster gets a hash-tagged key prefix (one slot for every key), the cluster\'s keys too; not with Sentinel too', () => {
+    const file = '/etc/moat/moat.yaml';
+    const nodes = 'cluster_nodes: ["10.0.0.1:7000", "10.0.0.2:7000"]';
+    const loaded = parseConfig(`store: { type: redis, ${nodes} }\ncluster: { node_id: n1 }\n`, file);
+    assert.deepEqual(loaded.store, {
+      type: 'redis', url: 'redis://127.0.0.1:6379', keyPrefix: '{moat:}', clusterNodes: [{ host: '10.0.0.1', port: 7000 }, { host: '10.0.0.2', port: 7000 }],
+    });
+    assert.equal(loaded.cluster?.keyPrefix, '{moat:}cluster:');
+    assert.deepEqual(loaded.cluster?.redis.clusterNodes, [{ host: '10.0.0.1', port: 7000 }, { host: '10.0.0.2', port: 7000 }]);
+    assert.equal((parseConfig(`store: { type: redis, key_prefix: "prod:", ${nodes} }\n`, file).store as { keyPrefix: string }).keyPrefix, '{prod:}');
+    assert.equal((parseConfig(`store: { type: redis, key_prefix: "{p}:", ${nodes} }\n`, file).store as { keyPrefix: string }).keyPrefix, '{p}:', 'a tag of its own is kept');
+    const both = configError(() => parseConfig(`store:\n  type: redis\n  sentinel: { name: m, nodes: ["10.0.0.1:26379"] }\n  ${nodes}\n`, file));
+    assertLocated(both, file, 4, 'store.cluster_nodes');
+  });
+
   it('maps a jwt provider; a jwt without algorithms or with two key sources is an error on its line', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'moat-config-jwt-'));
     mkdirSync(path.join(dir, 'keys'));
