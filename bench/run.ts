@@ -23,6 +23,7 @@ import { durabilityScenario } from './scenarios/durability.js';
 import { atRestScenario } from './scenarios/at-rest.js';
 import { payloadScenario } from './scenarios/payload.js';
 import { clusterScenario } from './scenarios/cluster.js';
+import { clusterSoakScenario } from './scenarios/cluster-soak.js';
 import { idleScenario } from './scenarios/idle.js';
 import { judgeTargets } from './scenarios/targets.js';
 import { tlsScenario } from './scenarios/tls.js';
@@ -37,6 +38,7 @@ export const SCENARIOS: Record<string, (ctx: BenchContext) => Promise<ScenarioRe
   'p2p-qos1-payload': payloadScenario,
   'p2p-qos1-at-rest': atRestScenario,
   cluster: clusterScenario,
+  'cluster-soak': clusterSoakScenario,
 };
 
 const DOCS = path.join(fileURLToPath(new URL('../../', import.meta.url)), 'docs', 'benchmarks.md');

@@ -53,7 +53,8 @@ describe('bench harness (smoke run)', () => {
     const report = await SCENARIOS.cluster!(quick);
     assert.deepEqual(report.errors, []);
     const rows = report.data as Array<{ nodes: string; qos: number; rate: { median: number }; cpu: { median: number }; redisCpu: { median: number }; missing: number; duplicates: number }>;
-    assert.deepEqual(rows.map((r) => `${r.qos} ${r.nodes}`), ['0 1 node', '0 2 nodes', '0 3 nodes', '1 1 node', '1 2 nodes', '1 3 nodes']);
+    assert.deepEqual(rows.map((r) => `${r.qos} ${r.nodes}`), ['0 1 node', '0 2 nodes', '0 3 nodes', '1 1 node', '1 2 nodes', '1 3 nodes', '1 1 node', '1 2 nodes', '1 3 nodes']);
+    assert.match(report.table, /\| 1 \| 4,000 msg\/s \| 2 nodes \|/, 'the fixed-rate rows');
     for (const row of rows) {
       assert.ok(row.rate.median > 0, `${row.qos} ${row.nodes}: delivered`);
       assert.ok(row.cpu.median > 0, `${row.qos} ${row.nodes}: the nodes' CPU measured`);
@@ -61,6 +62,15 @@ describe('bench harness (smoke run)', () => {
       if (row.qos === 1) assert.equal(row.missing, 0, `${row.nodes}: nothing lost at QoS 1`);
       assert.equal(row.duplicates, 0);
     }
+  });
+
+  it('cluster-soak: two nodes under a steady QoS 1 flow, their memory and Redis\' sampled, nothing lost', async () => {
+    const report = await SCENARIOS['cluster-soak']!(quick);
+    assert.deepEqual(report.errors.filter((e) => /lost|duplicates/.test(e)), []);
+    const data = report.data as { series: Array<{ process: string; samplesMiB: number[] }>; rate: number };
+    assert.deepEqual(data.series.map((s) => s.process), ['node a', 'node b', 'redis-server']);
+    for (const s of data.series) assert.ok(s.samplesMiB.length >= 5 && s.samplesMiB.every((m) => m > 1), `${s.process}: RSS sampled`);
+    assert.ok(data.rate > 0);
   });
 
   it('restart: a populated SQLite store and a populated Redis store are recovered and the broker answers', async () => {
