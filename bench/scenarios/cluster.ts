@@ -61,7 +61,7 @@ export async function clusterScenario(ctx: BenchContext): Promise<ScenarioReport
               ...(load.rate !== undefined && { rate: load.rate / PAIRS }),
               warmupMs: ctx.quick ? 500 : 1000, measureMs: ctx.quick ? 700 : 5000,
             });
-            const key = `${nodes}|${loadName(load)}`;
+            const key = `${nodes}|${qos}|${loadName(load)}`;
             results.set(key, [...(results.get(key) ?? []), result]);
             ctx.log(`cluster ${nodes} QoS ${qos} ${loadName(load)} round ${round + 1}: ${fmt(result.deliveriesPerSecond)} msg/s, nodes ${fmt(result.cpuUsPerDelivery, 1)} µs/msg, Redis ${fmt(result.sideCpuUsPerDelivery, 1)} µs/msg, p99 ${fmt(result.latency.p99, 2)} ms; missing ${result.missing}, duplicates ${result.duplicates}, undelivered ${result.undelivered}`);
           } finally {
@@ -77,7 +77,7 @@ export async function clusterScenario(ctx: BenchContext): Promise<ScenarioReport
   const rows: ClusterRow[] = [];
   for (const load of LOADS) {
     for (const nodes of Object.keys(NODES) as Nodes[]) {
-      const runs = results.get(`${nodes}|${loadName(load)}`) ?? [];
+      const runs = results.get(`${nodes}|${load.qos}|${loadName(load)}`) ?? [];
       const all = (f: (r: LoadResult) => number) => summarize(runs.map(f));
       rows.push({
         nodes, qos: load.qos, offered: loadName(load), rate: all((r) => r.deliveriesPerSecond), cpu: all((r) => r.cpuUsPerDelivery), redisCpu: all((r) => r.sideCpuUsPerDelivery),

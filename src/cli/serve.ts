@@ -1,6 +1,7 @@
 // `moat` itself: the broker, one process or the primary and workers of multi-core mode (src/cli/moat.ts loads this
 // module only when no subcommand is given).
 import { parseArgs } from 'node:util';
+import { storeForNode } from '../server/store.js';
 import { describeTarget, openRedis } from '../store/redis-target.js';
 import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -214,7 +215,8 @@ async function runPrimary(
     script: process.argv[1]!,
     args: process.argv.slice(2),
     beforeWorkers: async () => {
-      lock = await lockPrimaryStore(config.store, logger, () => void primary.stop(1));
+      // In a cluster the workers are nodes "{node_id}.{n}": the primary holds the node's own prefix.
+      lock = await lockPrimaryStore(config.cluster ? storeForNode(config.store, config.cluster) : config.store, logger, () => void primary.stop(1));
     },
   });
   const stop = (signal: string): void => {

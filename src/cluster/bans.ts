@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
-import { openRedis, type RedisTarget } from '../store/redis-target.js';
+import type { RedisTarget } from '../store/redis-target.js';
+import { connectNode } from './connections.js';
 import type { Logger } from '../broker/logger.js';
 import type { BanAuthority } from '../multicore/shared-bans.js';
 import type { Ban } from '../security/index.js';
@@ -42,16 +43,8 @@ export class ClusterBans {
   }
 
   private async connect(): Promise<void> {
-    const ioredis = await import('ioredis');
-    const open = (name: string): Redis => {
-      const redis = openRedis(ioredis, this.options.redis, { lazyConnect: true, maxRetriesPerRequest: null, enableOfflineQueue: true, connectionName: `moat-${this.options.nodeId}-${name}` });
-      redis.on('error', () => {});
-      return redis;
-    };
     const { keys, guard } = this.options;
-    this.redis = open('bans');
-    this.subscriber = open('bans-events');
-    await Promise.all([this.redis.connect(), this.subscriber.connect()]);
+    [this.redis, this.subscriber] = await connectNode(this.options.redis, this.options.nodeId, ['bans', 'bans-events']);
     this.subscriber.on('message', (_channel: string, text: string) => this.onEvent(text));
     await this.subscriber.subscribe(keys.banEvents);
     // What the others set before this node started (or while it was away), then what this node has of its own.

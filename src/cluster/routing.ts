@@ -1,5 +1,6 @@
 import type { ChainableCommander, Redis } from 'ioredis';
-import { describeTarget, openRedis, type RedisTarget } from '../store/redis-target.js';
+import { describeTarget, type RedisTarget } from '../store/redis-target.js';
+import { connectNode } from './connections.js';
 import type { Broker } from '../broker/broker.js';
 import type { BrokerHooks } from '../broker/hooks.js';
 import type { Logger } from '../broker/logger.js';
@@ -227,17 +228,9 @@ export class ClusterRouting implements PeerRouting {
   }
 
   private async start(): Promise<void> {
-    const ioredis = await import('ioredis');
-    const connect = (name: string): Redis => {
-      const redis = openRedis(ioredis, this.options.redis, { lazyConnect: true, maxRetriesPerRequest: null, enableOfflineQueue: true, connectionName: `moat-${this.options.nodeId}-${name}` });
-      redis.on('error', () => {}); // reconnects by itself; the heartbeat says when Redis is away
-      return redis;
-    };
     const keys = this.options.keys;
-    this.redis = connect('commands');
-    this.subscriber = connect('events');
-    this.reader = connect('inbox');
-    await Promise.all([this.redis.connect(), this.subscriber.connect(), this.reader.connect()]);
+    // The heartbeat says when Redis is away.
+    [this.redis, this.subscriber, this.reader] = await connectNode(this.options.redis, this.options.nodeId, ['commands', 'events', 'inbox']);
     this.subscriber.on('message', (_channel: string, text: string) => this.onEvent(text));
     await this.subscriber.subscribe(keys.events);
     // Events sent while a connection was down are lost: after a reconnect, this node's filters are written again

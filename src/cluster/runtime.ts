@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
-import { openRedis, type RedisTarget } from '../store/redis-target.js';
+import type { RedisTarget } from '../store/redis-target.js';
+import { connectNode } from './connections.js';
 import type { Logger } from '../broker/logger.js';
 import type { RuntimeRecord, RuntimeSecurity } from '../security/runtime-store.js';
 import type { ClusterKeys } from './keys.js';
@@ -42,15 +43,7 @@ export class ClusterRuntime {
   }
 
   private async connect(): Promise<void> {
-    const ioredis = await import('ioredis');
-    const open = (name: string): Redis => {
-      const redis = openRedis(ioredis, this.options.redis, { lazyConnect: true, maxRetriesPerRequest: null, enableOfflineQueue: true, connectionName: `moat-${this.options.nodeId}-${name}` });
-      redis.on('error', () => {});
-      return redis;
-    };
-    this.redis = open('runtime');
-    this.subscriber = open('runtime-events');
-    await Promise.all([this.redis.connect(), this.subscriber.connect()]);
+    [this.redis, this.subscriber] = await connectNode(this.options.redis, this.options.nodeId, ['runtime', 'runtime-events']);
     this.subscriber.on('message', (_channel: string, text: string) => this.onEvent(text));
     await this.subscriber.subscribe(this.options.keys.runtimeEvents);
     await this.readShared();

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { openRedis, type RedisTarget } from '../store/redis-target.js';
+import type { RedisTarget } from '../store/redis-target.js';
+import { connectNode } from './connections.js';
 import type { Redis } from 'ioredis';
 import type { Broker } from '../broker/broker.js';
 import type { Logger } from '../broker/logger.js';
@@ -111,15 +112,7 @@ export class ClusterSessions implements SessionOwnership {
 
   private async connect(broker: Broker): Promise<void> {
     this.broker = broker;
-    const ioredis = await import('ioredis');
-    const connect = (name: string): Redis => {
-      const redis = openRedis(ioredis, this.options.redis, { lazyConnect: true, maxRetriesPerRequest: null, enableOfflineQueue: true, connectionName: `moat-${this.options.nodeId}-${name}` });
-      redis.on('error', () => {});
-      return redis;
-    };
-    this.redis = connect('sessions');
-    this.subscriber = connect('control');
-    await Promise.all([this.redis.connect(), this.subscriber.connect()]);
+    [this.redis, this.subscriber] = await connectNode(this.options.redis, this.options.nodeId, ['sessions', 'control']);
     this.subscriber.on('message', (_channel: string, text: string) => this.onControl(text));
     await this.subscriber.subscribe(this.options.keys.control(this.options.nodeId));
     // The sessions this node restored are its own, unless another node took them meanwhile (a claim while this one was

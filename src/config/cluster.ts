@@ -24,9 +24,6 @@ export function readCluster(config: FileConfig, located: Locate): ClusterConfig 
   if (config.store?.type !== 'redis') {
     throw located(['cluster'], `needs the Redis store (store: { type: redis, url: ... }) that every node of the cluster shares; the store here is ${config.store?.type ?? 'sqlite (the default)'}`);
   }
-  if (config.workers === 'auto' || (config.workers ?? 1) > 1) {
-    throw located(['cluster'], `not yet with multi-core mode (workers: ${config.workers}): run one process per node, with workers: 1`);
-  }
   const heartbeatMs = section.heartbeat_ms ?? DEFAULT_HEARTBEAT_MS;
   const deadAfterMs = section.dead_after_ms ?? DEFAULT_DEAD_AFTER_MS;
   if (deadAfterMs < 3 * heartbeatMs) {

@@ -170,7 +170,10 @@ export function createServer(options: ServerOptions = {}): MoatServer {
   const audit: AuditLog = feed ? teeAudit(auditTrail, feed) : auditTrail;
   const security = createSecurity({ ...config.security, audit }, logger);
   const worker = options.worker;
-  const store = createStore(storeForNode(storeForWorker(config.store, worker?.index), config.cluster), {
+  // Cluster and multi-core mode together: each worker is a node of its own ("node-1.0", "node-1.1", ...), its store
+  // under that node's prefix; the workers route to each other, and to the other nodes, through Redis.
+  const clusterConfig = config.cluster && worker ? { ...config.cluster, nodeId: `${config.cluster.nodeId}.${worker.index}` } : config.cluster;
+  const store = createStore(clusterConfig ? storeForNode(config.store, clusterConfig) : storeForWorker(config.store, worker?.index), {
     logger, worker: worker !== undefined,
     onLockLost: (holder) => {
       // Two brokers writing one store would corrupt it: this one stops.
@@ -180,9 +183,9 @@ export function createServer(options: ServerOptions = {}): MoatServer {
     },
   });
   const payload = config.payload ? payloadProtection(config.payload, audit, security, logger) : undefined;
-  const cluster = config.cluster ? clusterRouting(config.cluster, store, logger) : undefined;
+  const cluster = clusterConfig ? clusterRouting(clusterConfig, store, logger) : undefined;
   const clusterSessions = cluster && new ClusterSessions({
-    redis: config.cluster!.redis, nodeId: config.cluster!.nodeId, keys: new ClusterKeys(config.cluster!.keyPrefix), logger,
+    redis: clusterConfig!.redis, nodeId: clusterConfig!.nodeId, keys: new ClusterKeys(clusterConfig!.keyPrefix), logger,
     isAlive: (node) => cluster.isAlive(node), isFenced: () => cluster.isFenced, whenDurable: (done) => store.whenDurable(done),
     takeFromDeadNode: (node, clientId) => (store as RedisStore).takeSession(nodeStorePrefix(config.store, node), clientId),
     readFromDeadNode: (node, clientId) => (store as RedisStore).readSessionOf(nodeStorePrefix(config.store, node), clientId),
@@ -195,18 +198,18 @@ export function createServer(options: ServerOptions = {}): MoatServer {
       begin: (node, adopted) => cluster.beginAdoption(node, adopted), end: () => cluster.endAdoption(), announce: (node) => cluster.announceAdoption(node),
       drain: (node, adopted, remove) => cluster.drainInboxOf(node, adopted, remove),
     },
-    deadAfterMs: config.cluster!.deadAfterMs,
+    deadAfterMs: clusterConfig!.deadAfterMs,
     encode: (message) => (store as RedisStore).encodeMessage(message), decode: (text) => (store as RedisStore).decodeMessage(text),
   });
   cluster?.onJoined((joined) => clusterSessions!.start(joined));
   // The guard's bans are the cluster's.
   const clusterBans = cluster && security.guard && new ClusterBans({
-    redis: config.cluster!.redis, nodeId: config.cluster!.nodeId, keys: new ClusterKeys(config.cluster!.keyPrefix), guard: security.guard, logger,
+    redis: clusterConfig!.redis, nodeId: clusterConfig!.nodeId, keys: new ClusterKeys(clusterConfig!.keyPrefix), guard: security.guard, logger,
   });
   if (clusterBans) cluster!.onJoined(() => clusterBans.start());
   // And so are the users, groups and roles changed at runtime.
   const clusterRuntime = cluster && security.runtime && new ClusterRuntime({
-    redis: config.cluster!.redis, nodeId: config.cluster!.nodeId, keys: new ClusterKeys(config.cluster!.keyPrefix), runtime: security.runtime, logger,
+    redis: clusterConfig!.redis, nodeId: clusterConfig!.nodeId, keys: new ClusterKeys(clusterConfig!.keyPrefix), runtime: security.runtime, logger,
   });
   if (clusterRuntime) cluster!.onJoined(() => clusterRuntime.start());
   cluster?.onNodeRemoved((node, diedAt) => clusterSessions!.adoptNode(node, diedAt));
@@ -215,7 +218,8 @@ export function createServer(options: ServerOptions = {}): MoatServer {
   const broker = createBroker({
     ...config.broker, store, logger, authMethods: { ...security.authMethods, ...config.broker.authMethods },
     // The peers' hook goes last: it runs only for subscriptions the security hooks allowed.
-    hooks: [...security.hooks, ...(payload ? [payload.hooks] : []), ...(worker ? [worker.hooks] : []), ...(cluster ? [cluster.hooks] : [])],
+    // The workers' own routing gives way to the cluster's (its hooks too) when both are on.
+    hooks: [...security.hooks, ...(payload ? [payload.hooks] : []), ...(worker && !cluster ? [worker.hooks] : []), ...(cluster ? [cluster.hooks] : [])],
     ...worker?.options,
     ...(cluster && { peers: cluster, sessionOwnership: clusterSessions }),
   });

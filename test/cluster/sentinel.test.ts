@@ -4,9 +4,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
-import mqtt, { type MqttClient } from 'mqtt';
 import { waitFor } from '../helpers/broker.js';
-import { eventually, startMoat, startRedis, type RedisServer } from '../helpers/cluster.js';
+import { crossNodeLoad, eventually, startMoat, startRedis, type CrossNodeLoad, type RedisServer } from '../helpers/cluster.js';
 import { freePort, killAll, spawnProc, type Proc } from '../helpers/process.js';
 
 /**
@@ -24,7 +23,7 @@ describe('cluster on Redis through Sentinel: the master killed under load (real 
   let sentinelPort = 0;
   let sentinelClient: Redis;
   const ports = new Map<string, number>();
-  const clients: MqttClient[] = [];
+  const loads: CrossNodeLoad[] = [];
   const procs = new Map<string, Proc>();
 
   const masterPort = async (): Promise<number> => Number(((await sentinelClient.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', 'mymaster')) as string[])[1]);
@@ -63,34 +62,16 @@ describe('cluster on Redis through Sentinel: the master killed under load (real 
     }
   });
   after(async () => {
-    for (const c of clients) c.end(true);
+    for (const load of loads) load.close();
     sentinelClient?.disconnect();
     await killAll();
     rmSync(dir, { recursive: true, force: true });
   });
 
   it('Sentinel promotes a replica; the nodes go on with it and every acknowledged QoS 1 message arrives', { timeout: 120_000 }, async () => {
-    const connect = (node: string, options: mqtt.IClientOptions = {}): MqttClient => {
-      const c = mqtt.connect({ host: '127.0.0.1', port: ports.get(node)!, protocolVersion: 5, reconnectPeriod: 200, ...options });
-      c.on('error', () => {});
-      clients.push(c);
-      return c;
-    };
-    const received = new Set<string>();
-    const sub = connect('b', { clientId: 'failover-sub', clean: false, properties: { sessionExpiryInterval: 600 } });
-    sub.on('message', (_t, payload) => received.add(payload.toString()));
-    await new Promise((resolve) => sub.once('connect', resolve));
-    await sub.subscribeAsync('failover/#', { qos: 1 });
-    const pub = connect('a');
-    await new Promise((resolve) => pub.once('connect', resolve));
-    const acknowledged: string[] = [];
-    let running = true;
-    const load = (async () => {
-      for (let i = 0; running; i++) {
-        await pub.publishAsync('failover/t', `m${i}`, { qos: 1 });
-        acknowledged.push(`m${i}`);
-      }
-    })();
+    const load = await crossNodeLoad(ports.get('a')!, ports.get('b')!, 'failover');
+    loads.push(load);
+    const { acknowledged, received } = load;
     await waitFor(() => acknowledged.length >= 300, 15_000, 'publishing');
     const before = await masterPort();
     assert.equal(before, master.port);
@@ -104,11 +85,8 @@ describe('cluster on Redis through Sentinel: the master killed under load (real 
     const stats = await promoted.info('commandstats');
     promoted.disconnect();
     assert.match(stats, /cmdstat_wait:calls=[1-9]/);
-    running = false;
-    await Promise.race([load, new Promise((resolve) => setTimeout(resolve, 10_000))]);
-    await waitFor(() => acknowledged.every((m) => received.has(m)), 20_000, 'every acknowledged message delivered').catch((err: Error) => {
-      const lost = acknowledged.filter((m) => !received.has(m));
-      console.log('lost', lost.length, 'of', acknowledged.length, lost.slice(0, 10), 'killed at', atKill);
+    await load.stop();
+    await load.allDelivered(20_000).catch((err: Error) => {
       for (const [node, proc] of procs) console.log(node, proc.stdout.split('\n').filter((l) => /"level":(40|50|60)/.test(l)).slice(-10).join('\n'));
       throw err;
     });

@@ -273,7 +273,7 @@ describe('config: errors name the file, the 1-based line, the dotted key and wha
     }
   });
 
-  it('cluster: mapped with the store\'s Redis; refused without the Redis store, with workers, or with too short a dead time; a bad node id located', () => {
+  it('cluster: mapped with the store\'s Redis, with workers too; refused without the Redis store or with too short a dead time; a bad node id located', () => {
     const file = '/etc/moat/moat.yaml';
     const redis = 'store: { type: redis, url: "redis://10.0.0.5:6379", key_prefix: "prod:" }\n';
     const loaded = parseConfig(`${redis}cluster:\n  node_id: node-1\n`, file);
@@ -281,8 +281,7 @@ describe('config: errors name the file, the 1-based line, the dotted key and wha
     const sqlite = configError(() => parseConfig('cluster:\n  node_id: n1\n', file));
     assertLocated(sqlite, file, 1, 'cluster');
     assert.match(sqlite.problem, /needs the Redis store .* the store here is sqlite/);
-    const workers = configError(() => parseConfig(`${redis}workers: 2\ncluster:\n  node_id: n1\n`, file));
-    assert.match(workers.problem, /not yet with multi-core mode/);
+    assert.equal(parseConfig(`${redis}workers: 2\ncluster:\n  node_id: n1\n`, file).cluster?.nodeId, 'n1', 'each worker is a node of its own at run time (n1.0, n1.1)');
     const short = configError(() => parseConfig(`${redis}cluster:\n  node_id: n1\n  heartbeat_ms: 1000\n  dead_after_ms: 2000\n`, file));
     assertLocated(short, file, 5, 'cluster.dead_after_ms');
     assert.match(short.problem, /less than three heartbeats/);

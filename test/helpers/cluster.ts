@@ -41,3 +41,59 @@ export async function eventually(condition: () => Promise<boolean>, timeoutMs: n
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
+
+/** A steady QoS 1 flow from a publisher on one node to a subscriber (persistent session) on another. */
+export interface CrossNodeLoad {
+  acknowledged: string[];
+  received: Set<string>;
+  /** Stops publishing; a publish still waiting for its PUBACK is not counted. */
+  stop(): Promise<void>;
+  /** Waits until every acknowledged message has arrived; on failure says what is missing. */
+  allDelivered(timeoutMs: number): Promise<void>;
+  close(): void;
+}
+
+export async function crossNodeLoad(publishPort: number, subscribePort: number, topic: string): Promise<CrossNodeLoad> {
+  const { default: mqtt } = await import('mqtt');
+  const clients = [] as Array<import('mqtt').MqttClient>;
+  const connect = async (port: number, options: import('mqtt').IClientOptions = {}): Promise<import('mqtt').MqttClient> => {
+    const c = mqtt.connect({ host: '127.0.0.1', port, protocolVersion: 5, reconnectPeriod: 200, ...options });
+    c.on('error', () => {}); // reconnects while Redis fails over
+    clients.push(c);
+    await new Promise((resolve) => c.once('connect', resolve));
+    return c;
+  };
+  const received = new Set<string>();
+  const sub = await connect(subscribePort, { clientId: `${topic}-sub`, clean: false, properties: { sessionExpiryInterval: 600 } });
+  sub.on('message', (_t, payload) => received.add(payload.toString()));
+  await sub.subscribeAsync(`${topic}/#`, { qos: 1 });
+  const pub = await connect(publishPort);
+  const acknowledged: string[] = [];
+  let running = true;
+  const publishing = (async () => {
+    for (let i = 0; running; i++) {
+      await pub.publishAsync(`${topic}/t`, `m${i}`, { qos: 1 });
+      acknowledged.push(`m${i}`);
+    }
+  })();
+  return {
+    acknowledged, received,
+    async stop() {
+      running = false;
+      await Promise.race([publishing, new Promise((resolve) => setTimeout(resolve, 10_000))]);
+    },
+    async allDelivered(timeoutMs) {
+      const deadline = Date.now() + timeoutMs;
+      while (!acknowledged.every((m) => received.has(m))) {
+        if (Date.now() > deadline) {
+          const lost = acknowledged.filter((m) => !received.has(m));
+          throw new Error(`${lost.length} of ${acknowledged.length} acknowledged messages never arrived: ${lost.slice(0, 10).join(' ')}`);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    },
+    close() {
+      for (const c of clients) c.end(true);
+    },
+  };
+}

@@ -1,0 +1,23 @@
+import type { Redis } from 'ioredis';
+import { openRedis, type RedisTarget } from '../store/redis-target.js';
+
+/**
+ * Connections of one node to the cluster's Redis, one per use (commands, a subscription, a blocking read), named
+ * `moat-{node}-{use}` in Redis' CLIENT LIST. They reconnect by themselves and queue commands meanwhile; failures
+ * surface where commands fail. Resolves once all are connected; if one cannot connect, none is left open.
+ */
+export async function connectNode(target: RedisTarget, nodeId: string, uses: readonly string[]): Promise<Redis[]> {
+  const ioredis = await import('ioredis');
+  const connections = uses.map((use) => {
+    const redis = openRedis(ioredis, target, { lazyConnect: true, maxRetriesPerRequest: null, enableOfflineQueue: true, connectionName: `moat-${nodeId}-${use}` });
+    redis.on('error', () => {});
+    return redis;
+  });
+  try {
+    await Promise.all(connections.map((redis) => redis.connect()));
+    return connections;
+  } catch (err) {
+    for (const redis of connections) redis.disconnect();
+    throw err;
+  }
+}
