@@ -64,6 +64,8 @@ const ANNOUNCE_TIMEOUT_MS = 2000;
 const FORWARD_MS = 5000;
 /** A dead node nobody announced the adoption of is routed to (its inbox) at least this long. */
 const ORPHAN_MIN_MS = 30_000;
+/** How long a closing node waits for Redis (acknowledgements, QUIT) before it lets go. */
+const CLOSE_WAIT_MS = 3000;
 /** Filters without subscribers here are withdrawn this long after the last one left (as in multi-core mode); the others' filters are read again as often. */
 const RECONCILE_MS = 10_000;
 
@@ -96,6 +98,11 @@ export class ClusterRouting implements PeerRouting {
   /** Sessions handed over to another node lately: what still reaches their filters here is forwarded to them there. */
   private readonly forwards = new SubscriptionTrie<Forward>();
   private forwarding = 0;
+  /** Where each of those sessions went (the last move), and the trie entries of each move. */
+  private readonly forwardedTo = new Map<string, { node: string; entries: Array<[string, string]> }>();
+  private forwardSeq = 0;
+  /** The last message routed here from each other node (a session handed over has what it matched). */
+  private readonly lastRouted = new Map<string, number>();
   /** Sessions being claimed from another node: what that node forwards to them before they are here waits. */
   private readonly arriving = new Map<string, PublishFrame[]>();
   /** Numbers the messages this node sends to others (one number for all the nodes a message goes to). */
@@ -278,14 +285,20 @@ export class ClusterRouting implements PeerRouting {
     this.timers = [];
     for (const [, waiting] of this.echoes) for (const done of waiting) done();
     this.echoes.clear();
-    // Entries routed here are acknowledged once the store has what they changed: wait for those acknowledgements.
-    await new Promise<void>((resolve) => this.options.whenDurable(resolve));
-    await Promise.allSettled([...this.acking]);
+    // Entries routed here are acknowledged once the store has what they changed: wait for those acknowledgements (not
+    // for ever: with Redis gone, they are read again at the next start).
+    const settled = (async () => {
+      await new Promise<void>((resolve) => this.options.whenDurable(resolve));
+      await Promise.allSettled([...this.acking]);
+    })();
+    await Promise.race([settled, new Promise((resolve) => setTimeout(resolve, CLOSE_WAIT_MS).unref())]);
     // The filters stay: what is published for this node's persistent sessions while it restarts waits in its inbox.
     this.reader?.disconnect();
     await this.reading?.catch(() => undefined);
-    await this.subscriber?.quit().catch(() => undefined);
-    await this.redis?.quit().catch(() => undefined);
+    for (const redis of [this.subscriber, this.redis]) {
+      await Promise.race([redis?.quit().catch(() => undefined), new Promise((resolve) => setTimeout(resolve, CLOSE_WAIT_MS).unref())]);
+      redis?.disconnect();
+    }
   }
 
   // ---- what is subscribed here ------------------------------------------------------------
@@ -614,14 +627,32 @@ export class ClusterRouting implements PeerRouting {
    * A session was handed over to `node`: for FORWARD_MS, what reaches its filters here (the others route here until
    * they know the filters are there) goes on to it there, as a frame for it alone.
    */
-  forwardSession(clientId: string, node: string, filters: readonly string[]): void {
-    const plain = filters.filter((f) => parseSharedFilter(f) === undefined); // a group's messages go to its other members
-    for (const filter of plain) this.forwards.add(filter, clientId, { clientId, node });
+  forwardSession(clientId: string, node: string, filters: readonly string[]): Record<string, number> {
+    this.stopForwarding(clientId); // an earlier move of the same session: this one replaces it
+    // Keyed per move: a second move within FORWARD_MS has entries of its own, which the first one's timer leaves alone.
+    const key = `${clientId}\u0000${++this.forwardSeq}`;
+    const entries: Array<[string, string]> = [];
+    for (const filter of filters) {
+      if (parseSharedFilter(filter) !== undefined) continue; // a group's messages go to its other members
+      this.forwards.add(filter, key, { clientId, node });
+      entries.push([filter, key]);
+    }
+    const move = { node, entries };
+    this.forwardedTo.set(clientId, move);
     this.forwarding++;
     setTimeout(() => {
-      this.forwarding--;
-      for (const filter of plain) this.forwards.remove(filter, clientId);
+      if (this.forwardedTo.get(clientId) === move) this.stopForwarding(clientId);
     }, FORWARD_MS).unref();
+    return { ...Object.fromEntries(this.lastRouted), [this.options.nodeId]: this.messageSeq };
+  }
+
+  /** Forwarding for a session ends (its time is up, it moved again, or the claim was given up and it stays here). */
+  stopForwarding(clientId: string): void {
+    const move = this.forwardedTo.get(clientId);
+    if (!move) return;
+    this.forwardedTo.delete(clientId);
+    this.forwarding--;
+    for (const [filter, key] of move.entries) this.forwards.remove(filter, key);
   }
 
   private forward(message: Message, retain: boolean, origin: string, id: number): void {
@@ -639,12 +670,14 @@ export class ClusterRouting implements PeerRouting {
    * This node claims a session from another: what that node forwards to it waits until it is here. Returns what to
    * call right after it is adopted here (or the claim failed): from then on, for a while, it gets each message once.
    */
-  expectSession(clientId: string): () => void {
+  expectSession(clientId: string): (routedUpTo: Record<string, number>) => void {
     this.arriving.set(clientId, []);
-    return () => {
+    return (routedUpTo) => {
       const waiting = this.arriving.get(clientId) ?? [];
       this.arriving.delete(clientId);
-      const window = this.twoPaths.open(new Set([clientId]));
+      // Back here from a node it had gone to: what this node forwarded there for it stops.
+      if (this.broker!.sessions.has(clientId)) this.stopForwarding(clientId);
+      const window = this.twoPaths.open(new Set([clientId]), routedUpTo);
       setTimeout(() => this.twoPaths.close(window), FORWARD_MS + ANNOUNCE_TIMEOUT_MS).unref();
       for (const frame of waiting) this.deliverForwarded(frame);
     };
@@ -800,6 +833,7 @@ export class ClusterRouting implements PeerRouting {
     // Last writer wins per retained topic, by the publishing node's clock, then the hash of its id.
     const applyRetain = frame.retain && this.retainOrder.isNewest(frame.topic, frame.retainStamp, frame.origin);
     if (frame.deliver && frame.id !== undefined) {
+      this.lastRouted.set(sender, frame.id);
       if (this.forwarding > 0) this.forward(messageOf(frame), frame.retain, sender, frame.id);
       const hadIt = this.twoPaths.active ? this.twoPaths.routedUsually(sender, frame.id) : undefined;
       if (hadIt) {

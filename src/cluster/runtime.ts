@@ -54,8 +54,11 @@ export class ClusterRuntime {
   }
 
   async close(): Promise<void> {
-    await this.subscriber?.quit().catch(() => undefined);
-    await this.redis?.quit().catch(() => undefined);
+    // Not for ever: with Redis gone, QUIT would wait for it.
+    for (const redis of [this.subscriber, this.redis]) {
+      await Promise.race([redis?.quit().catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 3000).unref())]);
+      redis?.disconnect();
+    }
   }
 
   /** The cluster's set replaces this node's; a cluster without one yet gets this node's. */

@@ -46,8 +46,11 @@ export interface ClusterSessionsOptions {
    * waits; the function returned is called once it is here, or the claim failed), `forward` once it has left.
    */
   moving: {
-    expect(clientId: string): () => void;
-    forward(clientId: string, node: string, filters: readonly string[]): void;
+    /** `arrived` takes what the node it left had routed (the session has it): not given to it again here. */
+    expect(clientId: string): (routedUpTo: RoutedUpTo) => void;
+    /** Returns the last message routed here from each node (the session has what it matched). */
+    forward(clientId: string, node: string, filters: readonly string[]): RoutedUpTo;
+    stopForwarding(clientId: string): void;
   };
   adoption: {
     begin(node: string, adopted: ReadonlySet<string>): void;
@@ -127,8 +130,11 @@ export class ClusterSessions implements SessionOwnership {
 
   async close(): Promise<void> {
     this.closed = true;
-    await this.subscriber?.quit().catch(() => undefined);
-    await this.redis?.quit().catch(() => undefined);
+    // Not for ever: with Redis gone, QUIT would wait for it.
+    for (const redis of [this.subscriber, this.redis]) {
+      await Promise.race([redis?.quit().catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 3000).unref())]);
+      redis?.disconnect();
+    }
   }
 
   claim(clientId: string, clean: boolean): Promise<void> | undefined {
@@ -184,15 +190,16 @@ export class ClusterSessions implements SessionOwnership {
     }
     // What the owner forwards to the session once it has let it go waits for it here.
     const arrived = this.options.moving.expect(clientId);
+    let routedUpTo: RoutedUpTo = {};
     try {
-      await this.takeOver(clientId, clean, previous);
+      routedUpTo = await this.takeOver(clientId, clean, previous);
     } finally {
-      arrived();
+      arrived(routedUpTo);
     }
   }
 
   /** Asks the live owner of a session to hand it over, and adopts what comes (unless the CONNECT starts clean). */
-  private async takeOver(clientId: string, clean: boolean, previous: string): Promise<void> {
+  private async takeOver(clientId: string, clean: boolean, previous: string): Promise<RoutedUpTo> {
     const redis = this.redis!;
     const { keys, nodeId } = this.options;
     const id = randomBytes(8).toString('hex');
@@ -209,18 +216,23 @@ export class ClusterSessions implements SessionOwnership {
       const request: Request = { type: 'surrender', id, clientId, from: nodeId };
       redis.publish(keys.control(previous), JSON.stringify(request)).catch(() => undefined);
     });
-    if (!reply) {
+    // Given up: marked in the handover key, which the owner writes only if it is free; if the owner wrote it first,
+    // the session is here after all, and it is taken.
+    const gaveUp = reply ? null : await redis.set(keys.handover(id), ABANDONED, 'EX', HANDOVER_TTL_S, 'NX').catch(() => null);
+    if (!reply && gaveUp !== null) {
       // Starting afresh would leave the session, and maybe its connection, on the other node: refused (0x88) instead.
       // The owner is the silent node again (unless somebody claimed it since), so whoever adopts its sessions if it
-      // died counts this one in.
+      // died counts this one in; a late owner finds the mark and keeps the session.
       await redis.eval(GIVE_BACK, 1, keys.owners, clientId, nodeId, previous).catch(() => undefined);
       throw new Error(`node ${previous} did not hand the session over within ${HANDOVER_TIMEOUT_MS} ms`);
     }
-    if (!reply.handed) return;
+    if (reply && !reply.handed) return {};
     const text = await redis.getdel(keys.handover(id));
-    if (text === null || clean) return; // a clean start discards the old session [MQTT-3.1.2-4]
-    this.broker!.adoptSession(decodeSession(text, this.options.decode));
+    if (text === null || text === ABANDONED || clean) return {}; // a clean start discards the old session [MQTT-3.1.2-4]
+    const handed = decodeSession(text, this.options.decode);
+    this.broker!.adoptSession(handed);
     this.options.logger.info({ clientId, from: previous }, 'cluster: session taken over from another node');
+    return handed.routedUpTo;
   }
 
   /** Sessions this node restored that it had adopted from `dead` before a crash (still owned by `dead`): its own. */
@@ -386,11 +398,17 @@ export class ClusterSessions implements SessionOwnership {
       this.willGone(request.clientId);
       const session = this.broker!.sessions.has(request.clientId) ? this.broker!.surrenderSession(request.clientId) : undefined;
       if (session) {
-        // What still reaches its filters here (the others learn of them at the claimant shortly) follows it there.
-        this.options.moving.forward(request.clientId, request.from, session.subscriptions.map((sub) => sub.filter));
+        // What still reaches its filters here (the others learn of them at the claimant shortly) follows it there; and
+        // what was routed here already (in the session now) is not given to it again there.
+        const routedUpTo = this.options.moving.forward(request.clientId, request.from, session.subscriptions.map((sub) => sub.filter));
         await new Promise<void>((resolve) => this.options.whenDurable(resolve));
-        await redis.set(keys.handover(request.id), encodeSession(session, this.options.encode), 'EX', HANDOVER_TTL_S);
-        handed = true;
+        const written = await redis.set(keys.handover(request.id), encodeSession({ ...session, routedUpTo }, this.options.encode), 'EX', HANDOVER_TTL_S, 'NX');
+        if (written === null) {
+          // The claimant gave up waiting (this node was slow): the session stays here.
+          this.options.moving.stopForwarding(request.clientId);
+          this.broker!.adoptSession(session);
+          this.options.logger.warn({ clientId: request.clientId }, 'cluster: a claim gave up before the session was handed over; it stays here');
+        } else handed = true;
       }
     } catch (err) {
       this.options.logger.error({ err: (err as Error).message, clientId: request.clientId }, 'cluster: a session could not be handed over');
@@ -441,9 +459,21 @@ return 0`;
 const DROP_ADOPTION = `if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) end
 return 0`;
 
+/** What a claimant that gave up writes in the handover key (the owner then keeps the session). */
+const ABANDONED = 'abandoned';
+
+/** The last message number routed on a node, by the node that numbered it. */
+export type RoutedUpTo = Record<string, number>;
+
+/** A session as handed over: its state, and what the node it left had routed. */
+interface HandedSession extends RecoveredSession {
+  routedUpTo: RoutedUpTo;
+}
+
 /** A session as JSON for the handover key; messages as the store writes them (sealed, with encryption at rest). */
-function encodeSession(session: RecoveredSession, encode: (m: StoredMessage) => string): string {
+function encodeSession(session: HandedSession, encode: (m: StoredMessage) => string): string {
   return JSON.stringify({
+    routedUpTo: session.routedUpTo,
     record: session.record,
     subscriptions: session.subscriptions,
     queue: session.queue.map((e) => ({ ...e, message: encode(e.message) })),
@@ -452,12 +482,13 @@ function encodeSession(session: RecoveredSession, encode: (m: StoredMessage) => 
   });
 }
 
-function decodeSession(text: string, decode: (text: string) => StoredMessage): RecoveredSession {
-  const raw = JSON.parse(text) as Omit<RecoveredSession, 'queue' | 'inflight'> & {
+function decodeSession(text: string, decode: (text: string) => StoredMessage): HandedSession {
+  const raw = JSON.parse(text) as Omit<HandedSession, 'queue' | 'inflight'> & {
     queue: Array<Omit<QueuedRecord, 'message'> & { message: string }>;
     inflight: Array<Omit<InflightRecord, 'message'> & { message: string }>;
   };
   return {
+    routedUpTo: raw.routedUpTo ?? {},
     record: raw.record,
     subscriptions: raw.subscriptions,
     queue: raw.queue.map((e) => ({ ...e, message: decode(e.message) })),

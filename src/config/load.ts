@@ -669,7 +669,10 @@ function hostAndPort(node: string): { host: string; port: number } {
 export function redisKeyPrefix(store: NonNullable<FileConfig['store']>): string | undefined {
   if (!store.cluster_nodes) return store.key_prefix;
   const prefix = store.key_prefix ?? 'moat:';
-  return /\{[^}]+\}/.test(prefix) ? prefix : `{${prefix}}`;
+  // Redis hashes what is between the first '{' and the next '}', if that is not empty.
+  const open = prefix.indexOf('{');
+  const close = open < 0 ? -1 : prefix.indexOf('}', open + 1);
+  return close > open + 1 ? prefix : `{${prefix}}`;
 }
 
 /** The Redis the store's section names: one server, through Sentinel, or a Redis Cluster. */

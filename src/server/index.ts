@@ -193,6 +193,7 @@ export function createServer(options: ServerOptions = {}): MoatServer {
     sessionIdsOf: (node) => (store as RedisStore).sessionIdsOf(nodeStorePrefix(config.store, node)),
     moving: {
       expect: (clientId) => cluster.expectSession(clientId), forward: (clientId, node, filters) => cluster.forwardSession(clientId, node, filters),
+      stopForwarding: (clientId) => cluster.stopForwarding(clientId),
     },
     adoption: {
       begin: (node, adopted) => cluster.beginAdoption(node, adopted), end: () => cluster.endAdoption(), announce: (node) => cluster.announceAdoption(node),

@@ -131,6 +131,7 @@ export class RedisStore implements BrokerStore {
     // Loaded here, not at startup: ioredis costs a quarter of a second to load, and most brokers never use it.
     const ioredis = await import('ioredis');
     const redis = openRedis(ioredis, this.target, { lazyConnect: true, maxRetriesPerRequest: null, enableOfflineQueue: true });
+    redis.on('close', () => this.connectionEpoch++);
     redis.on('error', () => {}); // reconnects by itself; failures surface as failed batches
     try {
       await redis.connect();
@@ -226,9 +227,12 @@ export class RedisStore implements BrokerStore {
       if (!this.writing) this.write();
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
-    await this.lock?.release();
+    // Not for ever: with Redis gone, the lock's release and QUIT would wait for it (the lock then expires by itself).
+    const giveUp = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 3000).unref());
+    await Promise.race([this.lock?.release(), giveUp()]);
     this.lock = undefined;
-    await this.redis.quit().catch(() => undefined);
+    await Promise.race([this.redis.quit().catch(() => undefined), giveUp()]);
+    this.redis.disconnect();
     this.redis = undefined;
   }
 
@@ -501,6 +505,19 @@ export class RedisStore implements BrokerStore {
     return this.batch.length === 0 && this.writing === undefined;
   }
 
+  /**
+   * WAIT, on the server that ran the batch: WAIT names no key, and a Redis Cluster client would send it to any master;
+   * behind a keyed command in one pipeline it goes where the keys' slot is.
+   */
+  private async waitFor(redis: Redis, replicas: number, timeoutMs: number): Promise<number> {
+    const replies = await redis.pipeline().exists(this.key('meta')).wait(replicas, timeoutMs).exec();
+    const [err, count] = replies?.[1] ?? [new Error('WAIT not answered'), 0];
+    if (err) throw err;
+    return Number(count);
+  }
+
+  /** Counts the store connection's drops. */
+  private connectionEpoch = 0;
   private fewReplicasLoggedAt = 0;
   private shortOfReplicas = false;
   private replicasProbedAt = 0;
@@ -524,6 +541,7 @@ export class RedisStore implements BrokerStore {
     const multi = redis.multi();
     for (const op of writing.ops) op(multi);
     const started = performance.now();
+    const epoch = this.connectionEpoch;
     const executed = multi.exec();
     // Sent right behind the transaction on the same connection: answered once enough replicas have it.
     // Short of replicas at the last wait (one died, a failover left none): batches go on without waiting, and one a
@@ -531,16 +549,19 @@ export class RedisStore implements BrokerStore {
     let replicated: Promise<number> | undefined;
     if (this.options.waitReplicas) {
       const now = performance.now();
-      if (!this.shortOfReplicas) replicated = redis.wait(this.options.waitReplicas, this.options.waitTimeoutMs ?? DEFAULT_WAIT_TIMEOUT_MS);
+      if (!this.shortOfReplicas) replicated = this.waitFor(redis, this.options.waitReplicas, this.options.waitTimeoutMs ?? DEFAULT_WAIT_TIMEOUT_MS);
       else if (now - this.replicasProbedAt >= REPLICA_PROBE_MS) {
         this.replicasProbedAt = now;
-        replicated = redis.wait(this.options.waitReplicas, SHORT_WAIT_MS);
+        replicated = this.waitFor(redis, this.options.waitReplicas, SHORT_WAIT_MS);
       }
     }
     Promise.all([executed, replicated]).then(
       ([results, replicas]) => {
         const failed = results?.find(([err]) => err);
         if (!results || failed) throw failed?.[0] ?? new Error('transaction discarded');
+        // ioredis sends what was unanswered again on the next connection: a WAIT answered there (a new master after a
+        // failover) says nothing of the batch the lost one ran. Sent again (an entry Redis holds twice is routed once).
+        if (replicated !== undefined && this.connectionEpoch !== epoch) throw new Error('the connection to Redis dropped while replicas were awaited');
         if (replicas !== undefined) {
           this.shortOfReplicas = replicas < this.options.waitReplicas!;
           if (this.shortOfReplicas) this.fewReplicas(replicas);

@@ -7,7 +7,7 @@ import { Redis } from 'ioredis';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { waitFor } from '../helpers/broker.js';
 import { eventually, startMoat, startRedis } from '../helpers/cluster.js';
-import { freePort, killAll } from '../helpers/process.js';
+import { freePort, killAll, type Proc } from '../helpers/process.js';
 
 /**
  * Multi-core and cluster mode together, real processes: node a runs two workers (nodes "a.0" and "a.1" of the
@@ -20,6 +20,7 @@ describe('cluster on Redis with a multi-core node (real processes)', () => {
   let redis: Redis;
   const ports = new Map<string, number>();
   const clients: MqttClient[] = [];
+  const procs: Proc[] = [];
 
   const connect = async (node: string, options: Partial<IClientOptions> = {}): Promise<MqttClient> => {
     const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${ports.get(node)}`, { protocolVersion: 5, reconnectPeriod: 0, connectTimeout: 5000, ...options });
@@ -32,19 +33,22 @@ describe('cluster on Redis with a multi-core node (real processes)', () => {
     redis = new Redis(server.url);
     for (const [node, workers] of [['a', 2], ['b', 1]] as const) {
       ports.set(node, await freePort());
-      await startMoat(dir, node, [
+      procs.push(await startMoat(dir, node, [
         `listeners:\n  - { host: 127.0.0.1, port: ${ports.get(node)}, allow_anonymous: true }`,
         `store: { type: redis, url: "${server.url}" }`,
         `workers: ${workers}`,
         `cluster: { node_id: ${node}, heartbeat_ms: 200, dead_after_ms: 5000 }`,
         'log: { format: json }',
         'sys_interval: 0',
-      ]);
+      ]));
     }
   });
   after(async () => {
     for (const c of clients) c.end(true);
     redis?.disconnect();
+    // Stopped as an operator would, while Redis is up: the primary stops its workers (SIGKILL would leave them behind).
+    for (const proc of procs) proc.kill('SIGTERM');
+    await Promise.all(procs.map((proc) => Promise.race([proc.exited, new Promise((resolve) => setTimeout(resolve, 15_000))])));
     await killAll();
     rmSync(dir, { recursive: true, force: true });
   });

@@ -65,7 +65,8 @@ describe('cluster on Redis: routing between nodes (real processes)', () => {
       writeFileSync(path.join(dir, `${node}.yaml`), [
         `listeners:\n  - { host: 127.0.0.1, port: ${ports.get(node)}, allow_anonymous: true }`,
         `store: { type: redis, url: "${redisUrl}" }`,
-        `cluster: { node_id: ${node}, heartbeat_ms: 200, dead_after_ms: 5000 }`,
+        // Long enough that a Redis restarted under load (the test below) is not taken for a partition.
+        `cluster: { node_id: ${node}, heartbeat_ms: 200, dead_after_ms: 7000 }`,
         'log: { format: json }',
         'sys_interval: 0',
       ].join('\n'));
@@ -284,7 +285,7 @@ describe('cluster on Redis: routing between nodes (real processes)', () => {
     procs.get('c')!.kill('SIGSTOP');
     try {
       const declaredDead = (): boolean => procs.get('a')!.stdout.split('\n').some((l) => l.includes('a node stopped answering') && l.includes('"node":"c"'));
-      await waitFor(declaredDead, 10_000, 'node a declares c dead');
+      await waitFor(declaredDead, 15_000, 'node a declares c dead');
       await eventually(async () => !(await redis.hkeys('moat:cluster:nodes')).includes('c'), 5000, 'c removed from the nodes');
       const before = await inboxLength('c');
       const pub = await connect('a');

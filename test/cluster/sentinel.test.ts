@@ -79,7 +79,11 @@ describe('cluster on Redis through Sentinel: the master killed under load (real 
     await master.proc.exited;
     const atKill = acknowledged.length;
     await eventually(async () => (await masterPort()) !== before, 30_000, 'Sentinel promoted a replica');
-    await waitFor(() => acknowledged.length >= atKill + 300, 30_000, 'acknowledgements again after the failover');
+    await waitFor(() => acknowledged.length >= atKill + 300, 30_000, 'acknowledgements again after the failover').catch((err: Error) => {
+      console.log('acknowledged', acknowledged.length, 'at kill', atKill);
+      for (const [node, proc] of procs) console.log(node, proc.stdout.split('\n').filter((l) => /"level":(40|50|60)/.test(l)).slice(-8).join('\n'));
+      throw err;
+    });
     // The promoted master's batches were confirmed by the remaining replica (WAIT) before acknowledgements.
     const promoted = new Redis({ host: '127.0.0.1', port: await masterPort() });
     const stats = await promoted.info('commandstats');

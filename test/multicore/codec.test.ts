@@ -100,7 +100,8 @@ const publishFrame: fc.Arbitrary<PublishFrame> = fc.record({
 function expected(f: PublishFrame): Frame {
   // Spread: fast-check's records have no prototype, decoded properties are plain objects.
   const properties = f.properties && { ...f.properties };
-  return { type: FrameType.Publish, ...f, properties, retainStamp: f.retain ? f.retainStamp : 0, origin: f.retain ? f.origin : 0 };
+  const target = f.target && { ...f.target };
+  return { type: FrameType.Publish, ...f, properties, target, retainStamp: f.retain ? f.retainStamp : 0, origin: f.retain ? f.origin : 0 };
 }
 
 describe('multi-core: frames between workers', () => {
