@@ -19,6 +19,7 @@ export const PREREQUISITES = [
   { command: 'mosquitto', pkg: 'mosquitto', why: 'moat convert, side by side with Mosquitto' },
   { command: 'mosquitto_ctrl', pkg: 'mosquitto', why: "Mosquitto's dynamic-security API (mosquitto_ctrl dynsec)" },
   { command: 'redis-server', pkg: 'redis-server', why: 'the Redis store' },
+  { command: 'redis-cli', pkg: 'redis-tools', why: 'creating a Redis Cluster (cluster mode on a Redis Cluster)' },
   { command: 'openssl', pkg: 'openssl', why: 'TLS test certificates' },
   { command: 'cc', pkg: 'gcc', why: "the benchmark's latency probe (harness smoke test)" },
   { command: 'script', pkg: 'bsdutils', why: 'moat passwd on a terminal' },

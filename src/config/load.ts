@@ -282,6 +282,7 @@ const TYPE_WORDS: Record<string, string> = {
 /** The patterns of the schema, in words (test/config/errors.test.ts checks that each has some). */
 export const PATTERN_WORDS: Record<string, string> = {
   '^rediss?://': 'must be a redis:// or rediss:// URL',
+  '^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9.-]+):[0-9]{1,5}$': 'must be "host:port" (an IPv6 address in brackets: "[::1]:26379")',
   '^https?://': 'must be an http:// or https:// URL',
   '^/': 'must be a URL path starting with "/"',
   '^https?://[^/]+$': 'must be an origin as a browser sends it: scheme, host and port if any, no path (e.g. "https://app.example.com")',

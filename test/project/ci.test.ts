@@ -62,7 +62,7 @@ describe('the README commands and CI', () => {
       const bare = await run(path.join(bin, 'node'), [PREREQUISITES], { env: { PATH: bin, MOAT_PREREQUISITES: 'check' } });
       assert.equal(bare.code, 1);
       assert.match(bare.stderr, /mosquitto_pub \(interoperability tests\)/);
-      assert.match(bare.stderr, /apt-get install mosquitto-clients mosquitto redis-server openssl gcc bsdutils util-linux/);
+      assert.match(bare.stderr, /apt-get install mosquitto-clients mosquitto redis-server redis-tools openssl gcc bsdutils util-linux/);
       const here = await run(process.execPath, [PREREQUISITES], { env: { ...process.env, MOAT_PREREQUISITES: 'check' } });
       assert.equal(here.code, 0, `this machine has them all: ${here.stderr}`);
     } finally {
