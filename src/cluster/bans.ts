@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { RedisTarget } from '../store/redis-target.js';
-import { connectNode } from './connections.js';
+import { closeNode, connectNode } from './connections.js';
 import type { Logger } from '../broker/logger.js';
 import type { BanAuthority } from '../multicore/shared-bans.js';
 import type { Ban } from '../security/index.js';
@@ -58,11 +58,7 @@ export class ClusterBans {
   }
 
   async close(): Promise<void> {
-    // Not for ever: with Redis gone, QUIT would wait for it.
-    for (const redis of [this.subscriber, this.redis]) {
-      await Promise.race([redis?.quit().catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 3000).unref())]);
-      redis?.disconnect();
-    }
+    await closeNode([this.subscriber, this.redis]);
   }
 
   private share(event: BanEvent): void {

@@ -21,3 +21,14 @@ export async function connectNode(target: RedisTarget, nodeId: string, uses: rea
     throw err;
   }
 }
+
+/** How long closing waits for Redis to answer QUIT before it drops the connection (with Redis gone it never would). */
+export const CLOSE_WAIT_MS = 3000;
+
+/** Closes a node's connections: QUIT, or after CLOSE_WAIT_MS without an answer, a plain disconnect. */
+export async function closeNode(connections: ReadonlyArray<Redis | undefined>): Promise<void> {
+  for (const redis of connections) {
+    await Promise.race([redis?.quit().catch(() => undefined), new Promise((resolve) => setTimeout(resolve, CLOSE_WAIT_MS).unref())]);
+    redis?.disconnect();
+  }
+}

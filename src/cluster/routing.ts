@@ -1,6 +1,6 @@
 import type { ChainableCommander, Redis } from 'ioredis';
 import { describeTarget, type RedisTarget } from '../store/redis-target.js';
-import { connectNode } from './connections.js';
+import { CLOSE_WAIT_MS, closeNode, connectNode } from './connections.js';
 import type { Broker } from '../broker/broker.js';
 import type { BrokerHooks } from '../broker/hooks.js';
 import type { Logger } from '../broker/logger.js';
@@ -64,8 +64,6 @@ const ANNOUNCE_TIMEOUT_MS = 2000;
 const FORWARD_MS = 5000;
 /** A dead node nobody announced the adoption of is routed to (its inbox) at least this long. */
 const ORPHAN_MIN_MS = 30_000;
-/** How long a closing node waits for Redis (acknowledgements, QUIT) before it lets go. */
-const CLOSE_WAIT_MS = 3000;
 /** Filters without subscribers here are withdrawn this long after the last one left (as in multi-core mode); the others' filters are read again as often. */
 const RECONCILE_MS = 10_000;
 
@@ -295,10 +293,7 @@ export class ClusterRouting implements PeerRouting {
     // The filters stay: what is published for this node's persistent sessions while it restarts waits in its inbox.
     this.reader?.disconnect();
     await this.reading?.catch(() => undefined);
-    for (const redis of [this.subscriber, this.redis]) {
-      await Promise.race([redis?.quit().catch(() => undefined), new Promise((resolve) => setTimeout(resolve, CLOSE_WAIT_MS).unref())]);
-      redis?.disconnect();
-    }
+    await closeNode([this.subscriber, this.redis]);
   }
 
   // ---- what is subscribed here ------------------------------------------------------------

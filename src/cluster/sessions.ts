@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { RedisTarget } from '../store/redis-target.js';
-import { connectNode } from './connections.js';
+import { closeNode, connectNode } from './connections.js';
 import type { Redis } from 'ioredis';
 import type { Broker } from '../broker/broker.js';
 import type { Logger } from '../broker/logger.js';
@@ -130,11 +130,7 @@ export class ClusterSessions implements SessionOwnership {
 
   async close(): Promise<void> {
     this.closed = true;
-    // Not for ever: with Redis gone, QUIT would wait for it.
-    for (const redis of [this.subscriber, this.redis]) {
-      await Promise.race([redis?.quit().catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 3000).unref())]);
-      redis?.disconnect();
-    }
+    await closeNode([this.subscriber, this.redis]);
   }
 
   claim(clientId: string, clean: boolean): Promise<void> | undefined {
