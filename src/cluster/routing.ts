@@ -73,6 +73,8 @@ export class ClusterRouting implements PeerRouting {
   private redis: Redis | undefined;
   private subscriber: Redis | undefined;
   private reader: Redis | undefined;
+  /** Times the inbox connection closed: a read out across a close may have been answered, the answer lost. */
+  private readerCloses = 0;
   private readonly remote = new SubscriptionTrie<RemoteInterest>();
   /** Filters each other node has, as this node knows them. */
   private readonly remoteFilters = new Map<string, Set<string>>();
@@ -242,6 +244,7 @@ export class ClusterRouting implements PeerRouting {
     // and the others' read again.
     this.subscriber.on('ready', () => this.resync());
     this.redis.on('ready', () => this.resync());
+    this.reader.on('close', () => this.readerCloses++);
     await this.ensureGroup('$');
     for (const [node, seq] of Object.entries(await this.redis.hgetall(keys.applied(this.options.nodeId)))) this.applied.set(node, Number(seq));
     await this.register();
@@ -744,6 +747,7 @@ export class ClusterRouting implements PeerRouting {
     let from = '0';
     while (!this.closed) {
       let reply: Array<[Buffer, Array<[Buffer, Buffer[]]>]> | null;
+      const closes = this.readerCloses;
       try {
         reply = await this.reader!.xreadgroupBuffer('GROUP', CONSUMER_GROUP, this.options.nodeId, 'COUNT', READ_COUNT, 'BLOCK', READ_BLOCK_MS, 'STREAMS', inbox, from) as typeof reply;
       } catch (err) {
@@ -753,6 +757,14 @@ export class ClusterRouting implements PeerRouting {
         // Redis lost the stream or its group (restarted without its data): a new group reads what arrives from now on.
         if (/NOGROUP|no longer exists/.test(message)) await this.ensureGroup('0').catch(() => undefined);
         await new Promise((resolve) => setTimeout(resolve, 500));
+        from = '0';
+        continue;
+      }
+      if (this.readerCloses !== closes) {
+        // The connection closed while this read was out and ioredis sent it again: Redis may have answered the first
+        // copy, its entries now pending for this node and never seen here. The pending list is read again, in order,
+        // before anything newer is acknowledged (an acknowledgement trims the stream below it); routed ones are skipped.
+        from = '0';
         continue;
       }
       const entries = reply?.[0]?.[1] ?? [];

@@ -1,0 +1,92 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Redis } from 'ioredis';
+import mqtt, { type MqttClient } from 'mqtt';
+import { waitFor } from '../helpers/broker.js';
+import { eventually, startMoat, startRedis } from '../helpers/cluster.js';
+import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
+import { freePort, killAll } from '../helpers/process.js';
+
+/**
+ * The network between a node and Redis failing at the worst moment: Redis has done what the node asked, and the
+ * answer never reaches it. Node b reaches a real redis-server through a relay that loses replies and cuts
+ * connections; node a reaches it directly.
+ */
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+describe('cluster on Redis: replies lost between a node and Redis (real processes)', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'moat-redis-faults-'));
+  let redis: Redis;
+  let proxy: FaultProxy;
+  const ports = { a: 0, b: 0 };
+  const clients: MqttClient[] = [];
+  const connect = async (port: number): Promise<MqttClient> => {
+    const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { protocolVersion: 5, reconnectPeriod: 0, connectTimeout: 5000 });
+    clients.push(client);
+    return client;
+  };
+
+  before(async () => {
+    const server = await startRedis(dir);
+    redis = new Redis(server.url);
+    proxy = await startFaultProxy(server.port);
+    for (const node of ['a', 'b'] as const) {
+      ports[node] = await freePort();
+      const redisPort = node === 'b' ? proxy.port : server.port;
+      await startMoat(dir, node, [
+        `listeners:\n  - { host: 127.0.0.1, port: ${ports[node]}, allow_anonymous: true }`,
+        `store: { type: redis, url: "redis://127.0.0.1:${redisPort}" }`,
+        `cluster: { node_id: ${node}, heartbeat_ms: 200, dead_after_ms: 7000 }`,
+        'log: { format: json }',
+        'sys_interval: 0',
+      ]);
+    }
+  });
+  after(async () => {
+    for (const client of clients) client.end(true);
+    redis?.disconnect();
+    await proxy?.close();
+    await killAll();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('an inbox read whose reply is lost (the entries are pending for the node, unseen) is read again: every acknowledged message arrives', async () => {
+    const received: string[] = [];
+    const sub = await connect(ports.b);
+    sub.on('message', (_topic, payload) => received.push(payload.toString()));
+    await sub.subscribeAsync('lost/#', { qos: 1 });
+    await eventually(async () => (await redis.smembers('moat:cluster:filters:b')).includes('lost/#'), 5000, 'node b registered lost/#');
+    const pub = await connect(ports.a);
+    await pub.publishAsync('lost/t', 'm0', { qos: 1 });
+    await waitFor(() => received.includes('m0'), 5000, 'm0 crossed');
+
+    // Node b's blocking inbox read: Redis answers it with m1's entry (now pending for b), and the answer is lost.
+    const readers = proxy.connectionsSending('moat-b-inbox');
+    assert.equal(readers.length, 1, 'node b reads its inbox on one connection');
+    readers[0]!.swallowReplies();
+    await pub.publishAsync('lost/t', 'm1', { qos: 1 });
+    await eventually(async () => {
+      const [count] = await redis.xpending('moat:cluster:inbox:b', 'moat') as [number];
+      return count >= 1;
+    }, 5000, 'm1\'s entry delivered to node b\'s consumer');
+    await sleep(200);
+    assert.ok(!received.includes('m1'), 'the answer carrying m1 did not reach node b');
+    readers[0]!.cut();
+
+    // Later entries are read on the new connection, routed, acknowledged and trimmed away.
+    for (let i = 2; i <= 20; i++) await pub.publishAsync('lost/t', `m${i}`, { qos: 1 });
+    const all = Array.from({ length: 21 }, (_, i) => `m${i}`);
+    await waitFor(() => all.every((m) => received.includes(m)), 10_000, 'every acknowledged message at node b').catch((err: Error) => {
+      throw new Error(`${err.message}; missing ${all.filter((m) => !received.includes(m)).join(' ')}`);
+    });
+    assert.equal(received.length, new Set(received).size, 'each message once');
+    await eventually(async () => {
+      const [count] = await redis.xpending('moat:cluster:inbox:b', 'moat') as [number];
+      return count === 0;
+    }, 5000, 'nothing left pending in node b\'s inbox');
+  });
+});
