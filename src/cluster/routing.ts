@@ -775,8 +775,8 @@ export class ClusterRouting implements PeerRouting {
         from = '0';
         continue;
       }
-      if (from === '0' && entries.length === 0) {
-        from = '>'; // the backlog is done
+      if (from !== '>' && entries.length === 0) {
+        from = '>'; // the backlog is done (a read of it returns at once, empty at its end: never read past that)
         continue;
       }
       const ids: string[] = [];
@@ -794,7 +794,7 @@ export class ClusterRouting implements PeerRouting {
         advanced.add(entry.sender);
         this.routeEntry(entry.frames, (frame) => this.routeFrame(frame, entry.sender));
       }
-      if (from === '0') from = entries.length > 0 ? entries.at(-1)![0].toString() : '>';
+      if (from !== '>') from = entries.at(-1)![0].toString(); // the backlog's next page
       // After what routing these entries stored, in the same batch or a later one: a crash between the two routes
       // them again (at least once), never skips one.
       if (advanced.size > 0) {

@@ -379,6 +379,7 @@ describe('cluster on Redis: routing between nodes (real processes)', () => {
 
   it('redis-server restarted under QoS 1 load (AOF): the nodes reconnect, and every acknowledged message arrives', async () => {
     const received = new Set<string>();
+    const logFrom = { a: procs.get('a')!.stdout.length, b: procs.get('b')!.stdout.length };
     const sub = await listen('b', 'restart/#', { qos: 1 });
     sub.client.on('message', (_topic, payload) => received.add(payload.toString()));
     await eventually(async () => (await redis.smembers('moat:cluster:filters:b')).includes('restart/#'), 5000, 'registered');
@@ -403,10 +404,18 @@ describe('cluster on Redis: routing between nodes (real processes)', () => {
     });
     publishing = false;
     await publisher;
-    await waitFor(() => acknowledged.every((m) => received.has(m)), 10_000, 'every acknowledged message delivered').catch((err: Error) => {
+    await waitFor(() => acknowledged.every((m) => received.has(m)), 10_000, 'every acknowledged message delivered').catch(async (err: Error) => {
       const missing = acknowledged.filter((m) => !received.has(m));
       console.log('MISSING', missing.length, missing.slice(0, 5), missing.slice(-5), countAtStop, acknowledged.length);
-      for (const n of ['a', 'b'] as const) console.log(n, procs.get(n)!.stdout.split('\n').filter((l) => /"level":(30|40|50)/.test(l) && !l.includes("client ")).slice(-25).join('\n'));
+      for (const n of ['a', 'b'] as const) console.log(n, procs.get(n)!.stdout.slice(logFrom[n]));
+      const inbox = 'moat:cluster:inbox:b';
+      console.log('DIAG', JSON.stringify({
+        xlen: await redis.xlen(inbox).catch(String), groups: await redis.xinfo('GROUPS', inbox).catch(String),
+        pending: await redis.xpending(inbox, 'moat').catch(String), applied: await redis.hgetall('moat:cluster:applied:b').catch(String),
+        last: await redis.xrevrange(inbox, '+', '-', 'COUNT', 3).then((es) => es.map(([id, f]) => [id, f.filter((_, i) => i > 1)])).catch(String),
+        nodes: await redis.hgetall('moat:cluster:nodes').catch(String), filters: await redis.smembers('moat:cluster:filters:b').catch(String),
+        subConnected: sub.client.connected,
+      }));
       throw err;
     });
   });
