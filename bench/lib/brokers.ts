@@ -65,6 +65,12 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+/**
+ * The probe's client id, one per broker: brokers of one cluster would otherwise pass one session between them, and
+ * the rows would measure a session move.
+ */
+const probeId = (port: number): string => `bench-probe-${process.pid}-${port}`;
+
 /** Resolves true once a CONNECT on `port` gets a CONNACK. */
 function connackOnce(port: number, transport: 'tcp' | 'tls' | 'ws'): Promise<boolean> {
   if (transport === 'ws') return connackOverWebSocket(port);
@@ -77,7 +83,7 @@ function connackOnce(port: number, transport: 'tcp' | 'tls' | 'ws'): Promise<boo
     };
     socket.once('error', () => done(false));
     socket.setTimeout(2000, () => done(false));
-    socket.once(overTls ? 'secureConnect' : 'connect', () => socket.write(connectPacket(`bench-probe-${process.pid}`, true)));
+    socket.once(overTls ? 'secureConnect' : 'connect', () => socket.write(connectPacket(probeId(port), true)));
     socket.once('data', (chunk) => done(chunk[0] === 0x20 && chunk[3] === 0));
   });
 }
@@ -103,7 +109,7 @@ async function connackOverWebSocket(port: number): Promise<boolean> {
       connack = Buffer.concat([connack, chunk]); // Aedes sends a packet in several frames
       if (connack.length >= 4) done(connack[0] === 0x20 && connack[3] === 0);
     });
-    link.write(connectPacket(`bench-probe-${process.pid}`, true));
+    link.write(connectPacket(probeId(port), true));
   });
 }
 
