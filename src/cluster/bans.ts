@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { RedisTarget } from '../store/redis-target.js';
-import { closeNode, connectNode } from './connections.js';
+import { closeNode, connectNode, connectOrClose } from './connections.js';
 import type { Logger } from '../broker/logger.js';
 import type { BanAuthority } from '../multicore/shared-bans.js';
 import type { Ban } from '../security/index.js';
@@ -34,12 +34,7 @@ export class ClusterBans {
   constructor(private readonly options: ClusterBansOptions) {}
 
   async start(): Promise<void> {
-    try {
-      await this.connect();
-    } catch (err) {
-      await this.close();
-      throw err;
-    }
+    await connectOrClose(() => this.connect(), () => this.close());
   }
 
   private async connect(): Promise<void> {

@@ -32,3 +32,13 @@ export async function closeNode(connections: ReadonlyArray<Redis | undefined>): 
     redis?.disconnect();
   }
 }
+
+/** Runs `connect`; if it fails, `close` lets go of what it had opened, and the error goes on. */
+export async function connectOrClose(connect: () => Promise<void>, close: () => Promise<void>): Promise<void> {
+  try {
+    await connect();
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}

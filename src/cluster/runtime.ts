@@ -1,17 +1,19 @@
 import type { Redis } from 'ioredis';
 import type { RedisTarget } from '../store/redis-target.js';
-import { closeNode, connectNode } from './connections.js';
+import { closeNode, connectNode, connectOrClose } from './connections.js';
 import type { Logger } from '../broker/logger.js';
 import type { RuntimeRecord, RuntimeSecurity } from '../security/runtime-store.js';
 import type { ClusterKeys } from './keys.js';
 
 /**
  * Cluster mode: users, groups and roles changed at runtime (the REST API, Mosquitto's dynamic-security API) are the
- * cluster's. Every record a change writes on a node (cascades included) goes into one hash all nodes share and, in the
- * same transaction, to every node on a channel; each node applies the records in the order Redis sent them, its own
- * too, so concurrent changes of one item end the same everywhere (the last one Redis ran). A node that joins, or
- * reconnects (events sent meanwhile are lost), replaces its set with the hash; the first node of a cluster brings its
- * own set into the hash.
+ * cluster's. Every record a change writes on a node (cascades included) goes into one hash all nodes share, with the
+ * hash's next version number, and to every node on a channel, in one script; each node applies the records in version
+ * order, its own too, so concurrent changes of one item end the same everywhere (the last one Redis ran). A node reads
+ * the whole hash (with its version) when it joins, after a reconnect, when a version is missing from what it heard
+ * (an event lost), and whenever the hash is ahead of it at the periodic check; what arrives during a read is applied
+ * after it, if newer. The first node of a cluster brings its own set into the hash, in the same script that finds the
+ * hash empty: of two nodes starting a cluster at once, one set wins whole.
  */
 
 export interface ClusterRuntimeOptions {
@@ -24,22 +26,54 @@ export interface ClusterRuntimeOptions {
 
 /** Hash field that says the hash holds the cluster's set (an empty set is a set too). */
 const SEEDED = '\u0000seeded';
+/** Hash field: the number of the last change written (each change's event carries it). */
+const VERSION = '\u0000version';
+/** How often a node checks that it has heard every change (events lost without a reconnect). */
+const CHECK_MS = 10_000;
+/** A change Redis refused (a connection lost mid-script) is sent again after this long, unless changed since. */
+const RETRY_MS = 1000;
+
+/** KEYS: hash. ARGV: version field, record field, value ('' deletes), channel, event. Returns the change's version. */
+const SHARE = `local v = redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+if ARGV[3] == '' then redis.call('HDEL', KEYS[1], ARGV[2]) else redis.call('HSET', KEYS[1], ARGV[2], ARGV[3]) end
+redis.call('PUBLISH', ARGV[4], v .. '\\n' .. ARGV[5])
+return v`;
+
+/**
+ * KEYS: hash. ARGV: seeded field, version field, then this node's records as field/value pairs. An empty hash gets
+ * this node's records (returns {1, version}); otherwise returns {0, the whole hash}.
+ */
+const READ_OR_SEED = `if redis.call('HSETNX', KEYS[1], ARGV[1], '1') == 1 then
+  for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+  return {1, redis.call('HINCRBY', KEYS[1], ARGV[2], 1)}
+end
+return {0, redis.call('HGETALL', KEYS[1])}`;
+
+interface RuntimeEvent {
+  version: number;
+  from: string;
+  record: RuntimeRecord;
+}
 
 export class ClusterRuntime {
   private redis: Redis | undefined;
   private subscriber: Redis | undefined;
+  private timer: NodeJS.Timeout | undefined;
   /** This node's changes on their way through Redis, by field: an echo older than the last one is not applied. */
   private readonly inFlight = new Map<string, number>();
+  /** This node's latest change of each field not yet written to Redis (sent again after a failure while it is the latest). */
+  private readonly unwritten = new Map<string, RuntimeRecord>();
+  /** The version this node's set is at. */
+  private version = 0;
+  /** Events heard during a read of the hash: applied after it, those it did not have. */
+  private heardWhileReading: RuntimeEvent[] | undefined;
+  private readAgain = false;
+  private closed = false;
 
   constructor(private readonly options: ClusterRuntimeOptions) {}
 
   async start(): Promise<void> {
-    try {
-      await this.connect();
-    } catch (err) {
-      await this.close();
-      throw err;
-    }
+    await connectOrClose(() => this.connect(), () => this.close());
   }
 
   private async connect(): Promise<void> {
@@ -47,57 +81,113 @@ export class ClusterRuntime {
     this.subscriber.on('message', (_channel: string, text: string) => this.onEvent(text));
     await this.subscriber.subscribe(this.options.keys.runtimeEvents);
     await this.readShared();
-    this.subscriber.on('ready', () => {
-      this.readShared().catch((err: Error) => this.options.logger.error({ err: err.message }, 'cluster: runtime users, groups and roles could not be read again'));
-    });
+    this.subscriber.on('ready', () => this.catchUp());
+    this.timer = setInterval(() => void this.check(), CHECK_MS).unref();
     this.options.runtime.onRecord((record) => this.share(record));
   }
 
   async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.timer);
     await closeNode([this.subscriber, this.redis]);
+  }
+
+  /** Reads the hash again (events were lost), logging a failure: the next check or reconnect tries again. */
+  private catchUp(): void {
+    this.readShared().catch((err: Error) => this.options.logger.error({ err: err.message }, 'cluster: runtime users, groups and roles could not be read again'));
+  }
+
+  /** The hash ahead of this node (an event lost without a reconnect, e.g. a subscription moved on a Redis Cluster). */
+  private async check(): Promise<void> {
+    if (this.closed || this.heardWhileReading) return;
+    const text = await this.redis!.hget(this.options.keys.runtime, VERSION).catch(() => null);
+    if (text !== null && Number(text) > this.version && !this.heardWhileReading) this.catchUp();
   }
 
   /** The cluster's set replaces this node's; a cluster without one yet gets this node's. */
   private async readShared(): Promise<void> {
-    const { keys, runtime } = this.options;
-    const seeded = await this.redis!.hsetnx(keys.runtime, SEEDED, '1');
-    if (seeded === 1) {
-      const records = runtime.records();
-      if (records.length > 0) await this.redis!.hset(keys.runtime, ...records.flatMap((r) => [fieldOf(r), JSON.stringify(r.value)]));
+    if (this.heardWhileReading) {
+      this.readAgain = true; // a read is running: it reads once more when done
       return;
     }
-    const records: RuntimeRecord[] = [];
-    for (const [field, text] of Object.entries(await this.redis!.hgetall(keys.runtime))) {
-      const record = recordOf(field, text);
-      if (record) records.push(record);
+    const { keys, runtime } = this.options;
+    this.heardWhileReading = [];
+    try {
+      do {
+        this.readAgain = false;
+        const mine = runtime.records().flatMap((r) => [fieldOf(r), JSON.stringify(r.value)]);
+        const [seeded, reply] = await this.redis!.eval(READ_OR_SEED, 1, keys.runtime, SEEDED, VERSION, ...mine) as [number, number | string[]];
+        if (seeded === 1) this.version = reply as number;
+        else {
+          const flat = reply as string[];
+          const records: RuntimeRecord[] = [];
+          let version = 0;
+          for (let i = 0; i < flat.length; i += 2) {
+            if (flat[i] === VERSION) version = Number(flat[i + 1]);
+            const record = recordOf(flat[i]!, flat[i + 1]!);
+            if (record) records.push(record);
+          }
+          runtime.replaceAll(records);
+          this.version = version;
+        }
+        // Heard meanwhile: what the hash had already is skipped; a version missing after it means reading again.
+        const heard = this.heardWhileReading.sort((a, b) => a.version - b.version);
+        this.heardWhileReading = [];
+        for (const event of heard) if (!this.apply(event)) this.readAgain = true;
+      } while (this.readAgain && !this.closed);
+    } finally {
+      this.heardWhileReading = undefined;
     }
-    runtime.replaceAll(records);
   }
 
   private share(record: RuntimeRecord): void {
     const { keys, nodeId } = this.options;
     const field = fieldOf(record);
     this.inFlight.set(field, (this.inFlight.get(field) ?? 0) + 1);
-    const multi = this.redis!.multi();
-    if (record.value === undefined) multi.hdel(keys.runtime, fieldOf(record));
-    else multi.hset(keys.runtime, fieldOf(record), JSON.stringify(record.value));
-    multi.publish(keys.runtimeEvents, JSON.stringify({ from: nodeId, record }));
-    multi.exec().catch((err: Error) => {
-      this.settle(field);
-      this.options.logger.error({ err: err.message, kind: record.kind, key: record.key }, 'cluster: a runtime change could not be shared');
-    });
+    this.unwritten.set(field, record);
+    const value = record.value === undefined ? '' : JSON.stringify(record.value);
+    this.redis!.eval(SHARE, 1, keys.runtime, VERSION, field, value, keys.runtimeEvents, JSON.stringify({ from: nodeId, record })).then(
+      () => {
+        if (this.unwritten.get(field) === record) this.unwritten.delete(field);
+      },
+      (err: Error) => {
+        this.settle(field);
+        this.options.logger.error({ err: err.message, kind: record.kind, key: record.key }, 'cluster: a runtime change could not be shared; trying again');
+        setTimeout(() => {
+          // Changed again here since: that change is the one to share.
+          if (!this.closed && this.unwritten.get(field) === record) this.share(record);
+        }, RETRY_MS).unref();
+      },
+    );
   }
 
   private onEvent(text: string): void {
-    let event: { from: string; record: RuntimeRecord };
+    const cut = text.indexOf('\n');
+    let event: RuntimeEvent;
     try {
-      event = JSON.parse(text) as typeof event;
+      event = { version: Number(text.slice(0, cut)), ...(JSON.parse(text.slice(cut + 1)) as Omit<RuntimeEvent, 'version'>) };
     } catch {
       return;
     }
-    // This node's own records too (the last of them): applied again in Redis' order, two nodes changing one item end alike.
-    if (event.from === this.options.nodeId && this.settle(fieldOf(event.record)) > 0) return;
-    this.options.runtime.applyRecord(event.record);
+    if (cut <= 0 || !Number.isInteger(event.version)) return;
+    if (this.heardWhileReading) {
+      this.heardWhileReading.push(event);
+      return;
+    }
+    if (!this.apply(event)) this.catchUp();
+  }
+
+  /** Applies the next change (false: one before it is missing); one this node has already is skipped. */
+  private apply(event: RuntimeEvent): boolean {
+    const field = fieldOf(event.record);
+    // This node's own change back: counted off even when skipped.
+    const stillOnTheirWay = event.from === this.options.nodeId ? this.settle(field) : 0;
+    if (event.version <= this.version) return true;
+    if (event.version > this.version + 1) return false;
+    this.version = event.version;
+    // Its own records too (the last of them): applied again in Redis' order, two nodes changing one item end alike.
+    if (stillOnTheirWay === 0) this.options.runtime.applyRecord(event.record);
+    return true;
   }
 
   /** One of this node's changes of `field` has come back (or failed); returns how many are still on their way. */

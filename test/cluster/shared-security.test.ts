@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { Redis } from 'ioredis';
 import mqtt from 'mqtt';
 import { createEntry, formatEntry } from '../../src/security/password-file.js';
 import { waitFor } from '../helpers/broker.js';
@@ -133,5 +134,40 @@ describe('cluster on Redis: bans, users, groups and roles are the cluster\'s (re
     // Deleted on c: refused on a.
     assert.equal((await api('c', 'DELETE', '/users/dave')).status, 200);
     assert.equal(await soon(() => connackOf('a', 'dave-1', dave), 0x86), 0x86, 'deleted on c, refused on a');
+  });
+
+  it('a change whose event a node never heard reaches it: at once with the next change (its version is missing), or at the periodic check', async () => {
+    const redis = new Redis(redisUrl);
+    try {
+      const password = 'erin-password';
+      assert.equal((await api('a', 'POST', '/roles', { name: 'probes', rules: [{ filter: 'probes/#', actions: ['publish'], effect: 'allow' }] })).status, 201);
+      assert.equal((await api('a', 'POST', '/users', { name: 'erin', password, roles: ['probes'] })).status, 201);
+      assert.equal(await soon(() => connackOf('b', 'erin-1', { username: 'erin', password }), 0), 0, 'erin logs in on b');
+      // A change written to the shared hash with its version, and its event lost (as a node writes one, minus PUBLISH).
+      const erin = await redis.hget('moat:cluster:runtime', 'user\u0000erin');
+      assert.ok(erin);
+      const writeWithoutEvent = async (name: string): Promise<void> => {
+        await redis.multi().hincrby('moat:cluster:runtime', '\u0000version', 1).hset('moat:cluster:runtime', `user\u0000${name}`, erin).exec();
+      };
+      await writeWithoutEvent('frank');
+      assert.equal(await connackOf('b', 'frank-1', { username: 'frank', password }), 0x86, 'b did not hear of frank');
+      // The next change on a: b finds a version missing before it, and reads the hash.
+      assert.equal((await api('a', 'POST', '/users', { name: 'gina', password, roles: ['probes'] })).status, 201);
+      assert.equal(await soon(() => connackOf('b', 'frank-1', { username: 'frank', password }), 0), 0, 'frank logs in on b after the next change');
+      assert.equal(await connackOf('b', 'gina-1', { username: 'gina', password }), 0, 'and so does gina');
+      // No change after the lost one: the periodic check (every 10 s) finds the hash ahead.
+      await writeWithoutEvent('hank');
+      const deadline = Date.now() + 13_000;
+      for (const node of ['b', 'c']) {
+        let hank = -1;
+        while (hank !== 0 && Date.now() < deadline) {
+          hank = await connackOf(node, 'hank-1', { username: 'hank', password });
+          if (hank !== 0) await new Promise((resolve) => setTimeout(resolve, 250));
+        }
+        assert.equal(hank, 0, `hank logs in on ${node} within the periodic check`);
+      }
+    } finally {
+      redis.disconnect();
+    }
   });
 });
