@@ -35,6 +35,11 @@ export class ClusterKeys {
     return `${this.prefix}runtime`;
   }
 
+  /** String, for a few minutes: the version a runtime change got (a change sent again after a lost reply runs once). */
+  runtimeChange(id: string): string {
+    return `${this.prefix}runtime-change:${id}`;
+  }
+
   /** Pub/sub channel: each runtime record a change wrote, by the node that made it. */
   get runtimeEvents(): string {
     return `${this.prefix}runtime-events`;

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { RedisTarget } from '../store/redis-target.js';
 import { closeNode, connectNode, connectOrClose } from './connections.js';
@@ -11,9 +12,10 @@ import type { ClusterKeys } from './keys.js';
  * hash's next version number, and to every node on a channel, in one script; each node applies the records in version
  * order, its own too, so concurrent changes of one item end the same everywhere (the last one Redis ran). A node reads
  * the whole hash (with its version) when it joins, after a reconnect, when a version is missing from what it heard
- * (an event lost), and whenever the hash is ahead of it at the periodic check; what arrives during a read is applied
- * after it, if newer. The first node of a cluster brings its own set into the hash, in the same script that finds the
- * hash empty: of two nodes starting a cluster at once, one set wins whole.
+ * (an event lost), and whenever the hash's version differs from its own at the periodic check; what arrives during a
+ * read is applied after it, if newer. The first node of a cluster brings its own set into the hash, in the same script
+ * that finds the hash without one: of two nodes starting a cluster at once, one set wins whole. Versions start from
+ * Redis' clock in milliseconds, so a hash lost and begun again is ahead of every node, not behind.
  */
 
 export interface ClusterRuntimeOptions {
@@ -33,34 +35,49 @@ const CHECK_MS = 10_000;
 /** A change Redis refused (a connection lost mid-script) is sent again after this long, unless changed since. */
 const RETRY_MS = 1000;
 
-/** KEYS: hash. ARGV: version field, record field, value ('' deletes), channel, event. Returns the change's version. */
-const SHARE = `local v = redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+/** The hash's next version (KEYS[1]: hash, ARGV[1]: version field); a hash without one starts from Redis' clock. */
+const NEXT_VERSION = `local function nextVersion()
+  if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then
+    local t = redis.call('TIME')
+    redis.call('HSET', KEYS[1], ARGV[1], string.format('%.0f', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)))
+  end
+  return redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+end
+`;
+
+/**
+ * KEYS: hash, this change's key. ARGV: version field, record field, value ('' deletes), channel, event. Returns the
+ * change's version; a change run already (sent again after its reply was lost) is not run twice.
+ */
+const SHARE = `${NEXT_VERSION}local done = redis.call('GET', KEYS[2])
+if done then return tonumber(done) end
+local v = nextVersion()
+redis.call('SET', KEYS[2], string.format('%.0f', v), 'EX', 600)
 if ARGV[3] == '' then redis.call('HDEL', KEYS[1], ARGV[2]) else redis.call('HSET', KEYS[1], ARGV[2], ARGV[3]) end
-redis.call('PUBLISH', ARGV[4], v .. '\\n' .. ARGV[5])
+redis.call('PUBLISH', ARGV[4], string.format('%.0f', v) .. '\\n' .. ARGV[5])
 return v`;
 
 /**
- * KEYS: hash. ARGV: seeded field, version field, then this node's records as field/value pairs. An empty hash gets
- * this node's records (returns {1, version}); otherwise returns {0, the whole hash}.
+ * KEYS: hash. ARGV: version field, seeded field, channel, event, then this node's records as field/value pairs. A hash
+ * without a set gets this node's records, and the other nodes are told to read it. Returns the whole hash.
  */
-const READ_OR_SEED = `if redis.call('HSETNX', KEYS[1], ARGV[1], '1') == 1 then
-  for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-  return {1, redis.call('HINCRBY', KEYS[1], ARGV[2], 1)}
+const READ_OR_SEED = `${NEXT_VERSION}if redis.call('HSETNX', KEYS[1], ARGV[2], '1') == 1 then
+  for i = 5, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+  redis.call('PUBLISH', ARGV[3], string.format('%.0f', nextVersion()) .. '\\n' .. ARGV[4])
 end
-return {0, redis.call('HGETALL', KEYS[1])}`;
+return redis.call('HGETALL', KEYS[1])`;
 
 interface RuntimeEvent {
   version: number;
   from: string;
-  record: RuntimeRecord;
+  /** Absent: the hash was begun again (seeded), read it. */
+  record?: RuntimeRecord;
 }
 
 export class ClusterRuntime {
   private redis: Redis | undefined;
   private subscriber: Redis | undefined;
   private timer: NodeJS.Timeout | undefined;
-  /** This node's changes on their way through Redis, by field: an echo older than the last one is not applied. */
-  private readonly inFlight = new Map<string, number>();
   /** This node's latest change of each field not yet written to Redis (sent again after a failure while it is the latest). */
   private readonly unwritten = new Map<string, RuntimeRecord>();
   /** The version this node's set is at. */
@@ -101,7 +118,8 @@ export class ClusterRuntime {
   private async check(): Promise<void> {
     if (this.closed || this.heardWhileReading) return;
     const text = await this.redis!.hget(this.options.keys.runtime, VERSION).catch(() => null);
-    if (text !== null && Number(text) > this.version && !this.heardWhileReading) this.catchUp();
+    // Behind, or ahead: the hash was lost and begun again without this node hearing of it.
+    if (text !== null && Number(text) !== this.version && !this.heardWhileReading) this.catchUp();
   }
 
   /** The cluster's set replaces this node's; a cluster without one yet gets this node's. */
@@ -116,20 +134,17 @@ export class ClusterRuntime {
       do {
         this.readAgain = false;
         const mine = runtime.records().flatMap((r) => [fieldOf(r), JSON.stringify(r.value)]);
-        const [seeded, reply] = await this.redis!.eval(READ_OR_SEED, 1, keys.runtime, SEEDED, VERSION, ...mine) as [number, number | string[]];
-        if (seeded === 1) this.version = reply as number;
-        else {
-          const flat = reply as string[];
-          const records: RuntimeRecord[] = [];
-          let version = 0;
-          for (let i = 0; i < flat.length; i += 2) {
-            if (flat[i] === VERSION) version = Number(flat[i + 1]);
-            const record = recordOf(flat[i]!, flat[i + 1]!);
-            if (record) records.push(record);
-          }
-          runtime.replaceAll(records);
-          this.version = version;
+        const seeding = JSON.stringify({ from: this.options.nodeId });
+        const flat = await this.redis!.eval(READ_OR_SEED, 1, keys.runtime, VERSION, SEEDED, keys.runtimeEvents, seeding, ...mine) as string[];
+        const records: RuntimeRecord[] = [];
+        let version = 0;
+        for (let i = 0; i < flat.length; i += 2) {
+          if (flat[i] === VERSION) version = Number(flat[i + 1]);
+          const record = recordOf(flat[i]!, flat[i + 1]!);
+          if (record) records.push(record);
         }
+        runtime.replaceAll(records);
+        this.version = version;
         // Heard meanwhile: what the hash had already is skipped; a version missing after it means reading again.
         const heard = this.heardWhileReading.sort((a, b) => a.version - b.version);
         this.heardWhileReading = [];
@@ -140,22 +155,20 @@ export class ClusterRuntime {
     }
   }
 
-  private share(record: RuntimeRecord): void {
+  private share(record: RuntimeRecord, id = randomBytes(8).toString('hex')): void {
     const { keys, nodeId } = this.options;
     const field = fieldOf(record);
-    this.inFlight.set(field, (this.inFlight.get(field) ?? 0) + 1);
     this.unwritten.set(field, record);
     const value = record.value === undefined ? '' : JSON.stringify(record.value);
-    this.redis!.eval(SHARE, 1, keys.runtime, VERSION, field, value, keys.runtimeEvents, JSON.stringify({ from: nodeId, record })).then(
+    this.redis!.eval(SHARE, 2, keys.runtime, keys.runtimeChange(id), VERSION, field, value, keys.runtimeEvents, JSON.stringify({ from: nodeId, record })).then(
       () => {
         if (this.unwritten.get(field) === record) this.unwritten.delete(field);
       },
       (err: Error) => {
-        this.settle(field);
         this.options.logger.error({ err: err.message, kind: record.kind, key: record.key }, 'cluster: a runtime change could not be shared; trying again');
         setTimeout(() => {
           // Changed again here since: that change is the one to share.
-          if (!this.closed && this.unwritten.get(field) === record) this.share(record);
+          if (!this.closed && this.unwritten.get(field) === record) this.share(record, id);
         }, RETRY_MS).unref();
       },
     );
@@ -177,25 +190,17 @@ export class ClusterRuntime {
     if (!this.apply(event)) this.catchUp();
   }
 
-  /** Applies the next change (false: one before it is missing); one this node has already is skipped. */
+  /**
+   * Applies the next change (false: one before it is missing, or the hash was begun again: read it); one this node
+   * has already is skipped. This node's own changes too, in Redis' order: two nodes changing one item end alike (a
+   * node changing an item twice in quick succession shows the first value again until the second comes back).
+   */
   private apply(event: RuntimeEvent): boolean {
-    const field = fieldOf(event.record);
-    // This node's own change back: counted off even when skipped.
-    const stillOnTheirWay = event.from === this.options.nodeId ? this.settle(field) : 0;
     if (event.version <= this.version) return true;
-    if (event.version > this.version + 1) return false;
+    if (event.version > this.version + 1 || !event.record) return false;
     this.version = event.version;
-    // Its own records too (the last of them): applied again in Redis' order, two nodes changing one item end alike.
-    if (stillOnTheirWay === 0) this.options.runtime.applyRecord(event.record);
+    this.options.runtime.applyRecord(event.record);
     return true;
-  }
-
-  /** One of this node's changes of `field` has come back (or failed); returns how many are still on their way. */
-  private settle(field: string): number {
-    const left = (this.inFlight.get(field) ?? 1) - 1;
-    if (left > 0) this.inFlight.set(field, left);
-    else this.inFlight.delete(field);
-    return left;
   }
 }
 

@@ -136,7 +136,7 @@ describe('cluster on Redis: bans, users, groups and roles are the cluster\'s (re
     assert.equal(await soon(() => connackOf('a', 'dave-1', dave), 0x86), 0x86, 'deleted on c, refused on a');
   });
 
-  it('a change whose event a node never heard reaches it: at once with the next change (its version is missing), or at the periodic check', async () => {
+  it('a change whose event a node never heard reaches it: at once with the next change (its version is missing), or at the periodic check; a hash lost and begun again is read at once', async () => {
     const redis = new Redis(redisUrl);
     try {
       const password = 'erin-password';
@@ -166,6 +166,14 @@ describe('cluster on Redis: bans, users, groups and roles are the cluster\'s (re
         }
         assert.equal(hank, 0, `hank logs in on ${node} within the periodic check`);
       }
+      // The hash lost (flushed, evicted) and begun again by a change on b: its versions start ahead of the nodes', so a
+      // and c read it at once, and a's set (erin and the others) is brought back into it.
+      await redis.del('moat:cluster:runtime');
+      assert.equal((await api('b', 'POST', '/users', { name: 'ivan', password, roles: ['probes'] })).status, 201);
+      assert.equal(await soon(() => connackOf('a', 'ivan-1', { username: 'ivan', password }), 0), 0, 'ivan, created on b after the loss, logs in on a');
+      assert.equal(await soon(() => connackOf('c', 'ivan-1', { username: 'ivan', password }), 0), 0, 'and on c');
+      assert.equal(await soon(() => connackOf('b', 'erin-1', { username: 'erin', password }), 0), 0, 'erin is back in the hash, and on b');
+      assert.ok(await redis.hget('moat:cluster:runtime', 'user\u0000erin'), 'erin is in the hash again');
     } finally {
       redis.disconnect();
     }
