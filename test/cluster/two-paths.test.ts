@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { TwoPaths } from '../../src/cluster/two-paths.js';
+import { TwoPaths, type Window } from '../../src/cluster/two-paths.js';
 
 /** The bookkeeping that keeps a message from reaching a moving session along two paths (pure code, no I/O). */
 
@@ -90,5 +90,41 @@ describe('TwoPaths: each message reaches a session in a window along one path', 
     paths.routedUsually('a', 200);
     for (const id of [500, 600, 100, 200]) assert.equal(paths.handOn(window, 'a', id), false, `number ${id}`);
     assert.equal(paths.handOn(window, 'a', 150), true);
+  });
+
+  it('agrees with a plain log of every message routed, over random opens, closes, routes and hand-ons', () => {
+    let seed = 12345;
+    const random = (n: number): number => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n);
+    for (let round = 0; round < 300; round++) {
+      const paths = new TwoPaths();
+      const log: Array<[string, number]> = [];
+      const open = new Map<Window, number>();
+      const next: Record<string, number> = { a: 0, b: 0, c: 0 };
+      for (let step = 0; step < 400; step++) {
+        const r = random(100);
+        if (r < 8) {
+          const window = paths.open(new Set([`s${step}`]));
+          if (open.size === 0) log.length = 0;
+          open.set(window, log.length);
+        } else if (r < 14 && open.size > 0) {
+          const window = [...open.keys()][random(open.size)]!;
+          paths.close(window);
+          open.delete(window);
+        } else if (r < 75) {
+          if (open.size === 0) continue;
+          const origin = ['a', 'b', 'c'][random(3)]!;
+          // Now and then a number from the past (a clock set back).
+          const id = random(20) === 0 ? random(next[origin]! + 1) : (next[origin]! += 1 + random(3));
+          paths.routedUsually(origin, id);
+          log.push([origin, id]);
+        } else if (open.size > 0) {
+          const window = [...open.keys()][random(open.size)]!;
+          const origin = ['a', 'b', 'c'][random(3)]!;
+          const id = random(next[origin]! + 3);
+          const cameUsually = log.slice(open.get(window)!).some(([o, i]) => o === origin && i === id);
+          assert.equal(paths.handOn(window, origin, id), !cameUsually, `round ${round} step ${step}: ${origin} ${id}`);
+        }
+      }
+    }
   });
 });
