@@ -9,7 +9,7 @@ import { defaultConfig, loadConfigFile, type LoadedConfig } from '../config/load
 import { createFileLogger, createLogger } from '../log/logger.js';
 import { createSecurity, loggerAudit, type AuditEvent, type AuditLog, type Ban, type Security } from '../security/index.js';
 import { PskKeys } from '../transport/tls-psk.js';
-import { createStore, describeStore, nodeStorePrefix, reloadStoreKeys, storeForNode, storeForWorker } from './store.js';
+import { createStore, nodeStorePrefix, reloadStoreKeys, storeForNode, storeForWorker } from './store.js';
 import type { ClusterConfig } from '../config/cluster.js';
 import { ClusterKeys } from '../cluster/keys.js';
 import { ClusterRouting } from '../cluster/routing.js';

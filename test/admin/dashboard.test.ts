@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import mqtt, { MqttClient, type IClientOptions } from 'mqtt';
+import { MqttClient, type IClientOptions } from 'mqtt';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { startAdminBroker } from '../helpers/admin.js';
 import { killAll } from '../helpers/process.js';

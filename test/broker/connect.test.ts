@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { MqttClient } from 'mqtt';
 import type { ClientInfo } from '../../src/broker/hooks.js';
 import { encodePacket } from '../../src/protocol/index.js';
 import { connectClient, delay, RawClient, startBroker, waitFor, type TestBroker } from '../helpers/broker.js';
 import {
-  buildConnect, closeAll, expectSilence, MessageInbox, nextPublish, rawConnect, rawSession, rawSubscribe, uniqueId, trackClients } from '../helpers/connection.js';
+  buildConnect, expectSilence, MessageInbox, nextPublish, rawConnect, rawSession, rawSubscribe, uniqueId, trackClients } from '../helpers/connection.js';
 
 /** Asserts a refusal: CONNACK with `code`, session present 0 [MQTT-3.2.2-4], then the broker closes [MQTT-3.2.2-5]. */
 async function assertRefused(raw: RawClient, connack: { returnCode: number; sessionPresent: boolean }, code: number): Promise<void> {

@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { MqttClient } from 'mqtt';
-import { connectClient, delay, type RawClient, startBroker, type TestBroker } from '../helpers/broker.js';
-import { closeAll, MessageInbox, rawSession, rawSubscribe, uniqueId, trackClients } from '../helpers/connection.js';
+import { connectClient, delay, startBroker, type TestBroker } from '../helpers/broker.js';
+import { MessageInbox, rawSession, rawSubscribe, uniqueId, trackClients } from '../helpers/connection.js';
 
 describe('keep-alive', () => {
   let tb: TestBroker;

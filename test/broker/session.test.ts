@@ -6,7 +6,7 @@ import type { PublishPacket, QoS } from '../../src/protocol/index.js';
 import { MemoryStore } from '../../src/store/index.js';
 import { connectClient, type RawClient, startBroker, waitFor, type TestBroker } from '../helpers/broker.js';
 import {
-  ackPublish, closeAll, expectSilence, MessageInbox, nextPublish, rawSession, rawSubscribe, uniqueId, trackClients } from '../helpers/connection.js';
+  ackPublish, expectSilence, MessageInbox, nextPublish, rawSession, rawSubscribe, uniqueId, trackClients } from '../helpers/connection.js';
 
 /** Resolves once the broker has detached the session of `clientId` from any connection. */
 async function offline(broker: Broker, clientId: string): Promise<void> {

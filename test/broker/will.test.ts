@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
 import type { MqttClient } from 'mqtt';
 import type { QoS } from '../../src/protocol/index.js';
-import { connectClient, delay, type RawClient, startBroker, waitFor, type TestBroker } from '../helpers/broker.js';
-import { closeAll, MessageInbox, rawConnect, rawSession, uniqueId, trackClients } from '../helpers/connection.js';
+import { connectClient, delay, startBroker, waitFor, type TestBroker } from '../helpers/broker.js';
+import { MessageInbox, rawConnect, rawSession, uniqueId, trackClients } from '../helpers/connection.js';
 
 describe('will messages', () => {
   let tb: TestBroker;

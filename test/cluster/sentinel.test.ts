@@ -71,7 +71,7 @@ describe('cluster on Redis through Sentinel: the master killed under load (real 
   it('Sentinel promotes a replica; the nodes go on with it and every acknowledged QoS 1 message arrives', { timeout: 120_000 }, async () => {
     const load = await crossNodeLoad(ports.get('a')!, ports.get('b')!, 'failover');
     loads.push(load);
-    const { acknowledged, received } = load;
+    const { acknowledged } = load;
     await waitFor(() => acknowledged.length >= 300, 15_000, 'publishing');
     const before = await masterPort();
     assert.equal(before, master.port);

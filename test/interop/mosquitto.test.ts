@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, afterEach, before, describe, it } from 'node:test';
-import type { Broker } from '../../src/index.js';
 import { connectClient, startBroker, waitFor, type TestBroker } from '../helpers/broker.js';
-import { killAll, run, spawnProc, type Proc } from '../helpers/process.js';
-import { disconnectedBy, MosquittoClients, subLines, subscribedBy } from '../helpers/mosquitto.js';
+import { killAll, spawnProc, type Proc } from '../helpers/process.js';
+import { disconnectedBy, MosquittoClients, subLines } from '../helpers/mosquitto.js';
 
 /**
  * Interoperability with the Eclipse Mosquitto command line clients
