@@ -114,11 +114,13 @@ export class ClusterRuntime {
     this.readShared().catch((err: Error) => this.options.logger.error({ err: err.message }, 'cluster: runtime users, groups and roles could not be read again'));
   }
 
-  /** The hash ahead of this node (an event lost without a reconnect, e.g. a subscription moved on a Redis Cluster). */
+  /**
+   * The hash at another version than this node: ahead (an event lost without a reconnect, e.g. a subscription moved
+   * on a Redis Cluster), or behind (the hash lost and begun again while this node heard nothing of it).
+   */
   private async check(): Promise<void> {
     if (this.closed || this.heardWhileReading) return;
     const text = await this.redis!.hget(this.options.keys.runtime, VERSION).catch(() => null);
-    // Behind, or ahead: the hash was lost and begun again without this node hearing of it.
     if (text !== null && Number(text) !== this.version && !this.heardWhileReading) this.catchUp();
   }
 
