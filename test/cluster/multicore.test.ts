@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { waitFor } from '../helpers/broker.js';
-import { eventually, startMoat, startRedis } from '../helpers/cluster.js';
+import { eventually, nodeLines, startMoat, startRedis } from '../helpers/cluster.js';
 import { freePort, killAll, type Proc } from '../helpers/process.js';
 
 /**
@@ -33,14 +33,7 @@ describe('cluster on Redis with a multi-core node (real processes)', () => {
     redis = new Redis(server.url);
     for (const [node, workers] of [['a', 2], ['b', 1]] as const) {
       ports.set(node, await freePort());
-      procs.push(await startMoat(dir, node, [
-        `listeners:\n  - { host: 127.0.0.1, port: ${ports.get(node)}, allow_anonymous: true }`,
-        `store: { type: redis, url: "${server.url}" }`,
-        `workers: ${workers}`,
-        `cluster: { node_id: ${node}, heartbeat_ms: 200, dead_after_ms: 5000 }`,
-        'log: { format: json }',
-        'sys_interval: 0',
-      ]));
+      procs.push(await startMoat(dir, node, nodeLines({ node, port: ports.get(node)!, redisUrl: server.url, deadAfterMs: 5000, extra: [`workers: ${workers}`] })));
     }
   });
   after(async () => {

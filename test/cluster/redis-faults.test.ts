@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import mqtt, { type MqttClient } from 'mqtt';
 import { waitFor } from '../helpers/broker.js';
-import { eventually, startMoat, startRedis } from '../helpers/cluster.js';
+import { eventually, nodeLines, startMoat, startRedis } from '../helpers/cluster.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { freePort, killAll } from '../helpers/process.js';
 
@@ -37,13 +37,7 @@ describe('cluster on Redis: replies lost between a node and Redis (real processe
     for (const node of ['a', 'b'] as const) {
       ports[node] = await freePort();
       const redisPort = node === 'b' ? proxy.port : server.port;
-      await startMoat(dir, node, [
-        `listeners:\n  - { host: 127.0.0.1, port: ${ports[node]}, allow_anonymous: true }`,
-        `store: { type: redis, url: "redis://127.0.0.1:${redisPort}" }`,
-        `cluster: { node_id: ${node}, heartbeat_ms: 200, dead_after_ms: 7000 }`,
-        'log: { format: json }',
-        'sys_interval: 0',
-      ]);
+      await startMoat(dir, node, nodeLines({ node, port: ports[node], redisUrl: `redis://127.0.0.1:${redisPort}`, deadAfterMs: 7000 }));
     }
   });
   after(async () => {

@@ -24,6 +24,18 @@ export async function startRedis(dir: string, args: string[] = [], port?: number
   return { proc, port: at, url: `redis://127.0.0.1:${at}` };
 }
 
+/** The configuration lines of a test node: an anonymous listener, the Redis store, cluster mode, JSON logs; `extra` before the cluster line. */
+export function nodeLines(o: { node: string; port: number; redisUrl: string; deadAfterMs: number; extra?: string[] }): string[] {
+  return [
+    `listeners:\n  - { host: 127.0.0.1, port: ${o.port}, allow_anonymous: true }`,
+    `store: { type: redis, url: "${o.redisUrl}" }`,
+    ...(o.extra ?? []),
+    `cluster: { node_id: ${o.node}, heartbeat_ms: 200, dead_after_ms: ${o.deadAfterMs} }`,
+    'log: { format: json }',
+    'sys_interval: 0',
+  ];
+}
+
 /** Writes `{dir}/{name}.yaml` from its lines and starts `moat` on it; resolves once it says it started. */
 export async function startMoat(dir: string, name: string, lines: string[] | undefined, limitMs = 240_000): Promise<Proc> {
   const file = path.join(dir, `${name}.yaml`);
