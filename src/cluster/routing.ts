@@ -483,7 +483,7 @@ export class ClusterRouting implements PeerRouting {
       for (const node of change.died) {
         // Still routed to until a survivor has adopted its sessions and their filters (or for dead_after_ms more).
         if (!this.orphans.has(node)) this.orphans.set(node, performance.now());
-        this.options.logger.warn({ node, silentMs: now - Number(beats[node] ?? 0) }, 'cluster: a node stopped answering; nothing is routed to it any more');
+        this.options.logger.warn({ node, silentMs: now - Number(beats[node] ?? 0) }, 'cluster: a node stopped answering; routed to only until its sessions are adopted');
         // Only the survivor whose script removes the entry cleans up, and only if the node did not come back meanwhile.
         const removed = await redis.eval(REAP_NODE, 3, keys.nodes, keys.filters(node), keys.adopting, node, beats[node] ?? '', this.options.nodeId) as number;
         if (removed === 1) {

@@ -274,7 +274,7 @@ describe('cluster on Redis: routing between nodes (real processes)', () => {
     assert.deepEqual(got, Array.from({ length: 20 }, (_, i) => `kept ${i}`));
   });
 
-  it('a node that stops answering is declared dead and nothing is routed to it any more; back, it drops what others took and rejoins', async () => {
+  it('a node that stops answering is declared dead, and once its sessions are adopted nothing is routed to it any more; back, it drops what others took and rejoins', async () => {
     await listen('c', 'dying/#', { qos: 1 });
     await eventually(async () => (await redis.smembers('moat:cluster:filters:c')).includes('dying/#'), 5000, 'registered');
     const staleOptions = { clientId: 'stale', clean: false, properties: { sessionExpiryInterval: 600 } };
@@ -287,6 +287,10 @@ describe('cluster on Redis: routing between nodes (real processes)', () => {
       const declaredDead = (): boolean => procs.get('a')!.stdout.split('\n').some((l) => l.includes('a node stopped answering') && l.includes('"node":"c"'));
       await waitFor(declaredDead, 15_000, 'node a declares c dead');
       await eventually(async () => !(await redis.hkeys('moat:cluster:nodes')).includes('c'), 5000, 'c removed from the nodes');
+      // Its filters are routed to until a survivor has adopted its sessions (they may hold them): that survivor's
+      // event takes them out everywhere, and it logs the adoption after the event.
+      const adopted = (): boolean => (['a', 'b'] as const).some((n) => procs.get(n)!.stdout.split('\n').some((l) => l.includes('the sessions of a dead node adopted here') && l.includes('"node":"c"')));
+      await waitFor(adopted, 15_000, 'a survivor adopted the sessions of c');
       const before = await inboxLength('c');
       const pub = await connect('a');
       const reasonCodes: Array<number | undefined> = [];
