@@ -56,6 +56,9 @@ describe('cluster on Redis: routing between nodes (real processes)', () => {
     assert.equal(result.code, 0, `mosquitto_pub ${args.join(' ')}: ${result.stderr}`);
   };
   const inboxLength = (node: Node): Promise<number> => redis.xlen(`moat:cluster:inbox:${node}`);
+  /** How many times a node has logged the adoption of `dead`'s sessions, done (the last step of an adoption). */
+  const adoptionsOf = (dead: Node): number => NODES.flatMap((n) => procs.get(n)!.stdout.split('\n'))
+    .filter((l) => l.includes('the sessions of a dead node adopted here') && l.includes(`"node":"${dead}"`)).length;
 
   before(async () => {
     ({ proc: redisServer, port: redisPort, url: redisUrl } = await startRedis(dir));
@@ -289,8 +292,7 @@ describe('cluster on Redis: routing between nodes (real processes)', () => {
       await eventually(async () => !(await redis.hkeys('moat:cluster:nodes')).includes('c'), 5000, 'c removed from the nodes');
       // Its filters are routed to until a survivor has adopted its sessions (they may hold them): that survivor's
       // event takes them out everywhere, and it logs the adoption after the event.
-      const adopted = (): boolean => (['a', 'b'] as const).some((n) => procs.get(n)!.stdout.split('\n').some((l) => l.includes('the sessions of a dead node adopted here') && l.includes('"node":"c"')));
-      await waitFor(adopted, 15_000, 'a survivor adopted the sessions of c');
+      await waitFor(() => adoptionsOf('c') === 1, 15_000, 'a survivor adopted the sessions of c');
       const before = await inboxLength('c');
       const pub = await connect('a');
       const reasonCodes: Array<number | undefined> = [];
@@ -333,6 +335,7 @@ describe('cluster on Redis: routing between nodes (real processes)', () => {
     await eventually(async () => (await redis.smembers('moat:cluster:filters:c')).includes('resume/#'), 5000, 'registered on c');
     await mosquittoPub('a', ['-t', 'resume/1', '-m', 'queued on c', '-q', '1']);
     await eventually(async () => (await redis.hlen('moat:node:c:queue:resumer')) === 1, 5000, 'queued in node c\'s store');
+    const adoptionsBefore = adoptionsOf('c');
     procs.get('c')!.kill('SIGKILL');
     await waitFor(() => willsOnA.got.length + willsOnB.got.length >= 2, 15_000, 'the will published by a survivor');
     await sleep(1000);
@@ -340,6 +343,8 @@ describe('cluster on Redis: routing between nodes (real processes)', () => {
     assert.deepEqual(willsOnB.got, [['wills/c', 'gone with node c']]);
     const reapers = ['a', 'b'].filter((n) => procs.get(n as Node)!.stdout.includes('"cluster: will of a dead node\'s client published"'));
     assert.equal(reapers.length, 1, 'one survivor published it');
+    // A claim made during the adoption waits for it for 3 s (then 0x88, and a client tries again): this one waits first.
+    await waitFor(() => adoptionsOf('c') === adoptionsBefore + 1, 15_000, 'a survivor adopted the sessions of c');
     const again = mqtt.connect(`mqtt://127.0.0.1:${ports.get('a')}`, { protocolVersion: 5, reconnectPeriod: 0, ...options });
     clients.push(again);
     const got: string[] = [];
