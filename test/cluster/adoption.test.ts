@@ -43,14 +43,15 @@ describe('cluster on Redis: adopting a dead node\'s sessions (real processes)', 
     const server = await startRedis(dir);
     redis = new Redis(server.url);
     for (const node of NODES) ports.set(node, await freePort());
+    started.length = 0;
     for (const node of NODES) {
-      procs.set(node, await startMoat(dir, node, [
+      await start(node, [
         `listeners:\n  - { host: 127.0.0.1, port: ${ports.get(node)}, allow_anonymous: true }`,
         `store: { type: redis, url: "${server.url}" }`,
         `cluster: { node_id: ${node}, heartbeat_ms: 200, dead_after_ms: 2000 }`,
         'log: { format: json }',
         'sys_interval: 0',
-      ]));
+      ]);
     }
     return redis;
   };
@@ -93,9 +94,24 @@ describe('cluster on Redis: adopting a dead node\'s sessions (real processes)', 
     return adopter! as Node;
   };
   const adoptedHere = (node: Node): boolean => procs.get(node)!.stdout.includes('"cluster: the sessions of a dead node adopted here"');
+  /** Every node process started in this test, restarts too, for the log printed when a message is missing. */
+  const started: Array<[Node, Proc]> = [];
+  const start = async (node: Node, lines: string[] | undefined): Promise<void> => {
+    const proc = await startMoat(dir, node, lines);
+    procs.set(node, proc);
+    started.push([node, proc]);
+  };
+  /** The cluster's log lines of every node process, in time order: what each did with the sessions and messages. */
+  const clusterLog = (): string => started.flatMap(([node, proc], i) => proc.stdout.split('\n').filter((l) => l.includes('"cluster')).map((l) => {
+    const { time, msg, level, pid, hostname, ...rest } = JSON.parse(l) as Record<string, unknown>;
+    void level; void pid; void hostname;
+    return { time: Number(time), text: `${String(time).slice(-6)} ${node}#${i} ${String(msg)} ${JSON.stringify(rest)}` };
+  })).sort((x, y) => x.time - y.time).map((l) => l.text).join('\n');
   const received = async (who: Connected, sent: string[], what: string): Promise<void> => {
     await waitFor(() => sent.every((m) => who.got.includes(m)), 10_000, what).catch(() => undefined);
-    assert.deepEqual(sent.filter((m) => !who.got.includes(m)), [], `${what}: nothing missing`);
+    const missing = sent.filter((m) => !who.got.includes(m));
+    if (missing.length > 0) console.log(`# missing ${missing.join(' ')}; got ${who.got.join(' ')}; the nodes' cluster log:\n${clusterLog()}`);
+    assert.deepEqual(missing, [], `${what}: nothing missing`);
   };
 
   it('1: a client of the dead node connecting to the adopter mid-adoption leaves the adoption on: another resumes its session on the other survivor', { timeout: 90_000 }, async () => {
@@ -139,7 +155,7 @@ describe('cluster on Redis: adopting a dead node\'s sessions (real processes)', 
     assert.equal(adoptedHere(X), false, 'killed before the adoption is over');
     await kill(X);
     const restartedAt = Date.now();
-    procs.set(X, await startMoat(dir, X, undefined));
+    await start(X, undefined);
     const restartMs = Date.now() - restartedAt;
     const { c: pubY } = await connect(Y);
     await pubY.publishAsync('adopt/r3', 'm3', { qos: 1 });
