@@ -202,8 +202,8 @@ static void sleep_until(uint64_t deadline_ns) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 9) {
-    fprintf(stderr, "usage: latency-probe PORT CLIENT_PREFIX TOPIC RATE PAYLOAD_SIZE WARMUP_MS MEASURE_MS DRAIN_MS\n");
+  if (argc != 10) {
+    fprintf(stderr, "usage: latency-probe PORT CLIENT_PREFIX TOPIC RATE PAYLOAD_SIZE WARMUP_MS MEASURE_MS DRAIN_MS QUIET_MS\n");
     return 2;
   }
   int port = atoi(argv[1]);
@@ -211,7 +211,7 @@ int main(int argc, char **argv) {
   double rate = atof(argv[4]);
   size_t payload_size = (size_t)atoi(argv[5]);
   uint64_t warmup_ns = (uint64_t)atoll(argv[6]) * 1000000ull, measure_ns = (uint64_t)atoll(argv[7]) * 1000000ull;
-  uint64_t drain_ns = (uint64_t)atoll(argv[8]) * 1000000ull;
+  uint64_t drain_ns = (uint64_t)atoll(argv[8]) * 1000000ull, quiet_ns = (uint64_t)atoll(argv[9]) * 1000000ull;
   if (payload_size < 16) payload_size = 16;
   if (rate <= 0 || rate > 100000) { fprintf(stderr, "latency-probe: RATE must be 1..100000\n"); return 2; }
 
@@ -279,14 +279,14 @@ int main(int argc, char **argv) {
   }
   double window_ms = (double)(closed - opened) / 1e6;
 
-  /* Drain: wait until every message sent has arrived, or nothing more arrives for 200 ms, or the drain time is up. */
+  /* Drain: wait until every message sent has arrived, or nothing more arrives for QUIET_MS, or the drain time is up. */
   uint64_t drain_end = now_ns() + drain_ns, last_count = (uint64_t)-1, quiet_since = now_ns();
   for (;;) {
     uint64_t count = __atomic_load_n(&received, __ATOMIC_RELAXED) + __atomic_load_n(&missing, __ATOMIC_RELAXED);
     uint64_t now = now_ns();
     if (count >= sent || now >= drain_end) break;
     if (count != last_count) { last_count = count; quiet_since = now; }
-    else if (now - quiet_since > 200000000ull) break;
+    else if (now - quiet_since > quiet_ns) break;
     usleep(10000);
   }
   __atomic_store_n(&stopping, 1, __ATOMIC_RELEASE);

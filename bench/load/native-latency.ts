@@ -50,7 +50,7 @@ export async function runNativeLatency(o: LoadOptions): Promise<LoadResult> {
   const drainMs = o.drainMs ?? 3000;
   const child = spawn(probe, [
     String(o.port), o.idPrefix, `bench/${o.idPrefix}/0`, String(o.rate), String(o.payloadSize),
-    String(o.warmupMs), String(o.measureMs), String(drainMs),
+    String(o.warmupMs), String(o.measureMs), String(drainMs), String(o.drainQuietMs ?? 200),
   ], { stdio: ['ignore', 'pipe', 'pipe'] });
   if (o.cpu !== undefined) pin(child.pid!, o.cpu);
   let stderr = '';

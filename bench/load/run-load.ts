@@ -31,6 +31,8 @@ export interface LoadOptions {
   measureMs: number;
   /** Time allowed after the run for messages in flight to arrive. */
   drainMs?: number;
+  /** The latency probe's drain also ends once nothing has arrived for this long (default 200 ms). */
+  drainQuietMs?: number;
   idPrefix: string;
   /** Payload envelopes sealed by the publishers and/or opened by the subscribers (the broker's key file holds the key). */
   envelope?: EnvelopeLoad;
