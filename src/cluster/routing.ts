@@ -186,7 +186,7 @@ export class ClusterRouting implements PeerRouting {
     this.joinedHandlers.push(next);
   }
 
-  private readonly removedHandlers: Array<(node: string, diedAt: number) => Promise<void>> = [];
+  private readonly removedHandlers: Array<(node: string, diedAt: number, inherited: string[]) => Promise<void>> = [];
   private readonly fenceHandlers: Array<() => void> = [];
   private readonly rejoinHandlers: Array<(removed: boolean) => Promise<void>> = [];
   /** When a heartbeat last succeeded (monotonic ms), and whether this node stopped serving since. */
@@ -213,8 +213,11 @@ export class ClusterRouting implements PeerRouting {
     this.rejoinHandlers.push(handler);
   }
 
-  /** Runs on the one survivor that removed a dead node (its sessions are adopted there), with its last beat (ms, Redis' clock). */
-  onNodeRemoved(handler: (node: string, diedAt: number) => Promise<void>): void {
+  /**
+   * Runs on the one survivor that removed a dead node (its sessions are adopted there), with its last beat (ms, Redis'
+   * clock) and the nodes whose adoption the dead node had begun and not finished (this survivor finishes them).
+   */
+  onNodeRemoved(handler: (node: string, diedAt: number, inherited: string[]) => Promise<void>): void {
     this.removedHandlers.push(handler);
   }
 
@@ -485,12 +488,13 @@ export class ClusterRouting implements PeerRouting {
         if (!this.orphans.has(node)) this.orphans.set(node, performance.now());
         this.options.logger.warn({ node, silentMs: now - Number(beats[node] ?? 0) }, 'cluster: a node stopped answering; routed to only until its sessions are adopted');
         // Only the survivor whose script removes the entry cleans up, and only if the node did not come back meanwhile.
-        const removed = await redis.eval(REAP_NODE, 3, keys.nodes, keys.filters(node), keys.adopting, node, beats[node] ?? '', this.options.nodeId) as number;
-        if (removed === 1) {
-          this.options.logger.warn({ node }, 'cluster: dead node removed from the cluster');
+        const reaped = await redis.eval(REAP_NODE, 3, keys.nodes, keys.filters(node), keys.adopting, node, beats[node] ?? '', this.options.nodeId) as [number, ...string[]];
+        if (reaped[0] === 1) {
+          const inherited = reaped.slice(1) as string[];
+          this.options.logger.warn({ node, ...(inherited.length > 0 && { inheritedAdoptions: inherited }) }, 'cluster: dead node removed from the cluster');
           // Not awaited: adopting its sessions may take longer than a heartbeat, and this node must go on beating.
           for (const handler of this.removedHandlers) {
-            handler(node, Number(beats[node] ?? now)).catch((err: unknown) => {
+            handler(node, Number(beats[node] ?? now), inherited).catch((err: unknown) => {
               this.options.logger.error({ node, err: (err as Error).message }, 'cluster: adopting a dead node\'s sessions failed');
             });
           }
@@ -909,15 +913,30 @@ return redis.call('HSET', KEYS[1], ARGV[1], tonumber(t[1]) * 1000 + math.floor(t
 
 /**
  * Removes a dead node's entry and filters, unless it beat again since it was read, and marks its sessions as being
- * adopted by the caller (KEYS: nodes, filters, adopting; ARGV: node, beat, caller).
+ * adopted by the caller (KEYS: nodes, filters, adopting; ARGV: node, beat, caller). The adoptions the dead node had
+ * begun become the caller's too, in the same step: a restart of the dead node then finds them taken on, and a claim
+ * waits for the caller. Returns {1, those nodes...}, or {0}.
  */
-const REAP_NODE = `if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
-  redis.call('HDEL', KEYS[1], ARGV[1])
-  redis.call('DEL', KEYS[2])
-  redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
-  return 1
+const REAP_NODE = `if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return {0} end
+-- A caller removed itself meanwhile (it does not know yet) adopts nothing: its own remover would not take it on.
+if redis.call('HEXISTS', KEYS[1], ARGV[3]) == 0 then return {0} end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('DEL', KEYS[2])
+local result = {1}
+local marks = redis.call('HGETALL', KEYS[3])
+for i = 1, #marks, 2 do
+  if marks[i + 1] == ARGV[1] then
+    -- The caller's own sessions, which the dead node was adopting, are the caller's again (it is back and serving).
+    if marks[i] == ARGV[3] then
+      redis.call('HDEL', KEYS[3], marks[i])
+    else
+      redis.call('HSET', KEYS[3], marks[i], ARGV[3])
+      result[#result + 1] = marks[i]
+    end
+  end
 end
-return 0`;
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
+return result`;
 
 /** Frames gathered for one node, and whether the store's pending batch already has the command that sends them. */
 interface Outbox {

@@ -21,8 +21,6 @@ export interface ClusterSessionsOptions {
   redis: RedisTarget;
   nodeId: string;
   keys: ClusterKeys;
-  /** Whether a node is alive, as the heartbeats say. */
-  isAlive(node: string): boolean;
   /** Silent this long (ms, by Redis' clock), a node is dead. */
   deadAfterMs: number;
   /** This node is cut from Redis (it serves no client until it is back). */
@@ -160,22 +158,18 @@ export class ClusterSessions implements SessionOwnership {
     let previous: string | null;
     let state: ClaimState;
     for (;;) {
-      const [owner, ownerState, adopter] = await redis.eval(CLAIM, 3, keys.owners, keys.nodes, keys.adopting, clientId, nodeId, this.options.deadAfterMs) as
+      // An adopter that died too is waited for as well: the survivor that removes it takes its adoptions on.
+      const [owner, ownerState] = await redis.eval(CLAIM, 3, keys.owners, keys.nodes, keys.adopting, clientId, nodeId, this.options.deadAfterMs) as
         [string | null, ClaimState, string | null];
       previous = owner;
       state = ownerState;
       if (state !== 'wait') break; // owner now
-      if (adopter !== null && adopter !== nodeId && !this.options.isAlive(adopter)) {
-        // The survivor adopting the node's sessions died too: its claim on them is void.
-        await redis.eval(DROP_ADOPTION, 1, keys.adopting, owner!, adopter);
-        continue;
-      }
       if (performance.now() > deadline) throw new Error(`the sessions of node ${owner!} are still being adopted`);
       await new Promise((resolve) => setTimeout(resolve, ADOPTION_POLL_MS));
     }
     if (previous === null || previous === nodeId) return;
     if (state === 'gone') {
-      // Its node is dead and removed, and nobody adopted this session (the adopter died first, or it was not stored):
+      // Its node is dead and removed, and nobody adopted this session (it was not stored, or its adopter's mark was void):
       // it is taken out of that node's store here (that node finds it gone if it comes back).
       const stored = await this.options.takeFromDeadNode(previous, clientId);
       if (stored && !clean) {
@@ -252,10 +246,10 @@ export class ClusterSessions implements SessionOwnership {
    */
   async rejoin(removed: boolean): Promise<void> {
     const broker = this.broker!;
-    // Declared dead, this node's sessions are being adopted by a survivor: what it keeps is decided once that is done.
-    for (let waited = 0; removed && waited < 30_000; waited += ADOPTION_POLL_MS) {
-      const adopter = await this.redis!.hget(this.options.keys.adopting, this.options.nodeId);
-      if (adopter === null || !this.options.isAlive(adopter)) break;
+    // Declared dead (or restarted after being), this node's sessions are being adopted by a survivor: what it keeps is
+    // decided once that is done. An adopter that dies meanwhile has its adoption taken on by the node that removes it.
+    for (let waited = 0; waited < 30_000; waited += ADOPTION_POLL_MS) {
+      if (await this.redis!.hget(this.options.keys.adopting, this.options.nodeId) === null) break;
       await new Promise((resolve) => setTimeout(resolve, ADOPTION_POLL_MS));
     }
     const ids = [...broker.sessions.keys()];
@@ -429,7 +423,12 @@ const CLAIM = `local owner = redis.call('HGET', KEYS[1], ARGV[1])
 local state = 'alive'
 if owner and owner ~= ARGV[2] then
   local adopter = redis.call('HGET', KEYS[3], owner)
-  if adopter then return {owner, 'wait', adopter} end
+  if adopter then
+    if redis.call('HEXISTS', KEYS[2], adopter) == 1 then return {owner, 'wait', adopter} end
+    -- An adopter no longer among the nodes had its adoptions taken on when it was removed: a mark left behind
+    -- (written by an older version) is void.
+    redis.call('HDEL', KEYS[3], owner)
+  end
   local beat = redis.call('HGET', KEYS[2], owner)
   if not beat then
     state = 'gone'

@@ -186,7 +186,7 @@ export function createServer(options: ServerOptions = {}): MoatServer {
   const cluster = clusterConfig ? clusterRouting(clusterConfig, store, logger) : undefined;
   const clusterSessions = cluster && new ClusterSessions({
     redis: clusterConfig!.redis, nodeId: clusterConfig!.nodeId, keys: new ClusterKeys(clusterConfig!.keyPrefix), logger,
-    isAlive: (node) => cluster.isAlive(node), isFenced: () => cluster.isFenced, whenDurable: (done) => store.whenDurable(done),
+    isFenced: () => cluster.isFenced, whenDurable: (done) => store.whenDurable(done),
     takeFromDeadNode: (node, clientId) => (store as RedisStore).takeSession(nodeStorePrefix(config.store, node), clientId),
     readFromDeadNode: (node, clientId) => (store as RedisStore).readSessionOf(nodeStorePrefix(config.store, node), clientId),
     deleteFromDeadNode: (node, clientIds) => (store as RedisStore).deleteSessionsOf(nodeStorePrefix(config.store, node), clientIds),
@@ -213,7 +213,12 @@ export function createServer(options: ServerOptions = {}): MoatServer {
     redis: clusterConfig!.redis, nodeId: clusterConfig!.nodeId, keys: new ClusterKeys(clusterConfig!.keyPrefix), runtime: security.runtime, logger,
   });
   if (clusterRuntime) cluster!.onJoined(() => clusterRuntime.start());
-  cluster?.onNodeRemoved((node, diedAt) => clusterSessions!.adoptNode(node, diedAt));
+  // The dead node's own sessions first: those it had adopted from an earlier dead node are then here when that
+  // adoption is finished.
+  cluster?.onNodeRemoved(async (node, diedAt, inherited) => {
+    const adoptions = [clusterSessions!.adoptNode(node, diedAt), ...inherited.map((earlier) => clusterSessions!.adoptNode(earlier, Date.now()))];
+    await Promise.all(adoptions);
+  });
   cluster?.onFenced(() => clusterSessions!.fence());
   cluster?.onRejoin((removed) => clusterSessions!.rejoin(removed));
   const broker = createBroker({

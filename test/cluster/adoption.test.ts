@@ -16,7 +16,8 @@ import { freePort, killAll, type Proc } from '../helpers/process.js';
  *    connecting meanwhile to the other survivor, resumes its session with what was queued for it;
  * 2. the adopter killed mid-adoption and restarted at once finishes it: claims go on, nothing adopted is lost;
  * 3. c paused (SIGSTOP) until declared dead and resumed while being adopted: every QoS 1 message acknowledged for
- *    its persistent subscriber meanwhile reaches it on the adopter.
+ *    its persistent subscriber meanwhile reaches it on the adopter;
+ * 4. the adopter killed mid-adoption and declared dead in turn: the survivor that removes it finishes both adoptions.
  */
 
 const NODES = ['a', 'b', 'c'] as const;
@@ -64,13 +65,13 @@ describe('cluster on Redis: adopting a dead node\'s sessions (real processes)', 
 
   /** Connects to `node`, trying again (a claim refused with 0x88 while an adoption runs) for up to 30 s; the first CONNACK that lets it in. */
   const connect = (node: Node, options: Partial<IClientOptions> = {}): Promise<Connected> => {
-    const c = mqtt.connect({ host: '127.0.0.1', port: ports.get(node)!, protocolVersion: 5, reconnectPeriod: 250, connectTimeout: 5000, ...options });
+    const c = mqtt.connect({ host: '127.0.0.1', port: ports.get(node)!, protocolVersion: 5, reconnectPeriod: 250, reconnectOnConnackError: true, connectTimeout: 5000, ...options });
     c.on('error', () => {});
     clients.push(c);
     const got: string[] = [];
     c.on('message', (_t, payload) => got.push(payload.toString()));
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${String(options.clientId)} could not connect to node ${node} within 30 s`)), 30_000);
+      const timer = setTimeout(() => reject(new Error(`${String(options.clientId)} could not connect to node ${node} within 30 s; the nodes' cluster log:\n${clusterLog()}`)), 30_000);
       c.once('connect', (ack) => {
         clearTimeout(timer);
         resolve({ c, ack, got });
@@ -101,8 +102,8 @@ describe('cluster on Redis: adopting a dead node\'s sessions (real processes)', 
     procs.set(node, proc);
     started.push([node, proc]);
   };
-  /** The cluster's log lines of every node process, in time order: what each did with the sessions and messages. */
-  const clusterLog = (): string => started.flatMap(([node, proc], i) => proc.stdout.split('\n').filter((l) => l.includes('"cluster')).map((l) => {
+  /** The cluster's log lines and the warnings of every node process, in time order: what each did with the sessions and messages. */
+  const clusterLog = (): string => started.flatMap(([node, proc], i) => proc.stdout.split('\n').filter((l) => l.includes('"cluster') || /"level":[456]0/.test(l)).map((l) => {
     const { time, msg, level, pid, hostname, ...rest } = JSON.parse(l) as Record<string, unknown>;
     void level; void pid; void hostname;
     return { time: Number(time), text: `${String(time).slice(-6)} ${node}#${i} ${String(msg)} ${JSON.stringify(rest)}` };
@@ -165,6 +166,44 @@ describe('cluster on Redis: adopting a dead node\'s sessions (real processes)', 
     await received(r3, ['m1', 'm2', 'm3'], 'r3 got every message acknowledged for it');
     await eventually(async () => (await redis.hget('moat:cluster:adopting', 'c')) === null, 10_000, 'the restarted adopter to finish the adoption');
     assert.equal(await redis.exists('moat:node:c:sessions', 'moat:node:c:queue:r3', 'moat:node:c:subs:r3'), 0, 'the dead node\'s copy is gone');
+  });
+
+  it('4: the adopter killed mid-adoption and declared dead itself: the survivor that removes it finishes the adoption too; every message arrives once, and the adopter back keeps no copy', { timeout: 90_000 }, async () => {
+    const redis = await cluster();
+    await park('r4', 'adopt/r4');
+    await eventually(async () => (await redis.smembers('moat:cluster:filters:c')).length >= 1, 5000, 'node c\'s filters registered');
+    await sleep(500);
+    const { c: pub } = await connect('a');
+    await pub.publishAsync('adopt/r4', 'm1', { qos: 1 }); // queued in c's store
+    await eventually(async () => (await redis.hlen('moat:node:c:queue:r4')) === 1, 5000, 'queued on c');
+    await kill('c');
+    await pub.publishAsync('adopt/r4', 'm2', { qos: 1 }); // into c's inbox, never read by it
+    const X = await adopterOfC();
+    const Y: Node = X === 'a' ? 'b' : 'a';
+    await eventually(async () => (await redis.hexists(`moat:node:${X}:sessions`, 'r4')) === 1, 2000, 'r4 in the adopter\'s store');
+    assert.equal(adoptedHere(X), false, 'killed before the adoption is over');
+    await kill(X);
+    // Y removes X, and takes on X's adoption of c in the same step.
+    const removedByY = (): string | undefined => procs.get(Y)!.stdout.split('\n').find((l) => l.includes('dead node removed from the cluster') && l.includes(`"node":"${X}"`));
+    await waitFor(() => removedByY() !== undefined, 15_000, `node ${Y} removed node ${X}`);
+    assert.deepEqual((JSON.parse(removedByY()!) as { inheritedAdoptions?: string[] }).inheritedAdoptions, ['c'], 'the unfinished adoption of c named');
+    const { c: pubY } = await connect(Y);
+    await pubY.publishAsync('adopt/r4', 'm3', { qos: 1 });
+    const r4 = await connect(Y, { clientId: 'r4', ...persistent });
+    assert.equal(r4.ack.sessionPresent, true, 'r4 resumed its session on the survivor');
+    await received(r4, ['m1', 'm2', 'm3'], 'r4 got every message acknowledged for it');
+    assert.equal(await redis.hlen('moat:cluster:adopting'), 0, 'both adoptions over');
+    assert.equal(await redis.exists('moat:node:c:sessions', 'moat:node:c:queue:r4', `moat:node:${X}:queue:r4`), 0, 'the dead nodes\' copies are gone');
+    // X back: r4 is Y's, and what is published on X reaches it there.
+    await start(X, undefined);
+    assert.equal(await redis.hget('moat:cluster:owners', 'r4'), Y);
+    await eventually(async () => (await redis.hexists(`moat:node:${X}:sessions`, 'r4')) === 0, 5000, `no copy of r4 in node ${X}'s store`);
+    const { c: pubX } = await connect(X);
+    await pubX.publishAsync('adopt/r4', 'm4', { qos: 1 });
+    await received(r4, ['m1', 'm2', 'm3', 'm4'], 'r4 got the message published on the adopter back');
+    await sleep(300);
+    if (r4.got.length !== 4) console.log(`# r4 got ${r4.got.join(' ')}; the nodes' cluster log:\n${clusterLog()}`);
+    assert.deepEqual(r4.got, ['m1', 'm2', 'm3', 'm4'], 'each message once, in order');
   });
 
   it('3: a node paused until declared dead and resumed while being adopted loses no acknowledged QoS 1 message', { timeout: 90_000 }, async () => {
