@@ -95,6 +95,13 @@ export class ClusterRouting implements PeerRouting {
    */
   private readonly twoPaths = new TwoPaths();
   private adoptionWindow: Window | undefined;
+  /**
+   * The windows of adoptions that followed each other here (a dead adopter's unfinished adoptions come right after its
+   * own), oldest first: open until FORWARD_MS after the last ends, so a session adopted in an earlier one is known to
+   * have had what was routed to it here since then.
+   */
+  private adoptionChain: Window[] = [];
+  private adoptionChainClose: NodeJS.Timeout | undefined;
   /** Sessions handed over to another node lately: what still reaches their filters here is forwarded to them there. */
   private readonly forwards = new SubscriptionTrie<Forward>();
   private forwarding = 0;
@@ -518,15 +525,21 @@ export class ClusterRouting implements PeerRouting {
     this.orphans.delete(dead);
     this.forgetNode(dead);
     this.deferred ??= new Set();
+    clearTimeout(this.adoptionChainClose);
     this.adoptionWindow = this.twoPaths.open(adopted);
+    this.adoptionChain.push(this.adoptionWindow);
   }
 
   /** The adoption is over (the dead node's inbox read a last time). */
   endAdoption(): void {
     // Kept a while: this node's own inbox may still hold copies of what the dead node's inbox held.
-    const window = this.adoptionWindow;
-    this.adoptionWindow = undefined;
-    if (window) setTimeout(() => this.twoPaths.close(window), FORWARD_MS).unref();
+    if (this.adoptionWindow) {
+      this.adoptionWindow = undefined;
+      clearTimeout(this.adoptionChainClose);
+      this.adoptionChainClose = setTimeout(() => {
+        for (const window of this.adoptionChain.splice(0)) this.twoPaths.close(window);
+      }, FORWARD_MS).unref();
+    }
     // An adoption that failed before announcing: its filters are announced the usual way.
     const deferred = this.deferred;
     this.deferred = undefined;
@@ -858,6 +871,22 @@ export class ClusterRouting implements PeerRouting {
   }
 
   /**
+   * Of the adopted sessions, those a message from a dead node's inbox reached here already: routed through this node's
+   * own inbox (sent to both before the adoption was known), or published here, since the session is here (the oldest
+   * window of the adoptions in a row it is in: one adopted from a dead adopter came in an earlier one).
+   */
+  private cameUsually(origin: string, id: number): (clientId: string) => boolean {
+    const verdicts = new Map<Window, boolean>();
+    return (clientId) => {
+      const window = this.adoptionChain.find((w) => w.sessions.has(clientId));
+      if (!window) return false;
+      let had = verdicts.get(window);
+      if (had === undefined) verdicts.set(window, (had = !this.twoPaths.handOn(window, origin, id)));
+      return had;
+    };
+  }
+
+  /**
    * A dead node's inbox, after its sessions were adopted here (`adopted`): what it never routed goes to those
    * sessions (the others here had their own copy; retained messages are in the shared set already), then the inbox
    * and its dedup state are removed. Returns how many messages were routed.
@@ -878,20 +907,28 @@ export class ClusterRouting implements PeerRouting {
         applied.set(entry.sender, entry.seq);
         this.routeEntry(entry.frames, (frame) => {
           if (!frame.deliver) return;
-          // Routed here through this node's own inbox already (sent to both before the adoption was known)?
-          const window = this.adoptionWindow;
-          if (window && frame.id !== undefined && !this.twoPaths.handOn(window, entry.sender, frame.id)) return;
-          this.broker!.routeAmong(messageOf(frame), (clientId) => adopted.has(clientId), groupsOf(frame));
-          routed++;
+          const cameUsually = frame.id === undefined ? undefined : this.cameUsually(entry.sender, frame.id);
+          let handedOn = false;
+          this.broker!.routeAmong(messageOf(frame), (clientId) => {
+            const give = adopted.has(clientId) && !cameUsually?.(clientId);
+            if (give) handedOn = true;
+            return give;
+          }, groupsOf(frame));
+          if (handedOn) routed++;
         });
       }
       if (entries.length < READ_COUNT) break;
       start = `(${entries.at(-1)![0].toString()}`;
     }
+    // Where it is drained to, in the same store batch as what it routed or a later one: a crash between the two routes
+    // them again (at least once), never skips one.
+    if (!remove && applied.size > 0) {
+      const pairs = [...applied].flatMap(([sender, seq]) => [sender, String(seq)]);
+      this.options.batch((m) => m.hset(keys.applied(node), ...pairs));
+    }
     // What it routed is stored here before the entries go: a crash before leaves them for the node's return.
     await new Promise<void>((resolve) => this.options.whenDurable(resolve));
     if (remove) await redis.del(inbox, keys.applied(node));
-    else if (applied.size > 0) await redis.hset(keys.applied(node), ...[...applied].flatMap(([sender, seq]) => [sender, String(seq)]));
     return routed;
   }
 }
