@@ -301,6 +301,7 @@ export class ClusterSessions implements SessionOwnership {
     const redis = this.redis!;
     const { keys, nodeId, adoption } = this.options;
     const adopted = new Set<string>();
+    if (!await this.stillAdopting(node)) return;
     // Read, not taken: they leave the dead node's store only once this node's has them (a crash in between leaves them
     // in both, and this node, back, finishes the adoption).
     const ids = await this.options.sessionIdsOf(node);
@@ -315,6 +316,7 @@ export class ClusterSessions implements SessionOwnership {
       }
     }
     let routed = 0;
+    if (!await this.stillAdopting(node)) return;
     // In one step: from now on a message published here reaches them here, not through the dead node's inbox.
     adoption.begin(node, adopted);
     try {
@@ -328,11 +330,13 @@ export class ClusterSessions implements SessionOwnership {
       await adoption.announce(node);
       // Publishes the other nodes routed to the dead node's inbox before they heard of the adoption: read a last time.
       await new Promise((resolve) => setTimeout(resolve, LAST_DRAIN_AFTER_MS));
+      if (!await this.stillAdopting(node)) return;
       routed += await adoption.drain(node, adopted, true);
     } finally {
       adoption.end();
     }
     await new Promise<void>((resolve) => this.options.whenDurable(resolve));
+    if (!await this.stillAdopting(node)) return;
     // Owners only where the dead node still is one (a claim cannot have changed them meanwhile: they wait for the mark).
     if (adopted.size > 0) await redis.eval(OWN_IF_OWNED_BY, 1, keys.owners, node, nodeId, ...adopted);
     // Those adopted before a crash of this node (skipped above) leave the dead node's store too.
@@ -340,6 +344,17 @@ export class ClusterSessions implements SessionOwnership {
     // Claims of the dead node's sessions wait for this mark: gone, they go on (from this node).
     await redis.eval(DROP_ADOPTION, 1, keys.adopting, node, nodeId);
     this.options.logger.warn({ node, sessions: adopted.size, messages: routed }, 'cluster: the sessions of a dead node adopted here');
+  }
+
+  /**
+   * Whether this node still holds the mark of `dead`'s adoption. Stalled (a pause, a slow Redis) until declared dead
+   * itself, it lost the mark to the survivor that removed it, or `dead` is back: it stops there (what it adopted it gives
+   * up as it rejoins, where others own it), and in particular removes nothing from `dead`'s store.
+   */
+  private async stillAdopting(dead: string): Promise<boolean> {
+    if (await this.redis!.hget(this.options.keys.adopting, dead) === this.options.nodeId) return true;
+    this.options.logger.warn({ node: dead }, 'cluster: the adoption of a dead node is no longer this node\'s; left to the one that has it');
+    return false;
   }
 
   /**

@@ -17,7 +17,9 @@ import { freePort, killAll, type Proc } from '../helpers/process.js';
  * 2. the adopter killed mid-adoption and restarted at once finishes it: claims go on, nothing adopted is lost;
  * 3. c paused (SIGSTOP) until declared dead and resumed while being adopted: every QoS 1 message acknowledged for
  *    its persistent subscriber meanwhile reaches it on the adopter;
- * 4. the adopter killed mid-adoption and declared dead in turn: the survivor that removes it finishes both adoptions.
+ * 4. the adopter killed mid-adoption and declared dead in turn: the survivor that removes it finishes both adoptions;
+ * 5. c restarted while its adopter is stalled (declared dead in turn) serves only once the adoption is over, and its
+ *    client resumes its session there; the adopter, resumed, leaves it alone.
  */
 
 const NODES = ['a', 'b', 'c'] as const;
@@ -206,6 +208,40 @@ describe('cluster on Redis: adopting a dead node\'s sessions (real processes)', 
     // Each once (m3 came from another publisher, and may come before m2); one publisher's in order [MQTT-4.6.0-5].
     assert.deepEqual([...r4.got].sort(), ['m1', 'm2', 'm3', 'm4'], 'each message once');
     assert.ok(r4.got.indexOf('m1') < r4.got.indexOf('m2'), 'm1 before m2');
+  });
+
+  it('5: the dead node restarted while its adopter is stalled: it serves only once the adoption is over (finished by the survivor that removed the adopter), and its client resumes the adopted session there; the adopter, resumed, leaves it alone', { timeout: 90_000 }, async () => {
+    const redis = await cluster();
+    await park('r5', 'adopt/r5');
+    await eventually(async () => (await redis.smembers('moat:cluster:filters:c')).includes('adopt/r5'), 5000, 'node c\'s filters registered');
+    await sleep(500);
+    const { c: pub } = await connect('a');
+    await pub.publishAsync('adopt/r5', 'm1', { qos: 1 }); // queued in c's store
+    await eventually(async () => (await redis.hlen('moat:node:c:queue:r5')) === 1, 5000, 'queued on c');
+    await kill('c');
+    await pub.publishAsync('adopt/r5', 'm2', { qos: 1 }); // into c's inbox
+    const X = await adopterOfC();
+    const Y: Node = X === 'a' ? 'b' : 'a';
+    procs.get(X)!.kill('SIGSTOP');
+    try {
+      await start('c', undefined);
+      assert.equal(await redis.hget('moat:cluster:adopting', 'c'), null, 'node c serves only once its sessions are adopted');
+      assert.equal(await redis.hget('moat:cluster:owners', 'r5'), Y, `node ${Y} finished the adoption and owns r5; node c kept no copy`);
+    } finally {
+      procs.get(X)!.kill('SIGCONT');
+    }
+    const r5 = await connect('c', { clientId: 'r5', ...persistent });
+    assert.equal(r5.ack.sessionPresent, true, 'r5 resumed its session on node c, from the survivor');
+    await received(r5, ['m1', 'm2'], 'r5 got what was queued for it');
+    await waitFor(() => procs.get(X)!.stdout.includes('declared dead by the others; rejoining'), 10_000, `node ${X} back`);
+    await sleep(2500); // what the resumed adopter would do, it has done
+    const { c: pubY } = await connect(Y);
+    await pubY.publishAsync('adopt/r5', 'm3', { qos: 1 });
+    await received(r5, ['m1', 'm2', 'm3'], 'r5 got what was published after');
+    await sleep(300);
+    assert.deepEqual([...r5.got].sort(), ['m1', 'm2', 'm3'], 'each once');
+    assert.equal(await redis.hexists('moat:node:c:sessions', 'r5'), 1, 'r5 in node c\'s store: the resumed adopter removed nothing from it');
+    assert.equal(await redis.hget('moat:cluster:owners', 'r5'), 'c');
   });
 
   it('3: a node paused until declared dead and resumed while being adopted loses no acknowledged QoS 1 message', { timeout: 90_000 }, async () => {
