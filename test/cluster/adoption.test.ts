@@ -96,6 +96,24 @@ describe('cluster on Redis: adopting a dead node\'s sessions (real processes)', 
     await eventually(async () => (adopter = await redis!.hget('moat:cluster:adopting', 'c')) !== null, 10_000, 'a survivor adopting node c');
     return adopter! as Node;
   };
+  /**
+   * Node c dies with the persistent session `clientId` parked on it (subscribed to adopt/{clientId}): m1 queued in its
+   * store, m2 published once it is dead (into its inbox). Returns as soon as a survivor (X) marks the adoption.
+   */
+  const cDiesWith = async (clientId: string): Promise<{ redis: Redis; X: Node; Y: Node }> => {
+    const redis = await cluster();
+    const topic = `adopt/${clientId}`;
+    await park(clientId, topic);
+    await eventually(async () => (await redis.smembers('moat:cluster:filters:c')).includes(topic), 5000, 'node c\'s filters registered');
+    await sleep(500); // the others have node c's filters
+    const { c: pub } = await connect('a');
+    await pub.publishAsync(topic, 'm1', { qos: 1 });
+    await eventually(async () => (await redis.hlen(`moat:node:c:queue:${clientId}`)) === 1, 5000, 'm1 queued in c\'s store');
+    await kill('c');
+    await pub.publishAsync(topic, 'm2', { qos: 1 }); // c not declared dead yet: into its inbox, never read by it
+    const X = await adopterOfC();
+    return { redis, X, Y: X === 'a' ? 'b' : 'a' };
+  };
   const adoptedHere = (node: Node): boolean => procs.get(node)!.stdout.includes('"cluster: the sessions of a dead node adopted here"');
   /** Every node process started in this test, restarts too, for the log printed when a message is missing. */
   const started: Array<[Node, Proc]> = [];
@@ -143,17 +161,7 @@ describe('cluster on Redis: adopting a dead node\'s sessions (real processes)', 
   });
 
   it('2: the adopter killed mid-adoption and restarted at once finishes it: the session is claimed elsewhere with every message', { timeout: 90_000 }, async () => {
-    const redis = await cluster();
-    await park('r3', 'adopt/r3');
-    await eventually(async () => (await redis.smembers('moat:cluster:filters:c')).length >= 1, 5000, 'node c\'s filters registered');
-    await sleep(500);
-    const { c: pub } = await connect('a');
-    await pub.publishAsync('adopt/r3', 'm1', { qos: 1 }); // queued in c's store
-    await eventually(async () => (await redis.hlen('moat:node:c:queue:r3')) === 1, 5000, 'queued on c');
-    await kill('c');
-    await pub.publishAsync('adopt/r3', 'm2', { qos: 1 }); // c not declared dead yet: into its inbox, never read by it
-    const X = await adopterOfC();
-    const Y: Node = X === 'a' ? 'b' : 'a';
+    const { redis, X, Y } = await cDiesWith('r3');
     await eventually(async () => (await redis.hexists(`moat:node:${X}:sessions`, 'r3')) === 1, 2000, 'r3 in the adopter\'s store');
     assert.equal(adoptedHere(X), false, 'killed before the adoption is over');
     await kill(X);
@@ -171,17 +179,7 @@ describe('cluster on Redis: adopting a dead node\'s sessions (real processes)', 
   });
 
   it('4: the adopter killed mid-adoption and declared dead itself: the survivor that removes it finishes the adoption too; every message arrives once, and the adopter back keeps no copy', { timeout: 90_000 }, async () => {
-    const redis = await cluster();
-    await park('r4', 'adopt/r4');
-    await eventually(async () => (await redis.smembers('moat:cluster:filters:c')).length >= 1, 5000, 'node c\'s filters registered');
-    await sleep(500);
-    const { c: pub } = await connect('a');
-    await pub.publishAsync('adopt/r4', 'm1', { qos: 1 }); // queued in c's store
-    await eventually(async () => (await redis.hlen('moat:node:c:queue:r4')) === 1, 5000, 'queued on c');
-    await kill('c');
-    await pub.publishAsync('adopt/r4', 'm2', { qos: 1 }); // into c's inbox, never read by it
-    const X = await adopterOfC();
-    const Y: Node = X === 'a' ? 'b' : 'a';
+    const { redis, X, Y } = await cDiesWith('r4');
     await eventually(async () => (await redis.hexists(`moat:node:${X}:sessions`, 'r4')) === 1, 2000, 'r4 in the adopter\'s store');
     assert.equal(adoptedHere(X), false, 'killed before the adoption is over');
     await kill(X);
@@ -211,17 +209,7 @@ describe('cluster on Redis: adopting a dead node\'s sessions (real processes)', 
   });
 
   it('5: the dead node restarted while its adopter is stalled: it serves only once the adoption is over (finished by the survivor that removed the adopter), and its client resumes the adopted session there; the adopter, resumed, leaves it alone', { timeout: 90_000 }, async () => {
-    const redis = await cluster();
-    await park('r5', 'adopt/r5');
-    await eventually(async () => (await redis.smembers('moat:cluster:filters:c')).includes('adopt/r5'), 5000, 'node c\'s filters registered');
-    await sleep(500);
-    const { c: pub } = await connect('a');
-    await pub.publishAsync('adopt/r5', 'm1', { qos: 1 }); // queued in c's store
-    await eventually(async () => (await redis.hlen('moat:node:c:queue:r5')) === 1, 5000, 'queued on c');
-    await kill('c');
-    await pub.publishAsync('adopt/r5', 'm2', { qos: 1 }); // into c's inbox
-    const X = await adopterOfC();
-    const Y: Node = X === 'a' ? 'b' : 'a';
+    const { redis, X, Y } = await cDiesWith('r5');
     procs.get(X)!.kill('SIGSTOP');
     try {
       await start('c', undefined);
