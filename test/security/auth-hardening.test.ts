@@ -124,7 +124,9 @@ describe('a password with trailing NUL bytes is refused (HMAC would pad it to th
       const [mn, mw] = [median(nul), median(wrong)];
       const detail = `medians ${mn.toFixed(2)} ms (NUL) vs ${mw.toFixed(2)} ms (wrong password)`;
       assert.ok(mw > 2, `hashing takes measurable time, so the comparison means something: ${detail}`);
-      assert.ok(Math.abs(mn - mw) / Math.max(mn, mw) < 0.3, `the NUL refusal costs what a wrong password's does: ${detail}`);
+      // One-sided: the leak would be a NUL refused before hashing (a fraction of a millisecond); a slower median is the
+      // machine's noise (other processes), not something a client could learn from.
+      assert.ok(mn > 0.7 * mw, `the NUL refusal costs what a wrong password's does: ${detail}`);
     } finally {
       await s.close();
     }
