@@ -974,19 +974,17 @@ return redis.call('HSET', KEYS[1], ARGV[1], tonumber(t[1]) * 1000 + math.floor(t
 const REAP_NODE = `if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return {0} end
 -- A caller removed itself meanwhile (it does not know yet) adopts nothing: its own remover would not take it on.
 if redis.call('HEXISTS', KEYS[1], ARGV[3]) == 0 then return {0} end
+-- Nor does a caller whose own sessions the dead node was adopting (it restarted meanwhile): the dead node's copies
+-- have what it drained for them, the caller's do not; another survivor takes that adoption on.
+if redis.call('HGET', KEYS[3], ARGV[3]) == ARGV[1] then return {0} end
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('DEL', KEYS[2])
 local result = {1}
 local marks = redis.call('HGETALL', KEYS[3])
 for i = 1, #marks, 2 do
   if marks[i + 1] == ARGV[1] then
-    -- The caller's own sessions, which the dead node was adopting, are the caller's again (it is back and serving).
-    if marks[i] == ARGV[3] then
-      redis.call('HDEL', KEYS[3], marks[i])
-    else
-      redis.call('HSET', KEYS[3], marks[i], ARGV[3])
-      result[#result + 1] = marks[i]
-    end
+    redis.call('HSET', KEYS[3], marks[i], ARGV[3])
+    result[#result + 1] = marks[i]
   end
 end
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
