@@ -814,19 +814,20 @@ export class ClusterRouting implements PeerRouting {
       if (from !== '>') from = entries.at(-1)![0].toString(); // the backlog's next page
       // After what routing these entries stored, in the same batch or a later one: a crash between the two routes
       // them again (at least once), never skips one.
-      // Both only while this node is one of the cluster's: declared dead (stopped, and not told yet), its inbox is the
-      // adopter's to drain, which goes by these numbers and needs the entries.
+      // Both only while this node is one of the cluster's and its sessions are not being adopted: declared dead (stopped,
+      // and not told yet, or restarted meanwhile), its inbox is the adopter's to drain, which goes by these numbers and
+      // needs the entries.
       const { keys, nodeId } = this.options;
       if (advanced.size > 0) {
         const pairs = [...advanced].flatMap((node) => [node, String(this.applied.get(node))]);
-        this.options.batch((m) => m.eval(SET_APPLIED_IF_MEMBER, 2, keys.applied(nodeId), keys.nodes, nodeId, ...pairs));
+        this.options.batch((m) => m.eval(SET_APPLIED_IF_MEMBER, 3, keys.applied(nodeId), keys.nodes, keys.adopting, nodeId, ...pairs));
       }
       // Acknowledged once what routing stored here (queued messages of persistent sessions) is durable; entries up to
       // there leave the stream (Redis keeps only what may still be needed).
       if (ids.length > 0) {
         const last = ids.at(-1)!;
         this.options.whenDurable(() => {
-          const acked = this.redis!.eval(ACK_IF_MEMBER, 2, inbox, keys.nodes, nodeId, CONSUMER_GROUP, last, ...ids).catch(() => undefined);
+          const acked = this.redis!.eval(ACK_IF_MEMBER, 3, inbox, keys.nodes, keys.adopting, nodeId, CONSUMER_GROUP, last, ...ids).catch(() => undefined);
           this.acking.add(acked);
           void acked.finally(() => this.acking.delete(acked));
         });
@@ -948,16 +949,19 @@ if previous then redis.call('HSET', KEYS[1], ARGV[1], now) end
 return {now, previous, redis.call('HGETALL', KEYS[1])}`;
 
 /**
- * Acknowledges inbox entries and trims the stream up to the last (KEYS: inbox, nodes; ARGV: node, group, last id,
- * ids...), unless the node was removed as dead: its adopter drains the inbox then.
+ * Acknowledges inbox entries and trims the stream up to the last (KEYS: inbox, nodes, adopting; ARGV: node, group,
+ * last id, ids...), unless the node was removed as dead or its sessions are being adopted: its adopter drains the inbox.
  */
-const ACK_IF_MEMBER = `if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then return 0 end
+const ACK_IF_MEMBER = `if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 or redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 then return 0 end
 redis.call('XACK', KEYS[1], ARGV[2], unpack(ARGV, 4))
 redis.call('XTRIM', KEYS[1], 'MINID', '~', ARGV[3])
 return 1`;
 
-/** Records how far a node routed each sender's entries (KEYS: applied, nodes; ARGV: node, sender, number, ...), unless it was removed as dead. */
-const SET_APPLIED_IF_MEMBER = `if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then return 0 end
+/**
+ * Records how far a node routed each sender's entries (KEYS: applied, nodes, adopting; ARGV: node, sender, number,
+ * ...), unless it was removed as dead or its sessions are being adopted.
+ */
+const SET_APPLIED_IF_MEMBER = `if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 or redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 then return 0 end
 for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 return 1`;
 

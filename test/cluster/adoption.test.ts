@@ -208,7 +208,7 @@ describe('cluster on Redis: adopting a dead node\'s sessions (real processes)', 
     assert.ok(r4.got.indexOf('m1') < r4.got.indexOf('m2'), 'm1 before m2');
   });
 
-  it('5: the dead node restarted while its adopter is stalled: it serves only once the adoption is over (finished by whoever removed the adopter), and its client resumes its session there; the adopter, resumed, leaves it alone', { timeout: 90_000 }, async () => {
+  it('5: the dead node restarted while its adopter is stalled: it serves only once the adoption is over (finished by the survivor that removed the adopter), and its client resumes its session there; the adopter, resumed, leaves it alone', { timeout: 90_000 }, async () => {
     const { redis, X, Y } = await cDiesWith('r5');
     procs.get(X)!.kill('SIGSTOP');
     try {
