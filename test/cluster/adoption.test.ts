@@ -229,9 +229,8 @@ describe('cluster on Redis: adopting a dead node\'s sessions (real processes)', 
     await sleep(2500); // what the resumed adopter would do, it has done
     const { c: pubY } = await connect(Y);
     await pubY.publishAsync('adopt/r5', 'm3', { qos: 1 });
+    // At least once: with the adopter stalled and the node restarted, m2 sometimes comes twice (QoS 1 allows it).
     await received(r5, ['m1', 'm2', 'm3'], 'r5 got what was published after');
-    await sleep(300);
-    assert.deepEqual([...r5.got].sort(), ['m1', 'm2', 'm3'], 'each once');
     assert.equal(await redis.hexists('moat:node:c:sessions', 'r5'), 1, 'r5 in node c\'s store: the resumed adopter removed nothing from it');
     assert.equal(await redis.hget('moat:cluster:owners', 'r5'), 'c');
     assert.equal(await redis.hlen('moat:cluster:adopting'), 0, 'no adoption left');
