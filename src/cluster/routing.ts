@@ -173,10 +173,6 @@ export class ClusterRouting implements PeerRouting {
     return this.options.nodeId;
   }
 
-  isAlive(node: string): boolean {
-    return this.nodes.isAlive(node);
-  }
-
   /** Other nodes alive, as this node last saw them. */
   liveNodes(): string[] {
     return this.nodes.alive();
